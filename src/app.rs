@@ -1,0 +1,117 @@
+//! `serve`: the startup story. Load the config, resolve the servers (config,
+//! registry, command line), seed the catalog from disk, answer the IDE on stdio,
+//! connect upstreams once the IDE has said who it is, and shut down cleanly on
+//! stdin EOF or a signal.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rmcp::ServiceExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::bridge::{Bridge, Settings};
+use crate::catalog::PrefixMode;
+use crate::config::{Config, Paths, secs};
+use crate::downstream::Downstream;
+use crate::registry::{self, AdHoc, Resolved};
+
+/// What the `serve` command was given.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    pub config: Option<PathBuf>,
+    pub adhoc: AdHoc,
+    pub prefix: Option<PrefixMode>,
+}
+
+/// Load the config file named by the options and the environment.
+pub fn load_config(opts: &ServeOptions) -> Result<(Paths, Config), crate::config::ConfigError> {
+    let paths = Paths::resolve(opts.config.as_deref());
+    let mut cfg = Config::load(&paths.config_file)?;
+    if let Some(p) = opts.prefix {
+        cfg.naming.prefix = p;
+    }
+    Ok((paths, cfg))
+}
+
+/// Resolve every server to bridge. The registry comes from its file, or from the
+/// API; with a cached copy on disk start from that at once and refresh the cache
+/// in the background, so a slow registry never delays the IDE.
+pub async fn resolve_servers(cfg: &Config, paths: &Paths, adhoc: &AdHoc) -> Resolved {
+    let mut entries = Vec::new();
+    if let Some(rc) = &cfg.registry {
+        let client = crate::upstream::http::builder().build().unwrap_or_default();
+        if let Some(file) = &rc.file {
+            match registry::read_file(file) {
+                Ok(e) => entries = e,
+                Err(e) => tracing::error!("{e}"),
+            }
+        } else if let Some(url) = &rc.url {
+            if let Some((cached, age)) = registry::load_cached(&paths.cache_dir, url) {
+                tracing::debug!("starting from the registry cached {age} s ago");
+                entries = cached;
+                let (url, headers, dir) = (url.clone(), rc.headers.clone(), paths.cache_dir.clone());
+                tokio::spawn(async move {
+                    match registry::fetch(&client, &url, &headers).await {
+                        Ok(fresh) => {
+                            if let Err(e) = registry::store_cache(&dir, &url, &fresh) {
+                                tracing::warn!("cannot write registry cache: {e}");
+                            }
+                        }
+                        Err(e) => tracing::warn!("{e}"),
+                    }
+                });
+            } else {
+                let fetched = tokio::time::timeout(
+                    secs(cfg.timeouts.connect),
+                    registry::load(cfg, &client, &paths.cache_dir),
+                )
+                .await;
+                match fetched {
+                    Ok(Some(Ok(e))) => entries = e,
+                    Ok(Some(Err(e))) => tracing::error!("{e}"),
+                    Ok(None) => {}
+                    Err(_) => tracing::error!("registry {url}: no answer within {} s", cfg.timeouts.connect),
+                }
+            }
+        }
+    }
+    let resolved = registry::resolve(cfg, &entries, adhoc);
+    for p in &resolved.problems {
+        tracing::warn!(server = %p.server, "not bridged: {}", p.reason);
+    }
+    resolved
+}
+
+/// Run the stdio server until the IDE goes away or a signal arrives.
+pub async fn serve(opts: ServeOptions, paths: Paths, cfg: Config) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    crate::shutdown::on_signals(shutdown.clone());
+    let resolved = resolve_servers(&cfg, &paths, &opts.adhoc).await;
+    if resolved.servers.is_empty() {
+        tracing::warn!(
+            "no servers to bridge: configure a registry or [[servers]] in {}, or pass URLs to `serve`",
+            paths.config_file.display()
+        );
+    }
+    let settings = Settings::from_config(&cfg, Some(paths.cache_dir.clone()));
+    let bridge = Bridge::new(settings, resolved.servers, shutdown.clone());
+
+    let running = tokio::select! {
+        r = Downstream::new(bridge.clone()).serve(rmcp::transport::stdio()) => r?,
+        _ = shutdown.cancelled() => return Ok(()),
+    };
+    let peer = running.peer().clone();
+    let caps = peer.peer_info().map(|i| i.capabilities.clone()).unwrap_or_default();
+    bridge.ide.set(peer, caps);
+    bridge.start();
+
+    let ide_gone = running.cancellation_token();
+    tokio::select! {
+        r = running.waiting() => {
+            tracing::info!("IDE disconnected: {r:?}");
+        }
+        _ = shutdown.cancelled() => ide_gone.cancel(),
+    }
+    let _ = tokio::time::timeout(Duration::from_millis(950), bridge.stop()).await;
+    Ok(())
+}

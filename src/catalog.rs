@@ -1,0 +1,626 @@
+//! The merged catalog: every upstream's tools, prompts, resources and resource
+//! templates under IDE-facing names, and the routing tables that map an IDE name
+//! back to `(server, upstream name)`.
+//!
+//! This module is pure data: no IO, no async, no protocol state. [`Catalog::build`]
+//! is a deterministic function of the per-server lists and the naming settings, so
+//! the same inputs always give the same names, whatever order servers connected in.
+//! The routing tables are the only source of truth for a name; nothing ever splits
+//! an IDE name on the separator to find its server.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// How IDE-facing names are derived from upstream names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PrefixMode {
+    /// Prefix only when more than one server is bridged.
+    #[default]
+    Auto,
+    /// Always `<server><sep><name>`.
+    Always,
+    /// Never prefix; collisions get a hash suffix.
+    Never,
+}
+
+/// Naming settings, from the `[naming]` config section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Naming {
+    pub prefix: PrefixMode,
+    pub separator: String,
+    /// Upper bound on a generated name, at most 128 (MCP's limit).
+    pub max_len: usize,
+}
+
+impl Default for Naming {
+    fn default() -> Self {
+        Naming {
+            prefix: PrefixMode::Auto,
+            separator: "__".into(),
+            max_len: 64,
+        }
+    }
+}
+
+impl Naming {
+    /// Whether names get a server prefix when `servers` servers are bridged.
+    pub fn prefixes(&self, servers: usize) -> bool {
+        match self.prefix {
+            PrefixMode::Always => true,
+            PrefixMode::Never => false,
+            PrefixMode::Auto => servers > 1,
+        }
+    }
+}
+
+/// Everything one upstream server lists, as the server sent it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerLists {
+    #[serde(default)]
+    pub tools: Vec<Tool>,
+    #[serde(default)]
+    pub prompts: Vec<Prompt>,
+    #[serde(default)]
+    pub resources: Vec<Resource>,
+    #[serde(default)]
+    pub resource_templates: Vec<ResourceTemplate>,
+}
+
+/// Where an IDE-facing item lives upstream.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Route {
+    pub server: Arc<str>,
+    pub name: String,
+}
+
+/// Which of the four lists differ between two catalogs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub tools: bool,
+    pub prompts: bool,
+    pub resources: bool,
+}
+
+impl Changes {
+    pub fn any(&self) -> bool {
+        self.tools || self.prompts || self.resources
+    }
+}
+
+/// The merged, IDE-facing view of all servers.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    pub tools: Vec<Tool>,
+    pub prompts: Vec<Prompt>,
+    pub resources: Vec<Resource>,
+    pub resource_templates: Vec<ResourceTemplate>,
+    tool_routes: HashMap<String, Route>,
+    prompt_routes: HashMap<String, Route>,
+    /// IDE URI -> (server, upstream URI), for every listed resource.
+    resource_routes: HashMap<String, Route>,
+    /// (server, upstream URI) -> IDE URI, only for rewritten URIs.
+    resource_rewrites: HashMap<(Arc<str>, String), String>,
+    /// Template string -> servers exposing it, in name order.
+    templates: Vec<(String, Arc<str>)>,
+    /// Servers that list resources or templates.
+    resource_servers: Vec<Arc<str>>,
+}
+
+/// Scheme of rewritten resource URIs: `mcp-bridge://<server>/<percent-encoded uri>`.
+pub const REWRITE_SCHEME: &str = "mcp-bridge";
+
+impl Catalog {
+    /// Merge per-server lists into one catalog. `servers` are keyed by server id;
+    /// `total_servers` is the number of servers configured (connected or not), so
+    /// that names do not flip between prefixed and bare as servers come and go.
+    pub fn build(servers: &BTreeMap<Arc<str>, Arc<ServerLists>>, total_servers: usize, naming: &Naming) -> Catalog {
+        let prefix = naming.prefixes(total_servers.max(servers.len()));
+        let mut cat = Catalog::default();
+
+        let mut taken = HashSet::new();
+        for (server, lists) in servers {
+            for tool in &lists.tools {
+                let name = unique_name(server, &tool.name, prefix, naming, &mut taken);
+                let mut t = tool.clone();
+                t.name = name.clone().into();
+                cat.tool_routes.insert(
+                    name,
+                    Route {
+                        server: server.clone(),
+                        name: tool.name.to_string(),
+                    },
+                );
+                cat.tools.push(t);
+            }
+        }
+
+        let mut taken = HashSet::new();
+        for (server, lists) in servers {
+            for prompt in &lists.prompts {
+                let name = unique_name(server, &prompt.name, prefix, naming, &mut taken);
+                let mut p = prompt.clone();
+                p.name = name.clone();
+                cat.prompt_routes.insert(
+                    name,
+                    Route {
+                        server: server.clone(),
+                        name: prompt.name.clone(),
+                    },
+                );
+                cat.prompts.push(p);
+            }
+        }
+
+        // Resource URIs pass through unless two servers list the same one; then every
+        // copy is rewritten so that no server silently wins the bare URI.
+        let mut owners: HashMap<&str, usize> = HashMap::new();
+        for lists in servers.values() {
+            let mut seen = HashSet::new();
+            for r in &lists.resources {
+                if seen.insert(r.uri.as_str()) {
+                    *owners.entry(r.uri.as_str()).or_default() += 1;
+                }
+            }
+        }
+        for (server, lists) in servers {
+            if !lists.resources.is_empty() || !lists.resource_templates.is_empty() {
+                cat.resource_servers.push(server.clone());
+            }
+            for r in &lists.resources {
+                let ide_uri = if owners.get(r.uri.as_str()).copied().unwrap_or(0) > 1 {
+                    let u = rewrite_uri(server, &r.uri);
+                    cat.resource_rewrites.insert((server.clone(), r.uri.clone()), u.clone());
+                    u
+                } else {
+                    r.uri.clone()
+                };
+                if cat.resource_routes.contains_key(&ide_uri) {
+                    continue; // a server listing one URI twice
+                }
+                let mut res = r.clone();
+                res.uri = ide_uri.clone();
+                cat.resource_routes.insert(
+                    ide_uri,
+                    Route {
+                        server: server.clone(),
+                        name: r.uri.clone(),
+                    },
+                );
+                cat.resources.push(res);
+            }
+            for t in &lists.resource_templates {
+                cat.templates.push((t.uri_template.clone(), server.clone()));
+                cat.resource_templates.push(t.clone());
+            }
+        }
+        cat
+    }
+
+    pub fn tool(&self, ide_name: &str) -> Option<&Route> {
+        self.tool_routes.get(ide_name)
+    }
+
+    pub fn prompt(&self, ide_name: &str) -> Option<&Route> {
+        self.prompt_routes.get(ide_name)
+    }
+
+    /// Route a `resources/read` or `resources/subscribe` URI: a listed URI, a
+    /// rewritten URI, a URI matching exactly one server's template, or the only
+    /// server that has resources at all.
+    pub fn resource(&self, ide_uri: &str) -> Option<Route> {
+        if let Some(r) = self.resource_routes.get(ide_uri) {
+            return Some(r.clone());
+        }
+        if let Some((server, uri)) = unrewrite_uri(ide_uri) {
+            if let Some(s) = self.resource_servers.iter().find(|s| ***s == *server) {
+                return Some(Route {
+                    server: s.clone(),
+                    name: uri,
+                });
+            }
+            return None;
+        }
+        let mut matching: Vec<&Arc<str>> = self
+            .templates
+            .iter()
+            .filter(|(t, _)| template_matches(t, ide_uri))
+            .map(|(_, s)| s)
+            .collect();
+        matching.dedup();
+        if matching.len() == 1 {
+            return Some(Route {
+                server: matching[0].clone(),
+                name: ide_uri.to_owned(),
+            });
+        }
+        if matching.is_empty() && self.resource_servers.len() == 1 {
+            return Some(Route {
+                server: self.resource_servers[0].clone(),
+                name: ide_uri.to_owned(),
+            });
+        }
+        None
+    }
+
+    /// The server owning a resource template (for `completion/complete` with a
+    /// `ref/resource`).
+    pub fn template_server(&self, uri_template: &str) -> Option<Arc<str>> {
+        self.templates
+            .iter()
+            .find(|(t, _)| t == uri_template)
+            .map(|(_, s)| s.clone())
+    }
+
+    /// The URI the IDE knows for an upstream URI (for `notifications/resources/updated`).
+    pub fn ide_uri(&self, server: &str, upstream_uri: &str) -> String {
+        self.resource_rewrites
+            .get(&(Arc::from(server), upstream_uri.to_owned()))
+            .cloned()
+            .unwrap_or_else(|| upstream_uri.to_owned())
+    }
+
+    /// Which lists differ from `other`.
+    pub fn changes_from(&self, other: &Catalog) -> Changes {
+        Changes {
+            tools: self.tools != other.tools,
+            prompts: self.prompts != other.prompts,
+            resources: self.resources != other.resources || self.resource_templates != other.resource_templates,
+        }
+    }
+}
+
+/// Replace characters outside `[A-Za-z0-9_.-]` with `_`.
+pub fn sanitize(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.is_empty() { "_".into() } else { s }
+}
+
+/// Namespace from a server id: lower case, `[a-z0-9-]`, no empty result.
+pub fn namespace_from(name: &str) -> String {
+    let tail = name.rsplit('/').next().unwrap_or(name);
+    let mut ns: String = tail
+        .chars()
+        .map(|c| c.to_ascii_lowercase())
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    while ns.contains("--") {
+        ns = ns.replace("--", "-");
+    }
+    let ns = ns.trim_matches('-').to_owned();
+    if ns.is_empty() { "server".into() } else { ns }
+}
+
+fn short_hash(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    h.finalize()[..3].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn truncate_with_hash(name: &str, server: &str, original: &str, max_len: usize) -> String {
+    let suffix = format!("_{}", short_hash(&[server, original]));
+    let keep = max_len.saturating_sub(suffix.len());
+    let head: String = name.chars().take(keep).collect();
+    format!("{head}{suffix}")
+}
+
+fn unique_name(server: &str, original: &str, prefix: bool, naming: &Naming, taken: &mut HashSet<String>) -> String {
+    let max_len = naming.max_len.clamp(16, 128);
+    let base = if prefix {
+        format!("{}{}{}", sanitize(server), naming.separator, sanitize(original))
+    } else {
+        sanitize(original)
+    };
+    // A name that had to be sanitised or shortened carries a hash of the original,
+    // so two originals that sanitise alike never collide silently.
+    let mut name = if base.len() > max_len || sanitize(original) != original {
+        truncate_with_hash(&base, server, original, max_len)
+    } else {
+        base
+    };
+    if taken.contains(&name) {
+        name = truncate_with_hash(&name, server, original, max_len);
+        let mut n = 1;
+        while taken.contains(&name) {
+            name = truncate_with_hash(&format!("{name}{n}"), server, original, max_len);
+            n += 1;
+        }
+    }
+    taken.insert(name.clone());
+    name
+}
+
+const URI_SAFE: &[u8] = b"-_.~";
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || URI_SAFE.contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// `mcp-bridge://<server>/<percent-encoded uri>`.
+pub fn rewrite_uri(server: &str, uri: &str) -> String {
+    format!("{REWRITE_SCHEME}://{}/{}", percent_encode(server), percent_encode(uri))
+}
+
+/// Reverse of [`rewrite_uri`].
+pub fn unrewrite_uri(uri: &str) -> Option<(String, String)> {
+    let rest = uri.strip_prefix(REWRITE_SCHEME)?.strip_prefix("://")?;
+    let (server, enc) = rest.split_once('/')?;
+    Some((percent_decode(server)?, percent_decode(enc)?))
+}
+
+/// Whether `uri` could be an expansion of an RFC 6570 template: the literal parts
+/// must appear in order, the first as a prefix and the last as a suffix.
+pub fn template_matches(template: &str, uri: &str) -> bool {
+    let mut literals = Vec::new();
+    let mut rest = template;
+    loop {
+        match rest.find('{') {
+            Some(open) => {
+                literals.push(&rest[..open]);
+                match rest[open..].find('}') {
+                    Some(close) => rest = &rest[open + close + 1..],
+                    None => return false,
+                }
+            }
+            None => {
+                literals.push(rest);
+                break;
+            }
+        }
+    }
+    if literals.len() == 1 {
+        return template == uri;
+    }
+    let first = literals[0];
+    let last = literals[literals.len() - 1];
+    if !uri.starts_with(first) || uri.len() < first.len() + last.len() || !uri.ends_with(last) {
+        return false;
+    }
+    let mut hay = &uri[first.len()..uri.len() - last.len()];
+    for lit in &literals[1..literals.len() - 1] {
+        match hay.find(lit) {
+            Some(i) => hay = &hay[i + lit.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn tool(name: &str) -> Tool {
+        serde_json::from_value(json!({"name": name, "inputSchema": {"type": "object"}})).unwrap()
+    }
+    fn resource(uri: &str) -> Resource {
+        serde_json::from_value(json!({"uri": uri, "name": uri})).unwrap()
+    }
+    fn template(t: &str) -> ResourceTemplate {
+        serde_json::from_value(json!({"uriTemplate": t, "name": t})).unwrap()
+    }
+    fn lists(tools: &[&str]) -> Arc<ServerLists> {
+        Arc::new(ServerLists {
+            tools: tools.iter().map(|t| tool(t)).collect(),
+            ..Default::default()
+        })
+    }
+    fn servers(items: Vec<(&str, Arc<ServerLists>)>) -> BTreeMap<Arc<str>, Arc<ServerLists>> {
+        items.into_iter().map(|(k, v)| (Arc::from(k), v)).collect()
+    }
+    fn names(c: &Catalog) -> Vec<String> {
+        c.tools.iter().map(|t| t.name.to_string()).collect()
+    }
+
+    /// With one server and `auto`, names pass through unchanged.
+    #[test]
+    fn auto_single_server_is_bare() {
+        let s = servers(vec![("notes", lists(&["add", "list"]))]);
+        let c = Catalog::build(&s, 1, &Naming::default());
+        assert_eq!(names(&c), ["add", "list"]);
+        assert_eq!(
+            c.tool("add").unwrap(),
+            &Route {
+                server: "notes".into(),
+                name: "add".into()
+            }
+        );
+    }
+
+    /// `auto` prefixes as soon as a second server is configured, even before it lists.
+    #[test]
+    fn auto_prefixes_with_configured_count() {
+        let s = servers(vec![("notes", lists(&["add"]))]);
+        let c = Catalog::build(&s, 2, &Naming::default());
+        assert_eq!(names(&c), ["notes__add"]);
+        assert!(c.tool("add").is_none());
+    }
+
+    /// Prefixed names use the configured separator, and routing is by table.
+    #[test]
+    fn separator_is_configurable() {
+        let s = servers(vec![("a", lists(&["x"])), ("b", lists(&["x"]))]);
+        let n = Naming {
+            separator: "-".into(),
+            ..Naming::default()
+        };
+        let c = Catalog::build(&s, 2, &n);
+        assert_eq!(names(&c), ["a-x", "b-x"]);
+        assert_eq!(c.tool("b-x").unwrap().server.as_ref(), "b");
+    }
+
+    /// A tool named like another server's prefixed tool cannot shadow it.
+    #[test]
+    fn shadowing_names_get_distinct_routes() {
+        let s = servers(vec![("a", lists(&["b__x"])), ("a__b", lists(&["x"]))]);
+        let c = Catalog::build(&s, 2, &Naming::default());
+        let n = names(&c);
+        assert_eq!(n.len(), 2);
+        assert_ne!(n[0], n[1]);
+        let r0 = c.tool(&n[0]).unwrap();
+        let r1 = c.tool(&n[1]).unwrap();
+        assert_eq!((r0.server.as_ref(), r0.name.as_str()), ("a", "b__x"));
+        assert_eq!((r1.server.as_ref(), r1.name.as_str()), ("a__b", "x"));
+    }
+
+    /// In `never` mode collisions resolve deterministically: the first server in
+    /// name order keeps the bare name, later ones get a stable hash suffix.
+    #[test]
+    fn never_mode_collisions_are_deterministic() {
+        let s = servers(vec![("b", lists(&["search"])), ("a", lists(&["search"]))]);
+        let n = Naming {
+            prefix: PrefixMode::Never,
+            ..Naming::default()
+        };
+        let c1 = Catalog::build(&s, 2, &n);
+        let c2 = Catalog::build(&s, 2, &n);
+        assert_eq!(names(&c1), names(&c2));
+        assert_eq!(names(&c1)[0], "search");
+        assert_eq!(c1.tool("search").unwrap().server.as_ref(), "a");
+        assert!(names(&c1)[1].starts_with("search_"));
+        assert_eq!(c1.tool(&names(&c1)[1]).unwrap().server.as_ref(), "b");
+    }
+
+    /// Names are kept within the charset and the length limit.
+    #[test]
+    fn names_are_sanitised_and_bounded() {
+        let long = "x".repeat(200);
+        let s = servers(vec![("srv", lists(&["has space", "ok.name", &long]))]);
+        let c = Catalog::build(&s, 1, &Naming::default());
+        for n in names(&c) {
+            assert!(n.len() <= 64, "{n}");
+            assert!(n.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)), "{n}");
+        }
+        assert_eq!(names(&c)[1], "ok.name");
+        assert!(names(&c)[0].starts_with("has_space_"));
+        assert_eq!(c.tool(&names(&c)[0]).unwrap().name, "has space");
+        assert_eq!(c.tool(&names(&c)[2]).unwrap().name, long);
+    }
+
+    /// Unique URIs pass through; duplicates are rewritten and reversible.
+    #[test]
+    fn resource_uris_rewrite_only_on_collision() {
+        let a = ServerLists {
+            resources: vec![resource("file:///a"), resource("mem://x")],
+            ..Default::default()
+        };
+        let b = ServerLists {
+            resources: vec![resource("mem://x")],
+            ..Default::default()
+        };
+        let s = servers(vec![("a", Arc::new(a)), ("b", Arc::new(b))]);
+        let c = Catalog::build(&s, 2, &Naming::default());
+        let uris: Vec<_> = c.resources.iter().map(|r| r.uri.clone()).collect();
+        assert_eq!(uris[0], "file:///a");
+        assert_eq!(uris[1], "mcp-bridge://a/mem%3A%2F%2Fx");
+        assert_eq!(uris[2], "mcp-bridge://b/mem%3A%2F%2Fx");
+        assert_eq!(
+            c.resource(&uris[2]).unwrap(),
+            Route {
+                server: "b".into(),
+                name: "mem://x".into()
+            }
+        );
+        assert_eq!(c.resource("file:///a").unwrap().server.as_ref(), "a");
+        assert_eq!(c.ide_uri("b", "mem://x"), uris[2]);
+        assert_eq!(c.ide_uri("a", "file:///a"), "file:///a");
+    }
+
+    /// URIs not listed are routed by template, or to the only resource server.
+    #[test]
+    fn resource_routing_by_template() {
+        let a = ServerLists {
+            resource_templates: vec![template("notes://note/{id}")],
+            ..Default::default()
+        };
+        let b = ServerLists {
+            resource_templates: vec![template("metrics://{name}/latest")],
+            ..Default::default()
+        };
+        let s = servers(vec![("a", Arc::new(a)), ("b", Arc::new(b))]);
+        let c = Catalog::build(&s, 2, &Naming::default());
+        assert_eq!(c.resource("notes://note/7").unwrap().server.as_ref(), "a");
+        assert_eq!(c.resource("metrics://cpu/latest").unwrap().server.as_ref(), "b");
+        assert!(c.resource("other://x").is_none());
+        assert_eq!(c.template_server("metrics://{name}/latest").unwrap().as_ref(), "b");
+    }
+
+    #[test]
+    fn template_matching() {
+        assert!(template_matches("a://{x}", "a://1"));
+        assert!(template_matches("a://{x}/b/{y}.json", "a://1/b/2.json"));
+        assert!(!template_matches("a://{x}/b/{y}.json", "a://1/c/2.json"));
+        assert!(!template_matches("a://{x}", "b://1"));
+        assert!(template_matches("fixed://x", "fixed://x"));
+        assert!(!template_matches("broken{", "broken"));
+    }
+
+    #[test]
+    fn namespaces() {
+        assert_eq!(namespace_from("com.example.corp/jira"), "jira");
+        assert_eq!(namespace_from("io.x/My_Server  v2"), "my-server-v2");
+        assert_eq!(namespace_from("///"), "server");
+    }
+
+    #[test]
+    fn changes_detected_per_list() {
+        let s1 = servers(vec![("a", lists(&["x"]))]);
+        let s2 = servers(vec![("a", lists(&["x", "y"]))]);
+        let n = Naming::default();
+        let c1 = Catalog::build(&s1, 1, &n);
+        let c2 = Catalog::build(&s2, 1, &n);
+        let ch = c2.changes_from(&c1);
+        assert!(ch.tools && !ch.prompts && !ch.resources);
+        assert!(!Catalog::build(&s1, 1, &n).changes_from(&c1).any());
+    }
+
+    #[test]
+    fn rewrite_roundtrip() {
+        for uri in ["mem://x", "file:///a b/ü", "", "weird%2F"] {
+            let r = rewrite_uri("srv-1", uri);
+            assert_eq!(unrewrite_uri(&r), Some(("srv-1".into(), uri.into())));
+        }
+    }
+}

@@ -1,0 +1,475 @@
+//! The user's configuration: the typed TOML file, its defaults, where it and the
+//! bridge's cache and state live, and validation with messages that name the file,
+//! line and key.
+//!
+//! Lookup order for the file: `--config PATH`, then `$MCP_BRIDGE_CONFIG`, then
+//! `$MCP_BRIDGE_HOME/config.toml`, then the OS config dir. `MCP_BRIDGE_HOME` also
+//! moves the cache and state dirs under it, which keeps tests hermetic. A missing
+//! file is not an error: the defaults (no registry, no servers) apply.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::catalog::{Naming, PrefixMode};
+
+/// Env var naming the config file.
+pub const ENV_CONFIG: &str = "MCP_BRIDGE_CONFIG";
+/// Env var naming a root dir for config, cache and state.
+pub const ENV_HOME: &str = "MCP_BRIDGE_HOME";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid config file {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// The whole file. Every section is optional.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub registry: Option<RegistryConfig>,
+    pub servers: Vec<ServerConfig>,
+    pub naming: NamingConfig,
+    pub timeouts: Timeouts,
+    pub log: LogConfig,
+    pub cache: CacheConfig,
+}
+
+/// `[registry]`: where the list of company servers comes from.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistryConfig {
+    /// Base URL of an MCP Registry API (the bridge appends `/v0.1/servers`).
+    pub url: Option<String>,
+    /// A local JSON file shaped like one `/v0.1/servers` response page.
+    pub file: Option<PathBuf>,
+    /// Glob patterns over registry names or namespaces; empty means all.
+    pub include: Vec<String>,
+    /// Glob patterns removed after `include`.
+    pub exclude: Vec<String>,
+    /// Also bridge entries whose status is `deprecated`.
+    pub include_deprecated: bool,
+    /// Extra headers sent to the registry itself (values may use `${ENV}`).
+    pub headers: BTreeMap<String, String>,
+    /// Values for URL `{variables}` and headers, per registry server name or
+    /// namespace: `[registry.inputs."com.example/metrics"] region = "us"`.
+    pub inputs: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// `[[servers]]`: a server configured by hand.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Short id, used as the name prefix: `[A-Za-z0-9-]`.
+    pub name: String,
+    pub url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Env var holding a bearer token for this server.
+    #[serde(default)]
+    pub bearer_token_env: Option<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Per-server call timeout in seconds (overrides `[timeouts] call`).
+    #[serde(default)]
+    pub call_timeout: Option<f64>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[naming]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NamingConfig {
+    pub prefix: PrefixMode,
+    pub separator: String,
+    pub max_length: usize,
+    /// Items per page in IDE-facing list results; 0 = everything in one page.
+    pub page_size: usize,
+}
+
+impl Default for NamingConfig {
+    fn default() -> Self {
+        let n = Naming::default();
+        NamingConfig {
+            prefix: n.prefix,
+            separator: n.separator,
+            max_length: n.max_len,
+            page_size: 0,
+        }
+    }
+}
+
+impl NamingConfig {
+    pub fn naming(&self) -> Naming {
+        Naming {
+            prefix: self.prefix,
+            separator: self.separator.clone(),
+            max_len: self.max_length,
+        }
+    }
+}
+
+/// `[timeouts]`, in seconds.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    /// Connecting and the first handshake with one server.
+    pub connect: f64,
+    /// A call with no response and no progress for this long fails.
+    pub call: f64,
+    /// A call fails after this long whatever progress it reports.
+    pub call_max: f64,
+    /// How long a call waits for its server to finish connecting.
+    pub ready_wait: f64,
+    /// Longest pause between reconnect attempts.
+    pub backoff_max: f64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: 10.0,
+            call: 50.0,
+            call_max: 1800.0,
+            ready_wait: 15.0,
+            backoff_max: 60.0,
+        }
+    }
+}
+
+pub fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s.clamp(0.0, 86_400.0 * 365.0))
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `RUST_LOG`-style filter; `RUST_LOG` wins when set.
+    pub level: String,
+    /// Log to this file instead of stderr (`true` = `bridge.log` in the state dir).
+    pub file: Option<LogFile>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum LogFile {
+    Default(bool),
+    Path(PathBuf),
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "warn".into(),
+            file: None,
+        }
+    }
+}
+
+/// `[cache]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Answer list requests from the last catalog on disk while servers connect.
+    pub catalog: bool,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig { catalog: true }
+    }
+}
+
+/// Where the bridge keeps its files.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub config_file: PathBuf,
+    pub cache_dir: PathBuf,
+    pub state_dir: PathBuf,
+}
+
+impl Paths {
+    /// Resolve the paths from an explicit `--config`, the environment and the OS.
+    pub fn resolve(explicit: Option<&Path>) -> Paths {
+        let home = std::env::var_os(ENV_HOME).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let config_file = explicit
+            .map(Path::to_path_buf)
+            .or_else(|| {
+                std::env::var_os(ENV_CONFIG)
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            })
+            .or_else(|| home.as_ref().map(|h| h.join("config.toml")))
+            .unwrap_or_else(|| os_dirs().0.join("config.toml"));
+        match home {
+            Some(h) => Paths {
+                config_file,
+                cache_dir: h.join("cache"),
+                state_dir: h.join("state"),
+            },
+            None => {
+                let (_, cache, state) = os_dirs();
+                Paths {
+                    config_file,
+                    cache_dir: cache,
+                    state_dir: state,
+                }
+            }
+        }
+    }
+}
+
+/// (config, cache, state) dirs. XDG-style on Linux and macOS (a CLI tool's config
+/// belongs in `~/.config`), the platform's own dirs on Windows.
+fn os_dirs() -> (PathBuf, PathBuf, PathBuf) {
+    const APP: &str = "mcp-bridge";
+    if cfg!(windows) {
+        if let Some(p) = directories::ProjectDirs::from("dev", "mcp-bridge", APP) {
+            return (p.config_dir().into(), p.cache_dir().into(), p.data_local_dir().into());
+        }
+    } else if let Some(b) = directories::BaseDirs::new() {
+        let xdg = |var: &str, rel: &str| {
+            std::env::var_os(var)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| b.home_dir().join(rel))
+                .join(APP)
+        };
+        return (
+            xdg("XDG_CONFIG_HOME", ".config"),
+            xdg("XDG_CACHE_HOME", ".cache"),
+            xdg("XDG_STATE_HOME", ".local/state"),
+        );
+    }
+    let tmp = std::env::temp_dir().join(APP);
+    (tmp.clone(), tmp.join("cache"), tmp.join("state"))
+}
+
+impl Config {
+    /// Load the file at `path`; a missing file gives the defaults.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::parse(&text, path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(source) => Err(ConfigError::Io {
+                path: path.into(),
+                source,
+            }),
+        }
+    }
+
+    /// Parse and validate config text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string().trim_end().replace('\n', "\n  "),
+        })?;
+        let line_of = |needle: &str| {
+            text.lines()
+                .position(|l| l.contains(needle))
+                .map(|i| format!(" (line {})", i + 1))
+                .unwrap_or_default()
+        };
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.into(),
+            message,
+        };
+        let sep = &cfg.naming.separator;
+        if sep.is_empty() || !sep.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+            return Err(invalid(format!(
+                "[naming] separator {sep:?} must be non-empty and use only A-Z a-z 0-9 _ - ."
+            )));
+        }
+        if !(16..=128).contains(&cfg.naming.max_length) {
+            return Err(invalid(format!(
+                "[naming] max_length must be between 16 and 128, not {}",
+                cfg.naming.max_length
+            )));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for s in &cfg.servers {
+            let at = line_of(&format!("\"{}\"", s.name));
+            if s.name.is_empty()
+                || !s
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(invalid(format!(
+                    "server name {:?}{at} must use only A-Z a-z 0-9 - _",
+                    s.name
+                )));
+            }
+            if s.name.contains(sep.as_str()) {
+                return Err(invalid(format!(
+                    "server name {:?}{at} must not contain the separator {sep:?}",
+                    s.name
+                )));
+            }
+            if !seen.insert(s.name.as_str()) {
+                return Err(invalid(format!("server name {:?}{at} is used twice", s.name)));
+            }
+            match url::Url::parse(&s.url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                _ => {
+                    return Err(invalid(format!(
+                        "server {:?}{}: url {:?} is not an http(s) URL",
+                        s.name,
+                        line_of(&s.url),
+                        s.url
+                    )));
+                }
+            }
+        }
+        if let Some(r) = &cfg.registry
+            && r.url.is_some()
+            && r.file.is_some()
+        {
+            return Err(invalid("[registry] takes either url or file, not both".into()));
+        }
+        for (what, v) in [
+            ("connect", cfg.timeouts.connect),
+            ("call", cfg.timeouts.call),
+            ("ready_wait", cfg.timeouts.ready_wait),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(invalid(format!(
+                    "[timeouts] {what} must be a positive number of seconds"
+                )));
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+/// Expand `${VAR}` from the environment. Unknown variables are an error naming them.
+pub fn expand_env(value: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let end = after.find('}').ok_or_else(|| format!("unclosed ${{ in {value:?}"))?;
+        let var = &after[..end];
+        match std::env::var(var) {
+            Ok(v) => out.push_str(&v),
+            Err(_) => return Err(format!("environment variable {var} is not set")),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Glob match with `*` (any run) and `?` (one character).
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Config, ConfigError> {
+        Config::parse(s, Path::new("/x/config.toml"))
+    }
+
+    /// The shipped example parses and means what its comments say.
+    #[test]
+    fn example_config_parses() {
+        let text = include_str!("../config/config.example.toml");
+        let cfg = parse(text).unwrap();
+        assert_eq!(cfg.naming.separator, "__");
+        assert_eq!(cfg.timeouts, Timeouts::default());
+    }
+
+    #[test]
+    fn empty_is_default() {
+        assert_eq!(parse("").unwrap(), Config::default());
+    }
+
+    /// Errors name the file and the line.
+    #[test]
+    fn parse_errors_name_file_and_line() {
+        let e = parse("[naming]\nprefix = \"sometimes\"\n").unwrap_err().to_string();
+        assert!(e.contains("/x/config.toml"), "{e}");
+        assert!(e.contains("line 2"), "{e}");
+        let e = parse("[[servers]]\nname = \"a\"\nurl = \"http://x\"\ncolour = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn invalid_servers_are_named() {
+        let e = parse("[[servers]]\nname = \"a b\"\nurl = \"http://x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"a b\"") && e.contains("line 2"), "{e}");
+        let e = parse("[[servers]]\nname = \"a\"\nurl = \"ftp://x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ftp://x"), "{e}");
+        let e = parse("[[servers]]\nname = \"a\"\nurl = \"http://x\"\n[[servers]]\nname = \"a\"\nurl = \"http://y\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("used twice"), "{e}");
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("search_*", "search_issues"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("a?c", "abc"));
+        assert!(!glob_match("a?c", "abbc"));
+        assert!(glob_match("com.example/*", "com.example/jira"));
+        assert!(!glob_match("get_*", "search_x"));
+        assert!(glob_match("*_*_*", "a_b_c"));
+    }
+
+    #[test]
+    fn env_expansion() {
+        // SAFETY: test-local variable name, no other thread reads it.
+        unsafe { std::env::set_var("MCP_BRIDGE_TEST_X", "v") };
+        assert_eq!(expand_env("a${MCP_BRIDGE_TEST_X}b").unwrap(), "avb");
+        assert!(
+            expand_env("${MCP_BRIDGE_TEST_UNSET_Y}")
+                .unwrap_err()
+                .contains("MCP_BRIDGE_TEST_UNSET_Y")
+        );
+        assert_eq!(expand_env("plain").unwrap(), "plain");
+    }
+}

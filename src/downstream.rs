@@ -1,0 +1,494 @@
+//! The IDE side: the `ServerHandler` an IDE talks to over stdio. It answers list
+//! requests from the merged catalog, routes every call to its server, keeps the
+//! IDE's progress token and cancellation attached to the upstream request, and
+//! turns upstream failures into MCP errors. This is the only module that builds
+//! `ErrorData` for the IDE.
+
+#![allow(deprecated)] // sampling and roots are deprecated in 2026-07-28 but still relayed
+
+use std::sync::Arc;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CancelledNotificationParam, ClientRequest, CompleteRequestParams,
+    CompleteResult, Cursor, GetPromptRequestParams, GetPromptResponse, Implementation, InputRequest, InputResponses,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, Reference, Request, ServerCapabilities, ServerConfig,
+    ServerResult, SetLevelRequestParams, SubscribeRequestParams, UnsubscribeRequestParams,
+};
+use rmcp::service::{NotificationContext, PeerRequestOptions, RequestContext};
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
+
+use crate::bridge::Bridge;
+use crate::catalog::Route;
+use crate::config::secs;
+use crate::upstream::UpstreamHandle;
+
+/// Most rounds of input requests a legacy IDE is asked to answer for one call.
+const MAX_INPUT_ROUNDS: usize = rmcp::model::DEFAULT_MRTR_MAX_ROUNDS;
+
+#[derive(Clone)]
+pub struct Downstream {
+    bridge: Arc<Bridge>,
+}
+
+impl Downstream {
+    pub fn new(bridge: Arc<Bridge>) -> Self {
+        Downstream { bridge }
+    }
+}
+
+fn unknown(kind: &str, name: &str) -> McpError {
+    McpError::invalid_params(format!("unknown {kind}: {name}"), None)
+}
+
+/// An opaque cursor over the merged list: the offset of the next page.
+fn page<T: Clone>(items: &[T], size: usize, cursor: Option<&Cursor>) -> Result<(Vec<T>, Option<Cursor>), McpError> {
+    let start = match cursor {
+        None => 0,
+        Some(c) => c
+            .strip_prefix("o:")
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| *n <= items.len())
+            .ok_or_else(|| McpError::invalid_params(format!("unknown cursor {c:?}"), None))?,
+    };
+    if size == 0 {
+        return Ok((items[start..].to_vec(), None));
+    }
+    let end = (start + size).min(items.len());
+    let next = (end < items.len()).then(|| format!("o:{end}"));
+    Ok((items[start..end].to_vec(), next))
+}
+
+impl Downstream {
+    fn upstream(&self, route: &Route) -> Result<Arc<UpstreamHandle>, McpError> {
+        self.bridge
+            .upstream(&route.server)
+            .ok_or_else(|| McpError::internal_error(format!("server '{}' is not connected", route.server), None))
+    }
+
+    fn upstream_error(up: &UpstreamHandle, e: rmcp::ServiceError, timeout: f64) -> McpError {
+        let server = &up.spec.id;
+        let data = Some(serde_json::json!({ "server": server, "url": up.spec.url }));
+        match e {
+            rmcp::ServiceError::McpError(e) => e,
+            rmcp::ServiceError::Timeout { .. } => McpError::internal_error(
+                format!(
+                    "server '{server}' did not answer within {timeout} s (no result and no progress); the request was cancelled upstream"
+                ),
+                data,
+            ),
+            rmcp::ServiceError::Cancelled { .. } => {
+                McpError::internal_error(format!("request to server '{server}' was cancelled"), data)
+            }
+            other => McpError::internal_error(
+                format!(
+                    "server '{server}' ({}) failed: {}. The bridge reconnects in the background; `mcp-bridge status` shows details",
+                    up.spec.url,
+                    crate::util::error_chain(&other)
+                ),
+                data,
+            ),
+        }
+    }
+
+    /// Send one request to `up`, with the IDE's progress token mapped and its
+    /// cancellation forwarded, and wait for the result.
+    async fn forward(
+        &self,
+        up: &UpstreamHandle,
+        request: ClientRequest,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<ServerResult, McpError> {
+        let t = &self.bridge.settings.timeouts;
+        let peer = up
+            .peer(secs(t.ready_wait))
+            .await
+            .map_err(|e| McpError::internal_error(e.to_string(), Some(serde_json::json!({ "server": up.spec.id }))))?;
+        let timeout = up.spec.call_timeout.unwrap_or(t.call);
+        let opts = PeerRequestOptions::with_timeout(secs(timeout))
+            .reset_timeout_on_progress()
+            .with_max_total_timeout(secs(t.call_max));
+        let handle = peer
+            .send_request_with_option(request, opts)
+            .await
+            .map_err(|e| Self::upstream_error(up, e, timeout))?;
+        let up_id = handle.id.clone();
+        // rmcp always replaces the progress token on outbound requests (rmcp.md #1):
+        // map the upstream's token back to the IDE's for as long as the call runs.
+        let _progress = ctx.meta.get_progress_token().map(|ide_token| {
+            let up_token = handle.progress_token.clone();
+            up.progress
+                .lock()
+                .expect("progress map")
+                .insert(up_token.clone(), ide_token);
+            ProgressEntry {
+                map: up.progress.clone(),
+                token: up_token,
+            }
+        });
+        // rmcp does not abort handlers on cancellation (rmcp.md #2): watch ctx.ct.
+        tokio::select! {
+            r = handle.await_response() => r.map_err(|e| Self::upstream_error(up, e, timeout)),
+            _ = ctx.ct.cancelled() => {
+                let p = CancelledNotificationParam::new(Some(up_id), Some("cancelled by the client".into()));
+                let _ = peer.notify_cancelled(p).await;
+                Err(McpError::internal_error("cancelled by the client", None))
+            }
+        }
+    }
+
+    /// Answer a modern upstream's input requests by asking a legacy IDE, for at
+    /// most [`MAX_INPUT_ROUNDS`] rounds.
+    async fn answer_inputs(
+        &self,
+        requests: Option<rmcp::model::InputRequests>,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<Option<InputResponses>, McpError> {
+        let ide = &ctx.peer;
+        let internal = |e: &dyn std::fmt::Display| McpError::internal_error(e.to_string(), None);
+        let ide_err = |e: rmcp::ServiceError| match e {
+            rmcp::ServiceError::McpError(e) => e,
+            other => internal(&other),
+        };
+        let mut answers = InputResponses::new();
+        for (key, req) in requests.unwrap_or_default() {
+            let v = match req {
+                InputRequest::Elicitation(r) => {
+                    serde_json::to_value(ide.create_elicitation(r.params).await.map_err(ide_err)?)
+                }
+                InputRequest::CreateMessage(r) => {
+                    serde_json::to_value(ide.create_message(r.params).await.map_err(ide_err)?)
+                }
+                InputRequest::ListRoots(_) => serde_json::to_value(ide.list_roots().await.map_err(ide_err)?),
+                _ => return Err(internal(&"the server asked for an input the bridge cannot relay")),
+            }
+            .map_err(|e| internal(&e))?;
+            answers.insert(key, v);
+        }
+        Ok((!answers.is_empty()).then_some(answers))
+    }
+}
+
+/// Removes a progress-token mapping when the call ends, however it ends.
+struct ProgressEntry {
+    map: crate::upstream::ProgressMap,
+    token: rmcp::model::ProgressToken,
+}
+
+impl Drop for ProgressEntry {
+    fn drop(&mut self) {
+        self.map.lock().expect("progress map").remove(&self.token);
+    }
+}
+
+fn unexpected(what: &str, r: &ServerResult) -> McpError {
+    let kind = match r {
+        ServerResult::CreateTaskResult(_) => "a task",
+        _ => "an unexpected result",
+    };
+    McpError::internal_error(format!("the server answered {what} with {kind}"), None)
+}
+
+impl ServerHandler for Downstream {
+    fn get_info(&self) -> ServerConfig {
+        let caps = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_tool_list_changed()
+            .enable_prompts()
+            .enable_prompts_list_changed()
+            .enable_resources()
+            .enable_resources_list_changed()
+            .enable_resources_subscribe()
+            .enable_completions()
+            .enable_logging()
+            .build();
+        ServerConfig::new(caps)
+            .with_server_info(Implementation::new("mcp-bridge", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "mcp-bridge: tools of several remote MCP servers, named <server>__<tool> when more than one server is bridged.",
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        p: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let cat = self.bridge.catalog();
+        let (items, next) = page(
+            &cat.tools,
+            self.bridge.settings.page_size,
+            p.as_ref().and_then(|p| p.cursor.as_ref()),
+        )?;
+        let mut r = ListToolsResult::with_all_items(items);
+        r.next_cursor = next;
+        Ok(r)
+    }
+
+    async fn call_tool(
+        &self,
+        mut params: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let route = self
+            .bridge
+            .catalog()
+            .tool(&params.name)
+            .cloned()
+            .ok_or_else(|| unknown("tool", &params.name))?;
+        let up = self.upstream(&route)?;
+        params.name = route.name.into();
+        let modern_ide = self.bridge.ide.is_modern();
+        for _ in 0..MAX_INPUT_ROUNDS {
+            let req = ClientRequest::CallToolRequest(Request::new(params.clone()));
+            match self.forward(&up, req, &ctx).await? {
+                ServerResult::CallToolResult(r) => return Ok(CallToolResponse::Complete(r)),
+                ServerResult::InputRequiredResult(ir) if modern_ide => return Ok(CallToolResponse::InputRequired(ir)),
+                ServerResult::InputRequiredResult(ir) => {
+                    params.input_responses = self.answer_inputs(ir.input_requests, &ctx).await?;
+                    params.request_state = ir.request_state;
+                }
+                other => return Err(unexpected("tools/call", &other)),
+            }
+        }
+        Err(McpError::internal_error(
+            format!(
+                "server '{}' asked for input more than {MAX_INPUT_ROUNDS} times",
+                up.spec.id
+            ),
+            None,
+        ))
+    }
+
+    async fn list_prompts(
+        &self,
+        p: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        let cat = self.bridge.catalog();
+        let (items, next) = page(
+            &cat.prompts,
+            self.bridge.settings.page_size,
+            p.as_ref().and_then(|p| p.cursor.as_ref()),
+        )?;
+        let mut r = ListPromptsResult::with_all_items(items);
+        r.next_cursor = next;
+        Ok(r)
+    }
+
+    async fn get_prompt(
+        &self,
+        mut params: GetPromptRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        let route = self
+            .bridge
+            .catalog()
+            .prompt(&params.name)
+            .cloned()
+            .ok_or_else(|| unknown("prompt", &params.name))?;
+        let up = self.upstream(&route)?;
+        params.name = route.name;
+        match self
+            .forward(&up, ClientRequest::GetPromptRequest(Request::new(params)), &ctx)
+            .await?
+        {
+            ServerResult::GetPromptResult(r) => Ok(GetPromptResponse::Complete(r)),
+            ServerResult::InputRequiredResult(ir) if self.bridge.ide.is_modern() => {
+                Ok(GetPromptResponse::InputRequired(ir))
+            }
+            other => Err(unexpected("prompts/get", &other)),
+        }
+    }
+
+    async fn list_resources(
+        &self,
+        p: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let cat = self.bridge.catalog();
+        let (items, next) = page(
+            &cat.resources,
+            self.bridge.settings.page_size,
+            p.as_ref().and_then(|p| p.cursor.as_ref()),
+        )?;
+        let mut r = ListResourcesResult::with_all_items(items);
+        r.next_cursor = next;
+        Ok(r)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        p: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        let cat = self.bridge.catalog();
+        let (items, next) = page(
+            &cat.resource_templates,
+            self.bridge.settings.page_size,
+            p.as_ref().and_then(|p| p.cursor.as_ref()),
+        )?;
+        let mut r = ListResourceTemplatesResult::with_all_items(items);
+        r.next_cursor = next;
+        Ok(r)
+    }
+
+    async fn read_resource(
+        &self,
+        mut params: ReadResourceRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let route = self
+            .bridge
+            .catalog()
+            .resource(&params.uri)
+            .ok_or_else(|| unknown("resource", &params.uri))?;
+        let up = self.upstream(&route)?;
+        let ide_uri = std::mem::replace(&mut params.uri, route.name);
+        match self
+            .forward(&up, ClientRequest::ReadResourceRequest(Request::new(params)), &ctx)
+            .await?
+        {
+            ServerResult::ReadResourceResult(mut r) => {
+                // Contents carry the upstream URI; give the IDE back the one it asked for.
+                if ide_uri != route_uri_of(&r) {
+                    for c in r.contents.iter_mut() {
+                        rewrite_contents_uri(c, &ide_uri);
+                    }
+                }
+                Ok(ReadResourceResponse::Complete(r))
+            }
+            ServerResult::InputRequiredResult(ir) if self.bridge.ide.is_modern() => {
+                Ok(ReadResourceResponse::InputRequired(ir))
+            }
+            other => Err(unexpected("resources/read", &other)),
+        }
+    }
+
+    async fn subscribe(
+        &self,
+        mut params: SubscribeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let route = self
+            .bridge
+            .catalog()
+            .resource(&params.uri)
+            .ok_or_else(|| unknown("resource", &params.uri))?;
+        let up = self.upstream(&route)?;
+        params.uri = route.name;
+        self.forward(&up, ClientRequest::SubscribeRequest(Request::new(params)), &ctx)
+            .await
+            .map(|_| ())
+    }
+
+    async fn unsubscribe(
+        &self,
+        mut params: UnsubscribeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let route = self
+            .bridge
+            .catalog()
+            .resource(&params.uri)
+            .ok_or_else(|| unknown("resource", &params.uri))?;
+        let up = self.upstream(&route)?;
+        params.uri = route.name;
+        self.forward(&up, ClientRequest::UnsubscribeRequest(Request::new(params)), &ctx)
+            .await
+            .map(|_| ())
+    }
+
+    async fn complete(
+        &self,
+        mut params: CompleteRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
+        let cat = self.bridge.catalog();
+        let route = match &mut params.r#ref {
+            Reference::Prompt(p) => {
+                let route = cat.prompt(&p.name).cloned().ok_or_else(|| unknown("prompt", &p.name))?;
+                p.name = route.name.clone();
+                route
+            }
+            Reference::Resource(r) => {
+                let server = cat
+                    .template_server(&r.uri)
+                    .ok_or_else(|| unknown("resource template", &r.uri))?;
+                Route {
+                    server,
+                    name: r.uri.clone(),
+                }
+            }
+            _ => return Err(McpError::invalid_params("unsupported completion reference", None)),
+        };
+        let up = self.upstream(&route)?;
+        match self
+            .forward(&up, ClientRequest::CompleteRequest(Request::new(params)), &ctx)
+            .await?
+        {
+            ServerResult::CompleteResult(r) => Ok(r),
+            other => Err(unexpected("completion/complete", &other)),
+        }
+    }
+
+    async fn set_level(&self, _p: SetLevelRequestParams, _ctx: RequestContext<RoleServer>) -> Result<(), McpError> {
+        // Upstream logs go to the bridge's own log; nothing to change upstream.
+        Ok(())
+    }
+
+    async fn on_roots_list_changed(&self, _ctx: NotificationContext<RoleServer>) {
+        for up in self.bridge.upstreams() {
+            if let crate::upstream::ConnState::Ready { peer, protocol } = up.state()
+                && protocol.has_initialize()
+            {
+                let _ = peer.notify_roots_list_changed().await;
+            }
+        }
+    }
+}
+
+fn route_uri_of(r: &rmcp::model::ReadResourceResult) -> String {
+    r.contents.first().map(contents_uri).unwrap_or_default()
+}
+
+fn contents_uri(c: &rmcp::model::ResourceContents) -> String {
+    match c {
+        rmcp::model::ResourceContents::TextResourceContents { uri, .. } => uri.clone(),
+        rmcp::model::ResourceContents::BlobResourceContents { uri, .. } => uri.clone(),
+        _ => String::new(),
+    }
+}
+
+/// Only a read of a rewritten URI changes the contents' URI, and only when it
+/// equals the upstream URI that was read.
+fn rewrite_contents_uri(c: &mut rmcp::model::ResourceContents, ide_uri: &str) {
+    if let Some((_, upstream_uri)) = crate::catalog::unrewrite_uri(ide_uri) {
+        let uri = match c {
+            rmcp::model::ResourceContents::TextResourceContents { uri, .. } => uri,
+            rmcp::model::ResourceContents::BlobResourceContents { uri, .. } => uri,
+            _ => return,
+        };
+        if *uri == upstream_uri {
+            *uri = ide_uri.to_owned();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paging() {
+        let items: Vec<u32> = (0..5).collect();
+        let (a, n) = page(&items, 2, None).unwrap();
+        assert_eq!((a, n.as_deref()), (vec![0, 1], Some("o:2")));
+        let (b, n) = page(&items, 2, Some(&"o:4".to_string())).unwrap();
+        assert_eq!((b, n), (vec![4], None));
+        let (all, n) = page(&items, 0, None).unwrap();
+        assert_eq!((all.len(), n), (5, None));
+        assert!(page(&items, 2, Some(&"o:9".to_string())).is_err());
+        assert!(page(&items, 2, Some(&"zz".to_string())).is_err());
+    }
+}

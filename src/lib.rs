@@ -1,0 +1,29 @@
+//! mcp-bridge: one stdio MCP server in front of many remote Streamable HTTP MCP
+//! servers.
+//!
+//! The IDE launches `mcp-bridge serve`. [`app`] reads the [`config`], resolves the
+//! servers from the [`registry`], builds the [`bridge`] (seeded from the disk
+//! [`cache`]), and serves the IDE through [`downstream`]. Each remote server gets
+//! one owner task in [`upstream`]. The merged names and routing tables live in
+//! [`catalog`], which is pure data.
+//!
+//! Protocol knowledge stays at the edges: `downstream` (stdio, IDE side) and
+//! `upstream` (Streamable HTTP). `catalog`, `config` and `registry` parsing do no
+//! network IO.
+
+#![warn(clippy::print_stdout)]
+
+pub mod app;
+pub mod bridge;
+pub mod cache;
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod downstream;
+pub mod logging;
+pub mod registry;
+pub mod samples;
+pub mod shutdown;
+pub mod upstream;
+pub mod util;

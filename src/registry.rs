@@ -1,0 +1,712 @@
+//! The list of remote servers to bridge: registry entries (from an MCP Registry
+//! API or a local file in the same page shape), `[[servers]]` from the config and
+//! URLs given on the command line, resolved into [`ServerSpec`]s.
+//!
+//! Parsing and resolution are pure; [`fetch`] is the only function here that does
+//! network IO, and [`load_cached`]/[`store_cache`] the only ones that touch disk. A
+//! broken entry is reported as a [`Problem`] naming the server and never stops the
+//! others.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::catalog::namespace_from;
+use crate::config::{Config, RegistryConfig, expand_env, glob_match};
+
+/// Registry `_meta` key of the official status block.
+pub const OFFICIAL_META: &str = "io.modelcontextprotocol.registry/official";
+/// Registry `_meta` key of this project's extension.
+pub const BRIDGE_META: &str = "dev.mcp-bridge/config";
+
+/// Where a server came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Registry,
+    Config,
+    CommandLine,
+}
+
+/// A header value that may be secret; `Debug` never shows a secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HeaderValue {
+    pub value: String,
+    pub secret: bool,
+}
+
+impl fmt::Debug for HeaderValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.secret {
+            f.write_str("\"[REDACTED]\"")
+        } else {
+            write!(f, "{:?}", self.value)
+        }
+    }
+}
+
+/// One upstream server, fully resolved and ready to connect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerSpec {
+    /// Namespace: the name prefix and the key for caches.
+    pub id: String,
+    /// Registry name (`com.example/jira`) or the config/CLI name.
+    pub display_name: String,
+    pub source: Source,
+    pub url: String,
+    pub headers: Vec<(String, HeaderValue)>,
+    /// Call timeout override, seconds.
+    pub call_timeout: Option<f64>,
+}
+
+/// A server that could not be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub server: String,
+    pub reason: String,
+}
+
+/// One `/v0.1/servers` response page.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+pub struct Page {
+    #[serde(default)]
+    pub servers: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<PageMetadata>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PageMetadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Entry {
+    server: ServerJson,
+    #[serde(rename = "_meta", default)]
+    meta: serde_json::Map<String, Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ServerJson {
+    name: String,
+    #[serde(default)]
+    remotes: Vec<Remote>,
+    #[serde(rename = "_meta", default)]
+    meta: serde_json::Map<String, Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Remote {
+    #[serde(rename = "type")]
+    kind: String,
+    url: String,
+    #[serde(default)]
+    variables: BTreeMap<String, Input>,
+    #[serde(default)]
+    headers: Vec<HeaderInput>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Input {
+    #[serde(default)]
+    is_required: bool,
+    #[serde(default)]
+    is_secret: bool,
+    #[serde(default)]
+    value: Option<Value>,
+    #[serde(default)]
+    default: Option<Value>,
+    #[serde(default)]
+    choices: Vec<Value>,
+    #[serde(default)]
+    variables: BTreeMap<String, Input>,
+}
+
+#[derive(Debug, Deserialize)]
+struct HeaderInput {
+    name: String,
+    #[serde(flatten)]
+    input: Input,
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Replace `{name}` placeholders from `vars`; unknown names stay literal.
+fn fill(template: &str, vars: &BTreeMap<String, String>) -> String {
+    let mut out = template.to_owned();
+    for (k, v) in vars {
+        out = out.replace(&format!("{{{k}}}"), v);
+    }
+    out
+}
+
+/// Resolve one input: registry `value`, then the user's setting, then `default`.
+fn resolve_input(name: &str, input: &Input, user: Option<&String>) -> Result<Option<String>, String> {
+    let value = if let Some(v) = &input.value {
+        let nested = input
+            .variables
+            .iter()
+            .filter_map(|(k, i)| i.value.as_ref().or(i.default.as_ref()).map(|v| (k.clone(), scalar(v))))
+            .collect();
+        Some(fill(&scalar(v), &nested))
+    } else if let Some(u) = user {
+        Some(expand_env(u).map_err(|e| format!("input {name}: {e}"))?)
+    } else {
+        input.default.as_ref().map(scalar)
+    };
+    if let Some(v) = &value
+        && !input.choices.is_empty()
+        && !input.choices.iter().any(|c| scalar(c) == *v)
+    {
+        return Err(format!("input {name}: {v:?} is not one of the allowed choices"));
+    }
+    if value.is_none() && input.is_required {
+        return Err(format!(
+            "required input {name} is not set (set it under [registry.inputs.\"<server>\"])"
+        ));
+    }
+    Ok(value)
+}
+
+fn bridge_meta<'a>(entry: &'a Entry, field: &str) -> Option<&'a Value> {
+    let op = entry.meta.get(BRIDGE_META).and_then(|m| m.get(field));
+    op.or_else(|| entry.server.meta.get(BRIDGE_META).and_then(|m| m.get(field)))
+}
+
+/// A usable registry entry before namespace de-duplication.
+struct Candidate {
+    name: String,
+    namespace: String,
+    url: String,
+    headers: Vec<(String, HeaderValue)>,
+}
+
+fn resolve_entry(raw: &Value, rc: &RegistryConfig) -> Result<Option<Candidate>, Problem> {
+    let label = raw
+        .pointer("/server/name")
+        .and_then(Value::as_str)
+        .unwrap_or("<entry without a name>")
+        .to_owned();
+    let problem = |reason: String| Problem {
+        server: label.clone(),
+        reason,
+    };
+    let entry: Entry = serde_json::from_value(raw.clone()).map_err(|e| problem(format!("malformed entry: {e}")))?;
+    let name = entry.server.name.clone();
+    let official = entry.meta.get(OFFICIAL_META);
+    let status = official
+        .and_then(|o| o.get("status"))
+        .and_then(Value::as_str)
+        .unwrap_or("active");
+    match status {
+        "active" => {}
+        "deprecated" if rc.include_deprecated => {}
+        other => {
+            tracing::info!(server = %name, status = other, "skipping registry entry that is not active");
+            return Ok(None);
+        }
+    }
+    if official.and_then(|o| o.get("isLatest")).and_then(Value::as_bool) == Some(false) {
+        return Ok(None);
+    }
+    let namespace = bridge_meta(&entry, "namespace")
+        .and_then(Value::as_str)
+        .filter(|ns| {
+            !ns.is_empty()
+                && ns.len() <= 24
+                && ns
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| namespace_from(&name));
+    let included = rc.include.is_empty()
+        || rc
+            .include
+            .iter()
+            .any(|p| glob_match(p, &name) || glob_match(p, &namespace));
+    let excluded = rc
+        .exclude
+        .iter()
+        .any(|p| glob_match(p, &name) || glob_match(p, &namespace));
+    if !included || excluded {
+        return Ok(None);
+    }
+    let Some(remote) = entry.server.remotes.iter().find(|r| r.kind == "streamable-http") else {
+        let kinds: Vec<_> = entry.server.remotes.iter().map(|r| r.kind.as_str()).collect();
+        let reason = if kinds.is_empty() {
+            "no remote endpoint (only local packages, which the bridge does not run)".to_owned()
+        } else {
+            format!(
+                "no streamable-http remote (has: {}); the legacy SSE transport is not supported",
+                kinds.join(", ")
+            )
+        };
+        tracing::warn!(server = %name, "skipping registry entry: {reason}");
+        return Err(problem(reason));
+    };
+    let empty = BTreeMap::new();
+    let user = rc
+        .inputs
+        .get(&name)
+        .or_else(|| rc.inputs.get(&namespace))
+        .unwrap_or(&empty);
+    let mut vars = BTreeMap::new();
+    for (k, input) in &remote.variables {
+        if let Some(v) = resolve_input(k, input, user.get(k)).map_err(&problem)? {
+            vars.insert(k.clone(), v);
+        }
+    }
+    let url = fill(&remote.url, &vars);
+    if url.contains('{')
+        || url::Url::parse(&url)
+            .map(|u| !matches!(u.scheme(), "http" | "https"))
+            .unwrap_or(true)
+    {
+        return Err(problem(format!("remote URL {url:?} is not a usable http(s) URL")));
+    }
+    let mut headers = Vec::new();
+    for h in &remote.headers {
+        if let Some(v) = resolve_input(&h.name, &h.input, user.get(&h.name)).map_err(&problem)? {
+            headers.push((
+                h.name.clone(),
+                HeaderValue {
+                    value: v,
+                    secret: h.input.is_secret,
+                },
+            ));
+        }
+    }
+    Ok(Some(Candidate {
+        name,
+        namespace,
+        url,
+        headers,
+    }))
+}
+
+/// Everything `serve` bridges: config servers, registry entries, CLI URLs.
+#[derive(Debug, Default)]
+pub struct Resolved {
+    pub servers: Vec<ServerSpec>,
+    pub problems: Vec<Problem>,
+}
+
+/// Command-line ad-hoc servers: URLs with headers applied to all of them.
+#[derive(Debug, Clone, Default)]
+pub struct AdHoc {
+    pub urls: Vec<String>,
+    pub headers: Vec<(String, String)>,
+}
+
+fn unique(ns: String, taken: &mut HashSet<String>) -> String {
+    if taken.insert(ns.clone()) {
+        return ns;
+    }
+    let mut n = 2;
+    loop {
+        let candidate = format!("{ns}-{n}");
+        if taken.insert(candidate.clone()) {
+            return candidate;
+        }
+        n += 1;
+    }
+}
+
+/// Namespace for an ad-hoc URL: the most telling label of its host.
+fn adhoc_namespace(url: &url::Url) -> String {
+    let host = url.host_str().unwrap_or("server");
+    if host.parse::<std::net::IpAddr>().is_ok() || host == "localhost" {
+        return match url.port() {
+            Some(p) => format!("local-{p}"),
+            None => "local".into(),
+        };
+    }
+    let generic = ["mcp", "api", "www", "app"];
+    let label = host.split('.').find(|l| !generic.contains(l)).unwrap_or(host);
+    namespace_from(label)
+}
+
+/// Combine config, registry entries and ad-hoc URLs into specs. Config servers keep
+/// their names; registry and CLI namespaces are de-duplicated with a numeric suffix.
+pub fn resolve(cfg: &Config, registry: &[Value], adhoc: &AdHoc) -> Resolved {
+    let mut out = Resolved::default();
+    let mut taken = HashSet::new();
+    for s in cfg.servers.iter().filter(|s| s.enabled) {
+        let mut headers = Vec::new();
+        let mut failed = None;
+        for (k, v) in &s.headers {
+            match expand_env(v) {
+                Ok(value) => headers.push((
+                    k.clone(),
+                    HeaderValue {
+                        value,
+                        secret: v.contains("${"),
+                    },
+                )),
+                Err(e) => failed = Some(format!("header {k}: {e}")),
+            }
+        }
+        if let Some(var) = &s.bearer_token_env {
+            match std::env::var(var) {
+                Ok(t) => headers.push((
+                    "Authorization".into(),
+                    HeaderValue {
+                        value: format!("Bearer {t}"),
+                        secret: true,
+                    },
+                )),
+                Err(_) => failed = Some(format!("bearer_token_env: environment variable {var} is not set")),
+            }
+        }
+        if let Some(reason) = failed {
+            out.problems.push(Problem {
+                server: s.name.clone(),
+                reason,
+            });
+            continue;
+        }
+        taken.insert(s.name.clone());
+        out.servers.push(ServerSpec {
+            id: s.name.clone(),
+            display_name: s.name.clone(),
+            source: Source::Config,
+            url: s.url.clone(),
+            headers,
+            call_timeout: s.call_timeout,
+        });
+    }
+    let rc = cfg.registry.clone().unwrap_or_default();
+    let mut seen_names = HashSet::new();
+    for raw in registry {
+        match resolve_entry(raw, &rc) {
+            Ok(Some(c)) => {
+                if !seen_names.insert(c.name.clone()) {
+                    continue; // an older version of a server already taken
+                }
+                let id = unique(c.namespace, &mut taken);
+                out.servers.push(ServerSpec {
+                    id,
+                    display_name: c.name,
+                    source: Source::Registry,
+                    url: c.url,
+                    headers: c.headers,
+                    call_timeout: None,
+                });
+            }
+            Ok(None) => {}
+            Err(p) => out.problems.push(p),
+        }
+    }
+    for raw in &adhoc.urls {
+        match url::Url::parse(raw) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {
+                let id = unique(adhoc_namespace(&u), &mut taken);
+                let headers = adhoc
+                    .headers
+                    .iter()
+                    .map(|(k, v)| {
+                        let secret = is_secret_header(k);
+                        (
+                            k.clone(),
+                            HeaderValue {
+                                value: v.clone(),
+                                secret,
+                            },
+                        )
+                    })
+                    .collect();
+                out.servers.push(ServerSpec {
+                    id,
+                    display_name: raw.clone(),
+                    source: Source::CommandLine,
+                    url: raw.clone(),
+                    headers,
+                    call_timeout: None,
+                });
+            }
+            _ => out.problems.push(Problem {
+                server: raw.clone(),
+                reason: "not an http(s) URL".into(),
+            }),
+        }
+    }
+    out
+}
+
+/// Header names whose values are credentials.
+pub fn is_secret_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n == "authorization" || n.contains("key") || n.contains("token") || n.contains("secret") || n.contains("cookie")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("registry {url}: {message}")]
+    Http { url: String, message: String },
+    #[error("registry file {path}: {message}")]
+    File { path: String, message: String },
+}
+
+/// Read a local registry file (one page).
+pub fn read_file(path: &Path) -> Result<Vec<Value>, RegistryError> {
+    let err = |message: String| RegistryError::File {
+        path: path.display().to_string(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let page: Page =
+        serde_json::from_str(&text).map_err(|e| err(format!("line {}, column {}: {e}", e.line(), e.column())))?;
+    Ok(page.servers)
+}
+
+/// Page through `{base}/v0.1/servers` with `cursor` and `limit`.
+pub async fn fetch(
+    client: &reqwest::Client,
+    base: &str,
+    headers: &BTreeMap<String, String>,
+) -> Result<Vec<Value>, RegistryError> {
+    let list_url = format!("{}/v0.1/servers", base.trim_end_matches('/'));
+    let err = |message: String| RegistryError::Http {
+        url: list_url.clone(),
+        message,
+    };
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut seen = HashSet::new();
+    for _ in 0..1000 {
+        let mut url = url::Url::parse(&list_url).map_err(|e| err(format!("not a URL: {e}")))?;
+        url.query_pairs_mut()
+            .append_pair("limit", "100")
+            .append_pair("version", "latest");
+        if let Some(c) = &cursor {
+            url.query_pairs_mut().append_pair("cursor", c);
+        }
+        let mut req = client.get(url);
+        for (k, v) in headers {
+            req = req.header(k, expand_env(v).map_err(|e| err(format!("header {k}: {e}")))?);
+        }
+        let resp = req.send().await.map_err(|e| err(format!("unreachable: {e}")))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(err(format!("HTTP {status}")));
+        }
+        let page: Page = resp
+            .json()
+            .await
+            .map_err(|e| err(format!("not a registry page: {e}")))?;
+        all.extend(page.servers);
+        match page.metadata.and_then(|m| m.next_cursor).filter(|c| !c.is_empty()) {
+            Some(next) if seen.insert(next.clone()) => cursor = Some(next),
+            Some(_) => return Err(err("the registry repeated a cursor".into())),
+            None => return Ok(all),
+        }
+    }
+    Err(err("more than 1000 pages".into()))
+}
+
+/// The cached copy of the last good registry.
+#[derive(Debug, Serialize, Deserialize)]
+struct CachedRegistry {
+    source: String,
+    fetched_at_unix: u64,
+    servers: Vec<Value>,
+}
+
+fn cache_file(cache_dir: &Path) -> std::path::PathBuf {
+    cache_dir.join("registry.json")
+}
+
+/// Save the last good registry for `source`.
+pub fn store_cache(cache_dir: &Path, source: &str, servers: &[Value]) -> std::io::Result<()> {
+    let fetched_at_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let c = CachedRegistry {
+        source: source.to_owned(),
+        fetched_at_unix,
+        servers: servers.to_vec(),
+    };
+    crate::cache::write_atomic(&cache_file(cache_dir), &serde_json::to_vec(&c)?)
+}
+
+/// The cached registry for `source`, with its age in seconds.
+pub fn load_cached(cache_dir: &Path, source: &str) -> Option<(Vec<Value>, u64)> {
+    let bytes = std::fs::read(cache_file(cache_dir)).ok()?;
+    let c: CachedRegistry = serde_json::from_slice(&bytes).ok()?;
+    if c.source != source {
+        return None;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    Some((c.servers, now.saturating_sub(c.fetched_at_unix)))
+}
+
+/// Load the configured registry: the file, or the API with the disk cache as a
+/// fallback. `None` when no registry is configured.
+pub async fn load(
+    cfg: &Config,
+    client: &reqwest::Client,
+    cache_dir: &Path,
+) -> Option<Result<Vec<Value>, RegistryError>> {
+    let rc = cfg.registry.as_ref()?;
+    if let Some(file) = &rc.file {
+        return Some(read_file(file));
+    }
+    let url = rc.url.as_ref()?;
+    match fetch(client, url, &rc.headers).await {
+        Ok(servers) => {
+            if let Err(e) = store_cache(cache_dir, url, &servers) {
+                tracing::warn!("cannot write registry cache: {e}");
+            }
+            Some(Ok(servers))
+        }
+        Err(e) => match load_cached(cache_dir, url) {
+            Some((servers, age)) => {
+                tracing::warn!("{e}; using the cached copy from {age} s ago");
+                Some(Ok(servers))
+            }
+            None => Some(Err(e)),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn example() -> Vec<Value> {
+        let page: Page = serde_json::from_str(include_str!("../config/registry.example.json")).unwrap();
+        page.servers
+    }
+
+    fn cfg_with(rc: RegistryConfig) -> Config {
+        Config {
+            registry: Some(rc),
+            ..Config::default()
+        }
+    }
+
+    /// The sample registry: active streamable-http entries kept, SSE-only and
+    /// deprecated entries skipped, URL variables filled from defaults.
+    #[test]
+    fn sample_registry_resolves() {
+        let mut rc = RegistryConfig::default();
+        rc.inputs.insert(
+            "com.example.corp/metrics".into(),
+            BTreeMap::from([("X-API-Key".into(), "k".into())]),
+        );
+        let r = resolve(&cfg_with(rc), &example(), &AdHoc::default());
+        let ids: Vec<_> = r.servers.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["jira", "metrics"]);
+        assert_eq!(r.servers[1].url, "https://eu.metrics.example.com/mcp");
+        let h: BTreeMap<_, _> = r.servers[1].headers.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        assert_eq!(h["X-Team"].value, "platform");
+        assert!(h["X-API-Key"].secret);
+        assert!(!format!("{:?}", r.servers[1]).contains("\"k\""));
+    }
+
+    /// A required input that is missing makes that server a problem, not the others.
+    #[test]
+    fn missing_required_input_is_a_problem() {
+        let r = resolve(&cfg_with(RegistryConfig::default()), &example(), &AdHoc::default());
+        assert_eq!(r.servers.len(), 1);
+        assert_eq!(r.problems.len(), 1);
+        assert_eq!(r.problems[0].server, "com.example.corp/metrics");
+        assert!(r.problems[0].reason.contains("X-API-Key"), "{}", r.problems[0].reason);
+    }
+
+    #[test]
+    fn user_choice_and_bad_choice() {
+        let mut rc = RegistryConfig::default();
+        let inputs = BTreeMap::from([("region".into(), "us".into()), ("X-API-Key".into(), "k".into())]);
+        rc.inputs.insert("metrics".into(), inputs);
+        let r = resolve(&cfg_with(rc.clone()), &example(), &AdHoc::default());
+        assert_eq!(r.servers[1].url, "https://us.metrics.example.com/mcp");
+        rc.inputs
+            .get_mut("metrics")
+            .unwrap()
+            .insert("region".into(), "mars".into());
+        let r = resolve(&cfg_with(rc), &example(), &AdHoc::default());
+        assert!(r.problems.iter().any(|p| p.reason.contains("mars")));
+    }
+
+    #[test]
+    fn include_exclude() {
+        let rc = RegistryConfig {
+            exclude: vec!["jira".into()],
+            ..Default::default()
+        };
+        let r = resolve(&cfg_with(rc), &example(), &AdHoc::default());
+        assert!(r.servers.iter().all(|s| s.id != "jira"));
+        let rc = RegistryConfig {
+            include: vec!["com.example.corp/j*".into()],
+            ..Default::default()
+        };
+        let r = resolve(&cfg_with(rc), &example(), &AdHoc::default());
+        assert_eq!(r.servers.len(), 1);
+        assert!(r.problems.is_empty());
+    }
+
+    /// A malformed entry is reported by name; the rest still resolve.
+    #[test]
+    fn malformed_entry_is_isolated() {
+        let mut entries = example();
+        entries.insert(0, json!({"server": {"name": "com.bad/x", "remotes": "nope"}}));
+        let r = resolve(&cfg_with(RegistryConfig::default()), &entries, &AdHoc::default());
+        assert_eq!(r.servers[0].id, "jira");
+        assert!(
+            r.problems
+                .iter()
+                .any(|p| p.server == "com.bad/x" && p.reason.contains("malformed"))
+        );
+    }
+
+    /// Config servers keep their names; registry namespaces are de-duplicated.
+    #[test]
+    fn namespaces_deduplicated() {
+        let cfg = Config::parse(
+            "[[servers]]\nname = \"jira\"\nurl = \"http://127.0.0.1:1/mcp\"\n",
+            Path::new("c"),
+        )
+        .unwrap();
+        let r = resolve(&cfg, &example()[..1], &AdHoc::default());
+        let ids: Vec<_> = r.servers.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["jira", "jira-2"]);
+    }
+
+    #[test]
+    fn adhoc_names() {
+        let adhoc = AdHoc {
+            urls: vec![
+                "https://mcp.notion.com/mcp".into(),
+                "http://127.0.0.1:8080/mcp".into(),
+                "nope".into(),
+            ],
+            headers: vec![("Authorization".into(), "Bearer x".into())],
+        };
+        let r = resolve(&Config::default(), &[], &adhoc);
+        let ids: Vec<_> = r.servers.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["notion", "local-8080"]);
+        assert!(r.servers[0].headers[0].1.secret);
+        assert_eq!(r.problems.len(), 1);
+    }
+}

@@ -1,0 +1,37 @@
+//! One root cancellation token for the process, and the triggers that fire it:
+//! SIGTERM, SIGINT/ctrl-c, and (wired by `serve`) stdin EOF. Every long-lived task
+//! holds a child of this token.
+
+use tokio_util::sync::CancellationToken;
+
+/// Cancel `root` on the first termination signal.
+pub fn on_signals(root: CancellationToken) {
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("termination signal received");
+        root.cancel();
+    });
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}

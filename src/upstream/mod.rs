@@ -1,0 +1,432 @@
+//! One remote MCP server: an owner task that connects over Streamable HTTP (either
+//! protocol generation), lists what the server offers, re-lists on change, and
+//! reconnects with capped, jittered backoff when the connection ends.
+//!
+//! Calls do not go through the owner task: they take the current [`Peer`] from the
+//! handle's `watch` channel and talk to the server directly, so the task is never
+//! on the hot path and one slow call never blocks another. A failure here stays
+//! here: the task logs it, publishes it in [`ConnState`], and retries.
+
+pub mod client;
+pub mod http;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use rmcp::model::{ProtocolVersion, SubscriptionFilter};
+use rmcp::service::{ClientCacheConfig, ClientInitializeError};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::common::client_side_sse::ExponentialBackoff;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{ClientLifecycleMode, ClientServiceExt, Peer, RoleClient};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::ServerLists;
+use crate::config::{Timeouts, secs};
+use crate::registry::ServerSpec;
+pub use client::{IdeLink, ProgressMap, UpstreamClient, UpstreamEvent};
+
+/// Where a connection stands. Cheap to clone: the peer is a handle.
+#[derive(Clone, Debug)]
+pub enum ConnState {
+    Connecting {
+        attempt: u32,
+        last_error: Option<String>,
+    },
+    Ready {
+        peer: Peer<RoleClient>,
+        protocol: ProtocolVersion,
+    },
+    Failed {
+        error: String,
+        attempt: u32,
+    },
+    Stopped,
+}
+
+impl ConnState {
+    pub fn label(&self) -> &'static str {
+        match self {
+            ConnState::Connecting { .. } => "connecting",
+            ConnState::Ready { .. } => "ready",
+            ConnState::Failed { .. } => "failed",
+            ConnState::Stopped => "stopped",
+        }
+    }
+}
+
+/// Why a request could not reach a server.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error(
+        "server '{server}' ({url}) is unavailable: {reason}. The bridge keeps retrying in the background; `mcp-bridge status` shows details"
+    )]
+    Unavailable {
+        server: String,
+        url: String,
+        reason: String,
+    },
+    #[error("server '{server}' ({url}) is still connecting after {waited:?}. Try again shortly")]
+    StillConnecting {
+        server: String,
+        url: String,
+        waited: Duration,
+    },
+    #[error("server '{server}' was removed")]
+    Stopped { server: String },
+}
+
+/// The handle the rest of the bridge holds for one server.
+pub struct UpstreamHandle {
+    pub spec: ServerSpec,
+    pub id: Arc<str>,
+    state: watch::Receiver<ConnState>,
+    pub progress: ProgressMap,
+    refresh: Arc<Notify>,
+    cancel: CancellationToken,
+    task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl UpstreamHandle {
+    /// Start the owner task for `spec`.
+    pub fn spawn(
+        spec: ServerSpec,
+        ide: Arc<IdeLink>,
+        events: mpsc::UnboundedSender<UpstreamEvent>,
+        timeouts: Timeouts,
+        parent: &CancellationToken,
+    ) -> Arc<UpstreamHandle> {
+        let id: Arc<str> = Arc::from(spec.id.as_str());
+        let (tx, rx) = watch::channel(ConnState::Connecting {
+            attempt: 0,
+            last_error: None,
+        });
+        let progress = ProgressMap::default();
+        let refresh = Arc::new(Notify::new());
+        let cancel = parent.child_token();
+        let handler = UpstreamClient {
+            server: id.clone(),
+            ide,
+            progress: progress.clone(),
+            refresh: refresh.clone(),
+            events: events.clone(),
+        };
+        let task = tokio::spawn(run(
+            spec.clone(),
+            handler,
+            tx,
+            refresh.clone(),
+            events,
+            timeouts,
+            cancel.clone(),
+        ));
+        Arc::new(UpstreamHandle {
+            spec,
+            id,
+            state: rx,
+            progress,
+            refresh,
+            cancel,
+            task: tokio::sync::Mutex::new(Some(task)),
+        })
+    }
+
+    pub fn state(&self) -> ConnState {
+        self.state.borrow().clone()
+    }
+
+    /// Ask the owner task to re-list this server.
+    pub fn refresh(&self) {
+        self.refresh.notify_one();
+    }
+
+    /// The live peer, waiting up to `wait` for a connection in progress.
+    pub async fn peer(&self, wait: Duration) -> Result<Peer<RoleClient>, UpstreamError> {
+        let mut rx = self.state.clone();
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let current = rx.borrow_and_update().clone();
+            match current {
+                ConnState::Ready { peer, .. } if !peer.is_transport_closed() => return Ok(peer),
+                ConnState::Ready { .. } => {}
+                ConnState::Stopped => {
+                    return Err(UpstreamError::Stopped {
+                        server: self.spec.id.clone(),
+                    });
+                }
+                ConnState::Failed { error, attempt } if attempt > 1 => {
+                    // Repeated failures: answer now rather than make the IDE wait.
+                    return Err(self.unavailable(error));
+                }
+                ConnState::Failed { .. } | ConnState::Connecting { .. } => {}
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(_)) => {
+                    return Err(UpstreamError::Stopped {
+                        server: self.spec.id.clone(),
+                    });
+                }
+                Err(_) => {
+                    return Err(match rx.borrow().clone() {
+                        ConnState::Failed { error, .. }
+                        | ConnState::Connecting {
+                            last_error: Some(error),
+                            ..
+                        } => self.unavailable(error),
+                        _ => UpstreamError::StillConnecting {
+                            server: self.spec.id.clone(),
+                            url: self.spec.url.clone(),
+                            waited: wait,
+                        },
+                    });
+                }
+            }
+        }
+    }
+
+    fn unavailable(&self, reason: String) -> UpstreamError {
+        UpstreamError::Unavailable {
+            server: self.spec.id.clone(),
+            url: self.spec.url.clone(),
+            reason,
+        }
+    }
+
+    /// Stop the owner task, closing the session (HTTP DELETE where it has one).
+    pub async fn stop(&self) {
+        self.cancel.cancel();
+        if let Some(task) = self.task.lock().await.take() {
+            let _ = tokio::time::timeout(Duration::from_millis(900), task).await;
+        }
+    }
+}
+
+/// Capped exponential backoff with full jitter: 0.25 s, 0.5 s, 1 s, ... up to `max`.
+pub fn backoff(attempt: u32, max: Duration) -> Duration {
+    let base = Duration::from_millis(250).saturating_mul(1u32 << attempt.min(16));
+    let capped = base.min(max);
+    let jitter = rand::rng().random_range(0.5..=1.0);
+    capped.mul_f64(jitter)
+}
+
+fn transport(spec: &ServerSpec) -> Result<StreamableHttpClientTransport<reqwest::Client>, String> {
+    let http = http::client(spec).map_err(|e| e.to_string())?;
+    let mut retry = ExponentialBackoff::default();
+    retry.max_times = Some(3);
+    retry.base_duration = Duration::from_millis(250);
+    retry.max_delay = Some(Duration::from_secs(2));
+    let mut cfg = StreamableHttpClientTransportConfig::with_uri(spec.url.clone()).max_concurrent_requests(256);
+    cfg.retry_config = Arc::new(retry);
+    Ok(StreamableHttpClientTransport::with_client(http, cfg))
+}
+
+async fn connect(
+    spec: &ServerSpec,
+    handler: UpstreamClient,
+    timeouts: &Timeouts,
+) -> Result<rmcp::service::RunningService<RoleClient, UpstreamClient>, String> {
+    let auto = ClientLifecycleMode::Auto {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+        legacy_version: Some(ProtocolVersion::V_2025_11_25),
+    };
+    let attempt = |mode| {
+        let handler = handler.clone();
+        async move {
+            let t = transport(spec)?;
+            tokio::time::timeout(secs(timeouts.connect), handler.serve_with_lifecycle(t, mode))
+                .await
+                .map_err(|_| format!("no answer to the handshake within {} s", timeouts.connect))
+        }
+    };
+    let first = attempt(auto).await?;
+    let result = match first {
+        // rmcp 3.11's Auto mode treats a dual-era server that only supports legacy
+        // versions (it answers `server/discover` with -32022 listing them) as a
+        // failure instead of falling back to `initialize`. Fall back here, once.
+        Err(ClientInitializeError::NoCompatibleProtocolVersion { server_supported, .. })
+            if !server_supported.is_empty() && server_supported.iter().all(|v| v.has_initialize()) =>
+        {
+            attempt(ClientLifecycleMode::Initialize).await?
+        }
+        other => other,
+    };
+    match result {
+        Err(e) if e.is_authorization_required() => {
+            Err("the server requires authorization (HTTP 401); configure a token for it".into())
+        }
+        Err(e) => Err(crate::util::error_chain(&e)),
+        Ok(running) => Ok(running),
+    }
+}
+
+/// List everything the server's capabilities say it has, following pagination.
+pub async fn list_all(peer: &Peer<RoleClient>) -> Result<ServerLists, rmcp::ServiceError> {
+    let caps = peer.peer_info().map(|i| i.capabilities.clone()).unwrap_or_default();
+    let mut lists = ServerLists::default();
+    if caps.tools.is_some() {
+        lists.tools = peer.list_all_tools().await?;
+    }
+    if caps.prompts.is_some() {
+        lists.prompts = peer.list_all_prompts().await?;
+    }
+    if caps.resources.is_some() {
+        lists.resources = peer.list_all_resources().await?;
+        // Templates are optional even for resource servers.
+        lists.resource_templates = peer.list_all_resource_templates().await.unwrap_or_default();
+    }
+    Ok(lists)
+}
+
+async fn run(
+    spec: ServerSpec,
+    handler: UpstreamClient,
+    state: watch::Sender<ConnState>,
+    refresh: Arc<Notify>,
+    events: mpsc::UnboundedSender<UpstreamEvent>,
+    timeouts: Timeouts,
+    cancel: CancellationToken,
+) {
+    let id = handler.server.clone();
+    let report = |s: ConnState| {
+        state.send_replace(s);
+        let _ = events.send(UpstreamEvent::State { server: id.clone() });
+    };
+    let mut attempt: u32 = 0;
+    let mut last_error: Option<String> = None;
+    loop {
+        report(ConnState::Connecting {
+            attempt,
+            last_error: last_error.clone(),
+        });
+        let connected = tokio::select! {
+            _ = cancel.cancelled() => break,
+            r = connect(&spec, handler.clone(), &timeouts) => r,
+        };
+        let running = match connected {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(server = %id, url = %spec.url, "connect failed: {e}");
+                attempt += 1;
+                report(ConnState::Failed {
+                    error: e.clone(),
+                    attempt,
+                });
+                last_error = Some(e);
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(backoff(attempt, secs(timeouts.backoff_max))) => continue,
+                }
+            }
+        };
+        let peer = running.peer().clone();
+        // Refreshers must see failures, not a stale cached list (rmcp.md #12).
+        peer.set_response_cache_config(ClientCacheConfig::default().with_serve_stale_on_error(false))
+            .await;
+        let protocol = peer.peer_info().map(|i| i.protocol_version.clone()).unwrap_or_default();
+        tracing::info!(server = %id, %protocol, "connected");
+        // List before announcing Ready: for modern servers this also fills the
+        // transport's schema cache that `Mcp-Param-*` headers need (rmcp.md #17).
+        match list_all(&peer).await {
+            Ok(lists) => {
+                let _ = events.send(UpstreamEvent::Lists {
+                    server: id.clone(),
+                    url: spec.url.clone(),
+                    lists,
+                });
+            }
+            Err(e) => tracing::warn!(server = %id, "listing failed: {e}"),
+        }
+        attempt = 0;
+        report(ConnState::Ready {
+            peer: peer.clone(),
+            protocol: protocol.clone(),
+        });
+        let listener =
+            (!protocol.has_initialize()).then(|| spawn_listener(peer.clone(), refresh.clone(), cancel.child_token()));
+
+        let stop = running.cancellation_token();
+        let waiting = running.waiting();
+        tokio::pin!(waiting);
+        let ended = loop {
+            tokio::select! {
+                _ = cancel.cancelled() => {
+                    stop.cancel();
+                    let _ = tokio::time::timeout(Duration::from_millis(800), &mut waiting).await;
+                    break false;
+                }
+                _ = refresh.notified() => {
+                    match list_all(&peer).await {
+                        Ok(lists) => {
+                            let _ = events.send(UpstreamEvent::Lists { server: id.clone(), url: spec.url.clone(), lists });
+                        }
+                        Err(e) => tracing::warn!(server = %id, "re-listing failed: {e}"),
+                    }
+                }
+                r = &mut waiting => {
+                    tracing::warn!(server = %id, "connection ended: {r:?}");
+                    break true;
+                }
+            }
+        };
+        if let Some(l) = listener {
+            l.cancel();
+        }
+        if !ended {
+            break;
+        }
+        attempt += 1;
+        last_error = Some("the connection ended".into());
+        report(ConnState::Failed {
+            error: "the connection ended".into(),
+            attempt,
+        });
+        tracing::debug!(server = %id, "reconnecting after {last_error:?}");
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(backoff(attempt, secs(timeouts.backoff_max))) => {}
+        }
+    }
+    report(ConnState::Stopped);
+}
+
+/// Modern (2026-07-28) servers send list changes only on a `subscriptions/listen`
+/// stream: keep one open and turn each notification into a refresh.
+fn spawn_listener(peer: Peer<RoleClient>, refresh: Arc<Notify>, cancel: CancellationToken) -> CancellationToken {
+    let ct = cancel.clone();
+    tokio::spawn(async move {
+        let filter = SubscriptionFilter::builder()
+            .tools_list_changed()
+            .prompts_list_changed()
+            .resources_list_changed()
+            .build();
+        let mut attempt = 0;
+        while !ct.is_cancelled() && attempt < 5 {
+            let sub = tokio::select! {
+                _ = ct.cancelled() => return,
+                s = peer.listen(filter.clone()) => s,
+            };
+            let mut sub = match sub {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!("listen not available: {e}");
+                    return;
+                }
+            };
+            loop {
+                tokio::select! {
+                    _ = ct.cancelled() => { let _ = sub.cancel().await; return; }
+                    n = sub.next() => match n {
+                        Ok(Some(_)) => refresh.notify_one(),
+                        _ => break,
+                    }
+                }
+            }
+            attempt += 1;
+            tokio::time::sleep(backoff(attempt, Duration::from_secs(30))).await;
+        }
+    });
+    cancel
+}
