@@ -115,17 +115,15 @@ impl Downstream {
         let up_id = handle.id.clone();
         // rmcp always replaces the progress token on outbound requests (rmcp.md #1):
         // map the upstream's token back to the IDE's for as long as the call runs.
-        let _progress = ctx.meta.get_progress_token().map(|ide_token| {
-            let up_token = handle.progress_token.clone();
-            up.progress
-                .lock()
-                .expect("progress map")
-                .insert(up_token.clone(), ide_token);
-            ProgressEntry {
-                map: up.progress.clone(),
-                token: up_token,
-            }
-        });
+        let up_token = handle.progress_token.clone();
+        let early = up.progress.register(up_token.clone(), ctx.meta.get_progress_token());
+        let _progress = ProgressEntry {
+            router: up.progress.clone(),
+            token: up_token,
+        };
+        for p in early {
+            let _ = ctx.peer.notify_progress(p).await;
+        }
         // rmcp does not abort handlers on cancellation (rmcp.md #2): watch ctx.ct.
         tokio::select! {
             r = handle.await_response() => r.map_err(|e| Self::upstream_error(up, e, timeout)),
@@ -171,13 +169,13 @@ impl Downstream {
 
 /// Removes a progress-token mapping when the call ends, however it ends.
 struct ProgressEntry {
-    map: crate::upstream::ProgressMap,
+    router: crate::upstream::ProgressMap,
     token: rmcp::model::ProgressToken,
 }
 
 impl Drop for ProgressEntry {
     fn drop(&mut self) {
-        self.map.lock().expect("progress map").remove(&self.token);
+        self.router.unregister(&self.token);
     }
 }
 

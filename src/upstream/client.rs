@@ -16,8 +16,123 @@ use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ClientHandler, ErrorData as McpError, Peer, RoleClient, RoleServer};
 use tokio::sync::{Notify, mpsc};
 
-/// Upstream progress token -> the IDE's token, for calls in flight on one connection.
-pub type ProgressMap = Arc<Mutex<HashMap<ProgressToken, ProgressToken>>>;
+/// Routes progress notifications of one connection back to the IDE's tokens.
+///
+/// rmcp replaces the progress token of every outbound request with its own
+/// (rmcp.md #1), and hands the bridge that token only after the request is queued.
+/// A fast server can send progress before the bridge has recorded the mapping, so
+/// notifications for a token not yet registered are held briefly (bounded in count
+/// and age) and released when the call registers it. rmcp also runs each
+/// notification handler in its own task, so a notification sent just before the
+/// response can be routed just after it: a finished call's mapping is kept for a
+/// short grace period so that such stragglers still reach the IDE. Since those
+/// tasks can also run out of order, a notification whose progress does not
+/// increase is dropped: the spec requires progress to increase per token.
+#[derive(Default)]
+pub struct ProgressRouter {
+    inner: Mutex<ProgressInner>,
+}
+
+#[derive(Default)]
+struct ProgressInner {
+    /// Upstream token -> IDE token (`None`: the IDE asked for no progress).
+    live: HashMap<ProgressToken, Option<(ProgressToken, f64)>>,
+    early: HashMap<ProgressToken, (std::time::Instant, Vec<ProgressNotificationParam>)>,
+    /// Recently finished calls: (upstream token, IDE token, when).
+    finished: std::collections::VecDeque<(ProgressToken, (ProgressToken, f64), std::time::Instant)>,
+}
+
+const EARLY_TOKENS: usize = 64;
+const EARLY_PER_TOKEN: usize = 32;
+const EARLY_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(10);
+const FINISHED_KEEP: usize = 64;
+const FINISHED_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
+pub type ProgressMap = Arc<ProgressRouter>;
+
+impl ProgressRouter {
+    /// A notification from upstream: rewritten for the IDE, dropped, or held.
+    pub fn route(&self, mut p: ProgressNotificationParam) -> Option<ProgressNotificationParam> {
+        let mut g = self.inner.lock().expect("progress router");
+        match g.live.get_mut(&p.progress_token) {
+            Some(Some((ide, last))) => {
+                if p.progress <= *last {
+                    return None;
+                }
+                *last = p.progress;
+                p.progress_token = ide.clone();
+                Some(p)
+            }
+            Some(None) => None,
+            None => {
+                let now = std::time::Instant::now();
+                if let Some((_, (ide, last), _)) = g
+                    .finished
+                    .iter_mut()
+                    .find(|(up, _, at)| *up == p.progress_token && now.duration_since(*at) < FINISHED_GRACE)
+                {
+                    if p.progress <= *last {
+                        return None;
+                    }
+                    *last = p.progress;
+                    p.progress_token = ide.clone();
+                    return Some(p);
+                }
+                g.early.retain(|_, (t, _)| now.duration_since(*t) < EARLY_MAX_AGE);
+                if g.early.len() < EARLY_TOKENS || g.early.contains_key(&p.progress_token) {
+                    let e = g
+                        .early
+                        .entry(p.progress_token.clone())
+                        .or_insert_with(|| (now, Vec::new()));
+                    if e.1.len() < EARLY_PER_TOKEN {
+                        e.1.push(p);
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    /// A call started: map `upstream` to the IDE's token and release anything
+    /// that arrived early, already rewritten.
+    pub fn register(&self, upstream: ProgressToken, ide: Option<ProgressToken>) -> Vec<ProgressNotificationParam> {
+        let mut g = self.inner.lock().expect("progress router");
+        let mut early = g.early.remove(&upstream).map(|(_, v)| v).unwrap_or_default();
+        let Some(ide) = ide else {
+            g.live.insert(upstream, None);
+            return Vec::new();
+        };
+        early.sort_by(|a, b| a.progress.total_cmp(&b.progress));
+        early.dedup_by(|a, b| a.progress == b.progress);
+        let last = early.last().map(|p| p.progress).unwrap_or(f64::NEG_INFINITY);
+        g.live.insert(upstream, Some((ide.clone(), last)));
+        early
+            .into_iter()
+            .map(|mut p| {
+                p.progress_token = ide.clone();
+                p
+            })
+            .collect()
+    }
+
+    /// The call ended: forget its token.
+    pub fn unregister(&self, upstream: &ProgressToken) {
+        let mut g = self.inner.lock().expect("progress router");
+        if let Some(Some(ide)) = g.live.remove(upstream) {
+            if g.finished.len() >= FINISHED_KEEP {
+                g.finished.pop_front();
+            }
+            g.finished.push_back((upstream.clone(), ide, std::time::Instant::now()));
+        }
+        g.early.remove(upstream);
+    }
+
+    /// Entries held (for leak checks).
+    pub fn len(&self) -> (usize, usize) {
+        let g = self.inner.lock().expect("progress router");
+        (g.live.len(), g.early.len())
+    }
+}
 
 /// The IDE side, as upstream handlers see it: set once the IDE has initialised.
 #[derive(Default)]
@@ -137,15 +252,8 @@ impl ClientHandler for UpstreamClient {
         }
     }
 
-    async fn on_progress(&self, mut p: ProgressNotificationParam, _ctx: NotificationContext<RoleClient>) {
-        let token = self
-            .progress
-            .lock()
-            .expect("progress map")
-            .get(&p.progress_token)
-            .cloned();
-        if let (Some(token), Some(ide)) = (token, self.ide.peer()) {
-            p.progress_token = token;
+    async fn on_progress(&self, p: ProgressNotificationParam, _ctx: NotificationContext<RoleClient>) {
+        if let (Some(p), Some(ide)) = (self.progress.route(p), self.ide.peer()) {
             let _ = ide.notify_progress(p).await;
         }
     }
@@ -191,5 +299,51 @@ impl ClientHandler for UpstreamClient {
                 .send_notification(rmcp::model::ServerNotification::CustomNotification(n))
                 .await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rmcp::model::NumberOrString;
+
+    fn tok(n: i64) -> ProgressToken {
+        ProgressToken(NumberOrString::Number(n))
+    }
+
+    /// Progress that arrives before the call registered its token is released,
+    /// rewritten, on registration; nothing is kept after the call ends.
+    #[test]
+    fn early_progress_is_released_on_register() {
+        let r = ProgressRouter::default();
+        assert!(r.route(ProgressNotificationParam::new(tok(1), 1.0)).is_none());
+        let early = r.register(tok(1), Some(tok(99)));
+        assert_eq!(early.len(), 1);
+        assert_eq!(early[0].progress_token, tok(99));
+        let p = r.route(ProgressNotificationParam::new(tok(1), 2.0)).unwrap();
+        assert_eq!(p.progress_token, tok(99));
+        // Out of order: progress must increase, so a regression is dropped.
+        assert!(r.route(ProgressNotificationParam::new(tok(1), 1.5)).is_none());
+        r.unregister(&tok(1));
+        assert_eq!(r.len(), (0, 0));
+        // A straggler right after the end still reaches the IDE.
+        assert_eq!(
+            r.route(ProgressNotificationParam::new(tok(1), 3.0))
+                .unwrap()
+                .progress_token,
+            tok(99)
+        );
+    }
+
+    /// Calls without an IDE token drop their progress; held entries are bounded.
+    #[test]
+    fn unwanted_progress_is_dropped_and_bounded() {
+        let r = ProgressRouter::default();
+        r.register(tok(1), None);
+        assert!(r.route(ProgressNotificationParam::new(tok(1), 1.0)).is_none());
+        for i in 0..1000 {
+            r.route(ProgressNotificationParam::new(tok(1000 + i), 1.0));
+        }
+        assert!(r.len().1 <= EARLY_TOKENS);
     }
 }

@@ -1,0 +1,527 @@
+//! Test harness: real rmcp Streamable HTTP servers on 127.0.0.1:0 (each in its own
+//! runtime so a test can kill one abruptly), temp config/cache dirs, and the
+//! built `mcp-bridge` binary spawned over stdio and driven by an rmcp client.
+
+#![allow(dead_code, deprecated)]
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mcp_bridge::samples::{LEGACY_VERSIONS, MODERN_VERSIONS, from_json, text_result};
+use rmcp::model::*;
+use rmcp::service::{NotificationContext, RequestContext, RunningService};
+use rmcp::transport::TokioChildProcess;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ClientHandler, ErrorData as McpError, RoleClient, RoleServer, ServerHandler, ServiceExt};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, mpsc};
+
+/// Which protocol generation a test server speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Era {
+    /// 2025-11-25 and older, with sessions.
+    Legacy,
+    /// 2026-07-28 only, stateless.
+    Modern,
+}
+
+/// What happened inside a test server, for assertions.
+#[derive(Default)]
+pub struct Probe {
+    pub cancelled: Notify,
+    pub cancel_count: AtomicUsize,
+    pub started: Notify,
+    pub calls: AtomicUsize,
+    pub extra_tools: AtomicUsize,
+    pub last_meta: Mutex<Option<Value>>,
+}
+
+/// A configurable test server.
+#[derive(Clone)]
+pub struct TestServer {
+    pub era: Era,
+    pub label: &'static str,
+    pub probe: Arc<Probe>,
+    /// Upstream page size for tools/list (0 = one page).
+    pub page: usize,
+}
+
+fn tool(name: &str, desc: &str) -> Tool {
+    from_json(json!({ "name": name, "description": desc,
+        "inputSchema": { "type": "object", "properties": { "text": { "type": "string" }, "seconds": { "type": "number" } } } }))
+}
+
+impl TestServer {
+    pub fn new(era: Era, label: &'static str) -> TestServer {
+        TestServer {
+            era,
+            label,
+            probe: Arc::new(Probe::default()),
+            page: 0,
+        }
+    }
+
+    fn all_tools(&self) -> Vec<Tool> {
+        let mut t = vec![
+            tool("echo", "Echo the text back"),
+            tool("whoami", "Name of this server"),
+            tool("slow", "Wait until cancelled or for `seconds`"),
+            tool("progress", "Report three progress steps"),
+            tool("ask", "Ask the user a question through elicitation"),
+            tool("sample", "Ask the client's model through sampling"),
+            tool("roots", "List the client's roots"),
+            tool("add_tool", "Add a tool and announce list_changed"),
+            tool("fail", "Return a tool error"),
+            tool("image", "Return an image and structured content"),
+        ];
+        for i in 0..self.probe.extra_tools.load(Ordering::SeqCst) {
+            t.push(tool(&format!("extra_{i}"), "Added at run time"));
+        }
+        t
+    }
+}
+
+fn arg<'a>(p: &'a CallToolRequestParams, k: &str) -> Option<&'a Value> {
+    p.arguments.as_ref()?.get(k)
+}
+
+impl ServerHandler for TestServer {
+    fn get_info(&self) -> ServerConfig {
+        let caps = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_tool_list_changed()
+            .enable_resources()
+            .enable_prompts()
+            .enable_completions()
+            .build();
+        ServerConfig::new(caps).with_server_info(Implementation::new(self.label, "0.0.1"))
+    }
+
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        Cow::Borrowed(match self.era {
+            Era::Legacy => LEGACY_VERSIONS,
+            Era::Modern => MODERN_VERSIONS,
+        })
+    }
+
+    async fn list_tools(
+        &self,
+        p: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let all = self.all_tools();
+        if self.page == 0 {
+            return Ok(ListToolsResult::with_all_items(all));
+        }
+        let start: usize = p.and_then(|p| p.cursor).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let end = (start + self.page).min(all.len());
+        let mut r = ListToolsResult::with_all_items(all[start..end].to_vec());
+        r.next_cursor = (end < all.len()).then(|| end.to_string());
+        Ok(r)
+    }
+
+    async fn call_tool(
+        &self,
+        p: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        self.probe.calls.fetch_add(1, Ordering::SeqCst);
+        *self.probe.last_meta.lock().unwrap() = serde_json::to_value(&ctx.meta).ok();
+        let text = |s: String| Ok(CallToolResponse::Complete(text_result(s)));
+        match p.name.as_ref() {
+            "echo" => text(arg(&p, "text").and_then(Value::as_str).unwrap_or("").to_owned()),
+            "whoami" => text(self.label.to_owned()),
+            "fail" => Ok(CallToolResponse::Complete(from_json(
+                json!({ "content": [{ "type": "text", "text": "it failed" }], "isError": true }),
+            ))),
+            "image" => Ok(CallToolResponse::Complete(from_json(json!({
+                "content": [{ "type": "image", "data": "iVBORw0KGgo=", "mimeType": "image/png" }],
+                "structuredContent": { "answer": 42, "nested": { "list": [1, 2, 3] } },
+                "_meta": { "example.com/trace": "abc" }
+            })))),
+            "slow" => {
+                self.probe.started.notify_one();
+                let secs = arg(&p, "seconds").and_then(Value::as_f64).unwrap_or(60.0);
+                tokio::select! {
+                    _ = ctx.ct.cancelled() => {
+                        self.probe.cancel_count.fetch_add(1, Ordering::SeqCst);
+                        self.probe.cancelled.notify_one();
+                        Err(McpError::internal_error("cancelled", None))
+                    }
+                    _ = tokio::time::sleep(Duration::from_secs_f64(secs)) => text("slept".into()),
+                }
+            }
+            "progress" => {
+                let token = ctx.meta.get_progress_token();
+                if let Some(token) = token {
+                    for i in 1..=3 {
+                        let n = ProgressNotificationParam::new(token.clone(), i as f64)
+                            .with_total(3.0)
+                            .with_message(format!("step {i}"));
+                        let _ = ctx.peer.notify_progress(n).await;
+                    }
+                }
+                text("progress done".into())
+            }
+            "ask" => match self.era {
+                Era::Legacy => {
+                    let req: ElicitRequestParams = from_json(json!({
+                        "message": "Proceed?",
+                        "requestedSchema": { "type": "object", "properties": { "answer": { "type": "string" } } }
+                    }));
+                    let r = ctx
+                        .peer
+                        .create_elicitation(req)
+                        .await
+                        .map_err(|e| McpError::internal_error(e.to_string(), None))?;
+                    text(format!("elicitation: {}", serde_json::to_string(&r).unwrap()))
+                }
+                Era::Modern => match p.input_responses.as_ref().and_then(|r| r.get("confirm")) {
+                    Some(answer) => text(format!("elicitation: {answer}")),
+                    None => Ok(CallToolResponse::InputRequired(from_json(json!({
+                        "resultType": "input_required",
+                        "inputRequests": { "confirm": { "method": "elicitation/create", "params": {
+                            "message": "Proceed?",
+                            "requestedSchema": { "type": "object", "properties": { "answer": { "type": "string" } } }
+                        } } },
+                        "requestState": "opaque-state-1"
+                    })))),
+                },
+            },
+            "sample" => {
+                let req: CreateMessageRequestParams = from_json(json!({
+                    "messages": [{ "role": "user", "content": { "type": "text", "text": "hello model" } }],
+                    "maxTokens": 10
+                }));
+                let r = ctx
+                    .peer
+                    .create_message(req)
+                    .await
+                    .map_err(|e| McpError::internal_error(e.to_string(), None))?;
+                text(format!("sampling: {}", serde_json::to_string(&r).unwrap()))
+            }
+            "roots" => {
+                let r = ctx
+                    .peer
+                    .list_roots()
+                    .await
+                    .map_err(|e| McpError::internal_error(e.to_string(), None))?;
+                text(format!("roots: {}", serde_json::to_string(&r).unwrap()))
+            }
+            "add_tool" => {
+                self.probe.extra_tools.fetch_add(1, Ordering::SeqCst);
+                let _ = ctx.peer.notify_tool_list_changed().await;
+                text("added".into())
+            }
+            other => Err(McpError::invalid_params(format!("no tool {other}"), None)),
+        }
+    }
+
+    async fn list_resources(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        Ok(ListResourcesResult::with_all_items(from_json(json!([
+            { "uri": "mem://shared", "name": "shared" },
+            { "uri": format!("mem://{}/own", self.label), "name": "own" }
+        ]))))
+    }
+
+    async fn read_resource(
+        &self,
+        p: ReadResourceRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        Ok(ReadResourceResult::new(vec![ResourceContents::text(
+            format!("{} says {}", self.label, p.uri),
+            p.uri,
+        )])
+        .into())
+    }
+
+    async fn list_prompts(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        Ok(ListPromptsResult::with_all_items(from_json(json!([
+            { "name": "greet", "arguments": [{ "name": "who", "required": true }] }
+        ]))))
+    }
+
+    async fn get_prompt(
+        &self,
+        p: GetPromptRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        let who = p
+            .arguments
+            .and_then(|a| a.get("who").cloned())
+            .unwrap_or(json!("nobody"));
+        Ok(GetPromptResponse::Complete(from_json(json!({
+            "messages": [{ "role": "user", "content": { "type": "text", "text": format!("{} greets {}", self.label, who) } }]
+        }))))
+    }
+
+    async fn complete(
+        &self,
+        p: CompleteRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
+        let v = format!("{}-{}", self.label, p.argument.value);
+        Ok(from_json(json!({ "completion": { "values": [v], "hasMore": false } })))
+    }
+}
+
+/// A server running in its own runtime thread, so that `kill` drops every task
+/// and socket at once, as a crashed process would.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub url: String,
+    pub server: TestServer,
+    kill: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Upstream {
+    pub fn start(server: TestServer) -> Upstream {
+        Self::start_on(server, 0)
+    }
+
+    pub fn start_on(server: TestServer, port: u16) -> Upstream {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (kill_tx, kill_rx) = std::sync::mpsc::channel::<()>();
+        let s = server.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let mut cfg = StreamableHttpServerConfig::default();
+                cfg.legacy_session_mode = s.era == Era::Legacy;
+                cfg.sse_keep_alive = Some(Duration::from_secs(5));
+                let s2 = s.clone();
+                let service =
+                    StreamableHttpService::new(move || Ok(s2.clone()), Arc::new(LocalSessionManager::default()), cfg);
+                let app = axum::Router::new().nest_service("/mcp", service);
+                let listener = bind_retry(port).await;
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            });
+            let _ = kill_rx.recv();
+            rt.shutdown_background();
+        });
+        let addr = addr_rx.recv().unwrap();
+        Upstream {
+            addr,
+            url: format!("http://{addr}/mcp"),
+            server,
+            kill: Some(kill_tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// Drop the server abruptly: every connection closes, no goodbye.
+    pub fn kill(&mut self) {
+        if let Some(k) = self.kill.take() {
+            let _ = k.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn bind_retry(port: u16) -> tokio::net::TcpListener {
+    for _ in 0..50 {
+        match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(l) => return l,
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    panic!("cannot bind 127.0.0.1:{port}");
+}
+
+/// What the IDE-side test client saw.
+#[derive(Debug)]
+pub enum Seen {
+    Progress(ProgressNotificationParam),
+    ToolsChanged,
+    PromptsChanged,
+    ResourcesChanged,
+    ResourceUpdated(String),
+}
+
+/// The IDE: answers sampling, elicitation and roots, records notifications.
+#[derive(Clone)]
+pub struct Ide {
+    pub seen: mpsc::UnboundedSender<Seen>,
+}
+
+impl ClientHandler for Ide {
+    fn get_info(&self) -> ClientConfig {
+        let caps: ClientCapabilities = from_json(json!({
+            "sampling": {}, "elicitation": { "form": {} }, "roots": { "listChanged": true }
+        }));
+        ClientConfig::new(caps, Implementation::new("test-ide", "1.0"))
+    }
+
+    async fn create_elicitation(
+        &self,
+        p: ElicitRequestParams,
+        _: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, McpError> {
+        let msg = match &p {
+            ElicitRequestParams::FormElicitationParams { message, .. } => message.clone(),
+            _ => "?".into(),
+        };
+        Ok(from_json(
+            json!({ "action": "accept", "content": { "answer": format!("yes to {msg}") } }),
+        ))
+    }
+
+    async fn create_message(
+        &self,
+        _: CreateMessageRequestParams,
+        _: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, McpError> {
+        Ok(from_json(json!({
+            "role": "assistant", "content": { "type": "text", "text": "model says hi" }, "model": "test-model"
+        })))
+    }
+
+    async fn list_roots(&self, _: RequestContext<RoleClient>) -> Result<ListRootsResult, McpError> {
+        Ok(from_json(
+            json!({ "roots": [{ "uri": "file:///work/project", "name": "project" }] }),
+        ))
+    }
+
+    async fn on_progress(&self, p: ProgressNotificationParam, _: NotificationContext<RoleClient>) {
+        let _ = self.seen.send(Seen::Progress(p));
+    }
+    async fn on_tool_list_changed(&self, _: NotificationContext<RoleClient>) {
+        let _ = self.seen.send(Seen::ToolsChanged);
+    }
+    async fn on_prompt_list_changed(&self, _: NotificationContext<RoleClient>) {
+        let _ = self.seen.send(Seen::PromptsChanged);
+    }
+    async fn on_resource_list_changed(&self, _: NotificationContext<RoleClient>) {
+        let _ = self.seen.send(Seen::ResourcesChanged);
+    }
+    async fn on_resource_updated(&self, p: ResourceUpdatedNotificationParam, _: NotificationContext<RoleClient>) {
+        let _ = self.seen.send(Seen::ResourceUpdated(p.uri));
+    }
+}
+
+/// A temp home for one bridge: config, cache and state dirs.
+pub struct Home {
+    pub dir: tempfile::TempDir,
+}
+
+impl Home {
+    pub fn new() -> Home {
+        Home {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("config.toml")
+    }
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(self.config(), text).unwrap();
+    }
+    /// `[[servers]]` blocks for `(name, url)` pairs, plus extra text.
+    pub fn servers_config(&self, servers: &[(&str, &str)], extra: &str) {
+        let mut s = String::from(extra);
+        for (name, url) in servers {
+            s.push_str(&format!("\n[[servers]]\nname = \"{name}\"\nurl = \"{url}\"\n"));
+        }
+        self.write_config(&s);
+    }
+}
+
+pub fn bridge_command(home: &Home, args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-bridge"));
+    cmd.arg("serve")
+        .args(args)
+        .env("MCP_BRIDGE_HOME", home.path())
+        .env_remove("MCP_BRIDGE_CONFIG");
+    if std::env::var_os("RUST_LOG").is_none() {
+        cmd.env("RUST_LOG", "mcp_bridge=debug");
+    }
+    cmd
+}
+
+pub type Client = RunningService<RoleClient, Ide>;
+
+/// Spawn `mcp-bridge serve` in `home` and connect the test IDE to it.
+pub async fn spawn_bridge(home: &Home, args: &[&str]) -> (Client, mpsc::UnboundedReceiver<Seen>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let transport = TokioChildProcess::new(bridge_command(home, args)).unwrap();
+    let client = Ide { seen: tx }.serve(transport).await.expect("bridge initialises");
+    (client, rx)
+}
+
+/// Tool names the bridge currently lists.
+pub async fn tool_names(c: &Client) -> Vec<String> {
+    let mut v: Vec<String> = c
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Wait (bounded) until the bridge lists a tool satisfying `pred`, re-listing on
+/// every `tools/list_changed` it sends.
+pub async fn wait_for_tools(
+    c: &Client,
+    seen: &mut mpsc::UnboundedReceiver<Seen>,
+    pred: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let names = tool_names(c).await;
+        if pred(&names) {
+            return names;
+        }
+        match tokio::time::timeout_at(deadline, seen.recv()).await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("bridge went away"),
+            Err(_) => panic!("timed out waiting for tools; have {names:?}"),
+        }
+    }
+}
+
+pub fn params(name: &str, args: Value) -> CallToolRequestParams {
+    CallToolRequestParams::new(name.to_owned()).with_arguments(args.as_object().cloned().unwrap_or_default())
+}
+
+/// The text of the first content block.
+pub fn first_text(r: &CallToolResult) -> String {
+    r.content
+        .first()
+        .and_then(|c| c.as_text())
+        .map(|t| t.text.clone())
+        .unwrap_or_default()
+}
