@@ -82,6 +82,13 @@ pub async fn resolve_servers(cfg: &Config, paths: &Paths, adhoc: &AdHoc) -> Reso
     resolved
 }
 
+/// stdin/stdout, non-blocking when they are pipes (as IDEs launch servers), so a
+/// pending read never holds up shutdown.
+fn stdio_transport() -> impl rmcp::transport::Transport<rmcp::RoleServer, Error = std::io::Error> {
+    let (r, w) = rmcp::transport::stdio_pipes();
+    crate::downstream::stdio::StdioTransport::new(r, w, crate::downstream::stdio::DEFAULT_MAX_MESSAGE)
+}
+
 /// Run the stdio server until the IDE goes away or a signal arrives.
 pub async fn serve(opts: ServeOptions, paths: Paths, cfg: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
@@ -97,7 +104,7 @@ pub async fn serve(opts: ServeOptions, paths: Paths, cfg: Config) -> anyhow::Res
     let bridge = Bridge::new(settings, resolved.servers, shutdown.clone());
 
     let running = tokio::select! {
-        r = Downstream::new(bridge.clone()).serve(rmcp::transport::stdio()) => r?,
+        r = Downstream::new(bridge.clone()).serve(stdio_transport()) => r?,
         _ = shutdown.cancelled() => return Ok(()),
     };
     let peer = running.peer().clone();

@@ -39,6 +39,8 @@ pub struct Probe {
     pub calls: AtomicUsize,
     pub extra_tools: AtomicUsize,
     pub last_meta: Mutex<Option<Value>>,
+    /// Every HTTP request seen: (method, value of the X-Test header).
+    pub http: Mutex<Vec<(String, Option<String>)>>,
 }
 
 /// A configurable test server.
@@ -311,7 +313,22 @@ impl Upstream {
                 let s2 = s.clone();
                 let service =
                     StreamableHttpService::new(move || Ok(s2.clone()), Arc::new(LocalSessionManager::default()), cfg);
-                let app = axum::Router::new().nest_service("/mcp", service);
+                let probe = s.probe.clone();
+                let record = move |req: axum::extract::Request, next: axum::middleware::Next| {
+                    let probe = probe.clone();
+                    async move {
+                        let header = req
+                            .headers()
+                            .get("x-test")
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned);
+                        probe.http.lock().unwrap().push((req.method().to_string(), header));
+                        next.run(req).await
+                    }
+                };
+                let app = axum::Router::new()
+                    .nest_service("/mcp", service)
+                    .layer(axum::middleware::from_fn(record));
                 let listener = bind_retry(port).await;
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
                 tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

@@ -2,9 +2,11 @@
 //! requests from the merged catalog, routes every call to its server, keeps the
 //! IDE's progress token and cancellation attached to the upstream request, and
 //! turns upstream failures into MCP errors. This is the only module that builds
-//! `ErrorData` for the IDE.
+//! `ErrorData` for the IDE, and [`stdio`] is the only code that touches stdout.
 
 #![allow(deprecated)] // sampling and roots are deprecated in 2026-07-28 but still relayed
+
+pub mod stdio;
 
 use std::sync::Arc;
 
@@ -428,6 +430,18 @@ impl ServerHandler for Downstream {
             ServerResult::CompleteResult(r) => Ok(r),
             other => Err(unexpected("completion/complete", &other)),
         }
+    }
+
+    async fn on_custom_request(
+        &self,
+        request: rmcp::model::CustomRequest,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CustomResult, McpError> {
+        Err(McpError::new(
+            rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+            format!("Method not found: {}", request.method),
+            None,
+        ))
     }
 
     async fn set_level(&self, _p: SetLevelRequestParams, _ctx: RequestContext<RoleServer>) -> Result<(), McpError> {

@@ -1,0 +1,410 @@
+//! End to end: what the bridge does when things go wrong. A server that is down,
+//! dies mid-call or restarts; bad input from the IDE; the IDE going away.
+
+mod common;
+
+use std::process::Stdio;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use common::*;
+use rmcp::model::*;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+fn mcp_error(e: rmcp::ServiceError) -> ErrorData {
+    match e {
+        rmcp::ServiceError::McpError(e) => e,
+        other => panic!("expected an MCP error, got {other:?}"),
+    }
+}
+
+/// A port on which nothing listens.
+fn dead_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    format!("http://{addr}/mcp")
+}
+
+/// With a warm disk cache, `tools/list` lists a server that is down; a call to it
+/// fails quickly with an error naming the server, and the other server works.
+#[tokio::test]
+async fn cache_lists_a_dead_server_and_calls_fail_precisely() {
+    let mut alpha = Upstream::start(TestServer::new(Era::Legacy, "alpha"));
+    let beta = Upstream::start(TestServer::new(Era::Modern, "beta"));
+    let home = Home::new();
+    home.servers_config(
+        &[("alpha", &alpha.url), ("beta", &beta.url)],
+        "[timeouts]\nready_wait = 3\n",
+    );
+    {
+        let (client, mut seen) = spawn_bridge(&home, &[]).await;
+        wait_for_tools(&client, &mut seen, |n| n.len() == 20).await;
+        client.cancel().await.unwrap();
+    }
+    alpha.kill();
+    let (client, _seen) = spawn_bridge(&home, &[]).await;
+    // Answered from the cache at once: alpha's tools are there although it is down.
+    let names = tool_names(&client).await;
+    assert_eq!(names.len(), 20, "{names:?}");
+    let start = Instant::now();
+    let e = mcp_error(
+        client
+            .call_tool(params("alpha__echo", json!({"text": "x"})))
+            .await
+            .unwrap_err(),
+    );
+    assert!(start.elapsed() < Duration::from_secs(30), "took {:?}", start.elapsed());
+    assert!(e.message.contains("'alpha'"), "{}", e.message);
+    assert!(e.message.contains(&alpha.url), "{}", e.message);
+    assert_eq!(e.data.as_ref().and_then(|d| d.get("server")), Some(&json!("alpha")));
+    let r = client.call_tool(params("beta__whoami", json!({}))).await.unwrap();
+    assert_eq!(first_text(&r), "beta");
+}
+
+/// A server that never existed does not delay the IDE or the other servers.
+#[tokio::test]
+async fn unreachable_server_does_not_block_others() {
+    let beta = Upstream::start(TestServer::new(Era::Modern, "beta"));
+    let home = Home::new();
+    home.servers_config(&[("gone", &dead_url()), ("beta", &beta.url)], "");
+    let (client, mut seen) = spawn_bridge(&home, &[]).await;
+    let names = wait_for_tools(&client, &mut seen, |n| n.contains(&"beta__echo".into())).await;
+    assert!(names.iter().all(|n| n.starts_with("beta__")), "{names:?}");
+    let r = client
+        .call_tool(params("beta__echo", json!({"text": "fine"})))
+        .await
+        .unwrap();
+    assert_eq!(first_text(&r), "fine");
+}
+
+/// A server killed mid-call: that call gets an error naming the server, calls to
+/// the other server are unaffected.
+#[tokio::test]
+async fn server_killed_mid_call() {
+    let mut alpha = Upstream::start(TestServer::new(Era::Legacy, "alpha"));
+    let beta = Upstream::start(TestServer::new(Era::Modern, "beta"));
+    let home = Home::new();
+    home.servers_config(&[("alpha", &alpha.url), ("beta", &beta.url)], "");
+    let (client, mut seen) = spawn_bridge(&home, &[]).await;
+    wait_for_tools(&client, &mut seen, |n| n.len() == 20).await;
+    let probe = alpha.server.probe.clone();
+    let pending = {
+        let c = client.peer().clone();
+        tokio::spawn(async move { c.call_tool(params("alpha__slow", json!({"seconds": 60}))).await })
+    };
+    tokio::time::timeout(Duration::from_secs(10), probe.started.notified())
+        .await
+        .unwrap();
+    alpha.kill();
+    let r = tokio::time::timeout(Duration::from_secs(55), pending)
+        .await
+        .expect("answered within 55 s")
+        .unwrap();
+    let e = mcp_error(r.unwrap_err());
+    assert!(e.message.contains("alpha"), "{}", e.message);
+    let r = client.call_tool(params("beta__whoami", json!({}))).await.unwrap();
+    assert_eq!(first_text(&r), "beta");
+}
+
+/// A legacy server restarted (all sessions lost) is used again without
+/// restarting the bridge.
+#[tokio::test]
+async fn restarted_server_is_used_again() {
+    let mut alpha = Upstream::start(TestServer::new(Era::Legacy, "alpha"));
+    let port = alpha.addr.port();
+    let home = Home::new();
+    home.servers_config(&[("alpha", &alpha.url)], "");
+    let (client, mut seen) = spawn_bridge(&home, &[]).await;
+    wait_for_tools(&client, &mut seen, |n| n.len() == 10).await;
+    assert_eq!(
+        first_text(&client.call_tool(params("whoami", json!({}))).await.unwrap()),
+        "alpha"
+    );
+    alpha.kill();
+    let again = Upstream::start_on(TestServer::new(Era::Legacy, "alpha"), port);
+    // The first call may land while the bridge notices; within a bounded number of
+    // attempts a call must succeed on the new instance.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut errors = Vec::new();
+    loop {
+        match client.call_tool(params("whoami", json!({}))).await {
+            Ok(r) => {
+                assert_eq!(first_text(&r), "alpha");
+                break;
+            }
+            Err(e) => errors.push(format!("{e}")),
+        }
+        assert!(Instant::now() < deadline, "never recovered: {errors:?}");
+        // Wait for the bridge to reconnect: it re-lists and announces on reconnect.
+        let _ = tokio::time::timeout(Duration::from_secs(2), seen.recv()).await;
+    }
+    assert!(errors.len() <= 3, "{errors:?}");
+    assert!(again.server.probe.calls.load(Ordering::SeqCst) >= 1);
+}
+
+/// The registry API is paged: both pages' servers are bridged.
+#[tokio::test]
+async fn registry_over_http_with_two_pages() {
+    let alpha = Upstream::start(TestServer::new(Era::Legacy, "alpha"));
+    let beta = Upstream::start(TestServer::new(Era::Modern, "beta"));
+    let page1 = mcp_bridge::demo::registry_page(&[("dev.test/alpha", "alpha", &alpha.url)]);
+    let page2 = mcp_bridge::demo::registry_page(&[("dev.test/beta", "beta", &beta.url)]);
+    let hits = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let h = hits.clone();
+    let app = axum::Router::new().route(
+        "/v0.1/servers",
+        axum::routing::get(move |q: axum::extract::RawQuery| {
+            let (page1, page2, h) = (page1.clone(), page2.clone(), h.clone());
+            async move {
+                let q = q.0.unwrap_or_default();
+                h.lock().unwrap().push(q.clone());
+                let mut body = if q.contains("cursor=") { page2 } else { page1 };
+                if !q.contains("cursor=") {
+                    body["metadata"]["nextCursor"] = json!("page 2/x");
+                }
+                ([("content-type", "application/json")], body.to_string())
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let home = Home::new();
+    home.write_config(&format!("[registry]\nurl = \"{base}\"\n"));
+    let (client, mut seen) = spawn_bridge(&home, &[]).await;
+    wait_for_tools(&client, &mut seen, |n| {
+        n.contains(&"alpha__echo".into()) && n.contains(&"beta__echo".into())
+    })
+    .await;
+    let hits = hits.lock().unwrap().clone();
+    assert_eq!(hits.len(), 2, "{hits:?}");
+    assert!(
+        hits[1].contains("cursor=page+2%2Fx") || hits[1].contains("cursor=page%202%2Fx"),
+        "{hits:?}"
+    );
+    assert!(hits[0].contains("limit="), "{hits:?}");
+    // The registry was cached for the next start.
+    assert!(home.path().join("cache/registry.json").exists());
+}
+
+/// Ad-hoc servers from the command line: one URL keeps bare tool names and gets
+/// the `--header`; two URLs are prefixed.
+#[tokio::test]
+async fn adhoc_urls_with_headers() {
+    let alpha = Upstream::start(TestServer::new(Era::Legacy, "alpha"));
+    let beta = Upstream::start(TestServer::new(Era::Modern, "beta"));
+    let home = Home::new();
+    let (client, mut seen) = spawn_bridge(&home, &[&alpha.url, "--header", "X-Test: hello"]).await;
+    let names = wait_for_tools(&client, &mut seen, |n| n.len() == 10).await;
+    assert!(names.contains(&"echo".to_string()), "{names:?}");
+    client.call_tool(params("echo", json!({"text": "x"}))).await.unwrap();
+    let http = alpha.server.probe.http.lock().unwrap().clone();
+    assert!(
+        !http.is_empty() && http.iter().all(|(_, h)| h.as_deref() == Some("hello")),
+        "{http:?}"
+    );
+    client.cancel().await.unwrap();
+
+    let (client, mut seen) = spawn_bridge(&home, &[&alpha.url, &beta.url]).await;
+    let names = wait_for_tools(&client, &mut seen, |n| n.len() == 20).await;
+    let a = format!("local-{}__echo", alpha.addr.port());
+    assert!(names.contains(&a), "{names:?}");
+}
+
+/// A modern (2026-07-28) IDE is served too.
+#[tokio::test]
+async fn modern_ide_is_served() {
+    let alpha = Upstream::start(TestServer::new(Era::Legacy, "alpha"));
+    let beta = Upstream::start(TestServer::new(Era::Modern, "beta"));
+    let home = Home::new();
+    home.servers_config(&[("alpha", &alpha.url), ("beta", &beta.url)], "");
+    // Let a first (legacy) run fill the catalog cache, so the modern client, which
+    // gets no list_changed here, sees the full list at once.
+    {
+        let (client, mut seen) = spawn_bridge(&home, &[]).await;
+        wait_for_tools(&client, &mut seen, |n| n.len() == 20).await;
+        client.cancel().await.unwrap();
+    }
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let transport = rmcp::transport::TokioChildProcess::new(bridge_command(&home, &[])).unwrap();
+    let mode = rmcp::ClientLifecycleMode::Discover {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+    };
+    let client = rmcp::ClientServiceExt::serve_with_lifecycle(Ide { seen: tx }, transport, mode)
+        .await
+        .unwrap();
+    let info = client.peer_info().unwrap();
+    assert_eq!(info.protocol_version, ProtocolVersion::V_2026_07_28);
+    let tools = client.list_all_tools().await.unwrap();
+    assert_eq!(tools.len(), 20);
+    for (tool, want) in [("alpha__whoami", "alpha"), ("beta__whoami", "beta")] {
+        let r = client.call_tool(params(tool, json!({}))).await.unwrap();
+        assert_eq!(first_text(&r), want);
+    }
+}
+
+struct Raw {
+    child: tokio::process::Child,
+    stdin: Option<tokio::process::ChildStdin>,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Raw {
+    fn spawn(home: &Home) -> Raw {
+        let mut child = bridge_command(home, &[])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        Raw { child, stdin, lines }
+    }
+    async fn send(&mut self, line: &str) {
+        let w = self.stdin.as_mut().unwrap();
+        w.write_all(line.as_bytes()).await.unwrap();
+        w.write_all(b"\n").await.unwrap();
+        w.flush().await.unwrap();
+    }
+    /// Next stdout line, which must be JSON-RPC.
+    async fn recv(&mut self) -> Value {
+        let line = tokio::time::timeout(Duration::from_secs(10), self.lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout is not JSON-RPC: {line:?}: {e}"));
+        assert_eq!(v["jsonrpc"], json!("2.0"), "{line}");
+        v
+    }
+    async fn initialize(&mut self) {
+        self.send(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#).await;
+        assert_eq!(self.recv().await["id"], json!(1));
+        self.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+            .await;
+    }
+}
+
+/// Bad input from the IDE gets the JSON-RPC error it deserves, and the bridge
+/// keeps serving; stdout carries only JSON-RPC.
+#[tokio::test]
+async fn malformed_input_gets_errors_and_serving_continues() {
+    let home = Home::new();
+    let mut raw = Raw::spawn(&home);
+    raw.initialize().await;
+    raw.send("{not json").await;
+    let v = raw.recv().await;
+    assert_eq!(
+        (v["id"].clone(), v["error"]["code"].clone()),
+        (Value::Null, json!(-32700)),
+        "{v}"
+    );
+    raw.send(r#"{"jsonrpc":"2.0","id":7}"#).await;
+    let v = raw.recv().await;
+    assert_eq!(
+        (v["id"].clone(), v["error"]["code"].clone()),
+        (json!(7), json!(-32600)),
+        "{v}"
+    );
+    raw.send(r#"{"jsonrpc":"2.0","id":8,"method":"no/such/method","params":{}}"#)
+        .await;
+    let v = raw.recv().await;
+    assert_eq!(
+        (v["id"].clone(), v["error"]["code"].clone()),
+        (json!(8), json!(-32601)),
+        "{v}"
+    );
+    raw.send(r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"missing"}}"#)
+        .await;
+    let v = raw.recv().await;
+    assert_eq!(
+        (v["id"].clone(), v["error"]["code"].clone()),
+        (json!(9), json!(-32602)),
+        "{v}"
+    );
+    raw.send(r#"{"jsonrpc":"2.0","id":10,"method":"tools/list","params":{}}"#)
+        .await;
+    let v = raw.recv().await;
+    assert_eq!(v["id"], json!(10));
+    assert!(v["result"]["tools"].is_array(), "{v}");
+}
+
+/// stdin EOF ends the process cleanly and promptly, and the legacy upstream's
+/// session is closed with an HTTP DELETE.
+#[tokio::test]
+async fn stdin_eof_exits_and_closes_sessions() {
+    let alpha = Upstream::start(TestServer::new(Era::Legacy, "alpha"));
+    let home = Home::new();
+    home.servers_config(&[("alpha", &alpha.url)], "");
+    let mut raw = Raw::spawn(&home);
+    raw.initialize().await;
+    // Wait until the bridge is connected upstream: a call goes through.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut id = 100;
+    loop {
+        id += 1;
+        raw.send(&format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"whoami"}}}}"#
+        ))
+        .await;
+        let v = loop {
+            let v = raw.recv().await;
+            if v["id"] == json!(id) {
+                break v;
+            }
+        };
+        if v["result"]["content"][0]["text"] == json!("alpha") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never connected: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let start = Instant::now();
+    drop(raw.stdin.take());
+    let status = tokio::time::timeout(Duration::from_secs(5), raw.child.wait())
+        .await
+        .expect("exits")
+        .unwrap();
+    let took = start.elapsed();
+    assert!(status.success(), "{status:?}");
+    eprintln!("exit after stdin EOF took {took:?}");
+    let methods: Vec<String> = alpha
+        .server
+        .probe
+        .http
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(m, _)| m.clone())
+        .collect();
+    assert!(methods.contains(&"DELETE".to_string()), "{methods:?}");
+}
+
+/// SIGTERM ends the process cleanly too.
+#[cfg(unix)]
+#[tokio::test]
+async fn sigterm_exits() {
+    let home = Home::new();
+    let mut raw = Raw::spawn(&home);
+    raw.initialize().await;
+    raw.send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}"#)
+        .await;
+    raw.recv().await;
+    let pid = raw.child.id().unwrap();
+    let ok = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let status = tokio::time::timeout(Duration::from_secs(5), raw.child.wait())
+        .await
+        .expect("exits")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
