@@ -7,6 +7,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
+use rmcp::model::{
+    PromptListChangedNotification, ResourceListChangedNotification, ResourceUpdatedNotification,
+    ResourceUpdatedNotificationParam, ServerNotification, ToolListChangedNotification,
+};
+use rmcp::service::SubscriptionSink;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -48,6 +53,8 @@ pub struct Bridge {
     events: mpsc::UnboundedSender<UpstreamEvent>,
     events_rx: Mutex<Option<mpsc::UnboundedReceiver<UpstreamEvent>>>,
     specs: Vec<ServerSpec>,
+    /// `subscriptions/listen` streams a 2026-07-28 IDE has open.
+    listeners: Mutex<Vec<SubscriptionSink>>,
     pub shutdown: CancellationToken,
 }
 
@@ -80,6 +87,7 @@ impl Bridge {
             events: tx,
             events_rx: Mutex::new(Some(rx)),
             specs,
+            listeners: Mutex::new(Vec::new()),
             shutdown,
         })
     }
@@ -140,8 +148,11 @@ impl Bridge {
                 }
                 UpstreamEvent::ResourceUpdated { server, uri } => {
                     let ide_uri = self.catalog().ide_uri(&server, &uri);
-                    if let Some(ide) = self.ide.peer() {
-                        let p = rmcp::model::ResourceUpdatedNotificationParam::new(ide_uri);
+                    let p = ResourceUpdatedNotificationParam::new(ide_uri);
+                    if self.ide.is_modern() {
+                        let n = ServerNotification::ResourceUpdatedNotification(ResourceUpdatedNotification::new(p));
+                        self.send_to_listeners(&[n]).await;
+                    } else if let Some(ide) = self.ide.peer() {
                         let _ = ide.notify_resource_updated(p).await;
                     }
                 }
@@ -176,6 +187,29 @@ impl Bridge {
     }
 
     async fn announce(&self, changes: Changes) {
+        if !changes.any() {
+            return;
+        }
+        if self.ide.is_modern() {
+            let mut ns = Vec::new();
+            if changes.tools {
+                ns.push(ServerNotification::ToolListChangedNotification(
+                    ToolListChangedNotification::default(),
+                ));
+            }
+            if changes.prompts {
+                ns.push(ServerNotification::PromptListChangedNotification(
+                    PromptListChangedNotification::default(),
+                ));
+            }
+            if changes.resources {
+                ns.push(ServerNotification::ResourceListChangedNotification(
+                    ResourceListChangedNotification::default(),
+                ));
+            }
+            self.send_to_listeners(&ns).await;
+            return;
+        }
         let Some(ide) = self.ide.peer() else { return };
         if changes.tools {
             let _ = ide.notify_tool_list_changed().await;
@@ -185,6 +219,26 @@ impl Bridge {
         }
         if changes.resources {
             let _ = ide.notify_resource_list_changed().await;
+        }
+    }
+
+    /// Register a modern IDE's `subscriptions/listen` stream.
+    pub fn add_listener(&self, sink: SubscriptionSink) {
+        self.listeners.lock().expect("listeners").push(sink);
+    }
+
+    pub fn remove_listener(&self, id: &rmcp::model::RequestId) {
+        self.listeners.lock().expect("listeners").retain(|s| s.id() != id);
+    }
+
+    /// Send to every listen stream that accepted the notification; the sink
+    /// filters by what each stream asked for.
+    async fn send_to_listeners(&self, notifications: &[ServerNotification]) {
+        let sinks = self.listeners.lock().expect("listeners").clone();
+        for sink in sinks {
+            for n in notifications {
+                let _ = sink.send(n.clone()).await;
+            }
         }
     }
 }

@@ -244,6 +244,28 @@ async fn modern_ide_is_served() {
         let r = client.call_tool(params(tool, json!({}))).await.unwrap();
         assert_eq!(first_text(&r), want);
     }
+    // List changes reach a modern IDE on its subscriptions/listen stream.
+    let mut sub = client
+        .listen(SubscriptionFilter::builder().tools_list_changed().build())
+        .await
+        .unwrap();
+    client.call_tool(params("alpha__add_tool", json!({}))).await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .expect("a notification")
+        .unwrap();
+    assert!(
+        matches!(n, Some(ServerNotification::ToolListChangedNotification(_))),
+        "{n:?}"
+    );
+    let names: Vec<_> = client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert!(names.iter().any(|n| n == "alpha__extra_0"), "{names:?}");
 }
 
 struct Raw {

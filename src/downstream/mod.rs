@@ -432,6 +432,29 @@ impl ServerHandler for Downstream {
         }
     }
 
+    fn accepted_subscription_filter(
+        &self,
+        requested: &rmcp::model::SubscriptionFilter,
+    ) -> Option<rmcp::model::SubscriptionFilter> {
+        // List changes of every kind; rmcp intersects with what was asked and
+        // advertised. Per-resource subscriptions are relayed only for legacy IDEs.
+        let mut accepted = requested.clone();
+        accepted.resource_subscriptions = None;
+        Some(accepted)
+    }
+
+    async fn listen(&self, ctx: rmcp::service::SubscriptionContext) -> Result<(), McpError> {
+        let sink = ctx.sink().clone();
+        let id = sink.id().clone();
+        self.bridge.add_listener(sink);
+        tokio::select! {
+            _ = ctx.cancelled() => {}
+            _ = self.bridge.shutdown.cancelled() => {}
+        }
+        self.bridge.remove_listener(&id);
+        Ok(())
+    }
+
     async fn on_custom_request(
         &self,
         request: rmcp::model::CustomRequest,
@@ -444,8 +467,9 @@ impl ServerHandler for Downstream {
         ))
     }
 
-    async fn set_level(&self, _p: SetLevelRequestParams, _ctx: RequestContext<RoleServer>) -> Result<(), McpError> {
-        // Upstream logs go to the bridge's own log; nothing to change upstream.
+    async fn set_level(&self, p: SetLevelRequestParams, _ctx: RequestContext<RoleServer>) -> Result<(), McpError> {
+        // Filter what the bridge relays; upstreams keep their own levels.
+        self.bridge.ide.set_log_level(p.level);
         Ok(())
     }
 

@@ -139,6 +139,22 @@ impl ProgressRouter {
 pub struct IdeLink {
     peer: OnceLock<Peer<RoleServer>>,
     caps: OnceLock<ClientCapabilities>,
+    /// Lowest log level the IDE asked for with `logging/setLevel`, as a rank
+    /// (0 = debug .. 7 = emergency); until it asks, warnings and above.
+    log_level: std::sync::atomic::AtomicU8,
+}
+
+fn level_rank(l: LoggingLevel) -> u8 {
+    match l {
+        LoggingLevel::Debug => 0,
+        LoggingLevel::Info => 1,
+        LoggingLevel::Notice => 2,
+        LoggingLevel::Warning => 3,
+        LoggingLevel::Error => 4,
+        LoggingLevel::Critical => 5,
+        LoggingLevel::Alert => 6,
+        _ => 7,
+    }
 }
 
 impl IdeLink {
@@ -149,6 +165,21 @@ impl IdeLink {
 
     pub fn peer(&self) -> Option<&Peer<RoleServer>> {
         self.peer.get()
+    }
+
+    pub fn set_log_level(&self, level: LoggingLevel) {
+        self.log_level
+            .store(level_rank(level) + 1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn wants_log(&self, level: LoggingLevel) -> bool {
+        let set = self.log_level.load(std::sync::atomic::Ordering::Relaxed);
+        let min = if set == 0 {
+            level_rank(LoggingLevel::Warning)
+        } else {
+            set - 1
+        };
+        level_rank(level) >= min
     }
 
     /// The capabilities the IDE declared, mirrored upstream on its behalf.
@@ -277,7 +308,7 @@ impl ClientHandler for UpstreamClient {
         });
     }
 
-    async fn on_logging_message(&self, p: LoggingMessageNotificationParam, _ctx: NotificationContext<RoleClient>) {
+    async fn on_logging_message(&self, mut p: LoggingMessageNotificationParam, _ctx: NotificationContext<RoleClient>) {
         let server = &*self.server;
         let data = &p.data;
         match p.level {
@@ -285,6 +316,18 @@ impl ClientHandler for UpstreamClient {
             LoggingLevel::Info | LoggingLevel::Notice => tracing::info!(server, ?data, "upstream log"),
             LoggingLevel::Warning => tracing::warn!(server, ?data, "upstream log"),
             _ => tracing::error!(server, ?data, "upstream log"),
+        }
+        // Relay to a legacy IDE at or above the level it asked for, with the
+        // server's name in the logger so the IDE can tell servers apart.
+        if let Some(ide) = self.ide.peer()
+            && !self.ide.is_modern()
+            && self.ide.wants_log(p.level)
+        {
+            p.logger = Some(match p.logger.take() {
+                Some(l) => format!("{server}/{l}"),
+                None => server.to_owned(),
+            });
+            let _ = ide.notify_logging_message(p).await;
         }
     }
 

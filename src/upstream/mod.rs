@@ -257,7 +257,15 @@ async fn connect(
         Err(e) if e.is_authorization_required() => {
             Err("the server requires authorization (HTTP 401); configure a token for it".into())
         }
-        Err(e) => Err(crate::util::error_chain(&e)),
+        Err(e) => {
+            let top = e.to_string();
+            // rmcp's transport errors name its worker types; say what failed instead.
+            Err(if top.contains("Transport [") {
+                format!("cannot reach {}: {}", spec.url, crate::util::root_cause(&e))
+            } else {
+                crate::util::error_chain(&e)
+            })
+        }
         Ok(running) => Ok(running),
     }
 }
@@ -308,7 +316,12 @@ async fn run(
         let running = match connected {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!(server = %id, url = %spec.url, "connect failed: {e}");
+                // Say it once per outage, not once per retry.
+                if attempt == 0 {
+                    tracing::warn!(server = %id, url = %spec.url, "connect failed: {e}; retrying in the background");
+                } else {
+                    tracing::debug!(server = %id, attempt, "connect failed again: {e}");
+                }
                 attempt += 1;
                 report(ConnState::Failed {
                     error: e.clone(),

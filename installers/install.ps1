@@ -1,0 +1,45 @@
+# Install mcp-bridge for the current user (Windows).
+#
+#   installers\install.ps1 [-Prefix DIR] [-Binary PATH] [-NonInteractive]
+#
+# Builds the binary with cargo (or copies the one given with -Binary) into
+# DIR\bin (default %LOCALAPPDATA%\Programs\mcp-bridge), and writes a starter
+# config if there is none. Safe to run again.
+param(
+  [string]$Prefix = (Join-Path $env:LOCALAPPDATA "Programs\mcp-bridge"),
+  [string]$Binary = "",
+  [switch]$NonInteractive
+)
+$ErrorActionPreference = "Stop"
+$here = Split-Path -Parent $PSScriptRoot
+$bindir = Join-Path $Prefix "bin"
+New-Item -ItemType Directory -Force -Path $bindir | Out-Null
+
+if ($Binary -eq "") {
+  if (-not (Get-Command cargo -ErrorAction SilentlyContinue)) {
+    Write-Error "cargo not found; install Rust from https://rustup.rs or pass -Binary PATH"
+  }
+  Push-Location $here
+  try { cargo build --release --locked } finally { Pop-Location }
+  $Binary = Join-Path $here "target\release\mcp-bridge.exe"
+}
+
+$dest = Join-Path $bindir "mcp-bridge.exe"
+$tmp = "$dest.tmp"
+Copy-Item -Force $Binary $tmp
+Move-Item -Force $tmp $dest
+Write-Output "installed $dest"
+
+$configDir = Join-Path $env:APPDATA "mcp-bridge\mcp-bridge\config"
+$config = Join-Path $configDir "config.toml"
+if (-not (Test-Path $config)) {
+  New-Item -ItemType Directory -Force -Path $configDir | Out-Null
+  Copy-Item (Join-Path $here "config\config.example.toml") $config
+  Write-Output "wrote a starter config: $config"
+} else {
+  Write-Output "keeping the existing config: $config"
+}
+
+if (-not $NonInteractive) {
+  Write-Output "Next: add the IDE entry shown in README.md (command $dest, args [""serve""])."
+}
