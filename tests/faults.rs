@@ -430,3 +430,17 @@ async fn sigterm_exits() {
         .unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+/// A broken config stops `serve` with exit code 64 and a message naming the file
+/// and the line; nothing is written to stdout.
+#[tokio::test]
+async fn broken_config_is_refused_clearly() {
+    let home = Home::new();
+    home.write_config("[naming]\nprefix = \"sometimes\"\n");
+    let out = bridge_command(&home, &[]).stdin(Stdio::null()).output().await.unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(out.stdout.is_empty(), "{:?}", String::from_utf8_lossy(&out.stdout));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&home.config().display().to_string()), "{err}");
+    assert!(err.contains("line 2"), "{err}");
+}

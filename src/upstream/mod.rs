@@ -270,6 +270,16 @@ async fn connect(
     }
 }
 
+/// List everything, bounded in time: a server that stalls on `tools/list` must
+/// not wedge its owner task.
+async fn list_bounded(peer: &Peer<RoleClient>, timeouts: &Timeouts) -> Result<ServerLists, String> {
+    match tokio::time::timeout(secs(timeouts.call), list_all(peer)).await {
+        Ok(Ok(l)) => Ok(l),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no complete list within {} s", timeouts.call)),
+    }
+}
+
 /// List everything the server's capabilities say it has, following pagination.
 pub async fn list_all(peer: &Peer<RoleClient>) -> Result<ServerLists, rmcp::ServiceError> {
     let caps = peer.peer_info().map(|i| i.capabilities.clone()).unwrap_or_default();
@@ -371,7 +381,7 @@ async fn run(
                     break false;
                 }
                 _ = refresh.notified() => {
-                    match list_all(&peer).await {
+                    match list_bounded(&peer, &timeouts).await {
                         Ok(lists) => {
                             let _ = events.send(UpstreamEvent::Lists { server: id.clone(), url: spec.url.clone(), lists });
                         }
