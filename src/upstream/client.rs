@@ -248,12 +248,18 @@ impl ClientHandler for UpstreamClient {
 
     async fn create_message(
         &self,
-        params: CreateMessageRequestParams,
+        mut params: CreateMessageRequestParams,
         _ctx: RequestContext<RoleClient>,
     ) -> Result<CreateMessageResult, McpError> {
         let ide = self.ide.peer().ok_or_else(|| no_ide("sampling"))?;
         if self.ide.capabilities().sampling.is_none() || self.ide.is_modern() {
             return Err(McpError::method_not_found::<rmcp::model::CreateMessageRequestMethod>());
+        }
+        // "thisServer"/"allServers" would make the IDE include context of the
+        // bridge as a whole, which is not what the upstream meant (and both values
+        // are deprecated): ask for none.
+        if params.include_context.is_some() {
+            params.include_context = Some(rmcp::model::ContextInclusion::None);
         }
         ide.create_message(params).await.map_err(ide_error)
     }

@@ -1,7 +1,15 @@
 //! The one place HTTP clients for upstream servers are built. Authentication will
 //! wrap the client made here; everything else about HTTP stays in rmcp.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::stream::BoxStream;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
+use rmcp::transport::streamable_http_client::{
+    StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse, StreamableHttpResponseLimits,
+};
 
 use crate::registry::ServerSpec;
 
@@ -52,4 +60,123 @@ pub fn builder() -> reqwest::ClientBuilder {
         .pool_max_idle_per_host(0)
         .redirect(policy)
         .user_agent(concat!("mcp-bridge/", env!("CARGO_PKG_VERSION")))
+}
+
+/// A client that also recognises an expired session the way real servers report
+/// it. rmcp re-initialises a session only on HTTP 404 (rmcp.md #15); the reference
+/// server `server-everything` (and others built on the TypeScript SDK) answer a
+/// request for a session they do not know with HTTP 400 and an id-less JSON-RPC
+/// error ("No valid session ID provided"), which rmcp delivers as a stray error
+/// while the request waits forever. An id-less error about the session, to a
+/// request that carried a session id, is turned into `SessionExpired` here, so
+/// rmcp's own re-initialise-and-retry runs.
+#[derive(Clone)]
+pub struct SessionAware<C>(pub C);
+
+fn names_lost_session(msg: &ServerJsonRpcMessage) -> bool {
+    match msg {
+        ServerJsonRpcMessage::Error(e) if e.id.is_none() => {
+            let m = e.error.message.to_ascii_lowercase();
+            m.contains("session")
+        }
+        _ => false,
+    }
+}
+
+type HttpResult<T, E> = Result<T, StreamableHttpError<E>>;
+
+impl<C: StreamableHttpClient + Sync> StreamableHttpClient for SessionAware<C> {
+    type Error = C::Error;
+
+    async fn post_message(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> HttpResult<StreamableHttpPostResponse, C::Error> {
+        let had_session = session_id.is_some();
+        let r = self
+            .0
+            .post_message(uri, message, session_id, auth_header, custom_headers)
+            .await;
+        check_session(had_session, r)
+    }
+
+    async fn post_message_with_response_limits(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        limits: StreamableHttpResponseLimits,
+    ) -> HttpResult<StreamableHttpPostResponse, C::Error> {
+        let had_session = session_id.is_some();
+        let r = self
+            .0
+            .post_message_with_response_limits(uri, message, session_id, auth_header, custom_headers, limits)
+            .await;
+        check_session(had_session, r)
+    }
+
+    async fn delete_session(
+        &self,
+        uri: Arc<str>,
+        session_id: Arc<str>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> HttpResult<(), C::Error> {
+        self.0
+            .delete_session(uri, session_id, auth_header, custom_headers)
+            .await
+    }
+
+    async fn get_stream(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> HttpResult<BoxStream<'static, Result<sse_stream::Sse, sse_stream::Error>>, C::Error> {
+        self.0
+            .get_stream(uri, session_id, last_event_id, auth_header, custom_headers)
+            .await
+    }
+
+    async fn get_stream_with_max_sse_event_size(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        max_sse_event_size: usize,
+    ) -> HttpResult<BoxStream<'static, Result<sse_stream::Sse, sse_stream::Error>>, C::Error> {
+        self.0
+            .get_stream_with_max_sse_event_size(
+                uri,
+                session_id,
+                last_event_id,
+                auth_header,
+                custom_headers,
+                max_sse_event_size,
+            )
+            .await
+    }
+}
+
+fn check_session<E: std::error::Error + Send + Sync + 'static>(
+    had_session: bool,
+    r: HttpResult<StreamableHttpPostResponse, E>,
+) -> HttpResult<StreamableHttpPostResponse, E> {
+    match r {
+        Ok(StreamableHttpPostResponse::Json(msg, _)) if had_session && names_lost_session(&msg) => {
+            tracing::debug!("the server no longer knows our session; re-initialising");
+            Err(StreamableHttpError::SessionExpired)
+        }
+        other => other,
+    }
 }

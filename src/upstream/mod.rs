@@ -212,7 +212,7 @@ pub fn backoff(attempt: u32, max: Duration) -> Duration {
     capped.mul_f64(jitter)
 }
 
-fn transport(spec: &ServerSpec) -> Result<StreamableHttpClientTransport<reqwest::Client>, String> {
+fn transport(spec: &ServerSpec) -> Result<StreamableHttpClientTransport<http::SessionAware<reqwest::Client>>, String> {
     let http = http::client(spec).map_err(|e| e.to_string())?;
     let mut retry = ExponentialBackoff::default();
     retry.max_times = Some(3);
@@ -220,7 +220,10 @@ fn transport(spec: &ServerSpec) -> Result<StreamableHttpClientTransport<reqwest:
     retry.max_delay = Some(Duration::from_secs(2));
     let mut cfg = StreamableHttpClientTransportConfig::with_uri(spec.url.clone()).max_concurrent_requests(256);
     cfg.retry_config = Arc::new(retry);
-    Ok(StreamableHttpClientTransport::with_client(http, cfg))
+    Ok(StreamableHttpClientTransport::with_client(
+        http::SessionAware(http),
+        cfg,
+    ))
 }
 
 async fn connect(

@@ -1,0 +1,659 @@
+//! Interop: the built bridge in front of the MCP reference server
+//! `@modelcontextprotocol/server-everything` (npm, version pinned in
+//! `tests/interop/package.json`), run in its Streamable HTTP mode on loopback.
+//!
+//! Needs Node.js; the package is installed by `tests/interop/setup.sh` (which
+//! `.ci/run` calls, and which this test runs itself, once, when the package is
+//! missing, so that a plain `cargo test` works on a fresh machine). If it still
+//! cannot be installed the test fails and says so; `MCP_BRIDGE_SKIP_INTEROP=1`
+//! skips it on purpose.
+//!
+//! The server listens on all interfaces by default, so it is always started with
+//! `node --require tests/interop/loopback.cjs`, which forces every listener of the
+//! process onto 127.0.0.1; the test also checks the listening socket's address.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use rmcp::model::*;
+use serde_json::{Map, Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// Upper bound for any one call through the bridge.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Upper bound for server-everything to accept connections.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What the IDE answers to sampling, elicitation and roots (see `common::Ide`).
+const IDE_SAMPLING: &str = "model says hi";
+const IDE_ELICITATION: &str = "yes to ";
+const IDE_ROOT: &str = "file:///work/project";
+
+/// Tools of the pinned version that the test IDE's capabilities (sampling,
+/// elicitation in form mode, roots; no tasks, no URL elicitation) make the server
+/// register. The three server-to-client ones are registered only after
+/// `notifications/initialized`, announced with `tools/list_changed`.
+const EXPECTED_TOOLS: &[&str] = &[
+    "echo",
+    "get-annotated-message",
+    "get-env",
+    "get-resource-links",
+    "get-resource-reference",
+    "get-roots-list",
+    "get-structured-content",
+    "get-sum",
+    "get-tiny-image",
+    "gzip-file-as-resource",
+    "simulate-research-query",
+    "toggle-simulated-logging",
+    "toggle-subscriber-updates",
+    "trigger-elicitation-request",
+    "trigger-long-running-operation",
+    "trigger-sampling-request",
+];
+
+fn interop_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
+}
+
+/// Whether the test is skipped on purpose (`MCP_BRIDGE_SKIP_INTEROP=1`).
+fn skip_requested() -> bool {
+    if std::env::var("MCP_BRIDGE_SKIP_INTEROP").as_deref() == Ok("1") {
+        eprintln!("interop test SKIPPED: MCP_BRIDGE_SKIP_INTEROP=1");
+        return true;
+    }
+    false
+}
+
+/// `node` from `$NODE` or `$PATH`.
+fn find_node() -> PathBuf {
+    if let Some(p) = std::env::var_os("NODE") {
+        return PathBuf::from(p);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join("node"))
+        .find(|p| p.is_file())
+        .expect("Node.js (`node`) not found on PATH: install Node.js, then run tests/interop/setup.sh (or set MCP_BRIDGE_SKIP_INTEROP=1 to skip this test)")
+}
+
+/// Run `tests/interop/setup.sh` once per test process when the package is missing.
+fn ensure_installed() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let pkg = interop_dir().join("node_modules/@modelcontextprotocol/server-everything/package.json");
+        if !pkg.exists() {
+            eprintln!("installing @modelcontextprotocol/server-everything with tests/interop/setup.sh");
+            match std::process::Command::new("bash")
+                .arg(interop_dir().join("setup.sh"))
+                .status()
+            {
+                Ok(s) if s.success() => {}
+                other => eprintln!("tests/interop/setup.sh failed: {other:?}"),
+            }
+        }
+    });
+}
+
+/// The installed server's entry point (its `bin`), checked against the pin.
+fn server_entry() -> PathBuf {
+    ensure_installed();
+    let dir = interop_dir();
+    let pkg_dir = dir.join("node_modules/@modelcontextprotocol/server-everything");
+    let pkg_json = pkg_dir.join("package.json");
+    let text = std::fs::read_to_string(&pkg_json).unwrap_or_else(|e| {
+        panic!(
+            "@modelcontextprotocol/server-everything is not installed ({}: {e}). \
+             Run tests/interop/setup.sh first (or set MCP_BRIDGE_SKIP_INTEROP=1 to skip this test)",
+            pkg_json.display()
+        )
+    });
+    let pkg: Value = serde_json::from_str(&text).unwrap();
+    let pinned: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("package.json")).unwrap()).unwrap();
+    let want = &pinned["dependencies"]["@modelcontextprotocol/server-everything"];
+    assert_eq!(
+        &pkg["version"], want,
+        "installed server-everything differs from the pin in tests/interop/package.json: run tests/interop/setup.sh"
+    );
+    let bin = pkg["bin"]["mcp-server-everything"]
+        .as_str()
+        .expect("server-everything package.json has bin.mcp-server-everything");
+    pkg_dir.join(bin)
+}
+
+fn free_loopback_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// server-everything as a child process; killed when dropped. Its output is kept
+/// and printed (captured by the test harness, shown on failure) on drop.
+struct Everything {
+    child: Child,
+    port: u16,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Everything {
+    async fn start(port: u16) -> Everything {
+        let node = find_node();
+        let entry = server_entry();
+        let mut cmd = Command::new(&node);
+        cmd.arg("--require")
+            .arg(interop_dir().join("loopback.cjs"))
+            .arg(&entry)
+            .arg("streamableHttp")
+            .current_dir(interop_dir())
+            // A small, known environment: the `get-env` tool prints all of it.
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("PORT", port.to_string())
+            // gzip-file-as-resource may fetch http(s) URLs: allow only loopback.
+            .env("GZIP_ALLOWED_DOMAINS", "127.0.0.1")
+            .env("INTEROP_MARKER", "mcp-bridge-interop")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", node.display()));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        for (tag, stream) in [
+            (
+                "out",
+                child
+                    .stdout
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+            ),
+            (
+                "err",
+                child
+                    .stderr
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+            ),
+        ] {
+            let log = log.clone();
+            let stream = stream.unwrap();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    log.lock().unwrap().push(format!("[node {tag}] {line}"));
+                }
+            });
+        }
+        let mut me = Everything { child, port, log };
+        me.wait_accepting().await;
+        me.assert_loopback_only();
+        me
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/mcp", self.port)
+    }
+
+    /// Poll a TCP connect (bounded) until the server accepts connections.
+    async fn wait_accepting(&mut self) {
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        let mut poll = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            poll.tick().await;
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "server-everything exited ({status}) before accepting connections on 127.0.0.1:{}:\n{}",
+                    self.port,
+                    self.log_text()
+                );
+            }
+            let connect = tokio::net::TcpStream::connect(("127.0.0.1", self.port));
+            if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(1), connect).await {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "server-everything did not accept connections on 127.0.0.1:{} within {START_TIMEOUT:?}:\n{}",
+                self.port,
+                self.log_text()
+            );
+        }
+    }
+
+    /// Every listening TCP socket on our port is bound to 127.0.0.1 (Linux: read
+    /// from /proc/net/tcp{,6}; elsewhere the preload's own log line is checked).
+    fn assert_loopback_only(&self) {
+        let port_hex = format!("{:04X}", self.port);
+        let mut found = false;
+        for (file, loopback) in [("/proc/net/tcp", "0100007F"), ("/proc/net/tcp6", "")] {
+            let Ok(table) = std::fs::read_to_string(file) else {
+                continue;
+            };
+            for line in table.lines().skip(1) {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                let (Some(local), Some(state)) = (f.get(1), f.get(3)) else {
+                    continue;
+                };
+                let Some((addr, port)) = local.split_once(':') else {
+                    continue;
+                };
+                if *state == "0A" && port == port_hex {
+                    assert_eq!(
+                        addr, loopback,
+                        "server-everything listens on {file} address {addr}:{port}, not 127.0.0.1"
+                    );
+                    found = true;
+                }
+            }
+        }
+        let log = self.log_text();
+        assert!(
+            log.contains(&format!("[loopback.cjs] listen forced to 127.0.0.1:{}", self.port)),
+            "loopback.cjs preload did not rewrite the listen call:\n{log}"
+        );
+        if std::path::Path::new("/proc/net/tcp").exists() {
+            assert!(found, "no listening socket on 127.0.0.1:{} in /proc/net/tcp", self.port);
+        }
+    }
+
+    fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Everything {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        println!("---- server-everything output ----\n{}", self.log_text());
+    }
+}
+
+/// A value for one JSON-schema property: its const, default or first enum value,
+/// else something sensible for its type. URLs only ever point at loopback.
+fn sample_value(schema: &Value, name: &str) -> Value {
+    for key in ["const", "default"] {
+        if let Some(v) = schema.get(key) {
+            return v.clone();
+        }
+    }
+    if let Some(v) = schema.get("enum").and_then(Value::as_array).and_then(|a| a.first()) {
+        return v.clone();
+    }
+    for key in ["anyOf", "oneOf", "allOf"] {
+        if let Some(first) = schema.get(key).and_then(Value::as_array).and_then(|a| a.first()) {
+            return sample_value(first, name);
+        }
+    }
+    let ty = match schema.get("type") {
+        Some(Value::String(s)) => s.as_str(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|t| *t != "null")
+            .unwrap_or("null"),
+        _ if schema.get("properties").is_some() => "object",
+        _ => "string",
+    };
+    let bounded = |v: f64| {
+        let lo = schema.get("minimum").and_then(Value::as_f64).unwrap_or(f64::MIN);
+        let hi = schema.get("maximum").and_then(Value::as_f64).unwrap_or(f64::MAX);
+        v.clamp(lo, hi)
+    };
+    match ty {
+        "string" => match schema.get("format").and_then(Value::as_str) {
+            Some("uri" | "url" | "uri-reference") => json!("http://127.0.0.1/interop"),
+            Some("email") => json!("interop@example.invalid"),
+            Some("date") => json!("2026-01-01"),
+            Some("date-time") => json!("2026-01-01T00:00:00Z"),
+            _ => json!(format!("interop {name}")),
+        },
+        "integer" => json!(bounded(2.0) as i64),
+        "number" => json!(bounded(2.0)),
+        "boolean" => json!(false),
+        "array" => {
+            let n = schema.get("minItems").and_then(Value::as_u64).unwrap_or(0);
+            let item = schema.get("items").cloned().unwrap_or(json!({}));
+            Value::Array((0..n).map(|_| sample_value(&item, name)).collect())
+        }
+        "object" => Value::Object(required_args(schema)),
+        _ => Value::Null,
+    }
+}
+
+/// Values for the required properties of an object schema.
+fn required_args(schema: &Value) -> Map<String, Value> {
+    let props = schema.get("properties").and_then(Value::as_object);
+    let mut out = Map::new();
+    for name in schema
+        .get("required")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        let prop = props.and_then(|p| p.get(name)).cloned().unwrap_or(json!({}));
+        out.insert(name.to_owned(), sample_value(&prop, name));
+    }
+    out
+}
+
+/// Arguments for `tool` (its upstream name): the required properties filled from
+/// the schema, then per-tool values where the schema's are not good enough.
+fn arguments_for(tool: &str, schema: &Value) -> Map<String, Value> {
+    let mut args = required_args(schema);
+    let extra = match tool {
+        "echo" => json!({ "message": "hello through the bridge" }),
+        "get-sum" => json!({ "a": 2, "b": 3 }),
+        "get-annotated-message" => json!({ "messageType": "success", "includeImage": true }),
+        "get-resource-links" => json!({ "count": 2 }),
+        // Its default `data` is a URL on the internet: always give it a data: URI.
+        "gzip-file-as-resource" => json!({
+            "name": "interop.txt.gz",
+            "data": "data:text/plain;base64,aGVsbG8gZnJvbSB0aGUgaW50ZXJvcCB0ZXN0",
+            "outputType": "resource"
+        }),
+        // Default is 10 s in 5 steps.
+        "trigger-long-running-operation" => json!({ "duration": 1, "steps": 2 }),
+        "trigger-sampling-request" => json!({ "prompt": "say hi", "maxTokens": 10 }),
+        "simulate-research-query" => json!({ "topic": "interop" }),
+        // Only listed when the IDE declares URL elicitation (the test IDE does not).
+        "trigger-url-elicitation" => json!({ "url": "http://127.0.0.1/never-opened" }),
+        _ => json!({}),
+    };
+    args.extend(extra.as_object().cloned().unwrap_or_default());
+    args
+}
+
+/// The upstream tool name behind a bridge name (`<ns>__<tool>` or bare).
+fn upstream_name(bridge_name: &str) -> &str {
+    bridge_name.split_once("__").map_or(bridge_name, |(_, t)| t)
+}
+
+fn all_text(r: &CallToolResult) -> String {
+    r.content
+        .iter()
+        .filter_map(|c| c.as_text())
+        .map(|t| t.text.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+struct Setup {
+    everything: Everything,
+    home: Home,
+    client: Client,
+    seen: tokio::sync::mpsc::UnboundedReceiver<Seen>,
+}
+
+async fn setup(extra_config: &str) -> Option<Setup> {
+    if skip_requested() {
+        return None;
+    }
+    let everything = Everything::start(free_loopback_port()).await;
+    let home = Home::new();
+    home.servers_config(&[("everything", &everything.url())], extra_config);
+    let (client, mut seen) = spawn_bridge(&home, &[]).await;
+    let want = [
+        "echo",
+        "get-roots-list",
+        "trigger-sampling-request",
+        "trigger-elicitation-request",
+    ];
+    let names = tokio::time::timeout(
+        Duration::from_secs(30),
+        wait_for_tools(&client, &mut seen, |n| {
+            want.iter().all(|w| n.iter().any(|t| upstream_name(t) == *w))
+        }),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("bridge never listed server-everything's tools {want:?}"));
+    println!("bridge lists: {names:?}");
+    Some(Setup {
+        everything,
+        home,
+        client,
+        seen,
+    })
+}
+
+/// Call `name` through the bridge, bounded.
+async fn call(c: &Client, name: &str, args: Map<String, Value>) -> Result<CallToolResult, rmcp::ServiceError> {
+    let p = CallToolRequestParams::new(name.to_owned()).with_arguments(args);
+    tokio::time::timeout(CALL_TIMEOUT, c.call_tool(p))
+        .await
+        .unwrap_or_else(|_| panic!("{name}: no answer through the bridge within {CALL_TIMEOUT:?}"))
+}
+
+/// Every tool the bridge lists for server-everything, called through the bridge
+/// with arguments derived from its input schema, returns a result; the sampling,
+/// elicitation and roots tools show the test IDE's answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_server_everything_tool_through_the_bridge() {
+    let Some(mut s) = setup("").await else { return };
+    let tools = tokio::time::timeout(CALL_TIMEOUT, s.client.list_all_tools())
+        .await
+        .expect("tools/list through the bridge in time")
+        .expect("tools/list through the bridge");
+    let listed: Vec<&str> = tools.iter().map(|t| upstream_name(&t.name)).collect();
+    for want in EXPECTED_TOOLS {
+        assert!(
+            listed.contains(want),
+            "server-everything tool {want} is not listed by the bridge; have {listed:?}"
+        );
+    }
+
+    let mut passed = Vec::new();
+    for tool in &tools {
+        let name = tool.name.to_string();
+        let up = upstream_name(&name).to_owned();
+        let schema = Value::Object((*tool.input_schema).clone());
+        let args = arguments_for(&up, &schema);
+        println!("calling {name} with {}", Value::Object(args.clone()));
+
+        if up == "trigger-long-running-operation" {
+            check_long_running_with_progress(&s.client, &mut s.seen, &name, args).await;
+            passed.push(up);
+            continue;
+        }
+
+        let r = call(&s.client, &name, args.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{name}: JSON-RPC error through the bridge: {e:?}"));
+        let text = all_text(&r);
+        let v = serde_json::to_value(&r).unwrap();
+
+        // Exception: `simulate-research-query` is registered with
+        // `execution.taskSupport: "required"`; it runs only as a task-augmented call
+        // (`params.task`, 2025-11-25 experimental tasks), which neither rmcp 3.11's
+        // `CallToolRequestParams` nor the bridge can express. The server answers a
+        // plain call with a tool error (the SDK wraps its MethodNotFound McpError in
+        // an `isError` result), which must reach the IDE unchanged.
+        if up == "simulate-research-query" {
+            assert_eq!(
+                r.is_error,
+                Some(true),
+                "{name}: expected the task-required tool error, got {v}"
+            );
+            assert!(
+                text.contains("requires task augmentation"),
+                "{name}: expected the task-required tool error, got {v}"
+            );
+            passed.push(format!("{up} (expected tool error: task augmentation required)"));
+            continue;
+        }
+
+        assert_ne!(r.is_error, Some(true), "{name}: tool error: {v}");
+        match up.as_str() {
+            "echo" => assert!(text.contains("hello through the bridge"), "{name}: {v}"),
+            "get-sum" => assert!(text.contains('5'), "{name}: {v}"),
+            "get-env" => {
+                assert!(text.contains("mcp-bridge-interop"), "{name}: {v}");
+                assert!(!text.contains("CARGO"), "{name}: environment not cleared: {v}");
+            }
+            "get-tiny-image" | "get-annotated-message" => assert!(
+                r.content.iter().any(|c| c.as_image().is_some()),
+                "{name}: no image content: {v}"
+            ),
+            "get-structured-content" => assert!(
+                v["structuredContent"].get("temperature").is_some(),
+                "{name}: no structured content: {v}"
+            ),
+            "get-resource-links" => assert!(
+                v["content"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|c| c["type"] == "resource_link"),
+                "{name}: no resource link: {v}"
+            ),
+            "get-resource-reference" => assert!(
+                v["content"].as_array().unwrap().iter().any(|c| c["type"] == "resource"),
+                "{name}: no embedded resource: {v}"
+            ),
+            "gzip-file-as-resource" => assert_eq!(
+                v["content"][0]["resource"]["mimeType"],
+                json!("application/gzip"),
+                "{name}: {v}"
+            ),
+            "toggle-simulated-logging" | "toggle-subscriber-updates" => {
+                assert!(text.starts_with("Started"), "{name}: {v}");
+                // Toggle back off so no timer outlives the call.
+                let r = call(&s.client, &name, args).await.unwrap();
+                assert!(all_text(&r).starts_with("Stopped"), "{name} (second call): {r:?}");
+            }
+            // (b) server-to-client requests round-trip through the test IDE.
+            "trigger-sampling-request" => assert!(
+                text.contains(IDE_SAMPLING),
+                "{name}: the IDE's sampling answer did not come back: {v}"
+            ),
+            "trigger-elicitation-request" => {
+                assert!(
+                    text.contains(&format!("{IDE_ELICITATION}Please provide inputs")),
+                    "{name}: the IDE's elicitation answer did not come back: {v}"
+                );
+                assert!(text.contains("\"accept\""), "{name}: {v}");
+            }
+            "get-roots-list" => assert!(
+                text.contains(IDE_ROOT),
+                "{name}: the IDE's roots did not come back: {v}"
+            ),
+            other => println!("{other}: no specific check (not in the pinned version's known tools)"),
+        }
+        passed.push(up);
+    }
+    println!("passed: {passed:#?}");
+    assert_eq!(passed.len(), tools.len());
+    drop(s.client);
+    drop(s.home);
+    drop(s.everything);
+}
+
+/// `trigger-long-running-operation` with a progress token: the result comes back
+/// and the server's progress reaches the IDE under the IDE's own token.
+async fn check_long_running_with_progress(
+    c: &Client,
+    seen: &mut tokio::sync::mpsc::UnboundedReceiver<Seen>,
+    name: &str,
+    args: Map<String, Value>,
+) {
+    let steps = args.get("steps").and_then(Value::as_f64).unwrap();
+    let handle = c
+        .send_request_with_option(
+            ClientRequest::CallToolRequest(Request::new(
+                CallToolRequestParams::new(name.to_owned()).with_arguments(args),
+            )),
+            rmcp::service::PeerRequestOptions::no_options(),
+        )
+        .await
+        .unwrap();
+    let token = handle.progress_token.clone();
+    let r = tokio::time::timeout(CALL_TIMEOUT, handle.await_response())
+        .await
+        .unwrap_or_else(|_| panic!("{name}: no answer within {CALL_TIMEOUT:?}"))
+        .unwrap_or_else(|e| panic!("{name}: JSON-RPC error through the bridge: {e:?}"));
+    let ServerResult::CallToolResult(r) = r else {
+        panic!("{name}: not a tool result: {r:?}")
+    };
+    assert!(
+        all_text(&r).contains("Long running operation completed"),
+        "{name}: {r:?}"
+    );
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !got.contains(&steps) {
+        match tokio::time::timeout_at(deadline, seen.recv()).await {
+            Ok(Some(Seen::Progress(p))) => {
+                assert_eq!(p.progress_token, token, "{name}: progress with a foreign token");
+                got.push(p.progress);
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("bridge went away"),
+            Err(_) => panic!("{name}: final progress {steps} never reached the IDE; got {got:?}"),
+        }
+    }
+}
+
+/// After server-everything restarts on the same port (every session gone), calls
+/// through the bridge work again within a bounded time.
+///
+/// server-everything answers a request that carries an unknown `Mcp-Session-Id`
+/// with HTTP 400 and an id-less JSON-RPC error (`-32000 "Bad Request: No valid
+/// session ID provided"`), not the 404 the spec prescribes for an expired session
+/// (docs: protocol.md 2.2, interop note). A bridge that only re-initialises on 404
+/// keeps the dead session forever: see the assertion message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bridge_recovers_when_server_everything_restarts() {
+    // A short bridge call timeout, so that a call the bridge never gets an answer
+    // for comes back to the IDE as the bridge's own timeout error.
+    let Some(mut s) = setup("[timeouts]\ncall = 4\n").await else {
+        return;
+    };
+    let echo = |m: &str| json!({ "message": m }).as_object().cloned().unwrap();
+    let r = call(&s.client, "echo", echo("before")).await.unwrap();
+    assert!(all_text(&r).contains("Echo: before"), "{r:?}");
+
+    let port = s.everything.port;
+    s.everything.child.kill().await.unwrap();
+    println!("---- first server-everything output ----\n{}", s.everything.log_text());
+    s.everything = Everything::start(port).await;
+
+    // Poll with calls: each one is a real IDE request, bounded by the bridge's
+    // call timeout (4 s) and by ours (10 s); the whole wait by 30 s.
+    let mut attempts = Vec::new();
+    let started = tokio::time::Instant::now();
+    let deadline = started + Duration::from_secs(30);
+    let mut poll = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        poll.tick().await;
+        let p = CallToolRequestParams::new("echo").with_arguments(echo("after"));
+        let r = tokio::time::timeout(Duration::from_secs(10), s.client.call_tool(p)).await;
+        let ok = matches!(&r, Ok(Ok(r)) if r.is_error != Some(true) && all_text(r).contains("Echo: after"));
+        let shown = match &r {
+            Ok(Ok(r)) => format!("is_error={:?} {:?}", r.is_error, all_text(r)),
+            Ok(Err(e)) => format!("JSON-RPC error {e:?}"),
+            Err(_) => "no answer from the bridge within 10 s".to_owned(),
+        };
+        attempts.push(format!("  after {:.1?}: {shown}", started.elapsed()));
+        if ok {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "BRIDGE BUG: after server-everything restarted, calls through the bridge never worked again \
+             within 30 s. server-everything answers the bridge's POSTs with the old Mcp-Session-Id with \
+             HTTP 400 {{\"jsonrpc\":\"2.0\",\"error\":{{\"code\":-32000,\"message\":\"Bad Request: No valid \
+             session ID provided\"}}}} (no id), which rmcp cannot match to the request; the bridge neither \
+             treats it as an expired session (re-initialize, retry) nor reconnects. Attempts:\n{}\n\
+             server-everything (restarted) log:\n{}",
+            attempts.join("\n"),
+            s.everything.log_text()
+        );
+    }
+    println!("attempts after restart:\n{}", attempts.join("\n"));
+}
