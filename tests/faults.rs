@@ -40,14 +40,14 @@ async fn cache_lists_a_dead_server_and_calls_fail_precisely() {
     );
     {
         let (client, mut seen) = spawn_bridge(&home, &[]).await;
-        wait_for_tools(&client, &mut seen, |n| n.len() == 20).await;
+        wait_for_tools(&client, &mut seen, |n| n.len() == 2 * TOOLS).await;
         client.cancel().await.unwrap();
     }
     alpha.kill();
     let (client, _seen) = spawn_bridge(&home, &[]).await;
     // Answered from the cache at once: alpha's tools are there although it is down.
     let names = tool_names(&client).await;
-    assert_eq!(names.len(), 20, "{names:?}");
+    assert_eq!(names.len(), 2 * TOOLS, "{names:?}");
     let start = Instant::now();
     let e = mcp_error(
         client
@@ -88,7 +88,7 @@ async fn server_killed_mid_call() {
     let home = Home::new();
     home.servers_config(&[("alpha", &alpha.url), ("beta", &beta.url)], "");
     let (client, mut seen) = spawn_bridge(&home, &[]).await;
-    wait_for_tools(&client, &mut seen, |n| n.len() == 20).await;
+    wait_for_tools(&client, &mut seen, |n| n.len() == 2 * TOOLS).await;
     let probe = alpha.server.probe.clone();
     let pending = {
         let c = client.peer().clone();
@@ -117,7 +117,7 @@ async fn restarted_server_is_used_again() {
     let home = Home::new();
     home.servers_config(&[("alpha", &alpha.url)], "");
     let (client, mut seen) = spawn_bridge(&home, &[]).await;
-    wait_for_tools(&client, &mut seen, |n| n.len() == 10).await;
+    wait_for_tools(&client, &mut seen, |n| n.len() == TOOLS).await;
     assert_eq!(
         first_text(&client.call_tool(params("whoami", json!({}))).await.unwrap()),
         "alpha"
@@ -198,7 +198,7 @@ async fn adhoc_urls_with_headers() {
     let beta = Upstream::start(TestServer::new(Era::Modern, "beta"));
     let home = Home::new();
     let (client, mut seen) = spawn_bridge(&home, &[&alpha.url, "--header", "X-Test: hello"]).await;
-    let names = wait_for_tools(&client, &mut seen, |n| n.len() == 10).await;
+    let names = wait_for_tools(&client, &mut seen, |n| n.len() == TOOLS).await;
     assert!(names.contains(&"echo".to_string()), "{names:?}");
     client.call_tool(params("echo", json!({"text": "x"}))).await.unwrap();
     let http = alpha.server.probe.http.lock().unwrap().clone();
@@ -209,7 +209,7 @@ async fn adhoc_urls_with_headers() {
     client.cancel().await.unwrap();
 
     let (client, mut seen) = spawn_bridge(&home, &[&alpha.url, &beta.url]).await;
-    let names = wait_for_tools(&client, &mut seen, |n| n.len() == 20).await;
+    let names = wait_for_tools(&client, &mut seen, |n| n.len() == 2 * TOOLS).await;
     let a = format!("local-{}__echo", alpha.addr.port());
     assert!(names.contains(&a), "{names:?}");
 }
@@ -225,7 +225,7 @@ async fn modern_ide_is_served() {
     // gets no list_changed here, sees the full list at once.
     {
         let (client, mut seen) = spawn_bridge(&home, &[]).await;
-        wait_for_tools(&client, &mut seen, |n| n.len() == 20).await;
+        wait_for_tools(&client, &mut seen, |n| n.len() == 2 * TOOLS).await;
         client.cancel().await.unwrap();
     }
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
@@ -239,7 +239,7 @@ async fn modern_ide_is_served() {
     let info = client.peer_info().unwrap();
     assert_eq!(info.protocol_version, ProtocolVersion::V_2026_07_28);
     let tools = client.list_all_tools().await.unwrap();
-    assert_eq!(tools.len(), 20);
+    assert_eq!(tools.len(), 2 * TOOLS);
     for (tool, want) in [("alpha__whoami", "alpha"), ("beta__whoami", "beta")] {
         let r = client.call_tool(params(tool, json!({}))).await.unwrap();
         assert_eq!(first_text(&r), want);

@@ -43,8 +43,8 @@ async fn setup(extra_config: &str) -> Setup {
 async fn merged_tools_route_to_their_server() {
     let s = setup("").await;
     let names = tool_names(&s.client).await;
-    assert_eq!(names.iter().filter(|n| n.starts_with("alpha__")).count(), 10);
-    assert_eq!(names.iter().filter(|n| n.starts_with("beta__")).count(), 10);
+    assert_eq!(names.iter().filter(|n| n.starts_with("alpha__")).count(), TOOLS);
+    assert_eq!(names.iter().filter(|n| n.starts_with("beta__")).count(), TOOLS);
     for (tool, want) in [("alpha__whoami", "alpha"), ("beta__whoami", "beta")] {
         let r = s.client.call_tool(params(tool, json!({}))).await.unwrap();
         assert_eq!(first_text(&r), want);
@@ -257,7 +257,7 @@ async fn list_changed_is_reannounced() {
     let mut s = setup("").await;
     s.client.call_tool(params("alpha__add_tool", json!({}))).await.unwrap();
     let names = wait_for_tools(&s.client, &mut s.seen, |n| n.contains(&"alpha__extra_0".into())).await;
-    assert_eq!(names.len(), 21);
+    assert_eq!(names.len(), 2 * TOOLS + 1);
 }
 
 /// IDE-side pagination: with `page_size`, lists come in pages with opaque cursors
@@ -270,7 +270,7 @@ async fn pagination_both_sides() {
     let home = Home::new();
     home.servers_config(&[("paged", &paged.url)], "[naming]\npage_size = 4\n");
     let (client, mut seen) = spawn_bridge(&home, &[]).await;
-    let names = wait_for_tools(&client, &mut seen, |n| n.len() == 10).await;
+    let names = wait_for_tools(&client, &mut seen, |n| n.len() == TOOLS).await;
     assert!(
         names.contains(&"echo".to_string()),
         "single server: bare names, {names:?}"
@@ -293,4 +293,37 @@ async fn pagination_both_sides() {
         panic!("{e:?}")
     };
     assert_eq!(e.code, ErrorCode::INVALID_PARAMS);
+}
+
+/// A resource subscription is routed to the server that owns the URI, and its
+/// `resources/updated` comes back with the URI the IDE knows (here a rewritten
+/// one, since both servers list `mem://shared`).
+#[tokio::test]
+#[allow(deprecated)] // resources/subscribe is legacy-only, which is the case under test
+async fn resource_subscriptions_route_both_ways() {
+    let mut s = setup("").await;
+    let uri = mcp_bridge::catalog::rewrite_uri("alpha", "mem://shared");
+    s.client
+        .subscribe(SubscribeRequestParams::new(uri.clone()))
+        .await
+        .unwrap();
+    assert_eq!(*s.legacy.server.probe.subscribed.lock().unwrap(), ["mem://shared"]);
+    assert!(s.modern.server.probe.subscribed.lock().unwrap().is_empty());
+    s.client
+        .call_tool(params("alpha__touch", json!({"text": "mem://shared"})))
+        .await
+        .unwrap();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), s.seen.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            Seen::ResourceUpdated(u) => {
+                assert_eq!(u, uri);
+                break;
+            }
+            _ => continue,
+        }
+    }
 }

@@ -41,7 +41,12 @@ pub struct Probe {
     pub last_meta: Mutex<Option<Value>>,
     /// Every HTTP request seen: (method, value of the X-Test header).
     pub http: Mutex<Vec<(String, Option<String>)>>,
+    /// URIs subscribed with `resources/subscribe`.
+    pub subscribed: Mutex<Vec<String>>,
 }
+
+/// How many tools a `TestServer` lists before `add_tool` is called.
+pub const TOOLS: usize = 11;
 
 /// A configurable test server.
 #[derive(Clone)]
@@ -80,6 +85,7 @@ impl TestServer {
             tool("add_tool", "Add a tool and announce list_changed"),
             tool("fail", "Return a tool error"),
             tool("image", "Return an image and structured content"),
+            tool("touch", "Announce that the resource `text` was updated"),
         ];
         for i in 0..self.probe.extra_tools.load(Ordering::SeqCst) {
             t.push(tool(&format!("extra_{i}"), "Added at run time"));
@@ -98,6 +104,7 @@ impl ServerHandler for TestServer {
             .enable_tools()
             .enable_tool_list_changed()
             .enable_resources()
+            .enable_resources_subscribe()
             .enable_prompts()
             .enable_completions()
             .build();
@@ -215,6 +222,17 @@ impl ServerHandler for TestServer {
                     .map_err(|e| McpError::internal_error(e.to_string(), None))?;
                 text(format!("roots: {}", serde_json::to_string(&r).unwrap()))
             }
+            "touch" => {
+                let uri = arg(&p, "text")
+                    .and_then(Value::as_str)
+                    .unwrap_or("mem://shared")
+                    .to_owned();
+                let _ = ctx
+                    .peer
+                    .notify_resource_updated(ResourceUpdatedNotificationParam::new(uri))
+                    .await;
+                text("touched".into())
+            }
             "add_tool" => {
                 self.probe.extra_tools.fetch_add(1, Ordering::SeqCst);
                 let _ = ctx.peer.notify_tool_list_changed().await;
@@ -233,6 +251,11 @@ impl ServerHandler for TestServer {
             { "uri": "mem://shared", "name": "shared" },
             { "uri": format!("mem://{}/own", self.label), "name": "own" }
         ]))))
+    }
+
+    async fn subscribe(&self, p: SubscribeRequestParams, _: RequestContext<RoleServer>) -> Result<(), McpError> {
+        self.probe.subscribed.lock().unwrap().push(p.uri);
+        Ok(())
     }
 
     async fn read_resource(
