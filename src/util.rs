@@ -14,14 +14,3 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     }
     s
 }
-
-/// The deepest cause of an error: for a failed HTTP request this is what a person
-/// can act on ("Connection refused"), where the outer layers name rmcp's internal
-/// types.
-pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
-}

@@ -260,16 +260,40 @@ async fn connect(
         Err(e) if e.is_authorization_required() => {
             Err("the server requires authorization (HTTP 401); configure a token for it".into())
         }
-        Err(e) => {
-            let top = e.to_string();
-            // rmcp's transport errors name its worker types; say what failed instead.
-            Err(if top.contains("Transport [") {
-                format!("cannot reach {}: {}", spec.url, crate::util::root_cause(&e))
-            } else {
-                crate::util::error_chain(&e)
-            })
-        }
+        Err(e) => Err(describe_failure(&spec.url, &crate::util::error_chain(&e)).await),
         Ok(running) => Ok(running),
+    }
+}
+
+/// A connect failure in words a person can act on. rmcp formats transport errors
+/// into strings that name its worker types and drop the cause (reqwest's message
+/// is only "error sending request"), so strip the type names and, when the request
+/// never got an HTTP answer, find out why with a plain TCP connect.
+async fn describe_failure(url: &str, message: &str) -> String {
+    let mut m = message.to_owned();
+    while let (Some(a), Some(b)) = (m.find("Transport ["), m.find("] error: ")) {
+        if b < a {
+            break;
+        }
+        m.replace_range(a..b + "] error: ".len(), "");
+    }
+    if !m.contains("error sending request") {
+        return m;
+    }
+    let Ok(u) = url::Url::parse(url) else { return m };
+    let (Some(host), Some(port)) = (u.host_str(), u.port_or_known_default()) else {
+        return m;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    match tokio::time::timeout(
+        Duration::from_secs(3),
+        tokio::net::TcpStream::connect((host.as_str(), port)),
+    )
+    .await
+    {
+        Ok(Err(e)) => format!("cannot reach {host}:{port}: {e}"),
+        Err(_) => format!("cannot reach {host}:{port}: no answer within 3 s"),
+        Ok(Ok(_)) => m,
     }
 }
 
