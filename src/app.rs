@@ -82,6 +82,12 @@ pub async fn resolve_servers(cfg: &Config, paths: &Paths, adhoc: &AdHoc) -> Reso
     resolved
 }
 
+/// The credential store named by `[auth] store` (or `MCP_BRIDGE_CREDENTIAL_STORE`),
+/// opened on first use.
+pub fn open_store(cfg: &Config, paths: &Paths) -> crate::auth::oauth::Store {
+    std::sync::Arc::new(crate::auth::LazyStore::new(cfg.auth.store, &paths.state_dir))
+}
+
 /// stdin/stdout, non-blocking when they are pipes (as IDEs launch servers), so a
 /// pending read never holds up shutdown.
 fn stdio_transport() -> impl rmcp::transport::Transport<rmcp::RoleServer, Error = std::io::Error> {
@@ -101,7 +107,8 @@ pub async fn serve(opts: ServeOptions, paths: Paths, cfg: Config) -> anyhow::Res
         );
     }
     let settings = Settings::from_config(&cfg, Some(paths.cache_dir.clone()));
-    let bridge = Bridge::new(settings, resolved.servers, shutdown.clone());
+    let store = open_store(&cfg, &paths);
+    let bridge = Bridge::new(settings, resolved.servers, Some(store), shutdown.clone());
 
     let running = tokio::select! {
         r = Downstream::new(bridge.clone()).serve(stdio_transport()) => r?,

@@ -53,6 +53,8 @@ pub struct Bridge {
     events: mpsc::UnboundedSender<UpstreamEvent>,
     events_rx: Mutex<Option<mpsc::UnboundedReceiver<UpstreamEvent>>>,
     specs: Vec<ServerSpec>,
+    /// Where OAuth credentials live (`None`: no store could be opened).
+    store: Option<crate::auth::oauth::Store>,
     /// `subscriptions/listen` streams a 2026-07-28 IDE has open.
     listeners: Mutex<Vec<SubscriptionSink>>,
     pub shutdown: CancellationToken,
@@ -61,7 +63,12 @@ pub struct Bridge {
 impl Bridge {
     /// Build the bridge for `specs` and seed the catalog from the disk cache. Nothing
     /// connects until [`Bridge::start`].
-    pub fn new(settings: Settings, specs: Vec<ServerSpec>, shutdown: CancellationToken) -> Arc<Bridge> {
+    pub fn new(
+        settings: Settings,
+        specs: Vec<ServerSpec>,
+        store: Option<crate::auth::oauth::Store>,
+        shutdown: CancellationToken,
+    ) -> Arc<Bridge> {
         let cache = settings
             .cache_dir
             .as_deref()
@@ -88,6 +95,7 @@ impl Bridge {
             events_rx: Mutex::new(Some(rx)),
             specs,
             listeners: Mutex::new(Vec::new()),
+            store,
             shutdown,
         })
     }
@@ -104,6 +112,7 @@ impl Bridge {
                 self.ide.clone(),
                 self.events.clone(),
                 self.settings.timeouts.clone(),
+                self.store.clone(),
                 &self.shutdown,
             );
             ups.insert(h.id.clone(), h);

@@ -30,9 +30,59 @@ pub enum Command {
         /// Tool name prefixes: auto (only with several servers), always, never.
         #[arg(long, value_enum)]
         prefix: Option<Prefix>,
+        #[command(flatten)]
+        oauth: OAuthArgs,
+    },
+    /// Log in to servers that use OAuth (all that need it when none is named).
+    /// Opens the browser; the address is also printed to stderr.
+    Login {
+        /// Server name (its prefix, e.g. `jira`) or URL.
+        server: Option<String>,
+        #[command(flatten)]
+        oauth: OAuthArgs,
+    },
+    /// Forget the stored tokens of a server (all servers when none is named).
+    Logout {
+        /// Server name (its prefix) or URL.
+        server: Option<String>,
     },
     /// Start two sample servers on loopback and show the bridge working in front of them.
     Demo,
+}
+
+/// OAuth client settings for servers given on the command line (the config's
+/// `[[servers]] oauth` does the same for configured ones).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct OAuthArgs {
+    /// A client id registered with the server's authorization server.
+    #[arg(long, value_name = "ID")]
+    pub client_id: Option<String>,
+    /// Its client secret, if it has one (prefer the env var).
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "MCP_BRIDGE_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub client_secret: Option<String>,
+    /// A scope to ask for (repeatable).
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub scopes: Vec<String>,
+}
+
+impl OAuthArgs {
+    pub fn settings(&self) -> crate::registry::OAuthSettings {
+        crate::registry::OAuthSettings {
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            scopes: self.scopes.clone(),
+            redirect_port: None,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.client_id.is_none() && self.client_secret.is_none() && self.scopes.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -40,6 +40,27 @@ pub struct Config {
     pub timeouts: Timeouts,
     pub log: LogConfig,
     pub cache: CacheConfig,
+    pub auth: AuthConfig,
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Where credentials live: "auto" (OS store, else a 0600 file), "keyring",
+    /// "file", or "memory" (tests).
+    pub store: crate::auth::StoreKind,
+    /// Seconds `mcp-bridge login` waits for the browser.
+    pub login_timeout: f64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            store: crate::auth::StoreKind::Auto,
+            login_timeout: 300.0,
+        }
+    }
 }
 
 /// `[registry]`: where the list of company servers comes from.
@@ -80,6 +101,26 @@ pub struct ServerConfig {
     /// Per-server call timeout in seconds (overrides `[timeouts] call`).
     #[serde(default)]
     pub call_timeout: Option<f64>,
+    /// OAuth client settings: `oauth = { client_id = "...", scopes = [...] }`.
+    #[serde(default)]
+    pub oauth: ServerOAuth,
+}
+
+/// `[[servers]] oauth = {...}`: how to log in to a server whose authorization
+/// server does not allow dynamic registration.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ServerOAuth {
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Env var holding a client secret (never put the secret itself in the file).
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// A fixed loopback port registered with the provider as redirect URI.
+    #[serde(default)]
+    pub redirect_port: Option<u16>,
 }
 
 fn yes() -> bool {

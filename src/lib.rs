@@ -14,10 +14,12 @@
 #![warn(clippy::print_stdout)]
 
 pub mod app;
+pub mod auth;
 pub mod bridge;
 pub mod cache;
 pub mod catalog;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod demo;
 pub mod downstream;

@@ -29,7 +29,28 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Serve { urls, headers, prefix } => {
+        Command::Login { server, oauth } => {
+            let opts = ServeOptions {
+                config: cli.config,
+                ..ServeOptions::default()
+            };
+            let cfg = app::load_config(&opts).map(|(p, c)| (p.state_dir, c.log));
+            let _guard = cfg.as_ref().ok().map(|(dir, log)| mcp_bridge::logging::init(log, dir));
+            report(mcp_bridge::commands::login(&opts, server.as_deref(), &oauth.settings()).await)
+        }
+        Command::Logout { server } => {
+            let opts = ServeOptions {
+                config: cli.config,
+                ..ServeOptions::default()
+            };
+            report(mcp_bridge::commands::logout(&opts, server.as_deref()).await)
+        }
+        Command::Serve {
+            urls,
+            headers,
+            prefix,
+            oauth,
+        } => {
             let headers = match headers.iter().map(|h| parse_header(h)).collect::<Result<Vec<_>, _>>() {
                 Ok(h) => h,
                 Err(e) => {
@@ -39,7 +60,11 @@ async fn run(cli: Cli) -> ExitCode {
             };
             let opts = ServeOptions {
                 config: cli.config,
-                adhoc: AdHoc { urls, headers },
+                adhoc: AdHoc {
+                    urls,
+                    headers,
+                    oauth: oauth.settings(),
+                },
                 prefix: prefix.map(Into::into),
             };
             let (paths, cfg) = match app::load_config(&opts) {
@@ -67,6 +92,21 @@ async fn run(cli: Cli) -> ExitCode {
                     eprintln!("mcp-bridge demo: {e:#}");
                     ExitCode::FAILURE
                 }
+            }
+        }
+    }
+}
+
+/// Exit status of a terminal command: its error on stderr, 64 for a bad config.
+fn report(r: anyhow::Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mcp-bridge: {e:#}");
+            if e.downcast_ref::<mcp_bridge::config::ConfigError>().is_some() {
+                ExitCode::from(64)
+            } else {
+                ExitCode::FAILURE
             }
         }
     }

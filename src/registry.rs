@@ -60,6 +60,29 @@ pub struct ServerSpec {
     pub headers: Vec<(String, HeaderValue)>,
     /// Call timeout override, seconds.
     pub call_timeout: Option<f64>,
+    /// OAuth client settings for this server (from config, the registry's
+    /// `_meta`, or the command line).
+    pub oauth: OAuthSettings,
+}
+
+/// How to log in to one server.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct OAuthSettings {
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub scopes: Vec<String>,
+    pub redirect_port: Option<u16>,
+}
+
+impl fmt::Debug for OAuthSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthSettings")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "[REDACTED]"))
+            .field("scopes", &self.scopes)
+            .field("redirect_port", &self.redirect_port)
+            .finish()
+    }
 }
 
 /// A server that could not be used, and why.
@@ -193,6 +216,7 @@ struct Candidate {
     namespace: String,
     url: String,
     headers: Vec<(String, HeaderValue)>,
+    oauth: OAuthSettings,
 }
 
 fn resolve_entry(raw: &Value, rc: &RegistryConfig) -> Result<Option<Candidate>, Problem> {
@@ -291,11 +315,29 @@ fn resolve_entry(raw: &Value, rc: &RegistryConfig) -> Result<Option<Candidate>, 
             ));
         }
     }
+    let oauth = bridge_meta(&entry, "oauth")
+        .map(|o| OAuthSettings {
+            client_id: o.get("clientId").and_then(Value::as_str).map(str::to_owned),
+            client_secret: None,
+            scopes: o
+                .get("scopes")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .unwrap_or_default(),
+            redirect_port: o
+                .get("redirectPorts")
+                .and_then(Value::as_array)
+                .and_then(|a| a.first())
+                .and_then(Value::as_u64)
+                .and_then(|p| u16::try_from(p).ok()),
+        })
+        .unwrap_or_default();
     Ok(Some(Candidate {
         name,
         namespace,
         url,
         headers,
+        oauth,
     }))
 }
 
@@ -311,6 +353,8 @@ pub struct Resolved {
 pub struct AdHoc {
     pub urls: Vec<String>,
     pub headers: Vec<(String, String)>,
+    /// `--client-id`, `--client-secret`, `--scope` for these URLs.
+    pub oauth: OAuthSettings,
 }
 
 fn unique(ns: String, taken: &mut HashSet<String>) -> String {
@@ -388,6 +432,12 @@ pub fn resolve(cfg: &Config, registry: &[Value], adhoc: &AdHoc) -> Resolved {
             url: s.url.clone(),
             headers,
             call_timeout: s.call_timeout,
+            oauth: OAuthSettings {
+                client_id: s.oauth.client_id.clone(),
+                client_secret: s.oauth.client_secret_env.as_ref().and_then(|v| std::env::var(v).ok()),
+                scopes: s.oauth.scopes.clone(),
+                redirect_port: s.oauth.redirect_port,
+            },
         });
     }
     let rc = cfg.registry.clone().unwrap_or_default();
@@ -406,6 +456,7 @@ pub fn resolve(cfg: &Config, registry: &[Value], adhoc: &AdHoc) -> Resolved {
                     url: c.url,
                     headers: c.headers,
                     call_timeout: None,
+                    oauth: c.oauth,
                 });
             }
             Ok(None) => {}
@@ -437,6 +488,7 @@ pub fn resolve(cfg: &Config, registry: &[Value], adhoc: &AdHoc) -> Resolved {
                     url: raw.clone(),
                     headers,
                     call_timeout: None,
+                    oauth: adhoc.oauth.clone(),
                 });
             }
             _ => out.problems.push(Problem {
@@ -617,6 +669,8 @@ mod tests {
         let r = resolve(&cfg_with(rc), &example(), &AdHoc::default());
         let ids: Vec<_> = r.servers.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["jira", "metrics"]);
+        assert_eq!(r.servers[0].oauth.client_id.as_deref(), Some("0oa9mcpbridge"));
+        assert_eq!(r.servers[0].oauth.scopes, ["jira.read", "jira.write", "offline_access"]);
         assert_eq!(r.servers[1].url, "https://eu.metrics.example.com/mcp");
         let h: BTreeMap<_, _> = r.servers[1].headers.iter().map(|(k, v)| (k.as_str(), v)).collect();
         assert_eq!(h["X-Team"].value, "platform");
@@ -702,6 +756,7 @@ mod tests {
                 "nope".into(),
             ],
             headers: vec![("Authorization".into(), "Bearer x".into())],
+            oauth: OAuthSettings::default(),
         };
         let r = resolve(&Config::default(), &[], &adhoc);
         let ids: Vec<_> = r.servers.iter().map(|s| s.id.as_str()).collect();

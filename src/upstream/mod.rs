@@ -96,6 +96,7 @@ impl UpstreamHandle {
         ide: Arc<IdeLink>,
         events: mpsc::UnboundedSender<UpstreamEvent>,
         timeouts: Timeouts,
+        store: Option<crate::auth::oauth::Store>,
         parent: &CancellationToken,
     ) -> Arc<UpstreamHandle> {
         let id: Arc<str> = Arc::from(spec.id.as_str());
@@ -113,15 +114,16 @@ impl UpstreamHandle {
             refresh: refresh.clone(),
             events: events.clone(),
         };
-        let task = tokio::spawn(run(
-            spec.clone(),
+        let task = tokio::spawn(run(Owner {
+            spec: spec.clone(),
             handler,
-            tx,
-            refresh.clone(),
+            state: tx,
+            refresh: refresh.clone(),
             events,
             timeouts,
-            cancel.clone(),
-        ));
+            store,
+            cancel: cancel.clone(),
+        }));
         Arc::new(UpstreamHandle {
             spec,
             id,
@@ -212,40 +214,42 @@ pub fn backoff(attempt: u32, max: Duration) -> Duration {
     capped.mul_f64(jitter)
 }
 
-fn transport(spec: &ServerSpec) -> Result<StreamableHttpClientTransport<http::SessionAware<reqwest::Client>>, String> {
-    let http = http::client(spec).map_err(|e| e.to_string())?;
+fn transport_config(spec: &ServerSpec) -> StreamableHttpClientTransportConfig {
     let mut retry = ExponentialBackoff::default();
     retry.max_times = Some(3);
     retry.base_duration = Duration::from_millis(250);
     retry.max_delay = Some(Duration::from_secs(2));
     let mut cfg = StreamableHttpClientTransportConfig::with_uri(spec.url.clone()).max_concurrent_requests(256);
     cfg.retry_config = Arc::new(retry);
-    Ok(StreamableHttpClientTransport::with_client(
-        http::SessionAware(http),
-        cfg,
-    ))
+    cfg
 }
 
-async fn connect(
+type Running = rmcp::service::RunningService<RoleClient, UpstreamClient>;
+
+/// The handshake over `client`, in either protocol generation.
+async fn handshake<C>(
+    client: C,
     spec: &ServerSpec,
-    handler: UpstreamClient,
+    handler: &UpstreamClient,
     timeouts: &Timeouts,
-) -> Result<rmcp::service::RunningService<RoleClient, UpstreamClient>, String> {
+) -> Result<Running, String>
+where
+    C: rmcp::transport::streamable_http_client::StreamableHttpClient + Sync + Clone,
+{
     let auto = ClientLifecycleMode::Auto {
         preferred_versions: vec![ProtocolVersion::V_2026_07_28],
         legacy_version: Some(ProtocolVersion::V_2025_11_25),
     };
     let attempt = |mode| {
         let handler = handler.clone();
+        let t = StreamableHttpClientTransport::with_client(client.clone(), transport_config(spec));
         async move {
-            let t = transport(spec)?;
             tokio::time::timeout(secs(timeouts.connect), handler.serve_with_lifecycle(t, mode))
                 .await
                 .map_err(|_| format!("no answer to the handshake within {} s", timeouts.connect))
         }
     };
-    let first = attempt(auto).await?;
-    let result = match first {
+    let result = match attempt(auto).await? {
         // rmcp 3.11's Auto mode treats a dual-era server that only supports legacy
         // versions (it answers `server/discover` with -32022 listing them) as a
         // failure instead of falling back to `initialize`. Fall back here, once.
@@ -257,12 +261,41 @@ async fn connect(
         other => other,
     };
     match result {
-        Err(e) if e.is_authorization_required() => {
-            Err("the server requires authorization (HTTP 401); configure a token for it".into())
-        }
+        Err(e) if e.is_authorization_required() => Err(format!(
+            "the server requires a login (HTTP 401): run `mcp-bridge login {}`",
+            spec.id
+        )),
         Err(e) => Err(describe_failure(&spec.url, &crate::util::error_chain(&e)).await),
         Ok(running) => Ok(running),
     }
+}
+
+/// Connect to `spec`: with its stored OAuth tokens when there are any (rmcp's
+/// `AuthClient` adds the bearer token to every request and refreshes it), else
+/// with its static headers only.
+async fn connect(
+    spec: &ServerSpec,
+    handler: UpstreamClient,
+    timeouts: &Timeouts,
+    store: Option<&crate::auth::oauth::Store>,
+) -> Result<Running, String> {
+    let http = http::client(spec).map_err(|e| e.to_string())?;
+    if let Some(store) = store
+        && let Some(store) = store.get().await
+    {
+        let creds = crate::auth::ServerCredentials::new(store, &spec.url);
+        if crate::auth::oauth::has_tokens(&creds).await {
+            let mut m = crate::auth::oauth::manager(&spec.url, creds)
+                .await
+                .map_err(|e| format!("OAuth set-up failed: {e}"))?;
+            m.initialize_from_store()
+                .await
+                .map_err(|e| format!("cannot use the stored login: {e}; run `mcp-bridge login {}`", spec.id))?;
+            let auth = rmcp::transport::auth::AuthClient::new(http, m);
+            return handshake(http::SessionAware(auth), spec, &handler, timeouts).await;
+        }
+    }
+    handshake(http::SessionAware(http), spec, &handler, timeouts).await
 }
 
 /// A connect failure in words a person can act on. rmcp formats transport errors
@@ -325,15 +358,29 @@ pub async fn list_all(peer: &Peer<RoleClient>) -> Result<ServerLists, rmcp::Serv
     Ok(lists)
 }
 
-async fn run(
+/// Everything the owner task of one server holds.
+struct Owner {
     spec: ServerSpec,
     handler: UpstreamClient,
     state: watch::Sender<ConnState>,
     refresh: Arc<Notify>,
     events: mpsc::UnboundedSender<UpstreamEvent>,
     timeouts: Timeouts,
+    store: Option<crate::auth::oauth::Store>,
     cancel: CancellationToken,
-) {
+}
+
+async fn run(owner: Owner) {
+    let Owner {
+        spec,
+        handler,
+        state,
+        refresh,
+        events,
+        timeouts,
+        store,
+        cancel,
+    } = owner;
     let id = handler.server.clone();
     let report = |s: ConnState| {
         state.send_replace(s);
@@ -348,7 +395,7 @@ async fn run(
         });
         let connected = tokio::select! {
             _ = cancel.cancelled() => break,
-            r = connect(&spec, handler.clone(), &timeouts) => r,
+            r = connect(&spec, handler.clone(), &timeouts, store.as_ref()) => r,
         };
         let running = match connected {
             Ok(r) => r,

@@ -1,0 +1,160 @@
+//! Authentication for upstream servers: OAuth 2.1 per the MCP authorization spec
+//! on top of rmcp's `auth` feature, credentials in the OS credential store (or a
+//! 0600 file), and the adapter that lets rmcp read and write them.
+//!
+//! `upstream` asks this module for an authorised HTTP client; only this module and
+//! `upstream` know HTTP. rmcp gaps are filled here, one place each:
+//! - the client secret is not persisted by rmcp (rmcp.md #8): kept in our [`store::Entry`];
+//! - `get_access_token` reads the store on every request (rmcp.md #19): cached in
+//!   [`ServerCredentials`];
+//! - no cross-process refresh lock (auth.md gap 6): a lock file per server;
+//! - PKCE support only warned about when absent (gap 9): [`oauth::login`] refuses.
+
+pub mod oauth;
+pub mod store;
+
+use std::sync::{Arc, Mutex};
+
+use rmcp::transport::auth::{AuthError, CredentialRefreshGuard, CredentialStore, StoredCredentials};
+
+pub use store::{StoreKind, TokenStore, canonical_key};
+
+/// Env var that overrides `[auth] store` (tests use it to stay off the user's keyring).
+pub const ENV_STORE: &str = "MCP_BRIDGE_CREDENTIAL_STORE";
+
+/// The credential store, opened on first use: probing the OS store costs a D-Bus
+/// or Keychain round trip, which must not delay the IDE's first answer.
+pub struct LazyStore {
+    kind: StoreKind,
+    dir: std::path::PathBuf,
+    cell: tokio::sync::OnceCell<Option<Arc<TokenStore>>>,
+}
+
+impl LazyStore {
+    pub fn new(kind: StoreKind, state_dir: &std::path::Path) -> Self {
+        let kind = match std::env::var(ENV_STORE).ok().as_deref() {
+            Some("file") => StoreKind::File,
+            Some("memory") => StoreKind::Memory,
+            Some("keyring") => StoreKind::Keyring,
+            Some("auto") => StoreKind::Auto,
+            _ => kind,
+        };
+        LazyStore {
+            kind,
+            dir: state_dir.to_owned(),
+            cell: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The store, or `None` (logged once) when it cannot be opened.
+    pub async fn get(&self) -> Option<Arc<TokenStore>> {
+        self.cell
+            .get_or_init(|| async {
+                let (kind, dir) = (self.kind, self.dir.clone());
+                match tokio::task::spawn_blocking(move || TokenStore::open(kind, &dir)).await {
+                    Ok(Ok(s)) => Some(Arc::new(s)),
+                    Ok(Err(e)) => {
+                        tracing::error!("{e}; servers that need a login will not be usable");
+                        None
+                    }
+                    Err(e) => {
+                        tracing::error!("cannot open the credential store: {e}");
+                        None
+                    }
+                }
+            })
+            .await
+            .clone()
+    }
+}
+
+/// rmcp's view of one server's credentials in our store, with an in-memory copy
+/// so that a request does not hit the OS store.
+#[derive(Clone)]
+pub struct ServerCredentials {
+    store: Arc<TokenStore>,
+    key: String,
+    cache: Arc<Mutex<Option<Option<StoredCredentials>>>>,
+}
+
+impl ServerCredentials {
+    pub fn new(store: Arc<TokenStore>, url: &str) -> Self {
+        ServerCredentials {
+            store,
+            key: canonical_key(url),
+            cache: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&TokenStore, &str) -> Result<T, store::StoreError> + Send + 'static,
+    ) -> Result<T, AuthError> {
+        let (store, key) = (self.store.clone(), self.key.clone());
+        tokio::task::spawn_blocking(move || f(&store, &key))
+            .await
+            .map_err(|e| AuthError::CredentialStoreError(e.to_string()))?
+            .map_err(|e| AuthError::CredentialStoreError(e.to_string()))
+    }
+
+    /// Read from the backing store, bypassing the cache (after taking the lock,
+    /// another process may have written newer tokens).
+    async fn load_fresh(&self) -> Result<Option<StoredCredentials>, AuthError> {
+        let entry = self.blocking(|s, k| s.get(k)).await?;
+        let creds = entry.and_then(|e| e.oauth);
+        *self.cache.lock().expect("credential cache") = Some(creds.clone());
+        Ok(creds)
+    }
+}
+
+#[async_trait::async_trait]
+impl CredentialStore for ServerCredentials {
+    async fn load(&self) -> Result<Option<StoredCredentials>, AuthError> {
+        if let Some(c) = self.cache.lock().expect("credential cache").clone() {
+            return Ok(c);
+        }
+        self.load_fresh().await
+    }
+
+    async fn save(&self, credentials: StoredCredentials) -> Result<(), AuthError> {
+        *self.cache.lock().expect("credential cache") = Some(Some(credentials.clone()));
+        self.blocking(move |s, k| {
+            let mut e = s.get(k).ok().flatten().unwrap_or_default();
+            e.oauth = Some(credentials);
+            s.put(k, &e)
+        })
+        .await
+    }
+
+    async fn clear(&self) -> Result<(), AuthError> {
+        *self.cache.lock().expect("credential cache") = Some(None);
+        self.blocking(|s, k| {
+            // Keep a static credential or a client secret; drop the tokens.
+            match s.get(k)? {
+                Some(mut e) if !e.headers.is_empty() || e.client_secret.is_some() => {
+                    e.oauth = None;
+                    s.put(k, &e)
+                }
+                Some(_) => s.delete(k).map(|_| ()),
+                None => Ok(()),
+            }
+        })
+        .await
+    }
+
+    async fn acquire_refresh_guard(&self) -> Result<Option<CredentialRefreshGuard>, AuthError> {
+        let (store, key) = (self.store.clone(), self.key.clone());
+        let file = tokio::task::spawn_blocking(move || store.lock(&key))
+            .await
+            .map_err(|e| AuthError::CredentialStoreError(e.to_string()))?
+            .map_err(|e| AuthError::CredentialStoreError(format!("cannot take the refresh lock: {e}")))?;
+        // Another bridge process may have refreshed while we waited: the next
+        // `load` must see its tokens, not our cached copy.
+        self.load_fresh().await?;
+        Ok(Some(CredentialRefreshGuard::new(file)))
+    }
+}

@@ -1,0 +1,306 @@
+//! The interactive login: discovery from the server's 401, PKCE S256 (refused when
+//! the authorization server does not advertise it), client registration in the
+//! spec's order (pre-registered id, else dynamic registration as a native app),
+//! the browser opened on the authorization URL, a one-shot loopback listener on
+//! 127.0.0.1 for the redirect (`state` and `iss` checked by rmcp), and the code
+//! exchanged for tokens that land in the credential store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::transport::auth::{AuthorizationManager, AuthorizationRequest, OAuthState};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::ServerCredentials;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("server {url} does not ask for OAuth (it answered without a 401 challenge)")]
+    NotProtected { url: String },
+    #[error("the authorization server of {url} does not advertise PKCE S256, which MCP requires; refusing to log in")]
+    NoPkce { url: String },
+    #[error("no browser login within {0:?}; run `mcp-bridge login` again")]
+    Timeout(Duration),
+    #[error("the authorization server refused: {0}")]
+    Denied(String),
+    #[error("login failed: {0}")]
+    Failed(String),
+}
+
+/// What a login may use, from config or the command line.
+#[derive(Clone, Default)]
+pub struct LoginOptions {
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub scopes: Vec<String>,
+    /// A fixed loopback port for providers that need a registered redirect URI.
+    pub redirect_port: Option<u16>,
+    pub timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for LoginOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginOptions")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "[REDACTED]"))
+            .field("scopes", &self.scopes)
+            .finish()
+    }
+}
+
+fn failed(e: impl std::fmt::Display) -> LoginError {
+    LoginError::Failed(e.to_string())
+}
+
+/// An OAuth manager for `url` whose HTTP client has the bridge's settings and
+/// reaches internal servers (rmcp filters private addresses otherwise: gap 14).
+pub async fn manager(
+    url: &str,
+    creds: ServerCredentials,
+) -> Result<AuthorizationManager, rmcp::transport::auth::AuthError> {
+    let mut m = AuthorizationManager::new(url).await?;
+    m.with_client(crate::upstream::http::builder().build()?)?;
+    m.set_credential_store(creds);
+    Ok(m)
+}
+
+/// Ask the server once without credentials and return its `WWW-Authenticate`
+/// challenge (for the `resource_metadata` URL and the scopes it wants).
+async fn challenge(url: &str) -> Result<Option<String>, LoginError> {
+    let client = crate::upstream::http::builder().build().map_err(failed)?;
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "mcp-bridge", "version": env!("CARGO_PKG_VERSION")}}});
+    let resp = client
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| failed(format!("cannot reach {url}: {e}")))?;
+    if resp.status() != reqwest::StatusCode::UNAUTHORIZED {
+        return Ok(None);
+    }
+    Ok(resp
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned))
+}
+
+/// Run the browser login for the server at `url` and store its tokens.
+pub async fn login(url: &str, creds: ServerCredentials, opts: &LoginOptions) -> Result<(), LoginError> {
+    let challenge = challenge(url).await?;
+    let mut m = manager(url, creds).await.map_err(failed)?;
+    let meta = m
+        .resolve_metadata_from_challenge(challenge.as_deref())
+        .await
+        .map_err(failed)?;
+    if challenge.is_none() && !meta.source.is_discovered() {
+        return Err(LoginError::NotProtected { url: url.to_owned() });
+    }
+    // rmcp only warns when the methods list is absent; the spec says refuse.
+    let s256 = meta
+        .metadata
+        .code_challenge_methods_supported
+        .as_ref()
+        .is_some_and(|m| m.iter().any(|x| x == "S256"));
+    if !s256 {
+        return Err(LoginError::NoPkce { url: url.to_owned() });
+    }
+    m.set_metadata(meta.metadata);
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.redirect_port.unwrap_or(0)))
+        .await
+        .map_err(|e| failed(format!("cannot listen on 127.0.0.1 for the login redirect: {e}")))?;
+    let port = listener.local_addr().map_err(failed)?.port();
+    let redirect = format!("http://127.0.0.1:{port}/callback");
+    let mut req = AuthorizationRequest::new(&redirect)
+        .with_client_name("mcp-bridge")
+        .with_application_type("native");
+    if let Some(ch) = &challenge {
+        req = req.with_challenge(ch.clone());
+    }
+    if !opts.scopes.is_empty() {
+        req = req.with_scopes(opts.scopes.iter().cloned());
+    } else {
+        req = req.with_initial_scope_selection();
+    }
+    if let Some(id) = &opts.client_id {
+        req = req.with_preregistered_client(id.clone());
+        if let Some(secret) = &opts.client_secret {
+            req = req.with_client_secret(secret.clone());
+        }
+    }
+    let mut state = OAuthState::Unauthorized(m);
+    state.start_authorization(req).await.map_err(failed)?;
+    let auth_url = state.get_authorization_url().await.map_err(failed)?;
+    open_browser(&auth_url);
+    let timeout = opts.timeout.unwrap_or(Duration::from_secs(300));
+    let callback = tokio::time::timeout(timeout, accept_callback(&listener, port))
+        .await
+        .map_err(|_| LoginError::Timeout(timeout))??;
+    state.handle_callback_url(&callback.url).await.map_err(|e| {
+        let _ = callback.reply(false, &e.to_string());
+        failed(e)
+    })?;
+    callback.reply(true, "");
+    Ok(())
+}
+
+/// Open `url` in the user's browser: `$BROWSER` when set (a command; `%s` is
+/// replaced by the URL, else the URL is appended), else the system opener. The URL
+/// is always printed to stderr too, never stdout.
+pub fn open_browser(url: &str) {
+    eprintln!("mcp-bridge: to log in, open this address in your browser:\n  {url}");
+    let spawned = match std::env::var("BROWSER").ok().filter(|b| !b.trim().is_empty()) {
+        Some(b) => {
+            let mut parts: Vec<String> = b.split_whitespace().map(str::to_owned).collect();
+            if parts.iter().any(|p| p.contains("%s")) {
+                for p in parts.iter_mut() {
+                    *p = p.replace("%s", url);
+                }
+            } else {
+                parts.push(url.to_owned());
+            }
+            std::process::Command::new(&parts[0])
+                .args(&parts[1..])
+                .stdout(std::process::Stdio::null())
+                .stdin(std::process::Stdio::null())
+                .spawn()
+        }
+        None => system_opener(url),
+    };
+    if let Err(e) = spawned {
+        eprintln!("mcp-bridge: could not open a browser ({e}); open the address above yourself");
+    }
+}
+
+fn system_opener(url: &str) -> std::io::Result<std::process::Child> {
+    let mut cmd = if cfg!(target_os = "macos") {
+        let mut c = std::process::Command::new("open");
+        c.arg(url);
+        c
+    } else if cfg!(windows) {
+        let mut c = std::process::Command::new("rundll32");
+        c.args(["url.dll,FileProtocolHandler", url]);
+        c
+    } else {
+        let mut c = std::process::Command::new("xdg-open");
+        c.arg(url);
+        c
+    };
+    cmd.stdout(std::process::Stdio::null())
+        .stdin(std::process::Stdio::null())
+        .spawn()
+}
+
+/// The browser's request to the loopback listener, with the connection kept so
+/// that the page can say how it went.
+struct Callback {
+    url: String,
+    stream: std::sync::Mutex<Option<tokio::net::TcpStream>>,
+}
+
+impl Callback {
+    fn reply(&self, ok: bool, detail: &str) -> Option<()> {
+        let stream = self.stream.lock().ok()?.take()?;
+        let page = page(ok, detail);
+        tokio::spawn(async move {
+            let mut stream = stream;
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                page.len()
+            );
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.write_all(page.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        });
+        Some(())
+    }
+}
+
+fn page(ok: bool, detail: &str) -> String {
+    let (title, text) = if ok {
+        (
+            "Logged in",
+            "mcp-bridge is logged in. You can close this tab and go back to your editor.".to_owned(),
+        )
+    } else {
+        let escaped = detail.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+        (
+            "Login failed",
+            format!("mcp-bridge could not log in: {escaped}. Run <code>mcp-bridge login</code> again."),
+        )
+    };
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>mcp-bridge: {title}</title>\
+         <style>body{{font-family:system-ui,sans-serif;max-width:36em;margin:4em auto;color:#222}}</style></head>\
+         <body><h1>{title}</h1><p>{text}</p></body></html>"
+    )
+}
+
+/// Accept connections until one is `GET /callback?...`; others get a 404.
+async fn accept_callback(listener: &tokio::net::TcpListener, port: u16) -> Result<Callback, LoginError> {
+    loop {
+        let (mut stream, _) = listener.accept().await.map_err(failed)?;
+        let mut buf = vec![0u8; 8192];
+        let mut n = 0;
+        // Read the request head (bounded).
+        while n < buf.len() {
+            match tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf[n..])).await {
+                Ok(Ok(0)) | Err(_) => break,
+                Ok(Ok(k)) => {
+                    n += k;
+                    if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+                Ok(Err(_)) => break,
+            }
+        }
+        let head = String::from_utf8_lossy(&buf[..n]);
+        let target = head
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("GET "))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or("");
+        if target.starts_with("/callback?") {
+            let url = format!("http://127.0.0.1:{port}{target}");
+            // An error redirect (`error=access_denied`) has no code: say what the
+            // server said instead of rmcp's "missing code" (gap 15).
+            if let Ok(u) = url::Url::parse(&url)
+                && let Some((_, e)) = u.query_pairs().find(|(k, _)| k == "error")
+            {
+                let cb = Callback {
+                    url,
+                    stream: std::sync::Mutex::new(Some(stream)),
+                };
+                let _ = cb.reply(false, &e);
+                return Err(LoginError::Denied(e.into_owned()));
+            }
+            return Ok(Callback {
+                url,
+                stream: std::sync::Mutex::new(Some(stream)),
+            });
+        }
+        let _ = stream
+            .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .await;
+    }
+}
+
+/// Whether credentials with tokens exist for `url`.
+pub async fn has_tokens(creds: &ServerCredentials) -> bool {
+    use rmcp::transport::auth::CredentialStore;
+    matches!(creds.load().await, Ok(Some(c)) if c.token_response.is_some())
+}
+
+/// Log out: forget the tokens for `url` (the registration is kept).
+pub async fn logout(creds: &ServerCredentials) -> Result<(), LoginError> {
+    use rmcp::transport::auth::CredentialStore;
+    creds.clear().await.map_err(failed)
+}
+
+/// Shared handle used by upstreams.
+pub type Store = Arc<crate::auth::LazyStore>;
