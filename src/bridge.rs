@@ -69,11 +69,13 @@ impl Bridge {
         store: Option<crate::auth::oauth::Store>,
         shutdown: CancellationToken,
     ) -> Arc<Bridge> {
-        let cache = settings
+        let mut cache = settings
             .cache_dir
             .as_deref()
             .map(CatalogCache::load)
             .unwrap_or_default();
+        // Servers no longer configured leave the cache with its next write.
+        cache.servers.retain(|id, _| specs.iter().any(|s| s.id == *id));
         let mut lists = BTreeMap::new();
         for spec in &specs {
             if let Some(c) = cache.servers.get(&spec.id)

@@ -15,8 +15,11 @@ pub fn init(cfg: &LogConfig, state_dir: &Path) -> Guard {
     // rmcp logs whole messages at debug, notifications at info, and every error
     // response it sends or gets at warn (rmcp.md #20): errors that the bridge
     // reports itself. Keep it at error unless RUST_LOG asks for more.
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("{},rmcp=error", cfg.level)));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{},rmcp=error", cfg.level)))
+        // rmcp logs the authorization code and token exchanges at debug (auth.md
+        // gap 16): never, whatever RUST_LOG says.
+        .add_directive("rmcp::transport::auth=warn".parse().expect("static directive"));
     let file = match &cfg.file {
         None | Some(LogFile::Default(false)) => None,
         Some(LogFile::Default(true)) => Some(state_dir.join("bridge.log")),

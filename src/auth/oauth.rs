@@ -139,11 +139,11 @@ pub async fn login(url: &str, creds: ServerCredentials, opts: &LoginOptions) -> 
     let callback = tokio::time::timeout(timeout, accept_callback(&listener, port))
         .await
         .map_err(|_| LoginError::Timeout(timeout))??;
-    state.handle_callback_url(&callback.url).await.map_err(|e| {
-        let _ = callback.reply(false, &e.to_string());
-        failed(e)
-    })?;
-    callback.reply(true, "");
+    if let Err(e) = state.handle_callback_url(&callback.url).await {
+        callback.reply(false, &e.to_string()).await;
+        return Err(failed(e));
+    }
+    callback.reply(true, "").await;
     Ok(())
 }
 
@@ -202,20 +202,23 @@ struct Callback {
 }
 
 impl Callback {
-    fn reply(&self, ok: bool, detail: &str) -> Option<()> {
-        let stream = self.stream.lock().ok()?.take()?;
+    /// Answer the browser with the result page. Awaited, so that the page is sent
+    /// before `login` returns and the process may exit.
+    async fn reply(&self, ok: bool, detail: &str) {
+        let Some(mut stream) = self.stream.lock().ok().and_then(|mut s| s.take()) else {
+            return;
+        };
         let page = page(ok, detail);
-        tokio::spawn(async move {
-            let mut stream = stream;
-            let head = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                page.len()
-            );
-            let _ = stream.write_all(head.as_bytes()).await;
-            let _ = stream.write_all(page.as_bytes()).await;
-            let _ = stream.shutdown().await;
-        });
-        Some(())
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            page.len()
+        );
+        let write = async {
+            stream.write_all(head.as_bytes()).await?;
+            stream.write_all(page.as_bytes()).await?;
+            stream.shutdown().await
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), write).await;
     }
 }
 
@@ -276,7 +279,7 @@ async fn accept_callback(listener: &tokio::net::TcpListener, port: u16) -> Resul
                     url,
                     stream: std::sync::Mutex::new(Some(stream)),
                 };
-                let _ = cb.reply(false, &e);
+                cb.reply(false, &e).await;
                 return Err(LoginError::Denied(e.into_owned()));
             }
             return Ok(Callback {

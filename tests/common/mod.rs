@@ -20,6 +20,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use rmcp::{ClientHandler, ErrorData as McpError, RoleClient, RoleServer, ServerHandler, ServiceExt};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
+pub mod auth;
 
 /// Which protocol generation a test server speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,233 @@
+//! End to end: `mcp-bridge login` against a real authorization server (discovery,
+//! registration, PKCE, loopback redirect), then `serve` using the stored tokens,
+//! refreshing them when they expire, beside a server that needs no login; and no
+//! token value ever appears in anything the bridge wrote outside the store.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::auth::*;
+use common::*;
+use serde_json::json;
+
+/// A `$BROWSER` that writes the URL it is asked to open into a file, so the test
+/// can play the user's browser with `browse`.
+fn fake_browser(dir: &Path) -> (PathBuf, PathBuf) {
+    let script = dir.join("browser.sh");
+    let out = dir.join("opened-url.txt");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$1\" > '{}.tmp'\nmv '{}.tmp' '{}'\n",
+            out.display(),
+            out.display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    (script, out)
+}
+
+/// Wait (bounded) until the fake browser was asked to open a URL.
+async fn opened_url(out: &Path) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(s) = std::fs::read_to_string(out) {
+            return s.trim().to_owned();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the browser was never opened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Run `mcp-bridge login NAME` and complete the browser step; returns stderr and
+/// the authorization code the browser carried.
+async fn login(home: &Home, name: &str) -> (String, String) {
+    let (browser, out) = fake_browser(home.path());
+    let _ = std::fs::remove_file(&out);
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-bridge"));
+    cmd.args(["login", name])
+        .env("MCP_BRIDGE_HOME", home.path())
+        .env("MCP_BRIDGE_CREDENTIAL_STORE", "file")
+        .env("RUST_LOG", "debug")
+        .env("BROWSER", &browser)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let child = cmd.spawn().unwrap();
+    let url = opened_url(&out).await;
+    let visit = browse(&url, true).await;
+    assert_eq!(visit.callback_status, Some(200), "{visit:?}");
+    assert!(
+        visit.callback_body.as_deref().unwrap_or("").contains("Logged in"),
+        "{visit:?}"
+    );
+    let output = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "login failed: {stderr}");
+    assert!(output.stdout.is_empty(), "stdout must stay empty");
+    (stderr, visit.param("code").expect("the redirect carried a code"))
+}
+
+/// Every file under `dir` except the credential store, as text.
+fn written_files(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                if p.file_name().is_some_and(|n| n != "credentials") {
+                    stack.push(p);
+                }
+            } else {
+                out.push((
+                    p.clone(),
+                    String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Login, calls with the token, expiry and refresh, a server without auth beside
+/// it, and no secret in any log or file outside the store.
+#[tokio::test]
+async fn login_then_serve_with_refresh() {
+    let auth = AuthServer::start();
+    let protected = start_protected(TestServer::new(Era::Legacy, "vault"), &auth, Protection::default());
+    let open = Upstream::start(TestServer::new(Era::Modern, "open"));
+    let home = Home::new();
+    home.servers_config(&[("vault", &protected.url), ("open", &open.url)], "");
+
+    let (login_log, code) = login(&home, "vault").await;
+    // Even at RUST_LOG=debug the authorization code stays out of the log.
+    for line in login_log.lines().filter(|l| l.contains(&code)) {
+        eprintln!("LEAK: {line}");
+    }
+    assert!(
+        !login_log.contains(&code),
+        "the authorization code leaked into the login output"
+    );
+    // The flow: one registration as a native app, authorize with PKCE S256 and the
+    // resource, one code exchange with the resource.
+    let regs = auth.registrations();
+    assert_eq!(regs.len(), 1);
+    assert_eq!(regs[0].request["application_type"], json!("native"));
+    let authz = auth.authorize_requests();
+    assert_eq!(authz.len(), 1);
+    assert_eq!(authz[0].param("code_challenge_method"), Some("S256"));
+    assert_eq!(authz[0].resource(), Some(protected.url.as_str()));
+    let log = auth.log();
+    assert_eq!(log.code_exchanges(), 1);
+    assert!(
+        log.tokens
+            .iter()
+            .all(|t| t.resource.as_deref() == Some(protected.url.as_str()))
+    );
+
+    // Serve with the stored tokens: the protected server's tools are there and work.
+    let (client, mut seen) = spawn_bridge(&home, &[]).await;
+    wait_for_tools(&client, &mut seen, |n| {
+        n.contains(&"vault__echo".into()) && n.contains(&"open__echo".into())
+    })
+    .await;
+    let r = client.call_tool(params("vault__whoami", json!({}))).await.unwrap();
+    assert_eq!(first_text(&r), "vault");
+    assert!(protected.guard.events().iter().any(|e| e.had_token && e.status == 200));
+
+    // Expire the access token: the next call still works, after a refresh.
+    auth.expire_access_tokens();
+    let r = client
+        .call_tool(params("vault__echo", json!({"text": "after expiry"})))
+        .await
+        .unwrap();
+    assert_eq!(first_text(&r), "after expiry");
+    assert!(auth.log().refreshes() >= 1, "no refresh happened");
+    let r = client.call_tool(params("open__whoami", json!({}))).await.unwrap();
+    assert_eq!(first_text(&r), "open");
+    client.cancel().await.unwrap();
+
+    // Redaction: no token, code or secret in the login output or any file the bridge
+    // wrote outside the credential store (cache, state, logs).
+    let secrets = auth.issued_secrets();
+    assert!(!secrets.is_empty());
+    for s in &secrets {
+        assert!(!login_log.contains(s.as_str()), "a secret leaked into the login output");
+        for (path, text) in written_files(home.path()) {
+            assert!(!text.contains(s.as_str()), "a secret leaked into {}", path.display());
+        }
+    }
+    // The credential store itself does hold the tokens, in a private file.
+    let store: Vec<_> = std::fs::read_dir(home.path().join("state/credentials"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(store.len(), 1);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(store[0].metadata().unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}
+
+/// Without a login, a protected server's calls say exactly what to do, and the
+/// server beside it works.
+#[tokio::test]
+async fn without_login_the_error_says_what_to_do() {
+    let auth = AuthServer::start();
+    let protected = start_protected(TestServer::new(Era::Modern, "vault"), &auth, Protection::default());
+    let open = Upstream::start(TestServer::new(Era::Legacy, "open"));
+    let home = Home::new();
+    home.servers_config(
+        &[("vault", &protected.url), ("open", &open.url)],
+        "[timeouts]\nready_wait = 2\n",
+    );
+    let (client, mut seen) = spawn_bridge(&home, &[]).await;
+    wait_for_tools(&client, &mut seen, |n| n.contains(&"open__echo".into())).await;
+    let r = client.call_tool(params("open__whoami", json!({}))).await.unwrap();
+    assert_eq!(first_text(&r), "open");
+    // vault is not listed (no cache, no login); a call to it by name is unknown.
+    // Log in, and it appears on the next start.
+    assert!(!tool_names(&client).await.iter().any(|n| n.starts_with("vault__")));
+    client.cancel().await.unwrap();
+    login(&home, "vault").await;
+    let (client, mut seen) = spawn_bridge(&home, &[]).await;
+    wait_for_tools(&client, &mut seen, |n| n.contains(&"vault__echo".into())).await;
+}
+
+/// An authorization server that does not advertise S256 is refused with a clear
+/// message, and nothing is stored.
+#[tokio::test]
+async fn no_pkce_no_login() {
+    let auth = AuthServer::start();
+    auth.set_code_challenge_methods(None);
+    let protected = start_protected(TestServer::new(Era::Legacy, "vault"), &auth, Protection::default());
+    let home = Home::new();
+    home.servers_config(&[("vault", &protected.url)], "");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-bridge"))
+        .args(["login", "vault"])
+        .env("MCP_BRIDGE_HOME", home.path())
+        .env("MCP_BRIDGE_CREDENTIAL_STORE", "file")
+        .env("BROWSER", "/bin/false")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("PKCE S256"), "{err}");
+    assert!(auth.authorize_requests().is_empty());
+    assert!(!home.path().join("state/credentials").exists());
+}
