@@ -231,3 +231,40 @@ async fn no_pkce_no_login() {
     assert!(auth.authorize_requests().is_empty());
     assert!(!home.path().join("state/credentials").exists());
 }
+
+/// Tokens are refreshed ahead of expiry in the background, and two bridge
+/// processes sharing one store (two IDE windows) never present a rotated refresh
+/// token twice: the authorization server, which revokes the grant on reuse, sees
+/// no reuse, and both keep working.
+#[tokio::test]
+async fn proactive_refresh_shared_by_two_processes() {
+    let auth = AuthServer::start();
+    auth.set_access_lifetime(3);
+    let protected = start_protected(TestServer::new(Era::Legacy, "vault"), &auth, Protection::default());
+    let home = Home::new();
+    home.servers_config(&[("vault", &protected.url)], "");
+    login(&home, "vault").await;
+    let (a, mut seen_a) = spawn_bridge(&home, &[]).await;
+    let (b, mut seen_b) = spawn_bridge(&home, &[]).await;
+    wait_for_tools(&a, &mut seen_a, |n| n.contains(&"echo".into())).await;
+    wait_for_tools(&b, &mut seen_b, |n| n.contains(&"echo".into())).await;
+    let calls_before = protected.guard.events().iter().filter(|e| e.tool.is_some()).count();
+    // Two lifetimes' worth of refreshes, with no call made meanwhile.
+    auth.wait_until("two proactive refreshes", Duration::from_secs(30), |log| {
+        (log.refreshes() >= 2).then_some(())
+    })
+    .await;
+    let calls_after = protected.guard.events().iter().filter(|e| e.tool.is_some()).count();
+    assert_eq!(calls_before, calls_after, "refreshes must not need calls");
+    assert_eq!(
+        auth.reuse_detections(),
+        0,
+        "a rotated refresh token was presented twice"
+    );
+    for c in [&a, &b] {
+        let r = c.call_tool(params("whoami", json!({}))).await.unwrap();
+        assert_eq!(first_text(&r), "vault");
+    }
+    assert_eq!(auth.reuse_detections(), 0);
+    assert!(auth.grants().iter().all(|g| !g.revoked));
+}

@@ -11,6 +11,7 @@
 //! - PKCE support only warned about when absent (gap 9): [`oauth::login`] refuses.
 
 pub mod oauth;
+pub mod refresh;
 pub mod store;
 
 use std::sync::{Arc, Mutex};
@@ -103,7 +104,7 @@ impl ServerCredentials {
 
     /// Read from the backing store, bypassing the cache (after taking the lock,
     /// another process may have written newer tokens).
-    async fn load_fresh(&self) -> Result<Option<StoredCredentials>, AuthError> {
+    pub(crate) async fn load_fresh(&self) -> Result<Option<StoredCredentials>, AuthError> {
         let entry = self.blocking(|s, k| s.get(k)).await?;
         let creds = entry.and_then(|e| e.oauth);
         *self.cache.lock().expect("credential cache") = Some(creds.clone());

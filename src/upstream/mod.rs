@@ -271,31 +271,42 @@ where
 }
 
 /// Connect to `spec`: with its stored OAuth tokens when there are any (rmcp's
-/// `AuthClient` adds the bearer token to every request and refreshes it), else
-/// with its static headers only.
+/// `AuthClient` adds the bearer token to every request; a refresh task keeps it
+/// fresh, stopped with the returned token), else with its static headers only.
 async fn connect(
     spec: &ServerSpec,
     handler: UpstreamClient,
     timeouts: &Timeouts,
     store: Option<&crate::auth::oauth::Store>,
-) -> Result<Running, String> {
+) -> Result<(Running, Option<CancellationToken>), String> {
     let http = http::client(spec).map_err(|e| e.to_string())?;
     if let Some(store) = store
         && let Some(store) = store.get().await
     {
         let creds = crate::auth::ServerCredentials::new(store, &spec.url);
         if crate::auth::oauth::has_tokens(&creds).await {
-            let mut m = crate::auth::oauth::manager(&spec.url, creds)
+            let mut m = crate::auth::oauth::manager(&spec.url, creds.clone())
                 .await
                 .map_err(|e| format!("OAuth set-up failed: {e}"))?;
             m.initialize_from_store()
                 .await
                 .map_err(|e| format!("cannot use the stored login: {e}; run `mcp-bridge login {}`", spec.id))?;
             let auth = rmcp::transport::auth::AuthClient::new(http, m);
-            return handshake(http::SessionAware(auth), spec, &handler, timeouts).await;
+            let running = handshake(http::SessionAware(auth.clone()), spec, &handler, timeouts).await?;
+            let stop = CancellationToken::new();
+            tokio::spawn(crate::auth::refresh::run(
+                spec.id.clone(),
+                auth.auth_manager.clone(),
+                creds,
+                stop.clone(),
+            ));
+            return Ok((running, Some(stop)));
         }
     }
-    handshake(http::SessionAware(http), spec, &handler, timeouts).await
+    Ok((
+        handshake(http::SessionAware(http), spec, &handler, timeouts).await?,
+        None,
+    ))
 }
 
 /// A connect failure in words a person can act on. rmcp formats transport errors
@@ -397,7 +408,7 @@ async fn run(owner: Owner) {
             _ = cancel.cancelled() => break,
             r = connect(&spec, handler.clone(), &timeouts, store.as_ref()) => r,
         };
-        let running = match connected {
+        let (running, refresher) = match connected {
             Ok(r) => r,
             Err(e) => {
                 // Say it once per outage, not once per retry.
@@ -470,6 +481,9 @@ async fn run(owner: Owner) {
         };
         if let Some(l) = listener {
             l.cancel();
+        }
+        if let Some(r) = refresher {
+            r.cancel();
         }
         if !ended {
             break;
