@@ -268,3 +268,45 @@ async fn proactive_refresh_shared_by_two_processes() {
     assert_eq!(auth.reuse_detections(), 0);
     assert!(auth.grants().iter().all(|g| !g.revoked));
 }
+
+/// A revoked login moves the server to "needs login": its calls say which
+/// `mcp-bridge login` to run, and a new login brings it back without a restart.
+#[tokio::test]
+async fn revoked_login_asks_for_a_new_one() {
+    let auth = AuthServer::start();
+    auth.set_access_lifetime(3);
+    let protected = start_protected(TestServer::new(Era::Modern, "vault"), &auth, Protection::default());
+    let home = Home::new();
+    home.servers_config(
+        &[("vault", &protected.url)],
+        "[timeouts]\nready_wait = 2\nbackoff_max = 1\n",
+    );
+    login(&home, "vault").await;
+    let (client, mut seen) = spawn_bridge(&home, &[]).await;
+    wait_for_tools(&client, &mut seen, |n| n.contains(&"echo".into())).await;
+    auth.revoke_all();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let message = loop {
+        match client.call_tool(params("whoami", json!({}))).await {
+            Err(rmcp::ServiceError::McpError(e)) if e.message.contains("mcp-bridge login vault") => break e.message,
+            _ => {}
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never asked for a new login");
+        let _ = tokio::time::timeout(Duration::from_millis(500), seen.recv()).await;
+    };
+    assert!(message.contains("'vault'"), "{message}");
+    // Log in again while the bridge runs: it picks the new tokens up by itself.
+    login(&home, "vault").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = client.call_tool(params("whoami", json!({}))).await {
+            assert_eq!(first_text(&r), "vault");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new login was not picked up"
+        );
+        let _ = tokio::time::timeout(Duration::from_millis(500), seen.recv()).await;
+    }
+}

@@ -293,13 +293,20 @@ async fn connect(
                 .map_err(|e| format!("cannot use the stored login: {e}; run `mcp-bridge login {}`", spec.id))?;
             let auth = rmcp::transport::auth::AuthClient::new(http, m);
             let running = handshake(http::SessionAware(auth.clone()), spec, &handler, timeouts).await?;
+            // `stop` ends the refresher with the connection; the refresher cancels
+            // it when the grant is gone, which ends the connection too, so that the
+            // next attempt runs without the dead tokens and reports "needs login".
             let stop = CancellationToken::new();
-            tokio::spawn(crate::auth::refresh::run(
-                spec.id.clone(),
-                auth.auth_manager.clone(),
-                creds,
-                stop.clone(),
-            ));
+            let (id, manager, s) = (spec.id.clone(), auth.auth_manager.clone(), stop.clone());
+            tokio::spawn(async move {
+                if let crate::auth::refresh::Outcome::NeedsLogin(_) =
+                    crate::auth::refresh::run(id, manager, creds.clone(), s.clone()).await
+                {
+                    use rmcp::transport::auth::CredentialStore;
+                    let _ = creds.clear().await;
+                    s.cancel();
+                }
+            });
             return Ok((running, Some(stop)));
         }
     }
@@ -458,12 +465,19 @@ async fn run(owner: Owner) {
         let stop = running.cancellation_token();
         let waiting = running.waiting();
         tokio::pin!(waiting);
+        let login_lost = refresher.clone().unwrap_or_default();
         let ended = loop {
             tokio::select! {
                 _ = cancel.cancelled() => {
                     stop.cancel();
                     let _ = tokio::time::timeout(Duration::from_millis(800), &mut waiting).await;
                     break false;
+                }
+                _ = login_lost.cancelled(), if refresher.is_some() => {
+                    tracing::warn!(server = %id, "the login is no longer valid: run `mcp-bridge login {id}`");
+                    stop.cancel();
+                    let _ = tokio::time::timeout(Duration::from_millis(800), &mut waiting).await;
+                    break true;
                 }
                 _ = refresh.notified() => {
                     match list_bounded(&peer, &timeouts).await {
