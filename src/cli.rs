@@ -41,6 +41,11 @@ pub enum Command {
         #[command(flatten)]
         oauth: OAuthArgs,
     },
+    /// Static credentials kept in the credential store (never in the config).
+    Auth {
+        #[command(subcommand)]
+        action: AuthAction,
+    },
     /// Forget the stored tokens of a server (all servers when none is named).
     Logout {
         /// Server name (its prefix) or URL.
@@ -48,6 +53,25 @@ pub enum Command {
     },
     /// Start two sample servers on loopback and show the bridge working in front of them.
     Demo,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthAction {
+    /// Read a token from stdin and send it as `Authorization: Bearer <token>`
+    /// (or, with --header, as that header's value) to SERVER.
+    Set {
+        /// Server name (its prefix) or URL.
+        server: String,
+        /// Store the value for this header instead of a bearer token.
+        #[arg(long, value_name = "NAME")]
+        header: Option<String>,
+    },
+    /// Remove what `auth set` stored for SERVER.
+    Clear {
+        server: String,
+        #[arg(long, value_name = "NAME")]
+        header: Option<String>,
+    },
 }
 
 /// OAuth client settings for servers given on the command line (the config's

@@ -106,3 +106,47 @@ pub async fn logout(opts: &ServeOptions, which: Option<&str>) -> anyhow::Result<
     }
     Ok(())
 }
+
+/// `mcp-bridge auth set|clear SERVER`: a static credential read from stdin, kept in
+/// the credential store, never echoed.
+pub async fn auth(opts: &ServeOptions, action: &crate::cli::AuthAction) -> anyhow::Result<()> {
+    use crate::cli::AuthAction;
+    let (paths, cfg) = app::load_config(opts)?;
+    let store = app::open_store(&cfg, &paths)
+        .get()
+        .await
+        .ok_or_else(|| anyhow::anyhow!("no credential store is usable"))?;
+    let (server, header) = match action {
+        AuthAction::Set { server, header } | AuthAction::Clear { server, header } => (server, header),
+    };
+    let targets = targets(&cfg, &paths, Some(server), &OAuthSettings::default()).await?;
+    let s = &targets[0];
+    let creds = ServerCredentials::new(store, &s.url);
+    let name = header.clone().unwrap_or_else(|| "Authorization".into());
+    match action {
+        AuthAction::Set { .. } => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let value = line.trim().to_owned();
+            anyhow::ensure!(
+                !value.is_empty(),
+                "nothing on stdin: pipe the token in, e.g. `mcp-bridge auth set {} < token.txt`",
+                s.id
+            );
+            let value = if header.is_none() && !value.starts_with("Bearer ") {
+                format!("Bearer {value}")
+            } else {
+                value
+            };
+            reqwest::header::HeaderValue::from_str(&value)
+                .map_err(|_| anyhow::anyhow!("the value is not a valid HTTP header value"))?;
+            creds.set_static_header(name.clone(), Some(value)).await?;
+            eprintln!("stored {name} for {} in the credential store", s.id);
+        }
+        AuthAction::Clear { .. } => {
+            creds.set_static_header(name.clone(), None).await?;
+            eprintln!("removed {name} for {}", s.id);
+        }
+    }
+    Ok(())
+}

@@ -310,3 +310,51 @@ async fn revoked_login_asks_for_a_new_one() {
         let _ = tokio::time::timeout(Duration::from_millis(500), seen.recv()).await;
     }
 }
+
+/// A static token from `mcp-bridge auth set` (read from stdin) is kept in the
+/// credential store, sent as a bearer token, and never written anywhere else.
+#[tokio::test]
+async fn static_token_from_auth_set() {
+    let auth = AuthServer::start();
+    auth.set_access_lifetime(3600);
+    let protected = start_protected(TestServer::new(Era::Legacy, "vault"), &auth, Protection::default());
+    let tokens = auth.issue_tokens("static-client", &["mcp:read"], Some(&protected.url));
+    let home = Home::new();
+    home.servers_config(&[("vault", &protected.url)], "");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-bridge"))
+        .args(["auth", "set", "vault"])
+        .env("MCP_BRIDGE_HOME", home.path())
+        .env("MCP_BRIDGE_CREDENTIAL_STORE", "file")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(format!("{}\n", tokens.access_token).as_bytes())
+            .await
+            .unwrap();
+    }
+    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains(&tokens.access_token) && out.stdout.is_empty());
+    let (client, mut seen) = spawn_bridge(&home, &[]).await;
+    wait_for_tools(&client, &mut seen, |n| n.contains(&"echo".into())).await;
+    let r = client.call_tool(params("whoami", json!({}))).await.unwrap();
+    assert_eq!(first_text(&r), "vault");
+    client.cancel().await.unwrap();
+    for (path, text) in written_files(home.path()) {
+        assert!(
+            !text.contains(&tokens.access_token),
+            "the token leaked into {}",
+            path.display()
+        );
+    }
+}

@@ -102,6 +102,35 @@ impl ServerCredentials {
             .map_err(|e| AuthError::CredentialStoreError(e.to_string()))
     }
 
+    /// Headers stored with `mcp-bridge auth set` for this server.
+    pub async fn static_headers(&self) -> Vec<(String, String)> {
+        match self.blocking(|s, k| s.get(k)).await {
+            Ok(Some(e)) => e.headers.into_iter().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Store (or, with `None`, remove) a static header for this server.
+    pub async fn set_static_header(&self, name: String, value: Option<String>) -> Result<(), AuthError> {
+        self.blocking(move |s, k| {
+            let mut e = s.get(k)?.unwrap_or_default();
+            match value {
+                Some(v) => {
+                    e.headers.insert(name, v);
+                }
+                None => {
+                    e.headers.remove(&name);
+                }
+            }
+            if e.headers.is_empty() && e.oauth.is_none() && e.client_secret.is_none() {
+                s.delete(k).map(|_| ())
+            } else {
+                s.put(k, &e)
+            }
+        })
+        .await
+    }
+
     /// Read from the backing store, bypassing the cache (after taking the lock,
     /// another process may have written newer tokens).
     pub(crate) async fn load_fresh(&self) -> Result<Option<StoredCredentials>, AuthError> {

@@ -279,11 +279,22 @@ async fn connect(
     timeouts: &Timeouts,
     store: Option<&crate::auth::oauth::Store>,
 ) -> Result<(Running, Option<CancellationToken>), String> {
-    let http = http::client(spec).map_err(|e| e.to_string())?;
+    let mut http = http::client(spec).map_err(|e| e.to_string())?;
     if let Some(store) = store
         && let Some(store) = store.get().await
     {
         let creds = crate::auth::ServerCredentials::new(store, &spec.url);
+        // Static credentials set with `mcp-bridge auth set` join the configured headers.
+        let stored = creds.static_headers().await;
+        if !stored.is_empty() {
+            let mut with = spec.clone();
+            with.headers.extend(
+                stored
+                    .into_iter()
+                    .map(|(k, v)| (k, crate::registry::HeaderValue { value: v, secret: true })),
+            );
+            http = http::client(&with).map_err(|e| e.to_string())?;
+        }
         if crate::auth::oauth::has_tokens(&creds).await {
             let mut m = crate::auth::oauth::manager(&spec.url, creds.clone())
                 .await
