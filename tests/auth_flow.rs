@@ -110,7 +110,11 @@ async fn login_then_serve_with_refresh() {
     let protected = start_protected(TestServer::new(Era::Legacy, "vault"), &auth, Protection::default());
     let open = Upstream::start(TestServer::new(Era::Modern, "open"));
     let home = Home::new();
-    home.servers_config(&[("vault", &protected.url), ("open", &open.url)], "");
+    // Log everything, to a file, so the redaction check below sees serve's output.
+    home.servers_config(
+        &[("vault", &protected.url), ("open", &open.url)],
+        "[log]\nlevel = \"trace\"\nfile = true\n",
+    );
 
     let (login_log, code) = login(&home, "vault").await;
     // Even at RUST_LOG=debug the authorization code stays out of the log.
@@ -139,7 +143,8 @@ async fn login_then_serve_with_refresh() {
     );
 
     // Serve with the stored tokens: the protected server's tools are there and work.
-    let (client, mut seen) = spawn_bridge(&home, &[]).await;
+    // (RUST_LOG would override the config's level and target stderr: unset it.)
+    let (client, mut seen) = spawn_bridge_env(&home, &[], &[("RUST_LOG", None)]).await;
     wait_for_tools(&client, &mut seen, |n| {
         n.contains(&"vault__echo".into()) && n.contains(&"open__echo".into())
     })
@@ -170,6 +175,8 @@ async fn login_then_serve_with_refresh() {
             assert!(!text.contains(s.as_str()), "a secret leaked into {}", path.display());
         }
     }
+    let log = std::fs::read_to_string(home.path().join("state/bridge.log")).expect("serve wrote its log file");
+    assert!(log.contains("connected"), "the log file has serve's output");
     // The credential store itself does hold the tokens, in a private file.
     let store: Vec<_> = std::fs::read_dir(home.path().join("state/credentials"))
         .unwrap()
@@ -357,4 +364,32 @@ async fn static_token_from_auth_set() {
             path.display()
         );
     }
+}
+
+/// A refresh that fails for a transient reason (503 temporarily_unavailable, 500)
+/// is retried with backoff; the login survives and calls keep working.
+#[tokio::test]
+async fn transient_refresh_failures_are_retried() {
+    let auth = AuthServer::start();
+    auth.set_access_lifetime(3);
+    let protected = start_protected(TestServer::new(Era::Legacy, "vault"), &auth, Protection::default());
+    let home = Home::new();
+    home.servers_config(&[("vault", &protected.url)], "");
+    login(&home, "vault").await;
+    let (client, mut seen) = spawn_bridge(&home, &[]).await;
+    wait_for_tools(&client, &mut seen, |n| n.contains(&"echo".into())).await;
+    auth.fail_next_token_requests(1, TokenFailure::TemporarilyUnavailable);
+    auth.fail_next_token_requests(1, TokenFailure::ServerError);
+    auth.wait_until("a refresh after two failures", Duration::from_secs(30), |log| {
+        let refreshes: Vec<_> = log
+            .tokens
+            .iter()
+            .filter(|t| t.grant_type.as_deref() == Some("refresh_token"))
+            .collect();
+        (refreshes.iter().filter(|t| t.forced).count() == 2 && refreshes.iter().any(|t| t.ok())).then_some(())
+    })
+    .await;
+    let r = client.call_tool(params("whoami", json!({}))).await.unwrap();
+    assert_eq!(first_text(&r), "vault");
+    assert!(auth.grants().iter().all(|g| !g.revoked));
 }

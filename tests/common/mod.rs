@@ -516,8 +516,24 @@ pub type Client = RunningService<RoleClient, Ide>;
 
 /// Spawn `mcp-bridge serve` in `home` and connect the test IDE to it.
 pub async fn spawn_bridge(home: &Home, args: &[&str]) -> (Client, mpsc::UnboundedReceiver<Seen>) {
+    spawn_bridge_env(home, args, &[]).await
+}
+
+/// Like `spawn_bridge`, with environment changes (`None` removes a variable).
+pub async fn spawn_bridge_env(
+    home: &Home,
+    args: &[&str],
+    env: &[(&str, Option<&str>)],
+) -> (Client, mpsc::UnboundedReceiver<Seen>) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let transport = TokioChildProcess::new(bridge_command(home, args)).unwrap();
+    let mut cmd = bridge_command(home, args);
+    for (k, v) in env {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let transport = TokioChildProcess::new(cmd).unwrap();
     let client = Ide { seen: tx }.serve(transport).await.expect("bridge initialises");
     (client, rx)
 }
