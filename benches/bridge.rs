@@ -1,2 +1,787 @@
-//! Placeholder: the benchmark harness is being written.
-fn main() {}
+//! `cargo bench --bench bridge`: the bridge against a direct rmcp client, in one
+//! process. The sample servers (`metrics`: 2026-07-28, stateless; `notes`:
+//! 2025-11-25, sessions) run on 127.0.0.1 in this process; the release binary is
+//! spawned as `mcp-bridge serve` over stdio, exactly as an IDE would launch it, and
+//! driven by an rmcp client. The direct side is an rmcp Streamable HTTP client
+//! talking to the same servers.
+//!
+//! Measured: time from spawn to the first useful `tools/list` (cold and from the
+//! disk cache), per-call latency (p50/p99, sequential), throughput with 32 calls
+//! in flight, the bridge's CPU time per call and its peak RSS with 10 upstreams.
+//! The targets are printed for reference only: a benchmark measures, it does not
+//! fail.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use mcp_bridge::samples::{self, Metrics, Notes};
+use rmcp::model::{
+    CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation, JsonObject, ProtocolVersion, Tool,
+};
+use rmcp::service::{ClientInitializeError, NotificationContext, RunningService};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, Peer, RoleClient, ServiceExt};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+/// Spawn-to-tools/list runs, cold and cached.
+const STARTS: usize = 10;
+/// Sequential calls per tool and side (split into interleaved blocks).
+const SEQ_CALLS: usize = 5000;
+const SEQ_BLOCKS: usize = 4;
+const WARMUP: usize = 100;
+/// Concurrency and total calls per side for the throughput runs (two rounds each).
+const IN_FLIGHT: usize = 32;
+const TPUT_CALLS: usize = 20000;
+/// Upstreams for the memory run.
+const RSS_UPSTREAMS: usize = 10;
+/// Bound on every wait for the bridge, a server or a call.
+const WAIT: Duration = Duration::from_secs(20);
+const CALL_WAIT: Duration = Duration::from_secs(10);
+/// Linux `USER_HZ`: the unit of utime/stime in /proc/<pid>/stat.
+const CLK_TCK: f64 = 100.0;
+
+/// The binary under test: `$MCP_BRIDGE_BENCH_BIN` (e.g. a build with symbols, for
+/// profiling), else the one Cargo built for this bench: target/release/mcp-bridge.
+fn bridge_exe() -> anyhow::Result<PathBuf> {
+    let exe = std::env::var_os("MCP_BRIDGE_BENCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_mcp-bridge")));
+    ensure!(
+        exe.exists(),
+        "{} is missing; run `cargo build --release`",
+        exe.display()
+    );
+    Ok(exe)
+}
+
+// ---------------------------------------------------------------- the IDE side
+
+/// The IDE: reports `tools/list_changed` so that waits can re-list.
+#[derive(Clone)]
+struct Ide {
+    changed: mpsc::UnboundedSender<()>,
+}
+
+impl ClientHandler for Ide {
+    fn get_info(&self) -> ClientConfig {
+        ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("mcp-bridge-bench", env!("CARGO_PKG_VERSION")),
+        )
+    }
+
+    async fn on_tool_list_changed(&self, _: NotificationContext<RoleClient>) {
+        let _ = self.changed.send(());
+    }
+}
+
+/// A bridge child process and the client driving it.
+struct Bridge {
+    client: RunningService<RoleClient, Ide>,
+    changed: mpsc::UnboundedReceiver<()>,
+    pid: Option<u32>,
+    spawned: Instant,
+    /// Spawn to the `initialize` answer.
+    initialized: Duration,
+}
+
+/// A home dir for one bridge: `config.toml` with `[[servers]]`, and its cache.
+fn home(servers: &[(String, String)]) -> anyhow::Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir()?;
+    let mut cfg = String::new();
+    for (name, url) in servers {
+        cfg.push_str(&format!("[[servers]]\nname = \"{name}\"\nurl = \"{url}\"\n\n"));
+    }
+    std::fs::write(dir.path().join("config.toml"), cfg)?;
+    Ok(dir)
+}
+
+impl Bridge {
+    async fn spawn(home: &Path) -> anyhow::Result<Bridge> {
+        Self::spawn_with(home, Stdio::inherit()).await
+    }
+
+    /// Spawn with the bridge's stderr (its log, `warn` and up) sent to `stderr`.
+    async fn spawn_with(home: &Path, stderr: Stdio) -> anyhow::Result<Bridge> {
+        let mut cmd = tokio::process::Command::new(bridge_exe()?);
+        cmd.arg("serve")
+            .env("MCP_BRIDGE_HOME", home)
+            // Like the tests: never probe the user's OS keyring (it may prompt).
+            .env("MCP_BRIDGE_CREDENTIAL_STORE", "file")
+            .env_remove("MCP_BRIDGE_CONFIG")
+            .env_remove("RUST_LOG");
+        let (tx, changed) = mpsc::unbounded_channel();
+        let spawned = Instant::now();
+        let (transport, _) = TokioChildProcess::builder(cmd)
+            .stderr(stderr)
+            .spawn()
+            .context("cannot launch mcp-bridge serve")?;
+        let pid = transport.id();
+        let client = tokio::time::timeout(WAIT, Ide { changed: tx }.serve(transport))
+            .await
+            .context("the bridge did not answer initialize in time")?
+            .context("the bridge did not initialise")?;
+        let initialized = spawned.elapsed();
+        Ok(Bridge {
+            client,
+            changed,
+            pid,
+            spawned,
+            initialized,
+        })
+    }
+
+    async fn list(&self) -> anyhow::Result<Vec<Tool>> {
+        Ok(tokio::time::timeout(WAIT, self.client.list_all_tools())
+            .await
+            .context("tools/list timed out")??)
+    }
+
+    /// Re-list on every `tools/list_changed` until `pred` holds (bounded).
+    async fn wait_tools(&mut self, pred: impl Fn(&[Tool]) -> bool) -> anyhow::Result<Vec<Tool>> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let tools = self.list().await?;
+            if pred(&tools) {
+                return Ok(tools);
+            }
+            match tokio::time::timeout_at(deadline, self.changed.recv()).await {
+                Ok(Some(())) => continue,
+                Ok(None) => bail!("the bridge went away"),
+                Err(_) => bail!(
+                    "timed out waiting for the upstream tools; the bridge lists {:?}",
+                    tools.iter().map(|t| t.name.as_ref()).collect::<Vec<_>>()
+                ),
+            }
+        }
+    }
+
+    /// Close stdin and wait (bounded) for the process to exit; how long it took.
+    async fn close(self) -> Duration {
+        let start = Instant::now();
+        let _ = tokio::time::timeout(Duration::from_secs(8), self.client.cancel()).await;
+        start.elapsed()
+    }
+}
+
+fn has(tools: &[Tool], name: &str) -> bool {
+    tools.iter().any(|t| t.name == name)
+}
+
+// ---------------------------------------------------------------- the direct side
+
+type Direct = RunningService<RoleClient, ()>;
+
+/// A direct rmcp client, negotiating the way the bridge does upstream. The
+/// transport is `from_uri`'s (at most 16 requests in flight), or the same with
+/// `max_concurrent` in flight (the bridge's upstream transport allows 256).
+async fn direct(url: &str, max_concurrent: Option<usize>) -> anyhow::Result<Direct> {
+    let auto = ClientLifecycleMode::Auto {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+        legacy_version: Some(ProtocolVersion::V_2025_11_25),
+    };
+    let connect = |mode| async move {
+        let t = match max_concurrent {
+            None => StreamableHttpClientTransport::from_uri(url.to_owned()),
+            Some(n) => StreamableHttpClientTransport::from_config(
+                StreamableHttpClientTransportConfig::with_uri(url.to_owned()).max_concurrent_requests(n),
+            ),
+        };
+        tokio::time::timeout(WAIT, ClientServiceExt::serve_with_lifecycle((), t, mode))
+            .await
+            .context("direct connect timed out")
+    };
+    match connect(auto).await? {
+        // rmcp 3.11's Auto mode does not fall back to `initialize` for a server that
+        // answers `server/discover` listing only legacy versions; the bridge retries
+        // with Initialize, and so does the direct client, for a like-for-like setup.
+        Err(ClientInitializeError::NoCompatibleProtocolVersion { server_supported, .. })
+            if !server_supported.is_empty() && server_supported.iter().all(|v| v.has_initialize()) =>
+        {
+            Ok(connect(ClientLifecycleMode::Initialize).await??)
+        }
+        other => Ok(other?),
+    }
+}
+
+async fn direct_list(c: &Direct) -> anyhow::Result<Vec<Tool>> {
+    Ok(tokio::time::timeout(WAIT, c.list_all_tools())
+        .await
+        .context("direct tools/list timed out")??)
+}
+
+async fn close_direct(c: Direct) {
+    let _ = tokio::time::timeout(Duration::from_secs(5), c.cancel()).await;
+}
+
+// ---------------------------------------------------------------- measuring
+
+#[derive(Clone)]
+struct Call {
+    name: String,
+    args: JsonObject,
+    expect: &'static str,
+}
+
+impl Call {
+    fn params(&self) -> CallToolRequestParams {
+        CallToolRequestParams::new(self.name.clone()).with_arguments(self.args.clone())
+    }
+
+    fn bridged(&self, prefix: &str) -> Call {
+        Call {
+            name: format!("{prefix}__{}", self.name),
+            ..self.clone()
+        }
+    }
+}
+
+async fn call(peer: &Peer<RoleClient>, c: &Call) -> anyhow::Result<()> {
+    let r = tokio::time::timeout(CALL_WAIT, peer.call_tool(c.params()))
+        .await
+        .with_context(|| format!("{} timed out", c.name))?
+        .with_context(|| format!("{} failed", c.name))?;
+    ensure!(r.is_error != Some(true), "{} returned a tool error", c.name);
+    let text = r.content.first().and_then(|c| c.as_text()).map(|t| t.text.as_str());
+    ensure!(
+        text.is_some_and(|t| t.contains(c.expect)),
+        "{} answered {text:?}",
+        c.name
+    );
+    Ok(())
+}
+
+async fn timed_calls(peer: &Peer<RoleClient>, c: &Call, n: usize, out: &mut Vec<Duration>) -> anyhow::Result<()> {
+    for _ in 0..n {
+        let start = Instant::now();
+        call(peer, c).await?;
+        out.push(start.elapsed());
+    }
+    Ok(())
+}
+
+/// `n` calls of `c` with `IN_FLIGHT` tasks sharing `peer`; calls per second.
+async fn throughput(peer: &Peer<RoleClient>, c: &Call, n: usize) -> anyhow::Result<f64> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..IN_FLIGHT)
+        .map(|_| {
+            let (peer, c, next) = (peer.clone(), c.clone(), next.clone());
+            tokio::spawn(async move {
+                while next.fetch_add(1, Ordering::Relaxed) < n {
+                    call(&peer, &c).await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await??;
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Nearest-rank percentile of sorted samples.
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    pct(&v, 50.0)
+}
+
+/// min / median / max, in ms.
+fn spread(v: &[Duration]) -> String {
+    let mut v = v.to_vec();
+    v.sort();
+    let f = |d: Duration| format!("{:.2}", d.as_secs_f64() * 1000.0);
+    format!(
+        "min {} / median {} / max {} ms (n = {})",
+        f(v[0]),
+        f(pct(&v, 50.0)),
+        f(v[v.len() - 1]),
+        v.len()
+    )
+}
+
+/// User + system CPU time of a process (all threads, alive or not).
+#[cfg(target_os = "linux")]
+fn cpu_time(pid: Option<u32>) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?;
+    // Fields after the command name, which is in parentheses: state is field 3,
+    // utime field 14 and stime field 15.
+    let rest: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = rest.get(11)?.parse::<u64>().ok()? + rest.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_secs_f64(ticks as f64 / CLK_TCK))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn cpu_time(_: Option<u32>) -> Option<Duration> {
+    None
+}
+
+/// The number on a line of /proc/<pid>/status (`VmHWM:  1234 kB` -> 1234).
+#[cfg(target_os = "linux")]
+fn status_field(pid: Option<u32>, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
+    let line = status.lines().find(|l| l.split(':').next() == Some(key))?;
+    line[key.len() + 1..].split_whitespace().next()?.parse().ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn status_field(_: Option<u32>, _: &str) -> Option<u64> {
+    None
+}
+
+/// A memory line of /proc/<pid>/status (`VmHWM`, `RssAnon`, ...), in bytes.
+fn vm(pid: Option<u32>, key: &str) -> Option<u64> {
+    status_field(pid, key).map(|kb| kb * 1024)
+}
+
+/// Where the resident memory is now, for the notes under the table.
+fn breakdown(pid: Option<u32>) -> String {
+    let threads = status_field(pid, "Threads").map_or("n/a".into(), |n| n.to_string());
+    format!(
+        "peak {}, now {} = anon {} + file {} (binary and libraries); {threads} threads",
+        mb(vm(pid, "VmHWM")),
+        mb(vm(pid, "VmRSS")),
+        mb(vm(pid, "RssAnon")),
+        mb(vm(pid, "RssFile")),
+    )
+}
+
+// ---------------------------------------------------------------- the table
+
+fn ms(d: Duration) -> String {
+    let v = d.as_secs_f64() * 1000.0;
+    if v < 1.0 {
+        format!("{v:.3} ms")
+    } else if v < 100.0 {
+        format!("{v:.2} ms")
+    } else {
+        format!("{v:.1} ms")
+    }
+}
+
+fn ratio(direct: f64, bridge: f64) -> String {
+    format!("{:.2}x", bridge / direct)
+}
+
+fn delta(direct: Duration, bridge: Duration) -> String {
+    let d = (bridge.as_secs_f64() - direct.as_secs_f64()) * 1000.0;
+    format!("{d:+.3} ms ({})", ratio(direct.as_secs_f64(), bridge.as_secs_f64()))
+}
+
+fn mb(bytes: Option<u64>) -> String {
+    bytes.map_or("n/a".into(), |b| format!("{:.1} MB", b as f64 / 1_048_576.0))
+}
+
+#[derive(Default)]
+struct Table {
+    rows: Vec<[String; 5]>,
+    notes: Vec<String>,
+}
+
+impl Table {
+    fn note(&mut self, n: String) {
+        self.notes.push(n);
+    }
+
+    fn row(&mut self, metric: &str, direct: impl Into<String>, bridge: impl Into<String>, rd: &str, target: &str) {
+        self.rows
+            .push([metric.into(), direct.into(), bridge.into(), rd.into(), target.into()]);
+    }
+
+    fn print(&self) {
+        let head = ["metric", "direct", "bridge", "ratio / delta", "target (issue)"];
+        let mut w = head.map(str::len);
+        for r in &self.rows {
+            for (i, c) in r.iter().enumerate() {
+                w[i] = w[i].max(c.len());
+            }
+        }
+        let line = |r: [&str; 5]| {
+            println!(
+                "{:<w0$}  {:>w1$}  {:>w2$}  {:<w3$}  {}",
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                w0 = w[0],
+                w1 = w[1],
+                w2 = w[2],
+                w3 = w[3]
+            );
+        };
+        line(head);
+        println!("{}", "-".repeat(w.iter().sum::<usize>() + 8));
+        for r in &self.rows {
+            line([&r[0], &r[1], &r[2], &r[3], &r[4]]);
+        }
+        println!();
+        for n in &self.notes {
+            println!("{n}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------- the runs
+
+/// Spawn to the first useful `tools/list`, cold (empty home) and cached (the same
+/// home again), alternating; and the direct client's connect + list.
+async fn startup(metrics_url: &str, t: &mut Table) -> anyhow::Result<()> {
+    let servers = [("metrics".to_owned(), metrics_url.to_owned())];
+    let (mut direct_times, mut cold, mut cached) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut init, mut first_empty, mut close) = (Vec::new(), Vec::new(), Vec::new());
+    let mut cached_init = Vec::new();
+    let mut cache_hits = 0;
+    for _ in 0..STARTS {
+        let start = Instant::now();
+        let d = direct(metrics_url, None).await?;
+        let tools = direct_list(&d).await?;
+        direct_times.push(start.elapsed());
+        ensure!(has(&tools, "echo"), "the metrics server lists no echo tool");
+        close_direct(d).await;
+
+        let dir = home(&servers)?;
+        let mut b = Bridge::spawn(dir.path()).await?;
+        init.push(b.initialized);
+        b.list().await?;
+        first_empty.push(b.spawned.elapsed());
+        b.wait_tools(|tools| has(tools, "echo")).await?;
+        cold.push(b.spawned.elapsed());
+        close.push(b.close().await);
+
+        let b = Bridge::spawn(dir.path()).await?;
+        let tools = b.list().await?;
+        cached.push(b.spawned.elapsed());
+        cached_init.push(b.initialized);
+        cache_hits += usize::from(has(&tools, "echo"));
+        close.push(b.close().await);
+    }
+    let notes = [
+        ("direct connect + tools/list", &direct_times),
+        ("bridge cold, upstream tools listed", &cold),
+        ("bridge cold, initialize answered", &init),
+        ("bridge cold, first tools/list", &first_empty),
+        ("bridge cached, initialize answered", &cached_init),
+        ("bridge cached, first tools/list", &cached),
+        ("bridge stdin EOF -> exited", &close),
+    ];
+    for (what, v) in notes {
+        t.note(format!("startup, {what}: {}", spread(v)));
+    }
+    let (d, c, k) = (median(direct_times), median(cold), median(cached));
+    t.row(
+        &format!("startup cold: spawn -> upstream tools listed (median of {STARTS})"),
+        ms(d),
+        ms(c),
+        &delta(d, c),
+        "",
+    );
+    t.row(
+        &format!("startup cached: spawn -> first tools/list ({cache_hits}/{STARTS} from cache)"),
+        ms(d),
+        ms(k),
+        &delta(d, k),
+        "<= 10 ms",
+    );
+    t.row("  spawn -> initialize answered (cold)", "-", ms(median(init)), "", "");
+    t.row(
+        "  spawn -> first tools/list, before upstream (cold)",
+        "-",
+        ms(median(first_empty)),
+        "",
+        "",
+    );
+    t.row("  stdin EOF -> process exited", "-", ms(median(close)), "", "");
+    Ok(())
+}
+
+/// Sequential latency of `c`, direct and bridged in interleaved blocks, with the
+/// bridge's CPU time over its blocks.
+async fn latency(
+    t: &mut Table,
+    label: &str,
+    d: &Peer<RoleClient>,
+    b: &Bridge,
+    c: &Call,
+    prefix: &str,
+) -> anyhow::Result<(Option<Duration>, usize)> {
+    let bc = c.bridged(prefix);
+    let bp = b.client.peer();
+    let (mut dl, mut bl) = (Vec::with_capacity(SEQ_CALLS), Vec::with_capacity(SEQ_CALLS));
+    let mut scratch = Vec::new();
+    timed_calls(d, c, WARMUP, &mut scratch).await?;
+    timed_calls(bp, &bc, WARMUP, &mut scratch).await?;
+    let mut cpu = Some(Duration::ZERO);
+    for block in 0..SEQ_BLOCKS {
+        let n = SEQ_CALLS / SEQ_BLOCKS;
+        if block % 2 == 1 {
+            timed_calls(d, c, n, &mut dl).await?;
+        }
+        let before = cpu_time(b.pid);
+        timed_calls(bp, &bc, n, &mut bl).await?;
+        let after = cpu_time(b.pid);
+        cpu = match (cpu, before, after) {
+            (Some(acc), Some(x), Some(y)) => Some(acc + y.saturating_sub(x)),
+            _ => None,
+        };
+        if block % 2 == 0 {
+            timed_calls(d, c, n, &mut dl).await?;
+        }
+    }
+    dl.sort();
+    bl.sort();
+    let (d50, b50) = (pct(&dl, 50.0), pct(&bl, 50.0));
+    let (d99, b99) = (pct(&dl, 99.0), pct(&bl, 99.0));
+    t.row(
+        &format!("{label} p50 ({} calls)", bl.len()),
+        ms(d50),
+        ms(b50),
+        &delta(d50, b50),
+        "added <= 0.1 ms",
+    );
+    t.row(&format!("{label} p99"), ms(d99), ms(b99), &delta(d99, b99), "");
+    Ok((cpu, bl.len()))
+}
+
+/// Calls per second with `IN_FLIGHT` in flight: the bridge, the direct client
+/// (`from_uri`, 16 requests in flight at most) and the direct client allowing 256
+/// like the bridge's upstream transport; two rounds each, in rotating order. Also
+/// the bridge's CPU time over its rounds.
+async fn concurrent(
+    t: &mut Table,
+    label: &str,
+    direct: [&Peer<RoleClient>; 2],
+    b: &Bridge,
+    c: &Call,
+    prefix: &str,
+) -> anyhow::Result<Option<Duration>> {
+    let bc = c.bridged(prefix);
+    let round = TPUT_CALLS / 2;
+    let me = Some(std::process::id());
+    // Seconds spent, and CPU time of this process (client and servers): bridge,
+    // direct, direct (256).
+    let mut secs = [0.0; 3];
+    let mut own = [Some(Duration::ZERO); 3];
+    let mut cpu = Some(Duration::ZERO);
+    let add = |acc: Option<Duration>, before: Option<Duration>, after: Option<Duration>| match (acc, before, after) {
+        (Some(acc), Some(x), Some(y)) => Some(acc + y.saturating_sub(x)),
+        _ => None,
+    };
+    for r in 0..2 {
+        let order: [usize; 3] = if r == 0 { [0, 1, 2] } else { [2, 1, 0] };
+        for who in order {
+            let (own_before, before) = (cpu_time(me), cpu_time(b.pid));
+            secs[who] += round as f64
+                / match who {
+                    0 => throughput(b.client.peer(), &bc, round).await?,
+                    _ => throughput(direct[who - 1], c, round).await?,
+                };
+            own[who] = add(own[who], own_before, cpu_time(me));
+            if who == 0 {
+                cpu = add(cpu, before, cpu_time(b.pid));
+            }
+        }
+    }
+    let [br, dr, dr256] = secs.map(|s| TPUT_CALLS as f64 / s);
+    let per_call = |d: Option<Duration>| d.map(|d| d / TPUT_CALLS as u32);
+    let total_bridged = per_call(own[0].zip(cpu).map(|(a, b)| a + b));
+    t.row(
+        &format!("{label} throughput, {IN_FLIGHT} in flight ({TPUT_CALLS} calls)"),
+        format!("{dr:.0}/s"),
+        format!("{br:.0}/s"),
+        &ratio(dr, br),
+        ">= 0.95x",
+    );
+    t.row(
+        "  same, direct transport allowing 256 in flight (as bridge upstream)",
+        format!("{dr256:.0}/s"),
+        format!("{br:.0}/s"),
+        &ratio(dr256, br),
+        "",
+    );
+    let (td, tb) = (per_call(own[1]), total_bridged);
+    t.row(
+        "  CPU per call, all processes (bench client + servers [+ bridge])",
+        td.map_or("n/a".into(), ms),
+        tb.map_or("n/a".into(), ms),
+        &td.zip(tb).map_or(String::new(), |(d, b)| delta(d, b)),
+        "",
+    );
+    Ok(per_call(cpu))
+}
+
+fn cpu_row(t: &mut Table, label: &str, per_call: Option<Duration>) {
+    let v = per_call.map_or("n/a".into(), ms);
+    t.row(label, "-", v, "", "<= 0.1 ms");
+}
+
+/// Per-call latency, throughput and CPU through one bridge in front of both
+/// sample servers; then that bridge's peak RSS.
+async fn calls(metrics_url: &str, notes_url: &str, t: &mut Table) -> anyhow::Result<()> {
+    let servers = [
+        ("metrics".to_owned(), metrics_url.to_owned()),
+        ("notes".to_owned(), notes_url.to_owned()),
+    ];
+    let dir = home(&servers)?;
+    let mut b = Bridge::spawn(dir.path()).await?;
+    b.wait_tools(|tools| has(tools, "metrics__echo") && has(tools, "notes__list_notes"))
+        .await?;
+    let dm = direct(metrics_url, None).await?;
+    direct_list(&dm).await?;
+    let dn = direct(notes_url, None).await?;
+    direct_list(&dn).await?;
+    let dm256 = direct(metrics_url, Some(256)).await?;
+    direct_list(&dm256).await?;
+    let dn256 = direct(notes_url, Some(256)).await?;
+    direct_list(&dn256).await?;
+
+    let args = |v: serde_json::Value| v.as_object().cloned().unwrap_or_default();
+    let echo = Call {
+        name: "echo".into(),
+        args: args(json!({ "text": "hi" })),
+        expect: "hi",
+    };
+    let list_notes = Call {
+        name: "list_notes".into(),
+        args: JsonObject::new(),
+        expect: "Welcome",
+    };
+
+    let (echo_cpu, echo_n) = latency(t, "echo (metrics, 2026-07-28)", dm.peer(), &b, &echo, "metrics").await?;
+    let (notes_cpu, notes_n) =
+        latency(t, "list_notes (notes, 2025-11-25)", dn.peer(), &b, &list_notes, "notes").await?;
+    let echo_tput_cpu = concurrent(t, "echo", [dm.peer(), dm256.peer()], &b, &echo, "metrics").await?;
+    let notes_tput_cpu = concurrent(t, "list_notes", [dn.peer(), dn256.peer()], &b, &list_notes, "notes").await?;
+    cpu_row(
+        t,
+        &format!("bridge CPU per call, sequential echo ({echo_n} calls)"),
+        echo_cpu.map(|c| c / echo_n as u32),
+    );
+    cpu_row(
+        t,
+        &format!("bridge CPU per call, sequential list_notes ({notes_n} calls)"),
+        notes_cpu.map(|c| c / notes_n as u32),
+    );
+    cpu_row(
+        t,
+        &format!("bridge CPU per call, echo {IN_FLIGHT} in flight"),
+        echo_tput_cpu,
+    );
+    cpu_row(
+        t,
+        &format!("bridge CPU per call, list_notes {IN_FLIGHT} in flight"),
+        notes_tput_cpu,
+    );
+    t.row(
+        "bridge peak RSS (VmHWM), 2 upstreams, after the call runs",
+        "-",
+        mb(vm(b.pid, "VmHWM")),
+        "",
+        "",
+    );
+    t.note(format!("memory, 2 upstreams after the call runs: {}", breakdown(b.pid)));
+    b.close().await;
+    for d in [dm, dn, dm256, dn256] {
+        close_direct(d).await;
+    }
+    Ok(())
+}
+
+/// Peak RSS of a bridge in front of `RSS_UPSTREAMS` metrics servers, once every
+/// server's tools are listed.
+async fn memory(t: &mut Table) -> anyhow::Result<()> {
+    // The fixed cost: a bridge with nothing to bridge, after initialize and a list.
+    let dir = home(&[])?;
+    // Quiet: it warns that there is nothing to bridge.
+    let b = Bridge::spawn_with(dir.path(), Stdio::null()).await?;
+    b.list().await?;
+    t.row(
+        "bridge peak RSS (VmHWM), no upstreams",
+        "-",
+        mb(vm(b.pid, "VmHWM")),
+        "",
+        "",
+    );
+    t.note(format!("memory, no upstreams: {}", breakdown(b.pid)));
+    b.close().await;
+
+    let mut running = Vec::new();
+    let mut servers = Vec::new();
+    for i in 0..RSS_UPSTREAMS {
+        let store = Metrics::default();
+        let r = samples::serve_http(move || store.clone(), false, 0).await?;
+        servers.push((format!("m{i:02}"), r.url.clone()));
+        running.push(r);
+    }
+    let dir = home(&servers)?;
+    let mut b = Bridge::spawn(dir.path()).await?;
+    let start = Instant::now();
+    let names: Vec<String> = servers.iter().map(|(n, _)| format!("{n}__echo")).collect();
+    b.wait_tools(|tools| names.iter().all(|n| has(tools, n))).await?;
+    let listed = start.elapsed();
+    t.row(
+        &format!("bridge peak RSS (VmHWM), {RSS_UPSTREAMS} upstreams listed"),
+        "-",
+        mb(vm(b.pid, "VmHWM")),
+        "",
+        "<= 10 MB",
+    );
+    t.note(format!(
+        "memory, {RSS_UPSTREAMS} upstreams listed: {}",
+        breakdown(b.pid)
+    ));
+    t.row(
+        &format!("  initialize -> all {RSS_UPSTREAMS} upstreams' tools listed"),
+        "-",
+        ms(listed),
+        "",
+        "",
+    );
+    b.close().await;
+    for r in running {
+        r.stop.cancel();
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let exe = bridge_exe()?;
+    let notes_store = Notes::seeded();
+    let notes = samples::serve_http(move || notes_store.clone(), true, 0).await?;
+    let metrics_store = Metrics::default();
+    let metrics = samples::serve_http(move || metrics_store.clone(), false, 0).await?;
+    println!("mcp-bridge bench: {}", exe.display());
+    println!(
+        "sample servers: metrics {} (2026-07-28, stateless), notes {} (2025-11-25, sessions)",
+        metrics.url, notes.url
+    );
+    println!("cores: {}", std::thread::available_parallelism().map_or(0, |n| n.get()));
+
+    let mut t = Table::default();
+    startup(&metrics.url, &mut t).await.context("startup run")?;
+    calls(&metrics.url, &notes.url, &mut t).await.context("call runs")?;
+    memory(&mut t).await.context("memory run")?;
+
+    println!();
+    t.print();
+    println!("\nbridged = IDE -> stdio -> mcp-bridge -> HTTP -> server; direct = rmcp client -> HTTP -> server.");
+    println!("CPU from /proc/<pid>/stat utime+stime ({CLK_TCK} ticks/s); targets are for reference, not asserted.");
+    println!("bench took {:.1} s", t0.elapsed().as_secs_f64());
+    notes.stop.cancel();
+    metrics.stop.cancel();
+    Ok(())
+}

@@ -85,7 +85,9 @@ pub async fn resolve_servers(cfg: &Config, paths: &Paths, adhoc: &AdHoc) -> Reso
 /// The credential store named by `[auth] store` (or `MCP_BRIDGE_CREDENTIAL_STORE`),
 /// opened on first use.
 pub fn open_store(cfg: &Config, paths: &Paths) -> crate::auth::oauth::Store {
-    std::sync::Arc::new(crate::auth::LazyStore::new(cfg.auth.store, &paths.state_dir))
+    let mut store = crate::auth::LazyStore::new(cfg.auth.store, &paths.state_dir);
+    store.auto_login = cfg.auth.auto_login.then(|| secs(cfg.auth.login_timeout));
+    std::sync::Arc::new(store)
 }
 
 /// stdin/stdout, non-blocking when they are pipes (as IDEs launch servers), so a

@@ -52,6 +52,8 @@ pub struct AuthConfig {
     pub store: crate::auth::StoreKind,
     /// Seconds `mcp-bridge login` waits for the browser.
     pub login_timeout: f64,
+    /// While serving, open the browser by itself for a server that needs a login.
+    pub auto_login: bool,
 }
 
 impl Default for AuthConfig {
@@ -59,6 +61,7 @@ impl Default for AuthConfig {
         AuthConfig {
             store: crate::auth::StoreKind::Auto,
             login_timeout: 300.0,
+            auto_login: true,
         }
     }
 }

@@ -393,3 +393,42 @@ async fn transient_refresh_failures_are_retried() {
     assert_eq!(first_text(&r), "vault");
     assert!(auth.grants().iter().all(|g| !g.revoked));
 }
+
+/// While serving, a server that needs a login gets one started by the bridge
+/// itself; with two bridge processes (two IDE windows) only one browser tab is
+/// opened, and both pick the login up without a restart.
+#[tokio::test]
+async fn serve_starts_the_login_once_across_processes() {
+    let auth = AuthServer::start();
+    let protected = start_protected(TestServer::new(Era::Legacy, "vault"), &auth, Protection::default());
+    let home = Home::new();
+    home.servers_config(&[("vault", &protected.url)], "");
+    let opened = home.path().join("opened.txt");
+    let script = home.path().join("browser-append.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\n", opened.display()),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let browser = script.to_str().unwrap();
+    let (a, mut seen_a) = spawn_bridge_env(&home, &[], &[("BROWSER", Some(browser))]).await;
+    let (b, mut seen_b) = spawn_bridge_env(&home, &[], &[("BROWSER", Some(browser))]).await;
+    let url = opened_url(&opened).await;
+    browse(&url, true).await;
+    wait_for_tools(&a, &mut seen_a, |n| n.contains(&"echo".into())).await;
+    wait_for_tools(&b, &mut seen_b, |n| n.contains(&"echo".into())).await;
+    for c in [&a, &b] {
+        assert_eq!(
+            first_text(&c.call_tool(params("whoami", json!({}))).await.unwrap()),
+            "vault"
+        );
+    }
+    let tabs = std::fs::read_to_string(&opened).unwrap();
+    assert_eq!(tabs.lines().count(), 1, "one browser tab, not one per process: {tabs}");
+    assert_eq!(auth.log().code_exchanges(), 1);
+}

@@ -10,6 +10,7 @@
 //! - no cross-process refresh lock (auth.md gap 6): a lock file per server;
 //! - PKCE support only warned about when absent (gap 9): [`oauth::login`] refuses.
 
+pub mod auto;
 pub mod oauth;
 pub mod refresh;
 pub mod store;
@@ -29,6 +30,9 @@ pub struct LazyStore {
     kind: StoreKind,
     dir: std::path::PathBuf,
     cell: tokio::sync::OnceCell<Option<Arc<TokenStore>>>,
+    /// While serving, start the browser login by itself for a server that needs
+    /// one, waiting at most this long for the user (`[auth] auto_login`).
+    pub auto_login: Option<std::time::Duration>,
 }
 
 impl LazyStore {
@@ -44,6 +48,7 @@ impl LazyStore {
             kind,
             dir: state_dir.to_owned(),
             cell: tokio::sync::OnceCell::new(),
+            auto_login: None,
         }
     }
 

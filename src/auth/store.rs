@@ -203,6 +203,38 @@ impl TokenStore {
     }
 }
 
+impl TokenStore {
+    /// The login lock for `key`, if no other process holds it: the bridge process
+    /// that gets it opens the browser; the others wait for it.
+    pub fn try_login_lock(&self, key: &str) -> std::io::Result<Option<std::fs::File>> {
+        std::fs::create_dir_all(&self.lock_dir)?;
+        let path = self.lock_dir.join(format!("{}.login", hash(key)));
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        match f.try_lock() {
+            Ok(()) => Ok(Some(f)),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    /// Wait until no process holds the login lock for `key`.
+    pub fn wait_login_lock(&self, key: &str) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.lock_dir)?;
+        let path = self.lock_dir.join(format!("{}.login", hash(key)));
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        f.lock()?;
+        Ok(())
+    }
+}
+
 fn hash(key: &str) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(key.as_bytes())[..12]

@@ -226,6 +226,10 @@ fn transport_config(spec: &ServerSpec) -> StreamableHttpClientTransportConfig {
 
 type Running = rmcp::service::RunningService<RoleClient, UpstreamClient>;
 
+/// How a connect failure that needs a login starts; the owner task keys the
+/// automatic login on it.
+const NEEDS_LOGIN: &str = "the server requires a login";
+
 /// The handshake over `client`, in either protocol generation.
 async fn handshake<C>(
     client: C,
@@ -261,10 +265,9 @@ where
         other => other,
     };
     match result {
-        Err(e) if e.is_authorization_required() => Err(format!(
-            "the server requires a login (HTTP 401): run `mcp-bridge login {}`",
-            spec.id
-        )),
+        Err(e) if e.is_authorization_required() => {
+            Err(format!("{NEEDS_LOGIN} (HTTP 401): run `mcp-bridge login {}`", spec.id))
+        }
         Err(e) => Err(describe_failure(&spec.url, &crate::util::error_chain(&e)).await),
         Ok(running) => Ok(running),
     }
@@ -417,6 +420,8 @@ async fn run(owner: Owner) {
     };
     let mut attempt: u32 = 0;
     let mut last_error: Option<String> = None;
+    let mut auto_login_tried = false;
+    let retry_now = Arc::new(Notify::new());
     loop {
         report(ConnState::Connecting {
             attempt,
@@ -428,7 +433,27 @@ async fn run(owner: Owner) {
         };
         let (running, refresher) = match connected {
             Ok(r) => r,
-            Err(e) => {
+            Err(mut e) => {
+                // A server that needs a login: start the browser flow once per
+                // episode (one process among several opens the tab), and retry as
+                // soon as it is done.
+                if e.starts_with(NEEDS_LOGIN)
+                    && !auto_login_tried
+                    && let Some(lazy) = &store
+                    && let Some(wait) = lazy.auto_login
+                    && let Some(tokens) = lazy.get().await
+                {
+                    auto_login_tried = true;
+                    let (spec2, retry) = (spec.clone(), retry_now.clone());
+                    tokio::spawn(async move {
+                        if crate::auth::auto::login(&spec2, tokens, wait).await {
+                            retry.notify_one();
+                        }
+                    });
+                }
+                if e.starts_with(NEEDS_LOGIN) && auto_login_tried {
+                    e = format!("{e} (a login was started in your browser)");
+                }
                 // Say it once per outage, not once per retry.
                 if attempt == 0 {
                     tracing::warn!(server = %id, url = %spec.url, "connect failed: {e}; retrying in the background");
@@ -443,10 +468,12 @@ async fn run(owner: Owner) {
                 last_error = Some(e);
                 tokio::select! {
                     _ = cancel.cancelled() => break,
+                    _ = retry_now.notified() => continue,
                     _ = tokio::time::sleep(backoff(attempt, secs(timeouts.backoff_max))) => continue,
                 }
             }
         };
+        auto_login_tried = false;
         let peer = running.peer().clone();
         // Refreshers must see failures, not a stale cached list (rmcp.md #12).
         peer.set_response_cache_config(ClientCacheConfig::default().with_serve_stale_on_error(false))
@@ -455,7 +482,7 @@ async fn run(owner: Owner) {
         tracing::info!(server = %id, %protocol, "connected");
         // List before announcing Ready: for modern servers this also fills the
         // transport's schema cache that `Mcp-Param-*` headers need (rmcp.md #17).
-        match list_all(&peer).await {
+        match list_bounded(&peer, &timeouts).await {
             Ok(lists) => {
                 let _ = events.send(UpstreamEvent::Lists {
                     server: id.clone(),

@@ -505,6 +505,8 @@ pub fn bridge_command(home: &Home, args: &[&str]) -> tokio::process::Command {
         .env("MCP_BRIDGE_HOME", home.path())
         // Never touch the developer's real keyring from tests.
         .env("MCP_BRIDGE_CREDENTIAL_STORE", "file")
+        // Nor open a real browser: an automatic login "opens" nothing.
+        .env("BROWSER", "true")
         .env_remove("MCP_BRIDGE_CONFIG");
     if std::env::var_os("RUST_LOG").is_none() {
         cmd.env("RUST_LOG", "mcp_bridge=debug");

@@ -1,0 +1,61 @@
+//! Logging in from `serve`: when a server answers 401 and has no login, the bridge
+//! starts the browser flow by itself, in the background, as users of IDE bridges
+//! expect. Several bridge processes (one per IDE window) share the store; a login
+//! lock file makes sure that only one of them opens a browser tab, and the others
+//! pick the tokens up when it is done.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{ServerCredentials, TokenStore, oauth};
+use crate::registry::ServerSpec;
+
+/// Run (or wait for) the login of `spec`. Returns whether tokens are now there.
+pub async fn login(spec: &ServerSpec, store: Arc<TokenStore>, timeout: Duration) -> bool {
+    let creds = ServerCredentials::new(store.clone(), &spec.url);
+    let key = creds.key().to_owned();
+    let lock = {
+        let (store, key) = (store.clone(), key.clone());
+        tokio::task::spawn_blocking(move || store.try_login_lock(&key)).await
+    };
+    match lock {
+        Ok(Ok(Some(_held))) => {
+            // Another process may have finished just before we took the lock.
+            if oauth::has_tokens(&ServerCredentials::new(store.clone(), &spec.url)).await {
+                return true;
+            }
+            tracing::warn!(server = %spec.id, "{} needs a login: opening the browser", spec.id);
+            let opts = oauth::LoginOptions {
+                client_id: spec.oauth.client_id.clone(),
+                client_secret: spec.oauth.client_secret.clone(),
+                scopes: spec.oauth.scopes.clone(),
+                redirect_port: spec.oauth.redirect_port,
+                timeout: Some(timeout),
+            };
+            match oauth::login(&spec.url, creds, &opts).await {
+                Ok(()) => {
+                    tracing::warn!(server = %spec.id, "logged in to {}", spec.id);
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!(server = %spec.id, "login to {} failed: {e}; run `mcp-bridge login {}`", spec.id, spec.id);
+                    false
+                }
+            }
+        }
+        Ok(Ok(None)) => {
+            tracing::info!(server = %spec.id, "another mcp-bridge is logging in to {}; waiting for it", spec.id);
+            let waited = tokio::time::timeout(
+                timeout + Duration::from_secs(5),
+                tokio::task::spawn_blocking(move || store.wait_login_lock(&key)),
+            )
+            .await;
+            matches!(waited, Ok(Ok(Ok(()))))
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(server = %spec.id, "cannot coordinate the login with other processes: {e}");
+            false
+        }
+        Err(_) => false,
+    }
+}
