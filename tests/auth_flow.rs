@@ -432,3 +432,41 @@ async fn serve_starts_the_login_once_across_processes() {
     assert_eq!(tabs.lines().count(), 1, "one browser tab, not one per process: {tabs}");
     assert_eq!(auth.log().code_exchanges(), 1);
 }
+
+/// `403 insufficient_scope` on a call: the bridge logs in again for the union of
+/// the scopes it had and the ones asked for, reconnects, and retries the call,
+/// which then succeeds; without a browser it says which login to run.
+#[tokio::test]
+async fn insufficient_scope_steps_up() {
+    let auth = AuthServer::start();
+    let protected = start_protected(TestServer::new(Era::Legacy, "vault"), &auth, Protection::default());
+    protected.guard.set_tool_scope("whoami", "mcp:admin");
+    let home = Home::new();
+    home.servers_config(&[("vault", &protected.url)], "");
+    login(&home, "vault").await;
+    let (browser, out) = fake_browser(home.path());
+    let _ = std::fs::remove_file(&out);
+    let (client, mut seen) = spawn_bridge_env(&home, &[], &[("BROWSER", browser.to_str())]).await;
+    wait_for_tools(&client, &mut seen, |n| n.contains(&"whoami".into())).await;
+    let pending = {
+        let c = client.peer().clone();
+        tokio::spawn(async move { c.call_tool(params("whoami", json!({}))).await })
+    };
+    let url = opened_url(&out).await;
+    let visit = browse(&url, true).await;
+    assert_eq!(visit.callback_status, Some(200));
+    let r = tokio::time::timeout(Duration::from_secs(30), pending)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first_text(&r), "vault");
+    let asked = auth
+        .authorize_requests()
+        .last()
+        .and_then(|a| a.param("scope").map(str::to_owned))
+        .unwrap();
+    let asked: Vec<&str> = asked.split(' ').collect();
+    assert!(asked.contains(&"mcp:read") && asked.contains(&"mcp:admin"), "{asked:?}");
+    assert!(protected.guard.count(403) >= 1);
+}

@@ -12,6 +12,38 @@ use crate::registry::ServerSpec;
 
 /// Run (or wait for) the login of `spec`. Returns whether tokens are now there.
 pub async fn login(spec: &ServerSpec, store: Arc<TokenStore>, timeout: Duration) -> bool {
+    run(spec, store, timeout, None).await
+}
+
+/// Step-up after `403 insufficient_scope`: log in again asking for the union of
+/// the scopes granted so far, the configured ones and the challenged ones.
+pub async fn step_up(spec: &ServerSpec, store: Arc<TokenStore>, challenged: &str, timeout: Duration) -> bool {
+    use rmcp::transport::auth::CredentialStore;
+    let creds = ServerCredentials::new(store.clone(), &spec.url);
+    let mut scopes: Vec<String> = creds
+        .load()
+        .await
+        .ok()
+        .flatten()
+        .map(|c| c.granted_scopes)
+        .unwrap_or_default();
+    for s in spec
+        .oauth
+        .scopes
+        .iter()
+        .map(String::as_str)
+        .chain(challenged.split_whitespace())
+    {
+        if !scopes.iter().any(|x| x == s) {
+            scopes.push(s.to_owned());
+        }
+    }
+    tracing::warn!(server = %spec.id, "{} asks for more access ({challenged}): opening the browser", spec.id);
+    run(spec, store, timeout, Some(scopes)).await
+}
+
+async fn run(spec: &ServerSpec, store: Arc<TokenStore>, timeout: Duration, scopes: Option<Vec<String>>) -> bool {
+    let step_up = scopes.is_some();
     let creds = ServerCredentials::new(store.clone(), &spec.url);
     let key = creds.key().to_owned();
     let lock = {
@@ -21,14 +53,16 @@ pub async fn login(spec: &ServerSpec, store: Arc<TokenStore>, timeout: Duration)
     match lock {
         Ok(Ok(Some(_held))) => {
             // Another process may have finished just before we took the lock.
-            if oauth::has_tokens(&ServerCredentials::new(store.clone(), &spec.url)).await {
+            if !step_up && oauth::has_tokens(&ServerCredentials::new(store.clone(), &spec.url)).await {
                 return true;
             }
-            tracing::warn!(server = %spec.id, "{} needs a login: opening the browser", spec.id);
+            if !step_up {
+                tracing::warn!(server = %spec.id, "{} needs a login: opening the browser", spec.id);
+            }
             let opts = oauth::LoginOptions {
                 client_id: spec.oauth.client_id.clone(),
                 client_secret: spec.oauth.client_secret.clone(),
-                scopes: spec.oauth.scopes.clone(),
+                scopes: scopes.unwrap_or_else(|| spec.oauth.scopes.clone()),
                 redirect_port: spec.oauth.redirect_port,
                 timeout: Some(timeout),
             };

@@ -102,10 +102,54 @@ impl Downstream {
         ctx: &RequestContext<RoleServer>,
     ) -> Result<ServerResult, McpError> {
         let t = &self.bridge.settings.timeouts;
-        let peer = up
-            .peer(secs(t.ready_wait))
-            .await
-            .map_err(|e| McpError::internal_error(e.to_string(), Some(serde_json::json!({ "server": up.spec.id }))))?;
+        let unavailable = |e: crate::upstream::UpstreamError| {
+            McpError::internal_error(e.to_string(), Some(serde_json::json!({ "server": up.spec.id })))
+        };
+        let peer = up.peer(secs(t.ready_wait)).await.map_err(unavailable)?;
+        match self.forward_once(up, peer, request.clone(), ctx).await {
+            // 403 insufficient_scope: log in again for the union of scopes (once),
+            // reconnect with the new tokens, and retry the request once.
+            Err(Failure::InsufficientScope(scope)) => {
+                let needed = || {
+                    McpError::internal_error(
+                        format!(
+                            "server '{}' needs more access ({scope}): run `mcp-bridge login {} --scope {}`",
+                            up.spec.id,
+                            up.spec.id,
+                            scope.replace(' ', " --scope ")
+                        ),
+                        Some(serde_json::json!({ "server": up.spec.id, "scope": scope })),
+                    )
+                };
+                let Some(lazy) = up.store.as_ref() else {
+                    return Err(needed());
+                };
+                let (Some(wait), Some(tokens)) = (lazy.auto_login, lazy.get().await) else {
+                    return Err(needed());
+                };
+                if !crate::auth::auto::step_up(&up.spec, tokens, &scope, wait).await {
+                    return Err(needed());
+                }
+                let peer = up.reconnect(secs(t.ready_wait)).await.map_err(unavailable)?;
+                match self.forward_once(up, peer, request, ctx).await {
+                    Err(Failure::InsufficientScope(_)) => Err(needed()),
+                    Err(Failure::Error(e)) => Err(e),
+                    Ok(r) => Ok(r),
+                }
+            }
+            Err(Failure::Error(e)) => Err(e),
+            Ok(r) => Ok(r),
+        }
+    }
+
+    async fn forward_once(
+        &self,
+        up: &UpstreamHandle,
+        peer: rmcp::Peer<rmcp::RoleClient>,
+        request: ClientRequest,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<ServerResult, Failure> {
+        let t = &self.bridge.settings.timeouts;
         let timeout = up.spec.call_timeout.unwrap_or(t.call);
         let opts = PeerRequestOptions::with_timeout(secs(timeout))
             .reset_timeout_on_progress()
@@ -113,7 +157,7 @@ impl Downstream {
         let handle = peer
             .send_request_with_option(request, opts)
             .await
-            .map_err(|e| Self::upstream_error(up, e, timeout))?;
+            .map_err(|e| Failure::from(up, e, timeout))?;
         let up_id = handle.id.clone();
         // rmcp always replaces the progress token on outbound requests (rmcp.md #1):
         // map the upstream's token back to the IDE's for as long as the call runs.
@@ -128,11 +172,11 @@ impl Downstream {
         }
         // rmcp does not abort handlers on cancellation (rmcp.md #2): watch ctx.ct.
         tokio::select! {
-            r = handle.await_response() => r.map_err(|e| Self::upstream_error(up, e, timeout)),
+            r = handle.await_response() => r.map_err(|e| Failure::from(up, e, timeout)),
             _ = ctx.ct.cancelled() => {
                 let p = CancelledNotificationParam::new(Some(up_id), Some("cancelled by the client".into()));
                 let _ = peer.notify_cancelled(p).await;
-                Err(McpError::internal_error("cancelled by the client", None))
+                Err(Failure::Error(McpError::internal_error("cancelled by the client", None)))
             }
         }
     }
@@ -166,6 +210,28 @@ impl Downstream {
             answers.insert(key, v);
         }
         Ok((!answers.is_empty()).then_some(answers))
+    }
+}
+
+/// Why one forwarded request failed.
+enum Failure {
+    /// 403 with `insufficient_scope`: these scopes are needed.
+    InsufficientScope(String),
+    Error(McpError),
+}
+
+impl Failure {
+    fn from(up: &UpstreamHandle, e: rmcp::ServiceError, timeout: f64) -> Failure {
+        if let Some(ch) = e.auth_challenge()
+            && ch.contains("insufficient_scope")
+        {
+            let url = url::Url::parse(&up.spec.url).ok();
+            let scope = url
+                .and_then(|u| rmcp::transport::auth::WWWAuthenticateParams::parse(ch, &u).scope)
+                .unwrap_or_default();
+            return Failure::InsufficientScope(scope);
+        }
+        Failure::Error(Downstream::upstream_error(up, e, timeout))
     }
 }
 

@@ -85,8 +85,11 @@ pub struct UpstreamHandle {
     state: watch::Receiver<ConnState>,
     pub progress: ProgressMap,
     refresh: Arc<Notify>,
+    reconnect: Arc<Notify>,
     cancel: CancellationToken,
     task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Where this server's credentials live, for step-up.
+    pub store: Option<crate::auth::oauth::Store>,
 }
 
 impl UpstreamHandle {
@@ -106,6 +109,7 @@ impl UpstreamHandle {
         });
         let progress = ProgressMap::default();
         let refresh = Arc::new(Notify::new());
+        let reconnect = Arc::new(Notify::new());
         let cancel = parent.child_token();
         let handler = UpstreamClient {
             server: id.clone(),
@@ -119,9 +123,10 @@ impl UpstreamHandle {
             handler,
             state: tx,
             refresh: refresh.clone(),
+            reconnect: reconnect.clone(),
             events,
             timeouts,
-            store,
+            store: store.clone(),
             cancel: cancel.clone(),
         }));
         Arc::new(UpstreamHandle {
@@ -130,8 +135,10 @@ impl UpstreamHandle {
             state: rx,
             progress,
             refresh,
+            reconnect,
             cancel,
             task: tokio::sync::Mutex::new(Some(task)),
+            store,
         })
     }
 
@@ -142,6 +149,16 @@ impl UpstreamHandle {
     /// Ask the owner task to re-list this server.
     pub fn refresh(&self) {
         self.refresh.notify_one();
+    }
+
+    /// Drop the connection and connect again at once (e.g. with new tokens), then
+    /// wait up to `wait` for the new connection.
+    pub async fn reconnect(&self, wait: Duration) -> Result<Peer<RoleClient>, UpstreamError> {
+        let mut rx = self.state.clone();
+        rx.borrow_and_update();
+        self.reconnect.notify_one();
+        let _ = tokio::time::timeout(wait, rx.changed()).await;
+        self.peer(wait).await
     }
 
     /// The live peer, waiting up to `wait` for a connection in progress.
@@ -396,6 +413,7 @@ struct Owner {
     handler: UpstreamClient,
     state: watch::Sender<ConnState>,
     refresh: Arc<Notify>,
+    reconnect: Arc<Notify>,
     events: mpsc::UnboundedSender<UpstreamEvent>,
     timeouts: Timeouts,
     store: Option<crate::auth::oauth::Store>,
@@ -408,6 +426,7 @@ async fn run(owner: Owner) {
         handler,
         state,
         refresh,
+        reconnect,
         events,
         timeouts,
         store,
@@ -421,6 +440,7 @@ async fn run(owner: Owner) {
     let mut attempt: u32 = 0;
     let mut last_error: Option<String> = None;
     let mut auto_login_tried = false;
+    let mut deliberate = false;
     let retry_now = Arc::new(Notify::new());
     loop {
         report(ConnState::Connecting {
@@ -511,6 +531,13 @@ async fn run(owner: Owner) {
                     let _ = tokio::time::timeout(Duration::from_millis(800), &mut waiting).await;
                     break false;
                 }
+                _ = reconnect.notified() => {
+                    tracing::info!(server = %id, "reconnecting on request");
+                    stop.cancel();
+                    let _ = tokio::time::timeout(Duration::from_millis(800), &mut waiting).await;
+                    deliberate = true;
+                    break true;
+                }
                 _ = login_lost.cancelled(), if refresher.is_some() => {
                     tracing::warn!(server = %id, "the login is no longer valid: run `mcp-bridge login {id}`");
                     stop.cancel();
@@ -539,6 +566,9 @@ async fn run(owner: Owner) {
         }
         if !ended {
             break;
+        }
+        if std::mem::take(&mut deliberate) {
+            continue;
         }
         attempt += 1;
         last_error = Some("the connection ended".into());
