@@ -470,3 +470,22 @@ async fn insufficient_scope_steps_up() {
     assert!(asked.contains(&"mcp:read") && asked.contains(&"mcp:admin"), "{asked:?}");
     assert!(protected.guard.count(403) >= 1);
 }
+
+/// A dynamically registered client is stored per authorization server and reused
+/// by the next login (same client id, same redirect URI), instead of registering
+/// a new client every time.
+#[tokio::test]
+async fn registration_is_reused() {
+    let auth = AuthServer::start();
+    let protected = start_protected(TestServer::new(Era::Legacy, "vault"), &auth, Protection::default());
+    let home = Home::new();
+    home.servers_config(&[("vault", &protected.url)], "");
+    login(&home, "vault").await;
+    login(&home, "vault").await;
+    assert_eq!(auth.registrations().len(), 1, "registered twice");
+    let authz = auth.authorize_requests();
+    assert_eq!(authz.len(), 2);
+    assert_eq!(authz[0].param("client_id"), authz[1].param("client_id"));
+    assert_eq!(authz[0].param("redirect_uri"), authz[1].param("redirect_uri"));
+    assert_eq!(auth.log().code_exchanges(), 2);
+}

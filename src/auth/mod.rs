@@ -107,6 +107,24 @@ impl ServerCredentials {
             .map_err(|e| AuthError::CredentialStoreError(e.to_string()))
     }
 
+    /// The whole stored entry, fresh from the store.
+    pub async fn entry(&self) -> Option<store::Entry> {
+        self.blocking(|s, k| s.get(k)).await.ok().flatten()
+    }
+
+    /// Keep the redirect URI (and client secret) a registration is bound to.
+    pub async fn remember_registration(&self, redirect_uri: String, secret: Option<String>) -> Result<(), AuthError> {
+        self.blocking(move |s, k| {
+            let mut e = s.get(k)?.unwrap_or_default();
+            e.redirect_uri = Some(redirect_uri);
+            if secret.is_some() {
+                e.client_secret = secret;
+            }
+            s.put(k, &e)
+        })
+        .await
+    }
+
     /// Headers stored with `mcp-bridge auth set` for this server.
     pub async fn static_headers(&self) -> Vec<(String, String)> {
         match self.blocking(|s, k| s.get(k)).await {

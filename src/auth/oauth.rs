@@ -90,7 +90,8 @@ async fn challenge(url: &str) -> Result<Option<String>, LoginError> {
 /// Run the browser login for the server at `url` and store its tokens.
 pub async fn login(url: &str, creds: ServerCredentials, opts: &LoginOptions) -> Result<(), LoginError> {
     let challenge = challenge(url).await?;
-    let mut m = manager(url, creds).await.map_err(failed)?;
+    let previous = creds.entry().await;
+    let mut m = manager(url, creds.clone()).await.map_err(failed)?;
     let meta = m
         .resolve_metadata_from_challenge(challenge.as_deref())
         .await
@@ -107,11 +108,36 @@ pub async fn login(url: &str, creds: ServerCredentials, opts: &LoginOptions) -> 
     if !s256 {
         return Err(LoginError::NoPkce { url: url.to_owned() });
     }
+    let issuer = meta.metadata.issuer.clone();
     m.set_metadata(meta.metadata);
 
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.redirect_port.unwrap_or(0)))
-        .await
-        .map_err(|e| failed(format!("cannot listen on 127.0.0.1 for the login redirect: {e}")))?;
+    // A client registered dynamically before, with the same authorization server,
+    // is reused: it is bound to its redirect URI, so listen on that port again if
+    // it is free (rmcp would register a new client on every login: gap 8).
+    let reuse = match (&opts.client_id, &previous) {
+        (None, Some(e)) => e
+            .oauth
+            .as_ref()
+            .filter(|c| c.issuer.is_some() && c.issuer == issuer)
+            .and_then(|c| Some((c.client_id.clone(), e.redirect_uri.clone()?, e.client_secret.clone()))),
+        _ => None,
+    };
+    let reused_port = reuse
+        .as_ref()
+        .and_then(|(_, r, _)| url::Url::parse(r).ok())
+        .and_then(|u| u.port())
+        .filter(|_| opts.redirect_port.is_none());
+    let listener = match reused_port {
+        Some(p) => tokio::net::TcpListener::bind(("127.0.0.1", p)).await.ok(),
+        None => None,
+    };
+    let reuse = if listener.is_some() { reuse } else { None };
+    let listener = match listener {
+        Some(l) => l,
+        None => tokio::net::TcpListener::bind(("127.0.0.1", opts.redirect_port.unwrap_or(0)))
+            .await
+            .map_err(|e| failed(format!("cannot listen on 127.0.0.1 for the login redirect: {e}")))?,
+    };
     let port = listener.local_addr().map_err(failed)?.port();
     let redirect = format!("http://127.0.0.1:{port}/callback");
     let mut req = AuthorizationRequest::new(&redirect)
@@ -130,6 +156,12 @@ pub async fn login(url: &str, creds: ServerCredentials, opts: &LoginOptions) -> 
         if let Some(secret) = &opts.client_secret {
             req = req.with_client_secret(secret.clone());
         }
+    } else if let Some((id, _, secret)) = &reuse {
+        tracing::debug!("reusing the client registered before");
+        req = req.with_preregistered_client(id.clone());
+        if let Some(secret) = secret {
+            req = req.with_client_secret(secret.clone());
+        }
     }
     let mut state = OAuthState::Unauthorized(m);
     state.start_authorization(req).await.map_err(failed)?;
@@ -144,6 +176,9 @@ pub async fn login(url: &str, creds: ServerCredentials, opts: &LoginOptions) -> 
         return Err(failed(e));
     }
     callback.reply(true, "").await;
+    // Remember the redirect URI the client is bound to, for the next login.
+    let secret = opts.client_secret.clone().or_else(|| reuse.and_then(|(_, _, s)| s));
+    creds.remember_registration(redirect, secret).await.map_err(failed)?;
     Ok(())
 }
 
