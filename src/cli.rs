@@ -41,6 +41,12 @@ pub enum Command {
         #[command(flatten)]
         oauth: OAuthArgs,
     },
+    /// What is configured and how each server logs in (no connection is made).
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Static credentials kept in the credential store (never in the config).
     Auth {
         #[command(subcommand)]

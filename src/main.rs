@@ -38,6 +38,13 @@ async fn run(cli: Cli) -> ExitCode {
             let _guard = cfg.as_ref().ok().map(|(dir, log)| mcp_bridge::logging::init(log, dir));
             report(mcp_bridge::commands::login(&opts, server.as_deref(), &oauth.settings()).await)
         }
+        Command::Status { json } => {
+            let opts = ServeOptions {
+                config: cli.config,
+                ..ServeOptions::default()
+            };
+            report(mcp_bridge::commands::status(&opts, json).await)
+        }
         Command::Auth { action } => {
             let opts = ServeOptions {
                 config: cli.config,

@@ -489,3 +489,42 @@ async fn registration_is_reused() {
     assert_eq!(authz[0].param("redirect_uri"), authz[1].param("redirect_uri"));
     assert_eq!(auth.log().code_exchanges(), 2);
 }
+
+/// `status --json` reports each server's auth state from the store, without
+/// connecting and without printing any secret.
+#[tokio::test]
+async fn status_reports_auth_state() {
+    let auth = AuthServer::start();
+    let protected = start_protected(TestServer::new(Era::Legacy, "vault"), &auth, Protection::default());
+    let open = Upstream::start(TestServer::new(Era::Modern, "open"));
+    let home = Home::new();
+    home.servers_config(&[("vault", &protected.url), ("open", &open.url)], "");
+    login(&home, "vault").await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-bridge"))
+        .args(["status", "--json"])
+        .env("MCP_BRIDGE_HOME", home.path())
+        .env("MCP_BRIDGE_CREDENTIAL_STORE", "file")
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let state = |name: &str| {
+        v["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["server"] == json!(name))
+            .unwrap()["auth"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(state("vault").starts_with("logged in"), "{text}");
+    assert!(state("open").starts_with("none"), "{text}");
+    assert!(v["credential_store"].as_str().unwrap().contains("file store"), "{text}");
+    for s in auth.issued_secrets() {
+        assert!(!text.contains(&s));
+    }
+}
