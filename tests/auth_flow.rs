@@ -528,3 +528,39 @@ async fn status_reports_auth_state() {
         assert!(!text.contains(&s));
     }
 }
+
+/// The `iss` of the redirect is checked (RFC 9207): a wrong issuer fails the
+/// login with a clear page and message, and nothing is stored.
+#[tokio::test]
+async fn wrong_issuer_on_the_redirect_is_refused() {
+    let auth = AuthServer::start();
+    auth.set_iss(Some(true), IssParam::Wrong("https://evil.example".into()));
+    let protected = start_protected(TestServer::new(Era::Legacy, "vault"), &auth, Protection::default());
+    let home = Home::new();
+    home.servers_config(&[("vault", &protected.url)], "");
+    let (browser, out) = fake_browser(home.path());
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-bridge"))
+        .args(["login", "vault"])
+        .env("MCP_BRIDGE_HOME", home.path())
+        .env("MCP_BRIDGE_CREDENTIAL_STORE", "file")
+        .env("BROWSER", &browser)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let visit = browse(&opened_url(&out).await, true).await;
+    assert!(
+        visit.callback_body.as_deref().unwrap_or("").contains("Login failed"),
+        "{visit:?}"
+    );
+    let output = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!output.status.success());
+    assert_eq!(auth.log().code_exchanges(), 0, "the code must not be exchanged");
+    let store = home.path().join("state/credentials");
+    let stored = std::fs::read_dir(&store).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(stored, 0, "nothing is stored after a refused login");
+}
