@@ -35,6 +35,15 @@ fn fake_browser(dir: &Path) -> (PathBuf, PathBuf) {
     (script, out)
 }
 
+/// `mcp-bridge ARGS` as a person would run it, in `home`, on the file store.
+fn cli(home: &Home, args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-bridge"));
+    cmd.args(args)
+        .env("MCP_BRIDGE_HOME", home.path())
+        .env("MCP_BRIDGE_CREDENTIAL_STORE", "file");
+    cmd
+}
+
 /// Wait (bounded) until the fake browser was asked to open a URL.
 async fn opened_url(out: &Path) -> String {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -52,11 +61,8 @@ async fn opened_url(out: &Path) -> String {
 async fn login(home: &Home, name: &str) -> (String, String) {
     let (browser, out) = fake_browser(home.path());
     let _ = std::fs::remove_file(&out);
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-bridge"));
-    cmd.args(["login", name])
-        .env("MCP_BRIDGE_HOME", home.path())
-        .env("MCP_BRIDGE_CREDENTIAL_STORE", "file")
-        .env("RUST_LOG", "debug")
+    let mut cmd = cli(home, &["login", name]);
+    cmd.env("RUST_LOG", "debug")
         .env("BROWSER", &browser)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -224,10 +230,7 @@ async fn no_pkce_no_login() {
     let protected = start_protected(TestServer::new(Era::Legacy, "vault"), &auth, Protection::default());
     let home = Home::new();
     home.servers_config(&[("vault", &protected.url)], "");
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-bridge"))
-        .args(["login", "vault"])
-        .env("MCP_BRIDGE_HOME", home.path())
-        .env("MCP_BRIDGE_CREDENTIAL_STORE", "file")
+    let out = cli(&home, &["login", "vault"])
         .env("BROWSER", "/bin/false")
         .output()
         .await
@@ -328,10 +331,7 @@ async fn static_token_from_auth_set() {
     let tokens = auth.issue_tokens("static-client", &["mcp:read"], Some(&protected.url));
     let home = Home::new();
     home.servers_config(&[("vault", &protected.url)], "");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-bridge"))
-        .args(["auth", "set", "vault"])
-        .env("MCP_BRIDGE_HOME", home.path())
-        .env("MCP_BRIDGE_CREDENTIAL_STORE", "file")
+    let mut child = cli(&home, &["auth", "set", "vault"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -500,13 +500,7 @@ async fn status_reports_auth_state() {
     let home = Home::new();
     home.servers_config(&[("vault", &protected.url), ("open", &open.url)], "");
     login(&home, "vault").await;
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-bridge"))
-        .args(["status", "--json"])
-        .env("MCP_BRIDGE_HOME", home.path())
-        .env("MCP_BRIDGE_CREDENTIAL_STORE", "file")
-        .output()
-        .await
-        .unwrap();
+    let out = cli(&home, &["status", "--json"]).output().await.unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -539,10 +533,7 @@ async fn wrong_issuer_on_the_redirect_is_refused() {
     let home = Home::new();
     home.servers_config(&[("vault", &protected.url)], "");
     let (browser, out) = fake_browser(home.path());
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-bridge"))
-        .args(["login", "vault"])
-        .env("MCP_BRIDGE_HOME", home.path())
-        .env("MCP_BRIDGE_CREDENTIAL_STORE", "file")
+    let child = cli(&home, &["login", "vault"])
         .env("BROWSER", &browser)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

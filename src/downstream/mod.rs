@@ -43,6 +43,18 @@ fn unknown(kind: &str, name: &str) -> McpError {
     McpError::invalid_params(format!("unknown {kind}: {name}"), None)
 }
 
+/// One page of a merged list, as the IDE asked for it.
+macro_rules! list_page {
+    ($self:ident, $p:ident, $field:ident, $result:ident) => {{
+        let cat = $self.bridge.catalog();
+        let cursor = $p.as_ref().and_then(|p| p.cursor.as_ref());
+        let (items, next) = page(&cat.$field, $self.bridge.settings.page_size, cursor)?;
+        let mut r = $result::with_all_items(items);
+        r.next_cursor = next;
+        Ok(r)
+    }};
+}
+
 /// An opaque cursor over the merged list: the offset of the next page.
 fn page<T: Clone>(items: &[T], size: usize, cursor: Option<&Cursor>) -> Result<(Vec<T>, Option<Cursor>), McpError> {
     let start = match cursor {
@@ -280,15 +292,7 @@ impl ServerHandler for Downstream {
         p: Option<PaginatedRequestParams>,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let cat = self.bridge.catalog();
-        let (items, next) = page(
-            &cat.tools,
-            self.bridge.settings.page_size,
-            p.as_ref().and_then(|p| p.cursor.as_ref()),
-        )?;
-        let mut r = ListToolsResult::with_all_items(items);
-        r.next_cursor = next;
-        Ok(r)
+        list_page!(self, p, tools, ListToolsResult)
     }
 
     async fn call_tool(
@@ -331,15 +335,7 @@ impl ServerHandler for Downstream {
         p: Option<PaginatedRequestParams>,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
-        let cat = self.bridge.catalog();
-        let (items, next) = page(
-            &cat.prompts,
-            self.bridge.settings.page_size,
-            p.as_ref().and_then(|p| p.cursor.as_ref()),
-        )?;
-        let mut r = ListPromptsResult::with_all_items(items);
-        r.next_cursor = next;
-        Ok(r)
+        list_page!(self, p, prompts, ListPromptsResult)
     }
 
     async fn get_prompt(
@@ -372,15 +368,7 @@ impl ServerHandler for Downstream {
         p: Option<PaginatedRequestParams>,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        let cat = self.bridge.catalog();
-        let (items, next) = page(
-            &cat.resources,
-            self.bridge.settings.page_size,
-            p.as_ref().and_then(|p| p.cursor.as_ref()),
-        )?;
-        let mut r = ListResourcesResult::with_all_items(items);
-        r.next_cursor = next;
-        Ok(r)
+        list_page!(self, p, resources, ListResourcesResult)
     }
 
     async fn list_resource_templates(
@@ -388,15 +376,7 @@ impl ServerHandler for Downstream {
         p: Option<PaginatedRequestParams>,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        let cat = self.bridge.catalog();
-        let (items, next) = page(
-            &cat.resource_templates,
-            self.bridge.settings.page_size,
-            p.as_ref().and_then(|p| p.cursor.as_ref()),
-        )?;
-        let mut r = ListResourceTemplatesResult::with_all_items(items);
-        r.next_cursor = next;
-        Ok(r)
+        list_page!(self, p, resource_templates, ListResourceTemplatesResult)
     }
 
     async fn read_resource(
