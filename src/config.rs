@@ -41,6 +41,7 @@ pub struct Config {
     pub log: LogConfig,
     pub cache: CacheConfig,
     pub auth: AuthConfig,
+    pub http: HttpConfig,
 }
 
 /// `[auth]`
@@ -107,6 +108,18 @@ pub struct ServerConfig {
     /// OAuth client settings: `oauth = { client_id = "...", scopes = [...] }`.
     #[serde(default)]
     pub oauth: ServerOAuth,
+    /// Reuse HTTP connections to this server (overrides `[http] keep_alive`).
+    #[serde(default)]
+    pub keep_alive: Option<bool>,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Reuse connections to upstream servers. Much faster per call, but servers
+    /// that stream SSE without TCP_NODELAY then stall about 40 ms per call.
+    pub keep_alive: bool,
 }
 
 /// `[[servers]] oauth = {...}`: how to log in to a server whose authorization

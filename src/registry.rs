@@ -63,6 +63,8 @@ pub struct ServerSpec {
     /// OAuth client settings for this server (from config, the registry's
     /// `_meta`, or the command line).
     pub oauth: OAuthSettings,
+    /// Reuse HTTP connections to this server (`keep_alive` in config).
+    pub keep_alive: bool,
 }
 
 /// How to log in to one server.
@@ -438,6 +440,7 @@ pub fn resolve(cfg: &Config, registry: &[Value], adhoc: &AdHoc) -> Resolved {
                 scopes: s.oauth.scopes.clone(),
                 redirect_port: s.oauth.redirect_port,
             },
+            keep_alive: s.keep_alive.unwrap_or(cfg.http.keep_alive),
         });
     }
     let rc = cfg.registry.clone().unwrap_or_default();
@@ -457,6 +460,7 @@ pub fn resolve(cfg: &Config, registry: &[Value], adhoc: &AdHoc) -> Resolved {
                     headers: c.headers,
                     call_timeout: None,
                     oauth: c.oauth,
+                    keep_alive: cfg.http.keep_alive,
                 });
             }
             Ok(None) => {}
@@ -489,6 +493,7 @@ pub fn resolve(cfg: &Config, registry: &[Value], adhoc: &AdHoc) -> Resolved {
                     headers,
                     call_timeout: None,
                     oauth: adhoc.oauth.clone(),
+                    keep_alive: cfg.http.keep_alive,
                 });
             }
             _ => out.problems.push(Problem {

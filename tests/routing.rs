@@ -327,3 +327,15 @@ async fn resource_subscriptions_route_both_ways() {
         }
     }
 }
+
+/// With `keep_alive`, connections are reused and calls to both generations work.
+#[tokio::test]
+async fn keep_alive_connections_work() {
+    let s = setup("[http]\nkeep_alive = true\n").await;
+    for _ in 0..20 {
+        for (tool, want) in [("alpha__whoami", "alpha"), ("beta__whoami", "beta")] {
+            let r = s.client.call_tool(params(tool, json!({}))).await.unwrap();
+            assert_eq!(first_text(&r), want);
+        }
+    }
+}
