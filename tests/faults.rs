@@ -444,3 +444,23 @@ async fn broken_config_is_refused_clearly() {
     assert!(err.contains(&home.config().display().to_string()), "{err}");
     assert!(err.contains("line 2"), "{err}");
 }
+
+/// An IDE that speaks 2025-06-18 is answered in 2025-06-18.
+#[tokio::test]
+async fn older_ide_protocol_is_served() {
+    let home = Home::new();
+    let mut raw = Raw::spawn(&home);
+    raw.send(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"old","version":"1"}}}"#).await;
+    let v = raw.recv().await;
+    assert_eq!(v["result"]["protocolVersion"], json!("2025-06-18"), "{v}");
+    raw.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+        .await;
+    raw.send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}"#)
+        .await;
+    let v = raw.recv().await;
+    assert!(v["result"]["tools"].is_array(), "{v}");
+    assert!(
+        v["result"].get("resultType").is_none(),
+        "no 2026 fields for an old IDE: {v}"
+    );
+}
