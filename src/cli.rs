@@ -107,6 +107,7 @@ impl OAuthArgs {
             client_secret: self.client_secret.clone(),
             scopes: self.scopes.clone(),
             redirect_port: None,
+            omit_resource: false,
         }
     }
 

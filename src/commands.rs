@@ -55,6 +55,7 @@ fn options(s: &ServerSpec, timeout: Duration) -> oauth::LoginOptions {
         client_secret: s.oauth.client_secret.clone(),
         scopes: s.oauth.scopes.clone(),
         redirect_port: s.oauth.redirect_port,
+        send_resource: !s.oauth.omit_resource,
         timeout: Some(timeout),
     }
 }

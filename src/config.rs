@@ -137,6 +137,9 @@ pub struct ServerOAuth {
     /// A fixed loopback port registered with the provider as redirect URI.
     #[serde(default)]
     pub redirect_port: Option<u16>,
+    /// `false` leaves RFC 8707 `resource` out, for providers that reject it.
+    #[serde(default)]
+    pub resource: Option<bool>,
 }
 
 fn yes() -> bool {

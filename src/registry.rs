@@ -74,6 +74,8 @@ pub struct OAuthSettings {
     pub client_secret: Option<String>,
     pub scopes: Vec<String>,
     pub redirect_port: Option<u16>,
+    /// Leave RFC 8707 `resource` out of OAuth requests.
+    pub omit_resource: bool,
 }
 
 impl fmt::Debug for OAuthSettings {
@@ -332,6 +334,7 @@ fn resolve_entry(raw: &Value, rc: &RegistryConfig) -> Result<Option<Candidate>, 
                 .and_then(|a| a.first())
                 .and_then(Value::as_u64)
                 .and_then(|p| u16::try_from(p).ok()),
+            omit_resource: o.get("resource").and_then(Value::as_bool) == Some(false),
         })
         .unwrap_or_default();
     Ok(Some(Candidate {
@@ -439,6 +442,7 @@ pub fn resolve(cfg: &Config, registry: &[Value], adhoc: &AdHoc) -> Resolved {
                 client_secret: s.oauth.client_secret_env.as_ref().and_then(|v| std::env::var(v).ok()),
                 scopes: s.oauth.scopes.clone(),
                 redirect_port: s.oauth.redirect_port,
+                omit_resource: s.oauth.resource == Some(false),
             },
             keep_alive: s.keep_alive.unwrap_or(cfg.http.keep_alive),
         });

@@ -555,3 +555,28 @@ async fn wrong_issuer_on_the_redirect_is_refused() {
     let stored = std::fs::read_dir(&store).map(|d| d.count()).unwrap_or(0);
     assert_eq!(stored, 0, "nothing is stored after a refused login");
 }
+
+/// `oauth = { resource = false }` leaves RFC 8707 `resource` out of the
+/// authorization and token requests, for identity providers that reject it.
+#[tokio::test]
+async fn resource_can_be_omitted() {
+    let auth = AuthServer::start();
+    let protected = start_protected(TestServer::new(Era::Legacy, "vault"), &auth, Protection::default());
+    let home = Home::new();
+    home.write_config(&format!(
+        "[[servers]]\nname = \"vault\"\nurl = \"{}\"\noauth = {{ resource = false }}\n",
+        protected.url
+    ));
+    login(&home, "vault").await;
+    let (client, mut seen) = spawn_bridge(&home, &[]).await;
+    wait_for_tools(&client, &mut seen, |n| n.contains(&"echo".into())).await;
+    auth.expire_access_tokens();
+    assert_eq!(
+        first_text(&client.call_tool(params("whoami", json!({}))).await.unwrap()),
+        "vault"
+    );
+    assert_eq!(auth.authorize_requests()[0].resource(), None);
+    let log = auth.log();
+    assert!(log.refreshes() >= 1);
+    assert!(log.tokens.iter().all(|t| t.resource.is_none()), "resource was sent");
+}

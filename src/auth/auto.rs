@@ -64,6 +64,7 @@ async fn run(spec: &ServerSpec, store: Arc<TokenStore>, timeout: Duration, scope
                 client_secret: spec.oauth.client_secret.clone(),
                 scopes: scopes.unwrap_or_else(|| spec.oauth.scopes.clone()),
                 redirect_port: spec.oauth.redirect_port,
+                send_resource: !spec.oauth.omit_resource,
                 timeout: Some(timeout),
             };
             match oauth::login(&spec.url, creds, &opts).await {

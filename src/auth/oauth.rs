@@ -28,7 +28,7 @@ pub enum LoginError {
 }
 
 /// What a login may use, from config or the command line.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct LoginOptions {
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
@@ -36,6 +36,21 @@ pub struct LoginOptions {
     /// A fixed loopback port for providers that need a registered redirect URI.
     pub redirect_port: Option<u16>,
     pub timeout: Option<Duration>,
+    /// Send RFC 8707 `resource` (default); some identity providers reject it.
+    pub send_resource: bool,
+}
+
+impl Default for LoginOptions {
+    fn default() -> Self {
+        LoginOptions {
+            client_id: None,
+            client_secret: None,
+            scopes: Vec::new(),
+            redirect_port: None,
+            timeout: None,
+            send_resource: true,
+        }
+    }
 }
 
 impl std::fmt::Debug for LoginOptions {
@@ -54,14 +69,56 @@ fn failed(e: impl std::fmt::Display) -> LoginError {
 
 /// An OAuth manager for `url` whose HTTP client has the bridge's settings and
 /// reaches internal servers (rmcp filters private addresses otherwise: gap 14).
+/// With `send_resource` false, the RFC 8707 `resource` parameter is left out of
+/// token requests, for identity providers that reject it (rmcp always sends it:
+/// gap 11).
 pub async fn manager(
     url: &str,
     creds: ServerCredentials,
+    send_resource: bool,
 ) -> Result<AuthorizationManager, rmcp::transport::auth::AuthError> {
-    let mut m = AuthorizationManager::new(url).await?;
-    m.with_client(crate::upstream::http::builder().build()?)?;
+    let mut m = if send_resource {
+        let mut m = AuthorizationManager::new(url).await?;
+        m.with_client(crate::upstream::http::builder().build()?)?;
+        m
+    } else {
+        let inner = rmcp::transport::auth::default_oauth_http_client()?;
+        AuthorizationManager::new_with_oauth_http_client(url, std::sync::Arc::new(WithoutResource(Box::new(inner))))
+            .await?
+    };
     m.set_credential_store(creds);
     Ok(m)
+}
+
+/// Removes `resource` from form-encoded OAuth request bodies.
+struct WithoutResource(Box<dyn rmcp::transport::auth::OAuthHttpClient>);
+
+impl rmcp::transport::auth::OAuthHttpClient for WithoutResource {
+    fn execute(
+        &self,
+        mut req: rmcp::transport::auth::OAuthHttpRequest,
+    ) -> rmcp::transport::auth::OAuthHttpClientFuture<'_> {
+        let is_form = req
+            .request
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        if is_form {
+            let body = strip_param(std::str::from_utf8(req.request.body()).unwrap_or(""), "resource");
+            *req.request.body_mut() = body.into_bytes();
+        }
+        self.0.execute(req)
+    }
+}
+
+/// `a=1&resource=x&b=2` without `resource`.
+pub fn strip_param(query: &str, name: &str) -> String {
+    query
+        .split('&')
+        .filter(|kv| kv.split('=').next() != Some(name))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// Ask the server once without credentials and return its `WWW-Authenticate`
@@ -91,7 +148,7 @@ async fn challenge(url: &str) -> Result<Option<String>, LoginError> {
 pub async fn login(url: &str, creds: ServerCredentials, opts: &LoginOptions) -> Result<(), LoginError> {
     let challenge = challenge(url).await?;
     let previous = creds.entry().await;
-    let mut m = manager(url, creds.clone()).await.map_err(failed)?;
+    let mut m = manager(url, creds.clone(), opts.send_resource).await.map_err(failed)?;
     let meta = m
         .resolve_metadata_from_challenge(challenge.as_deref())
         .await
@@ -165,7 +222,12 @@ pub async fn login(url: &str, creds: ServerCredentials, opts: &LoginOptions) -> 
     }
     let mut state = OAuthState::Unauthorized(m);
     state.start_authorization(req).await.map_err(failed)?;
-    let auth_url = state.get_authorization_url().await.map_err(failed)?;
+    let mut auth_url = state.get_authorization_url().await.map_err(failed)?;
+    if !opts.send_resource
+        && let Some((base, query)) = auth_url.split_once('?')
+    {
+        auth_url = format!("{base}?{}", strip_param(query, "resource"));
+    }
     open_browser(&auth_url);
     let timeout = opts.timeout.unwrap_or(Duration::from_secs(300));
     let callback = tokio::time::timeout(timeout, accept_callback(&listener, port))
@@ -342,3 +404,25 @@ pub async fn logout(creds: &ServerCredentials) -> Result<(), LoginError> {
 
 /// Shared handle used by upstreams.
 pub type Store = Arc<crate::auth::LazyStore>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_only_the_named_parameter() {
+        assert_eq!(strip_param("a=1&resource=x%3A&b=2", "resource"), "a=1&b=2");
+        assert_eq!(strip_param("resource=x", "resource"), "");
+        assert_eq!(strip_param("resources=x&resource", "resource"), "resources=x");
+    }
+
+    #[test]
+    fn options_debug_hides_the_secret() {
+        let o = LoginOptions {
+            client_secret: Some("hunter2".into()),
+            ..LoginOptions::default()
+        };
+        assert!(!format!("{o:?}").contains("hunter2"));
+        assert!(o.send_resource);
+    }
+}

@@ -316,7 +316,7 @@ async fn connect(
             http = http::client(&with).map_err(|e| e.to_string())?;
         }
         if crate::auth::oauth::has_tokens(&creds).await {
-            let mut m = crate::auth::oauth::manager(&spec.url, creds.clone())
+            let mut m = crate::auth::oauth::manager(&spec.url, creds.clone(), !spec.oauth.omit_resource)
                 .await
                 .map_err(|e| format!("OAuth set-up failed: {e}"))?;
             m.initialize_from_store()
