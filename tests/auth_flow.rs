@@ -580,3 +580,30 @@ async fn resource_can_be_omitted() {
     assert!(log.refreshes() >= 1);
     assert!(log.tokens.iter().all(|t| t.resource.is_none()), "resource was sent");
 }
+
+/// A client id pre-registered in config comes first in the spec's order: no
+/// dynamic registration happens (here the authorization server has none).
+#[tokio::test]
+async fn preregistered_client_from_config() {
+    let auth = AuthServer::start();
+    auth.set_registration(false);
+    auth.pre_register("pre-registered-1", None, &["http://127.0.0.1/callback"]);
+    let protected = start_protected(TestServer::new(Era::Modern, "vault"), &auth, Protection::default());
+    let home = Home::new();
+    home.write_config(&format!(
+        "[[servers]]\nname = \"vault\"\nurl = \"{}\"\noauth = {{ client_id = \"pre-registered-1\" }}\n",
+        protected.url
+    ));
+    login(&home, "vault").await;
+    assert!(auth.registrations().is_empty());
+    assert_eq!(
+        auth.authorize_requests()[0].param("client_id"),
+        Some("pre-registered-1")
+    );
+    let (client, mut seen) = spawn_bridge(&home, &[]).await;
+    wait_for_tools(&client, &mut seen, |n| n.contains(&"echo".into())).await;
+    assert_eq!(
+        first_text(&client.call_tool(params("whoami", json!({}))).await.unwrap()),
+        "vault"
+    );
+}
