@@ -108,6 +108,7 @@ impl OAuthArgs {
             scopes: self.scopes.clone(),
             redirect_port: None,
             omit_resource: false,
+            client_metadata_url: None,
         }
     }
 

@@ -56,6 +56,7 @@ fn options(s: &ServerSpec, timeout: Duration) -> oauth::LoginOptions {
         scopes: s.oauth.scopes.clone(),
         redirect_port: s.oauth.redirect_port,
         send_resource: !s.oauth.omit_resource,
+        client_metadata_url: s.oauth.client_metadata_url.clone(),
         timeout: Some(timeout),
     }
 }

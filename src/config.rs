@@ -140,6 +140,10 @@ pub struct ServerOAuth {
     /// `false` leaves RFC 8707 `resource` out, for providers that reject it.
     #[serde(default)]
     pub resource: Option<bool>,
+    /// An https URL serving this client's Client ID Metadata Document, used when
+    /// the authorization server supports CIMD and no client id is given.
+    #[serde(default)]
+    pub client_metadata_url: Option<String>,
 }
 
 fn yes() -> bool {

@@ -76,6 +76,8 @@ pub struct OAuthSettings {
     pub redirect_port: Option<u16>,
     /// Leave RFC 8707 `resource` out of OAuth requests.
     pub omit_resource: bool,
+    /// Client ID Metadata Document URL (CIMD).
+    pub client_metadata_url: Option<String>,
 }
 
 impl fmt::Debug for OAuthSettings {
@@ -335,6 +337,7 @@ fn resolve_entry(raw: &Value, rc: &RegistryConfig) -> Result<Option<Candidate>, 
                 .and_then(Value::as_u64)
                 .and_then(|p| u16::try_from(p).ok()),
             omit_resource: o.get("resource").and_then(Value::as_bool) == Some(false),
+            client_metadata_url: o.get("clientMetadataUrl").and_then(Value::as_str).map(str::to_owned),
         })
         .unwrap_or_default();
     Ok(Some(Candidate {
@@ -443,6 +446,7 @@ pub fn resolve(cfg: &Config, registry: &[Value], adhoc: &AdHoc) -> Resolved {
                 scopes: s.oauth.scopes.clone(),
                 redirect_port: s.oauth.redirect_port,
                 omit_resource: s.oauth.resource == Some(false),
+                client_metadata_url: s.oauth.client_metadata_url.clone(),
             },
             keep_alive: s.keep_alive.unwrap_or(cfg.http.keep_alive),
         });

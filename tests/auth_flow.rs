@@ -607,3 +607,31 @@ async fn preregistered_client_from_config() {
         "vault"
     );
 }
+
+/// With a Client ID Metadata Document URL configured and an authorization server
+/// that supports CIMD, that URL is the client id and nothing is registered; a
+/// server without CIMD support gets a dynamic registration instead.
+#[tokio::test]
+async fn client_id_metadata_document() {
+    let cimd = "https://bridge.example.com/oauth/client.json";
+    for supported in [true, false] {
+        let auth = AuthServer::start();
+        auth.configure(|c| c.cimd = supported);
+        auth.pre_register(cimd, None, &["http://127.0.0.1/callback"]);
+        let protected = start_protected(TestServer::new(Era::Legacy, "vault"), &auth, Protection::default());
+        let home = Home::new();
+        home.write_config(&format!(
+            "[[servers]]\nname = \"vault\"\nurl = \"{}\"\noauth = {{ client_metadata_url = \"{cimd}\" }}\n",
+            protected.url
+        ));
+        login(&home, "vault").await;
+        let client_id = auth.authorize_requests()[0].param("client_id").map(str::to_owned);
+        if supported {
+            assert_eq!(client_id.as_deref(), Some(cimd));
+            assert!(auth.registrations().is_empty());
+        } else {
+            assert_ne!(client_id.as_deref(), Some(cimd));
+            assert_eq!(auth.registrations().len(), 1);
+        }
+    }
+}

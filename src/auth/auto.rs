@@ -65,6 +65,7 @@ async fn run(spec: &ServerSpec, store: Arc<TokenStore>, timeout: Duration, scope
                 scopes: scopes.unwrap_or_else(|| spec.oauth.scopes.clone()),
                 redirect_port: spec.oauth.redirect_port,
                 send_resource: !spec.oauth.omit_resource,
+                client_metadata_url: spec.oauth.client_metadata_url.clone(),
                 timeout: Some(timeout),
             };
             match oauth::login(&spec.url, creds, &opts).await {

@@ -38,6 +38,8 @@ pub struct LoginOptions {
     pub timeout: Option<Duration>,
     /// Send RFC 8707 `resource` (default); some identity providers reject it.
     pub send_resource: bool,
+    /// Client ID Metadata Document URL, used when the server supports CIMD.
+    pub client_metadata_url: Option<String>,
 }
 
 impl Default for LoginOptions {
@@ -49,6 +51,7 @@ impl Default for LoginOptions {
             redirect_port: None,
             timeout: None,
             send_resource: true,
+            client_metadata_url: None,
         }
     }
 }
@@ -213,6 +216,10 @@ pub async fn login(url: &str, creds: ServerCredentials, opts: &LoginOptions) -> 
         if let Some(secret) = &opts.client_secret {
             req = req.with_client_secret(secret.clone());
         }
+    } else if let Some(cimd) = &opts.client_metadata_url {
+        // rmcp uses it only when the authorization server advertises CIMD, and
+        // falls back to dynamic registration otherwise (the spec's order).
+        req = req.with_client_metadata_url(cimd.clone());
     } else if let Some((id, _, secret)) = &reuse {
         tracing::debug!("reusing the client registered before");
         req = req.with_preregistered_client(id.clone());

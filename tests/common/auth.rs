@@ -101,6 +101,9 @@ pub struct AsConfig {
     pub rotate_refresh_tokens: bool,
     /// Latency added to every token request (to make refresh races observable).
     pub token_delay: Duration,
+    /// Advertise `client_id_metadata_document_supported` (tests pre-register the
+    /// document's URL as the client, standing for the AS having fetched it).
+    pub cimd: bool,
 }
 
 impl Default for AsConfig {
@@ -123,6 +126,7 @@ impl Default for AsConfig {
             issue_refresh_tokens: true,
             rotate_refresh_tokens: true,
             token_delay: Duration::ZERO,
+            cimd: false,
         }
     }
 }
@@ -776,6 +780,9 @@ fn metadata(st: &AuthState) -> Value {
     }
     if let Some(iss) = cfg.advertise_iss {
         m["authorization_response_iss_parameter_supported"] = json!(iss);
+    }
+    if cfg.cimd {
+        m["client_id_metadata_document_supported"] = json!(true);
     }
     m
 }
