@@ -635,3 +635,35 @@ async fn client_id_metadata_document() {
         }
     }
 }
+
+/// Discovery without hints: a challenge without `resource_metadata` (the
+/// well-known path-insertion fallback) and an authorization server that only
+/// publishes OpenID Connect metadata. Then `logout` forgets the tokens.
+#[tokio::test]
+async fn discovery_fallbacks_and_logout() {
+    let auth = AuthServer::start();
+    auth.configure(|c| c.serve_rfc8414 = false);
+    let protection = Protection {
+        resource_metadata_in_challenge: false,
+        ..Protection::default()
+    };
+    let protected = start_protected(TestServer::new(Era::Legacy, "vault"), &auth, protection);
+    let home = Home::new();
+    home.servers_config(&[("vault", &protected.url)], "");
+    login(&home, "vault").await;
+    assert_eq!(auth.log().code_exchanges(), 1);
+    let status = |home: &Home| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-bridge"))
+            .args(["status", "--json"])
+            .env("MCP_BRIDGE_HOME", home.path())
+            .env("MCP_BRIDGE_CREDENTIAL_STORE", "file")
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["servers"][0]["auth"].as_str().unwrap().to_owned()
+    };
+    assert!(status(&home).starts_with("logged in"));
+    let out = cli(&home, &["logout", "vault"]).output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(status(&home).starts_with("none"), "{}", status(&home));
+}
