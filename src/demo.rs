@@ -95,7 +95,9 @@ pub async fn run() -> anyhow::Result<()> {
     cmd.arg("serve")
         .arg("--config")
         .arg(&config)
-        .env("MCP_BRIDGE_HOME", home.path());
+        .env("MCP_BRIDGE_HOME", home.path())
+        // The sample servers need no login: keep the demo off the OS keyring.
+        .env("MCP_BRIDGE_CREDENTIAL_STORE", "memory");
     let spawned = Instant::now();
     let transport = TokioChildProcess::new(cmd).context("cannot launch mcp-bridge serve")?;
     let client = DemoClient
