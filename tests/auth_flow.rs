@@ -744,3 +744,23 @@ async fn auto_login_can_be_turned_off() {
     assert!(!out.exists(), "a browser was opened");
     assert!(auth.authorize_requests().is_empty());
 }
+
+/// A login nobody completes times out with a clear message (here after 1 s).
+#[tokio::test]
+async fn login_times_out_clearly() {
+    let auth = AuthServer::start();
+    let protected = start_protected(TestServer::new(Era::Legacy, "vault"), &auth, Protection::default());
+    let home = Home::new();
+    home.servers_config(&[("vault", &protected.url)], "[auth]\nlogin_timeout = 1\n");
+    let out = tokio::time::timeout(
+        Duration::from_secs(20),
+        cli(&home, &["login", "vault"]).env("BROWSER", "true").output(),
+    )
+    .await
+    .expect("login gives up by itself")
+    .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no browser login within"), "{err}");
+    assert!(err.contains("mcp-bridge login"), "{err}");
+}
