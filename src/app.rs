@@ -90,11 +90,41 @@ pub fn open_store(cfg: &Config, paths: &Paths) -> crate::auth::oauth::Store {
     std::sync::Arc::new(store)
 }
 
-/// stdin/stdout, non-blocking when they are pipes (as IDEs launch servers), so a
-/// pending read never holds up shutdown.
-fn stdio_transport() -> impl rmcp::transport::Transport<rmcp::RoleServer, Error = std::io::Error> {
-    let (r, w) = rmcp::transport::stdio_pipes();
-    crate::downstream::stdio::StdioTransport::new(r, w, crate::downstream::stdio::DEFAULT_MAX_MESSAGE)
+/// Serve `bridge` to one MCP client over newline-delimited JSON-RPC on `read` and
+/// `write` (stdin/stdout for `serve`, non-blocking when they are pipes so a pending
+/// read never holds up shutdown; an in-memory pipe for `tools` and `call`), until
+/// the client goes away or `shutdown` fires. Upstreams connect once the client has
+/// said who it is, so that its capabilities can be mirrored.
+pub async fn run_session<R, W>(
+    bridge: std::sync::Arc<Bridge>,
+    read: R,
+    write: W,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()>
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let transport =
+        crate::downstream::stdio::StdioTransport::new(read, write, crate::downstream::stdio::DEFAULT_MAX_MESSAGE);
+    let running = tokio::select! {
+        r = Downstream::new(bridge.clone()).serve(transport) => r?,
+        _ = shutdown.cancelled() => return Ok(()),
+    };
+    let peer = running.peer().clone();
+    let caps = peer.peer_info().map(|i| i.capabilities.clone()).unwrap_or_default();
+    bridge.ide.set(peer, caps);
+    bridge.start();
+
+    let ide_gone = running.cancellation_token();
+    tokio::select! {
+        r = running.waiting() => {
+            tracing::info!("IDE disconnected: {r:?}");
+        }
+        _ = shutdown.cancelled() => ide_gone.cancel(),
+    }
+    let _ = tokio::time::timeout(Duration::from_millis(950), bridge.stop()).await;
+    Ok(())
 }
 
 /// Run the stdio server until the IDE goes away or a signal arrives.
@@ -112,22 +142,6 @@ pub async fn serve(opts: ServeOptions, paths: Paths, cfg: Config) -> anyhow::Res
     let store = open_store(&cfg, &paths);
     let bridge = Bridge::new(settings, resolved.servers, Some(store), shutdown.clone());
 
-    let running = tokio::select! {
-        r = Downstream::new(bridge.clone()).serve(stdio_transport()) => r?,
-        _ = shutdown.cancelled() => return Ok(()),
-    };
-    let peer = running.peer().clone();
-    let caps = peer.peer_info().map(|i| i.capabilities.clone()).unwrap_or_default();
-    bridge.ide.set(peer, caps);
-    bridge.start();
-
-    let ide_gone = running.cancellation_token();
-    tokio::select! {
-        r = running.waiting() => {
-            tracing::info!("IDE disconnected: {r:?}");
-        }
-        _ = shutdown.cancelled() => ide_gone.cancel(),
-    }
-    let _ = tokio::time::timeout(Duration::from_millis(950), bridge.stop()).await;
-    Ok(())
+    let (r, w) = rmcp::transport::stdio_pipes();
+    run_session(bridge, r, w, shutdown).await
 }

@@ -139,6 +139,17 @@ impl Bridge {
         &self.specs
     }
 
+    /// Wait until every server's first connection attempt has an outcome and its
+    /// lists are in the catalog (for one-shot commands such as `tools`).
+    pub async fn settle(&self, wait: std::time::Duration) {
+        let all = self.upstreams();
+        futures::future::join_all(all.iter().map(|u| u.settled(wait))).await;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.events.send(UpstreamEvent::Flush(tx)).is_ok() {
+            let _ = tokio::time::timeout(wait, rx).await;
+        }
+    }
+
     /// Stop every upstream, closing their sessions, within about a second.
     pub async fn stop(&self) {
         self.shutdown.cancel();
@@ -168,6 +179,9 @@ impl Bridge {
                     }
                 }
                 UpstreamEvent::State { .. } => {}
+                UpstreamEvent::Flush(done) => {
+                    let _ = done.send(());
+                }
             }
         }
     }

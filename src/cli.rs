@@ -41,6 +41,20 @@ pub enum Command {
         #[command(flatten)]
         oauth: OAuthArgs,
     },
+    /// List the merged tool catalog, through the same code as `serve`.
+    Tools {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Call one tool through the same code as `serve` and print its result.
+    Call {
+        /// The tool's name as the IDE sees it (e.g. `jira__search`).
+        name: String,
+        /// Arguments as a JSON object.
+        #[arg(long, default_value = "{}", value_name = "JSON")]
+        args: String,
+    },
     /// What is configured and how each server logs in (no connection is made).
     Status {
         /// Machine-readable output.

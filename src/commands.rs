@@ -233,3 +233,72 @@ pub async fn status(opts: &ServeOptions, json: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// An MCP client connected to a bridge in this process over an in-memory pipe:
+/// the same handler, framing and routing as `serve`, once every server has had
+/// its first connection attempt.
+async fn local_client(opts: &ServeOptions) -> anyhow::Result<rmcp::service::RunningService<rmcp::RoleClient, ()>> {
+    use rmcp::ServiceExt;
+    let (paths, cfg) = app::load_config(opts)?;
+    let resolved = app::resolve_servers(&cfg, &paths, &opts.adhoc).await;
+    let settings = crate::bridge::Settings::from_config(&cfg, Some(paths.cache_dir.clone()));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let bridge = crate::bridge::Bridge::new(
+        settings,
+        resolved.servers,
+        Some(app::open_store(&cfg, &paths)),
+        shutdown.clone(),
+    );
+    let (ours, theirs) = tokio::io::duplex(1 << 20);
+    let (r, w) = tokio::io::split(theirs);
+    let b = bridge.clone();
+    tokio::spawn(async move { app::run_session(b, r, w, shutdown).await });
+    let client = ().serve(ours).await?;
+    bridge.settle(secs(cfg.timeouts.connect) + Duration::from_secs(1)).await;
+    for u in bridge.upstreams() {
+        if let crate::upstream::ConnState::Failed { error, .. } = u.state() {
+            eprintln!("{}: {error}", u.spec.id);
+        }
+    }
+    Ok(client)
+}
+
+/// `mcp-bridge tools [--json]`.
+#[allow(clippy::print_stdout)] // the listing is the command's output
+pub async fn tools(opts: &ServeOptions, json: bool) -> anyhow::Result<()> {
+    let client = local_client(opts).await?;
+    let tools = client.list_all_tools().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&tools)?);
+    } else {
+        let width = tools.iter().map(|t| t.name.len()).max().unwrap_or(4).max(4);
+        println!("{:<width$}  DESCRIPTION", "TOOL");
+        for t in &tools {
+            let first = t.description.as_deref().unwrap_or("").lines().next().unwrap_or("");
+            println!("{:<width$}  {first}", t.name);
+        }
+    }
+    let _ = client.cancel().await;
+    Ok(())
+}
+
+/// `mcp-bridge call NAME --args JSON`: prints the result as JSON; fails when the
+/// call fails or the tool reports an error.
+#[allow(clippy::print_stdout)] // the result is the command's output
+pub async fn call(opts: &ServeOptions, name: &str, args: &str) -> anyhow::Result<()> {
+    let args: serde_json::Value = serde_json::from_str(args).map_err(|e| anyhow::anyhow!("--args is not JSON: {e}"))?;
+    let serde_json::Value::Object(args) = args else {
+        anyhow::bail!("--args must be a JSON object")
+    };
+    let client = local_client(opts).await?;
+    let params = rmcp::model::CallToolRequestParams::new(name.to_owned()).with_arguments(args);
+    let result = client.call_tool(params).await;
+    let _ = client.cancel().await;
+    let result = result.map_err(|e| match e {
+        rmcp::ServiceError::McpError(e) => anyhow::anyhow!("{} (JSON-RPC {})", e.message, e.code.0),
+        other => anyhow::anyhow!("{other}"),
+    })?;
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    anyhow::ensure!(result.is_error != Some(true), "the tool reported an error");
+    Ok(())
+}

@@ -38,6 +38,20 @@ async fn run(cli: Cli) -> ExitCode {
             let _guard = cfg.as_ref().ok().map(|(dir, log)| mcp_bridge::logging::init(log, dir));
             report(mcp_bridge::commands::login(&opts, server.as_deref(), &oauth.settings()).await)
         }
+        Command::Tools { json } => {
+            let opts = ServeOptions {
+                config: cli.config,
+                ..ServeOptions::default()
+            };
+            report(mcp_bridge::commands::tools(&opts, json).await)
+        }
+        Command::Call { name, args } => {
+            let opts = ServeOptions {
+                config: cli.config,
+                ..ServeOptions::default()
+            };
+            report(mcp_bridge::commands::call(&opts, &name, &args).await)
+        }
         Command::Status { json } => {
             let opts = ServeOptions {
                 config: cli.config,

@@ -464,3 +464,40 @@ async fn older_ide_protocol_is_served() {
         "no 2026 fields for an old IDE: {v}"
     );
 }
+
+/// `mcp-bridge tools --json` lists the merged catalog and `mcp-bridge call` runs a
+/// tool through the same code as `serve`, printing only the result on stdout; a
+/// tool error or an unknown tool fails the command.
+#[tokio::test]
+async fn tools_and_call_commands() {
+    let alpha = Upstream::start(TestServer::new(Era::Legacy, "alpha"));
+    let beta = Upstream::start(TestServer::new(Era::Modern, "beta"));
+    let home = Home::new();
+    home.servers_config(&[("alpha", &alpha.url), ("beta", &beta.url)], "");
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mcp-bridge"))
+            .args(args)
+            .env("MCP_BRIDGE_HOME", home.path())
+            .env("MCP_BRIDGE_CREDENTIAL_STORE", "file")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["tools", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let tools: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(tools.len(), 2 * TOOLS);
+    assert!(tools.iter().any(|t| t["name"] == json!("beta__echo")));
+
+    let out = run(&["call", "beta__echo", "--args", r#"{"text":"from the terminal"}"#]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["content"][0]["text"], json!("from the terminal"));
+    assert_eq!(beta.server.probe.calls.load(Ordering::SeqCst), 1);
+
+    let out = run(&["call", "alpha__fail"]);
+    assert!(!out.status.success());
+    let out = run(&["call", "nope__x"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown tool"));
+    assert!(out.stdout.is_empty());
+}

@@ -213,6 +213,8 @@ pub enum UpstreamEvent {
     State {
         server: Arc<str>,
     },
+    /// Answered once every event sent before it has been applied.
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 #[derive(Clone)]

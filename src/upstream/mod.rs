@@ -151,6 +151,23 @@ impl UpstreamHandle {
         self.refresh.notify_one();
     }
 
+    /// Wait until the first connection attempt has an outcome (connected, or
+    /// failed), at most `wait`.
+    pub async fn settled(&self, wait: Duration) {
+        let mut rx = self.state.clone();
+        let _ = tokio::time::timeout(wait, async {
+            loop {
+                if !matches!(*rx.borrow_and_update(), ConnState::Connecting { .. }) {
+                    return;
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+    }
+
     /// Drop the connection and connect again at once (e.g. with new tokens), then
     /// wait up to `wait` for the new connection.
     pub async fn reconnect(&self, wait: Duration) -> Result<Peer<RoleClient>, UpstreamError> {
