@@ -53,6 +53,8 @@ pub struct Bridge {
     events: mpsc::UnboundedSender<UpstreamEvent>,
     events_rx: Mutex<Option<mpsc::UnboundedReceiver<UpstreamEvent>>>,
     specs: Vec<ServerSpec>,
+    /// Set once the upstreams are spawned.
+    started: tokio::sync::watch::Sender<bool>,
     /// Where OAuth credentials live (`None`: no store could be opened).
     store: Option<crate::auth::oauth::Store>,
     /// `subscriptions/listen` streams a 2026-07-28 IDE has open.
@@ -97,6 +99,7 @@ impl Bridge {
             events_rx: Mutex::new(Some(rx)),
             specs,
             listeners: Mutex::new(Vec::new()),
+            started: tokio::sync::watch::Sender::new(false),
             store,
             shutdown,
         })
@@ -120,6 +123,7 @@ impl Bridge {
             ups.insert(h.id.clone(), h);
         }
         drop(ups);
+        self.started.send_replace(true);
         tokio::spawn(self.clone().event_loop(rx));
     }
 
@@ -129,6 +133,20 @@ impl Bridge {
 
     pub fn upstream(&self, id: &str) -> Option<Arc<UpstreamHandle>> {
         self.upstreams.read().expect("upstreams").get(id).cloned()
+    }
+
+    /// The handle of `id`, waiting up to `wait` for [`Bridge::start`]: the IDE can
+    /// send a call right after `initialize`, before the upstreams are spawned.
+    pub async fn upstream_when_started(&self, id: &str, wait: std::time::Duration) -> Option<Arc<UpstreamHandle>> {
+        if let Some(u) = self.upstream(id) {
+            return Some(u);
+        }
+        if !self.specs.iter().any(|s| s.id == id) {
+            return None;
+        }
+        let mut started = self.started.subscribe();
+        let _ = tokio::time::timeout(wait, started.wait_for(|s| *s)).await;
+        self.upstream(id)
     }
 
     pub fn upstreams(&self) -> Vec<Arc<UpstreamHandle>> {

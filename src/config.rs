@@ -197,6 +197,9 @@ pub struct Timeouts {
     pub ready_wait: f64,
     /// Longest pause between reconnect attempts.
     pub backoff_max: f64,
+    /// Re-list a server this often even if it announces no change (some servers
+    /// never send list_changed); 0 turns the fallback off. Jittered.
+    pub list_refresh: f64,
 }
 
 impl Default for Timeouts {
@@ -207,6 +210,7 @@ impl Default for Timeouts {
             call_max: 1800.0,
             ready_wait: 15.0,
             backoff_max: 60.0,
+            list_refresh: 600.0,
         }
     }
 }

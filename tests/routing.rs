@@ -339,3 +339,16 @@ async fn keep_alive_connections_work() {
         }
     }
 }
+
+/// A server whose list changes without any announcement (here a 2026-07-28 server
+/// without `subscriptions/listen`) is caught by the periodic re-list.
+#[tokio::test]
+async fn periodic_relist_catches_silent_changes() {
+    let mut s = setup("[timeouts]\nlist_refresh = 1\n").await;
+    s.client
+        .call_tool(params("beta__add_tool_silently", json!({})))
+        .await
+        .unwrap();
+    let names = wait_for_tools(&s.client, &mut s.seen, |n| n.contains(&"beta__extra_0".into())).await;
+    assert_eq!(names.len(), 2 * TOOLS + 1);
+}

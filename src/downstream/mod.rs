@@ -74,9 +74,11 @@ fn page<T: Clone>(items: &[T], size: usize, cursor: Option<&Cursor>) -> Result<(
 }
 
 impl Downstream {
-    fn upstream(&self, route: &Route) -> Result<Arc<UpstreamHandle>, McpError> {
+    async fn upstream(&self, route: &Route) -> Result<Arc<UpstreamHandle>, McpError> {
+        let wait = secs(self.bridge.settings.timeouts.ready_wait);
         self.bridge
-            .upstream(&route.server)
+            .upstream_when_started(&route.server, wait)
+            .await
             .ok_or_else(|| McpError::internal_error(format!("server '{}' is not connected", route.server), None))
     }
 
@@ -306,7 +308,7 @@ impl ServerHandler for Downstream {
             .tool(&params.name)
             .cloned()
             .ok_or_else(|| unknown("tool", &params.name))?;
-        let up = self.upstream(&route)?;
+        let up = self.upstream(&route).await?;
         params.name = route.name.into();
         let modern_ide = self.bridge.ide.is_modern();
         for _ in 0..MAX_INPUT_ROUNDS {
@@ -349,7 +351,7 @@ impl ServerHandler for Downstream {
             .prompt(&params.name)
             .cloned()
             .ok_or_else(|| unknown("prompt", &params.name))?;
-        let up = self.upstream(&route)?;
+        let up = self.upstream(&route).await?;
         params.name = route.name;
         match self
             .forward(&up, ClientRequest::GetPromptRequest(Request::new(params)), &ctx)
@@ -389,7 +391,7 @@ impl ServerHandler for Downstream {
             .catalog()
             .resource(&params.uri)
             .ok_or_else(|| unknown("resource", &params.uri))?;
-        let up = self.upstream(&route)?;
+        let up = self.upstream(&route).await?;
         let ide_uri = std::mem::replace(&mut params.uri, route.name);
         match self
             .forward(&up, ClientRequest::ReadResourceRequest(Request::new(params)), &ctx)
@@ -421,7 +423,7 @@ impl ServerHandler for Downstream {
             .catalog()
             .resource(&params.uri)
             .ok_or_else(|| unknown("resource", &params.uri))?;
-        let up = self.upstream(&route)?;
+        let up = self.upstream(&route).await?;
         params.uri = route.name;
         self.forward(&up, ClientRequest::SubscribeRequest(Request::new(params)), &ctx)
             .await
@@ -438,7 +440,7 @@ impl ServerHandler for Downstream {
             .catalog()
             .resource(&params.uri)
             .ok_or_else(|| unknown("resource", &params.uri))?;
-        let up = self.upstream(&route)?;
+        let up = self.upstream(&route).await?;
         params.uri = route.name;
         self.forward(&up, ClientRequest::UnsubscribeRequest(Request::new(params)), &ctx)
             .await
@@ -468,7 +470,7 @@ impl ServerHandler for Downstream {
             }
             _ => return Err(McpError::invalid_params("unsupported completion reference", None)),
         };
-        let up = self.upstream(&route)?;
+        let up = self.upstream(&route).await?;
         match self
             .forward(&up, ClientRequest::CompleteRequest(Request::new(params)), &ctx)
             .await?

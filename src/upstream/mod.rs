@@ -396,6 +396,31 @@ async fn describe_failure(url: &str, message: &str) -> String {
     }
 }
 
+/// `base` with up to 20 % jitter either way, so servers are not re-listed in step.
+fn jittered(base: Duration) -> Duration {
+    base.mul_f64(rand::rng().random_range(0.8..=1.2))
+}
+
+/// Re-list a server and publish the result (the catalog ignores identical lists).
+async fn relist(
+    peer: &Peer<RoleClient>,
+    timeouts: &Timeouts,
+    id: &Arc<str>,
+    url: &str,
+    events: &mpsc::UnboundedSender<UpstreamEvent>,
+) {
+    match list_bounded(peer, timeouts).await {
+        Ok(lists) => {
+            let _ = events.send(UpstreamEvent::Lists {
+                server: id.clone(),
+                url: url.to_owned(),
+                lists,
+            });
+        }
+        Err(e) => tracing::warn!(server = %id, "re-listing failed: {e}"),
+    }
+}
+
 /// List everything, bounded in time: a server that stalls on `tools/list` must
 /// not wedge its owner task.
 async fn list_bounded(peer: &Peer<RoleClient>, timeouts: &Timeouts) -> Result<ServerLists, String> {
@@ -541,6 +566,7 @@ async fn run(owner: Owner) {
         let waiting = running.waiting();
         tokio::pin!(waiting);
         let login_lost = refresher.clone().unwrap_or_default();
+        let mut periodic = jittered(secs(timeouts.list_refresh));
         let ended = loop {
             tokio::select! {
                 _ = cancel.cancelled() => {
@@ -562,12 +588,12 @@ async fn run(owner: Owner) {
                     break true;
                 }
                 _ = refresh.notified() => {
-                    match list_bounded(&peer, &timeouts).await {
-                        Ok(lists) => {
-                            let _ = events.send(UpstreamEvent::Lists { server: id.clone(), url: spec.url.clone(), lists });
-                        }
-                        Err(e) => tracing::warn!(server = %id, "re-listing failed: {e}"),
-                    }
+                    relist(&peer, &timeouts, &id, &spec.url, &events).await;
+                }
+                // Fallback for servers that never announce a change.
+                _ = tokio::time::sleep(periodic), if timeouts.list_refresh > 0.0 => {
+                    periodic = jittered(secs(timeouts.list_refresh));
+                    relist(&peer, &timeouts, &id, &spec.url, &events).await;
                 }
                 r = &mut waiting => {
                     tracing::warn!(server = %id, "connection ended: {r:?}");

@@ -47,7 +47,7 @@ pub struct Probe {
 }
 
 /// How many tools a `TestServer` lists before `add_tool` is called.
-pub const TOOLS: usize = 11;
+pub const TOOLS: usize = 12;
 
 /// A configurable test server.
 #[derive(Clone)]
@@ -87,6 +87,7 @@ impl TestServer {
             tool("fail", "Return a tool error"),
             tool("image", "Return an image and structured content"),
             tool("touch", "Announce that the resource `text` was updated"),
+            tool("add_tool_silently", "Add a tool without announcing it"),
         ];
         for i in 0..self.probe.extra_tools.load(Ordering::SeqCst) {
             t.push(tool(&format!("extra_{i}"), "Added at run time"));
@@ -233,6 +234,10 @@ impl ServerHandler for TestServer {
                     .notify_resource_updated(ResourceUpdatedNotificationParam::new(uri))
                     .await;
                 text("touched".into())
+            }
+            "add_tool_silently" => {
+                self.probe.extra_tools.fetch_add(1, Ordering::SeqCst);
+                text("added quietly".into())
             }
             "add_tool" => {
                 self.probe.extra_tools.fetch_add(1, Ordering::SeqCst);
