@@ -153,10 +153,6 @@ impl Bridge {
         self.upstreams.read().expect("upstreams").values().cloned().collect()
     }
 
-    pub fn specs(&self) -> &[ServerSpec] {
-        &self.specs
-    }
-
     /// Wait until every server's first connection attempt has an outcome and its
     /// lists are in the catalog (for one-shot commands such as `tools`).
     pub async fn settle(&self, wait: std::time::Duration) {
@@ -196,7 +192,6 @@ impl Bridge {
                         let _ = ide.notify_resource_updated(p).await;
                     }
                 }
-                UpstreamEvent::State { .. } => {}
                 UpstreamEvent::Flush(done) => {
                     let _ = done.send(());
                 }

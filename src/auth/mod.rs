@@ -125,14 +125,6 @@ impl ServerCredentials {
         .await
     }
 
-    /// Headers stored with `mcp-bridge auth set` for this server.
-    pub async fn static_headers(&self) -> Vec<(String, String)> {
-        match self.blocking(|s, k| s.get(k)).await {
-            Ok(Some(e)) => e.headers.into_iter().collect(),
-            _ => Vec::new(),
-        }
-    }
-
     /// Store (or, with `None`, remove) a static header for this server.
     pub async fn set_static_header(&self, name: String, value: Option<String>) -> Result<(), AuthError> {
         self.blocking(move |s, k| {

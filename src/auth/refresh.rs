@@ -54,6 +54,14 @@ pub enum Outcome {
     Stopped,
 }
 
+fn needs_login(server: &str, why: String) -> Outcome {
+    tracing::warn!(
+        server,
+        "the login has expired or was revoked: run `mcp-bridge login {server}`"
+    );
+    Outcome::NeedsLogin(why)
+}
+
 /// Keep the token of one server fresh until `cancel`.
 pub async fn run(
     server: String,
@@ -95,22 +103,10 @@ pub async fn run(
                 failures = 0;
                 tracing::debug!(server, "refreshed the access token ahead of expiry");
             }
-            Err(AuthError::TokenRefreshRejected(e)) | Err(AuthError::TokenRefreshFailed(e))
-                if e.contains("invalid_grant") =>
-            {
-                tracing::warn!(
-                    server,
-                    "the login has expired or was revoked: run `mcp-bridge login {server}`"
-                );
-                return Outcome::NeedsLogin(e);
-            }
-            Err(AuthError::TokenRefreshRejected(e)) => {
-                tracing::warn!(
-                    server,
-                    "the login has expired or was revoked: run `mcp-bridge login {server}`"
-                );
-                return Outcome::NeedsLogin(e);
-            }
+            // `invalid_grant` (rmcp reports it as rejected, or as a failed refresh
+            // whose message names it): the grant is gone.
+            Err(AuthError::TokenRefreshRejected(e)) => return needs_login(&server, e),
+            Err(AuthError::TokenRefreshFailed(e)) if e.contains("invalid_grant") => return needs_login(&server, e),
             Err(AuthError::AuthorizationRequired) => {
                 return Outcome::NeedsLogin("authorization required".into());
             }

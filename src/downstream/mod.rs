@@ -82,6 +82,16 @@ impl Downstream {
             .ok_or_else(|| McpError::internal_error(format!("server '{}' is not connected", route.server), None))
     }
 
+    /// The server owning an IDE-facing resource URI, and the URI it knows.
+    async fn resource_upstream(&self, ide_uri: &str) -> Result<(Arc<UpstreamHandle>, String), McpError> {
+        let route = self
+            .bridge
+            .catalog()
+            .resource(ide_uri)
+            .ok_or_else(|| unknown("resource", ide_uri))?;
+        Ok((self.upstream(&route).await?, route.name))
+    }
+
     fn upstream_error(up: &UpstreamHandle, e: rmcp::ServiceError, timeout: f64) -> McpError {
         let server = &up.spec.id;
         let data = Some(serde_json::json!({ "server": server, "url": up.spec.url }));
@@ -386,23 +396,16 @@ impl ServerHandler for Downstream {
         mut params: ReadResourceRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        let route = self
-            .bridge
-            .catalog()
-            .resource(&params.uri)
-            .ok_or_else(|| unknown("resource", &params.uri))?;
-        let up = self.upstream(&route).await?;
-        let ide_uri = std::mem::replace(&mut params.uri, route.name);
+        let (up, upstream_uri) = self.resource_upstream(&params.uri).await?;
+        let ide_uri = std::mem::replace(&mut params.uri, upstream_uri);
         match self
             .forward(&up, ClientRequest::ReadResourceRequest(Request::new(params)), &ctx)
             .await?
         {
             ServerResult::ReadResourceResult(mut r) => {
                 // Contents carry the upstream URI; give the IDE back the one it asked for.
-                if ide_uri != route_uri_of(&r) {
-                    for c in r.contents.iter_mut() {
-                        rewrite_contents_uri(c, &ide_uri);
-                    }
+                for c in r.contents.iter_mut() {
+                    rewrite_contents_uri(c, &ide_uri);
                 }
                 Ok(ReadResourceResponse::Complete(r))
             }
@@ -418,13 +421,8 @@ impl ServerHandler for Downstream {
         mut params: SubscribeRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        let route = self
-            .bridge
-            .catalog()
-            .resource(&params.uri)
-            .ok_or_else(|| unknown("resource", &params.uri))?;
-        let up = self.upstream(&route).await?;
-        params.uri = route.name;
+        let (up, upstream_uri) = self.resource_upstream(&params.uri).await?;
+        params.uri = upstream_uri;
         self.forward(&up, ClientRequest::SubscribeRequest(Request::new(params)), &ctx)
             .await
             .map(|_| ())
@@ -435,13 +433,8 @@ impl ServerHandler for Downstream {
         mut params: UnsubscribeRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        let route = self
-            .bridge
-            .catalog()
-            .resource(&params.uri)
-            .ok_or_else(|| unknown("resource", &params.uri))?;
-        let up = self.upstream(&route).await?;
-        params.uri = route.name;
+        let (up, upstream_uri) = self.resource_upstream(&params.uri).await?;
+        params.uri = upstream_uri;
         self.forward(&up, ClientRequest::UnsubscribeRequest(Request::new(params)), &ctx)
             .await
             .map(|_| ())
@@ -529,18 +522,6 @@ impl ServerHandler for Downstream {
                 let _ = peer.notify_roots_list_changed().await;
             }
         }
-    }
-}
-
-fn route_uri_of(r: &rmcp::model::ReadResourceResult) -> String {
-    r.contents.first().map(contents_uri).unwrap_or_default()
-}
-
-fn contents_uri(c: &rmcp::model::ResourceContents) -> String {
-    match c {
-        rmcp::model::ResourceContents::TextResourceContents { uri, .. } => uri.clone(),
-        rmcp::model::ResourceContents::BlobResourceContents { uri, .. } => uri.clone(),
-        _ => String::new(),
     }
 }
 

@@ -209,10 +209,6 @@ pub enum UpstreamEvent {
         server: Arc<str>,
         uri: String,
     },
-    /// The connection state changed (for status and list-changed bookkeeping).
-    State {
-        server: Arc<str>,
-    },
     /// Answered once every event sent before it has been applied.
     Flush(tokio::sync::oneshot::Sender<()>),
 }

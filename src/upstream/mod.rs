@@ -46,17 +46,6 @@ pub enum ConnState {
     Stopped,
 }
 
-impl ConnState {
-    pub fn label(&self) -> &'static str {
-        match self {
-            ConnState::Connecting { .. } => "connecting",
-            ConnState::Ready { .. } => "ready",
-            ConnState::Failed { .. } => "failed",
-            ConnState::Stopped => "stopped",
-        }
-    }
-}
-
 /// Why a request could not reach a server.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -84,7 +73,6 @@ pub struct UpstreamHandle {
     pub id: Arc<str>,
     state: watch::Receiver<ConnState>,
     pub progress: ProgressMap,
-    refresh: Arc<Notify>,
     reconnect: Arc<Notify>,
     cancel: CancellationToken,
     task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -134,7 +122,6 @@ impl UpstreamHandle {
             id,
             state: rx,
             progress,
-            refresh,
             reconnect,
             cancel,
             task: tokio::sync::Mutex::new(Some(task)),
@@ -144,11 +131,6 @@ impl UpstreamHandle {
 
     pub fn state(&self) -> ConnState {
         self.state.borrow().clone()
-    }
-
-    /// Ask the owner task to re-list this server.
-    pub fn refresh(&self) {
-        self.refresh.notify_one();
     }
 
     /// Wait until the first connection attempt has an outcome (connected, or
@@ -316,23 +298,23 @@ async fn connect(
     timeouts: &Timeouts,
     store: Option<&crate::auth::oauth::Store>,
 ) -> Result<(Running, Option<CancellationToken>), String> {
-    let mut http = http::client(spec).map_err(|e| e.to_string())?;
     if let Some(store) = store
         && let Some(store) = store.get().await
     {
+        // One read of the store: static credentials set with `mcp-bridge auth set`
+        // join the configured headers; stored tokens select the OAuth client.
         let creds = crate::auth::ServerCredentials::new(store, &spec.url);
-        // Static credentials set with `mcp-bridge auth set` join the configured headers.
-        let stored = creds.static_headers().await;
-        if !stored.is_empty() {
-            let mut with = spec.clone();
-            with.headers.extend(
-                stored
-                    .into_iter()
-                    .map(|(k, v)| (k, crate::registry::HeaderValue { value: v, secret: true })),
-            );
-            http = http::client(&with).map_err(|e| e.to_string())?;
-        }
-        if crate::auth::oauth::has_tokens(&creds).await {
+        let entry = creds.entry().await.unwrap_or_default();
+        let has_tokens = entry.oauth.as_ref().is_some_and(|c| c.token_response.is_some());
+        let mut with = spec.clone();
+        with.headers.extend(
+            entry
+                .headers
+                .into_iter()
+                .map(|(k, v)| (k, crate::registry::HeaderValue { value: v, secret: true })),
+        );
+        let http = http::client(&with).map_err(|e| e.to_string())?;
+        if has_tokens {
             let mut m = crate::auth::oauth::manager(&spec.url, creds.clone(), !spec.oauth.omit_resource)
                 .await
                 .map_err(|e| format!("OAuth set-up failed: {e}"))?;
@@ -357,7 +339,12 @@ async fn connect(
             });
             return Ok((running, Some(stop)));
         }
+        return Ok((
+            handshake(http::SessionAware(http), spec, &handler, timeouts).await?,
+            None,
+        ));
     }
+    let http = http::client(spec).map_err(|e| e.to_string())?;
     Ok((
         handshake(http::SessionAware(http), spec, &handler, timeouts).await?,
         None,
@@ -477,7 +464,6 @@ async fn run(owner: Owner) {
     let id = handler.server.clone();
     let report = |s: ConnState| {
         state.send_replace(s);
-        let _ = events.send(UpstreamEvent::State { server: id.clone() });
     };
     let mut attempt: u32 = 0;
     let mut last_error: Option<String> = None;
