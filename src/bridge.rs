@@ -12,14 +12,14 @@ use rmcp::model::{
     ResourceUpdatedNotificationParam, ServerNotification, ToolListChangedNotification,
 };
 use rmcp::service::SubscriptionSink;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::{CachedServer, CatalogCache};
 use crate::catalog::{Catalog, Changes, Naming, ServerLists};
 use crate::config::{Config, Timeouts};
 use crate::registry::ServerSpec;
-use crate::upstream::{IdeLink, UpstreamEvent, UpstreamHandle};
+use crate::upstream::{IdeLink, Links, UpstreamEvent, UpstreamHandle};
 
 /// Settings the bridge reads on every request.
 #[derive(Debug, Clone)]
@@ -43,7 +43,10 @@ impl Settings {
 }
 
 pub struct Bridge {
-    pub settings: Settings,
+    /// Replaced whole by a config reload; readers take the current `Arc`.
+    settings: RwLock<Arc<Settings>>,
+    /// The timeouts owner tasks read at each (re)connect.
+    timeouts: watch::Sender<Timeouts>,
     pub ide: Arc<IdeLink>,
     upstreams: RwLock<BTreeMap<Arc<str>, Arc<UpstreamHandle>>>,
     /// Each server's latest lists: live, or from the disk cache until it connects.
@@ -52,7 +55,12 @@ pub struct Bridge {
     cache: Mutex<CatalogCache>,
     events: mpsc::UnboundedSender<UpstreamEvent>,
     events_rx: Mutex<Option<mpsc::UnboundedReceiver<UpstreamEvent>>>,
-    specs: Vec<ServerSpec>,
+    /// The servers bridged now; replaced by [`Bridge::reconfigure`].
+    specs: RwLock<Vec<ServerSpec>>,
+    /// When each server's lists were last fetched (unix seconds).
+    refreshed: Mutex<BTreeMap<Arc<str>, u64>>,
+    /// Woken whenever something `mcp-bridge status` shows may have changed.
+    pub changed: Arc<Notify>,
     /// Set once the upstreams are spawned.
     started: tokio::sync::watch::Sender<bool>,
     /// Where OAuth credentials live (`None`: no store could be opened).
@@ -89,7 +97,8 @@ impl Bridge {
         let catalog = Catalog::build(&lists, specs.len(), &settings.naming);
         let (tx, rx) = mpsc::unbounded_channel();
         Arc::new(Bridge {
-            settings,
+            timeouts: watch::Sender::new(settings.timeouts.clone()),
+            settings: RwLock::new(Arc::new(settings)),
             ide: Arc::new(IdeLink::default()),
             upstreams: RwLock::new(BTreeMap::new()),
             lists: Mutex::new(lists),
@@ -97,7 +106,9 @@ impl Bridge {
             cache: Mutex::new(cache),
             events: tx,
             events_rx: Mutex::new(Some(rx)),
-            specs,
+            specs: RwLock::new(specs),
+            refreshed: Mutex::new(BTreeMap::new()),
+            changed: Arc::new(Notify::new()),
             listeners: Mutex::new(Vec::new()),
             started: tokio::sync::watch::Sender::new(false),
             store,
@@ -110,21 +121,108 @@ impl Bridge {
         let Some(rx) = self.events_rx.lock().expect("events").take() else {
             return;
         };
-        let mut ups = self.upstreams.write().expect("upstreams");
-        for spec in &self.specs {
-            let h = UpstreamHandle::spawn(
-                spec.clone(),
-                self.ide.clone(),
-                self.events.clone(),
-                self.settings.timeouts.clone(),
-                self.store.clone(),
-                &self.shutdown,
-            );
-            ups.insert(h.id.clone(), h);
+        {
+            // Hold the spec list while spawning, so a concurrent reconfigure
+            // sees either no handles or all of them.
+            let specs = self.specs.read().expect("specs");
+            let mut ups = self.upstreams.write().expect("upstreams");
+            for spec in specs.iter() {
+                let h = self.spawn_upstream(spec.clone());
+                ups.insert(h.id.clone(), h);
+            }
+            self.started.send_replace(true);
         }
-        drop(ups);
-        self.started.send_replace(true);
         tokio::spawn(self.clone().event_loop(rx));
+    }
+
+    fn spawn_upstream(&self, spec: ServerSpec) -> Arc<UpstreamHandle> {
+        let links = Links {
+            ide: self.ide.clone(),
+            events: self.events.clone(),
+            timeouts: self.timeouts.subscribe(),
+            store: self.store.clone(),
+            changed: self.changed.clone(),
+        };
+        UpstreamHandle::spawn(spec, links, &self.shutdown)
+    }
+
+    /// The settings in force now.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings.read().expect("settings").clone()
+    }
+
+    /// The servers bridged now.
+    pub fn specs(&self) -> Vec<ServerSpec> {
+        self.specs.read().expect("specs").clone()
+    }
+
+    /// When `id`'s lists were last fetched (unix seconds).
+    pub fn refreshed_at(&self, id: &str) -> Option<u64> {
+        self.refreshed.lock().expect("refreshed").get(id).copied()
+    }
+
+    /// Apply a new set of servers and settings while serving: servers that are
+    /// gone are stopped and leave the catalog, new ones connect, and changed
+    /// ones (URL, headers, auth, timeouts of their own) reconnect; the others are
+    /// untouched. The IDE hears once, and only if the merged lists changed.
+    pub async fn reconfigure(self: &Arc<Self>, specs: Vec<ServerSpec>, settings: Settings) {
+        self.timeouts.send_if_modified(|t| {
+            let differs = *t != settings.timeouts;
+            if differs {
+                *t = settings.timeouts.clone();
+            }
+            differs
+        });
+        let cache_dir = settings.cache_dir.clone();
+        *self.settings.write().expect("settings") = Arc::new(settings);
+        let (retired, changes) = {
+            let mut current = self.specs.write().expect("specs");
+            let plan = Plan::new(&current, &specs);
+            *current = specs;
+            let mut lists = self.lists.lock().expect("lists");
+            for id in &plan.forget {
+                lists.remove(id.as_str());
+            }
+            let next = Catalog::build(&lists, current.len(), &self.settings().naming);
+            let mut cat = self.catalog.write().expect("catalog");
+            let changes = next.changes_from(&cat);
+            *cat = Arc::new(next);
+            drop(cat);
+            drop(lists);
+            if let Some(dir) = &cache_dir {
+                let mut cache = self.cache.lock().expect("cache");
+                cache.servers.retain(|id, _| current.iter().any(|s| s.id == *id));
+                if let Err(e) = cache.store(dir) {
+                    tracing::warn!("cannot write the catalog cache in {}: {e}", dir.display());
+                }
+            }
+            let mut retired = Vec::new();
+            if *self.started.borrow() {
+                let mut ups = self.upstreams.write().expect("upstreams");
+                for id in plan.stop.iter().chain(&plan.restart) {
+                    retired.extend(ups.remove(id.as_str()));
+                }
+                for id in plan.restart.iter().chain(&plan.start) {
+                    if let Some(spec) = current.iter().find(|s| s.id == *id) {
+                        tracing::info!(server = %id, url = %spec.url, "connecting (configuration changed)");
+                        let h = self.spawn_upstream(spec.clone());
+                        ups.insert(h.id.clone(), h);
+                    }
+                }
+            }
+            for id in &plan.stop {
+                tracing::info!(server = %id, "removed from the configuration");
+            }
+            (retired, changes)
+        };
+        self.changed.notify_one();
+        self.announce(changes).await;
+        // Close the old sessions without holding up the IDE.
+        if !retired.is_empty() {
+            tokio::spawn(async move {
+                futures::future::join_all(retired.iter().map(|u| u.stop())).await;
+            });
+        }
     }
 
     pub fn catalog(&self) -> Arc<Catalog> {
@@ -141,7 +239,7 @@ impl Bridge {
         if let Some(u) = self.upstream(id) {
             return Some(u);
         }
-        if !self.specs.iter().any(|s| s.id == id) {
+        if !self.specs.read().expect("specs").iter().any(|s| s.id == id) {
             return None;
         }
         let mut started = self.started.subscribe();
@@ -156,6 +254,10 @@ impl Bridge {
     /// Wait until every server's first connection attempt has an outcome and its
     /// lists are in the catalog (for one-shot commands such as `tools`).
     pub async fn settle(&self, wait: std::time::Duration) {
+        // The session starts the upstreams once the client's `initialized`
+        // arrives, which can be after the client returned from its handshake.
+        let mut started = self.started.subscribe();
+        let _ = tokio::time::timeout(wait, started.wait_for(|s| *s)).await;
         let all = self.upstreams();
         futures::future::join_all(all.iter().map(|u| u.settled(wait))).await;
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -202,19 +304,30 @@ impl Bridge {
     /// Record a server's new lists, rebuild the catalog, persist the cache, and
     /// say which merged lists changed.
     pub fn apply_lists(&self, server: Arc<str>, url: String, lists: ServerLists) -> Changes {
+        let settings = self.settings();
         let changes = {
+            let specs = self.specs.read().expect("specs");
+            // A late report from a server that was removed or moved meanwhile.
+            if !specs.iter().any(|s| *s.id == *server && s.url == url) {
+                return Changes::default();
+            }
+            self.refreshed
+                .lock()
+                .expect("refreshed")
+                .insert(server.clone(), crate::util::now_unix());
+            self.changed.notify_one();
             let mut all = self.lists.lock().expect("lists");
             if all.get(&server).is_some_and(|l| **l == lists) {
                 return Changes::default();
             }
             all.insert(server.clone(), Arc::new(lists.clone()));
-            let next = Catalog::build(&all, self.specs.len(), &self.settings.naming);
+            let next = Catalog::build(&all, specs.len(), &settings.naming);
             let mut cur = self.catalog.write().expect("catalog");
             let changes = next.changes_from(&cur);
             *cur = Arc::new(next);
             changes
         };
-        if let Some(dir) = &self.settings.cache_dir {
+        if let Some(dir) = &settings.cache_dir {
             let mut cache = self.cache.lock().expect("cache");
             cache.servers.insert(server.to_string(), CachedServer { url, lists });
             if let Err(e) = cache.store(dir) {
@@ -278,5 +391,98 @@ impl Bridge {
                 let _ = sink.send(n.clone()).await;
             }
         }
+    }
+}
+
+/// What a reconfiguration does to each server, by id.
+#[derive(Debug, Default, PartialEq)]
+struct Plan {
+    /// Gone: stop.
+    stop: Vec<String>,
+    /// Changed: stop the old connection and start a new one.
+    restart: Vec<String>,
+    /// New: start.
+    start: Vec<String>,
+    /// Lists to drop now: gone, or now at another URL (another server).
+    forget: Vec<String>,
+}
+
+impl Plan {
+    fn new(old: &[ServerSpec], new: &[ServerSpec]) -> Plan {
+        let mut plan = Plan::default();
+        for o in old {
+            match new.iter().find(|n| n.id == o.id) {
+                None => {
+                    plan.stop.push(o.id.clone());
+                    plan.forget.push(o.id.clone());
+                }
+                Some(n) if n != o => {
+                    plan.restart.push(o.id.clone());
+                    if n.url != o.url {
+                        plan.forget.push(o.id.clone());
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        for n in new {
+            if !old.iter().any(|o| o.id == n.id) {
+                plan.start.push(n.id.clone());
+            }
+        }
+        plan
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(id: &str, url: &str) -> ServerSpec {
+        let mut s = crate::registry::resolve(
+            &Config::default(),
+            &[],
+            &crate::registry::AdHoc {
+                urls: vec![url.into()],
+                ..Default::default()
+            },
+        )
+        .servers
+        .remove(0);
+        s.id = id.into();
+        s
+    }
+
+    #[test]
+    fn plan_stops_starts_and_restarts_only_what_changed() {
+        let old = [
+            spec("a", "http://a/mcp"),
+            spec("b", "http://b/mcp"),
+            spec("c", "http://c/mcp"),
+        ];
+        let mut b2 = spec("b", "http://b/mcp");
+        b2.headers.push((
+            "X-Team".into(),
+            crate::registry::HeaderValue {
+                value: "x".into(),
+                secret: false,
+            },
+        ));
+        let new = [
+            spec("a", "http://a/mcp"),
+            b2,
+            spec("c", "http://c2/mcp"),
+            spec("d", "http://d/mcp"),
+        ];
+        let plan = Plan::new(&old, &new);
+        assert_eq!(plan.stop, Vec::<String>::new());
+        assert_eq!(plan.restart, ["b", "c"]);
+        assert_eq!(plan.start, ["d"]);
+        // Same URL keeps its lists until the new connection lists again.
+        assert_eq!(plan.forget, ["c"]);
+        let plan = Plan::new(&new, &old[..1]);
+        assert_eq!(plan.stop, ["b", "c", "d"]);
+        assert_eq!(plan.forget, ["b", "c", "d"]);
+        assert!(Plan::new(&old, &old).start.is_empty());
     }
 }

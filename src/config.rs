@@ -68,7 +68,7 @@ impl Default for AuthConfig {
 }
 
 /// `[registry]`: where the list of company servers comes from.
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegistryConfig {
     /// Base URL of an MCP Registry API (the bridge appends `/v0.1/servers`).
@@ -81,11 +81,29 @@ pub struct RegistryConfig {
     pub exclude: Vec<String>,
     /// Also bridge entries whose status is `deprecated`.
     pub include_deprecated: bool,
+    /// Poll the registry API this often, in seconds (jittered; errors back off).
+    /// A registry file is watched instead.
+    pub refresh: f64,
     /// Extra headers sent to the registry itself (values may use `${ENV}`).
     pub headers: BTreeMap<String, String>,
     /// Values for URL `{variables}` and headers, per registry server name or
     /// namespace: `[registry.inputs."com.example/metrics"] region = "us"`.
     pub inputs: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            url: None,
+            file: None,
+            include: Vec::new(),
+            exclude: Vec::new(),
+            include_deprecated: false,
+            refresh: 3600.0,
+            headers: BTreeMap::new(),
+            inputs: BTreeMap::new(),
+        }
+    }
 }
 
 /// `[[servers]]`: a server configured by hand.
@@ -200,6 +218,9 @@ pub struct Timeouts {
     /// Re-list a server this often even if it announces no change (some servers
     /// never send list_changed); 0 turns the fallback off. Jittered.
     pub list_refresh: f64,
+    /// Ping an idle session-based (2025-11-25) server this often, so that
+    /// neither it nor a proxy in between drops the session; 0 turns it off.
+    pub keepalive: f64,
 }
 
 impl Default for Timeouts {
@@ -211,6 +232,7 @@ impl Default for Timeouts {
             ready_wait: 15.0,
             backoff_max: 60.0,
             list_refresh: 600.0,
+            keepalive: 240.0,
         }
     }
 }

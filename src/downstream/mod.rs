@@ -48,7 +48,7 @@ macro_rules! list_page {
     ($self:ident, $p:ident, $field:ident, $result:ident) => {{
         let cat = $self.bridge.catalog();
         let cursor = $p.as_ref().and_then(|p| p.cursor.as_ref());
-        let (items, next) = page(&cat.$field, $self.bridge.settings.page_size, cursor)?;
+        let (items, next) = page(&cat.$field, $self.bridge.settings().page_size, cursor)?;
         let mut r = $result::with_all_items(items);
         r.next_cursor = next;
         Ok(r)
@@ -75,7 +75,7 @@ fn page<T: Clone>(items: &[T], size: usize, cursor: Option<&Cursor>) -> Result<(
 
 impl Downstream {
     async fn upstream(&self, route: &Route) -> Result<Arc<UpstreamHandle>, McpError> {
-        let wait = secs(self.bridge.settings.timeouts.ready_wait);
+        let wait = secs(self.bridge.settings().timeouts.ready_wait);
         self.bridge
             .upstream_when_started(&route.server, wait)
             .await
@@ -125,7 +125,8 @@ impl Downstream {
         request: ClientRequest,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<ServerResult, McpError> {
-        let t = &self.bridge.settings.timeouts;
+        let settings = self.bridge.settings();
+        let t = &settings.timeouts;
         let unavailable = |e: crate::upstream::UpstreamError| {
             McpError::internal_error(e.to_string(), Some(serde_json::json!({ "server": up.spec.id })))
         };
@@ -173,7 +174,8 @@ impl Downstream {
         request: ClientRequest,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<ServerResult, Failure> {
-        let t = &self.bridge.settings.timeouts;
+        let settings = self.bridge.settings();
+        let t = &settings.timeouts;
         let timeout = up.spec.call_timeout.unwrap_or(t.call);
         let opts = PeerRequestOptions::with_timeout(secs(timeout))
             .reset_timeout_on_progress()

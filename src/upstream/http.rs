@@ -21,7 +21,8 @@ pub enum HttpError {
     Build(String),
 }
 
-/// A client for `spec`: its static headers as defaults, rmcp's own settings
+/// A client for `spec`: its static headers as defaults, a cookie jar of its
+/// own, rmcp's own settings
 /// copied (rmcp.md #16): no idle pool (avoids delayed-ACK stalls), only
 /// same-origin 307/308 redirects, and no global timeout (it would cut long SSE
 /// streams; the bridge times calls itself).
@@ -44,7 +45,10 @@ pub fn client(spec: &ServerSpec) -> Result<reqwest::Client, HttpError> {
         // SSE without TCP_NODELAY.
         b = b.pool_max_idle_per_host(64);
     }
+    // Each server keeps its own cookies: load balancers pin a session to one
+    // node with one, and a request without it lands where the session is unknown.
     b.default_headers(headers)
+        .cookie_store(true)
         .build()
         .map_err(|e| HttpError::Build(e.to_string()))
 }

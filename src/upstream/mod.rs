@@ -67,11 +67,27 @@ pub enum UpstreamError {
     Stopped { server: String },
 }
 
+/// What an owner task shares with the rest of the bridge.
+pub struct Links {
+    pub ide: Arc<IdeLink>,
+    pub events: mpsc::UnboundedSender<UpstreamEvent>,
+    /// The timeouts in force; read again at each (re)connect.
+    pub timeouts: watch::Receiver<Timeouts>,
+    pub store: Option<crate::auth::oauth::Store>,
+    /// Woken on every connection state change (for the published state).
+    pub changed: Arc<Notify>,
+}
+
+/// The last error and when it happened (unix seconds).
+pub type LastError = Arc<std::sync::Mutex<Option<(String, u64)>>>;
+
 /// The handle the rest of the bridge holds for one server.
 pub struct UpstreamHandle {
     pub spec: ServerSpec,
     pub id: Arc<str>,
     state: watch::Receiver<ConnState>,
+    /// The most recent failure, kept after recovery for `mcp-bridge status`.
+    pub last_error: LastError,
     pub progress: ProgressMap,
     reconnect: Arc<Notify>,
     cancel: CancellationToken,
@@ -82,14 +98,14 @@ pub struct UpstreamHandle {
 
 impl UpstreamHandle {
     /// Start the owner task for `spec`.
-    pub fn spawn(
-        spec: ServerSpec,
-        ide: Arc<IdeLink>,
-        events: mpsc::UnboundedSender<UpstreamEvent>,
-        timeouts: Timeouts,
-        store: Option<crate::auth::oauth::Store>,
-        parent: &CancellationToken,
-    ) -> Arc<UpstreamHandle> {
+    pub fn spawn(spec: ServerSpec, links: Links, parent: &CancellationToken) -> Arc<UpstreamHandle> {
+        let Links {
+            ide,
+            events,
+            timeouts,
+            store,
+            changed,
+        } = links;
         let id: Arc<str> = Arc::from(spec.id.as_str());
         let (tx, rx) = watch::channel(ConnState::Connecting {
             attempt: 0,
@@ -99,6 +115,7 @@ impl UpstreamHandle {
         let refresh = Arc::new(Notify::new());
         let reconnect = Arc::new(Notify::new());
         let cancel = parent.child_token();
+        let last_error = LastError::default();
         let handler = UpstreamClient {
             server: id.clone(),
             ide,
@@ -116,11 +133,14 @@ impl UpstreamHandle {
             timeouts,
             store: store.clone(),
             cancel: cancel.clone(),
+            changed,
+            last_error: last_error.clone(),
         }));
         Arc::new(UpstreamHandle {
             spec,
             id,
             state: rx,
+            last_error,
             progress,
             reconnect,
             cancel,
@@ -388,29 +408,44 @@ fn jittered(base: Duration) -> Duration {
     base.mul_f64(rand::rng().random_range(0.8..=1.2))
 }
 
-/// Re-list a server and publish the result (the catalog ignores identical lists).
+/// List a server and publish the result (the catalog ignores identical lists).
+/// Returns when to list again by the server's own cache hint, if it gave one.
 async fn relist(
     peer: &Peer<RoleClient>,
     timeouts: &Timeouts,
     id: &Arc<str>,
     url: &str,
     events: &mpsc::UnboundedSender<UpstreamEvent>,
-) {
+) -> Option<Duration> {
     match list_bounded(peer, timeouts).await {
-        Ok(lists) => {
+        Ok((lists, ttl)) => {
             let _ = events.send(UpstreamEvent::Lists {
                 server: id.clone(),
                 url: url.to_owned(),
                 lists,
             });
+            ttl_refresh(ttl, timeouts)
         }
-        Err(e) => tracing::warn!(server = %id, "re-listing failed: {e}"),
+        Err(e) => {
+            tracing::warn!(server = %id, "listing failed: {e}");
+            None
+        }
     }
+}
+
+/// When a server's `ttlMs` says its lists go stale, if that comes before the
+/// periodic fallback. A TTL is a freshness hint, not a polling interval: 0
+/// (stale at once) means nothing here, very short ones are stretched to a
+/// second, and the time is jittered so that servers do not refresh in step.
+fn ttl_refresh(ttl_ms: Option<u64>, timeouts: &Timeouts) -> Option<Duration> {
+    let ttl = Duration::from_millis(ttl_ms.filter(|t| *t > 0)?).max(Duration::from_secs(1));
+    let fallback = secs(timeouts.list_refresh);
+    (timeouts.list_refresh <= 0.0 || ttl < fallback).then(|| ttl.mul_f64(rand::rng().random_range(1.0..=1.2)))
 }
 
 /// List everything, bounded in time: a server that stalls on `tools/list` must
 /// not wedge its owner task.
-async fn list_bounded(peer: &Peer<RoleClient>, timeouts: &Timeouts) -> Result<ServerLists, String> {
+async fn list_bounded(peer: &Peer<RoleClient>, timeouts: &Timeouts) -> Result<(ServerLists, Option<u64>), String> {
     match tokio::time::timeout(secs(timeouts.call), list_all(peer)).await {
         Ok(Ok(l)) => Ok(l),
         Ok(Err(e)) => Err(e.to_string()),
@@ -418,22 +453,40 @@ async fn list_bounded(peer: &Peer<RoleClient>, timeouts: &Timeouts) -> Result<Se
     }
 }
 
-/// List everything the server's capabilities say it has, following pagination.
-pub async fn list_all(peer: &Peer<RoleClient>) -> Result<ServerLists, rmcp::ServiceError> {
+/// List everything the server's capabilities say it has, following pagination,
+/// with the shortest positive `ttlMs` any list carried (2026-07-28 servers only).
+pub async fn list_all(peer: &Peer<RoleClient>) -> Result<(ServerLists, Option<u64>), rmcp::ServiceError> {
     let caps = peer.peer_info().map(|i| i.capabilities.clone()).unwrap_or_default();
     let mut lists = ServerLists::default();
+    let mut ttl: Option<u64> = None;
+    // The shortest positive hint: 0 ("stale at once", also what rmcp fills in
+    // when a server gives none) is no reason to poll.
+    let mut shortest = |t: Option<u64>| {
+        if let Some(t) = t.filter(|t| *t > 0) {
+            ttl = Some(ttl.map_or(t, |cur| cur.min(t)));
+        }
+    };
     if caps.tools.is_some() {
-        lists.tools = peer.list_all_tools().await?;
+        let m = peer.list_all_tools_with_cache_hint().await?;
+        shortest(m.ttl_ms);
+        lists.tools = m.items;
     }
     if caps.prompts.is_some() {
-        lists.prompts = peer.list_all_prompts().await?;
+        let m = peer.list_all_prompts_with_cache_hint().await?;
+        shortest(m.ttl_ms);
+        lists.prompts = m.items;
     }
     if caps.resources.is_some() {
-        lists.resources = peer.list_all_resources().await?;
+        let m = peer.list_all_resources_with_cache_hint().await?;
+        shortest(m.ttl_ms);
+        lists.resources = m.items;
         // Templates are optional even for resource servers.
-        lists.resource_templates = peer.list_all_resource_templates().await.unwrap_or_default();
+        if let Ok(m) = peer.list_all_resource_templates_with_cache_hint().await {
+            shortest(m.ttl_ms);
+            lists.resource_templates = m.items;
+        }
     }
-    Ok(lists)
+    Ok((lists, ttl))
 }
 
 /// Everything the owner task of one server holds.
@@ -444,9 +497,11 @@ struct Owner {
     refresh: Arc<Notify>,
     reconnect: Arc<Notify>,
     events: mpsc::UnboundedSender<UpstreamEvent>,
-    timeouts: Timeouts,
+    timeouts: watch::Receiver<Timeouts>,
     store: Option<crate::auth::oauth::Store>,
     cancel: CancellationToken,
+    changed: Arc<Notify>,
+    last_error: LastError,
 }
 
 async fn run(owner: Owner) {
@@ -460,10 +515,16 @@ async fn run(owner: Owner) {
         timeouts,
         store,
         cancel,
+        changed,
+        last_error: last_error_at,
     } = owner;
     let id = handler.server.clone();
     let report = |s: ConnState| {
+        if let ConnState::Failed { error, .. } = &s {
+            *last_error_at.lock().expect("last error") = Some((error.clone(), crate::util::now_unix()));
+        }
         state.send_replace(s);
+        changed.notify_one();
     };
     let mut attempt: u32 = 0;
     let mut last_error: Option<String> = None;
@@ -471,6 +532,7 @@ async fn run(owner: Owner) {
     let mut deliberate = false;
     let retry_now = Arc::new(Notify::new());
     loop {
+        let timeouts = timeouts.borrow().clone();
         report(ConnState::Connecting {
             attempt,
             last_error: last_error.clone(),
@@ -530,16 +592,10 @@ async fn run(owner: Owner) {
         tracing::info!(server = %id, %protocol, "connected");
         // List before announcing Ready: for modern servers this also fills the
         // transport's schema cache that `Mcp-Param-*` headers need (rmcp.md #17).
-        match list_bounded(&peer, &timeouts).await {
-            Ok(lists) => {
-                let _ = events.send(UpstreamEvent::Lists {
-                    server: id.clone(),
-                    url: spec.url.clone(),
-                    lists,
-                });
-            }
-            Err(e) => tracing::warn!(server = %id, "listing failed: {e}"),
-        }
+        // Deadlines, not durations: a timer must not restart whenever another
+        // branch of the loop below fires.
+        let at = |d: Option<Duration>| d.map(|d| tokio::time::Instant::now() + d);
+        let mut ttl_at = at(relist(&peer, &timeouts, &id, &spec.url, &events).await);
         attempt = 0;
         report(ConnState::Ready {
             peer: peer.clone(),
@@ -552,7 +608,12 @@ async fn run(owner: Owner) {
         let waiting = running.waiting();
         tokio::pin!(waiting);
         let login_lost = refresher.clone().unwrap_or_default();
-        let mut periodic = jittered(secs(timeouts.list_refresh));
+        let periodic = (timeouts.list_refresh > 0.0).then(|| jittered(secs(timeouts.list_refresh)));
+        let mut periodic_at = at(periodic);
+        // Sessions (2025-11-25) can expire when idle; stateless servers have none.
+        let keepalive = (protocol.has_initialize() && timeouts.keepalive > 0.0).then(|| secs(timeouts.keepalive));
+        let mut keepalive_at = at(keepalive);
+        let never = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
         let ended = loop {
             tokio::select! {
                 _ = cancel.cancelled() => {
@@ -574,12 +635,29 @@ async fn run(owner: Owner) {
                     break true;
                 }
                 _ = refresh.notified() => {
-                    relist(&peer, &timeouts, &id, &spec.url, &events).await;
+                    ttl_at = at(relist(&peer, &timeouts, &id, &spec.url, &events).await);
+                }
+                // The server's own cache hint said its lists are stale.
+                _ = tokio::time::sleep_until(ttl_at.unwrap_or(never)), if ttl_at.is_some() => {
+                    ttl_at = at(relist(&peer, &timeouts, &id, &spec.url, &events).await);
                 }
                 // Fallback for servers that never announce a change.
-                _ = tokio::time::sleep(periodic), if timeouts.list_refresh > 0.0 => {
-                    periodic = jittered(secs(timeouts.list_refresh));
-                    relist(&peer, &timeouts, &id, &spec.url, &events).await;
+                _ = tokio::time::sleep_until(periodic_at.unwrap_or(never)), if periodic_at.is_some() => {
+                    periodic_at = at(periodic.map(jittered));
+                    ttl_at = at(relist(&peer, &timeouts, &id, &spec.url, &events).await);
+                }
+                _ = tokio::time::sleep_until(keepalive_at.unwrap_or(never)), if keepalive_at.is_some() => {
+                    keepalive_at = at(keepalive);
+                    // A failed ping on a live transport is the server's business;
+                    // a closed transport ends `waiting` and reconnects.
+                    if let Err(e) = tokio::time::timeout(secs(timeouts.call), peer.send_request(
+                        rmcp::model::ClientRequest::PingRequest(rmcp::model::PingRequest {
+                            method: Default::default(),
+                            extensions: Default::default(),
+                        }),
+                    )).await {
+                        tracing::debug!(server = %id, "keepalive ping: {e}");
+                    }
                 }
                 r = &mut waiting => {
                     tracing::warn!(server = %id, "connection ended: {r:?}");

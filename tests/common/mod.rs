@@ -57,6 +57,11 @@ pub struct TestServer {
     pub probe: Arc<Probe>,
     /// Upstream page size for tools/list (0 = one page).
     pub page: usize,
+    /// `ttlMs` on tools/list (2026-07-28 only).
+    pub ttl_ms: Option<u64>,
+    /// Behind a sticky load balancer: a request in a session without the
+    /// balancer's cookie is refused with 503, as a node that never saw it would.
+    pub sticky: bool,
 }
 
 fn tool(name: &str, desc: &str) -> Tool {
@@ -71,6 +76,8 @@ impl TestServer {
             label,
             probe: Arc::new(Probe::default()),
             page: 0,
+            ttl_ms: None,
+            sticky: false,
         }
     }
 
@@ -127,7 +134,11 @@ impl ServerHandler for TestServer {
     ) -> Result<ListToolsResult, McpError> {
         let all = self.all_tools();
         if self.page == 0 {
-            return Ok(ListToolsResult::with_all_items(all));
+            let r = ListToolsResult::with_all_items(all);
+            return Ok(match self.ttl_ms {
+                Some(t) => r.with_ttl_ms(t),
+                None => r,
+            });
         }
         let start: usize = p.and_then(|p| p.cursor).and_then(|c| c.parse().ok()).unwrap_or(0);
         let end = (start + self.page).min(all.len());
@@ -355,8 +366,32 @@ impl Upstream {
                         next.run(req).await
                     }
                 };
+                let sticky = s.sticky;
+                let balancer = move |req: axum::extract::Request, next: axum::middleware::Next| async move {
+                    if !sticky {
+                        return next.run(req).await;
+                    }
+                    let cookie = req
+                        .headers()
+                        .get_all("cookie")
+                        .iter()
+                        .any(|v| v.to_str().is_ok_and(|v| v.contains("lb=node-1")));
+                    if req.headers().contains_key("mcp-session-id") && !cookie {
+                        return axum::response::IntoResponse::into_response((
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            "no sticky cookie: this node does not know the session",
+                        ));
+                    }
+                    let mut resp = next.run(req).await;
+                    resp.headers_mut().append(
+                        "set-cookie",
+                        axum::http::HeaderValue::from_static("lb=node-1; Path=/; HttpOnly"),
+                    );
+                    resp
+                };
                 let app = axum::Router::new()
                     .nest_service("/mcp", service)
+                    .layer(axum::middleware::from_fn(balancer))
                     .layer(axum::middleware::from_fn(record));
                 let listener = bind_retry(port).await;
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
