@@ -13,7 +13,7 @@ use crate::bridge::{Bridge, Settings};
 use crate::catalog::PrefixMode;
 use crate::config::{Config, Paths, secs};
 use crate::downstream::Downstream;
-use crate::registry::{self, AdHoc, Resolved};
+use crate::registry::{AdHoc, Resolved};
 
 /// What the `serve` command was given.
 #[derive(Debug, Clone, Default)]
@@ -33,53 +33,11 @@ pub fn load_config(opts: &ServeOptions) -> Result<(Paths, Config), crate::config
     Ok((paths, cfg))
 }
 
-/// Resolve every server to bridge. The registry comes from its file, or from the
-/// API; with a cached copy on disk start from that at once and refresh the cache
-/// in the background, so a slow registry never delays the IDE.
+/// Resolve every server to bridge, once (for the one-shot commands; `serve`
+/// keeps following changes through [`crate::live`]).
 pub async fn resolve_servers(cfg: &Config, paths: &Paths, adhoc: &AdHoc) -> Resolved {
-    let mut entries = Vec::new();
-    if let Some(rc) = &cfg.registry {
-        let client = crate::upstream::http::builder().build().unwrap_or_default();
-        if let Some(file) = &rc.file {
-            match registry::read_file(file) {
-                Ok(e) => entries = e,
-                Err(e) => tracing::error!("{e}"),
-            }
-        } else if let Some(url) = &rc.url {
-            if let Some((cached, age)) = registry::load_cached(&paths.cache_dir, url) {
-                tracing::debug!("starting from the registry cached {age} s ago");
-                entries = cached;
-                let (url, headers, dir) = (url.clone(), rc.headers.clone(), paths.cache_dir.clone());
-                tokio::spawn(async move {
-                    match registry::fetch(&client, &url, &headers).await {
-                        Ok(fresh) => {
-                            if let Err(e) = registry::store_cache(&dir, &url, &fresh) {
-                                tracing::warn!("cannot write registry cache: {e}");
-                            }
-                        }
-                        Err(e) => tracing::warn!("{e}"),
-                    }
-                });
-            } else {
-                let fetched = tokio::time::timeout(
-                    secs(cfg.timeouts.connect),
-                    registry::load(cfg, &client, &paths.cache_dir),
-                )
-                .await;
-                match fetched {
-                    Ok(Some(Ok(e))) => entries = e,
-                    Ok(Some(Err(e))) => tracing::error!("{e}"),
-                    Ok(None) => {}
-                    Err(_) => tracing::error!("registry {url}: no answer within {} s", cfg.timeouts.connect),
-                }
-            }
-        }
-    }
-    let resolved = registry::resolve(cfg, &entries, adhoc);
-    for p in &resolved.problems {
-        tracing::warn!(server = %p.server, "not bridged: {}", p.reason);
-    }
-    resolved
+    let registry = crate::live::load_registry(cfg, paths).await;
+    crate::live::resolve(cfg, &registry, adhoc, &mut Default::default())
 }
 
 /// The credential store named by `[auth] store` (or `MCP_BRIDGE_CREDENTIAL_STORE`),
@@ -131,7 +89,7 @@ where
 pub async fn serve(opts: ServeOptions, paths: Paths, cfg: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     crate::shutdown::on_signals(shutdown.clone());
-    let resolved = resolve_servers(&cfg, &paths, &opts.adhoc).await;
+    let (live, resolved) = crate::live::Live::start(opts, paths.clone(), cfg.clone()).await;
     if resolved.servers.is_empty() {
         tracing::warn!(
             "no servers to bridge: configure a registry or [[servers]] in {}, or pass URLs to `serve`",
@@ -141,6 +99,7 @@ pub async fn serve(opts: ServeOptions, paths: Paths, cfg: Config) -> anyhow::Res
     let settings = Settings::from_config(&cfg, Some(paths.cache_dir.clone()));
     let store = open_store(&cfg, &paths);
     let bridge = Bridge::new(settings, resolved.servers, Some(store), shutdown.clone());
+    tokio::spawn(live.run(bridge.clone(), shutdown.clone()));
 
     let (r, w) = rmcp::transport::stdio_pipes();
     run_session(bridge, r, w, shutdown).await

@@ -23,6 +23,7 @@ pub mod commands;
 pub mod config;
 pub mod demo;
 pub mod downstream;
+pub mod live;
 pub mod logging;
 pub mod registry;
 pub mod samples;

@@ -2,8 +2,9 @@
 //! API or a local file in the same page shape), `[[servers]]` from the config and
 //! URLs given on the command line, resolved into [`ServerSpec`]s.
 //!
-//! Parsing and resolution are pure; [`fetch`] is the only function here that does
-//! network IO, and [`load_cached`]/[`store_cache`] the only ones that touch disk. A
+//! Parsing and resolution are pure; [`sync::fetch_since`] is the only function
+//! here that does network IO, and [`load_mirror`]/[`store_mirror`] the only ones
+//! that touch disk. A
 //! broken entry is reported as a [`Problem`] naming the server and never stops the
 //! others.
 
@@ -13,6 +14,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+pub mod sync;
 
 use crate::catalog::namespace_from;
 use crate::config::{Config, RegistryConfig, expand_env, glob_match};
@@ -246,7 +249,7 @@ fn resolve_entry(raw: &Value, rc: &RegistryConfig) -> Result<Option<Candidate>, 
         "active" => {}
         "deprecated" if rc.include_deprecated => {}
         other => {
-            tracing::info!(server = %name, status = other, "skipping registry entry that is not active");
+            tracing::debug!(server = %name, status = other, "skipping registry entry that is not active");
             return Ok(None);
         }
     }
@@ -539,118 +542,46 @@ pub fn read_file(path: &Path) -> Result<Vec<Value>, RegistryError> {
     Ok(page.servers)
 }
 
-/// Page through `{base}/v0.1/servers` with `cursor` and `limit`.
-pub async fn fetch(
-    client: &reqwest::Client,
-    base: &str,
-    headers: &BTreeMap<String, String>,
-) -> Result<Vec<Value>, RegistryError> {
-    let list_url = format!("{}/v0.1/servers", base.trim_end_matches('/'));
-    let err = |message: String| RegistryError::Http {
-        url: list_url.clone(),
-        message,
-    };
-    let mut all = Vec::new();
-    let mut cursor: Option<String> = None;
-    let mut seen = HashSet::new();
-    for _ in 0..1000 {
-        let mut url = url::Url::parse(&list_url).map_err(|e| err(format!("not a URL: {e}")))?;
-        url.query_pairs_mut()
-            .append_pair("limit", "100")
-            .append_pair("version", "latest");
-        if let Some(c) = &cursor {
-            url.query_pairs_mut().append_pair("cursor", c);
-        }
-        let mut req = client.get(url);
-        for (k, v) in headers {
-            req = req.header(k, expand_env(v).map_err(|e| err(format!("header {k}: {e}")))?);
-        }
-        let resp = req.send().await.map_err(|e| err(format!("unreachable: {e}")))?;
-        let status = resp.status();
-        if !status.is_success() {
-            return Err(err(format!("HTTP {status}")));
-        }
-        let page: Page = resp
-            .json()
-            .await
-            .map_err(|e| err(format!("not a registry page: {e}")))?;
-        all.extend(page.servers);
-        match page.metadata.and_then(|m| m.next_cursor).filter(|c| !c.is_empty()) {
-            Some(next) if seen.insert(next.clone()) => cursor = Some(next),
-            Some(_) => return Err(err("the registry repeated a cursor".into())),
-            None => return Ok(all),
-        }
-    }
-    Err(err("more than 1000 pages".into()))
-}
-
 /// The cached copy of the last good registry.
 #[derive(Debug, Serialize, Deserialize)]
 struct CachedRegistry {
     source: String,
     fetched_at_unix: u64,
     servers: Vec<Value>,
+    #[serde(default)]
+    validators: sync::Validators,
 }
 
 fn cache_file(cache_dir: &Path) -> std::path::PathBuf {
     cache_dir.join("registry.json")
 }
 
-/// Save the last good registry for `source`.
-pub fn store_cache(cache_dir: &Path, source: &str, servers: &[Value]) -> std::io::Result<()> {
-    let fetched_at_unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+/// Save the last good registry for `source` with its validators, fetched now.
+pub fn store_mirror(cache_dir: &Path, source: &str, mirror: &sync::Mirror) -> std::io::Result<()> {
     let c = CachedRegistry {
         source: source.to_owned(),
-        fetched_at_unix,
-        servers: servers.to_vec(),
+        fetched_at_unix: crate::util::now_unix(),
+        servers: mirror.servers.clone(),
+        validators: mirror.validators.clone(),
     };
     crate::cache::write_atomic(&cache_file(cache_dir), &serde_json::to_vec(&c)?)
 }
 
 /// The cached registry for `source`, with its age in seconds.
 pub fn load_cached(cache_dir: &Path, source: &str) -> Option<(Vec<Value>, u64)> {
+    load_mirror(cache_dir, source).map(|(m, at)| (m.servers, crate::util::now_unix().saturating_sub(at)))
+}
+
+/// The cached registry for `source` and when it was fetched (unix seconds).
+pub fn load_mirror(cache_dir: &Path, source: &str) -> Option<(sync::Mirror, u64)> {
     let bytes = std::fs::read(cache_file(cache_dir)).ok()?;
     let c: CachedRegistry = serde_json::from_slice(&bytes).ok()?;
     if c.source != source {
         return None;
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    Some((c.servers, now.saturating_sub(c.fetched_at_unix)))
-}
-
-/// Load the configured registry: the file, or the API with the disk cache as a
-/// fallback. `None` when no registry is configured.
-pub async fn load(
-    cfg: &Config,
-    client: &reqwest::Client,
-    cache_dir: &Path,
-) -> Option<Result<Vec<Value>, RegistryError>> {
-    let rc = cfg.registry.as_ref()?;
-    if let Some(file) = &rc.file {
-        return Some(read_file(file));
-    }
-    let url = rc.url.as_ref()?;
-    match fetch(client, url, &rc.headers).await {
-        Ok(servers) => {
-            if let Err(e) = store_cache(cache_dir, url, &servers) {
-                tracing::warn!("cannot write registry cache: {e}");
-            }
-            Some(Ok(servers))
-        }
-        Err(e) => match load_cached(cache_dir, url) {
-            Some((servers, age)) => {
-                tracing::warn!("{e}; using the cached copy from {age} s ago");
-                Some(Ok(servers))
-            }
-            None => Some(Err(e)),
-        },
-    }
+    let mut m = sync::Mirror::new(c.servers);
+    m.validators = c.validators;
+    Some((m, c.fetched_at_unix))
 }
 
 #[cfg(test)]

@@ -1,0 +1,431 @@
+//! Following the world while serving: the registry API is polled in the
+//! background, and the config file and a local registry file are watched. Each
+//! change is resolved into a new server list and handed to
+//! [`Bridge::reconfigure`], which connects, drops or reconnects only the servers
+//! that changed. Anything that fails here (a registry down or answering
+//! garbage, an edit that does not parse) keeps the last good state and is said
+//! once, not at every poll.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use notify::Watcher;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::ServeOptions;
+use crate::bridge::{Bridge, Settings};
+use crate::config::{Config, Paths, secs};
+use crate::registry::sync::{Fetched, Mirror};
+use crate::registry::{self, AdHoc, Resolved};
+
+/// How quiet the watched files must be before a change is applied: editors
+/// write a file in several steps (truncate, write, rename over).
+const DEBOUNCE: Duration = Duration::from_millis(300);
+/// A registry that only ever answers in full is re-read whole this often, in
+/// polls, to notice entries it deleted outright.
+const FULL_EVERY: u32 = 24;
+
+/// The registry as the bridge last knew it, and how that knowledge stands.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryCopy {
+    /// The API base URL or the file; `None` when no registry is configured.
+    pub source: Option<String>,
+    pub mirror: Mirror,
+    /// When the registry last answered well (unix seconds).
+    pub last_success: Option<u64>,
+    pub last_error: Option<String>,
+    /// Started from the disk cache: poll at once.
+    pub from_cache: bool,
+}
+
+/// Read the configured registry: the file; or the API, starting from its disk
+/// cache when there is one (so that a slow registry never delays the IDE),
+/// else asking it, bounded by the connect timeout.
+pub async fn load_registry(cfg: &Config, paths: &Paths) -> RegistryCopy {
+    let mut copy = RegistryCopy::default();
+    let Some(rc) = &cfg.registry else { return copy };
+    if let Some(file) = &rc.file {
+        copy.source = Some(file.display().to_string());
+        match registry::read_file(file) {
+            Ok(servers) => {
+                copy.mirror = Mirror::new(servers);
+                copy.last_success = Some(crate::util::now_unix());
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                copy.last_error = Some(e.to_string());
+            }
+        }
+        return copy;
+    }
+    let Some(url) = &rc.url else { return copy };
+    copy.source = Some(url.clone());
+    if let Some((mirror, at)) = registry::load_mirror(&paths.cache_dir, url) {
+        tracing::debug!(
+            "starting from the registry cached {} s ago",
+            crate::util::now_unix().saturating_sub(at)
+        );
+        copy.mirror = mirror;
+        copy.last_success = Some(at);
+        copy.from_cache = true;
+        return copy;
+    }
+    let client = crate::upstream::http::builder().build().unwrap_or_default();
+    let fetched = tokio::time::timeout(
+        secs(cfg.timeouts.connect),
+        registry::sync::fetch_since(&client, url, &rc.headers, None, None),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(registry::RegistryError::Http {
+            url: url.clone(),
+            message: format!("no answer within {} s", cfg.timeouts.connect),
+        })
+    });
+    match fetched {
+        Ok(Fetched::Servers { servers, validators }) => {
+            copy.mirror = Mirror::new(servers);
+            copy.mirror.validators = validators;
+            copy.last_success = Some(crate::util::now_unix());
+            if let Err(e) = registry::store_mirror(&paths.cache_dir, url, &copy.mirror) {
+                tracing::warn!("cannot write the registry cache: {e}");
+            }
+        }
+        Ok(Fetched::NotModified) => {}
+        Err(e) => {
+            tracing::error!("{e}");
+            copy.last_error = Some(e.to_string());
+        }
+    }
+    copy
+}
+
+/// Resolve config, registry and command line into servers, logging each
+/// problem the first time it is seen (`said` remembers them across reloads).
+pub fn resolve(cfg: &Config, registry: &RegistryCopy, adhoc: &AdHoc, said: &mut HashSet<String>) -> Resolved {
+    let resolved = registry::resolve(cfg, &registry.mirror.servers, adhoc);
+    for p in &resolved.problems {
+        if said.insert(format!("{}: {}", p.server, p.reason)) {
+            tracing::warn!(server = %p.server, "not bridged: {}", p.reason);
+        }
+    }
+    resolved
+}
+
+/// What `mcp-bridge status` can learn of the live sources.
+#[derive(Debug, Clone, Default)]
+pub struct SourcesState {
+    pub registry: RegistryCopy,
+    /// Why the last edit of the config file was refused, if it was.
+    pub config_error: Option<String>,
+    /// Servers the registry or config named that could not be bridged.
+    pub problems: Vec<registry::Problem>,
+}
+
+/// The background task that keeps the bridge's server list current.
+pub struct Live {
+    opts: ServeOptions,
+    paths: Paths,
+    cfg: Config,
+    registry: RegistryCopy,
+    client: reqwest::Client,
+    said: HashSet<String>,
+    /// Consecutive failed polls.
+    failures: u32,
+    polls_since_full: u32,
+    /// Shared with the state publisher.
+    pub state: Arc<Mutex<SourcesState>>,
+}
+
+impl Live {
+    /// Load the registry and resolve the first server list.
+    pub async fn start(opts: ServeOptions, paths: Paths, cfg: Config) -> (Live, Resolved) {
+        let registry = load_registry(&cfg, &paths).await;
+        let mut said = HashSet::new();
+        let resolved = resolve(&cfg, &registry, &opts.adhoc, &mut said);
+        let state = SourcesState {
+            registry: registry.clone(),
+            config_error: None,
+            problems: resolved.problems.clone(),
+        };
+        let live = Live {
+            opts,
+            paths,
+            cfg,
+            registry,
+            client: crate::upstream::http::builder().build().unwrap_or_default(),
+            said,
+            failures: 0,
+            polls_since_full: 0,
+            state: Arc::new(Mutex::new(state)),
+        };
+        (live, resolved)
+    }
+
+    fn api_url(&self) -> Option<String> {
+        let rc = self.cfg.registry.as_ref()?;
+        if rc.file.is_some() { None } else { rc.url.clone() }
+    }
+
+    fn registry_file(&self) -> Option<PathBuf> {
+        self.cfg.registry.as_ref()?.file.clone()
+    }
+
+    fn refresh_interval(&self) -> Duration {
+        secs(self.cfg.registry.as_ref().map_or(3600.0, |r| r.refresh)).max(Duration::from_millis(100))
+    }
+
+    /// When to poll next: the configured interval, jittered; after failures,
+    /// sooner at first and backing off up to that interval.
+    fn next_poll(&self) -> Instant {
+        let interval = self.refresh_interval();
+        let wait = if self.failures == 0 {
+            interval
+        } else {
+            Duration::from_secs(15)
+                .saturating_mul(1 << (self.failures - 1).min(10))
+                .min(interval)
+        };
+        Instant::now() + wait.mul_f64(rand::Rng::random_range(&mut rand::rng(), 0.9..=1.1))
+    }
+
+    /// Run until `shutdown`.
+    pub async fn run(mut self, bridge: Arc<Bridge>, shutdown: CancellationToken) {
+        let (tx, mut rx) = mpsc::unbounded_channel::<PathBuf>();
+        let mut _watcher = self.watch(tx.clone());
+        let mut next_poll = if self.registry.from_cache || self.registry.last_error.is_some() {
+            Instant::now()
+        } else {
+            self.next_poll()
+        };
+        loop {
+            let api = self.api_url().is_some();
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                Some(first) = rx.recv() => {
+                    let mut touched = HashSet::from([first]);
+                    let until = Instant::now() + Duration::from_secs(2);
+                    while let Ok(Some(p)) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {
+                        touched.insert(p);
+                        if Instant::now() > until {
+                            break;
+                        }
+                    }
+                    let before = (self.registry_file(), self.api_url());
+                    if touched.contains(&self.paths.config_file) {
+                        self.reload_config(&bridge).await;
+                    }
+                    if self.registry_file().is_some_and(|f| touched.contains(&f)) {
+                        self.reload_registry_file();
+                        self.apply(&bridge).await;
+                    }
+                    if (self.registry_file(), self.api_url()) != before {
+                        _watcher = self.watch(tx.clone());
+                        next_poll = if self.registry.last_error.is_some() { Instant::now() } else { self.next_poll() };
+                    }
+                }
+                _ = tokio::time::sleep_until(next_poll), if api => {
+                    if self.poll().await {
+                        self.apply(&bridge).await;
+                    }
+                    next_poll = self.next_poll();
+                }
+            }
+            self.publish();
+        }
+    }
+
+    fn publish(&self) {
+        let mut st = self.state.lock().expect("sources state");
+        st.registry = self.registry.clone();
+    }
+
+    /// Watch the directories of the config file and the registry file (not the
+    /// files: editors replace them). Events carry the canonical path of the
+    /// file they touch; only those two names are sent on.
+    fn watch(&self, tx: mpsc::UnboundedSender<PathBuf>) -> Option<notify::RecommendedWatcher> {
+        let mut targets: Vec<PathBuf> = vec![self.paths.config_file.clone()];
+        targets.extend(self.registry_file());
+        // Watch by canonical directory; report the path as the rest of the
+        // bridge knows it.
+        let mut by_canonical = Vec::new();
+        for t in &targets {
+            let (Some(dir), Some(name)) = (t.parent(), t.file_name()) else {
+                continue;
+            };
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            match dir.canonicalize() {
+                Ok(d) => by_canonical.push((d.join(name), t.clone())),
+                Err(e) => tracing::debug!("not watching {}: {e}", t.display()),
+            }
+        }
+        let map = by_canonical.clone();
+        let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+            let Ok(ev) = ev else { return };
+            // Reads (ours included) are not changes.
+            if matches!(ev.kind, notify::EventKind::Access(a) if !matches!(a, notify::event::AccessKind::Close(notify::event::AccessMode::Write)))
+            {
+                return;
+            }
+            for p in &ev.paths {
+                if let Some((_, target)) = map.iter().find(|(c, _)| c == p) {
+                    let _ = tx.send(target.clone());
+                }
+            }
+        })
+        .map_err(|e| tracing::warn!("cannot watch the config for changes: {e}"))
+        .ok()?;
+        let mut dirs: Vec<PathBuf> = by_canonical
+            .iter()
+            .filter_map(|(c, _)| c.parent().map(Path::to_path_buf))
+            .collect();
+        dirs.dedup();
+        for d in dirs {
+            if let Err(e) = watcher.watch(&d, notify::RecursiveMode::NonRecursive) {
+                tracing::warn!("cannot watch {} for changes: {e}", d.display());
+            }
+        }
+        Some(watcher)
+    }
+
+    /// Re-read the config file. A file that does not load is refused with the
+    /// reason (its line and key) and everything stays as it was.
+    async fn reload_config(&mut self, bridge: &Arc<Bridge>) {
+        let mut next = match Config::load(&self.paths.config_file) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("{e}\nThe change was not applied; the bridge keeps the previous configuration.");
+                self.state.lock().expect("sources state").config_error = Some(e.to_string());
+                return;
+            }
+        };
+        if let Some(p) = self.opts.prefix {
+            next.naming.prefix = p;
+        }
+        self.state.lock().expect("sources state").config_error = None;
+        if next == self.cfg {
+            return;
+        }
+        if next.log != self.cfg.log || next.auth != self.cfg.auth || next.cache != self.cfg.cache {
+            tracing::warn!("changes to [log], [auth] and [cache] apply when the bridge next starts");
+        }
+        let source = |c: &Config| {
+            c.registry
+                .as_ref()
+                .map(|r| (r.url.clone(), r.file.clone(), r.headers.clone()))
+        };
+        let refetch = source(&next) != source(&self.cfg);
+        self.cfg = next;
+        if refetch {
+            self.registry = load_registry(&self.cfg, &self.paths).await;
+            self.failures = 0;
+            self.polls_since_full = 0;
+        }
+        tracing::info!("configuration reloaded from {}", self.paths.config_file.display());
+        self.apply(bridge).await;
+    }
+
+    fn reload_registry_file(&mut self) {
+        let Some(file) = self.registry_file() else { return };
+        match registry::read_file(&file) {
+            Ok(servers) => {
+                if self.registry.last_error.take().is_some() {
+                    tracing::info!("registry file {} reads again", file.display());
+                }
+                self.registry.mirror.replace(servers);
+                self.registry.last_success = Some(crate::util::now_unix());
+            }
+            Err(e) => {
+                tracing::error!("{e}\nThe change was not applied; the bridge keeps the previous registry.");
+                self.registry.last_error = Some(e.to_string());
+            }
+        }
+    }
+
+    /// Ask the registry API what changed. Returns whether the copy changed.
+    async fn poll(&mut self) -> bool {
+        let (Some(url), Some(rc)) = (self.api_url(), self.cfg.registry.clone()) else {
+            return false;
+        };
+        let full = self.polls_since_full >= FULL_EVERY;
+        let since = if full { None } else { self.registry.mirror.since() };
+        let fetched = tokio::time::timeout(
+            secs(self.cfg.timeouts.call),
+            registry::sync::fetch_since(
+                &self.client,
+                &url,
+                &rc.headers,
+                since.as_deref(),
+                Some(&self.registry.mirror.validators),
+            ),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(registry::RegistryError::Http {
+                url: url.clone(),
+                message: format!("no answer within {} s", self.cfg.timeouts.call),
+            })
+        });
+        let (servers, validators) = match fetched {
+            Ok(Fetched::NotModified) => {
+                self.succeeded();
+                return false;
+            }
+            Ok(Fetched::Servers { servers, validators }) => (servers, validators),
+            Err(e) => {
+                // Said once per outage; the last good list keeps serving.
+                if self.failures == 0 {
+                    tracing::warn!(
+                        "{e}; keeping the last good list of {} servers and retrying in the background",
+                        self.registry.mirror.servers.len()
+                    );
+                } else {
+                    tracing::debug!("registry still failing: {e}");
+                }
+                self.failures += 1;
+                self.registry.last_error = Some(e.to_string());
+                return false;
+            }
+        };
+        self.succeeded();
+        self.polls_since_full = if since.is_none() { 0 } else { self.polls_since_full + 1 };
+        let changed = match &since {
+            Some(s) => self.registry.mirror.merge(servers, s),
+            None => self.registry.mirror.replace(servers),
+        };
+        self.registry.mirror.validators = validators;
+        if let Err(e) = registry::store_mirror(&self.paths.cache_dir, &url, &self.registry.mirror) {
+            tracing::warn!("cannot write the registry cache: {e}");
+        }
+        if changed {
+            tracing::info!("the registry changed: {} entries", self.registry.mirror.servers.len());
+        }
+        changed
+    }
+
+    fn succeeded(&mut self) {
+        if self.failures > 0 {
+            tracing::info!("the registry answers again");
+        }
+        self.failures = 0;
+        self.registry.last_error = None;
+        self.registry.last_success = Some(crate::util::now_unix());
+        self.registry.from_cache = false;
+    }
+
+    /// Resolve the current sources and hand the result to the bridge.
+    async fn apply(&mut self, bridge: &Arc<Bridge>) {
+        let resolved = resolve(&self.cfg, &self.registry, &self.opts.adhoc, &mut self.said);
+        self.state.lock().expect("sources state").problems = resolved.problems.clone();
+        let settings = Settings::from_config(&self.cfg, Some(self.paths.cache_dir.clone()));
+        bridge.reconfigure(resolved.servers, settings).await;
+    }
+}
