@@ -55,7 +55,8 @@ pub enum Command {
         #[arg(long, default_value = "{}", value_name = "JSON")]
         args: String,
     },
-    /// What is configured and how each server logs in (no connection is made).
+    /// The servers, what running bridges report about them, and how each logs
+    /// in (no connection is made). Colour on a terminal unless NO_COLOR is set.
     Status {
         /// Machine-readable output.
         #[arg(long)]

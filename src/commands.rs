@@ -1,8 +1,12 @@
-//! Commands for people at a terminal: `login` and `logout`. They read the same
-//! config and registry as `serve` and talk to the same credential store. Messages
-//! go to stderr; nothing here prints a secret.
+//! Commands for people at a terminal: `login`, `logout`, `auth`, `status`, `tools`
+//! and `call`. They read the same config and registry as `serve` and talk to the
+//! same credential store. Messages go to stderr; nothing here prints a secret.
+
+mod status;
 
 use std::time::Duration;
+
+pub use status::status;
 
 use crate::app::{self, ServeOptions};
 use crate::auth::{ServerCredentials, oauth};
@@ -149,87 +153,6 @@ pub async fn auth(opts: &ServeOptions, action: &crate::cli::AuthAction) -> anyho
             creds.set_static_header(name.clone(), None).await?;
             eprintln!("removed {name} for {}", s.id);
         }
-    }
-    Ok(())
-}
-
-/// How a server authenticates, from the credential store and the config.
-fn auth_state(s: &ServerSpec, entry: Option<&crate::auth::store::Entry>, now: u64) -> String {
-    let configured_header = s.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization"));
-    if let Some(e) = entry {
-        if let Some(c) = e.oauth.as_ref().filter(|c| c.token_response.is_some()) {
-            let v = serde_json::to_value(c.token_response.as_ref()).unwrap_or_default();
-            let exp = v.get("expires_in").and_then(serde_json::Value::as_u64);
-            let refreshable = v.get("refresh_token").is_some();
-            return match (c.token_received_at, exp) {
-                (Some(at), Some(exp)) if at + exp > now => format!("logged in (token expires in {} s)", at + exp - now),
-                (Some(_), Some(_)) if refreshable => "logged in (token expired; will refresh)".into(),
-                (Some(_), Some(_)) => format!("needs login: run `mcp-bridge login {}`", s.id),
-                _ => "logged in".into(),
-            };
-        }
-        if !e.headers.is_empty() {
-            return format!(
-                "static credential ({})",
-                e.headers.keys().cloned().collect::<Vec<_>>().join(", ")
-            );
-        }
-    }
-    if configured_header {
-        return "static header from config".into();
-    }
-    "none configured (logs in on first 401)".into()
-}
-
-/// `mcp-bridge status`: the servers and their auth state, without connecting.
-#[allow(clippy::print_stdout)] // a report for a person or a script, on stdout
-pub async fn status(opts: &ServeOptions, json: bool) -> anyhow::Result<()> {
-    let (paths, cfg) = app::load_config(opts)?;
-    let resolved = app::resolve_servers(&cfg, &paths, &AdHoc::default()).await;
-    let store = app::open_store(&cfg, &paths).get().await;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let mut rows = Vec::new();
-    for s in &resolved.servers {
-        let entry = match &store {
-            Some(st) => ServerCredentials::new(st.clone(), &s.url).entry().await,
-            None => None,
-        };
-        rows.push(serde_json::json!({
-            "server": s.id, "source": s.source, "url": s.url, "name": s.display_name,
-            "auth": auth_state(s, entry.as_ref(), now),
-        }));
-    }
-    let problems: Vec<_> = resolved
-        .problems
-        .iter()
-        .map(|p| serde_json::json!({"server": p.server, "problem": p.reason}))
-        .collect();
-    let store_kind = store
-        .as_ref()
-        .map(|s| s.describe())
-        .unwrap_or_else(|| "unavailable".into());
-    if json {
-        let out = serde_json::json!({ "config": paths.config_file, "credential_store": store_kind, "servers": rows, "not_bridged": problems });
-        println!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(());
-    }
-    println!("config:            {}", paths.config_file.display());
-    println!("credential store:  {store_kind}");
-    println!();
-    println!("{:<16} {:<10} {:<44} AUTH", "SERVER", "SOURCE", "URL");
-    for r in &rows {
-        let s = |k: &str| r[k].as_str().unwrap_or("").to_owned();
-        let source = serde_json::to_value(&r["source"])
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        println!("{:<16} {:<10} {:<44} {}", s("server"), source, s("url"), s("auth"));
-    }
-    for p in &resolved.problems {
-        println!("{:<16} not bridged: {}", p.server, p.reason);
     }
     Ok(())
 }

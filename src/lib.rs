@@ -5,7 +5,8 @@
 //! servers from the [`registry`], builds the [`bridge`] (seeded from the disk
 //! [`cache`]), and serves the IDE through [`downstream`]. Each remote server gets
 //! one owner task in [`upstream`]. The merged names and routing tables live in
-//! [`catalog`], which is pure data.
+//! [`catalog`], which is pure data. A serving bridge publishes its live state
+//! through [`state`] for `mcp-bridge status` ([`commands`]).
 //!
 //! Protocol knowledge stays at the edges: `downstream` (stdio, IDE side) and
 //! `upstream` (Streamable HTTP). `catalog`, `config` and `registry` parsing do no
@@ -28,5 +29,6 @@ pub mod logging;
 pub mod registry;
 pub mod samples;
 pub mod shutdown;
+pub mod state;
 pub mod upstream;
 pub mod util;

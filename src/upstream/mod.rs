@@ -264,7 +264,7 @@ type Running = rmcp::service::RunningService<RoleClient, UpstreamClient>;
 
 /// How a connect failure that needs a login starts; the owner task keys the
 /// automatic login on it.
-const NEEDS_LOGIN: &str = "the server requires a login";
+pub(crate) const NEEDS_LOGIN: &str = "the server requires a login";
 
 /// The handshake over `client`, in either protocol generation.
 async fn handshake<C>(
