@@ -4,6 +4,7 @@
 //! stdin EOF or a signal.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::ServiceExt;
@@ -99,8 +100,75 @@ pub async fn serve(opts: ServeOptions, paths: Paths, cfg: Config) -> anyhow::Res
     let settings = Settings::from_config(&cfg, Some(paths.cache_dir.clone()));
     let store = open_store(&cfg, &paths);
     let bridge = Bridge::new(settings, resolved.servers, Some(store), shutdown.clone());
+    let publisher = match crate::state::Publisher::open(&paths.state_dir) {
+        Ok(p) => Some(Arc::new(p)),
+        Err(e) => {
+            tracing::warn!(
+                "cannot publish the live state in {} (`mcp-bridge status` will not see this bridge): {e}",
+                paths.state_dir.display()
+            );
+            None
+        }
+    };
+    if let Some(p) = &publisher {
+        tokio::spawn(publish(
+            bridge.clone(),
+            live.state.clone(),
+            p.clone(),
+            paths.config_file.clone(),
+            shutdown.clone(),
+        ));
+    }
     tokio::spawn(live.run(bridge.clone(), shutdown.clone()));
 
     let (r, w) = rmcp::transport::stdio_pipes();
-    run_session(bridge, r, w, shutdown).await
+    let result = run_session(bridge, r, w, shutdown).await;
+    // Dropping the last handle removes the published state.
+    drop(publisher);
+    result
+}
+
+/// Keep `<state_dir>/run/<pid>.json` current for `mcp-bridge status`: rewritten
+/// when something it shows changed, at most a few times a second (each write
+/// is a durable atomic replace).
+async fn publish(
+    bridge: Arc<Bridge>,
+    sources: Arc<std::sync::Mutex<crate::live::SourcesState>>,
+    publisher: Arc<crate::state::Publisher>,
+    config: PathBuf,
+    shutdown: CancellationToken,
+) {
+    let mut snapshot = crate::state::Snapshot::new(&config);
+    let mut written: Option<crate::state::Snapshot> = None;
+    loop {
+        {
+            let src = sources.lock().expect("sources state");
+            snapshot.registry = src.registry.source.as_ref().map(|source| crate::state::RegistryState {
+                source: source.clone(),
+                last_success: src.registry.last_success,
+                last_error: src.registry.last_error.clone(),
+                servers: src.registry.mirror.servers.len(),
+            });
+            snapshot.config_error = src.config_error.clone();
+        }
+        snapshot.servers = bridge.server_states();
+        if written.as_ref() != Some(&snapshot) {
+            let mut stamped = snapshot.clone();
+            stamped.updated_at = crate::util::now_unix();
+            if let Err(e) = publisher.write(&stamped) {
+                tracing::debug!("cannot write the live state: {e}");
+            }
+            written = Some(snapshot.clone());
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = bridge.changed.notified() => {}
+        }
+        // Coalesce a burst of changes (a reconnect storm, a registry update)
+        // into one write.
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
 }

@@ -19,7 +19,7 @@ use crate::cache::{CachedServer, CatalogCache};
 use crate::catalog::{Catalog, Changes, Naming, ServerLists};
 use crate::config::{Config, Timeouts};
 use crate::registry::ServerSpec;
-use crate::upstream::{IdeLink, Links, UpstreamEvent, UpstreamHandle};
+use crate::upstream::{ConnState, IdeLink, Links, UpstreamEvent, UpstreamHandle};
 
 /// Settings the bridge reads on every request.
 #[derive(Debug, Clone)]
@@ -154,6 +154,41 @@ impl Bridge {
     /// The servers bridged now.
     pub fn specs(&self) -> Vec<ServerSpec> {
         self.specs.read().expect("specs").clone()
+    }
+
+    /// Each server as `mcp-bridge status` shows it: connection, counts, last
+    /// refresh and last error.
+    pub fn server_states(&self) -> Vec<crate::state::ServerState> {
+        let lists = self.lists.lock().expect("lists").clone();
+        self.specs()
+            .iter()
+            .map(|spec| {
+                let mut s = crate::state::ServerState::new(spec);
+                if let Some(l) = lists.get(spec.id.as_str()) {
+                    s.tools = l.tools.len();
+                    s.resources = l.resources.len();
+                    s.resource_templates = l.resource_templates.len();
+                    s.prompts = l.prompts.len();
+                }
+                s.last_refresh = self.refreshed_at(&spec.id);
+                let Some(u) = self.upstream(&spec.id) else { return s };
+                s.state = match u.state() {
+                    ConnState::Connecting { .. } => "connecting",
+                    ConnState::Ready { protocol, .. } => {
+                        s.protocol = Some(protocol.to_string());
+                        "ready"
+                    }
+                    ConnState::Failed { .. } => "failed",
+                    ConnState::Stopped => "stopped",
+                }
+                .into();
+                if let Some((e, at)) = u.last_error.lock().expect("last error").clone() {
+                    s.last_error = Some(e);
+                    s.last_error_at = Some(at);
+                }
+                s
+            })
+            .collect()
     }
 
     /// When `id`'s lists were last fetched (unix seconds).

@@ -235,13 +235,15 @@ impl Live {
                     next_poll = self.next_poll();
                 }
             }
-            self.publish();
+            self.publish(&bridge);
         }
     }
 
-    fn publish(&self) {
+    fn publish(&self, bridge: &Bridge) {
         let mut st = self.state.lock().expect("sources state");
         st.registry = self.registry.clone();
+        drop(st);
+        bridge.changed.notify_one();
     }
 
     /// Watch the directories of the config file and the registry file (not the
@@ -304,6 +306,7 @@ impl Live {
             Err(e) => {
                 tracing::error!("{e}\nThe change was not applied; the bridge keeps the previous configuration.");
                 self.state.lock().expect("sources state").config_error = Some(e.to_string());
+                bridge.changed.notify_one();
                 return;
             }
         };

@@ -28,6 +28,9 @@ pub struct Snapshot {
     pub config: String,
     pub registry: Option<RegistryState>,
     pub servers: Vec<ServerState>,
+    /// Why the last edit of the config file was refused (the bridge runs on
+    /// with the configuration before it).
+    pub config_error: Option<String>,
 }
 
 /// The registry as one bridge last saw it.
@@ -114,13 +117,7 @@ pub fn registry_source(rc: &crate::config::RegistryConfig) -> Option<String> {
     }
 }
 
-/// Unix seconds now (0 if the clock is before 1970).
-pub fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+pub use crate::util::now_unix;
 
 /// `<state_dir>/run`.
 pub fn run_dir(state_dir: &Path) -> PathBuf {
@@ -335,6 +332,7 @@ mod tests {
                 last_refresh: Some(updated_at),
                 ..ServerState::default()
             }],
+            config_error: None,
         }
     }
 

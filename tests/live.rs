@@ -381,3 +381,99 @@ async fn load_balancer_cookie_is_kept_and_idle_sessions_are_pinged() {
     }
     assert_eq!(probe.calls.load(Ordering::SeqCst), 1);
 }
+
+/// `mcp-bridge status --json`, run beside a serving bridge, reports what this
+/// test set up: where each server came from, its state, protocol and counts,
+/// the dead one's error, the registry and its age, and the bridge itself; once
+/// the bridge is gone, only the config is left.
+#[tokio::test]
+async fn status_reports_the_serving_bridge() {
+    let alpha = Upstream::start(TestServer::new(Era::Legacy, "alpha"));
+    let beta = Upstream::start(TestServer::new(Era::Modern, "beta"));
+    let (reg, _polled) = TestRegistry::start(vec![entry(
+        "dev.test/alpha",
+        "alpha",
+        &alpha.url,
+        "2026-11-01T00:00:00Z",
+        "active",
+    )])
+    .await;
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead_url = format!("http://{}/mcp", dead.local_addr().unwrap());
+    drop(dead);
+    let home = Home::new();
+    home.write_config(&format!(
+        "[registry]\nurl = \"{}\"\n[naming]\nprefix = \"always\"\n\
+         [[servers]]\nname = \"beta\"\nurl = \"{}\"\n[[servers]]\nname = \"gone\"\nurl = \"{dead_url}\"\n",
+        reg.base, beta.url
+    ));
+    let (client, mut seen) = spawn_bridge(&home, &[]).await;
+    wait_for_tools(&client, &mut seen, |n| {
+        n.contains(&"alpha__echo".into()) && n.contains(&"beta__echo".into())
+    })
+    .await;
+
+    let status = || async {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-bridge"))
+            .args(["status", "--json"])
+            .env("MCP_BRIDGE_HOME", home.path())
+            .env("MCP_BRIDGE_CREDENTIAL_STORE", "file")
+            .env_remove("MCP_BRIDGE_CONFIG")
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let server = |v: &Value, id: &str| -> Value {
+        v["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["server"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {id} in {v}"))
+    };
+    // The bridge publishes within a moment of connecting; poll, bounded.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let v = loop {
+        let v = status().await;
+        let ready = |id| server(&v, id)["state"] == "ready";
+        if ready("alpha") && ready("beta") && server(&v, "gone")["state"] == "failed" {
+            break v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never all published: {v:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (a, b, g) = (server(&v, "alpha"), server(&v, "beta"), server(&v, "gone"));
+    assert_eq!(a["source"], "registry");
+    assert_eq!(b["source"], "config");
+    assert_eq!(a["url"], json!(alpha.url));
+    assert_eq!(a["protocol"], "2025-11-25");
+    assert_eq!(b["protocol"], "2026-07-28");
+    assert_eq!(a["tools"], json!(TOOLS));
+    assert_eq!(b["tools"], json!(TOOLS));
+    assert!(a["last_refresh_age_seconds"].as_u64().is_some(), "{a}");
+    assert!(g["last_error"].as_str().unwrap().contains("cannot reach"), "{g}");
+    assert_eq!(g["tools"], json!(0));
+    assert_eq!(v["registry"]["source"], json!(reg.base));
+    assert_eq!(v["registry"]["servers"], json!(1));
+    assert!(v["registry"]["age_seconds"].as_u64().unwrap() < 60, "{v}");
+    assert_eq!(v["bridges"].as_array().unwrap().len(), 1, "{v}");
+
+    // The bridge exits with its IDE; its published state goes with it.
+    drop(client);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = status().await;
+        if v["bridges"].as_array().unwrap().is_empty() {
+            assert_ne!(server(&v, "alpha")["state"], "ready", "{v}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the bridge's state stayed: {v:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

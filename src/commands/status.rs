@@ -122,6 +122,7 @@ struct BridgeInfo {
     started_at: u64,
     updated_at: u64,
     config: String,
+    config_error: Option<String>,
 }
 
 impl From<&Snapshot> for BridgeInfo {
@@ -131,6 +132,7 @@ impl From<&Snapshot> for BridgeInfo {
             started_at: s.started_at,
             updated_at: s.updated_at,
             config: s.config.clone(),
+            config_error: s.config_error.clone(),
         }
     }
 }
@@ -428,6 +430,7 @@ fn to_json(r: &Report, now: u64) -> Value {
         "credential_store": r.credential_store,
         "bridges": r.bridges.iter().map(|b| json!({
             "pid": b.pid, "started_at": b.started_at, "updated_at": b.updated_at, "config": b.config,
+            "config_error": b.config_error,
         })).collect::<Vec<_>>(),
         "registry": r.registry.as_ref().map(|g| json!({
             "source": g.source, "age_seconds": g.age_seconds, "last_error": g.last_error, "servers": g.servers,
@@ -596,6 +599,15 @@ fn render(r: &Report, now: u64, colour: bool) -> String {
             line.push_str(&format!(", config {}", b.config));
         }
         let _ = writeln!(out, "{label:<19}{line}");
+        if let Some(e) = &b.config_error {
+            let e = format!("config edit refused, running with the previous one: {e}");
+            let _ = writeln!(
+                out,
+                "{:<19}{}",
+                "",
+                Paint::Red.apply(&truncate(&e, ERROR_WIDTH), colour)
+            );
+        }
     }
     let _ = writeln!(out);
 
@@ -722,6 +734,7 @@ mod tests {
             config: "/c.toml".into(),
             registry: None,
             servers,
+            config_error: None,
         }
     }
 
@@ -980,6 +993,7 @@ mod tests {
             started_at: 100,
             updated_at: 1_095,
             config: "/c.toml".into(),
+            config_error: Some("invalid config file /c.toml: line 3".into()),
         }];
         let r = report(sample_rows(), bridges);
         let plain = render(&r, 1_100, false);
@@ -994,6 +1008,7 @@ mod tests {
         assert_eq!(col(h, "URL"), col(notes, "http://"));
         assert!(jira.contains("1 min ago"), "{jira}");
         assert!(notes.contains("needs login"), "{notes}");
+        assert!(plain.contains("config edit refused"), "{plain}");
         let err = lines[header + 3];
         assert!(
             err.starts_with("  last error 10 s ago: the server requires a login"),
