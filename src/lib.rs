@@ -6,7 +6,8 @@
 //! [`cache`]), and serves the IDE through [`downstream`]. Each remote server gets
 //! one owner task in [`upstream`]. The merged names and routing tables live in
 //! [`catalog`], which is pure data. A serving bridge publishes its live state
-//! through [`state`] for `mcp-bridge status` ([`commands`]).
+//! through [`state`] for `mcp-bridge status` ([`commands`]). [`install`] registers
+//! the bridge in IDE config files.
 //!
 //! Protocol knowledge stays at the edges: `downstream` (stdio, IDE side) and
 //! `upstream` (Streamable HTTP). `catalog`, `config` and `registry` parsing do no
@@ -24,6 +25,7 @@ pub mod commands;
 pub mod config;
 pub mod demo;
 pub mod downstream;
+pub mod install;
 pub mod live;
 pub mod logging;
 pub mod registry;

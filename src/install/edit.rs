@@ -1,0 +1,543 @@
+//! Edits one entry in an IDE's MCP config file, as text.
+//!
+//! The files look like `{ "<top_key>": { "<name>": <entry>, … }, … }` and are JSON,
+//! or JSONC in VS Code. Edits go through jsonc-parser's concrete syntax tree, so
+//! whatever is outside the entry keeps its bytes: other entries and keys, their
+//! order, comments, trailing commas, indentation, CRLF endings and a UTF-8 BOM.
+//! Inserted lines follow the file's indentation, line endings and trailing-comma
+//! style, and nothing adds comments, so a strict-JSON file stays strict JSON.
+//!
+//! Everything here is pure: text in, text out. A file that does not parse is an
+//! [`EditError`], never repaired; the caller leaves it untouched.
+//!
+//! `upsert` followed by `remove` gives back the original bytes, except for
+//! these layouts, which jsonc-parser normalises (the values stay the same):
+//! - a file without `top_key` keeps the `"<top_key>": {}` that `upsert` added
+//!   (`remove` cannot know who created it); only the document `upsert` makes from
+//!   an empty file goes back to `{}` + newline, not to the empty file;
+//! - an empty `top_key` object with whitespace inside (`{ }`) comes back as `{}`;
+//! - a `top_key` object written on one line that already has entries is spread
+//!   over several lines, one entry per line;
+//! - blank lines just inside the braces of `top_key` are dropped.
+//!
+//! Inserting into a `top_key` object written on one line gives valid JSON that is
+//! indented by nesting depth rather than aligned with the surrounding line.
+
+use jsonc_parser::ParseOptions;
+use jsonc_parser::cst::{CstContainerNode, CstInputValue, CstNode, CstObject, CstObjectProp, CstRootNode};
+use serde_json::{Map, Value};
+
+/// Why a file could not be edited. Never contains file contents beyond the error position.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum EditError {
+    #[error("line {line}, column {column}: {message}")]
+    Parse {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{key} is not an object (line {line})")]
+    NotAnObject { key: String, line: usize },
+}
+
+const BOM: char = '\u{feff}';
+
+/// Fields of an entry written first, in the order the IDE docs use. serde_json's
+/// map is sorted, which would put `args` before `command`.
+const ENTRY_FIELD_ORDER: [&str; 4] = ["type", "command", "args", "env"];
+
+/// Insert or replace `text[top_key][name] = entry`, keeping everything else byte-for-byte
+/// where possible: other entries, unknown keys, key order, comments, trailing commas,
+/// indentation style, CRLF line endings, a UTF-8 BOM. `top_key` is created if missing;
+/// an empty or whitespace-only text becomes a fresh minimal document (2-space indent, "\n"
+/// endings, trailing newline). Returns `Ok(None)` when the entry already equals `entry`
+/// (JSON value equality, ignoring formatting) so the caller writes nothing.
+///
+/// An existing object entry is updated field by field, so comments and field order
+/// inside it survive and a diff shows only the fields that changed.
+pub fn upsert(text: &str, top_key: &str, name: &str, entry: &Value) -> Result<Option<String>, EditError> {
+    let bom_len = if text.starts_with(BOM) { BOM.len_utf8() } else { 0 };
+    let blank = text[bom_len..].chars().all(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
+    let doc = Doc::parse(if blank { &text[..bom_len] } else { text })?;
+    let root = match doc.root_object()? {
+        Some(root) => root,
+        // Nothing but comments: the object goes after them.
+        None => doc.root.object_value_or_set(),
+    };
+    let top = match last_prop(&root, top_key) {
+        Some(prop) => object_of(top_key, &prop)?,
+        None => root
+            .append(top_key, CstInputValue::Object(Vec::new()))
+            .object_value_or_set(),
+    };
+    match last_prop(&top, name) {
+        Some(prop) if value_of(&prop).as_ref() == Some(entry) => return Ok(None),
+        Some(prop) => update(&prop, entry),
+        None => {
+            top.append(name, entry_input(entry));
+        }
+    }
+    Ok(Some(doc.render(doc.root.to_string())))
+}
+
+/// Remove `text[top_key][name]` only. If that leaves `top_key` an empty object AND the rest of the
+/// document is otherwise empty, the result may be `{}` + newline; otherwise keep `top_key` (even empty).
+/// `Ok(None)` when there was no such entry.
+///
+/// The `{}` case is exactly the document [`upsert`] makes from an empty text, minus
+/// the entry; any other layout keeps its `top_key`. Repeated `name` keys are all removed.
+pub fn remove(text: &str, top_key: &str, name: &str) -> Result<Option<String>, EditError> {
+    let doc = Doc::parse(text)?;
+    let Some(top) = doc.top_object(top_key)? else {
+        return Ok(None);
+    };
+    let doomed: Vec<CstObjectProp> = top
+        .properties()
+        .into_iter()
+        .filter(|prop| prop.decoded_name().as_deref() == Some(name))
+        .collect();
+    if doomed.is_empty() {
+        return Ok(None);
+    }
+    for prop in doomed {
+        prop.remove();
+    }
+    let mut body = doc.root.to_string();
+    if minimal_document(top_key).is_some_and(|minimal| body == minimal) {
+        body = "{}\n".to_string();
+    }
+    Ok(Some(doc.render(body)))
+}
+
+/// The current `text[top_key][name]` as a plain value, `Ok(None)` if absent (for `doctor`/idempotency).
+///
+/// With repeated keys the last one counts, as in JSON parsers.
+pub fn get(text: &str, top_key: &str, name: &str) -> Result<Option<Value>, EditError> {
+    let doc = Doc::parse(text)?;
+    let Some(top) = doc.top_object(top_key)? else {
+        return Ok(None);
+    };
+    Ok(last_prop(&top, name).and_then(|prop| value_of(&prop)))
+}
+
+/// Names of all entries under `text[top_key]` whose value has a `command` string for which `pred` is true
+/// (to find an entry the user renamed).
+///
+/// Names come in file order, each once.
+pub fn entries_with_command(text: &str, top_key: &str, pred: impl Fn(&str) -> bool) -> Result<Vec<String>, EditError> {
+    let doc = Doc::parse(text)?;
+    let Some(top) = doc.top_object(top_key)? else {
+        return Ok(Vec::new());
+    };
+    // Values as JSON parsers see them (last repeated key wins); names in file order.
+    let Some(Value::Object(entries)) = top.to_serde_value() else {
+        return Ok(Vec::new());
+    };
+    let mut names: Vec<String> = Vec::new();
+    for name in top.properties().iter().filter_map(|p| p.decoded_name()) {
+        let command = entries.get(&name).and_then(|e| e.get("command"));
+        if !names.contains(&name) && command.and_then(Value::as_str).is_some_and(&pred) {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+/// A unified diff of `old` → `new` labelled with `path`, for `--dry-run` (3 lines of context; CRLF shown
+/// without the \r; empty string when equal).
+pub fn diff(path: &str, old: &str, new: &str) -> String {
+    if old == new {
+        return String::new();
+    }
+    let old = old.replace("\r\n", "\n");
+    let new = new.replace("\r\n", "\n");
+    similar::TextDiff::from_lines(&old, &new)
+        .unified_diff()
+        .context_radius(3)
+        .header(path, path)
+        .to_string()
+}
+
+/// JSONC as VS Code reads it: comments and trailing commas, nothing looser.
+/// (jsonc-parser's defaults would also accept missing commas, single quotes, …)
+fn parse_options() -> ParseOptions {
+    ParseOptions {
+        allow_comments: true,
+        allow_trailing_commas: true,
+        allow_loose_object_property_names: false,
+        allow_missing_commas: false,
+        allow_single_quoted_strings: false,
+        allow_hexadecimal_numbers: false,
+        allow_unary_plus_numbers: false,
+        allow_bare_decimal_point_numbers: false,
+        allow_non_finite_numbers: false,
+        allow_extended_string_escapes: false,
+    }
+}
+
+/// A parsed file.
+///
+/// Nodes taken from `root` hold only weak links to their parents, so `root` must
+/// outlive them (jsonc-parser panics otherwise): keep the `Doc` in scope while
+/// editing.
+struct Doc {
+    bom: bool,
+    root: CstRootNode,
+}
+
+impl Doc {
+    /// Parses `text` without its BOM, so that error columns on line 1 are those
+    /// an editor shows.
+    fn parse(text: &str) -> Result<Doc, EditError> {
+        let (bom, body) = match text.strip_prefix(BOM) {
+            Some(body) => (true, body),
+            None => (false, text),
+        };
+        let root = CstRootNode::parse(body, &parse_options()).map_err(|e| EditError::Parse {
+            line: e.line_display(),
+            column: e.column_display(),
+            message: e.kind().to_string(),
+        })?;
+        Ok(Doc { bom, root })
+    }
+
+    /// `body` with the BOM put back if the file had one.
+    fn render(&self, body: String) -> String {
+        if self.bom { format!("{BOM}{body}") } else { body }
+    }
+
+    /// The root object; `None` when the file holds no value (only whitespace or comments).
+    fn root_object(&self) -> Result<Option<CstObject>, EditError> {
+        match self.root.value() {
+            None => Ok(None),
+            Some(CstNode::Container(CstContainerNode::Object(object))) => Ok(Some(object)),
+            Some(other) => Err(not_an_object("(root)", &other)),
+        }
+    }
+
+    /// `root[top_key]`; `None` when absent.
+    fn top_object(&self, top_key: &str) -> Result<Option<CstObject>, EditError> {
+        let Some(root) = self.root_object()? else {
+            return Ok(None);
+        };
+        last_prop(&root, top_key)
+            .map(|prop| object_of(top_key, &prop))
+            .transpose()
+    }
+}
+
+/// The property `name` of `object`; the last one if the key is repeated, since
+/// that is the one JSON parsers keep.
+fn last_prop(object: &CstObject, name: &str) -> Option<CstObjectProp> {
+    object
+        .properties()
+        .into_iter()
+        .rev()
+        .find(|prop| prop.decoded_name().as_deref() == Some(name))
+}
+
+fn value_of(prop: &CstObjectProp) -> Option<Value> {
+    prop.value()?.to_serde_value()
+}
+
+/// The value of `prop` (named `key`) if it is an object.
+fn object_of(key: &str, prop: &CstObjectProp) -> Result<CstObject, EditError> {
+    match prop.value() {
+        Some(CstNode::Container(CstContainerNode::Object(object))) => Ok(object),
+        Some(other) => Err(not_an_object(key, &other)),
+        None => Err(not_an_object(key, &prop.clone().into())),
+    }
+}
+
+fn not_an_object(key: &str, node: &CstNode) -> EditError {
+    EditError::NotAnObject {
+        key: key.to_string(),
+        line: line_of(node),
+    }
+}
+
+/// 1-based line on which `node` starts (line breaks as jsonc-parser counts them:
+/// `\n`, `\r\n`, or a lone `\r`).
+fn line_of(node: &CstNode) -> usize {
+    let mut breaks = 0;
+    let mut current = Some(node.clone());
+    while let Some(node) = current {
+        for before in node.previous_siblings() {
+            let text = before.to_string();
+            breaks += text.matches('\n').count() + text.matches('\r').count() - text.matches("\r\n").count();
+        }
+        current = node.parent().map(CstNode::from);
+    }
+    breaks + 1
+}
+
+/// Sets `prop` to `entry`. When both are objects only the fields that differ are
+/// touched: other fields (and their comments) keep their text and order, new
+/// fields go last, fields not in `entry` go.
+fn update(prop: &CstObjectProp, entry: &Value) {
+    let (Some(object), Value::Object(fields)) = (prop.object_value(), entry) else {
+        prop.set_value(entry_input(entry));
+        return;
+    };
+    let props = object.properties();
+    for (i, field) in props.iter().enumerate() {
+        let name = field.decoded_name();
+        let wanted = name.as_ref().is_some_and(|n| fields.contains_key(n));
+        let repeated_later = props[i + 1..].iter().any(|p| p.decoded_name() == name);
+        if !wanted || repeated_later {
+            field.clone().remove();
+        }
+    }
+    for (name, value) in ordered(fields) {
+        match last_prop(&object, name) {
+            Some(field) if value_of(&field).as_ref() == Some(value) => {}
+            Some(field) => field.set_value(input(value)),
+            None => {
+                object.append(name, input(value));
+            }
+        }
+    }
+}
+
+/// `fields` with [`ENTRY_FIELD_ORDER`] first, then the rest in map order.
+fn ordered(fields: &Map<String, Value>) -> Vec<(&String, &Value)> {
+    let mut fields: Vec<_> = fields.iter().collect();
+    fields.sort_by_key(|(name, _)| {
+        ENTRY_FIELD_ORDER
+            .iter()
+            .position(|known| known == name)
+            .unwrap_or(ENTRY_FIELD_ORDER.len())
+    });
+    fields
+}
+
+/// An entry as jsonc-parser input, its own fields in [`ENTRY_FIELD_ORDER`].
+fn entry_input(entry: &Value) -> CstInputValue {
+    match entry {
+        Value::Object(fields) => CstInputValue::Object(
+            ordered(fields)
+                .into_iter()
+                .map(|(name, value)| (name.clone(), input(value)))
+                .collect(),
+        ),
+        other => input(other),
+    }
+}
+
+fn input(value: &Value) -> CstInputValue {
+    match value {
+        Value::Null => CstInputValue::Null,
+        Value::Bool(b) => CstInputValue::Bool(*b),
+        Value::Number(n) => CstInputValue::Number(n.to_string()),
+        Value::String(s) => CstInputValue::String(s.clone()),
+        Value::Array(items) => CstInputValue::Array(items.iter().map(input).collect()),
+        Value::Object(fields) => CstInputValue::Object(
+            fields
+                .iter()
+                .map(|(name, value)| (name.clone(), input(value)))
+                .collect(),
+        ),
+    }
+}
+
+/// What [`upsert`] makes of an empty text, without the entry: `{"<top_key>": {}}`
+/// laid out by jsonc-parser.
+fn minimal_document(top_key: &str) -> Option<String> {
+    let root = CstRootNode::parse("", &parse_options()).ok()?;
+    root.object_value_or_set()
+        .append(top_key, CstInputValue::Object(Vec::new()));
+    Some(root.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const BIN: &str = "/opt/mcp bridge/bin/mcp-bridge";
+    const NAME: &str = "mcp-bridge";
+
+    /// One fixture edited under one top key.
+    struct Case {
+        file: &'static str,
+        text: &'static str,
+        top_key: &'static str,
+        /// The file is strict JSON (after its BOM) and must stay so.
+        strict: bool,
+        /// One level of the file's indentation.
+        indent: &'static str,
+        /// What `remove` gives back after `upsert`; `None` means the original bytes.
+        after_remove: Option<String>,
+    }
+
+    macro_rules! fixture {
+        ($file:literal) => {
+            ($file, include_str!(concat!("../../tests/fixtures/ide/", $file)))
+        };
+    }
+
+    fn cases() -> Vec<Case> {
+        let case = |(file, text): (&'static str, &'static str), top_key, strict, indent| Case {
+            file,
+            text,
+            top_key,
+            strict,
+            indent,
+            after_remove: None,
+        };
+        vec![
+            case(fixture!("cursor-with-comments.json"), "mcpServers", false, "  "),
+            case(fixture!("vscode-mcp.jsonc"), "servers", false, "    "),
+            {
+                // `mcpServers` is not VS Code's key; it is created, and stays.
+                let c = case(fixture!("vscode-mcp.jsonc"), "mcpServers", false, "    ");
+                let kept = c.text.strip_suffix("\n}\n").unwrap();
+                Case {
+                    after_remove: Some(format!("{kept},\n    \"mcpServers\": {{}}\n}}\n")),
+                    ..c
+                }
+            },
+            case(fixture!("claude-desktop-crlf.json"), "mcpServers", true, "  "),
+            case(fixture!("windsurf-tabs.json"), "mcpServers", true, "\t"),
+            case(fixture!("claude-code.json"), "mcpServers", true, "  "),
+            Case {
+                after_remove: Some("{}\n".into()),
+                ..case(fixture!("empty.json"), "mcpServers", true, "  ")
+            },
+            Case {
+                after_remove: Some("{\n   \"theme\":   \"dark\",\n   \"mcpServers\": {}\n}\n".into()),
+                ..case(fixture!("no-top-key.json"), "mcpServers", true, "   ")
+            },
+        ]
+    }
+
+    /// The entry the installer writes for `top_key` (ide-configs.md 7.4).
+    fn entry(top_key: &str) -> Value {
+        if top_key == "servers" {
+            json!({"type": "stdio", "command": BIN, "args": ["serve"], "env": {}})
+        } else {
+            json!({"command": BIN, "args": ["serve"], "env": {}})
+        }
+    }
+
+    fn upserted(case: &Case) -> String {
+        upsert(case.text, case.top_key, NAME, &entry(case.top_key))
+            .unwrap_or_else(|e| panic!("{}: {e}", case.file))
+            .unwrap_or_else(|| panic!("{}: upsert wrote nothing", case.file))
+    }
+
+    /// The whole document as a value (`{}` for an empty file).
+    fn value(text: &str) -> Value {
+        let doc = Doc::parse(text).unwrap();
+        doc.root
+            .value()
+            .and_then(|v| v.to_serde_value())
+            .unwrap_or_else(|| json!({}))
+    }
+
+    /// Every comment in `text`, in order.
+    fn comments(text: &str) -> Vec<String> {
+        fn walk(node: CstNode, out: &mut Vec<String>) {
+            match node {
+                CstNode::Leaf(jsonc_parser::cst::CstLeafNode::Comment(c)) => out.push(c.raw_value()),
+                CstNode::Leaf(_) => {}
+                CstNode::Container(c) => c.children().into_iter().for_each(|n| walk(n, out)),
+            }
+        }
+        let doc = Doc::parse(text).unwrap();
+        let mut out = Vec::new();
+        walk(CstNode::Container(doc.root.clone().into()), &mut out);
+        out
+    }
+
+    /// Upsert adds exactly the entry: the document's value is the old one plus the
+    /// entry, comments are all still there, and line endings, BOM, strictness and
+    /// indentation follow the file.
+    #[test]
+    fn upsert_adds_only_the_entry_in_the_files_style() {
+        for case in cases() {
+            let file = case.file;
+            let new = upserted(&case);
+
+            let mut expected = value(case.text);
+            expected[case.top_key][NAME] = entry(case.top_key);
+            assert_eq!(value(&new), expected, "{file}");
+            assert_eq!(comments(&new), comments(case.text), "{file}");
+
+            assert_eq!(new.starts_with(BOM), case.text.starts_with(BOM), "{file}");
+            if case.text.contains("\r\n") {
+                assert_eq!(new.matches('\n').count(), new.matches("\r\n").count(), "{file}");
+            } else {
+                assert!(!new.contains('\r'), "{file}");
+            }
+            if case.strict {
+                let strict: Value = serde_json::from_str(new.trim_start_matches(BOM))
+                    .unwrap_or_else(|e| panic!("{file} is no longer strict JSON: {e}\n{new}"));
+                assert_eq!(strict, expected, "{file}");
+            }
+
+            let lines: Vec<&str> = new.lines().collect();
+            let at = lines
+                .iter()
+                .position(|l| l.trim_start().starts_with("\"mcp-bridge\": {"))
+                .unwrap_or_else(|| panic!("{file}: no entry line\n{new}"));
+            let level = |n: usize| case.indent.repeat(n);
+            assert_eq!(lines[at], format!("{}\"mcp-bridge\": {{", level(2)), "{file}");
+            let command = format!("{}\"command\": {},", level(3), json!(BIN));
+            assert!(lines[at + 1..].contains(&command.as_str()), "{file}\n{new}");
+            let close = format!("{}}}", level(2));
+            assert!(
+                lines[at + 1..].iter().any(|l| l.trim_end_matches(',') == close),
+                "{file}"
+            );
+        }
+    }
+
+    /// A second upsert of the same entry writes nothing.
+    #[test]
+    fn upsert_twice_is_a_no_op() {
+        for case in cases() {
+            let new = upserted(&case);
+            assert_eq!(
+                upsert(&new, case.top_key, NAME, &entry(case.top_key)),
+                Ok(None),
+                "{}",
+                case.file
+            );
+        }
+    }
+
+    /// Upsert then remove gives back the original bytes; the exceptions are the
+    /// files that had no `top_key` (see the module doc), pinned exactly.
+    #[test]
+    fn upsert_then_remove_restores_the_file() {
+        for case in cases() {
+            let new = upserted(&case);
+            let back = remove(&new, case.top_key, NAME).unwrap().unwrap();
+            assert_eq!(back, case.after_remove.as_deref().unwrap_or(case.text), "{}", case.file);
+        }
+    }
+
+    /// `get` sees what upsert wrote, and nothing in the untouched fixtures.
+    #[test]
+    fn get_reads_the_entry() {
+        for case in cases() {
+            assert_eq!(get(case.text, case.top_key, NAME), Ok(None), "{}", case.file);
+            let new = upserted(&case);
+            assert_eq!(
+                get(&new, case.top_key, NAME),
+                Ok(Some(entry(case.top_key))),
+                "{}",
+                case.file
+            );
+        }
+    }
+
+    /// Removing an entry that is not there writes nothing.
+    #[test]
+    fn remove_absent_entry_is_a_no_op() {
+        for case in cases() {
+            assert_eq!(remove(case.text, case.top_key, NAME), Ok(None), "{}", case.file);
+        }
+    }
+}
