@@ -540,4 +540,108 @@ mod tests {
             assert_eq!(remove(case.text, case.top_key, NAME), Ok(None), "{}", case.file);
         }
     }
+
+    /// A file that does not parse is refused by every function, with the line and
+    /// column where the parser stopped (here: right after `"npx"`, where the comma
+    /// belongs) and no file contents.
+    #[test]
+    fn parse_errors_point_at_the_problem() {
+        let (_, text) = fixture!("corrupt.json");
+        let expected = || EditError::Parse {
+            line: 4,
+            column: 23,
+            message: "Expected comma".into(),
+        };
+        let top = "mcpServers";
+        assert_eq!(upsert(text, top, NAME, &entry(top)).unwrap_err(), expected());
+        assert_eq!(remove(text, top, NAME).unwrap_err(), expected());
+        assert_eq!(get(text, top, NAME).unwrap_err(), expected());
+        assert_eq!(entries_with_command(text, top, |_| true).unwrap_err(), expected());
+        assert_eq!(
+            get(text, top, NAME).unwrap_err().to_string(),
+            "line 4, column 23: Expected comma"
+        );
+
+        let secret = r#"{"a": 1 "token": "s3cret"}"#;
+        let err = get(secret, top, NAME).unwrap_err();
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+    }
+
+    /// A BOM is not a column: errors on line 1 are where an editor shows them.
+    #[test]
+    fn bom_does_not_shift_error_columns() {
+        let plain = r#"{"a": 1 "b": 2}"#;
+        let with_bom = format!("{BOM}{plain}");
+        let err = get(plain, "mcpServers", NAME).unwrap_err();
+        assert_eq!(get(&with_bom, "mcpServers", NAME).unwrap_err(), err);
+        assert!(matches!(err, EditError::Parse { line: 1, column: 8, .. }), "{err:?}");
+    }
+
+    /// Only the laxness VS Code allows (comments, trailing commas) parses; a missing
+    /// comma or single quotes, which jsonc-parser would accept by default, do not.
+    #[test]
+    fn only_comments_and_trailing_commas_are_tolerated() {
+        assert_eq!(get("// c\n{\"a\": {\"b\": 1,},}", "a", "b"), Ok(Some(json!(1))));
+        for bad in [
+            r#"{"a": 1 "b": 2}"#,
+            "{'a': 1}",
+            "{a: 1}",
+            r#"{"a": 0x1}"#,
+            r#"{"a": NaN}"#,
+        ] {
+            assert!(matches!(get(bad, "a", NAME), Err(EditError::Parse { .. })), "{bad}");
+        }
+    }
+
+    /// The root and `top_key` must be objects; anything else is refused with the
+    /// line of the offending value.
+    #[test]
+    fn non_objects_are_refused() {
+        let (_, array) = fixture!("root-array.json");
+        let root = || EditError::NotAnObject {
+            key: "(root)".into(),
+            line: 1,
+        };
+        let top = "mcpServers";
+        assert_eq!(upsert(array, top, NAME, &entry(top)).unwrap_err(), root());
+        assert_eq!(remove(array, top, NAME).unwrap_err(), root());
+        assert_eq!(get(array, top, NAME).unwrap_err(), root());
+        assert_eq!(entries_with_command(array, top, |_| true).unwrap_err(), root());
+        assert_eq!(
+            get(array, top, NAME).unwrap_err().to_string(),
+            "(root) is not an object (line 1)"
+        );
+        assert_eq!(
+            get("\n\n\"x\"", top, NAME),
+            Err(EditError::NotAnObject {
+                key: "(root)".into(),
+                line: 3
+            })
+        );
+
+        let crlf = "{\r\n  // servers\r\n  \"mcpServers\":\r\n    [],\r\n}\r\n";
+        let not_object = || EditError::NotAnObject {
+            key: top.into(),
+            line: 4,
+        };
+        assert_eq!(upsert(crlf, top, NAME, &entry(top)).unwrap_err(), not_object());
+        assert_eq!(remove(crlf, top, NAME).unwrap_err(), not_object());
+        assert_eq!(get(crlf, top, NAME).unwrap_err(), not_object());
+        assert_eq!(entries_with_command(crlf, top, |_| true).unwrap_err(), not_object());
+        assert!(matches!(
+            upsert(r#"{"mcpServers": null}"#, top, NAME, &entry(top)),
+            Err(EditError::NotAnObject { line: 1, .. })
+        ));
+    }
+
+    /// A file holding only comments gets the object after them.
+    #[test]
+    fn comment_only_file_gets_an_object() {
+        let text = "// managed by hand\n";
+        let new = upsert(text, "mcpServers", NAME, &entry("mcpServers")).unwrap().unwrap();
+        assert!(new.starts_with(text), "{new}");
+        assert_eq!(get(&new, "mcpServers", NAME), Ok(Some(entry("mcpServers"))));
+        assert_eq!(get(text, "mcpServers", NAME), Ok(None));
+        assert_eq!(remove(text, "mcpServers", NAME), Ok(None));
+    }
 }
