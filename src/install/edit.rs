@@ -644,4 +644,132 @@ mod tests {
         assert_eq!(get(text, "mcpServers", NAME), Ok(None));
         assert_eq!(remove(text, "mcpServers", NAME), Ok(None));
     }
+
+    /// An entry the user renamed is found by its command; entries without a
+    /// `command` string are skipped.
+    #[test]
+    fn entries_with_command_finds_renamed_entries() {
+        for case in cases() {
+            let renamed = upserted(&case).replace("\"mcp-bridge\": {", "\"my bridge\": {");
+            assert_eq!(
+                entries_with_command(&renamed, case.top_key, |c| c == BIN),
+                Ok(vec!["my bridge".to_string()]),
+                "{}",
+                case.file
+            );
+            assert_eq!(entries_with_command(case.text, case.top_key, |c| c == BIN), Ok(vec![]));
+        }
+        let (_, cursor) = fixture!("cursor-with-comments.json");
+        assert_eq!(
+            entries_with_command(cursor, "mcpServers", |c| c == "npx"),
+            Ok(vec!["github".into()])
+        );
+        assert_eq!(entries_with_command(cursor, "servers", |_| true), Ok(vec![]));
+        let odd = r#"{"s": {"a": 1, "b": {"command": 2}, "c": {"command": "x"}, "a": {"command": "y"}}}"#;
+        assert_eq!(
+            entries_with_command(odd, "s", |_| true),
+            Ok(vec!["a".into(), "c".into()])
+        );
+    }
+
+    /// `--dry-run` shows a unified diff with 3 lines of context, `+` for the
+    /// entry, no `\r`, and nothing at all when the text is unchanged.
+    #[test]
+    fn diff_shows_the_added_lines() {
+        let case = &cases()[0];
+        let new = upserted(case);
+        let expected = concat!(
+            "--- ~/.cursor/mcp.json\n",
+            "+++ ~/.cursor/mcp.json\n",
+            "@@ -12,5 +12,10 @@\n",
+            "     \"linear\": {\n",
+            "       \"url\": \"https://mcp.linear.app/sse\" // remote, OAuth in the browser\n",
+            "     },\n",
+            "+    \"mcp-bridge\": {\n",
+            "+      \"command\": \"/opt/mcp bridge/bin/mcp-bridge\",\n",
+            "+      \"args\": [\"serve\"],\n",
+            "+      \"env\": {},\n",
+            "+    },\n",
+            "   }\n",
+            " }\n",
+        );
+        assert_eq!(diff("~/.cursor/mcp.json", case.text, &new), expected);
+        assert_eq!(diff("~/.cursor/mcp.json", case.text, case.text), "");
+
+        for case in cases() {
+            let new = upserted(&case);
+            let shown = diff(case.file, case.text, &new);
+            assert!(!shown.contains('\r'), "{}", case.file);
+            let entry_line = format!("+{}\"mcp-bridge\": {{", case.indent.repeat(2));
+            assert!(shown.lines().any(|l| l == entry_line), "{shown}");
+            // At most the line that gains a comma (or `{}` that opens up) is removed.
+            let removed = shown.lines().skip(2).filter(|l| l.starts_with('-')).count();
+            assert!(removed <= 1, "{shown}");
+        }
+    }
+
+    /// An existing entry is updated field by field: a comment inside it stays,
+    /// fields not in the new entry go, and a second upsert writes nothing.
+    #[test]
+    fn upsert_updates_an_existing_entry_in_place() {
+        let old = concat!(
+            "{\n",
+            "  \"mcpServers\": {\n",
+            "    \"mcp-bridge\": {\n",
+            "      // installed by mcp-bridge 0.1\n",
+            "      \"command\": \"/old/mcp-bridge\",\n",
+            "      \"args\": [\"serve\"],\n",
+            "      \"env\": {\"MCP_BRIDGE_CONFIG\": \"/etc/b.toml\"},\n",
+            "      \"disabled\": false\n",
+            "    },\n",
+            "    \"other\": {\"command\": \"x\"}\n",
+            "  }\n",
+            "}\n",
+        );
+        let new = upsert(old, "mcpServers", NAME, &entry("mcpServers")).unwrap().unwrap();
+        let expected = concat!(
+            "{\n",
+            "  \"mcpServers\": {\n",
+            "    \"mcp-bridge\": {\n",
+            "      // installed by mcp-bridge 0.1\n",
+            "      \"command\": \"/opt/mcp bridge/bin/mcp-bridge\",\n",
+            "      \"args\": [\"serve\"],\n",
+            "      \"env\": {}\n",
+            "    },\n",
+            "    \"other\": {\"command\": \"x\"}\n",
+            "  }\n",
+            "}\n",
+        );
+        assert_eq!(new, expected);
+        assert_eq!(upsert(&new, "mcpServers", NAME, &entry("mcpServers")), Ok(None));
+
+        // VS Code adds `type`: it goes last, the rest stays put.
+        let vscode = upsert(&new, "mcpServers", NAME, &entry("servers")).unwrap().unwrap();
+        assert!(
+            vscode.contains("\"env\": {},\n      \"type\": \"stdio\"\n    },"),
+            "{vscode}"
+        );
+        assert_eq!(get(&vscode, "mcpServers", NAME), Ok(Some(entry("servers"))));
+
+        // Not an object: replaced whole.
+        let scalar = r#"{"mcpServers": {"mcp-bridge": "oops"}}"#;
+        let fixed = upsert(scalar, "mcpServers", NAME, &entry("mcpServers"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(get(&fixed, "mcpServers", NAME), Ok(Some(entry("mcpServers"))));
+    }
+
+    /// With a repeated name the last one is the entry (as JSON parsers see it):
+    /// `get` and `upsert` use it, `remove` removes every copy.
+    #[test]
+    fn repeated_names_follow_json_parsers() {
+        let text = r#"{"mcpServers": {"mcp-bridge": {"command": "a"}, "mcp-bridge": {"command": "b"}}}"#;
+        assert_eq!(get(text, "mcpServers", NAME), Ok(Some(json!({"command": "b"}))));
+        let new = upsert(text, "mcpServers", NAME, &entry("mcpServers")).unwrap().unwrap();
+        assert!(new.contains(r#""mcp-bridge": {"command": "a"}"#), "{new}");
+        assert_eq!(get(&new, "mcpServers", NAME), Ok(Some(entry("mcpServers"))));
+        let gone = remove(&new, "mcpServers", NAME).unwrap().unwrap();
+        assert_eq!(get(&gone, "mcpServers", NAME), Ok(None));
+        assert_eq!(value(&gone), json!({"mcpServers": {}}));
+    }
 }
