@@ -10,18 +10,23 @@
 //! Everything here is pure: text in, text out. A file that does not parse is an
 //! [`EditError`], never repaired; the caller leaves it untouched.
 //!
-//! `upsert` followed by `remove` gives back the original bytes, except for
-//! these layouts, which jsonc-parser normalises (the values stay the same):
+//! `upsert` followed by `remove` gives back the original bytes, except in these
+//! layouts, which jsonc-parser normalises (values stay the same; each is pinned
+//! by a test):
 //! - a file without `top_key` keeps the `"<top_key>": {}` that `upsert` added
-//!   (`remove` cannot know who created it); only the document `upsert` makes from
-//!   an empty file goes back to `{}` + newline, not to the empty file;
-//! - an empty `top_key` object with whitespace inside (`{ }`) comes back as `{}`;
-//! - a `top_key` object written on one line that already has entries is spread
-//!   over several lines, one entry per line;
-//! - blank lines just inside the braces of `top_key` are dropped.
+//!   (`remove` cannot know who created it);
+//! - a document that is then exactly `{\n  "<top_key>": {}\n}\n` (what `upsert`
+//!   makes of an empty file, minus the entry) becomes `{}\n`: an empty file comes
+//!   back as `{}\n`, and a file that was exactly that document comes back as `{}\n`;
+//! - an object that receives a key (`top_key`, or the root when `top_key` is
+//!   created) and is written on one line with keys in it is spread over several
+//!   lines, one key per line;
+//! - that object loses blank lines just inside its braces, and whitespace inside
+//!   an empty `{ }`.
 //!
-//! Inserting into a `top_key` object written on one line gives valid JSON that is
-//! indented by nesting depth rather than aligned with the surrounding line.
+//! Lines added to an object written on one line are indented by nesting depth
+//! (two spaces a level unless the file shows its indent), so `{"mcpServers": {}}`
+//! becomes `{"mcpServers": {`, the indented entry, then `  }}`: valid, if odd.
 
 use jsonc_parser::ParseOptions;
 use jsonc_parser::cst::{CstContainerNode, CstInputValue, CstNode, CstObject, CstObjectProp, CstRootNode};
@@ -145,6 +150,9 @@ pub fn entries_with_command(text: &str, top_key: &str, pred: impl Fn(&str) -> bo
 
 /// A unified diff of `old` → `new` labelled with `path`, for `--dry-run` (3 lines of context; CRLF shown
 /// without the \r; empty string when equal).
+///
+/// Line endings are compared without the `\r` too, so a change of line endings
+/// alone shows as no diff; edits here never make one.
 pub fn diff(path: &str, old: &str, new: &str) -> String {
     if old == new {
         return String::new();
@@ -771,5 +779,138 @@ mod tests {
         let gone = remove(&new, "mcpServers", NAME).unwrap().unwrap();
         assert_eq!(get(&gone, "mcpServers", NAME), Ok(None));
         assert_eq!(value(&gone), json!({"mcpServers": {}}));
+    }
+
+    /// Upsert then remove on layouts beyond the fixtures: the ones that round-trip
+    /// byte for byte, and the ones jsonc-parser normalises (listed in the module
+    /// doc), pinned exactly.
+    #[test]
+    fn round_trips_of_other_layouts() {
+        let top = "mcpServers";
+        let exact = [
+            r#"{"mcpServers": {}}"#,
+            "{}\n",
+            "{\n  \"mcpServers\": {\n    // none yet\n  }\n}\n",
+            "{\n  \"mcpServers\": {\n    \"a\": {\"command\": \"x\"}\n    // \"b\": {} disabled\n  }\n}\n",
+            "{\n  \"mcpServers\": {\n    \"a\": {\"command\": \"x\"}, // note\n  }\n}\n",
+            "{\n  \"mcpServers\": {\n    \"a\": 1 /* c */\n  }\n}",
+            "{\r\n\t\"mcpServers\": {\r\n\t\t\"a\": 1,\r\n\t},\r\n}",
+        ];
+        for text in exact {
+            let new = upsert(text, top, NAME, &entry(top)).unwrap().unwrap();
+            assert_eq!(remove(&new, top, NAME), Ok(Some(text.to_string())), "{new}");
+        }
+        let normalised = [
+            // `top_key` created, and kept.
+            ("{\n  \"a\": 1,\n}\n", "{\n  \"a\": 1,\n  \"mcpServers\": {},\n}\n"),
+            ("{\r\n  \"a\": 1\r\n}", "{\r\n  \"a\": 1,\r\n  \"mcpServers\": {}\r\n}"),
+            ("  \r\n", "{}\n"),
+            ("\u{feff}", "\u{feff}{}\n"),
+            // Exactly the minimal document: collapses to `{}`.
+            ("{\n  \"mcpServers\": {}\n}\n", "{}\n"),
+            // Whitespace inside an empty object.
+            ("{ \"mcpServers\": { } }\n", "{ \"mcpServers\": {} }\n"),
+            // A one-line object with entries is spread out.
+            (
+                "{\"mcpServers\": {\"a\": {\"command\": \"x\"}}}\n",
+                "{\"mcpServers\": {\n    \"a\": {\"command\": \"x\"}\n  }}\n",
+            ),
+            // Blank lines just inside the braces.
+            (
+                "{\n  \"mcpServers\": {\n\n    \"a\": 1\n\n  }\n}\n",
+                "{\n  \"mcpServers\": {\n    \"a\": 1\n  }\n}\n",
+            ),
+        ];
+        for (text, back) in normalised {
+            let new = upsert(text, top, NAME, &entry(top)).unwrap().unwrap();
+            assert_eq!(remove(&new, top, NAME), Ok(Some(back.to_string())), "{new}");
+        }
+    }
+
+    /// Empty and whitespace-only files become the minimal document: 2-space
+    /// indent, `\n` endings, a trailing newline (a BOM stays).
+    #[test]
+    fn blank_files_get_a_minimal_document() {
+        let minimal = concat!(
+            "{\n",
+            "  \"servers\": {\n",
+            "    \"mcp-bridge\": {\n",
+            "      \"type\": \"stdio\",\n",
+            "      \"command\": \"/opt/mcp bridge/bin/mcp-bridge\",\n",
+            "      \"args\": [\"serve\"],\n",
+            "      \"env\": {}\n",
+            "    }\n",
+            "  }\n",
+            "}\n",
+        );
+        for blank in ["", " ", "\r\n\r\n", "\t\n"] {
+            assert_eq!(
+                upsert(blank, "servers", NAME, &entry("servers")),
+                Ok(Some(minimal.into()))
+            );
+        }
+        assert_eq!(
+            upsert("\u{feff}\n", "servers", NAME, &entry("servers")),
+            Ok(Some(format!("{BOM}{minimal}")))
+        );
+    }
+
+    /// No input makes any function panic, and whatever `upsert` or `remove`
+    /// returns parses and says what was asked: every prefix and every one-character
+    /// deletion of every fixture, plus odd documents.
+    #[test]
+    fn no_input_panics() {
+        let top = "mcpServers";
+        let check = |text: &str| {
+            if let Ok(Some(new)) = upsert(text, top, NAME, &entry(top)) {
+                assert_eq!(get(&new, top, NAME), Ok(Some(entry(top))), "{text:?} -> {new:?}");
+                assert_eq!(upsert(&new, top, NAME, &entry(top)), Ok(None), "{text:?}");
+            }
+            if let Ok(Some(new)) = remove(text, top, NAME) {
+                assert_eq!(get(&new, top, NAME), Ok(None), "{text:?} -> {new:?}");
+            }
+            let _ = get(text, top, NAME);
+            let _ = entries_with_command(text, top, |_| true);
+        };
+        let fixtures = [
+            fixture!("cursor-with-comments.json"),
+            fixture!("vscode-mcp.jsonc"),
+            fixture!("claude-desktop-crlf.json"),
+            fixture!("windsurf-tabs.json"),
+            fixture!("claude-code.json"),
+            fixture!("no-top-key.json"),
+            fixture!("corrupt.json"),
+            fixture!("root-array.json"),
+        ];
+        for (_, text) in fixtures {
+            let with_entry = upsert(text, top, NAME, &entry(top)).unwrap_or(None);
+            for text in [Some(text.to_string()), with_entry].into_iter().flatten() {
+                for (i, c) in text.char_indices() {
+                    check(&text[..i]);
+                    check(&format!("{}{}", &text[..i], &text[i + c.len_utf8()..]));
+                }
+            }
+        }
+        let odd = [
+            "{",
+            "}",
+            "\u{feff}",
+            "\u{feff}\u{feff}{}",
+            "/*",
+            "{\"mcpServers\": {\"mcp-bridge\": }}",
+            "{\"mcpServers\": {,}}",
+            "{\"mcpServers\": {\"mcp-bridge\": {\"command\": \"x\",}}}",
+            "{\"mcpServers\": {\"mcp-bridge\": [1, {\"a\": []}]}}",
+            "{\"mcpServers\": {\"\\u006dcp-bridge\": {}}}",
+            "{\"mcpServers\": {}} // end",
+            "{\"mcpServers\": {}} /* end */ \r",
+            "{\"a\": 1}\r{\"b\": 2}",
+            "\r{\r\"mcpServers\":\r{\"x\": 1}\r}\r",
+            &format!("{}{}", "[".repeat(2000), "]".repeat(2000)),
+            &format!("{{\"mcpServers\": {}1{}}}", "{\"a\": ".repeat(500), "}".repeat(500)),
+        ];
+        for text in odd {
+            check(text);
+        }
     }
 }
