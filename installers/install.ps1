@@ -3,8 +3,9 @@
 #   installers\install.ps1 [-Prefix DIR] [-Binary PATH] [-NonInteractive]
 #
 # Builds the binary with cargo (or copies the one given with -Binary) into
-# DIR\bin (default %LOCALAPPDATA%\Programs\mcp-bridge), and writes a starter
-# config if there is none. Safe to run again.
+# DIR\bin (default %LOCALAPPDATA%\Programs\mcp-bridge), writes a starter
+# config if there is none, and offers to add the bridge to every IDE found
+# (mcp-bridge install --all). Safe to run again.
 param(
   [string]$Prefix = (Join-Path $env:LOCALAPPDATA "Programs\mcp-bridge"),
   [string]$Binary = "",
@@ -41,5 +42,14 @@ if (-not (Test-Path $config)) {
 }
 
 if (-not $NonInteractive) {
-  Write-Output "Next: add the IDE entry shown in README.md (command $dest, args [""serve""])."
+  & $dest install --all --dry-run
+  $answer = Read-Host "Add mcp-bridge to these IDEs now? [y/N]"
+  if ($answer -match '^(y|yes)$') {
+    & $dest install --all
+    if ($LASTEXITCODE -ne 0) { Write-Error "mcp-bridge install failed (exit $LASTEXITCODE)" }
+  } else {
+    Write-Output "Skipped. Later: $dest install --all (or name one IDE: cursor, vscode, ...)"
+  }
+} else {
+  Write-Output "Next: $dest install --all   (adds the bridge to every IDE found)"
 }

@@ -4,8 +4,9 @@
 #   installers/install.sh [--prefix DIR] [--binary PATH] [--non-interactive]
 #
 # Builds the binary with cargo (or copies the one given with --binary) into
-# DIR/bin (default ~/.local), and writes a starter config from
-# config/config.example.toml if there is none. Safe to run again.
+# DIR/bin (default ~/.local), writes a starter config from
+# config/config.example.toml if there is none, and offers to add the bridge to
+# every IDE found (mcp-bridge install --all). Safe to run again.
 set -eu
 
 prefix="${HOME}/.local"
@@ -17,7 +18,7 @@ while [ $# -gt 0 ]; do
     --prefix) prefix="$2"; shift 2 ;;
     --binary) binary="$2"; shift 2 ;;
     --non-interactive) interactive=0; shift ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option $1" >&2; exit 64 ;;
   esac
 done
@@ -55,6 +56,14 @@ case ":${PATH}:" in
   *) echo "note: ${bindir} is not on your PATH" ;;
 esac
 
-if [ "$interactive" -eq 1 ]; then
-  echo "Next: add the IDE entry shown in README.md (command ${bindir}/mcp-bridge, args [\"serve\"])."
+if [ "$interactive" -eq 1 ] && [ -t 0 ]; then
+  "${bindir}/mcp-bridge" install --all --dry-run || true
+  printf 'Add mcp-bridge to these IDEs now? [y/N] '
+  read -r answer || answer=""
+  case "$answer" in
+    y|Y|yes|YES) "${bindir}/mcp-bridge" install --all ;;
+    *) echo "Skipped. Later: ${bindir}/mcp-bridge install --all (or name one IDE: cursor, vscode, ...)" ;;
+  esac
+else
+  echo "Next: ${bindir}/mcp-bridge install --all   (adds the bridge to every IDE found)"
 fi

@@ -7,7 +7,21 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::catalog::PrefixMode;
 
 #[derive(Debug, Parser)]
-#[command(name = "mcp-bridge", version, about = "One stdio MCP server in front of many remote MCP servers", long_about = None)]
+#[command(
+    name = "mcp-bridge",
+    version,
+    about = "One stdio MCP server in front of many remote MCP servers",
+    long_about = "One stdio MCP server in front of many remote MCP servers.\n\n\
+        Your IDE launches `mcp-bridge serve`; the bridge connects to every server your \
+        company's registry and your config name, logs in to them, and shows their tools \
+        to the IDE as one list.",
+    after_help = "Getting started:\n  \
+        mcp-bridge demo                 see it work against two local sample servers\n  \
+        mcp-bridge install --all        add the bridge to every IDE found on this machine\n  \
+        mcp-bridge doctor               check the config, the servers, logins and IDE entries\n  \
+        mcp-bridge status               what a running bridge is connected to\n\n\
+        Config: ~/.config/mcp-bridge/config.toml (see config/config.example.toml)."
+)]
 pub struct Cli {
     /// Config file (default: $MCP_BRIDGE_CONFIG, then ~/.config/mcp-bridge/config.toml).
     #[arg(long, global = true, value_name = "PATH")]
@@ -74,6 +88,52 @@ pub enum Command {
     },
     /// Start two sample servers on loopback and show the bridge working in front of them.
     Demo,
+    /// Add the bridge to an IDE's MCP servers, keeping everything else in the
+    /// file (comments, other servers, formatting). Safe to run again.
+    #[command(after_help = "Examples:\n  \
+        mcp-bridge install cursor\n  \
+        mcp-bridge install --all --dry-run     show the changes, write nothing\n  \
+        mcp-bridge install vscode --scope project")]
+    Install {
+        #[command(flatten)]
+        target: InstallArgs,
+        /// The binary the IDE should launch (default: this one).
+        #[arg(long, value_name = "PATH")]
+        binary: Option<PathBuf>,
+    },
+    /// Remove the bridge's entry from an IDE's MCP servers (and nothing else).
+    Uninstall {
+        #[command(flatten)]
+        target: InstallArgs,
+    },
+    /// Check everything the bridge depends on: the config, the registry, each
+    /// server (reachable, logged in), the credential store, and the IDE entries.
+    /// Each line says OK or what to do.
+    Doctor,
+    /// Print a shell completion script, e.g. `mcp-bridge completions bash >
+    /// ~/.local/share/bash-completion/completions/mcp-bridge`.
+    Completions { shell: clap_complete::Shell },
+}
+
+/// Which IDE files `install` and `uninstall` change.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InstallArgs {
+    /// The IDEs (cursor, vscode, claude-desktop, claude-code, windsurf).
+    #[arg(value_enum, required_unless_present = "all")]
+    pub clients: Vec<crate::install::Client>,
+    /// Every IDE found on this machine.
+    #[arg(long, conflicts_with = "clients")]
+    pub all: bool,
+    /// The user's file (all projects) or the current project's (shared with
+    /// the repository; Cursor, VS Code and Claude Code only).
+    #[arg(long, value_enum, default_value = "user")]
+    pub scope: crate::install::Scope,
+    /// The entry's name in the IDE.
+    #[arg(long, default_value = crate::install::DEFAULT_NAME)]
+    pub name: String,
+    /// Print the change as a diff and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,6 +2,7 @@
 //! and `call`. They read the same config and registry as `serve` and talk to the
 //! same credential store. Messages go to stderr; nothing here prints a secret.
 
+pub mod doctor;
 mod status;
 
 use std::time::Duration;
@@ -161,29 +162,38 @@ pub async fn auth(opts: &ServeOptions, action: &crate::cli::AuthAction) -> anyho
 /// the same handler, framing and routing as `serve`, once every server has had
 /// its first connection attempt.
 async fn local_client(opts: &ServeOptions) -> anyhow::Result<rmcp::service::RunningService<rmcp::RoleClient, ()>> {
-    use rmcp::ServiceExt;
     let (paths, cfg) = app::load_config(opts)?;
     let resolved = app::resolve_servers(&cfg, &paths, &opts.adhoc).await;
-    let settings = crate::bridge::Settings::from_config(&cfg, Some(paths.cache_dir.clone()));
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let bridge = crate::bridge::Bridge::new(
-        settings,
-        resolved.servers,
-        Some(app::open_store(&cfg, &paths)),
-        shutdown.clone(),
-    );
-    let (ours, theirs) = tokio::io::duplex(1 << 20);
-    let (r, w) = tokio::io::split(theirs);
-    let b = bridge.clone();
-    tokio::spawn(async move { app::run_session(b, r, w, shutdown).await });
-    let client = ().serve(ours).await?;
-    bridge.settle(secs(cfg.timeouts.connect) + Duration::from_secs(1)).await;
+    let (client, bridge) = local_bridge(&paths, &cfg, resolved.servers).await?;
     for u in bridge.upstreams() {
         if let crate::upstream::ConnState::Failed { error, .. } = u.state() {
             eprintln!("{}: {error}", u.spec.id);
         }
     }
     Ok(client)
+}
+
+/// A bridge for `servers` in this process, with a client on an in-memory pipe,
+/// once every server has had its first connection attempt.
+async fn local_bridge(
+    paths: &Paths,
+    cfg: &Config,
+    servers: Vec<ServerSpec>,
+) -> anyhow::Result<(
+    rmcp::service::RunningService<rmcp::RoleClient, ()>,
+    std::sync::Arc<crate::bridge::Bridge>,
+)> {
+    use rmcp::ServiceExt;
+    let settings = crate::bridge::Settings::from_config(cfg, Some(paths.cache_dir.clone()));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let bridge = crate::bridge::Bridge::new(settings, servers, Some(app::open_store(cfg, paths)), shutdown.clone());
+    let (ours, theirs) = tokio::io::duplex(1 << 20);
+    let (r, w) = tokio::io::split(theirs);
+    let b = bridge.clone();
+    tokio::spawn(async move { app::run_session(b, r, w, shutdown).await });
+    let client = ().serve(ours).await?;
+    bridge.settle(secs(cfg.timeouts.connect) + Duration::from_secs(1)).await;
+    Ok((client, bridge))
 }
 
 /// `mcp-bridge tools [--json]`.

@@ -112,6 +112,26 @@ async fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
+        Command::Install { target, binary } => {
+            let opts = install_options(target, cli.config, binary);
+            report(mcp_bridge::install::install(&opts))
+        }
+        Command::Uninstall { target } => {
+            let opts = install_options(target, cli.config, None);
+            report(mcp_bridge::install::uninstall(&opts))
+        }
+        Command::Doctor => {
+            let opts = ServeOptions {
+                config: cli.config,
+                ..ServeOptions::default()
+            };
+            report(mcp_bridge::commands::doctor::run(&opts).await)
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "mcp-bridge", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
         Command::Demo => {
             let _guard = mcp_bridge::logging::init(&Default::default(), &std::env::temp_dir());
             match mcp_bridge::demo::run().await {
@@ -137,5 +157,21 @@ fn report(r: anyhow::Result<()>) -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+    }
+}
+
+fn install_options(
+    t: mcp_bridge::cli::InstallArgs,
+    config: Option<std::path::PathBuf>,
+    binary: Option<std::path::PathBuf>,
+) -> mcp_bridge::install::Options {
+    mcp_bridge::install::Options {
+        clients: t.clients,
+        all: t.all,
+        scope: t.scope,
+        name: t.name,
+        dry_run: t.dry_run,
+        config,
+        binary,
     }
 }

@@ -183,7 +183,7 @@ fn registry_report(on_disk: Option<RegistryReport>, live: &[Snapshot], now: u64)
 
 /// How a server authenticates, from the credential store and the config.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Auth {
+pub(super) enum Auth {
     LoggedIn { expires_in: Option<u64> },
     ExpiredWillRefresh,
     NeedsLogin,
@@ -194,7 +194,7 @@ enum Auth {
 
 impl Auth {
     /// The full sentence (`--json`); `target` is what to pass to `login`.
-    fn long(&self, target: &str) -> String {
+    pub(super) fn long(&self, target: &str) -> String {
         match self {
             Auth::LoggedIn { expires_in: Some(s) } => format!("logged in (token expires in {s} s)"),
             Auth::LoggedIn { expires_in: None } => "logged in".into(),
@@ -221,7 +221,7 @@ impl Auth {
 }
 
 /// The auth state the credential store and the config give.
-fn auth_state(configured_header: bool, entry: Option<&Entry>, now: u64) -> Auth {
+pub(super) fn auth_state(configured_header: bool, entry: Option<&Entry>, now: u64) -> Auth {
     if let Some(e) = entry {
         if let Some(c) = e.oauth.as_ref().filter(|c| c.token_response.is_some()) {
             let v = serde_json::to_value(c.token_response.as_ref()).unwrap_or_default();

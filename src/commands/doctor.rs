@@ -1,0 +1,270 @@
+//! `mcp-bridge doctor`: checks, in order, everything the bridge depends on:
+//! the config, the registry, the credential store, each server (connected
+//! through the same code as `serve`, logged in), and the IDE entries (present,
+//! pointing at a binary that exists). Each line says OK or what to do; the
+//! command fails when anything needs doing.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::app::{self, ServeOptions};
+use crate::config::{Config, secs};
+use crate::install::{self, Client, Machine, Scope};
+use crate::upstream::ConnState;
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Check {
+    Ok(String),
+    /// Worth knowing, nothing is broken.
+    Note(String),
+    /// Something to fix; the text says what to do.
+    Fix(String),
+}
+
+#[derive(Debug, Default)]
+struct Report(Vec<Check>);
+
+impl Report {
+    fn ok(&mut self, s: impl Into<String>) {
+        self.0.push(Check::Ok(s.into()));
+    }
+    fn note(&mut self, s: impl Into<String>) {
+        self.0.push(Check::Note(s.into()));
+    }
+    fn fix(&mut self, s: impl Into<String>) {
+        self.0.push(Check::Fix(s.into()));
+    }
+
+    fn render(&self) -> String {
+        let mut out = String::new();
+        for c in &self.0 {
+            let (tag, text) = match c {
+                Check::Ok(t) => ("OK  ", t),
+                Check::Note(t) => ("NOTE", t),
+                Check::Fix(t) => ("FIX ", t),
+            };
+            let _ = writeln!(out, "{tag}  {text}");
+        }
+        out
+    }
+
+    fn problems(&self) -> usize {
+        self.0.iter().filter(|c| matches!(c, Check::Fix(_))).count()
+    }
+}
+
+#[allow(clippy::print_stdout)] // the report is the command's output
+pub async fn run(opts: &ServeOptions) -> anyhow::Result<()> {
+    let mut r = Report::default();
+    let loaded = app::load_config(opts);
+    let (paths, cfg) = match loaded {
+        Ok((paths, cfg)) => {
+            if paths.config_file.is_file() {
+                r.ok(format!("config {} loads", paths.config_file.display()));
+            } else {
+                r.note(format!(
+                    "no config file at {}: defaults apply (copy config/config.example.toml there to start)",
+                    paths.config_file.display()
+                ));
+            }
+            (paths, cfg)
+        }
+        Err(e) => {
+            r.fix(format!("{e}: fix the file (serve refuses to start with it)"));
+            ides(&mut r, &Machine::detect());
+            print!("{}", r.render());
+            anyhow::bail!("{} thing(s) to fix", r.problems());
+        }
+    };
+    registry(&mut r, &cfg, &paths).await;
+    let store = app::open_store(&cfg, &paths).get().await;
+    match &store {
+        Some(s) => r.ok(format!("credential store: {}", s.describe())),
+        None => r.fix("no credential store could be opened: set [auth] store = \"file\" in the config"),
+    }
+    servers(&mut r, &cfg, &paths, store).await;
+    ides(&mut r, &Machine::detect());
+    print!("{}", r.render());
+    let n = r.problems();
+    anyhow::ensure!(n == 0, "{n} thing(s) to fix");
+    Ok(())
+}
+
+async fn registry(r: &mut Report, cfg: &Config, paths: &crate::config::Paths) {
+    let Some(rc) = &cfg.registry else {
+        r.note("no registry configured: only [[servers]] are bridged");
+        return;
+    };
+    if let Some(file) = &rc.file {
+        match crate::registry::read_file(file) {
+            Ok(e) => r.ok(format!("registry file {} has {} entries", file.display(), e.len())),
+            Err(e) => r.fix(format!("{e}: fix the file; serve keeps its last good copy")),
+        }
+        return;
+    }
+    let Some(url) = &rc.url else { return };
+    let client = crate::upstream::http::builder().build().unwrap_or_default();
+    let fetched = tokio::time::timeout(
+        secs(cfg.timeouts.connect),
+        crate::registry::sync::fetch_since(&client, url, &rc.headers, None, None),
+    )
+    .await;
+    match fetched {
+        Ok(Ok(crate::registry::sync::Fetched::Servers { servers, .. })) => {
+            r.ok(format!("registry {url} answers: {} entries", servers.len()))
+        }
+        Ok(Ok(crate::registry::sync::Fetched::NotModified)) => r.ok(format!("registry {url} answers")),
+        other => {
+            let why = match other {
+                Ok(Err(e)) => e.to_string(),
+                _ => format!("registry {url}: no answer within {} s", cfg.timeouts.connect),
+            };
+            match crate::registry::load_cached(&paths.cache_dir, url) {
+                Some((_, age)) => r.fix(format!(
+                    "{why}; serve uses its cached copy from {age} s ago. Check the URL and your network"
+                )),
+                None => r.fix(format!("{why}; no cached copy either. Check the URL and your network")),
+            }
+        }
+    }
+}
+
+/// Connect to every server through the same code as `serve` and report each.
+async fn servers(
+    r: &mut Report,
+    cfg: &Config,
+    paths: &crate::config::Paths,
+    store: Option<std::sync::Arc<crate::auth::store::TokenStore>>,
+) {
+    let resolved = app::resolve_servers(cfg, paths, &Default::default()).await;
+    for p in &resolved.problems {
+        r.fix(format!("server {}: not bridged: {}", p.server, p.reason));
+    }
+    if resolved.servers.is_empty() {
+        if resolved.problems.is_empty() {
+            r.note("no servers configured: add a [registry] or [[servers]] to the config");
+        }
+        return;
+    }
+    let (client, bridge) = match super::local_bridge(paths, cfg, resolved.servers).await {
+        Ok(x) => x,
+        Err(e) => {
+            r.fix(format!("cannot start a bridge in this process: {e:#}"));
+            return;
+        }
+    };
+    let states = bridge.server_states();
+    for u in bridge.upstreams() {
+        let (id, url) = (&u.spec.id, &u.spec.url);
+        match u.state() {
+            ConnState::Ready { protocol, .. } => {
+                let tools = states.iter().find(|s| s.id == *id).map_or(0, |s| s.tools);
+                let configured_header = u
+                    .spec
+                    .headers
+                    .iter()
+                    .any(|(k, _)| k.eq_ignore_ascii_case("authorization"));
+                let entry = match &store {
+                    Some(st) => crate::auth::ServerCredentials::new(st.clone(), url).entry().await,
+                    None => None,
+                };
+                let auth = super::status::auth_state(configured_header, entry.as_ref(), crate::util::now_unix());
+                r.ok(format!(
+                    "server {id} ({url}): connected, protocol {protocol}, {tools} tools; auth: {}",
+                    auth.long(id)
+                ));
+            }
+            ConnState::Failed { error, .. } if error.starts_with(crate::upstream::NEEDS_LOGIN) => r.fix(format!(
+                "server {id} ({url}): needs a login: run `mcp-bridge login {id}`"
+            )),
+            ConnState::Failed { error, .. } => r.fix(format!("server {id} ({url}): {error}")),
+            ConnState::Connecting { .. } => r.fix(format!(
+                "server {id} ({url}): no answer within {} s; check the URL, or raise [timeouts] connect",
+                cfg.timeouts.connect
+            )),
+            ConnState::Stopped => {}
+        }
+    }
+    let _ = client.cancel().await;
+    bridge.stop().await;
+}
+
+/// The IDE entries: for each IDE found, is the bridge in its file, and does
+/// the entry launch a binary that exists?
+fn ides(r: &mut Report, m: &Machine) {
+    for c in Client::ALL {
+        let mut files: Vec<(Scope, std::path::PathBuf)> = Vec::new();
+        for scope in [Scope::User, Scope::Project] {
+            if let Ok(paths) = c.paths(scope, m) {
+                files.extend(paths.into_iter().map(|p| (scope, p)));
+            }
+        }
+        let mut found = false;
+        for (scope, path) in &files {
+            let Ok(text) = std::fs::read_to_string(path) else {
+                continue;
+            };
+            let named = install::edit::get(&text, c.top_key(), install::DEFAULT_NAME);
+            let renamed = install::edit::entries_with_command(&text, c.top_key(), install::is_bridge_command);
+            let entry = match (named, renamed) {
+                (Ok(Some(e)), _) => Some(e),
+                (Ok(None), Ok(names)) => names
+                    .first()
+                    .and_then(|n| install::edit::get(&text, c.top_key(), n).ok().flatten()),
+                (Err(e), _) | (_, Err(e)) => {
+                    r.fix(format!(
+                        "{}: {} does not parse ({e}); the IDE cannot read it either",
+                        c.title(),
+                        path.display()
+                    ));
+                    continue;
+                }
+            };
+            let Some(entry) = entry else { continue };
+            found = true;
+            let command = entry.get("command").and_then(|v| v.as_str()).unwrap_or_default();
+            let scope_flag = if *scope == Scope::Project {
+                " --scope project"
+            } else {
+                ""
+            };
+            if Path::new(command).is_file() {
+                r.ok(format!("{}: {} launches {command}", c.title(), path.display()));
+            } else {
+                r.fix(format!(
+                    "{}: {} launches {command:?}, which does not exist: run `mcp-bridge install {}{scope_flag}`",
+                    c.title(),
+                    path.display(),
+                    c.id()
+                ));
+            }
+        }
+        if !found && c.looks_installed(m) {
+            r.note(format!(
+                "{}: found, without the bridge: run `mcp-bridge install {}` to add it",
+                c.title(),
+                c.id()
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_lines_and_problems() {
+        let mut r = Report::default();
+        r.ok("config loads");
+        r.note("no registry");
+        r.fix("server x: needs a login: run `mcp-bridge login x`");
+        assert_eq!(r.problems(), 1);
+        let text = r.render();
+        assert!(
+            text.starts_with("OK    config loads\nNOTE  no registry\nFIX   server x"),
+            "{text}"
+        );
+    }
+}

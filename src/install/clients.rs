@@ -1,0 +1,448 @@
+//! The IDEs `install` knows: where each keeps its MCP server list on Linux,
+//! macOS and Windows, which top-level key holds the servers, and the exact
+//! entry that launches the bridge. Path resolution is a pure function of a
+//! [`Machine`], so every OS's rules are tested on any host.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+/// An IDE with an MCP server list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Client {
+    Cursor,
+    #[value(name = "vscode")]
+    VsCode,
+    ClaudeDesktop,
+    ClaudeCode,
+    Windsurf,
+}
+
+/// Whose file: the user's (all projects) or the current project's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Scope {
+    #[default]
+    User,
+    Project,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Os {
+    Linux,
+    MacOs,
+    Windows,
+}
+
+/// What path resolution needs to know about the machine; [`Machine::detect`]
+/// reads it from the environment, tests build it by hand.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    pub os: Os,
+    pub home: PathBuf,
+    /// `%APPDATA%` (Windows).
+    pub appdata: Option<PathBuf>,
+    /// `%LOCALAPPDATA%` (Windows).
+    pub local_appdata: Option<PathBuf>,
+    /// `$XDG_CONFIG_HOME` (Linux).
+    pub xdg_config: Option<PathBuf>,
+    /// `$CLAUDE_CONFIG_DIR` (Claude Code).
+    pub claude_config_dir: Option<PathBuf>,
+    /// The project for `--scope project`.
+    pub project: PathBuf,
+    /// Claude Desktop's MSIX package directories
+    /// (`%LOCALAPPDATA%\Packages\Claude_*\LocalCache\Roaming\Claude`), and
+    /// whether each already holds a config file.
+    pub claude_msix: Vec<(PathBuf, bool)>,
+}
+
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+impl Machine {
+    pub fn detect() -> Machine {
+        let os = if cfg!(windows) {
+            Os::Windows
+        } else if cfg!(target_os = "macos") {
+            Os::MacOs
+        } else {
+            Os::Linux
+        };
+        let home = directories::BaseDirs::new()
+            .map(|d| d.home_dir().to_path_buf())
+            .or_else(|| env_path("HOME"))
+            .unwrap_or_else(|| PathBuf::from("."));
+        let local_appdata = env_path("LOCALAPPDATA");
+        let mut claude_msix = Vec::new();
+        if let Some(packages) = local_appdata.as_ref().map(|l| l.join("Packages"))
+            && let Ok(dir) = std::fs::read_dir(&packages)
+        {
+            for e in dir.flatten() {
+                if e.file_name().to_string_lossy().starts_with("Claude_") {
+                    let roaming = e.path().join("LocalCache").join("Roaming").join("Claude");
+                    if roaming.is_dir() {
+                        let has = roaming.join("claude_desktop_config.json").is_file();
+                        claude_msix.push((roaming, has));
+                    }
+                }
+            }
+            claude_msix.sort();
+        }
+        Machine {
+            os,
+            home,
+            appdata: env_path("APPDATA"),
+            local_appdata,
+            xdg_config: env_path("XDG_CONFIG_HOME"),
+            claude_config_dir: env_path("CLAUDE_CONFIG_DIR"),
+            project: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            claude_msix,
+        }
+    }
+
+    fn appdata(&self) -> PathBuf {
+        self.appdata
+            .clone()
+            .unwrap_or_else(|| self.home.join("AppData").join("Roaming"))
+    }
+
+    /// Where applications keep per-user settings: `~/Library/Application
+    /// Support`, `%APPDATA%`, or `$XDG_CONFIG_HOME` (`~/.config`).
+    fn app_config(&self) -> PathBuf {
+        match self.os {
+            Os::MacOs => self.home.join("Library").join("Application Support"),
+            Os::Windows => self.appdata(),
+            Os::Linux => self.xdg_config.clone().unwrap_or_else(|| self.home.join(".config")),
+        }
+    }
+}
+
+/// Why a client has no file for a scope.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum PathError {
+    #[error("{client} has no {scope} configuration")]
+    NoScope { client: &'static str, scope: &'static str },
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl Client {
+    pub const ALL: [Client; 5] = [
+        Client::Cursor,
+        Client::VsCode,
+        Client::ClaudeDesktop,
+        Client::ClaudeCode,
+        Client::Windsurf,
+    ];
+
+    /// The name on the command line.
+    pub fn id(self) -> &'static str {
+        match self {
+            Client::Cursor => "cursor",
+            Client::VsCode => "vscode",
+            Client::ClaudeDesktop => "claude-desktop",
+            Client::ClaudeCode => "claude-code",
+            Client::Windsurf => "windsurf",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Client::Cursor => "Cursor",
+            Client::VsCode => "VS Code",
+            Client::ClaudeDesktop => "Claude Desktop",
+            Client::ClaudeCode => "Claude Code",
+            Client::Windsurf => "Windsurf",
+        }
+    }
+
+    /// The key that holds the server entries.
+    pub fn top_key(self) -> &'static str {
+        match self {
+            Client::VsCode => "servers",
+            _ => "mcpServers",
+        }
+    }
+
+    /// The config files of `scope` (VS Code: stable, plus Insiders when it is
+    /// installed). The first is the primary one.
+    pub fn paths(self, scope: Scope, m: &Machine) -> Result<Vec<PathBuf>, PathError> {
+        let no_scope = || PathError::NoScope {
+            client: self.title(),
+            scope: "project",
+        };
+        Ok(match (self, scope) {
+            (Client::Cursor, Scope::User) => vec![m.home.join(".cursor").join("mcp.json")],
+            (Client::Cursor, Scope::Project) => vec![m.project.join(".cursor").join("mcp.json")],
+            (Client::VsCode, Scope::User) => {
+                let mut v = vec![m.app_config().join("Code").join("User").join("mcp.json")];
+                let insiders = m.app_config().join("Code - Insiders");
+                if insiders.is_dir() {
+                    v.push(insiders.join("User").join("mcp.json"));
+                }
+                v
+            }
+            (Client::VsCode, Scope::Project) => vec![m.project.join(".vscode").join("mcp.json")],
+            (Client::ClaudeDesktop, Scope::User) => vec![claude_desktop(m)?],
+            (Client::ClaudeCode, Scope::User) => {
+                vec![m.claude_config_dir.as_ref().unwrap_or(&m.home).join(".claude.json")]
+            }
+            (Client::ClaudeCode, Scope::Project) => vec![m.project.join(".mcp.json")],
+            (Client::Windsurf, Scope::User) => vec![m.home.join(".codeium").join("windsurf").join("mcp_config.json")],
+            (Client::ClaudeDesktop | Client::Windsurf, Scope::Project) => return Err(no_scope()),
+        })
+    }
+
+    /// Whether the IDE looks installed for this user (its settings directory
+    /// exists), for `--all`.
+    pub fn looks_installed(self, m: &Machine) -> bool {
+        match self {
+            Client::Cursor => m.home.join(".cursor").is_dir(),
+            Client::VsCode => m.app_config().join("Code").is_dir() || m.app_config().join("Code - Insiders").is_dir(),
+            Client::ClaudeDesktop => claude_desktop(m).is_ok_and(|p| p.parent().is_some_and(Path::is_dir)),
+            Client::ClaudeCode => {
+                let base = m.claude_config_dir.as_ref().unwrap_or(&m.home);
+                base.join(".claude.json").is_file() || m.home.join(".claude").is_dir()
+            }
+            Client::Windsurf => m.home.join(".codeium").join("windsurf").is_dir(),
+        }
+    }
+
+    /// The entry that launches `command` with `args` (and `env`), in this
+    /// IDE's shape.
+    pub fn entry(self, command: &str, args: &[String], env: &serde_json::Map<String, Value>) -> Value {
+        match self {
+            Client::VsCode | Client::ClaudeCode => {
+                json!({ "type": "stdio", "command": command, "args": args, "env": env })
+            }
+            _ => json!({ "command": command, "args": args, "env": env }),
+        }
+    }
+
+    /// What the user does for the IDE to pick the change up.
+    pub fn reload_hint(self) -> &'static str {
+        match self {
+            Client::Cursor => "reload Cursor's MCP settings (or restart Cursor)",
+            Client::VsCode => "VS Code picks it up; run \"MCP: List Servers\" to start it",
+            Client::ClaudeDesktop => "quit Claude Desktop fully (tray or menu bar) and start it again",
+            Client::ClaudeCode => "start a new Claude Code session (`/mcp` shows it)",
+            Client::Windsurf => "press refresh in Windsurf's MCP panel",
+        }
+    }
+}
+
+/// Claude Desktop's file: on Windows the MSIX package's virtualised path when
+/// the app is packaged (the classic path is then silently ignored), preferring
+/// a package that already has a config; otherwise the classic location.
+fn claude_desktop(m: &Machine) -> Result<PathBuf, PathError> {
+    const FILE: &str = "claude_desktop_config.json";
+    match m.os {
+        Os::MacOs => Ok(m.app_config().join("Claude").join(FILE)),
+        Os::Windows => {
+            let msix = m
+                .claude_msix
+                .iter()
+                .find(|(_, has)| *has)
+                .or_else(|| m.claude_msix.first())
+                .map(|(dir, _)| dir.join(FILE));
+            Ok(msix.unwrap_or_else(|| m.appdata().join("Claude").join(FILE)))
+        }
+        Os::Linux => {
+            // No official Linux app; community builds use this path.
+            let dir = m.app_config().join("Claude");
+            if dir.is_dir() {
+                Ok(dir.join(FILE))
+            } else {
+                Err(PathError::Unsupported(
+                    "Claude Desktop has no official Linux version (no ~/.config/Claude found)".into(),
+                ))
+            }
+        }
+    }
+}
+
+/// The bridge binary as IDEs must launch it: an absolute path (GUI-launched
+/// IDEs do not get the shell's PATH), without Windows' `\\?\` prefix, which
+/// other programs may not accept.
+pub fn binary_path(given: Option<&Path>) -> std::io::Result<PathBuf> {
+    let p = match given {
+        Some(p) => std::path::absolute(p)?,
+        None => std::env::current_exe()?,
+    };
+    Ok(strip_verbatim(p))
+}
+
+fn strip_verbatim(p: PathBuf) -> PathBuf {
+    let s = p.to_string_lossy();
+    if let Some(rest) = s.strip_prefix(r"\\?\UNC\") {
+        return PathBuf::from(format!(r"\\{rest}"));
+    }
+    match s.strip_prefix(r"\\?\") {
+        Some(rest) => PathBuf::from(rest),
+        None => p,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn machine(os: Os) -> Machine {
+        let (home, appdata, local) = match os {
+            Os::Windows => (
+                PathBuf::from(r"C:\Users\Ann Lee"),
+                Some(PathBuf::from(r"C:\Users\Ann Lee\AppData\Roaming")),
+                Some(PathBuf::from(r"C:\Users\Ann Lee\AppData\Local")),
+            ),
+            Os::MacOs => (PathBuf::from("/Users/ann"), None, None),
+            Os::Linux => (PathBuf::from("/home/ann"), None, None),
+        };
+        Machine {
+            os,
+            home,
+            appdata,
+            local_appdata: local,
+            xdg_config: None,
+            claude_config_dir: None,
+            project: PathBuf::from("/work/proj"),
+            claude_msix: Vec::new(),
+        }
+    }
+
+    fn one(c: Client, s: Scope, m: &Machine) -> PathBuf {
+        c.paths(s, m).unwrap().remove(0)
+    }
+
+    #[test]
+    fn user_paths_per_os() {
+        let (l, mac, w) = (machine(Os::Linux), machine(Os::MacOs), machine(Os::Windows));
+        assert_eq!(
+            one(Client::Cursor, Scope::User, &l),
+            Path::new("/home/ann/.cursor/mcp.json")
+        );
+        assert_eq!(
+            one(Client::VsCode, Scope::User, &l),
+            Path::new("/home/ann/.config/Code/User/mcp.json")
+        );
+        assert_eq!(
+            one(Client::VsCode, Scope::User, &mac),
+            Path::new("/Users/ann/Library/Application Support/Code/User/mcp.json")
+        );
+        assert_eq!(
+            one(Client::VsCode, Scope::User, &w),
+            Path::new(r"C:\Users\Ann Lee\AppData\Roaming")
+                .join("Code")
+                .join("User")
+                .join("mcp.json")
+        );
+        assert_eq!(
+            one(Client::ClaudeDesktop, Scope::User, &mac),
+            Path::new("/Users/ann/Library/Application Support/Claude/claude_desktop_config.json")
+        );
+        assert_eq!(
+            one(Client::ClaudeDesktop, Scope::User, &w),
+            Path::new(r"C:\Users\Ann Lee\AppData\Roaming")
+                .join("Claude")
+                .join("claude_desktop_config.json")
+        );
+        assert_eq!(
+            one(Client::ClaudeCode, Scope::User, &l),
+            Path::new("/home/ann/.claude.json")
+        );
+        assert_eq!(
+            one(Client::Windsurf, Scope::User, &w),
+            Path::new(r"C:\Users\Ann Lee")
+                .join(".codeium")
+                .join("windsurf")
+                .join("mcp_config.json")
+        );
+        let mut x = machine(Os::Linux);
+        x.xdg_config = Some("/cfg".into());
+        x.claude_config_dir = Some("/cc".into());
+        assert_eq!(
+            one(Client::VsCode, Scope::User, &x),
+            Path::new("/cfg/Code/User/mcp.json")
+        );
+        assert_eq!(one(Client::ClaudeCode, Scope::User, &x), Path::new("/cc/.claude.json"));
+    }
+
+    #[test]
+    fn project_paths_and_scopes() {
+        let m = machine(Os::Linux);
+        assert_eq!(
+            one(Client::Cursor, Scope::Project, &m),
+            Path::new("/work/proj/.cursor/mcp.json")
+        );
+        assert_eq!(
+            one(Client::VsCode, Scope::Project, &m),
+            Path::new("/work/proj/.vscode/mcp.json")
+        );
+        assert_eq!(
+            one(Client::ClaudeCode, Scope::Project, &m),
+            Path::new("/work/proj/.mcp.json")
+        );
+        assert!(matches!(
+            Client::Windsurf.paths(Scope::Project, &m),
+            Err(PathError::NoScope { .. })
+        ));
+        assert!(matches!(
+            Client::ClaudeDesktop.paths(Scope::Project, &m),
+            Err(PathError::NoScope { .. })
+        ));
+    }
+
+    /// MSIX first, preferring a package that already has a config; the classic
+    /// path only without a package.
+    #[test]
+    fn claude_desktop_windows_store_location() {
+        let mut w = machine(Os::Windows);
+        let pkg = |n: &str| {
+            PathBuf::from(r"C:\Users\Ann Lee\AppData\Local\Packages")
+                .join(n)
+                .join("LocalCache")
+                .join("Roaming")
+                .join("Claude")
+        };
+        w.claude_msix = vec![(pkg("Claude_aaa"), false), (pkg("Claude_pzs8sxrjxfjjc"), true)];
+        assert_eq!(
+            one(Client::ClaudeDesktop, Scope::User, &w),
+            pkg("Claude_pzs8sxrjxfjjc").join("claude_desktop_config.json")
+        );
+        w.claude_msix = vec![(pkg("Claude_aaa"), false)];
+        assert_eq!(
+            one(Client::ClaudeDesktop, Scope::User, &w),
+            pkg("Claude_aaa").join("claude_desktop_config.json")
+        );
+        // No official Linux app.
+        assert!(Client::ClaudeDesktop.paths(Scope::User, &machine(Os::Linux)).is_err());
+    }
+
+    #[test]
+    fn entries_have_each_clients_shape() {
+        let args = vec!["serve".to_owned()];
+        let env = serde_json::Map::new();
+        assert_eq!(
+            Client::VsCode.entry("/bin/mcp-bridge", &args, &env),
+            json!({"type": "stdio", "command": "/bin/mcp-bridge", "args": ["serve"], "env": {}})
+        );
+        assert_eq!(
+            Client::Cursor.entry("/bin/mcp-bridge", &args, &env),
+            json!({"command": "/bin/mcp-bridge", "args": ["serve"], "env": {}})
+        );
+        assert_eq!(Client::VsCode.top_key(), "servers");
+        assert_eq!(Client::Windsurf.top_key(), "mcpServers");
+    }
+
+    #[test]
+    fn windows_verbatim_prefix_is_stripped() {
+        assert_eq!(
+            strip_verbatim(PathBuf::from(r"\\?\C:\Program Files\mcp-bridge.exe")),
+            PathBuf::from(r"C:\Program Files\mcp-bridge.exe")
+        );
+        assert_eq!(
+            strip_verbatim(PathBuf::from(r"\\?\UNC\server\share\b.exe")),
+            PathBuf::from(r"\\server\share\b.exe")
+        );
+        assert_eq!(strip_verbatim(PathBuf::from("/usr/bin/x")), PathBuf::from("/usr/bin/x"));
+    }
+}
