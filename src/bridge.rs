@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cache::{CachedServer, CatalogCache};
 use crate::catalog::{Catalog, Changes, Naming, ServerLists};
 use crate::config::{Config, Timeouts};
+use crate::policy::Policy;
 use crate::registry::ServerSpec;
 use crate::upstream::{ConnState, IdeLink, Links, UpstreamEvent, UpstreamHandle};
 
@@ -29,6 +30,7 @@ pub struct Settings {
     pub timeouts: Timeouts,
     /// Where the catalog cache lives; `None` disables it.
     pub cache_dir: Option<PathBuf>,
+    pub policy: crate::policy::PolicyConfig,
 }
 
 impl Settings {
@@ -38,7 +40,16 @@ impl Settings {
             page_size: cfg.naming.page_size,
             timeouts: cfg.timeouts.clone(),
             cache_dir: if cfg.cache.catalog { cache_dir } else { None },
+            policy: cfg.policy.clone(),
         }
+    }
+
+    /// The policy for `specs`: the user's rules and each server's registry rules.
+    fn policy(&self, specs: &[ServerSpec]) -> Arc<Policy> {
+        Arc::new(Policy::new(
+            self.policy.clone(),
+            specs.iter().map(|s| (s.id.clone(), s.rules.clone())),
+        ))
     }
 }
 
@@ -94,7 +105,7 @@ impl Bridge {
                 lists.insert(Arc::from(spec.id.as_str()), Arc::new(c.lists.clone()));
             }
         }
-        let catalog = Catalog::build(&lists, specs.len(), &settings.naming);
+        let catalog = Catalog::build_with(&lists, specs.len(), &settings.naming, &settings.policy(&specs));
         let (tx, rx) = mpsc::unbounded_channel();
         Arc::new(Bridge {
             timeouts: watch::Sender::new(settings.timeouts.clone()),
@@ -218,7 +229,8 @@ impl Bridge {
             for id in &plan.forget {
                 lists.remove(id.as_str());
             }
-            let next = Catalog::build(&lists, current.len(), &self.settings().naming);
+            let settings = self.settings();
+            let next = Catalog::build_with(&lists, current.len(), &settings.naming, &settings.policy(&current));
             let mut cat = self.catalog.write().expect("catalog");
             let changes = next.changes_from(&cat);
             *cat = Arc::new(next);
@@ -356,7 +368,7 @@ impl Bridge {
                 return Changes::default();
             }
             all.insert(server.clone(), Arc::new(lists.clone()));
-            let next = Catalog::build(&all, specs.len(), &settings.naming);
+            let next = Catalog::build_with(&all, specs.len(), &settings.naming, &settings.policy(&specs));
             let mut cur = self.catalog.write().expect("catalog");
             let changes = next.changes_from(&cur);
             *cur = Arc::new(next);

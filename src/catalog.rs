@@ -15,6 +15,8 @@ use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::policy::{Decision, Kind, Policy};
+
 /// How IDE-facing names are derived from upstream names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -109,6 +111,13 @@ pub struct Catalog {
     templates: Vec<(String, Arc<str>)>,
     /// Servers that list resources or templates.
     resource_servers: Vec<Arc<str>>,
+    /// IDE name -> why the policy hides that tool or prompt, to refuse a
+    /// request for it precisely (an IDE's list can be stale).
+    hidden: HashMap<String, String>,
+    /// IDE tool name -> why a call needs the user's approval.
+    approvals: HashMap<String, String>,
+    /// The policy the catalog was built with (resource reads are checked too).
+    policy: Arc<Policy>,
 }
 
 /// Scheme of rewritten resource URIs: `mcp-bridge://<server>/<percent-encoded uri>`.
@@ -119,15 +128,43 @@ impl Catalog {
     /// `total_servers` is the number of servers configured (connected or not), so
     /// that names do not flip between prefixed and bare as servers come and go.
     pub fn build(servers: &BTreeMap<Arc<str>, Arc<ServerLists>>, total_servers: usize, naming: &Naming) -> Catalog {
+        Self::build_with(servers, total_servers, naming, &Arc::default())
+    }
+
+    /// [`Catalog::build`] under a policy: hidden items are left out (and
+    /// remembered with the reason), tools that need approval say so in their
+    /// description.
+    pub fn build_with(
+        servers: &BTreeMap<Arc<str>, Arc<ServerLists>>,
+        total_servers: usize,
+        naming: &Naming,
+        policy: &Arc<Policy>,
+    ) -> Catalog {
         let prefix = naming.prefixes(total_servers.max(servers.len()));
-        let mut cat = Catalog::default();
+        let mut cat = Catalog {
+            policy: policy.clone(),
+            ..Catalog::default()
+        };
 
         let mut taken = HashSet::new();
+        let mut hidden = Vec::new();
         for (server, lists) in servers {
             for tool in &lists.tools {
+                let approval = match policy.tool(server, tool) {
+                    Decision::Hidden(why) => {
+                        hidden.push((server, tool.name.to_string(), why));
+                        continue;
+                    }
+                    Decision::Listed { approval } => approval,
+                };
                 let name = unique_name(server, &tool.name, prefix, naming, &mut taken);
                 let mut t = tool.clone();
                 t.name = name.clone().into();
+                if let Some(why) = approval {
+                    let d = t.description.as_deref().unwrap_or_default();
+                    t.description = Some(format!("{d} (asks for confirmation)").trim_start().to_owned().into());
+                    cat.approvals.insert(name.clone(), why);
+                }
                 cat.tool_routes.insert(
                     name,
                     Route {
@@ -139,9 +176,20 @@ impl Catalog {
             }
         }
 
+        // Hidden tools keep the name they would have had, for the refusal;
+        // they never take a name from a listed one.
+        for (server, name, why) in hidden.drain(..) {
+            let ide = unique_name(server, &name, prefix, naming, &mut taken.clone());
+            cat.hidden.entry(ide).or_insert(why);
+        }
+
         let mut taken = HashSet::new();
         for (server, lists) in servers {
             for prompt in &lists.prompts {
+                if let Decision::Hidden(why) = policy.other(Kind::Prompt, server, &prompt.name) {
+                    hidden.push((server, prompt.name.clone(), why));
+                    continue;
+                }
                 let name = unique_name(server, &prompt.name, prefix, naming, &mut taken);
                 let mut p = prompt.clone();
                 p.name = name.clone();
@@ -154,6 +202,11 @@ impl Catalog {
                 );
                 cat.prompts.push(p);
             }
+        }
+
+        for (server, name, why) in hidden.drain(..) {
+            let ide = unique_name(server, &name, prefix, naming, &mut taken.clone());
+            cat.hidden.entry(ide).or_insert(why);
         }
 
         // Resource URIs pass through unless two servers list the same one; then every
@@ -172,6 +225,9 @@ impl Catalog {
                 cat.resource_servers.push(server.clone());
             }
             for r in &lists.resources {
+                if matches!(policy.other(Kind::Resource, server, &r.uri), Decision::Hidden(_)) {
+                    continue;
+                }
                 let ide_uri = if owners.get(r.uri.as_str()).copied().unwrap_or(0) > 1 {
                     let u = rewrite_uri(server, &r.uri);
                     cat.resource_rewrites.insert((server.clone(), r.uri.clone()), u.clone());
@@ -207,6 +263,29 @@ impl Catalog {
 
     pub fn prompt(&self, ide_name: &str) -> Option<&Route> {
         self.prompt_routes.get(ide_name)
+    }
+
+    /// Why the policy hides the tool or prompt the IDE called by this name.
+    pub fn hidden(&self, ide_name: &str) -> Option<&str> {
+        self.hidden.get(ide_name).map(String::as_str)
+    }
+
+    /// Why a call to this tool needs the user's approval.
+    pub fn approval(&self, ide_name: &str) -> Option<&str> {
+        self.approvals.get(ide_name).map(String::as_str)
+    }
+
+    /// Why the policy refuses a resource the IDE asked for (by whatever route).
+    pub fn resource_refused(&self, route: &Route) -> Option<String> {
+        match self.policy.other(Kind::Resource, &route.server, &route.name) {
+            Decision::Hidden(why) => Some(why),
+            Decision::Listed { .. } => None,
+        }
+    }
+
+    /// The policy the catalog was built with.
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
     }
 
     /// Route a `resources/read` or `resources/subscribe` URI: a listed URI, a

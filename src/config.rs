@@ -42,6 +42,7 @@ pub struct Config {
     pub cache: CacheConfig,
     pub auth: AuthConfig,
     pub http: HttpConfig,
+    pub policy: crate::policy::PolicyConfig,
 }
 
 /// `[auth]`

@@ -28,6 +28,7 @@ pub mod downstream;
 pub mod install;
 pub mod live;
 pub mod logging;
+pub mod policy;
 pub mod registry;
 pub mod samples;
 pub mod shutdown;

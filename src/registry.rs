@@ -68,6 +68,8 @@ pub struct ServerSpec {
     pub oauth: OAuthSettings,
     /// Reuse HTTP connections to this server (`keep_alive` in config).
     pub keep_alive: bool,
+    /// The registry operator's tool rules for this server.
+    pub rules: crate::policy::ServerRules,
 }
 
 /// How to log in to one server.
@@ -226,6 +228,7 @@ struct Candidate {
     url: String,
     headers: Vec<(String, HeaderValue)>,
     oauth: OAuthSettings,
+    rules: crate::policy::ServerRules,
 }
 
 fn resolve_entry(raw: &Value, rc: &RegistryConfig) -> Result<Option<Candidate>, Problem> {
@@ -343,12 +346,14 @@ fn resolve_entry(raw: &Value, rc: &RegistryConfig) -> Result<Option<Candidate>, 
             client_metadata_url: o.get("clientMetadataUrl").and_then(Value::as_str).map(str::to_owned),
         })
         .unwrap_or_default();
+    let rules = crate::policy::ServerRules::from_meta(bridge_meta(&entry, "tools"));
     Ok(Some(Candidate {
         name,
         namespace,
         url,
         headers,
         oauth,
+        rules,
     }))
 }
 
@@ -452,6 +457,7 @@ pub fn resolve(cfg: &Config, registry: &[Value], adhoc: &AdHoc) -> Resolved {
                 client_metadata_url: s.oauth.client_metadata_url.clone(),
             },
             keep_alive: s.keep_alive.unwrap_or(cfg.http.keep_alive),
+            rules: Default::default(),
         });
     }
     let rc = cfg.registry.clone().unwrap_or_default();
@@ -472,6 +478,7 @@ pub fn resolve(cfg: &Config, registry: &[Value], adhoc: &AdHoc) -> Resolved {
                     call_timeout: None,
                     oauth: c.oauth,
                     keep_alive: cfg.http.keep_alive,
+                    rules: c.rules,
                 });
             }
             Ok(None) => {}
@@ -505,6 +512,7 @@ pub fn resolve(cfg: &Config, registry: &[Value], adhoc: &AdHoc) -> Resolved {
                     call_timeout: None,
                     oauth: adhoc.oauth.clone(),
                     keep_alive: cfg.http.keep_alive,
+                    rules: Default::default(),
                 });
             }
             _ => out.problems.push(Problem {

@@ -706,6 +706,7 @@ mod tests {
             call_timeout: None,
             oauth: Default::default(),
             keep_alive: true,
+            rules: Default::default(),
         }
     }
 

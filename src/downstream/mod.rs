@@ -6,16 +6,18 @@
 
 #![allow(deprecated)] // sampling and roots are deprecated in 2026-07-28 but still relayed
 
+pub mod approval;
 pub mod stdio;
 
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CancelledNotificationParam, ClientRequest, CompleteRequestParams,
-    CompleteResult, Cursor, GetPromptRequestParams, GetPromptResponse, Implementation, InputRequest, InputResponses,
-    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ReadResourceRequestParams, ReadResourceResponse, Reference, Request, ServerCapabilities, ServerConfig,
-    ServerResult, SetLevelRequestParams, SubscribeRequestParams, UnsubscribeRequestParams,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CancelledNotificationParam, ClientRequest,
+    CompleteRequestParams, CompleteResult, ContentBlock, Cursor, GetPromptRequestParams, GetPromptResponse,
+    Implementation, InputRequest, InputResponses, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, Reference, Request,
+    ServerCapabilities, ServerConfig, ServerResult, SetLevelRequestParams, SubscribeRequestParams,
+    UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, PeerRequestOptions, RequestContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -31,12 +33,25 @@ const MAX_INPUT_ROUNDS: usize = rmcp::model::DEFAULT_MRTR_MAX_ROUNDS;
 #[derive(Clone)]
 pub struct Downstream {
     bridge: Arc<Bridge>,
+    /// What the user allowed for this IDE session.
+    approvals: Arc<approval::Approvals>,
 }
 
 impl Downstream {
     pub fn new(bridge: Arc<Bridge>) -> Self {
-        Downstream { bridge }
+        Downstream {
+            bridge,
+            approvals: Arc::default(),
+        }
     }
+}
+
+/// A request for something the policy hides (a stale IDE list, or a guess).
+fn refused(kind: &str, name: &str, why: &str) -> McpError {
+    McpError::invalid_params(
+        format!("{kind} {name} is not allowed by the bridge's policy: {why}"),
+        Some(serde_json::json!({ "reason": why })),
+    )
 }
 
 fn unknown(kind: &str, name: &str) -> McpError {
@@ -84,11 +99,12 @@ impl Downstream {
 
     /// The server owning an IDE-facing resource URI, and the URI it knows.
     async fn resource_upstream(&self, ide_uri: &str) -> Result<(Arc<UpstreamHandle>, String), McpError> {
-        let route = self
-            .bridge
-            .catalog()
-            .resource(ide_uri)
-            .ok_or_else(|| unknown("resource", ide_uri))?;
+        let cat = self.bridge.catalog();
+        let route = cat.resource(ide_uri).ok_or_else(|| unknown("resource", ide_uri))?;
+        if let Some(why) = cat.resource_refused(&route) {
+            return Err(refused("resource", ide_uri, &why));
+        }
+        drop(cat);
         Ok((self.upstream(&route).await?, route.name))
     }
 
@@ -314,12 +330,34 @@ impl ServerHandler for Downstream {
         mut params: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let route = self
-            .bridge
-            .catalog()
-            .tool(&params.name)
-            .cloned()
-            .ok_or_else(|| unknown("tool", &params.name))?;
+        let (route, approval) = {
+            let cat = self.bridge.catalog();
+            match cat.tool(&params.name) {
+                Some(r) => (r.clone(), cat.approval(&params.name).map(str::to_owned)),
+                None => {
+                    return Err(match cat.hidden(&params.name) {
+                        Some(why) => refused("tool", &params.name, why),
+                        None => unknown("tool", &params.name),
+                    });
+                }
+            }
+        };
+        if let Some(why) = approval {
+            let ask = approval::Ask {
+                tool: &params.name,
+                server: &route.server,
+                arguments: params.arguments.as_ref(),
+                why: &why,
+            };
+            let wait = secs(self.bridge.settings().policy.approval_timeout);
+            let caps = self.bridge.ide.capabilities();
+            let modern = self.bridge.ide.is_modern();
+            if let Err(text) = self.approvals.check(ask, &ctx.peer, &caps, modern, wait).await {
+                return Ok(CallToolResponse::Complete(CallToolResult::error(vec![
+                    ContentBlock::text(text),
+                ])));
+            }
+        }
         let up = self.upstream(&route).await?;
         params.name = route.name.into();
         let modern_ide = self.bridge.ide.is_modern();
@@ -357,12 +395,18 @@ impl ServerHandler for Downstream {
         mut params: GetPromptRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        let route = self
-            .bridge
-            .catalog()
-            .prompt(&params.name)
-            .cloned()
-            .ok_or_else(|| unknown("prompt", &params.name))?;
+        let route = {
+            let cat = self.bridge.catalog();
+            match cat.prompt(&params.name) {
+                Some(r) => r.clone(),
+                None => {
+                    return Err(match cat.hidden(&params.name) {
+                        Some(why) => refused("prompt", &params.name, why),
+                        None => unknown("prompt", &params.name),
+                    });
+                }
+            }
+        };
         let up = self.upstream(&route).await?;
         params.name = route.name;
         match self

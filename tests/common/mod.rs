@@ -47,7 +47,7 @@ pub struct Probe {
 }
 
 /// How many tools a `TestServer` lists before `add_tool` is called.
-pub const TOOLS: usize = 12;
+pub const TOOLS: usize = 13;
 
 /// A configurable test server.
 #[derive(Clone)]
@@ -65,7 +65,14 @@ pub struct TestServer {
 }
 
 fn tool(name: &str, desc: &str) -> Tool {
-    from_json(json!({ "name": name, "description": desc,
+    // Annotated as a real server would: `echo` and `whoami` only read,
+    // `wipe` destroys.
+    let annotations = match name {
+        "echo" | "whoami" => json!({ "readOnlyHint": true }),
+        "wipe" => json!({ "destructiveHint": true }),
+        _ => json!({}),
+    };
+    from_json(json!({ "name": name, "description": desc, "annotations": annotations,
         "inputSchema": { "type": "object", "properties": { "text": { "type": "string" }, "seconds": { "type": "number" } } } }))
 }
 
@@ -95,6 +102,7 @@ impl TestServer {
             tool("image", "Return an image and structured content"),
             tool("touch", "Announce that the resource `text` was updated"),
             tool("add_tool_silently", "Add a tool without announcing it"),
+            tool("wipe", "Delete everything (answers 'wiped')"),
         ];
         for i in 0..self.probe.extra_tools.load(Ordering::SeqCst) {
             t.push(tool(&format!("extra_{i}"), "Added at run time"));
@@ -158,6 +166,7 @@ impl ServerHandler for TestServer {
         match p.name.as_ref() {
             "echo" => text(arg(&p, "text").and_then(Value::as_str).unwrap_or("").to_owned()),
             "whoami" => text(self.label.to_owned()),
+            "wipe" => text("wiped".to_owned()),
             "fail" => Ok(CallToolResponse::Complete(from_json(
                 json!({ "content": [{ "type": "text", "text": "it failed" }], "isError": true }),
             ))),
@@ -470,8 +479,16 @@ impl ClientHandler for Ide {
             ElicitRequestParams::FormElicitationParams { message, .. } => message.clone(),
             _ => "?".into(),
         };
+        // The user's behaviour, chosen by the text a test put in the question.
+        if msg.contains("decline-me") {
+            return Ok(from_json(json!({ "action": "decline" })));
+        }
+        if msg.contains("hang-me") {
+            std::future::pending::<()>().await;
+        }
+        let remember = msg.contains("remember-me");
         Ok(from_json(
-            json!({ "action": "accept", "content": { "answer": format!("yes to {msg}") } }),
+            json!({ "action": "accept", "content": { "answer": format!("yes to {msg}"), "remember": remember } }),
         ))
     }
 

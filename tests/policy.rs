@@ -1,0 +1,178 @@
+//! Policy end to end: what the IDE sees and may call under the registry's and
+//! the user's rules, read-only servers, and approvals asked through the IDE
+//! (accepted, remembered, declined, unanswered, impossible).
+
+mod common;
+
+use std::sync::atomic::Ordering;
+
+use common::*;
+use rmcp::ServiceExt;
+use rmcp::transport::TokioChildProcess;
+use serde_json::json;
+
+/// A registry file whose `alpha` entry carries the operator's tool rules.
+fn registry_with_rules(home: &Home, alpha: &str, beta: &str) -> std::path::PathBuf {
+    let mut page =
+        mcp_bridge::demo::registry_page(&[("dev.test/alpha", "alpha", alpha), ("dev.test/beta", "beta", beta)]);
+    page["servers"][0]["_meta"]["dev.mcp-bridge/config"]["tools"] = json!({
+        "allow": ["echo", "whoami", "fail", "slow", "wipe"],
+        "deny": ["slow"],
+        "requireApproval": ["fail"]
+    });
+    let file = home.path().join("registry.json");
+    std::fs::write(&file, page.to_string()).unwrap();
+    file
+}
+
+fn text_of(r: &rmcp::model::CallToolResult) -> String {
+    first_text(r)
+}
+
+/// The registry's rules bound the user's: the user can hide more, never show
+/// what the registry hides nor skip an approval it requires. Hidden tools are
+/// refused by name with the rule; an edit of the rules applies live.
+#[tokio::test]
+async fn registry_and_user_rules_decide_what_is_listed_and_callable() {
+    let alpha = Upstream::start(TestServer::new(Era::Legacy, "alpha"));
+    let beta = Upstream::start(TestServer::new(Era::Modern, "beta"));
+    let home = Home::new();
+    let file = registry_with_rules(&home, &alpha.url, &beta.url);
+    let config = |deny: &str| {
+        format!(
+            "[registry]\nfile = {:?}\n[naming]\nprefix = \"always\"\n[policy]\nallow = [\"alpha__*\", \"beta__echo\", \"beta__wipe\"]\ndeny = [{deny}]\napprove_destructive = false\n",
+            file.display().to_string()
+        )
+    };
+    home.write_config(&config("\"alpha__whoami\""));
+    let (client, mut seen) = spawn_bridge(&home, &[]).await;
+    let names = wait_for_tools(&client, &mut seen, |n| n.contains(&"beta__echo".into())).await;
+    assert_eq!(
+        names,
+        ["alpha__echo", "alpha__fail", "alpha__wipe", "beta__echo", "beta__wipe"]
+    );
+
+    let tools = client.list_all_tools().await.unwrap();
+    let desc = |n: &str| {
+        tools
+            .iter()
+            .find(|t| t.name == n)
+            .unwrap()
+            .description
+            .clone()
+            .unwrap_or_default()
+    };
+    assert!(
+        desc("alpha__fail").ends_with("(asks for confirmation)"),
+        "{}",
+        desc("alpha__fail")
+    );
+    // approve_destructive = false: wipe is not asked about.
+    assert!(!desc("alpha__wipe").contains("confirmation"));
+
+    for (name, rule) in [
+        ("alpha__whoami", "[policy] deny"),
+        ("alpha__slow", "denied by the registry"),
+        ("alpha__image", "registry's allow list"),
+        ("beta__whoami", "[policy] allow"),
+    ] {
+        let err = client.call_tool(params(name, json!({}))).await.unwrap_err().to_string();
+        assert!(err.contains("not allowed") && err.contains(rule), "{name}: {err}");
+    }
+    assert_eq!(alpha.server.probe.calls.load(Ordering::SeqCst), 0);
+    assert_eq!(beta.server.probe.calls.load(Ordering::SeqCst), 0);
+
+    // The registry's requireApproval holds whatever the user says; the test IDE accepts.
+    let r = client.call_tool(params("alpha__fail", json!({}))).await.unwrap();
+    assert_eq!(text_of(&r), "it failed");
+    assert_eq!(alpha.server.probe.calls.load(Ordering::SeqCst), 1);
+
+    // A rules edit applies live: whoami comes back, echo goes.
+    home.write_config(&config("\"alpha__echo\""));
+    let names = wait_for_tools(&client, &mut seen, |n| n.contains(&"alpha__whoami".into())).await;
+    assert!(!names.contains(&"alpha__echo".into()), "{names:?}");
+    let r = client.call_tool(params("alpha__whoami", json!({}))).await.unwrap();
+    assert_eq!(text_of(&r), "alpha");
+}
+
+/// A read-only server lists only the tools annotated `readOnlyHint: true`.
+#[tokio::test]
+async fn read_only_server_lists_only_read_only_tools() {
+    let alpha = Upstream::start(TestServer::new(Era::Legacy, "alpha"));
+    let beta = Upstream::start(TestServer::new(Era::Modern, "beta"));
+    let home = Home::new();
+    home.servers_config(
+        &[("alpha", &alpha.url), ("beta", &beta.url)],
+        "[policy]\nread_only = [\"beta\"]\n",
+    );
+    let (client, mut seen) = spawn_bridge(&home, &[]).await;
+    let names = wait_for_tools(&client, &mut seen, |n| n.contains(&"beta__echo".into())).await;
+    let beta_tools: Vec<_> = names.iter().filter(|n| n.starts_with("beta__")).collect();
+    assert_eq!(beta_tools, ["beta__echo", "beta__whoami"]);
+    assert_eq!(names.iter().filter(|n| n.starts_with("alpha__")).count(), TOOLS);
+    let err = client
+        .call_tool(params("beta__wipe", json!({})))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("read-only"), "{err}");
+}
+
+/// A destructive tool waits for the user: accepted once, accepted for the
+/// session (then not asked again), declined, and unanswered; a declined or
+/// unanswered approval never reaches the server.
+#[tokio::test]
+async fn approvals_accepted_remembered_declined_and_timed_out() {
+    let alpha = Upstream::start(TestServer::new(Era::Legacy, "alpha"));
+    let probe = alpha.server.probe.clone();
+    let home = Home::new();
+    home.servers_config(&[("alpha", &alpha.url)], "[policy]\napproval_timeout = 1\n");
+    let (client, mut seen) = spawn_bridge(&home, &[]).await;
+    wait_for_tools(&client, &mut seen, |n| n.contains(&"wipe".into())).await;
+
+    let call = |text: &str| client.call_tool(params("wipe", json!({ "text": text })));
+    let r = call("decline-me").await.unwrap();
+    assert_eq!(r.is_error, Some(true));
+    assert!(text_of(&r).contains("declined"), "{}", text_of(&r));
+    let r = call("hang-me").await.unwrap();
+    assert_eq!(r.is_error, Some(true));
+    assert!(text_of(&r).contains("no answer"), "{}", text_of(&r));
+    assert_eq!(
+        probe.calls.load(Ordering::SeqCst),
+        0,
+        "a refused call reached the server"
+    );
+
+    let r = call("once").await.unwrap();
+    assert_eq!(text_of(&r), "wiped");
+    // Approved once only: the next question is asked (and declined).
+    let r = call("decline-me").await.unwrap();
+    assert!(text_of(&r).contains("declined"));
+    // Approved for the session: not asked again, so "decline-me" is never seen.
+    assert_eq!(text_of(&call("remember-me").await.unwrap()), "wiped");
+    assert_eq!(text_of(&call("decline-me").await.unwrap()), "wiped");
+    assert_eq!(probe.calls.load(Ordering::SeqCst), 3);
+}
+
+/// An IDE without elicitation cannot be asked: the call is refused and the
+/// message says how to allow it.
+#[tokio::test]
+async fn approval_without_elicitation_is_refused_with_advice() {
+    let alpha = Upstream::start(TestServer::new(Era::Legacy, "alpha"));
+    let home = Home::new();
+    home.servers_config(&[("alpha", &alpha.url)], "");
+    let client = ().serve(TokioChildProcess::new(bridge_command(&home, &[])).unwrap()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !client.list_all_tools().await.unwrap().iter().any(|t| t.name == "wipe") {
+        assert!(tokio::time::Instant::now() < deadline, "no tools");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let r = client.call_tool(params("wipe", json!({}))).await.unwrap();
+    assert_eq!(r.is_error, Some(true));
+    let t = text_of(&r);
+    assert!(
+        t.contains("cannot be asked") && t.contains("approve_destructive = false"),
+        "{t}"
+    );
+    assert_eq!(alpha.server.probe.calls.load(Ordering::SeqCst), 0);
+}
