@@ -6,7 +6,8 @@
 //! [`cache`]), and serves the IDE through [`downstream`]. Each remote server gets
 //! one owner task in [`upstream`]. The merged names and routing tables live in
 //! [`catalog`], which is pure data. A serving bridge publishes its live state
-//! through [`state`] for `mcp-bridge status` ([`commands`]).
+//! through [`state`] for `mcp-bridge status` ([`commands`]), and records every
+//! forwarded tool call in the [`audit`] log that `mcp-bridge stats` summarises.
 //!
 //! Protocol knowledge stays at the edges: `downstream` (stdio, IDE side) and
 //! `upstream` (Streamable HTTP). `catalog`, `config` and `registry` parsing do no
@@ -15,6 +16,7 @@
 #![warn(clippy::print_stdout)]
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod bridge;
 pub mod cache;
