@@ -76,6 +76,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Tool calls from the audit log, per server and per tool: calls, errors,
+    /// latency, result sizes, time saved. Colour on a terminal unless NO_COLOR is set.
+    Stats {
+        /// The period to sum up: 30m, 24h, 7d, 2w, or all.
+        #[arg(long, default_value = "7d", value_name = "DURATION", value_parser = crate::commands::stats::parse_since)]
+        since: crate::commands::stats::Since,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Static credentials kept in the credential store (never in the config).
     Auth {
         #[command(subcommand)]

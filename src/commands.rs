@@ -1,12 +1,15 @@
-//! Commands for people at a terminal: `login`, `logout`, `auth`, `status`, `tools`
-//! and `call`. They read the same config and registry as `serve` and talk to the
-//! same credential store. Messages go to stderr; nothing here prints a secret.
+//! Commands for people at a terminal: `login`, `logout`, `auth`, `status`,
+//! `stats`, `tools` and `call`. They read the same config and registry as `serve`
+//! and talk to the same credential store. Messages go to stderr; nothing here
+//! prints a secret.
 
 pub mod doctor;
+pub mod stats;
 mod status;
 
 use std::time::Duration;
 
+pub use stats::stats;
 pub use status::status;
 
 use crate::app::{self, ServeOptions};

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use crate::catalog::{Naming, PrefixMode};
 
@@ -43,6 +43,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub http: HttpConfig,
     pub policy: crate::policy::PolicyConfig,
+    pub audit: AuditConfig,
 }
 
 /// `[auth]`
@@ -282,6 +283,58 @@ impl Default for CacheConfig {
     }
 }
 
+/// `[audit]`: the local log of forwarded tool calls that `mcp-bridge stats`
+/// summarises (see [`crate::audit`]).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Record every forwarded tool call in `audit.jsonl` in the state dir.
+    pub enabled: bool,
+    /// Also record each call's arguments (they may contain personal data).
+    pub arguments: bool,
+    /// Rotate the log before a write would take it past this many bytes.
+    pub max_bytes: u64,
+    /// Rotated files kept (`audit.1.jsonl` is the newest); 0 keeps none.
+    pub keep: usize,
+    /// `[audit.minutes_saved]`: minutes one successful call saves, by glob pattern
+    /// over `server__tool` (server id, two underscores, upstream tool name), in
+    /// file order; the first matching pattern wins.
+    #[serde(deserialize_with = "ordered_table")]
+    pub minutes_saved: Vec<(String, f64)>,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            enabled: true,
+            arguments: false,
+            max_bytes: 10_000_000,
+            keep: 5,
+            minutes_saved: Vec::new(),
+        }
+    }
+}
+
+/// A TOML table of `pattern = number` as pairs in file order (the `toml` crate
+/// keeps the order with its `preserve_order` feature).
+fn ordered_table<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, f64)>, D::Error> {
+    struct Pairs;
+    impl<'de> serde::de::Visitor<'de> for Pairs {
+        type Value = Vec<(String, f64)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a table of \"glob pattern\" = minutes")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(pair) = map.next_entry::<String, f64>()? {
+                out.push(pair);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Pairs)
+}
+
 /// Where the bridge keeps its files.
 #[derive(Debug, Clone)]
 pub struct Paths {
@@ -440,6 +493,17 @@ impl Config {
                 )));
             }
         }
+        if cfg.audit.max_bytes == 0 {
+            return Err(invalid("[audit] max_bytes must be positive".into()));
+        }
+        for (pattern, minutes) in &cfg.audit.minutes_saved {
+            if !(minutes.is_finite() && *minutes >= 0.0) {
+                return Err(invalid(format!(
+                    "[audit.minutes_saved] {pattern:?}{} must be a number of minutes, 0 or more",
+                    line_of(&format!("\"{pattern}\""))
+                )));
+            }
+        }
         Ok(cfg)
     }
 }
@@ -505,6 +569,27 @@ mod tests {
         let cfg = parse(text).unwrap();
         assert_eq!(cfg.naming.separator, "__");
         assert_eq!(cfg.timeouts, Timeouts::default());
+        assert_eq!(cfg.audit, AuditConfig::default());
+    }
+
+    /// `[audit.minutes_saved]` keeps the file's order, so the first matching
+    /// pattern is the one written first; minutes are never negative.
+    #[test]
+    fn audit_section() {
+        let cfg = parse(
+            "[audit]\narguments = true\nkeep = 2\n[audit.minutes_saved]\n\"jira__create_*\" = 5\n\"b*\" = 0.5\n\"a*\" = 1\n",
+        )
+        .unwrap();
+        assert!(cfg.audit.enabled && cfg.audit.arguments);
+        assert_eq!((cfg.audit.keep, cfg.audit.max_bytes), (2, 10_000_000));
+        let patterns: Vec<_> = cfg.audit.minutes_saved.iter().map(|(p, m)| (p.as_str(), *m)).collect();
+        assert_eq!(patterns, [("jira__create_*", 5.0), ("b*", 0.5), ("a*", 1.0)]);
+        let e = parse("[audit.minutes_saved]\n\"x\" = -1\n").unwrap_err().to_string();
+        assert!(e.contains("\"x\"") && e.contains("line 2"), "{e}");
+        let e = parse("[audit]\nmax_bytes = 0\n").unwrap_err().to_string();
+        assert!(e.contains("max_bytes"), "{e}");
+        let e = parse("[audit]\nargs = true\n").unwrap_err().to_string();
+        assert!(e.contains("args"), "{e}");
     }
 
     #[test]

@@ -6,8 +6,10 @@
 //! [`cache`]), and serves the IDE through [`downstream`]. Each remote server gets
 //! one owner task in [`upstream`]. The merged names and routing tables live in
 //! [`catalog`], which is pure data. A serving bridge publishes its live state
-//! through [`state`] for `mcp-bridge status` ([`commands`]). [`install`] registers
-//! the bridge in IDE config files.
+//! through [`state`] for `mcp-bridge status` ([`commands`]), and records every
+//! forwarded tool call in the [`audit`] log that `mcp-bridge stats` summarises.
+//! [`install`] registers the bridge in IDE config files; [`policy`] decides what
+//! the IDE may see and call.
 //!
 //! Protocol knowledge stays at the edges: `downstream` (stdio, IDE side) and
 //! `upstream` (Streamable HTTP). `catalog`, `config` and `registry` parsing do no
@@ -16,6 +18,7 @@
 #![warn(clippy::print_stdout)]
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod bridge;
 pub mod cache;

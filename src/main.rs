@@ -59,6 +59,13 @@ async fn run(cli: Cli) -> ExitCode {
             };
             report(mcp_bridge::commands::status(&opts, json).await)
         }
+        Command::Stats { since, json } => {
+            let opts = ServeOptions {
+                config: cli.config,
+                ..ServeOptions::default()
+            };
+            report(mcp_bridge::commands::stats(&opts, since, json))
+        }
         Command::Auth { action } => {
             let opts = ServeOptions {
                 config: cli.config,

@@ -63,7 +63,7 @@ pub async fn status(opts: &ServeOptions, json: bool) -> anyhow::Result<()> {
 
 /// The report is the command's stdout (a person's or a script's). A reader that
 /// went away early (`status | head`) is not an error.
-fn print_report(text: &str) -> anyhow::Result<()> {
+pub(super) fn print_report(text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
@@ -441,12 +441,12 @@ fn to_json(r: &Report, now: u64) -> Value {
 }
 
 /// Colour on a terminal unless `NO_COLOR` is set to something (no-color.org).
-fn wants_colour(stdout_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+pub(super) fn wants_colour(stdout_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
     stdout_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Paint {
+pub(super) enum Paint {
     Plain,
     Green,
     Yellow,
@@ -465,7 +465,7 @@ impl Paint {
         }
     }
 
-    fn apply(self, text: &str, colour: bool) -> String {
+    pub(super) fn apply(self, text: &str, colour: bool) -> String {
         let code = match self {
             Paint::Plain => return text.to_owned(),
             Paint::Green => "32",
@@ -510,14 +510,14 @@ fn truncate(s: &str, max: usize) -> String {
 const ERROR_WIDTH: usize = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Align {
+pub(super) enum Align {
     Left,
     Right,
 }
 
 /// Aligned columns, two spaces apart, widths from the text without colour codes;
 /// the last column is not padded.
-fn table(header: &[(&str, Align)], rows: &[Vec<(String, Paint)>], colour: bool) -> Vec<String> {
+pub(super) fn table(header: &[(&str, Align)], rows: &[Vec<(String, Paint)>], colour: bool) -> Vec<String> {
     let width = |i: usize| {
         rows.iter()
             .map(|r| r[i].0.chars().count())
