@@ -100,6 +100,8 @@ pub async fn serve(opts: ServeOptions, paths: Paths, cfg: Config) -> anyhow::Res
     let settings = Settings::from_config(&cfg, Some(paths.cache_dir.clone()));
     let store = open_store(&cfg, &paths);
     let bridge = Bridge::new(settings, resolved.servers, Some(store), shutdown.clone());
+    let audit = audit_log(&cfg, &paths);
+    bridge.set_audit(audit.clone());
     let publisher = match crate::state::Publisher::open(&paths.state_dir) {
         Ok(p) => Some(Arc::new(p)),
         Err(e) => {
@@ -123,9 +125,19 @@ pub async fn serve(opts: ServeOptions, paths: Paths, cfg: Config) -> anyhow::Res
 
     let (r, w) = rmcp::transport::stdio_pipes();
     let result = run_session(bridge, r, w, shutdown).await;
+    audit.flush(Duration::from_millis(300)).await;
     // Dropping the last handle removes the published state.
     drop(publisher);
     result
+}
+
+/// The audit log `[audit]` asks for (in the state dir), or one that records nothing.
+pub fn audit_log(cfg: &Config, paths: &Paths) -> crate::audit::AuditLog {
+    if cfg.audit.enabled {
+        crate::audit::AuditLog::start(&paths.state_dir, &cfg.audit)
+    } else {
+        crate::audit::AuditLog::disabled()
+    }
 }
 
 /// Keep `<state_dir>/run/<pid>.json` current for `mcp-bridge status`: rewritten

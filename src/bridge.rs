@@ -78,6 +78,8 @@ pub struct Bridge {
     store: Option<crate::auth::oauth::Store>,
     /// `subscriptions/listen` streams a 2026-07-28 IDE has open.
     listeners: Mutex<Vec<SubscriptionSink>>,
+    /// Where every forwarded tool call is recorded (unset: nowhere).
+    audit: std::sync::OnceLock<crate::audit::AuditLog>,
     pub shutdown: CancellationToken,
 }
 
@@ -121,6 +123,7 @@ impl Bridge {
             refreshed: Mutex::new(BTreeMap::new()),
             changed: Arc::new(Notify::new()),
             listeners: Mutex::new(Vec::new()),
+            audit: std::sync::OnceLock::new(),
             started: tokio::sync::watch::Sender::new(false),
             store,
             shutdown,
@@ -155,6 +158,16 @@ impl Bridge {
             changed: self.changed.clone(),
         };
         UpstreamHandle::spawn(spec, links, &self.shutdown)
+    }
+
+    /// Record tool calls in `log` from now on.
+    pub fn set_audit(&self, log: crate::audit::AuditLog) {
+        let _ = self.audit.set(log);
+    }
+
+    /// The audit log, when calls are recorded.
+    pub fn audit(&self) -> Option<&crate::audit::AuditLog> {
+        self.audit.get()
     }
 
     /// The settings in force now.

@@ -164,7 +164,12 @@ pub async fn auth(opts: &ServeOptions, action: &crate::cli::AuthAction) -> anyho
 /// An MCP client connected to a bridge in this process over an in-memory pipe:
 /// the same handler, framing and routing as `serve`, once every server has had
 /// its first connection attempt.
-async fn local_client(opts: &ServeOptions) -> anyhow::Result<rmcp::service::RunningService<rmcp::RoleClient, ()>> {
+async fn local_client(
+    opts: &ServeOptions,
+) -> anyhow::Result<(
+    rmcp::service::RunningService<rmcp::RoleClient, ()>,
+    std::sync::Arc<crate::bridge::Bridge>,
+)> {
     let (paths, cfg) = app::load_config(opts)?;
     let resolved = app::resolve_servers(&cfg, &paths, &opts.adhoc).await;
     let (client, bridge) = local_bridge(&paths, &cfg, resolved.servers).await?;
@@ -173,7 +178,7 @@ async fn local_client(opts: &ServeOptions) -> anyhow::Result<rmcp::service::Runn
             eprintln!("{}: {error}", u.spec.id);
         }
     }
-    Ok(client)
+    Ok((client, bridge))
 }
 
 /// A bridge for `servers` in this process, with a client on an in-memory pipe,
@@ -190,6 +195,8 @@ async fn local_bridge(
     let settings = crate::bridge::Settings::from_config(cfg, Some(paths.cache_dir.clone()));
     let shutdown = tokio_util::sync::CancellationToken::new();
     let bridge = crate::bridge::Bridge::new(settings, servers, Some(app::open_store(cfg, paths)), shutdown.clone());
+    // `mcp-bridge call` makes real calls: they are recorded like the IDE's.
+    bridge.set_audit(app::audit_log(cfg, paths));
     let (ours, theirs) = tokio::io::duplex(1 << 20);
     let (r, w) = tokio::io::split(theirs);
     let b = bridge.clone();
@@ -202,7 +209,7 @@ async fn local_bridge(
 /// `mcp-bridge tools [--json]`.
 #[allow(clippy::print_stdout)] // the listing is the command's output
 pub async fn tools(opts: &ServeOptions, json: bool) -> anyhow::Result<()> {
-    let client = local_client(opts).await?;
+    let (client, _bridge) = local_client(opts).await?;
     let tools = client.list_all_tools().await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&tools)?);
@@ -226,10 +233,13 @@ pub async fn call(opts: &ServeOptions, name: &str, args: &str) -> anyhow::Result
     let serde_json::Value::Object(args) = args else {
         anyhow::bail!("--args must be a JSON object")
     };
-    let client = local_client(opts).await?;
+    let (client, bridge) = local_client(opts).await?;
     let params = rmcp::model::CallToolRequestParams::new(name.to_owned()).with_arguments(args);
     let result = client.call_tool(params).await;
     let _ = client.cancel().await;
+    if let Some(log) = bridge.audit() {
+        log.flush(Duration::from_millis(500)).await;
+    }
     let result = result.map_err(|e| match e {
         rmcp::ServiceError::McpError(e) => anyhow::anyhow!("{} (JSON-RPC {})", e.message, e.code.0),
         other => anyhow::anyhow!("{other}"),

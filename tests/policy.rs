@@ -176,3 +176,82 @@ async fn approval_without_elicitation_is_refused_with_advice() {
     );
     assert_eq!(alpha.server.probe.calls.load(Ordering::SeqCst), 0);
 }
+
+/// Every call the IDE makes is recorded in the audit log (result, tool error,
+/// declined approval, refused by policy), without arguments by default, and
+/// `mcp-bridge stats` counts them.
+#[tokio::test]
+async fn calls_are_audited_and_summarised() {
+    let alpha = Upstream::start(TestServer::new(Era::Legacy, "alpha"));
+    let home = Home::new();
+    home.servers_config(
+        &[("alpha", &alpha.url)],
+        "[policy]\ndeny = [\"alpha__slow\"]\n[audit.minutes_saved]\n\"alpha__echo\" = 2\n",
+    );
+    let (client, mut seen) = spawn_bridge(&home, &[]).await;
+    wait_for_tools(&client, &mut seen, |n| n.contains(&"echo".into())).await;
+    for i in 0..3 {
+        let r = client
+            .call_tool(params("echo", json!({ "text": format!("secret-{i}") })))
+            .await
+            .unwrap();
+        assert_eq!(text_of(&r), format!("secret-{i}"));
+    }
+    assert_eq!(
+        client.call_tool(params("fail", json!({}))).await.unwrap().is_error,
+        Some(true)
+    );
+    assert_eq!(
+        client
+            .call_tool(params("wipe", json!({ "text": "decline-me" })))
+            .await
+            .unwrap()
+            .is_error,
+        Some(true)
+    );
+    assert!(client.call_tool(params("slow", json!({}))).await.is_err());
+    client.cancel().await.unwrap();
+
+    // The bridge flushes its log as it exits; wait (bounded) for all six lines.
+    let log = home.path().join("state/audit.jsonl");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let lines: Vec<serde_json::Value> = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<_> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        if lines.len() >= 6 {
+            break lines;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "audit log: {text}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let outcomes: Vec<_> = lines
+        .iter()
+        .map(|l| l["outcome"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(outcomes, ["ok", "ok", "ok", "tool_error", "declined", "refused"]);
+    assert_eq!(lines[0]["server"], "alpha");
+    assert_eq!(lines[0]["tool"], "echo");
+    assert_eq!(lines[0]["result_bytes"], 8);
+    let raw = std::fs::read_to_string(&log).unwrap();
+    assert!(!raw.contains("secret-"), "arguments are recorded only when asked for");
+
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-bridge"))
+        .args(["stats", "--json", "--since", "all"])
+        .env("MCP_BRIDGE_HOME", home.path())
+        .env_remove("MCP_BRIDGE_CONFIG")
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["totals"]["calls"], 6);
+    assert_eq!(v["totals"]["errors"], 3);
+    let echo = v["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tool"] == "echo")
+        .unwrap();
+    assert_eq!(echo["calls"], 3);
+    assert_eq!(echo["minutes_saved"], 6.0);
+}

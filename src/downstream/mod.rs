@@ -223,6 +223,71 @@ impl Downstream {
         }
     }
 
+    /// Route a tool call under the policy (refusals, approval) and forward it,
+    /// answering a modern server's input requests for a legacy IDE. `note`
+    /// learns the server and tool for the audit log.
+    async fn call_routed(
+        &self,
+        mut params: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+        note: &mut CallNote,
+    ) -> Result<CallToolResponse, McpError> {
+        let (route, approval) = {
+            let cat = self.bridge.catalog();
+            match cat.tool(&params.name) {
+                Some(r) => (r.clone(), cat.approval(&params.name).map(str::to_owned)),
+                None => {
+                    if let Some(why) = cat.hidden(&params.name) {
+                        note.refusal = Some(crate::audit::Outcome::Refused);
+                        return Err(refused("tool", &params.name, why));
+                    }
+                    return Err(unknown("tool", &params.name));
+                }
+            }
+        };
+        note.server = route.server.to_string();
+        note.tool = route.name.clone();
+        if let Some(why) = approval {
+            let ask = approval::Ask {
+                tool: &params.name,
+                server: &route.server,
+                arguments: params.arguments.as_ref(),
+                why: &why,
+            };
+            let wait = secs(self.bridge.settings().policy.approval_timeout);
+            let caps = self.bridge.ide.capabilities();
+            let modern = self.bridge.ide.is_modern();
+            if let Err(text) = self.approvals.check(ask, &ctx.peer, &caps, modern, wait).await {
+                note.refusal = Some(crate::audit::Outcome::Declined);
+                return Ok(CallToolResponse::Complete(CallToolResult::error(vec![
+                    ContentBlock::text(text),
+                ])));
+            }
+        }
+        let up = self.upstream(&route).await?;
+        params.name = route.name.into();
+        let modern_ide = self.bridge.ide.is_modern();
+        for _ in 0..MAX_INPUT_ROUNDS {
+            let req = ClientRequest::CallToolRequest(Request::new(params.clone()));
+            match self.forward(&up, req, &ctx).await? {
+                ServerResult::CallToolResult(r) => return Ok(CallToolResponse::Complete(r)),
+                ServerResult::InputRequiredResult(ir) if modern_ide => return Ok(CallToolResponse::InputRequired(ir)),
+                ServerResult::InputRequiredResult(ir) => {
+                    params.input_responses = self.answer_inputs(ir.input_requests, &ctx).await?;
+                    params.request_state = ir.request_state;
+                }
+                other => return Err(unexpected("tools/call", &other)),
+            }
+        }
+        Err(McpError::internal_error(
+            format!(
+                "server '{}' asked for input more than {MAX_INPUT_ROUNDS} times",
+                up.spec.id
+            ),
+            None,
+        ))
+    }
+
     /// Answer a modern upstream's input requests by asking a legacy IDE, for at
     /// most [`MAX_INPUT_ROUNDS`] rounds.
     async fn answer_inputs(
@@ -253,6 +318,41 @@ impl Downstream {
         }
         Ok((!answers.is_empty()).then_some(answers))
     }
+}
+
+/// What the audit log learns about a call while it is routed.
+#[derive(Default)]
+struct CallNote {
+    server: String,
+    tool: String,
+    /// Set when the bridge itself refused the call (policy, approval).
+    refusal: Option<crate::audit::Outcome>,
+}
+
+/// The size of a result for the audit log, without serialising the text it
+/// carries again: text and base64 data lengths, other blocks and structured
+/// content serialised (they are small).
+fn result_size(r: &CallToolResult) -> usize {
+    let content: usize = r
+        .content
+        .iter()
+        .map(|c| {
+            if let Some(t) = c.as_text() {
+                t.text.len()
+            } else if let Some(i) = c.as_image() {
+                i.data.len()
+            } else if let Some(a) = c.as_audio() {
+                a.data.len()
+            } else {
+                serde_json::to_string(c).map_or(0, |s| s.len())
+            }
+        })
+        .sum();
+    let structured = r
+        .structured_content
+        .as_ref()
+        .map_or(0, |v| serde_json::to_string(v).map_or(0, |s| s.len()));
+    content + structured
 }
 
 /// Why one forwarded request failed.
@@ -327,59 +427,48 @@ impl ServerHandler for Downstream {
 
     async fn call_tool(
         &self,
-        mut params: CallToolRequestParams,
+        params: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let (route, approval) = {
-            let cat = self.bridge.catalog();
-            match cat.tool(&params.name) {
-                Some(r) => (r.clone(), cat.approval(&params.name).map(str::to_owned)),
-                None => {
-                    return Err(match cat.hidden(&params.name) {
-                        Some(why) => refused("tool", &params.name, why),
-                        None => unknown("tool", &params.name),
-                    });
-                }
-            }
+        let Some(log) = self.bridge.audit() else {
+            return self.call_routed(params, ctx, &mut CallNote::default()).await;
         };
-        if let Some(why) = approval {
-            let ask = approval::Ask {
-                tool: &params.name,
-                server: &route.server,
-                arguments: params.arguments.as_ref(),
-                why: &why,
-            };
-            let wait = secs(self.bridge.settings().policy.approval_timeout);
-            let caps = self.bridge.ide.capabilities();
-            let modern = self.bridge.ide.is_modern();
-            if let Err(text) = self.approvals.check(ask, &ctx.peer, &caps, modern, wait).await {
-                return Ok(CallToolResponse::Complete(CallToolResult::error(vec![
-                    ContentBlock::text(text),
-                ])));
+        let (ts_ms, started) = (crate::audit::now_ms(), std::time::Instant::now());
+        let name = params.name.to_string();
+        let arguments = log
+            .include_arguments()
+            .then(|| params.arguments.clone().map(serde_json::Value::Object))
+            .flatten();
+        let mut note = CallNote::default();
+        let result = self.call_routed(params, ctx, &mut note).await;
+        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        use crate::audit::Outcome;
+        let (outcome, result_bytes, error) = match &result {
+            // One round of a modern IDE's exchange: the final round is recorded.
+            Ok(CallToolResponse::InputRequired(_)) => return result,
+            Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => {
+                let text = r.content.first().and_then(|c| c.as_text()).map(|t| t.text.clone());
+                (note.refusal.unwrap_or(Outcome::ToolError), result_size(r), text)
             }
-        }
-        let up = self.upstream(&route).await?;
-        params.name = route.name.into();
-        let modern_ide = self.bridge.ide.is_modern();
-        for _ in 0..MAX_INPUT_ROUNDS {
-            let req = ClientRequest::CallToolRequest(Request::new(params.clone()));
-            match self.forward(&up, req, &ctx).await? {
-                ServerResult::CallToolResult(r) => return Ok(CallToolResponse::Complete(r)),
-                ServerResult::InputRequiredResult(ir) if modern_ide => return Ok(CallToolResponse::InputRequired(ir)),
-                ServerResult::InputRequiredResult(ir) => {
-                    params.input_responses = self.answer_inputs(ir.input_requests, &ctx).await?;
-                    params.request_state = ir.request_state;
-                }
-                other => return Err(unexpected("tools/call", &other)),
+            Ok(CallToolResponse::Complete(r)) => (Outcome::Ok, result_size(r), None),
+            Ok(_) => (Outcome::Ok, 0, None),
+            Err(e) if e.message.contains("cancelled by the client") => {
+                (Outcome::Cancelled, 0, Some(e.message.to_string()))
             }
-        }
-        Err(McpError::internal_error(
-            format!(
-                "server '{}' asked for input more than {MAX_INPUT_ROUNDS} times",
-                up.spec.id
-            ),
-            None,
-        ))
+            Err(e) => (note.refusal.unwrap_or(Outcome::Error), 0, Some(e.message.to_string())),
+        };
+        log.record(crate::audit::Record {
+            ts_ms,
+            server: note.server,
+            tool: note.tool,
+            name,
+            duration_ms,
+            outcome,
+            result_bytes,
+            error,
+            arguments,
+        });
+        result
     }
 
     async fn list_prompts(
