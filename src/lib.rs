@@ -23,6 +23,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod demo;
+pub mod discovery;
 pub mod downstream;
 pub mod live;
 pub mod logging;
