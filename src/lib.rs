@@ -5,15 +5,16 @@
 //! servers from the [`registry`], builds the [`bridge`] (seeded from the disk
 //! [`cache`]), and serves the IDE through [`downstream`]. Each remote server gets
 //! one owner task in [`upstream`]. The merged names and routing tables live in
-//! [`catalog`], which is pure data. A serving bridge publishes its live state
+//! [`catalog`], which is pure data; [`discovery`] indexes its tools for search
+//! when the catalog is too long to list. A serving bridge publishes its live state
 //! through [`state`] for `mcp-bridge status` ([`commands`]), and records every
 //! forwarded tool call in the [`audit`] log that `mcp-bridge stats` summarises.
 //! [`install`] registers the bridge in IDE config files; [`policy`] decides what
 //! the IDE may see and call.
 //!
 //! Protocol knowledge stays at the edges: `downstream` (stdio, IDE side) and
-//! `upstream` (Streamable HTTP). `catalog`, `config` and `registry` parsing do no
-//! network IO.
+//! `upstream` (Streamable HTTP). `catalog`, `discovery`, `config` and `registry`
+//! parsing do no network IO.
 
 #![warn(clippy::print_stdout)]
 
@@ -27,6 +28,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod demo;
+pub mod discovery;
 pub mod downstream;
 pub mod install;
 pub mod live;
