@@ -118,6 +118,22 @@ pub struct Catalog {
     approvals: HashMap<String, String>,
     /// The policy the catalog was built with (resource reads are checked too).
     policy: Arc<Policy>,
+    /// The discovery-mode search index over `tools`, built on first use.
+    index: LazyIndex,
+}
+
+/// A search index built on first use (most catalogs never need one).
+#[derive(Default)]
+struct LazyIndex(std::sync::OnceLock<crate::discovery::Index>);
+
+impl std::fmt::Debug for LazyIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "Index(built)"
+        } else {
+            "Index(not built)"
+        })
+    }
 }
 
 /// Scheme of rewritten resource URIs: `mcp-bridge://<server>/<percent-encoded uri>`.
@@ -286,6 +302,35 @@ impl Catalog {
     /// The policy the catalog was built with.
     pub fn policy(&self) -> &Arc<Policy> {
         &self.policy
+    }
+
+    /// The search index over the listed tools (discovery mode).
+    pub fn index(&self) -> &crate::discovery::Index {
+        self.index.0.get_or_init(|| {
+            crate::discovery::Index::build(&self.tools, |n| self.tool_routes.get(n).map(|r| r.server.to_string()))
+        })
+    }
+
+    /// What `tools/list` shows an IDE with a tool budget of `budget` (0: no
+    /// limit): `None` for every tool; past the budget, the pinned tools and
+    /// the discovery meta-tools, through which the model finds and calls the
+    /// rest.
+    pub fn listed_tools(&self, budget: usize) -> Option<Vec<Tool>> {
+        if budget == 0 || self.tools.len() <= budget {
+            return None;
+        }
+        let mut v: Vec<Tool> = self
+            .tools
+            .iter()
+            .filter(|t| {
+                self.tool_routes
+                    .get(t.name.as_ref())
+                    .is_some_and(|r| self.policy.pinned(&r.server, &r.name))
+            })
+            .cloned()
+            .collect();
+        v.extend(crate::discovery::meta_tools());
+        Some(v)
     }
 
     /// Route a `resources/read` or `resources/subscribe` URI: a listed URI, a

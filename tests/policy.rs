@@ -46,7 +46,10 @@ async fn registry_and_user_rules_decide_what_is_listed_and_callable() {
     };
     home.write_config(&config("\"alpha__whoami\""));
     let (client, mut seen) = spawn_bridge(&home, &[]).await;
-    let names = wait_for_tools(&client, &mut seen, |n| n.contains(&"beta__echo".into())).await;
+    let names = wait_for_tools(&client, &mut seen, |n| {
+        n.contains(&"beta__echo".into()) && n.contains(&"alpha__echo".into())
+    })
+    .await;
     assert_eq!(
         names,
         ["alpha__echo", "alpha__fail", "alpha__wipe", "beta__echo", "beta__wipe"]
@@ -106,7 +109,10 @@ async fn read_only_server_lists_only_read_only_tools() {
         "[policy]\nread_only = [\"beta\"]\n",
     );
     let (client, mut seen) = spawn_bridge(&home, &[]).await;
-    let names = wait_for_tools(&client, &mut seen, |n| n.contains(&"beta__echo".into())).await;
+    let names = wait_for_tools(&client, &mut seen, |n| {
+        n.contains(&"beta__echo".into()) && n.contains(&"alpha__echo".into())
+    })
+    .await;
     let beta_tools: Vec<_> = names.iter().filter(|n| n.starts_with("beta__")).collect();
     assert_eq!(beta_tools, ["beta__echo", "beta__whoami"]);
     assert_eq!(names.iter().filter(|n| n.starts_with("alpha__")).count(), TOOLS);
@@ -254,4 +260,80 @@ async fn calls_are_audited_and_summarised() {
         .unwrap();
     assert_eq!(echo["calls"], 3);
     assert_eq!(echo["minutes_saved"], 6.0);
+}
+
+/// Past `max_tools` the IDE sees the pinned tools and three meta-tools; the
+/// model finds a tool by words, reads its schema, and calls it through them,
+/// under the same policy as a direct call.
+#[tokio::test]
+async fn discovery_mode_past_the_tool_budget() {
+    let alpha = Upstream::start(TestServer::new(Era::Legacy, "alpha"));
+    let beta = Upstream::start(TestServer::new(Era::Modern, "beta"));
+    let home = Home::new();
+    home.servers_config(
+        &[("alpha", &alpha.url), ("beta", &beta.url)],
+        "[policy]\nmax_tools = 5\npin = [\"alpha__whoami\", \"beta__echo\"]\ndeny = [\"beta__slow\"]\n",
+    );
+    let (client, mut seen) = spawn_bridge(&home, &[]).await;
+    // Both pinned tools listed: both servers are connected.
+    let names = wait_for_tools(&client, &mut seen, |n| {
+        n.contains(&"alpha__whoami".into()) && n.contains(&"beta__echo".into())
+    })
+    .await;
+    assert_eq!(
+        names,
+        [
+            "alpha__whoami",
+            "beta__echo",
+            "bridge_call_tool",
+            "bridge_describe_tool",
+            "bridge_search_tools"
+        ]
+    );
+
+    let r = client
+        .call_tool(params(
+            "bridge_search_tools",
+            json!({ "query": "echo the text back", "limit": 3 }),
+        ))
+        .await
+        .unwrap();
+    let hits = r.structured_content.clone().unwrap()["tools"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(hits.len() <= 3 && !hits.is_empty(), "{hits:?}");
+    assert!(hits[0]["name"].as_str().unwrap().ends_with("__echo"), "{hits:?}");
+    assert!(text_of(&r).contains("__echo"));
+
+    let r = client
+        .call_tool(params("bridge_describe_tool", json!({ "name": "beta__echo" })))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.structured_content.unwrap()["inputSchema"]["properties"]["text"]["type"],
+        "string"
+    );
+
+    let r = client
+        .call_tool(params(
+            "bridge_call_tool",
+            json!({ "name": "beta__echo", "arguments": { "text": "found it" } }),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(text_of(&r), "found it");
+    // The policy holds through the meta-tool.
+    let err = client
+        .call_tool(params("bridge_call_tool", json!({ "name": "beta__slow" })))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not allowed"), "{err}");
+    // A tool not listed directly can still be called by name.
+    let r = client
+        .call_tool(params("alpha__echo", json!({ "text": "direct" })))
+        .await
+        .unwrap();
+    assert_eq!(text_of(&r), "direct");
 }

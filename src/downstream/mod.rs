@@ -232,6 +232,9 @@ impl Downstream {
         ctx: RequestContext<RoleServer>,
         note: &mut CallNote,
     ) -> Result<CallToolResponse, McpError> {
+        if let Some(answer) = self.meta_tool(&mut params, note) {
+            return answer;
+        }
         let (route, approval) = {
             let cat = self.bridge.catalog();
             match cat.tool(&params.name) {
@@ -286,6 +289,80 @@ impl Downstream {
             ),
             None,
         ))
+    }
+
+    /// The discovery meta-tools, when the catalog has no tool of that name:
+    /// search and describe are answered here; call rewrites `params` into the
+    /// call it names (which then goes through policy and approval like any
+    /// other) and returns `None`.
+    fn meta_tool(
+        &self,
+        params: &mut CallToolRequestParams,
+        note: &mut CallNote,
+    ) -> Option<Result<CallToolResponse, McpError>> {
+        use crate::discovery::{CALL, DESCRIBE, SEARCH};
+        let cat = self.bridge.catalog();
+        let name = params.name.to_string();
+        if ![SEARCH, DESCRIBE, CALL].contains(&name.as_str()) || cat.tool(&name).is_some() {
+            return None;
+        }
+        note.server = "mcp-bridge".into();
+        note.tool = name.clone();
+        let args = params.arguments.clone().unwrap_or_default();
+        let text_arg = |k: &str| args.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        let done = |r: CallToolResult| Some(Ok(CallToolResponse::Complete(r)));
+        let fail = |m: String| done(CallToolResult::error(vec![ContentBlock::text(m)]));
+        match name.as_str() {
+            SEARCH => {
+                let Some(query) = text_arg("query") else {
+                    return fail(format!(
+                        "{SEARCH} needs a `query`: words describing what you want to do"
+                    ));
+                };
+                let limit = args.get("limit").and_then(|v| v.as_u64()).unwrap_or(10).clamp(1, 50) as usize;
+                let hits = cat.index().search(&query, limit);
+                let (text, structured) = crate::discovery::render_hits(&hits);
+                let mut r = CallToolResult::success(vec![ContentBlock::text(text)]);
+                r.structured_content = Some(structured);
+                done(r)
+            }
+            DESCRIBE => {
+                let Some(target) = text_arg("name") else {
+                    return fail(format!("{DESCRIBE} needs the `name` of a tool"));
+                };
+                match cat.tools.iter().find(|t| t.name == target) {
+                    Some(t) => {
+                        let v = serde_json::json!({
+                            "name": t.name, "description": t.description,
+                            "inputSchema": t.input_schema, "annotations": t.annotations,
+                        });
+                        let text = serde_json::to_string_pretty(&v).unwrap_or_default();
+                        let mut r = CallToolResult::success(vec![ContentBlock::text(text)]);
+                        r.structured_content = Some(v);
+                        done(r)
+                    }
+                    None => fail(match cat.hidden(&target) {
+                        Some(why) => format!("{target} is not allowed by the bridge's policy: {why}"),
+                        None => format!("No tool is named {target}; find one with {SEARCH}."),
+                    }),
+                }
+            }
+            _ => {
+                let Some(target) = text_arg("name") else {
+                    return fail(format!("{CALL} needs the `name` of the tool to call"));
+                };
+                if [SEARCH, DESCRIBE, CALL].contains(&target.as_str()) {
+                    return fail(format!("{CALL} calls catalog tools, not {target}"));
+                }
+                params.name = target.into();
+                params.arguments = match args.get("arguments") {
+                    Some(serde_json::Value::Object(m)) => Some(m.clone()),
+                    Some(serde_json::Value::Null) | None => None,
+                    Some(_) => return fail(format!("{CALL}: `arguments` must be an object")),
+                };
+                None
+            }
+        }
     }
 
     /// Answer a modern upstream's input requests by asking a legacy IDE, for at
@@ -422,7 +499,16 @@ impl ServerHandler for Downstream {
         p: Option<PaginatedRequestParams>,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        list_page!(self, p, tools, ListToolsResult)
+        let cat = self.bridge.catalog();
+        let budget = cat.policy().max_tools(self.bridge.ide.client_name().as_deref());
+        let Some(tools) = cat.listed_tools(budget) else {
+            return list_page!(self, p, tools, ListToolsResult);
+        };
+        let cursor = p.as_ref().and_then(|p| p.cursor.as_ref());
+        let (items, next) = page(&tools, self.bridge.settings().page_size, cursor)?;
+        let mut r = ListToolsResult::with_all_items(items);
+        r.next_cursor = next;
+        Ok(r)
     }
 
     async fn call_tool(

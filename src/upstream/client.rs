@@ -183,6 +183,12 @@ impl IdeLink {
     }
 
     /// The capabilities the IDE declared, mirrored upstream on its behalf.
+    /// The IDE's `clientInfo.name` (for per-IDE presets).
+    pub fn client_name(&self) -> Option<String> {
+        let info = self.peer.get()?.peer_info()?;
+        Some(info.client_info.name.clone())
+    }
+
     pub fn capabilities(&self) -> ClientCapabilities {
         self.caps.get().cloned().unwrap_or_default()
     }
