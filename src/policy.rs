@@ -67,6 +67,9 @@ pub struct ServerRules {
     pub allow: Option<Vec<String>>,
     pub deny: Vec<String>,
     pub require_approval: Vec<String>,
+    /// `tools.minutesSaved`: minutes one successful call saves, by glob over
+    /// tool names (for `mcp-bridge stats`).
+    pub minutes_saved: Vec<(String, f64)>,
 }
 
 impl ServerRules {
@@ -79,10 +82,20 @@ impl ServerRules {
                 .as_array()
                 .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
         };
+        let minutes_saved = tools
+            .and_then(|t| t.get("minutesSaved"))
+            .and_then(|m| m.as_object())
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_f64().filter(|x| x.is_finite() && *x >= 0.0)?)))
+                    .collect()
+            })
+            .unwrap_or_default();
         ServerRules {
             allow: list("allow"),
             deny: list("deny").unwrap_or_default(),
             require_approval: list("requireApproval").unwrap_or_default(),
+            minutes_saved,
         }
     }
 }
@@ -237,6 +250,7 @@ mod tests {
             allow: Some(vec!["search*".into(), "create_*".into()]),
             deny: vec!["create_admin".into()],
             require_approval: vec!["create_*".into()],
+            minutes_saved: Vec::new(),
         };
         // The user tries to widen (allow everything) and to drop approval.
         let user = PolicyConfig {
@@ -322,8 +336,11 @@ mod tests {
 
     #[test]
     fn registry_meta_is_read() {
-        let r = ServerRules::from_meta(Some(&json!({"allow": ["a*"], "requireApproval": ["del*"]})));
+        let r = ServerRules::from_meta(Some(
+            &json!({"allow": ["a*"], "requireApproval": ["del*"], "minutesSaved": {"create_*": 5, "bad": -1}}),
+        ));
         assert_eq!(r.allow, Some(vec!["a*".to_owned()]));
+        assert_eq!(r.minutes_saved, [("create_*".to_owned(), 5.0)]);
         assert_eq!(r.require_approval, ["del*"]);
         assert_eq!(ServerRules::from_meta(None), ServerRules::default());
     }

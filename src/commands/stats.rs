@@ -244,12 +244,40 @@ pub fn summarise(records: &[Record], since_ms: Option<u64>, minutes: &[(String, 
     }
 }
 
+/// Minutes saved per call that registry entries declare
+/// (`_meta["dev.mcp-bridge/config"].tools.minutesSaved`), from the registry
+/// file or the API's disk cache (stats connects to nothing), as patterns over
+/// `server__tool`.
+fn registry_minutes(cfg: &crate::config::Config, paths: &crate::config::Paths) -> Vec<(String, f64)> {
+    let Some(rc) = &cfg.registry else { return Vec::new() };
+    let entries = match (&rc.file, &rc.url) {
+        (Some(f), _) => crate::registry::read_file(f).unwrap_or_default(),
+        (None, Some(u)) => crate::registry::load_cached(&paths.cache_dir, u)
+            .map(|(e, _)| e)
+            .unwrap_or_default(),
+        (None, None) => Vec::new(),
+    };
+    crate::registry::resolve(cfg, &entries, &Default::default())
+        .servers
+        .iter()
+        .flat_map(|s| {
+            s.rules
+                .minutes_saved
+                .iter()
+                .map(move |(g, m)| (format!("{}__{g}", s.id), *m))
+        })
+        .collect()
+}
+
 /// `mcp-bridge stats [--since DURATION] [--json]`: reads the audit log in the
 /// state dir; connects to nothing.
 pub fn stats(opts: &ServeOptions, since: Since, json: bool) -> anyhow::Result<()> {
     let (paths, cfg) = app::load_config(opts)?;
     let (records, skipped) = audit::read_all(&paths.state_dir);
-    let mut summary = summarise(&records, since.since_ms(audit::now_ms()), &cfg.audit.minutes_saved);
+    // The user's minutes first (first match wins), then the registry's.
+    let mut minutes = cfg.audit.minutes_saved.clone();
+    minutes.extend(registry_minutes(&cfg, &paths));
+    let mut summary = summarise(&records, since.since_ms(audit::now_ms()), &minutes);
     summary.log = audit::path(&paths.state_dir).display().to_string();
     summary.period = since.label();
     summary.skipped = skipped;
