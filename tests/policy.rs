@@ -337,3 +337,41 @@ async fn discovery_mode_past_the_tool_budget() {
         .unwrap();
     assert_eq!(text_of(&r), "direct");
 }
+
+/// A 2026-07-28 IDE cannot be sent a request: the question comes back as an
+/// input-required round, the IDE answers it on its retry, and only then does
+/// the call reach the server. A decline on the retry refuses it.
+#[tokio::test]
+async fn approval_for_a_2026_ide_is_an_input_round() {
+    let alpha = Upstream::start(TestServer::new(Era::Legacy, "alpha"));
+    let probe = alpha.server.probe.clone();
+    let home = Home::new();
+    home.servers_config(&[("alpha", &alpha.url)], "");
+    let (tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let transport = TokioChildProcess::new(bridge_command(&home, &[])).unwrap();
+    let mode = rmcp::ClientLifecycleMode::Discover {
+        preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+    };
+    let client = rmcp::ClientServiceExt::serve_with_lifecycle(Ide { seen: tx }, transport, mode)
+        .await
+        .unwrap();
+    // A modern IDE hears of list changes only on a listen stream: poll, bounded.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !client.list_all_tools().await.unwrap().iter().any(|t| t.name == "wipe") {
+        assert!(tokio::time::Instant::now() < deadline, "no tools");
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(50), seen.recv()).await;
+    }
+    // rmcp's client drives the round through the test IDE's elicitation handler.
+    let r = client
+        .call_tool(params("wipe", json!({ "text": "decline-me" })))
+        .await
+        .unwrap();
+    assert!(text_of(&r).contains("declined"), "{}", text_of(&r));
+    assert_eq!(probe.calls.load(Ordering::SeqCst), 0);
+    let r = client
+        .call_tool(params("wipe", json!({ "text": "fine" })))
+        .await
+        .unwrap();
+    assert_eq!(text_of(&r), "wiped");
+    assert_eq!(probe.calls.load(Ordering::SeqCst), 1);
+}

@@ -258,9 +258,39 @@ impl Downstream {
                 why: &why,
             };
             let wait = secs(self.bridge.settings().policy.approval_timeout);
-            let caps = self.bridge.ide.capabilities();
             let modern = self.bridge.ide.is_modern();
-            if let Err(text) = self.approvals.check(ask, &ctx.peer, &caps, modern, wait).await {
+            // A 2026-07-28 IDE declares its capabilities on every request.
+            let caps = match modern {
+                true => ctx.meta.client_capabilities().unwrap_or_default(),
+                false => self.bridge.ide.capabilities(),
+            };
+            if modern {
+                let state = params.request_state.clone();
+                let gate = self
+                    .approvals
+                    .gate(ask, state.as_deref(), params.input_responses.as_ref(), &caps, wait);
+                match gate {
+                    approval::Gate::Ask(round) => return Ok(CallToolResponse::InputRequired(*round)),
+                    approval::Gate::Refuse(text) => {
+                        note.refusal = Some(crate::audit::Outcome::Declined);
+                        return Ok(CallToolResponse::Complete(CallToolResult::error(vec![
+                            ContentBlock::text(text),
+                        ])));
+                    }
+                    approval::Gate::Go { strip } => {
+                        // The bridge's own question and state never reach the server.
+                        if strip {
+                            params.request_state = None;
+                            if let Some(r) = params.input_responses.as_mut() {
+                                r.remove(approval::INPUT_KEY);
+                            }
+                            if params.input_responses.as_ref().is_some_and(|r| r.is_empty()) {
+                                params.input_responses = None;
+                            }
+                        }
+                    }
+                }
+            } else if let Err(text) = self.approvals.check(ask, &ctx.peer, &caps, modern, wait).await {
                 note.refusal = Some(crate::audit::Outcome::Declined);
                 return Ok(CallToolResponse::Complete(CallToolResult::error(vec![
                     ContentBlock::text(text),
