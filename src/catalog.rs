@@ -578,6 +578,42 @@ mod tests {
         c.tools.iter().map(|t| t.name.to_string()).collect()
     }
 
+    /// Under a policy: hidden tools are not listed, are remembered under the
+    /// name they would have had (without taking it from a listed tool), and
+    /// tools that need approval say so; listed tools, budget and pins decide
+    /// what an IDE sees.
+    #[test]
+    fn policy_hides_marks_and_budgets() {
+        use crate::policy::{Policy, PolicyConfig};
+        let policy = Arc::new(Policy::new(
+            PolicyConfig {
+                deny: vec!["a__secret".into()],
+                require_approval: vec!["b__drop".into()],
+                pin: vec!["b__drop".into()],
+                ..PolicyConfig::default()
+            },
+            [],
+        ));
+        let s = servers(vec![("a", lists(&["secret", "echo"])), ("b", lists(&["drop", "echo"]))]);
+        let c = Catalog::build_with(&s, 2, &Naming::default(), &policy);
+        assert_eq!(names(&c), ["a__echo", "b__drop", "b__echo"]);
+        assert!(c.tool("a__secret").is_none());
+        assert!(c.hidden("a__secret").is_some_and(|w| w.contains("[policy] deny")));
+        assert!(c.approval("b__drop").is_some() && c.approval("b__echo").is_none());
+        let drop_desc = c
+            .tools
+            .iter()
+            .find(|t| t.name == "b__drop")
+            .unwrap()
+            .description
+            .clone();
+        assert_eq!(drop_desc.as_deref(), Some("(asks for confirmation)"));
+        assert!(c.listed_tools(0).is_none() && c.listed_tools(3).is_none());
+        let small: Vec<String> = c.listed_tools(2).unwrap().iter().map(|t| t.name.to_string()).collect();
+        assert_eq!(small[0], "b__drop");
+        assert!(small.contains(&crate::discovery::SEARCH.to_owned()));
+    }
+
     /// With one server and `auto`, names pass through unchanged.
     #[test]
     fn auto_single_server_is_bare() {
