@@ -18,7 +18,9 @@ use rmcp::model::{ProtocolVersion, SubscriptionFilter};
 use rmcp::service::{ClientCacheConfig, ClientInitializeError};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::common::client_side_sse::ExponentialBackoff;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::streamable_http_client::{
+    HttpStatusError, StreamableHttpClientTransportConfig, StreamableHttpError,
+};
 use rmcp::{ClientLifecycleMode, ClientServiceExt, Peer, RoleClient};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -371,11 +373,9 @@ async fn connect(
     ))
 }
 
-/// A connect failure in words a person can act on. rmcp formats transport errors
-/// into strings that name its worker types and drop the cause (reqwest's message
-/// is only "error sending request"), so strip the type names and, when the request
-/// never got an HTTP answer, find out why with a plain TCP connect.
-async fn describe_failure(url: &str, message: &str) -> String {
+/// `message` without the "Transport [<rmcp worker types>] error: " rmcp puts in
+/// the text of transport errors.
+pub fn without_type_names(message: &str) -> String {
     let mut m = message.to_owned();
     while let (Some(a), Some(b)) = (m.find("Transport ["), m.find("] error: ")) {
         if b < a {
@@ -383,6 +383,35 @@ async fn describe_failure(url: &str, message: &str) -> String {
         }
         m.replace_range(a..b + "] error: ".len(), "");
     }
+    m
+}
+
+/// The HTTP status a server answered a request with, when that is why it failed
+/// (rmcp keeps 429 and 5xx, with the raw `Retry-After`, inside a transport
+/// error; every client the bridge builds has reqwest's error type).
+pub fn http_status(e: &rmcp::ServiceError) -> Option<&HttpStatusError> {
+    let rmcp::ServiceError::TransportSend(t) = e else {
+        return None;
+    };
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(t.error.as_ref());
+    while let Some(current) = source {
+        if let Some(StreamableHttpError::<reqwest::Error>::HttpStatus(h)) = current.downcast_ref() {
+            return Some(h);
+        }
+        if let Some(h) = current.downcast_ref::<HttpStatusError>() {
+            return Some(h);
+        }
+        source = current.source();
+    }
+    None
+}
+
+/// A connect failure in words a person can act on. rmcp formats transport errors
+/// into strings that name its worker types and drop the cause (reqwest's message
+/// is only "error sending request"), so strip the type names and, when the request
+/// never got an HTTP answer, find out why with a plain TCP connect.
+async fn describe_failure(url: &str, message: &str) -> String {
+    let m = without_type_names(message);
     if !m.contains("error sending request") {
         return m;
     }
