@@ -146,14 +146,25 @@ impl Downstream {
             rmcp::ServiceError::Cancelled { .. } => {
                 McpError::internal_error(format!("request to server '{server}' was cancelled"), data)
             }
-            other => McpError::internal_error(
-                format!(
-                    "server '{server}' ({}) failed: {}. The bridge reconnects in the background; `mcp-bridge status` shows details",
-                    up.spec.url,
-                    crate::upstream::without_type_names(&crate::util::error_chain(&other))
-                ),
-                data,
-            ),
+            other => {
+                // Calls may not be idempotent, so the bridge never resends one;
+                // say whether the server may have run it (a reset or a cut
+                // response came after the request; found by tests/chaos.rs, where
+                // reqwest's "error sending request" read as "not sent").
+                let fate = if crate::upstream::never_sent(&other) {
+                    "the request was not sent"
+                } else {
+                    "the connection failed after the request was sent, so the server may have run it; it was not retried"
+                };
+                McpError::internal_error(
+                    format!(
+                        "server '{server}' ({}) failed: {}; {fate}. The bridge reconnects in the background; `mcp-bridge status` shows details",
+                        up.spec.url,
+                        crate::upstream::without_type_names(&crate::util::error_chain(&other))
+                    ),
+                    data,
+                )
+            }
         }
     }
 

@@ -252,12 +252,22 @@ pub fn backoff(attempt: u32, max: Duration) -> Duration {
     capped.mul_f64(jitter)
 }
 
+/// How long a cancellation or a reply to the server may take (see `transport_config`).
+pub const CONTROL_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
 fn transport_config(spec: &ServerSpec) -> StreamableHttpClientTransportConfig {
     let mut retry = ExponentialBackoff::default();
     retry.max_times = Some(3);
     retry.base_duration = Duration::from_millis(250);
     retry.max_delay = Some(Duration::from_secs(2));
-    let mut cfg = StreamableHttpClientTransportConfig::with_uri(spec.url.clone()).max_concurrent_requests(256);
+    let mut cfg = StreamableHttpClientTransportConfig::with_uri(spec.url.clone())
+        .max_concurrent_requests(256)
+        // rmcp answers a timed-out request only after its cancellation POST is
+        // done, and waits up to this long for it (5 s by default): against a
+        // server that stalls, every timeout came 5 s late (tests/chaos.rs).
+        // Cancellations and replies to the server's requests are small POSTs
+        // answered with a bare 202, so 2 s is plenty.
+        .control_request_timeout(CONTROL_REQUEST_TIMEOUT);
     cfg.retry_config = Arc::new(retry);
     cfg
 }
@@ -404,6 +414,26 @@ pub fn http_status(e: &rmcp::ServiceError) -> Option<&HttpStatusError> {
         source = current.source();
     }
     None
+}
+
+/// Whether a request failed before it left: the TCP connect to the server did
+/// not succeed. Any other transport failure may come after the server got the
+/// request (a reset or a cut response), so it may have run it.
+pub fn never_sent(e: &rmcp::ServiceError) -> bool {
+    let rmcp::ServiceError::TransportSend(t) = e else {
+        return false;
+    };
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(t.error.as_ref());
+    while let Some(current) = source {
+        if let Some(StreamableHttpError::<reqwest::Error>::Client(r)) = current.downcast_ref() {
+            return r.is_connect();
+        }
+        if let Some(r) = current.downcast_ref::<reqwest::Error>() {
+            return r.is_connect();
+        }
+        source = current.source();
+    }
+    false
 }
 
 /// A connect failure in words a person can act on. rmcp formats transport errors
