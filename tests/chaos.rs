@@ -303,6 +303,51 @@ async fn all_traffic_stalled_then_healed() {
     all_traffic(Era::Modern, Fault::Stall).await;
 }
 
+/// A fault set while a call's response is already flowing acts on that live
+/// connection: the call, delivered once, fails naming the server; nothing is
+/// resent.
+#[tokio::test]
+async fn fault_on_a_live_response() {
+    for era in [Era::Legacy, Era::Modern] {
+        let mut rig = Rig::start(era).await;
+        assert_eq!(rig.echo("flaky", "warm").await.unwrap(), "warm");
+        let before = rig.flaky_calls();
+        let probe = rig.flaky.server.probe.clone();
+        let started = probe.started.notified();
+        let pending = {
+            let c = rig.client.peer().clone();
+            tokio::spawn(async move { c.call_tool(params("flaky__slow", json!({ "seconds": 1 }))).await })
+        };
+        tokio::time::timeout(Duration::from_secs(10), started)
+            .await
+            .expect("the call reaches the server");
+        rig.proxy.only_matching(Some("tools/call"));
+        rig.proxy.set(Fault::ResetMidResponse { after_bytes: 0 });
+        let start = Instant::now();
+        let r = tokio::time::timeout(Duration::from_secs(10), pending)
+            .await
+            .expect("answered")
+            .unwrap();
+        let e = match r {
+            Err(rmcp::ServiceError::McpError(e)) => e,
+            other => panic!("expected an error naming the server, got {other:?}"),
+        };
+        eprintln!("{era:?} live reset: {:?} after {:?}", e.message, start.elapsed());
+        assert_names_flaky(&e);
+        // Modern: at once, "may have run it". Legacy: rmcp resumes the SSE
+        // stream with a GET and Last-Event-ID, the result never comes on it,
+        // and the call ends at the call timeout (3 s here, 50 s by default).
+        match era {
+            Era::Modern => assert!(e.message.contains("the server may have run it"), "{e:?}"),
+            Era::Legacy => assert!(e.message.contains("did not answer within 3 s"), "{e:?}"),
+        }
+        assert_eq!(rig.flaky_calls() - before, 1, "delivered once");
+        rig.steady_works().await;
+        let (t, errors) = rig.recovers().await;
+        eprintln!("{era:?} live reset: recovered in {t:?} after {errors:?}");
+    }
+}
+
 /// A legacy server restarted on the same port loses every session: calls while
 /// it is down fail naming it, `steady` is untouched, and `flaky` is used again
 /// without restarting the bridge; no call is delivered twice.
