@@ -111,6 +111,30 @@ impl Downstream {
     fn upstream_error(up: &UpstreamHandle, e: rmcp::ServiceError, timeout: f64) -> McpError {
         let server = &up.spec.id;
         let data = Some(serde_json::json!({ "server": server, "url": up.spec.url }));
+        // An HTTP 429 or 5xx: say so plainly, with the server's Retry-After, which
+        // rmcp keeps but does not act on. The bridge does not retry: a 5xx may
+        // come after the server started a call that is not idempotent, and a 429
+        // is the server asking for time (found by tests/chaos.rs: the message
+        // named rmcp's worker types and dropped Retry-After).
+        if let Some(h) = crate::upstream::http_status(&e) {
+            let url = &up.spec.url;
+            let after = h.retry_after.as_deref().map(|v| match v.trim().parse::<u64>() {
+                Ok(s) => format!("; retry after {s} s"),
+                Err(_) => format!("; retry after {v}"),
+            });
+            let data = Some(serde_json::json!({
+                "server": server, "url": url, "status": h.status, "retryAfter": h.retry_after,
+            }));
+            let what = if h.status == 429 {
+                format!("server '{server}' ({url}) is rate limiting requests (HTTP 429)")
+            } else {
+                format!("server '{server}' ({url}) answered HTTP {}", h.status)
+            };
+            return McpError::internal_error(
+                format!("{what}{}. The request was not retried", after.unwrap_or_default()),
+                data,
+            );
+        }
         match e {
             rmcp::ServiceError::McpError(e) => e,
             rmcp::ServiceError::Timeout { .. } => McpError::internal_error(
@@ -122,14 +146,25 @@ impl Downstream {
             rmcp::ServiceError::Cancelled { .. } => {
                 McpError::internal_error(format!("request to server '{server}' was cancelled"), data)
             }
-            other => McpError::internal_error(
-                format!(
-                    "server '{server}' ({}) failed: {}. The bridge reconnects in the background; `mcp-bridge status` shows details",
-                    up.spec.url,
-                    crate::util::error_chain(&other)
-                ),
-                data,
-            ),
+            other => {
+                // Calls may not be idempotent, so the bridge never resends one;
+                // say whether the server may have run it (a reset or a cut
+                // response came after the request; found by tests/chaos.rs, where
+                // reqwest's "error sending request" read as "not sent").
+                let fate = if crate::upstream::never_sent(&other) {
+                    "the request was not sent"
+                } else {
+                    "the connection failed after the request was sent, so the server may have run it; it was not retried"
+                };
+                McpError::internal_error(
+                    format!(
+                        "server '{server}' ({}) failed: {}; {fate}. The bridge reconnects in the background; `mcp-bridge status` shows details",
+                        up.spec.url,
+                        crate::upstream::without_type_names(&crate::util::error_chain(&other))
+                    ),
+                    data,
+                )
+            }
         }
     }
 

@@ -18,7 +18,9 @@ use rmcp::model::{ProtocolVersion, SubscriptionFilter};
 use rmcp::service::{ClientCacheConfig, ClientInitializeError};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::common::client_side_sse::ExponentialBackoff;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::streamable_http_client::{
+    HttpStatusError, StreamableHttpClientTransportConfig, StreamableHttpError,
+};
 use rmcp::{ClientLifecycleMode, ClientServiceExt, Peer, RoleClient};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -250,12 +252,22 @@ pub fn backoff(attempt: u32, max: Duration) -> Duration {
     capped.mul_f64(jitter)
 }
 
+/// How long a cancellation or a reply to the server may take (see `transport_config`).
+pub const CONTROL_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
 fn transport_config(spec: &ServerSpec) -> StreamableHttpClientTransportConfig {
     let mut retry = ExponentialBackoff::default();
     retry.max_times = Some(3);
     retry.base_duration = Duration::from_millis(250);
     retry.max_delay = Some(Duration::from_secs(2));
-    let mut cfg = StreamableHttpClientTransportConfig::with_uri(spec.url.clone()).max_concurrent_requests(256);
+    let mut cfg = StreamableHttpClientTransportConfig::with_uri(spec.url.clone())
+        .max_concurrent_requests(256)
+        // rmcp answers a timed-out request only after its cancellation POST is
+        // done, and waits up to this long for it (5 s by default): against a
+        // server that stalls, every timeout came 5 s late (tests/chaos.rs).
+        // Cancellations and replies to the server's requests are small POSTs
+        // answered with a bare 202, so 2 s is plenty.
+        .control_request_timeout(CONTROL_REQUEST_TIMEOUT);
     cfg.retry_config = Arc::new(retry);
     cfg
 }
@@ -371,11 +383,9 @@ async fn connect(
     ))
 }
 
-/// A connect failure in words a person can act on. rmcp formats transport errors
-/// into strings that name its worker types and drop the cause (reqwest's message
-/// is only "error sending request"), so strip the type names and, when the request
-/// never got an HTTP answer, find out why with a plain TCP connect.
-async fn describe_failure(url: &str, message: &str) -> String {
+/// `message` without the "Transport [<rmcp worker types>] error: " rmcp puts in
+/// the text of transport errors.
+pub fn without_type_names(message: &str) -> String {
     let mut m = message.to_owned();
     while let (Some(a), Some(b)) = (m.find("Transport ["), m.find("] error: ")) {
         if b < a {
@@ -383,6 +393,55 @@ async fn describe_failure(url: &str, message: &str) -> String {
         }
         m.replace_range(a..b + "] error: ".len(), "");
     }
+    m
+}
+
+/// The HTTP status a server answered a request with, when that is why it failed
+/// (rmcp keeps 429 and 5xx, with the raw `Retry-After`, inside a transport
+/// error; every client the bridge builds has reqwest's error type).
+pub fn http_status(e: &rmcp::ServiceError) -> Option<&HttpStatusError> {
+    let rmcp::ServiceError::TransportSend(t) = e else {
+        return None;
+    };
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(t.error.as_ref());
+    while let Some(current) = source {
+        if let Some(StreamableHttpError::<reqwest::Error>::HttpStatus(h)) = current.downcast_ref() {
+            return Some(h);
+        }
+        if let Some(h) = current.downcast_ref::<HttpStatusError>() {
+            return Some(h);
+        }
+        source = current.source();
+    }
+    None
+}
+
+/// Whether a request failed before it left: the TCP connect to the server did
+/// not succeed. Any other transport failure may come after the server got the
+/// request (a reset or a cut response), so it may have run it.
+pub fn never_sent(e: &rmcp::ServiceError) -> bool {
+    let rmcp::ServiceError::TransportSend(t) = e else {
+        return false;
+    };
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(t.error.as_ref());
+    while let Some(current) = source {
+        if let Some(StreamableHttpError::<reqwest::Error>::Client(r)) = current.downcast_ref() {
+            return r.is_connect();
+        }
+        if let Some(r) = current.downcast_ref::<reqwest::Error>() {
+            return r.is_connect();
+        }
+        source = current.source();
+    }
+    false
+}
+
+/// A connect failure in words a person can act on. rmcp formats transport errors
+/// into strings that name its worker types and drop the cause (reqwest's message
+/// is only "error sending request"), so strip the type names and, when the request
+/// never got an HTTP answer, find out why with a plain TCP connect.
+async fn describe_failure(url: &str, message: &str) -> String {
+    let m = without_type_names(message);
     if !m.contains("error sending request") {
         return m;
     }

@@ -21,6 +21,7 @@ use rmcp::{ClientHandler, ErrorData as McpError, RoleClient, RoleServer, ServerH
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
 pub mod auth;
+pub mod chaos;
 
 /// Which protocol generation a test server speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -595,6 +596,22 @@ pub async fn spawn_bridge_env(
     let transport = TokioChildProcess::new(cmd).unwrap();
     let client = Ide { seen: tx }.serve(transport).await.expect("bridge initialises");
     (client, rx)
+}
+
+/// Like `spawn_bridge`, with a `RUST_LOG`, also returning the bridge's process id
+/// (for its RSS).
+pub async fn spawn_bridge_with_pid(
+    home: &Home,
+    args: &[&str],
+    rust_log: &str,
+) -> (Client, mpsc::UnboundedReceiver<Seen>, u32) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut cmd = bridge_command(home, args);
+    cmd.env("RUST_LOG", rust_log);
+    let transport = TokioChildProcess::new(cmd).unwrap();
+    let pid = transport.id().expect("the bridge is running");
+    let client = Ide { seen: tx }.serve(transport).await.expect("bridge initialises");
+    (client, rx, pid)
 }
 
 /// Tool names the bridge currently lists.
