@@ -180,11 +180,31 @@ fn scalar(v: &Value) -> String {
 }
 
 /// Replace `{name}` placeholders from `vars`; unknown names stay literal.
+///
+/// One pass over the template: a value is never scanned again, so a registry
+/// entry whose values name other variables (`a = "{b}{b}"`, `b = "{c}{c}"`, …)
+/// cannot grow a URL exponentially, as replacing variable by variable did.
 fn fill(template: &str, vars: &BTreeMap<String, String>) -> String {
-    let mut out = template.to_owned();
-    for (k, v) in vars {
-        out = out.replace(&format!("{{{k}}}"), v);
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after
+            .find('}')
+            .and_then(|close| Some((vars.get(&after[..close])?, close)))
+        {
+            Some((value, close)) => {
+                out.push_str(value);
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
     }
+    out.push_str(rest);
     out
 }
 
