@@ -134,12 +134,28 @@ pub struct ServerConfig {
 }
 
 /// `[http]`
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// Reuse connections to upstream servers. Much faster per call, but servers
     /// that stream SSE without TCP_NODELAY then stall about 40 ms per call.
     pub keep_alive: bool,
+    /// Largest message accepted from an upstream server (one JSON body or one
+    /// SSE event), in bytes. A larger answer fails its call with an error naming
+    /// the server and the limit.
+    pub max_message_bytes: usize,
+}
+
+/// Default `[http] max_message_bytes`: 16 MiB.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            keep_alive: false,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
 }
 
 /// `[[servers]] oauth = {...}`: how to log in to a server whose authorization
@@ -526,6 +542,12 @@ impl Config {
                     key_line(what)
                 )));
             }
+        }
+        if cfg.http.max_message_bytes < 1024 {
+            return Err(invalid(format!(
+                "[http] max_message_bytes{} must be at least 1024",
+                key_line("max_message_bytes")
+            )));
         }
         if cfg.audit.max_bytes == 0 {
             return Err(invalid(format!(

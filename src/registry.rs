@@ -68,6 +68,8 @@ pub struct ServerSpec {
     pub oauth: OAuthSettings,
     /// Reuse HTTP connections to this server (`keep_alive` in config).
     pub keep_alive: bool,
+    /// Largest message accepted from this server (`[http] max_message_bytes`).
+    pub max_message_bytes: usize,
     /// The registry operator's tool rules for this server.
     pub rules: crate::policy::ServerRules,
 }
@@ -477,6 +479,7 @@ pub fn resolve(cfg: &Config, registry: &[Value], adhoc: &AdHoc) -> Resolved {
                 client_metadata_url: s.oauth.client_metadata_url.clone(),
             },
             keep_alive: s.keep_alive.unwrap_or(cfg.http.keep_alive),
+            max_message_bytes: cfg.http.max_message_bytes,
             rules: Default::default(),
         });
     }
@@ -498,6 +501,7 @@ pub fn resolve(cfg: &Config, registry: &[Value], adhoc: &AdHoc) -> Resolved {
                     call_timeout: None,
                     oauth: c.oauth,
                     keep_alive: cfg.http.keep_alive,
+                    max_message_bytes: cfg.http.max_message_bytes,
                     rules: c.rules,
                 });
             }
@@ -532,6 +536,7 @@ pub fn resolve(cfg: &Config, registry: &[Value], adhoc: &AdHoc) -> Resolved {
                     call_timeout: None,
                     oauth: adhoc.oauth.clone(),
                     keep_alive: cfg.http.keep_alive,
+                    max_message_bytes: cfg.http.max_message_bytes,
                     rules: Default::default(),
                 });
             }

@@ -126,7 +126,8 @@ impl Downstream {
                 format!(
                     "server '{server}' ({}) failed: {}. The bridge reconnects in the background; `mcp-bridge status` shows details",
                     up.spec.url,
-                    crate::util::error_chain(&other)
+                    // Call errors too, not only connect errors, lose rmcp's type names.
+                    crate::upstream::without_type_names(&crate::util::error_chain(&other))
                 ),
                 data,
             ),

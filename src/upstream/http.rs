@@ -85,8 +85,28 @@ pub fn builder() -> reqwest::ClientBuilder {
 /// while the request waits forever. An id-less error about the session, to a
 /// request that carried a session id, is turned into `SessionExpired` here, so
 /// rmcp's own re-initialise-and-retry runs.
+///
+/// It also keeps one bad answer from ending the connection: rmcp's worker treats
+/// an answer over `[http] max_message_bytes` or one that is not JSON-RPC (not
+/// UTF-8, nested past serde_json's depth limit) as a fatal transport error, which
+/// failed every call in flight to that server with an error quoting rmcp's type
+/// names and the whole hostile body. Such an answer to a request becomes a
+/// JSON-RPC error for that request alone, naming the server and the limit.
 #[derive(Clone)]
-pub struct SessionAware<C>(pub C);
+pub struct SessionAware<C> {
+    pub client: C,
+    /// The server's id, for error messages.
+    pub server: Arc<str>,
+}
+
+impl<C> SessionAware<C> {
+    pub fn new(client: C, server: &str) -> Self {
+        SessionAware {
+            client,
+            server: server.into(),
+        }
+    }
+}
 
 fn names_lost_session(msg: &ServerJsonRpcMessage) -> bool {
     match msg {
@@ -112,11 +132,12 @@ impl<C: StreamableHttpClient + Sync> StreamableHttpClient for SessionAware<C> {
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> HttpResult<StreamableHttpPostResponse, C::Error> {
         let had_session = session_id.is_some();
+        let id = request_id(&message);
         let r = self
-            .0
+            .client
             .post_message(uri, message, session_id, auth_header, custom_headers)
             .await;
-        check_session(had_session, r)
+        self.contain_bad_answer(id, check_session(had_session, r))
     }
 
     async fn post_message_with_response_limits(
@@ -129,11 +150,12 @@ impl<C: StreamableHttpClient + Sync> StreamableHttpClient for SessionAware<C> {
         limits: StreamableHttpResponseLimits,
     ) -> HttpResult<StreamableHttpPostResponse, C::Error> {
         let had_session = session_id.is_some();
+        let id = request_id(&message);
         let r = self
-            .0
+            .client
             .post_message_with_response_limits(uri, message, session_id, auth_header, custom_headers, limits)
             .await;
-        check_session(had_session, r)
+        self.contain_bad_answer(id, check_session(had_session, r))
     }
 
     async fn delete_session(
@@ -143,7 +165,7 @@ impl<C: StreamableHttpClient + Sync> StreamableHttpClient for SessionAware<C> {
         auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> HttpResult<(), C::Error> {
-        self.0
+        self.client
             .delete_session(uri, session_id, auth_header, custom_headers)
             .await
     }
@@ -156,7 +178,7 @@ impl<C: StreamableHttpClient + Sync> StreamableHttpClient for SessionAware<C> {
         auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> HttpResult<BoxStream<'static, Result<sse_stream::Sse, sse_stream::Error>>, C::Error> {
-        self.0
+        self.client
             .get_stream(uri, session_id, last_event_id, auth_header, custom_headers)
             .await
     }
@@ -170,7 +192,7 @@ impl<C: StreamableHttpClient + Sync> StreamableHttpClient for SessionAware<C> {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
     ) -> HttpResult<BoxStream<'static, Result<sse_stream::Sse, sse_stream::Error>>, C::Error> {
-        self.0
+        self.client
             .get_stream_with_max_sse_event_size(
                 uri,
                 session_id,
@@ -193,5 +215,49 @@ fn check_session<E: std::error::Error + Send + Sync + 'static>(
             Err(StreamableHttpError::SessionExpired)
         }
         other => other,
+    }
+}
+
+fn request_id(message: &ClientJsonRpcMessage) -> Option<rmcp::model::RequestId> {
+    match message {
+        ClientJsonRpcMessage::Request(r) => Some(r.id.clone()),
+        _ => None,
+    }
+}
+
+impl<C> SessionAware<C> {
+    /// A request's answer that is too large or not JSON-RPC, as an error answer
+    /// to that request (see the type's doc). Anything else passes unchanged.
+    fn contain_bad_answer<E: std::error::Error + Send + Sync + 'static>(
+        &self,
+        id: Option<rmcp::model::RequestId>,
+        r: HttpResult<StreamableHttpPostResponse, E>,
+    ) -> HttpResult<StreamableHttpPostResponse, E> {
+        let server = &self.server;
+        let message = match (&id, &r) {
+            (Some(_), Err(StreamableHttpError::ResponseBodyTooLarge { max_size })) => format!(
+                "server '{server}' answered with more than the {max_size} byte limit ([http] max_message_bytes)"
+            ),
+            (Some(_), Err(StreamableHttpError::UnexpectedServerResponse(why))) => {
+                // rmcp appends the whole body after the reason; keep only the reason.
+                let why: String = why.chars().take(200).collect();
+                let why = why.split(": {").next().unwrap_or_default();
+                format!("server '{server}' answered with a message that is not valid JSON-RPC: {why}")
+            }
+            (Some(_), Err(StreamableHttpError::Deserialize(e))) => {
+                format!("server '{server}' answered with a message that is not valid JSON-RPC: {e}")
+            }
+            _ => return r,
+        };
+        tracing::warn!("{message}");
+        let error = serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": id,
+            "error": { "code": -32603, "message": message, "data": { "server": &**server } },
+        });
+        match serde_json::from_value::<ServerJsonRpcMessage>(error) {
+            Ok(msg) => Ok(StreamableHttpPostResponse::Json(msg, None)),
+            Err(_) => r,
+        }
     }
 }

@@ -255,7 +255,12 @@ fn transport_config(spec: &ServerSpec) -> StreamableHttpClientTransportConfig {
     retry.max_times = Some(3);
     retry.base_duration = Duration::from_millis(250);
     retry.max_delay = Some(Duration::from_secs(2));
-    let mut cfg = StreamableHttpClientTransportConfig::with_uri(spec.url.clone()).max_concurrent_requests(256);
+    // The one place upstream message sizes are bounded (`[http] max_message_bytes`):
+    // rmcp checks JSON bodies and SSE events against these before parsing.
+    let mut cfg = StreamableHttpClientTransportConfig::with_uri(spec.url.clone())
+        .max_concurrent_requests(256)
+        .max_json_response_size(spec.max_message_bytes)
+        .max_sse_event_size(spec.max_message_bytes);
     cfg.retry_config = Arc::new(retry);
     cfg
 }
@@ -342,7 +347,13 @@ async fn connect(
                 .await
                 .map_err(|e| format!("cannot use the stored login: {e}; run `mcp-bridge login {}`", spec.id))?;
             let auth = rmcp::transport::auth::AuthClient::new(http, m);
-            let running = handshake(http::SessionAware(auth.clone()), spec, &handler, timeouts).await?;
+            let running = handshake(
+                http::SessionAware::new(auth.clone(), &spec.id),
+                spec,
+                &handler,
+                timeouts,
+            )
+            .await?;
             // `stop` ends the refresher with the connection; the refresher cancels
             // it when the grant is gone, which ends the connection too, so that the
             // next attempt runs without the dead tokens and reports "needs login".
@@ -360,22 +371,20 @@ async fn connect(
             return Ok((running, Some(stop)));
         }
         return Ok((
-            handshake(http::SessionAware(http), spec, &handler, timeouts).await?,
+            handshake(http::SessionAware::new(http, &spec.id), spec, &handler, timeouts).await?,
             None,
         ));
     }
     let http = http::client(spec).map_err(|e| e.to_string())?;
     Ok((
-        handshake(http::SessionAware(http), spec, &handler, timeouts).await?,
+        handshake(http::SessionAware::new(http, &spec.id), spec, &handler, timeouts).await?,
         None,
     ))
 }
 
-/// A connect failure in words a person can act on. rmcp formats transport errors
-/// into strings that name its worker types and drop the cause (reqwest's message
-/// is only "error sending request"), so strip the type names and, when the request
-/// never got an HTTP answer, find out why with a plain TCP connect.
-async fn describe_failure(url: &str, message: &str) -> String {
+/// `message` without the worker type names rmcp puts in transport errors
+/// (`Transport [rmcp::transport::worker::WorkerTransport<…>] error: `).
+pub fn without_type_names(message: &str) -> String {
     let mut m = message.to_owned();
     while let (Some(a), Some(b)) = (m.find("Transport ["), m.find("] error: ")) {
         if b < a {
@@ -383,6 +392,15 @@ async fn describe_failure(url: &str, message: &str) -> String {
         }
         m.replace_range(a..b + "] error: ".len(), "");
     }
+    m
+}
+
+/// A connect failure in words a person can act on. rmcp formats transport errors
+/// into strings that name its worker types and drop the cause (reqwest's message
+/// is only "error sending request"), so strip the type names and, when the request
+/// never got an HTTP answer, find out why with a plain TCP connect.
+async fn describe_failure(url: &str, message: &str) -> String {
+    let m = without_type_names(message);
     if !m.contains("error sending request") {
         return m;
     }
