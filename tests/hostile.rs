@@ -88,6 +88,17 @@ impl Evil {
                         &id,
                         b"{\"content\":[{\"type\":\"text\",\"text\":\"\xff\xfe\xc0\x80 bad\"}]}",
                     ),
+                    "big_sse" | "badutf8_sse" => {
+                        let result = if name == "big_sse" {
+                            result_body(&id, &text_result(&"x".repeat(self.big_bytes)))
+                        } else {
+                            result_body(&id, b"{\"content\":[{\"type\":\"text\",\"text\":\"\xff\xfe bad\"}]}")
+                        };
+                        let mut sse = b"event: message\ndata: ".to_vec();
+                        sse.extend_from_slice(&result);
+                        sse.extend_from_slice(b"\n\n");
+                        return ([(header::CONTENT_TYPE, "text/event-stream")], sse).into_response();
+                    }
                     other => result_body(&id, &text_result(&format!("evil ran {other}"))),
                 }
             }
@@ -332,4 +343,36 @@ async fn names_cannot_shadow_another_server() {
     assert!(calls.contains(&"alpha__echo".to_owned()), "{calls:?}");
     // And alpha's own name still reaches alpha.
     alpha_still_serves(&client, &alpha).await;
+}
+
+/// The same bad answers in an SSE stream: the call fails at once, and both
+/// servers keep serving. (Unlike a JSON answer, a bad SSE event still ends the
+/// connection inside rmcp's worker, and the error says only "Transport closed";
+/// the bridge reconnects.)
+#[tokio::test]
+async fn bad_answers_in_sse() {
+    let evil = Evil {
+        tools: names(&["big_sse", "badutf8_sse", "echo"]),
+        big_bytes: 2 * 1024 * 1024,
+        ..Evil::default()
+    };
+    let (alpha, _home, client, _seen) =
+        bridge_with(&evil, "[http]\nmax_message_bytes = 1048576\n[timeouts]\ncall = 5\n").await;
+    for tool in ["evil__big_sse", "evil__badutf8_sse"] {
+        let start = Instant::now();
+        let r = client.call_tool(params(tool, json!({}))).await;
+        assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
+        let e = error_message(r.unwrap_err());
+        assert!(e.contains("'evil'"), "{e}");
+        assert_clean(&e);
+        alpha_still_serves(&client, &alpha).await;
+        // evil is back after its reconnect.
+        tokio::time::timeout(Duration::from_secs(20), async {
+            while client.call_tool(params("evil__echo", json!({}))).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await
+        .expect("evil reconnects and answers");
+    }
 }
