@@ -345,10 +345,8 @@ async fn names_cannot_shadow_another_server() {
     alpha_still_serves(&client, &alpha).await;
 }
 
-/// The same bad answers in an SSE stream: the call fails at once, and both
-/// servers keep serving. (Unlike a JSON answer, a bad SSE event still ends the
-/// connection inside rmcp's worker, and the error says only "Transport closed";
-/// the bridge reconnects.)
+/// The same bad answers in an SSE stream: the call fails at once with an error
+/// naming the server (and the limit), and both servers keep serving.
 #[tokio::test]
 async fn bad_answers_in_sse() {
     let evil = Evil {
@@ -365,14 +363,10 @@ async fn bad_answers_in_sse() {
         let e = error_message(r.unwrap_err());
         assert!(e.contains("'evil'"), "{e}");
         assert_clean(&e);
+        if tool == "evil__big_sse" {
+            assert!(e.contains("1048576"), "{e}");
+        }
+        evil_still_serves(&client).await;
         alpha_still_serves(&client, &alpha).await;
-        // evil is back after its reconnect.
-        tokio::time::timeout(Duration::from_secs(20), async {
-            while client.call_tool(params("evil__echo", json!({}))).await.is_err() {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
-        .await
-        .expect("evil reconnects and answers");
     }
 }

@@ -87,8 +87,9 @@ pub fn builder() -> reqwest::ClientBuilder {
 /// rmcp's own re-initialise-and-retry runs.
 ///
 /// It also keeps one bad answer from ending the connection: rmcp's worker treats
-/// an answer over `[http] max_message_bytes` or one that is not JSON-RPC (not
-/// UTF-8, nested past serde_json's depth limit) as a fatal transport error, which
+/// an answer (JSON body or SSE event) over `[http] max_message_bytes` or one that
+/// is not JSON-RPC (not UTF-8, nested past serde_json's depth limit) as a fatal
+/// transport error, which
 /// failed every call in flight to that server with an error quoting rmcp's type
 /// names and the whole hostile body. Such an answer to a request becomes a
 /// JSON-RPC error for that request alone, naming the server and the limit.
@@ -234,6 +235,15 @@ impl<C> SessionAware<C> {
         r: HttpResult<StreamableHttpPostResponse, E>,
     ) -> HttpResult<StreamableHttpPostResponse, E> {
         let server = &self.server;
+        let r = match (&id, r) {
+            (Some(id), Ok(StreamableHttpPostResponse::Sse(stream, session))) => {
+                return Ok(StreamableHttpPostResponse::Sse(
+                    contain_bad_events(server.clone(), id.clone(), stream),
+                    session,
+                ));
+            }
+            (_, r) => r,
+        };
         let message = match (&id, &r) {
             (Some(_), Err(StreamableHttpError::ResponseBodyTooLarge { max_size })) => format!(
                 "server '{server}' answered with more than the {max_size} byte limit ([http] max_message_bytes)"
@@ -250,14 +260,52 @@ impl<C> SessionAware<C> {
             _ => return r,
         };
         tracing::warn!("{message}");
-        let error = serde_json::json!({
-            "jsonrpc": "2.0",
-            "id": id,
-            "error": { "code": -32603, "message": message, "data": { "server": &**server } },
-        });
-        match serde_json::from_value::<ServerJsonRpcMessage>(error) {
+        match serde_json::from_value::<ServerJsonRpcMessage>(error_answer(id.as_ref(), &message, server)) {
             Ok(msg) => Ok(StreamableHttpPostResponse::Json(msg, None)),
             Err(_) => r,
         }
     }
+}
+
+fn error_answer(id: Option<&rmcp::model::RequestId>, message: &str, server: &str) -> serde_json::Value {
+    serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": { "code": -32603, "message": message, "data": { "server": server } },
+    })
+}
+
+type SseItems = BoxStream<'static, Result<sse_stream::Sse, sse_stream::Error>>;
+
+/// The SSE answer to request `id`, with an event that is over the size limit or
+/// not UTF-8 turned into an error answer to that request, which ends the stream.
+/// Network errors pass unchanged (rmcp resumes the stream after those).
+fn contain_bad_events(server: Arc<str>, id: rmcp::model::RequestId, stream: SseItems) -> SseItems {
+    use futures::StreamExt;
+    stream
+        .scan(false, move |ended, item| {
+            if *ended {
+                return futures::future::ready(None);
+            }
+            let bad = match &item {
+                Err(sse_stream::Error::Body(e)) if e.to_string().contains("exceeded the maximum size") => Some(
+                    format!("server '{server}' answered with an event over the limit: {e} ([http] max_message_bytes)"),
+                ),
+                Err(e @ (sse_stream::Error::Utf8Parse(_) | sse_stream::Error::InvalidLine)) => Some(format!(
+                    "server '{server}' answered with an SSE event that cannot be read: {e}"
+                )),
+                _ => None,
+            };
+            let Some(message) = bad else {
+                return futures::future::ready(Some(item));
+            };
+            tracing::warn!("{message}");
+            *ended = true;
+            futures::future::ready(Some(Ok(sse_stream::Sse {
+                event: Some("message".into()),
+                data: Some(error_answer(Some(&id), &message, &server).to_string()),
+                ..Default::default()
+            })))
+        })
+        .boxed()
 }
