@@ -40,8 +40,9 @@ fn text_result(text: &str) -> Vec<u8> {
 }
 
 impl Evil {
-    /// Enough of MCP 2025-11-25 over plain JSON answers: no sessions, no SSE.
-    fn answer(&self, method: &Method, body: &[u8]) -> Response {
+    /// Enough of MCP 2025-11-25 over plain JSON answers (SSE only for the `_sse`
+    /// tools), without sessions.
+    async fn answer(&self, method: &Method, body: &[u8]) -> Response {
         if method != Method::POST {
             return StatusCode::METHOD_NOT_ALLOWED.into_response();
         }
@@ -88,11 +89,17 @@ impl Evil {
                         &id,
                         b"{\"content\":[{\"type\":\"text\",\"text\":\"\xff\xfe\xc0\x80 bad\"}]}",
                     ),
-                    "big_sse" | "badutf8_sse" => {
-                        let result = if name == "big_sse" {
-                            result_body(&id, &text_result(&"x".repeat(self.big_bytes)))
-                        } else {
-                            result_body(&id, b"{\"content\":[{\"type\":\"text\",\"text\":\"\xff\xfe bad\"}]}")
+                    "slow" => {
+                        tokio::time::sleep(Duration::from_millis(1500)).await;
+                        result_body(&id, &text_result("evil ran slow"))
+                    }
+                    "big_sse" | "badutf8_sse" | "deep_sse" => {
+                        let result = match name.as_str() {
+                            "big_sse" => result_body(&id, &text_result(&"x".repeat(self.big_bytes))),
+                            "badutf8_sse" => {
+                                result_body(&id, b"{\"content\":[{\"type\":\"text\",\"text\":\"\xff\xfe bad\"}]}")
+                            }
+                            _ => result_body(&id, format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)).as_bytes()),
                         };
                         let mut sse = b"event: message\ndata: ".to_vec();
                         sse.extend_from_slice(&result);
@@ -125,7 +132,7 @@ fn start_evil(evil: Evil) -> String {
                 "/mcp",
                 axum::routing::any(move |method: Method, _h: HeaderMap, body: Bytes| {
                     let evil = evil.clone();
-                    async move { evil.answer(&method, &body) }
+                    async move { evil.answer(&method, &body).await }
                 }),
             );
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -252,18 +259,26 @@ async fn thousands_of_tools() {
 #[tokio::test]
 async fn result_over_the_size_limit() {
     let evil = Evil {
-        tools: names(&["big", "echo"]),
+        tools: names(&["big", "slow", "echo"]),
         big_bytes: 2 * 1024 * 1024,
         ..Evil::default()
     };
     let (alpha, _home, client, _seen) =
         bridge_with(&evil, "[http]\nmax_message_bytes = 1048576\n[timeouts]\ncall = 10\n").await;
+    // A call in flight to the same server is not failed by the bad answer.
+    let slow = {
+        let peer = client.peer().clone();
+        tokio::spawn(async move { peer.call_tool(params("evil__slow", json!({}))).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let start = Instant::now();
     let e = error_message(client.call_tool(params("evil__big", json!({}))).await.unwrap_err());
     assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
     assert!(e.contains("'evil'"), "{e}");
     assert!(e.contains("1048576"), "{e}");
     assert_clean(&e);
+    let r = slow.await.unwrap().expect("the call in flight completes");
+    assert_eq!(first_text(&r), "evil ran slow");
     alpha_still_serves(&client, &alpha).await;
     evil_still_serves(&client).await;
 }
@@ -350,15 +365,20 @@ async fn names_cannot_shadow_another_server() {
 #[tokio::test]
 async fn bad_answers_in_sse() {
     let evil = Evil {
-        tools: names(&["big_sse", "badutf8_sse", "echo"]),
+        tools: names(&["big_sse", "badutf8_sse", "deep_sse", "echo"]),
         big_bytes: 2 * 1024 * 1024,
         ..Evil::default()
     };
     let (alpha, _home, client, _seen) =
         bridge_with(&evil, "[http]\nmax_message_bytes = 1048576\n[timeouts]\ncall = 5\n").await;
-    for tool in ["evil__big_sse", "evil__badutf8_sse"] {
+    for tool in ["evil__big_sse", "evil__badutf8_sse", "evil__deep_sse"] {
         let start = Instant::now();
         let r = client.call_tool(params(tool, json!({}))).await;
+        eprintln!(
+            "OUTCOME {tool} {:?} {:?}",
+            start.elapsed(),
+            r.as_ref().map(first_text).map_err(ToString::to_string)
+        );
         assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
         let e = error_message(r.unwrap_err());
         assert!(e.contains("'evil'"), "{e}");

@@ -275,6 +275,36 @@ fn error_answer(id: Option<&rmcp::model::RequestId>, message: &str, server: &str
     })
 }
 
+/// Why rmcp's worker could not parse `data` as a message, if it could not; two
+/// linear scans, no second parse. Checked: JSON syntax, and nesting within
+/// serde_json's recursion limit (128), which `IgnoredAny` does not apply.
+fn unreadable_json(data: &str) -> Option<String> {
+    // Priming events (resumability) carry no data; rmcp skips them.
+    if data.trim().is_empty() {
+        return None;
+    }
+    if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(data) {
+        return Some(e.to_string());
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for b in data.bytes() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' if in_string => escaped = true,
+            b'"' => in_string = !in_string,
+            b'[' | b'{' if !in_string => {
+                depth += 1;
+                if depth > 128 {
+                    return Some("nested more than 128 levels deep".into());
+                }
+            }
+            b']' | b'}' if !in_string => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
 type SseItems = BoxStream<'static, Result<sse_stream::Sse, sse_stream::Error>>;
 
 /// The SSE answer to request `id`, with an event that is over the size limit or
@@ -294,6 +324,8 @@ fn contain_bad_events(server: Arc<str>, id: rmcp::model::RequestId, stream: SseI
                 Err(e @ (sse_stream::Error::Utf8Parse(_) | sse_stream::Error::InvalidLine)) => Some(format!(
                     "server '{server}' answered with an SSE event that cannot be read: {e}"
                 )),
+                Ok(sse_stream::Sse { data: Some(data), .. }) => unreadable_json(data)
+                    .map(|why| format!("server '{server}' answered with a message that is not valid JSON-RPC: {why}")),
                 _ => None,
             };
             let Some(message) = bad else {
