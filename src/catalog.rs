@@ -462,7 +462,15 @@ fn unique_name(server: &str, original: &str, prefix: bool, naming: &Naming, take
         name = truncate_with_hash(&name, server, original, max_len);
         let mut n = 1;
         while taken.contains(&name) {
-            name = truncate_with_hash(&format!("{name}{n}"), server, original, max_len);
+            let next = truncate_with_hash(&format!("{name}{n}"), server, original, max_len);
+            // At `max_len` the counter is cut off again and the name never changes
+            // (a server listing one long name twice hung the build): then the
+            // counter goes into the hash instead.
+            name = if next == name {
+                truncate_with_hash(&name, server, &format!("{original}\0{n}"), max_len)
+            } else {
+                next
+            };
             n += 1;
         }
     }

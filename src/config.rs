@@ -134,12 +134,28 @@ pub struct ServerConfig {
 }
 
 /// `[http]`
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// Reuse connections to upstream servers. Much faster per call, but servers
     /// that stream SSE without TCP_NODELAY then stall about 40 ms per call.
     pub keep_alive: bool,
+    /// Largest message accepted from an upstream server (one JSON body or one
+    /// SSE event), in bytes. A larger answer fails its call with an error naming
+    /// the server and the limit.
+    pub max_message_bytes: usize,
+}
+
+/// Default `[http] max_message_bytes`: 16 MiB.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            keep_alive: false,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
 }
 
 /// `[[servers]] oauth = {...}`: how to log in to a server whose authorization
@@ -419,10 +435,38 @@ impl Config {
             path: path.into(),
             message: e.to_string().trim_end().replace('\n', "\n  "),
         })?;
-        let line_of = |needle: &str| {
+        // Every validation error names a line (found by property tests: some named
+        // none). `key_line` finds a `key = ...` assignment, else any line naming
+        // the key; `quoted` a string value in either kind of TOML quotes.
+        let at = |i: usize| format!(" (line {})", i + 1);
+        let find = |needle: &str| text.lines().position(|l| l.contains(needle));
+        let key_line = |key: &str| {
             text.lines()
-                .position(|l| l.contains(needle))
-                .map(|i| format!(" (line {})", i + 1))
+                .position(|l| {
+                    let l = l.trim_start();
+                    !l.starts_with('#') && l.strip_prefix(key).is_some_and(|r| r.trim_start().starts_with('='))
+                })
+                .or_else(|| find(key))
+                .map(at)
+                .unwrap_or_default()
+        };
+        let quoted = |value: &str| {
+            let q = [format!("\"{value}\""), format!("'{value}'")];
+            text.lines().position(|l| q.iter().any(|q| l.contains(q.as_str())))
+        };
+        // A server's value, else its `[[servers]]` header (values written with
+        // escapes are not found as they are).
+        let server_line = |i: usize, value: &str| {
+            quoted(value)
+                .or_else(|| {
+                    text.lines()
+                        .enumerate()
+                        .filter(|(_, l)| l.trim_start().starts_with("[[servers]]"))
+                        .nth(i)
+                        .map(|(n, _)| n)
+                })
+                .or_else(|| find("servers"))
+                .map(at)
                 .unwrap_or_default()
         };
         let invalid = |message: String| ConfigError::Invalid {
@@ -432,18 +476,20 @@ impl Config {
         let sep = &cfg.naming.separator;
         if sep.is_empty() || !sep.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
             return Err(invalid(format!(
-                "[naming] separator {sep:?} must be non-empty and use only A-Z a-z 0-9 _ - ."
+                "[naming] separator {sep:?}{} must be non-empty and use only A-Z a-z 0-9 _ - .",
+                key_line("separator")
             )));
         }
         if !(16..=128).contains(&cfg.naming.max_length) {
             return Err(invalid(format!(
-                "[naming] max_length must be between 16 and 128, not {}",
+                "[naming] max_length{} must be between 16 and 128, not {}",
+                key_line("max_length"),
                 cfg.naming.max_length
             )));
         }
         let mut seen = std::collections::HashSet::new();
-        for s in &cfg.servers {
-            let at = line_of(&format!("\"{}\"", s.name));
+        for (i, s) in cfg.servers.iter().enumerate() {
+            let at = server_line(i, &s.name);
             if s.name.is_empty()
                 || !s
                     .name
@@ -470,7 +516,7 @@ impl Config {
                     return Err(invalid(format!(
                         "server {:?}{}: url {:?} is not an http(s) URL",
                         s.name,
-                        line_of(&s.url),
+                        server_line(i, &s.url),
                         s.url
                     )));
                 }
@@ -480,7 +526,10 @@ impl Config {
             && r.url.is_some()
             && r.file.is_some()
         {
-            return Err(invalid("[registry] takes either url or file, not both".into()));
+            return Err(invalid(format!(
+                "[registry]{} takes either url or file, not both",
+                key_line("file")
+            )));
         }
         for (what, v) in [
             ("connect", cfg.timeouts.connect),
@@ -489,18 +538,32 @@ impl Config {
         ] {
             if !(v.is_finite() && v > 0.0) {
                 return Err(invalid(format!(
-                    "[timeouts] {what} must be a positive number of seconds"
+                    "[timeouts] {what}{} must be a positive number of seconds",
+                    key_line(what)
                 )));
             }
         }
+        if cfg.http.max_message_bytes < 1024 {
+            return Err(invalid(format!(
+                "[http] max_message_bytes{} must be at least 1024",
+                key_line("max_message_bytes")
+            )));
+        }
         if cfg.audit.max_bytes == 0 {
-            return Err(invalid("[audit] max_bytes must be positive".into()));
+            return Err(invalid(format!(
+                "[audit] max_bytes{} must be positive",
+                key_line("max_bytes")
+            )));
         }
         for (pattern, minutes) in &cfg.audit.minutes_saved {
             if !(minutes.is_finite() && *minutes >= 0.0) {
                 return Err(invalid(format!(
                     "[audit.minutes_saved] {pattern:?}{} must be a number of minutes, 0 or more",
-                    line_of(&format!("\"{pattern}\""))
+                    quoted(pattern)
+                        .or_else(|| find(pattern))
+                        .or_else(|| find("minutes_saved"))
+                        .map(at)
+                        .unwrap_or_default()
                 )));
             }
         }

@@ -68,6 +68,8 @@ pub struct ServerSpec {
     pub oauth: OAuthSettings,
     /// Reuse HTTP connections to this server (`keep_alive` in config).
     pub keep_alive: bool,
+    /// Largest message accepted from this server (`[http] max_message_bytes`).
+    pub max_message_bytes: usize,
     /// The registry operator's tool rules for this server.
     pub rules: crate::policy::ServerRules,
 }
@@ -180,11 +182,31 @@ fn scalar(v: &Value) -> String {
 }
 
 /// Replace `{name}` placeholders from `vars`; unknown names stay literal.
+///
+/// One pass over the template: a value is never scanned again, so a registry
+/// entry whose values name other variables (`a = "{b}{b}"`, `b = "{c}{c}"`, …)
+/// cannot grow a URL exponentially, as replacing variable by variable did.
 fn fill(template: &str, vars: &BTreeMap<String, String>) -> String {
-    let mut out = template.to_owned();
-    for (k, v) in vars {
-        out = out.replace(&format!("{{{k}}}"), v);
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after
+            .find('}')
+            .and_then(|close| Some((vars.get(&after[..close])?, close)))
+        {
+            Some((value, close)) => {
+                out.push_str(value);
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
     }
+    out.push_str(rest);
     out
 }
 
@@ -457,6 +479,7 @@ pub fn resolve(cfg: &Config, registry: &[Value], adhoc: &AdHoc) -> Resolved {
                 client_metadata_url: s.oauth.client_metadata_url.clone(),
             },
             keep_alive: s.keep_alive.unwrap_or(cfg.http.keep_alive),
+            max_message_bytes: cfg.http.max_message_bytes,
             rules: Default::default(),
         });
     }
@@ -478,6 +501,7 @@ pub fn resolve(cfg: &Config, registry: &[Value], adhoc: &AdHoc) -> Resolved {
                     call_timeout: None,
                     oauth: c.oauth,
                     keep_alive: cfg.http.keep_alive,
+                    max_message_bytes: cfg.http.max_message_bytes,
                     rules: c.rules,
                 });
             }
@@ -512,6 +536,7 @@ pub fn resolve(cfg: &Config, registry: &[Value], adhoc: &AdHoc) -> Resolved {
                     call_timeout: None,
                     oauth: adhoc.oauth.clone(),
                     keep_alive: cfg.http.keep_alive,
+                    max_message_bytes: cfg.http.max_message_bytes,
                     rules: Default::default(),
                 });
             }

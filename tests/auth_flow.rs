@@ -108,6 +108,27 @@ fn written_files(dir: &Path) -> Vec<(PathBuf, String)> {
     out
 }
 
+/// `serve` in `home` at `RUST_LOG=rust_log`, connected to a test IDE; the second
+/// value resolves to everything the bridge wrote to stderr once it has exited.
+async fn serve_capturing_stderr(home: &Home, rust_log: &str) -> (Client, tokio::task::JoinHandle<String>) {
+    use rmcp::ServiceExt;
+    let mut cmd = bridge_command(home, &[]);
+    cmd.env("RUST_LOG", rust_log);
+    let (transport, stderr) = rmcp::transport::TokioChildProcess::builder(cmd)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = stderr.expect("stderr is piped");
+    let read = tokio::spawn(async move {
+        let mut out = Vec::new();
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut stderr, &mut out).await;
+        String::from_utf8_lossy(&out).into_owned()
+    });
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let client = Ide { seen: tx }.serve(transport).await.expect("bridge initialises");
+    (client, read)
+}
+
 /// Login, calls with the token, expiry and refresh, a server without auth beside
 /// it, and no secret in any log or file outside the store.
 #[tokio::test]
@@ -171,13 +192,65 @@ async fn login_then_serve_with_refresh() {
     assert_eq!(first_text(&r), "open");
     client.cancel().await.unwrap();
 
-    // Redaction: no token, code or secret in the login output or any file the bridge
-    // wrote outside the credential store (cache, state, logs).
-    let secrets = auth.issued_secrets();
-    assert!(!secrets.is_empty());
+    // Again at RUST_LOG=debug (still logging to the file), with stderr captured:
+    // calls, and a refresh, leave no secret there either.
+    let refreshes = auth.log().refreshes();
+    let (client, stderr) = serve_capturing_stderr(&home, "debug").await;
+    let r = client.call_tool(params("vault__whoami", json!({}))).await.unwrap();
+    assert_eq!(first_text(&r), "vault");
+    auth.expire_access_tokens();
+    let r = client
+        .call_tool(params("vault__echo", json!({"text": "after expiry"})))
+        .await
+        .unwrap();
+    assert_eq!(first_text(&r), "after expiry");
+    assert!(auth.log().refreshes() > refreshes, "no refresh at debug level");
+    client.cancel().await.unwrap();
+    let mut serve_stderr = tokio::time::timeout(Duration::from_secs(10), stderr)
+        .await
+        .expect("the bridge exits after the IDE goes away")
+        .unwrap();
+
+    // And with the log on stderr (no log file) at debug: a call and a refresh.
+    home.servers_config(&[("vault", &protected.url), ("open", &open.url)], "");
+    let refreshes = auth.log().refreshes();
+    let (client, stderr) = serve_capturing_stderr(&home, "debug").await;
+    auth.expire_access_tokens();
+    let r = client.call_tool(params("vault__whoami", json!({}))).await.unwrap();
+    assert_eq!(first_text(&r), "vault");
+    assert!(auth.log().refreshes() > refreshes, "no refresh with the log on stderr");
+    client.cancel().await.unwrap();
+    let stderr = tokio::time::timeout(Duration::from_secs(10), stderr)
+        .await
+        .expect("the bridge exits after the IDE goes away")
+        .unwrap();
+    assert!(stderr.contains("DEBUG"), "debug logging reached stderr: {stderr}");
+    serve_stderr.push_str(&stderr);
+
+    // Redaction: no token, code or secret in the login output, serve's stderr or
+    // any file the bridge wrote outside the credential store (cache, state, audit
+    // log, log file).
+    let mut secrets = auth.issued_secrets();
+    assert!(
+        secrets.len() >= 4,
+        "an access and a refresh token, twice refreshed: {}",
+        secrets.len()
+    );
+    secrets.push(code);
+    let files = written_files(home.path());
+    for dir in ["state", "cache"] {
+        assert!(
+            files.iter().any(|(p, _)| p.starts_with(home.path().join(dir))),
+            "nothing written under {dir}/"
+        );
+    }
     for s in &secrets {
         assert!(!login_log.contains(s.as_str()), "a secret leaked into the login output");
-        for (path, text) in written_files(home.path()) {
+        assert!(
+            !serve_stderr.contains(s.as_str()),
+            "a secret leaked into serve's stderr"
+        );
+        for (path, text) in &files {
             assert!(!text.contains(s.as_str()), "a secret leaked into {}", path.display());
         }
     }

@@ -706,6 +706,7 @@ mod tests {
             call_timeout: None,
             oauth: Default::default(),
             keep_alive: true,
+            max_message_bytes: crate::config::DEFAULT_MAX_MESSAGE_BYTES,
             rules: Default::default(),
         }
     }

@@ -214,8 +214,10 @@ pub fn rfc3339_key(s: &str) -> Option<(i64, u32)> {
     }
     let offset = match rest {
         "Z" | "z" => 0,
-        o if o.len() == 6 && matches!(&o[..1], "+" | "-") && &o[3..4] == ":" => {
-            let v = o[1..3].parse::<i64>().ok()? * 3600 + o[4..6].parse::<i64>().ok()? * 60;
+        // Checked as bytes and sliced with `get`: a 6-byte offset can hold a
+        // multi-byte character, and `&o[..1]` on it panicked (found by fuzzing).
+        o if o.len() == 6 && matches!(o.as_bytes()[0], b'+' | b'-') && o.as_bytes()[3] == b':' => {
+            let v = o.get(1..3)?.parse::<i64>().ok()? * 3600 + o.get(4..6)?.parse::<i64>().ok()? * 60;
             if o.starts_with('-') { -v } else { v }
         }
         _ => return None,

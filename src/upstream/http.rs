@@ -85,8 +85,29 @@ pub fn builder() -> reqwest::ClientBuilder {
 /// while the request waits forever. An id-less error about the session, to a
 /// request that carried a session id, is turned into `SessionExpired` here, so
 /// rmcp's own re-initialise-and-retry runs.
+///
+/// It also keeps one bad answer from ending the connection: rmcp's worker treats
+/// an answer (JSON body or SSE event) over `[http] max_message_bytes` or one that
+/// is not JSON-RPC (not UTF-8, nested past serde_json's depth limit) as a fatal
+/// transport error, which
+/// failed every call in flight to that server with an error quoting rmcp's type
+/// names and the whole hostile body. Such an answer to a request becomes a
+/// JSON-RPC error for that request alone, naming the server and the limit.
 #[derive(Clone)]
-pub struct SessionAware<C>(pub C);
+pub struct SessionAware<C> {
+    pub client: C,
+    /// The server's id, for error messages.
+    pub server: Arc<str>,
+}
+
+impl<C> SessionAware<C> {
+    pub fn new(client: C, server: &str) -> Self {
+        SessionAware {
+            client,
+            server: server.into(),
+        }
+    }
+}
 
 fn names_lost_session(msg: &ServerJsonRpcMessage) -> bool {
     match msg {
@@ -112,11 +133,12 @@ impl<C: StreamableHttpClient + Sync> StreamableHttpClient for SessionAware<C> {
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> HttpResult<StreamableHttpPostResponse, C::Error> {
         let had_session = session_id.is_some();
+        let id = request_id(&message);
         let r = self
-            .0
+            .client
             .post_message(uri, message, session_id, auth_header, custom_headers)
             .await;
-        check_session(had_session, r)
+        self.contain_bad_answer(id, check_session(had_session, r))
     }
 
     async fn post_message_with_response_limits(
@@ -129,11 +151,12 @@ impl<C: StreamableHttpClient + Sync> StreamableHttpClient for SessionAware<C> {
         limits: StreamableHttpResponseLimits,
     ) -> HttpResult<StreamableHttpPostResponse, C::Error> {
         let had_session = session_id.is_some();
+        let id = request_id(&message);
         let r = self
-            .0
+            .client
             .post_message_with_response_limits(uri, message, session_id, auth_header, custom_headers, limits)
             .await;
-        check_session(had_session, r)
+        self.contain_bad_answer(id, check_session(had_session, r))
     }
 
     async fn delete_session(
@@ -143,7 +166,7 @@ impl<C: StreamableHttpClient + Sync> StreamableHttpClient for SessionAware<C> {
         auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> HttpResult<(), C::Error> {
-        self.0
+        self.client
             .delete_session(uri, session_id, auth_header, custom_headers)
             .await
     }
@@ -156,7 +179,7 @@ impl<C: StreamableHttpClient + Sync> StreamableHttpClient for SessionAware<C> {
         auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> HttpResult<BoxStream<'static, Result<sse_stream::Sse, sse_stream::Error>>, C::Error> {
-        self.0
+        self.client
             .get_stream(uri, session_id, last_event_id, auth_header, custom_headers)
             .await
     }
@@ -170,7 +193,7 @@ impl<C: StreamableHttpClient + Sync> StreamableHttpClient for SessionAware<C> {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
     ) -> HttpResult<BoxStream<'static, Result<sse_stream::Sse, sse_stream::Error>>, C::Error> {
-        self.0
+        self.client
             .get_stream_with_max_sse_event_size(
                 uri,
                 session_id,
@@ -194,4 +217,127 @@ fn check_session<E: std::error::Error + Send + Sync + 'static>(
         }
         other => other,
     }
+}
+
+fn request_id(message: &ClientJsonRpcMessage) -> Option<rmcp::model::RequestId> {
+    match message {
+        ClientJsonRpcMessage::Request(r) => Some(r.id.clone()),
+        _ => None,
+    }
+}
+
+impl<C> SessionAware<C> {
+    /// A request's answer that is too large or not JSON-RPC, as an error answer
+    /// to that request (see the type's doc). Anything else passes unchanged.
+    fn contain_bad_answer<E: std::error::Error + Send + Sync + 'static>(
+        &self,
+        id: Option<rmcp::model::RequestId>,
+        r: HttpResult<StreamableHttpPostResponse, E>,
+    ) -> HttpResult<StreamableHttpPostResponse, E> {
+        let server = &self.server;
+        let r = match (&id, r) {
+            (Some(id), Ok(StreamableHttpPostResponse::Sse(stream, session))) => {
+                return Ok(StreamableHttpPostResponse::Sse(
+                    contain_bad_events(server.clone(), id.clone(), stream),
+                    session,
+                ));
+            }
+            (_, r) => r,
+        };
+        let message = match (&id, &r) {
+            (Some(_), Err(StreamableHttpError::ResponseBodyTooLarge { max_size })) => format!(
+                "server '{server}' answered with more than the {max_size} byte limit ([http] max_message_bytes)"
+            ),
+            (Some(_), Err(StreamableHttpError::UnexpectedServerResponse(why))) => {
+                // rmcp appends the whole body after the reason; keep only the reason.
+                let why: String = why.chars().take(200).collect();
+                let why = why.split(": {").next().unwrap_or_default();
+                format!("server '{server}' answered with a message that is not valid JSON-RPC: {why}")
+            }
+            (Some(_), Err(StreamableHttpError::Deserialize(e))) => {
+                format!("server '{server}' answered with a message that is not valid JSON-RPC: {e}")
+            }
+            _ => return r,
+        };
+        tracing::warn!("{message}");
+        match serde_json::from_value::<ServerJsonRpcMessage>(error_answer(id.as_ref(), &message, server)) {
+            Ok(msg) => Ok(StreamableHttpPostResponse::Json(msg, None)),
+            Err(_) => r,
+        }
+    }
+}
+
+fn error_answer(id: Option<&rmcp::model::RequestId>, message: &str, server: &str) -> serde_json::Value {
+    serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": { "code": -32603, "message": message, "data": { "server": server } },
+    })
+}
+
+/// Why rmcp's worker could not parse `data` as a message, if it could not; two
+/// linear scans, no second parse. Checked: JSON syntax, and nesting within
+/// serde_json's recursion limit (128), which `IgnoredAny` does not apply.
+fn unreadable_json(data: &str) -> Option<String> {
+    // Priming events (resumability) carry no data; rmcp skips them.
+    if data.trim().is_empty() {
+        return None;
+    }
+    if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(data) {
+        return Some(e.to_string());
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for b in data.bytes() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' if in_string => escaped = true,
+            b'"' => in_string = !in_string,
+            b'[' | b'{' if !in_string => {
+                depth += 1;
+                if depth > 128 {
+                    return Some("nested more than 128 levels deep".into());
+                }
+            }
+            b']' | b'}' if !in_string => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
+type SseItems = BoxStream<'static, Result<sse_stream::Sse, sse_stream::Error>>;
+
+/// The SSE answer to request `id`, with an event that is over the size limit or
+/// not UTF-8 turned into an error answer to that request, which ends the stream.
+/// Network errors pass unchanged (rmcp resumes the stream after those).
+fn contain_bad_events(server: Arc<str>, id: rmcp::model::RequestId, stream: SseItems) -> SseItems {
+    use futures::StreamExt;
+    stream
+        .scan(false, move |ended, item| {
+            if *ended {
+                return futures::future::ready(None);
+            }
+            let bad = match &item {
+                Err(sse_stream::Error::Body(e)) if e.to_string().contains("exceeded the maximum size") => Some(
+                    format!("server '{server}' answered with an event over the limit: {e} ([http] max_message_bytes)"),
+                ),
+                Err(e @ (sse_stream::Error::Utf8Parse(_) | sse_stream::Error::InvalidLine)) => Some(format!(
+                    "server '{server}' answered with an SSE event that cannot be read: {e}"
+                )),
+                Ok(sse_stream::Sse { data: Some(data), .. }) => unreadable_json(data)
+                    .map(|why| format!("server '{server}' answered with a message that is not valid JSON-RPC: {why}")),
+                _ => None,
+            };
+            let Some(message) = bad else {
+                return futures::future::ready(Some(item));
+            };
+            tracing::warn!("{message}");
+            *ended = true;
+            futures::future::ready(Some(Ok(sse_stream::Sse {
+                event: Some("message".into()),
+                data: Some(error_answer(Some(&id), &message, &server).to_string()),
+                ..Default::default()
+            })))
+        })
+        .boxed()
 }

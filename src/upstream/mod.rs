@@ -260,8 +260,12 @@ fn transport_config(spec: &ServerSpec) -> StreamableHttpClientTransportConfig {
     retry.max_times = Some(3);
     retry.base_duration = Duration::from_millis(250);
     retry.max_delay = Some(Duration::from_secs(2));
+    // The one place upstream message sizes are bounded (`[http] max_message_bytes`):
+    // rmcp checks JSON bodies and SSE events against these before parsing.
     let mut cfg = StreamableHttpClientTransportConfig::with_uri(spec.url.clone())
         .max_concurrent_requests(256)
+        .max_json_response_size(spec.max_message_bytes)
+        .max_sse_event_size(spec.max_message_bytes)
         // rmcp answers a timed-out request only after its cancellation POST is
         // done, and waits up to this long for it (5 s by default): against a
         // server that stalls, every timeout came 5 s late (tests/chaos.rs).
@@ -354,7 +358,13 @@ async fn connect(
                 .await
                 .map_err(|e| format!("cannot use the stored login: {e}; run `mcp-bridge login {}`", spec.id))?;
             let auth = rmcp::transport::auth::AuthClient::new(http, m);
-            let running = handshake(http::SessionAware(auth.clone()), spec, &handler, timeouts).await?;
+            let running = handshake(
+                http::SessionAware::new(auth.clone(), &spec.id),
+                spec,
+                &handler,
+                timeouts,
+            )
+            .await?;
             // `stop` ends the refresher with the connection; the refresher cancels
             // it when the grant is gone, which ends the connection too, so that the
             // next attempt runs without the dead tokens and reports "needs login".
@@ -372,19 +382,19 @@ async fn connect(
             return Ok((running, Some(stop)));
         }
         return Ok((
-            handshake(http::SessionAware(http), spec, &handler, timeouts).await?,
+            handshake(http::SessionAware::new(http, &spec.id), spec, &handler, timeouts).await?,
             None,
         ));
     }
     let http = http::client(spec).map_err(|e| e.to_string())?;
     Ok((
-        handshake(http::SessionAware(http), spec, &handler, timeouts).await?,
+        handshake(http::SessionAware::new(http, &spec.id), spec, &handler, timeouts).await?,
         None,
     ))
 }
 
-/// `message` without the "Transport [<rmcp worker types>] error: " rmcp puts in
-/// the text of transport errors.
+/// `message` without the worker type names rmcp puts in transport errors
+/// (`Transport [rmcp::transport::worker::WorkerTransport<…>] error: `).
 pub fn without_type_names(message: &str) -> String {
     let mut m = message.to_owned();
     while let (Some(a), Some(b)) = (m.find("Transport ["), m.find("] error: ")) {
