@@ -8,6 +8,15 @@
 //! Measured: time from spawn to the first useful `tools/list` (cold and from the
 //! disk cache), per-call latency (p50/p99, sequential), throughput with 32 calls
 //! in flight, the bridge's CPU time per call and its peak RSS with 10 upstreams.
+//! Then the peers: `mcp-remote` (npm) and `mcp-proxy` (PyPI), single-server
+//! stdio <-> Streamable HTTP bridges, in front of the same `notes` server and
+//! driven by the same client code (installed by benches/peers/setup.sh under
+//! target/bench-peers when missing; a peer that cannot be had is reported as
+//! unavailable and skipped; `MCP_BRIDGE_BENCH_PEERS=0` skips them all). Then scale:
+//! start-up and peak RSS with 1, 10 and 50 upstreams, throughput with 1 to 128
+//! calls in flight, RSS after 100,000 calls against after 1,000, and the size of
+//! the binary.
+//!
 //! The targets are printed for reference only: a benchmark measures, it does not
 //! fail.
 
