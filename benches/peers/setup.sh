@@ -62,7 +62,7 @@ elif [ "$(proxy_have)" = "$MCP_PROXY_VERSION" ] && [ -x "$venv/bin/mcp-proxy" ];
 else
   say "installing mcp-proxy==$MCP_PROXY_VERSION into $venv"
   if { [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"; } &&
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall \
       "mcp-proxy==$MCP_PROXY_VERSION" >&2 &&
     [ "$(proxy_have)" = "$MCP_PROXY_VERSION" ]; then
     say "mcp-proxy $MCP_PROXY_VERSION installed"
