@@ -8,6 +8,15 @@
 //! Measured: time from spawn to the first useful `tools/list` (cold and from the
 //! disk cache), per-call latency (p50/p99, sequential), throughput with 32 calls
 //! in flight, the bridge's CPU time per call and its peak RSS with 10 upstreams.
+//! Then the peers: `mcp-remote` (npm) and `mcp-proxy` (PyPI), single-server
+//! stdio <-> Streamable HTTP bridges, in front of the same `notes` server and
+//! driven by the same client code (installed by benches/peers/setup.sh under
+//! target/bench-peers when missing; a peer that cannot be had is reported as
+//! unavailable and skipped; `MCP_BRIDGE_BENCH_PEERS=0` skips them all). Then scale:
+//! start-up and peak RSS with 1, 10 and 50 upstreams, throughput with 1 to 128
+//! calls in flight, RSS after 100,000 calls against after 1,000, and the size of
+//! the binary.
+//!
 //! The targets are printed for reference only: a benchmark measures, it does not
 //! fail.
 
@@ -94,12 +103,25 @@ struct Bridge {
 /// A home dir for one bridge: `config.toml` with `[[servers]]`, and its cache.
 fn home(servers: &[(String, String)]) -> anyhow::Result<tempfile::TempDir> {
     let dir = tempfile::tempdir()?;
-    let mut cfg = String::new();
+    // No tool budget: with 50 upstreams every tool stays listed by its own name.
+    let mut cfg = String::from("[policy]\nmax_tools = 0\n\n");
     for (name, url) in servers {
         cfg.push_str(&format!("[[servers]]\nname = \"{name}\"\nurl = \"{url}\"\n\n"));
     }
     std::fs::write(dir.path().join("config.toml"), cfg)?;
     Ok(dir)
+}
+
+/// `mcp-bridge serve` with its home at `home`, as an IDE launches it.
+fn bridge_command(home: &Path) -> anyhow::Result<tokio::process::Command> {
+    let mut cmd = tokio::process::Command::new(bridge_exe()?);
+    cmd.arg("serve")
+        .env("MCP_BRIDGE_HOME", home)
+        // Like the tests: never probe the user's OS keyring (it may prompt).
+        .env("MCP_BRIDGE_CREDENTIAL_STORE", "file")
+        .env_remove("MCP_BRIDGE_CONFIG")
+        .env_remove("RUST_LOG");
+    Ok(cmd)
 }
 
 impl Bridge {
@@ -109,24 +131,23 @@ impl Bridge {
 
     /// Spawn with the bridge's stderr (its log, `warn` and up) sent to `stderr`.
     async fn spawn_with(home: &Path, stderr: Stdio) -> anyhow::Result<Bridge> {
-        let mut cmd = tokio::process::Command::new(bridge_exe()?);
-        cmd.arg("serve")
-            .env("MCP_BRIDGE_HOME", home)
-            // Like the tests: never probe the user's OS keyring (it may prompt).
-            .env("MCP_BRIDGE_CREDENTIAL_STORE", "file")
-            .env_remove("MCP_BRIDGE_CONFIG")
-            .env_remove("RUST_LOG");
+        Self::launch(bridge_command(home)?, stderr).await
+    }
+
+    /// Spawn any stdio MCP server (the bridge or a peer) and initialise a client
+    /// over its stdin/stdout.
+    async fn launch(cmd: tokio::process::Command, stderr: Stdio) -> anyhow::Result<Bridge> {
         let (tx, changed) = mpsc::unbounded_channel();
         let spawned = Instant::now();
         let (transport, _) = TokioChildProcess::builder(cmd)
             .stderr(stderr)
             .spawn()
-            .context("cannot launch mcp-bridge serve")?;
+            .context("cannot launch the stdio server")?;
         let pid = transport.id();
         let client = tokio::time::timeout(WAIT, Ide { changed: tx }.serve(transport))
             .await
-            .context("the bridge did not answer initialize in time")?
-            .context("the bridge did not initialise")?;
+            .context("no answer to initialize in time")?
+            .context("initialize failed")?;
         let initialized = spawned.elapsed();
         Ok(Bridge {
             client,
@@ -257,6 +278,25 @@ async fn call(peer: &Peer<RoleClient>, c: &Call) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Like `timed_calls`, stopping early once `until` has passed.
+async fn timed_calls_until(
+    peer: &Peer<RoleClient>,
+    c: &Call,
+    n: usize,
+    until: Instant,
+    out: &mut Vec<Duration>,
+) -> anyhow::Result<()> {
+    for _ in 0..n {
+        let start = Instant::now();
+        if start > until {
+            break;
+        }
+        call(peer, c).await?;
+        out.push(start.elapsed());
+    }
+    Ok(())
+}
+
 async fn timed_calls(peer: &Peer<RoleClient>, c: &Call, n: usize, out: &mut Vec<Duration>) -> anyhow::Result<()> {
     for _ in 0..n {
         let start = Instant::now();
@@ -268,9 +308,14 @@ async fn timed_calls(peer: &Peer<RoleClient>, c: &Call, n: usize, out: &mut Vec<
 
 /// `n` calls of `c` with `IN_FLIGHT` tasks sharing `peer`; calls per second.
 async fn throughput(peer: &Peer<RoleClient>, c: &Call, n: usize) -> anyhow::Result<f64> {
+    throughput_at(peer, c, n, IN_FLIGHT).await
+}
+
+/// `n` calls of `c` with `in_flight` tasks sharing `peer`; calls per second.
+async fn throughput_at(peer: &Peer<RoleClient>, c: &Call, n: usize, in_flight: usize) -> anyhow::Result<f64> {
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
-    let tasks: Vec<_> = (0..IN_FLIGHT)
+    let tasks: Vec<_> = (0..in_flight)
         .map(|_| {
             let (peer, c, next) = (peer.clone(), c.clone(), next.clone());
             tokio::spawn(async move {
@@ -356,6 +401,57 @@ fn breakdown(pid: Option<u32>) -> String {
         mb(vm(pid, "RssAnon")),
         mb(vm(pid, "RssFile")),
     )
+}
+
+/// `pid` and all its descendants (from the parent ids in /proc/*/stat).
+#[cfg(target_os = "linux")]
+fn process_tree(pid: u32) -> Vec<u32> {
+    let mut parent_of = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+                continue;
+            };
+            // After the command name: state (field 3), then the parent id (field 4).
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+            if let Some(ppid) = ppid {
+                parent_of.push((p, ppid));
+            }
+        }
+    }
+    let mut tree = vec![pid];
+    let mut i = 0;
+    while i < tree.len() {
+        let p = tree[i];
+        tree.extend(parent_of.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    tree
+}
+
+#[cfg(not(target_os = "linux"))]
+fn process_tree(pid: u32) -> Vec<u32> {
+    vec![pid]
+}
+
+/// CPU time of a process and its live descendants (a wrapper's node or python).
+/// A descendant that exits between the listing and the read counts as nothing.
+fn tree_cpu(pid: Option<u32>) -> Option<Duration> {
+    let root = cpu_time(pid)?;
+    let rest = process_tree(pid?).into_iter().skip(1).filter_map(|p| cpu_time(Some(p)));
+    Some(root + rest.sum::<Duration>())
+}
+
+/// A memory line of /proc/<pid>/status summed over the process tree, in bytes.
+fn tree_vm(pid: Option<u32>, key: &str) -> Option<u64> {
+    let root = vm(pid, key)?;
+    let rest = process_tree(pid?).into_iter().skip(1).filter_map(|p| vm(Some(p), key));
+    Some(root + rest.sum::<u64>())
 }
 
 // ---------------------------------------------------------------- the table
@@ -756,6 +852,686 @@ async fn memory(t: &mut Table) -> anyhow::Result<()> {
     Ok(())
 }
 
+// ---------------------------------------------------------------- a wider table
+
+/// A table with one column per side (direct, bridge, each peer...).
+struct Grid {
+    head: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Grid {
+    fn new(head: &[&str]) -> Grid {
+        Grid {
+            head: head.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    /// First column left-aligned, the last (the target) left-aligned, the rest
+    /// right-aligned.
+    fn print(&self) {
+        let n = self.head.len();
+        let mut w: Vec<usize> = self.head.iter().map(String::len).collect();
+        for r in &self.rows {
+            for (i, c) in r.iter().enumerate().take(n) {
+                w[i] = w[i].max(c.len());
+            }
+        }
+        let line = |r: &[String]| {
+            let mut out = String::new();
+            for (i, width) in w.iter().enumerate() {
+                let c = r.get(i).map_or("", String::as_str);
+                if i == 0 || i == n - 1 {
+                    out.push_str(&format!("{c:<width$}  "));
+                } else {
+                    out.push_str(&format!("{c:>width$}  "));
+                }
+            }
+            println!("{}", out.trim_end());
+        };
+        line(&self.head);
+        println!("{}", "-".repeat(w.iter().sum::<usize>() + 2 * (n - 1)));
+        for r in &self.rows {
+            line(r);
+        }
+    }
+}
+
+fn opt_ms(d: Option<Duration>) -> String {
+    d.map_or("n/a".into(), ms)
+}
+
+/// How many times `of` is `than` ("12.3x"), for figures where lower is better:
+/// how many times sooner, less CPU, less memory the bridge is than a peer.
+fn times(than: Option<f64>, of: Option<f64>) -> String {
+    match (than, of) {
+        (Some(b), Some(p)) if b > 0.0 => format!("{:.1}x", p / b),
+        _ => "n/a".into(),
+    }
+}
+
+// ---------------------------------------------------------------- peers
+
+/// Spawn-to-tools/list runs per side in the peer comparison.
+const PEER_STARTS: usize = 5;
+/// Sequential calls per side, in rotating blocks, after `WARMUP`; a side stops
+/// early at `PEER_SEQ_BUDGET` (a peer at 40 ms a call would take minutes).
+const PEER_SEQ_CALLS: usize = 2000;
+const PEER_SEQ_BUDGET: Duration = Duration::from_secs(12);
+const PEER_BLOCKS: usize = 4;
+/// Calls per side at `IN_FLIGHT` in flight, in two rounds.
+const PEER_TPUT_CALLS: usize = 2000;
+/// Bound on benches/peers/setup.sh (npm and pip installs).
+const SETUP_WAIT: Duration = Duration::from_secs(300);
+
+/// Where benches/peers/setup.sh installs the peers (ignored by git).
+fn peers_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join("bench-peers")
+}
+
+/// A single-server stdio <-> Streamable HTTP bridge that the bridge is compared
+/// with, launched directly (node, the venv's python), not through npx, so that
+/// the process measured is the one doing the work.
+struct PeerTool {
+    name: &'static str,
+    program: PathBuf,
+    args: Vec<String>,
+    env: Vec<(&'static str, PathBuf)>,
+}
+
+impl PeerTool {
+    fn command(&self) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(&self.program);
+        cmd.args(&self.args);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+}
+
+fn mcp_remote(dir: &Path, url: &str) -> PeerTool {
+    PeerTool {
+        name: "mcp-remote",
+        program: "node".into(),
+        args: vec![
+            dir.join("node_modules/mcp-remote/dist/proxy.js").display().to_string(),
+            url.into(),
+            // Streamable HTTP only (no SSE fallback); http:// on loopback needs no
+            // --allow-http; a server that never answers 401 needs no OAuth.
+            "--transport".into(),
+            "http-only".into(),
+            "--silent".into(),
+        ],
+        // Its OAuth and lock files, out of the user's ~/.mcp-auth.
+        env: vec![("MCP_REMOTE_CONFIG_DIR", dir.join("mcp-auth"))],
+    }
+}
+
+fn mcp_proxy(dir: &Path, url: &str) -> PeerTool {
+    PeerTool {
+        name: "mcp-proxy",
+        program: dir.join("venv/bin/python"),
+        args: vec![
+            dir.join("venv/bin/mcp-proxy").display().to_string(),
+            "--transport".into(),
+            "streamablehttp".into(),
+            "--log-level".into(),
+            "WARNING".into(),
+            url.into(),
+        ],
+        env: vec![],
+    }
+}
+
+/// The files each peer needs; `None` when all are there.
+fn peer_missing(dir: &Path) -> [(&'static str, Option<String>); 2] {
+    let check = |paths: &[&str]| {
+        paths
+            .iter()
+            .map(|p| dir.join(p))
+            .find(|p| !p.exists())
+            .map(|p| format!("{} is missing", p.display()))
+    };
+    [
+        ("mcp-remote", check(&["node_modules/mcp-remote/dist/proxy.js"])),
+        ("mcp-proxy", check(&["venv/bin/python", "venv/bin/mcp-proxy"])),
+    ]
+}
+
+/// The peers that are installed, installing them with benches/peers/setup.sh
+/// when some are missing; the others with the reason.
+async fn install_peers(notes_url: &str) -> (Vec<PeerTool>, Vec<(&'static str, String)>) {
+    let dir = peers_dir();
+    let mut setup_failed = None;
+    if peer_missing(&dir).iter().any(|(_, m)| m.is_some()) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers/setup.sh");
+        eprintln!("installing the peers: {} {}", script.display(), dir.display());
+        let run = tokio::process::Command::new("sh")
+            .arg(&script)
+            .arg(&dir)
+            .stdin(Stdio::null())
+            // Its progress goes to the bench's stderr, never into the table.
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .status();
+        setup_failed = match tokio::time::timeout(SETUP_WAIT, run).await {
+            Ok(Ok(s)) if s.success() => None,
+            Ok(Ok(s)) => Some(format!("setup.sh exited with {s}")),
+            Ok(Err(e)) => Some(format!("cannot run setup.sh: {e}")),
+            Err(_) => Some(format!("setup.sh took over {} s", SETUP_WAIT.as_secs())),
+        };
+    }
+    let (mut ok, mut unavailable) = (Vec::new(), Vec::new());
+    for (name, missing) in peer_missing(&dir) {
+        match missing {
+            Some(m) => unavailable.push((
+                name,
+                match &setup_failed {
+                    Some(f) => format!("{m}; {f}"),
+                    None => m,
+                },
+            )),
+            None => ok.push(match name {
+                "mcp-remote" => mcp_remote(&dir, notes_url),
+                _ => mcp_proxy(&dir, notes_url),
+            }),
+        }
+    }
+    (ok, unavailable)
+}
+
+/// One side's figures in the peer comparison.
+#[derive(Default, Clone)]
+struct Side {
+    /// Spawn (or connect) to a `tools/list` with the tool; median.
+    start: Option<Duration>,
+    /// The bridge only: the same from its disk cache.
+    start_cached: Option<Duration>,
+    p50: Option<Duration>,
+    p99: Option<Duration>,
+    tput: Option<f64>,
+    cpu_seq: Option<Duration>,
+    cpu_tput: Option<Duration>,
+    rss: Option<u64>,
+    /// Sequential calls measured (fewer than asked when over the time budget).
+    seq_calls: usize,
+}
+
+/// What launches one side: the bridge with a fresh home (kept alive with the
+/// process), or a peer.
+enum Launch<'a> {
+    Bridge(&'a [(String, String)]),
+    Peer(&'a PeerTool),
+}
+
+impl Launch<'_> {
+    async fn spawn(&self, home: Option<&Path>) -> anyhow::Result<(Bridge, Option<tempfile::TempDir>)> {
+        match self {
+            Launch::Bridge(servers) => {
+                let fresh = match home {
+                    Some(_) => None,
+                    None => Some(self::home(servers)?),
+                };
+                let path = home.or(fresh.as_ref().map(|d| d.path())).expect("a home");
+                Ok((Bridge::launch(bridge_command(path)?, Stdio::inherit()).await?, fresh))
+            }
+            // Their stderr is their log (info level and up for some); keep it out
+            // of the table.
+            Launch::Peer(p) => Ok((Bridge::launch(p.command(), Stdio::null()).await?, None)),
+        }
+    }
+}
+
+/// Spawn to a `tools/list` that has `tool`, `PEER_STARTS` times; the median.
+/// For the bridge also from the cache (the same home again).
+async fn peer_starts(launch: &Launch<'_>, tool: &str) -> anyhow::Result<(Duration, Option<Duration>)> {
+    let (mut cold, mut cached) = (Vec::new(), Vec::new());
+    for _ in 0..PEER_STARTS {
+        let (mut b, home) = launch.spawn(None).await?;
+        b.wait_tools(|t| has(t, tool)).await?;
+        cold.push(b.spawned.elapsed());
+        b.close().await;
+        if let Some(home) = home {
+            let (mut b, _) = launch.spawn(Some(home.path())).await?;
+            b.wait_tools(|t| has(t, tool)).await?;
+            cached.push(b.spawned.elapsed());
+            b.close().await;
+        }
+    }
+    let cached = (!cached.is_empty()).then(|| median(cached));
+    Ok((median(cold), cached))
+}
+
+/// The bridge and each peer in front of the same 2025-11-25 `notes` server,
+/// driven by the same client code; the direct client for reference.
+async fn peers(notes_url: &str) -> anyhow::Result<()> {
+    println!();
+    if std::env::var_os("MCP_BRIDGE_BENCH_PEERS").is_some_and(|v| v == "0") {
+        println!("peers: skipped (MCP_BRIDGE_BENCH_PEERS=0)");
+        return Ok(());
+    }
+    let (tools, unavailable) = install_peers(notes_url).await;
+    for (name, why) in &unavailable {
+        println!("peer {name}: unavailable ({why})");
+    }
+    let list_notes = Call {
+        name: "list_notes".into(),
+        args: JsonObject::new(),
+        expect: "Welcome",
+    };
+    let servers = [("notes".to_owned(), notes_url.to_owned())];
+    // With one server the bridge lists its tools under their own names.
+    let bridged = list_notes.clone();
+
+    // Names and launchers of the stdio sides: the bridge, then each peer.
+    let mut names = vec!["bridge"];
+    let mut launches = vec![Launch::Bridge(&servers)];
+    let mut calls = vec![bridged.clone()];
+    for p in &tools {
+        names.push(p.name);
+        launches.push(Launch::Peer(p));
+        calls.push(list_notes.clone());
+    }
+    let mut sides = vec![Side::default(); launches.len()];
+
+    // Start-up, and a long-lived child per side; a peer that fails drops out.
+    let mut live: Vec<Option<Bridge>> = Vec::new();
+    // The bridge's home must outlive it.
+    let mut homes = Vec::new();
+    for (i, l) in launches.iter().enumerate() {
+        let got = async {
+            let (start, cached) = peer_starts(l, &calls[i].name).await?;
+            let (mut b, home) = l.spawn(None).await?;
+            b.wait_tools(|t| has(t, &calls[i].name)).await?;
+            let mut scratch = Vec::new();
+            timed_calls(b.client.peer(), &calls[i], WARMUP, &mut scratch).await?;
+            anyhow::Ok((start, cached, b, home))
+        }
+        .await;
+        match got {
+            Ok((start, cached, b, home)) => {
+                sides[i].start = Some(start);
+                sides[i].start_cached = cached;
+                homes.push(home);
+                live.push(Some(b));
+            }
+            Err(e) if i > 0 => {
+                println!("peer {}: unavailable (cannot start: {e:#})", names[i]);
+                live.push(None);
+            }
+            Err(e) => return Err(e.context("the bridge in front of notes")),
+        }
+    }
+
+    let mut direct_side = Side::default();
+    let mut direct_times = Vec::new();
+    for _ in 0..PEER_STARTS {
+        let start = Instant::now();
+        let d = direct(notes_url, None).await?;
+        direct_list(&d).await?;
+        direct_times.push(start.elapsed());
+        close_direct(d).await;
+    }
+    direct_side.start = Some(median(direct_times));
+    let d = direct(notes_url, None).await?;
+    direct_list(&d).await?;
+    let mut scratch = Vec::new();
+    timed_calls(d.peer(), &list_notes, WARMUP, &mut scratch).await?;
+
+    // Sequential latency, in rotating blocks; CPU per side over its blocks.
+    let n = PEER_SEQ_CALLS / PEER_BLOCKS;
+    let mut lat: Vec<Vec<Duration>> = vec![Vec::new(); live.len()];
+    let mut dl = Vec::new();
+    let mut cpu = vec![Some(Duration::ZERO); live.len()];
+    for block in 0..PEER_BLOCKS {
+        timed_calls(d.peer(), &list_notes, n / 2, &mut dl).await?;
+        for k in 0..live.len() {
+            let i = (k + block) % live.len();
+            let Some(b) = &live[i] else { continue };
+            let before = tree_cpu(b.pid);
+            let until = Instant::now() + PEER_SEQ_BUDGET / PEER_BLOCKS as u32;
+            if let Err(e) = timed_calls_until(b.client.peer(), &calls[i], n, until, &mut lat[i]).await {
+                println!("peer {}: dropped ({e:#})", names[i]);
+                live[i] = None;
+                continue;
+            }
+            cpu[i] = cpu[i]
+                .zip(before)
+                .zip(tree_cpu(b.pid))
+                .map(|((a, x), y)| a + y.saturating_sub(x));
+        }
+        timed_calls(d.peer(), &list_notes, n - n / 2, &mut dl).await?;
+    }
+    dl.sort();
+    direct_side.seq_calls = dl.len();
+    direct_side.p50 = Some(pct(&dl, 50.0));
+    direct_side.p99 = Some(pct(&dl, 99.0));
+    for i in 0..live.len() {
+        if live[i].is_none() || lat[i].is_empty() {
+            continue;
+        }
+        lat[i].sort();
+        sides[i].p50 = Some(pct(&lat[i], 50.0));
+        sides[i].p99 = Some(pct(&lat[i], 99.0));
+        sides[i].cpu_seq = cpu[i].map(|c| c / lat[i].len() as u32);
+        sides[i].seq_calls = lat[i].len();
+    }
+
+    // Throughput at IN_FLIGHT, two rounds in rotating order.
+    let round = PEER_TPUT_CALLS / 2;
+    let mut secs = vec![0.0; live.len()];
+    let mut direct_secs = 0.0;
+    let mut cpu = vec![Some(Duration::ZERO); live.len()];
+    for r in 0..2 {
+        direct_secs += round as f64 / throughput(d.peer(), &list_notes, round).await?;
+        for k in 0..live.len() {
+            let i = if r == 0 { k } else { live.len() - 1 - k };
+            let Some(b) = &live[i] else { continue };
+            let before = tree_cpu(b.pid);
+            match throughput(b.client.peer(), &calls[i], round).await {
+                Ok(rate) => secs[i] += round as f64 / rate,
+                Err(e) => {
+                    println!("peer {}: dropped ({e:#})", names[i]);
+                    live[i] = None;
+                    continue;
+                }
+            }
+            cpu[i] = cpu[i]
+                .zip(before)
+                .zip(tree_cpu(b.pid))
+                .map(|((a, x), y)| a + y.saturating_sub(x));
+        }
+    }
+    direct_side.tput = Some(PEER_TPUT_CALLS as f64 / direct_secs);
+    for i in 0..live.len() {
+        let Some(b) = &live[i] else { continue };
+        sides[i].tput = Some(PEER_TPUT_CALLS as f64 / secs[i]);
+        sides[i].cpu_tput = cpu[i].map(|c| c / PEER_TPUT_CALLS as u32);
+        sides[i].rss = tree_vm(b.pid, "VmHWM");
+    }
+    for b in live.into_iter().flatten() {
+        b.close().await;
+    }
+    close_direct(d).await;
+
+    print_peers(&names, &sides, &direct_side, &unavailable);
+    Ok(())
+}
+
+fn print_peers(names: &[&str], sides: &[Side], direct: &Side, unavailable: &[(&'static str, String)]) {
+    let mut head = vec!["metric (notes server, 2025-11-25, list_notes)", "direct"];
+    head.extend(names.iter().copied());
+    let vs: Vec<String> = names[1..].iter().map(|n| format!("bridge vs {n}")).collect();
+    head.extend(vs.iter().map(String::as_str));
+    head.push("target (issue)");
+    let mut g = Grid::new(&head);
+    let secs = |d: Option<Duration>| d.map(|d| d.as_secs_f64());
+    let bridge = &sides[0];
+    let added = |s: &Side| s.p50.zip(direct.p50).map(|(x, d)| x.saturating_sub(d));
+    // One row: the direct cell, a cell per side, then a ratio per peer.
+    let mut row = |metric: String,
+                   dcell: String,
+                   cell: &dyn Fn(&Side) -> String,
+                   ratio: &dyn Fn(&Side) -> String,
+                   target: &str| {
+        let mut r = vec![metric, dcell];
+        r.extend(sides.iter().map(cell));
+        r.extend(sides[1..].iter().map(ratio));
+        r.push(target.into());
+        g.row(r);
+    };
+    row(
+        format!("spawn -> tools/list with the tool, cold (median of {PEER_STARTS})"),
+        opt_ms(direct.start),
+        &|s| opt_ms(s.start),
+        &|p| format!("{} sooner", times(secs(bridge.start), secs(p.start))),
+        ">= 40x sooner than both; <= 10 ms",
+    );
+    row(
+        "spawn -> tools/list, bridge from its cache".into(),
+        "-".into(),
+        &|s| s.start_cached.map_or("-".into(), ms),
+        &|p| format!("{} sooner", times(secs(bridge.start_cached), secs(p.start))),
+        "",
+    );
+    row(
+        format!(
+            "sequential calls (up to {PEER_SEQ_CALLS} or {} s)",
+            PEER_SEQ_BUDGET.as_secs()
+        ),
+        direct.seq_calls.to_string(),
+        &|s| s.seq_calls.to_string(),
+        &|_| String::new(),
+        "",
+    );
+    row(
+        "per call p50".into(),
+        opt_ms(direct.p50),
+        &|s| opt_ms(s.p50),
+        &|p| times(secs(bridge.p50), secs(p.p50)),
+        "",
+    );
+    row(
+        "  added to direct, p50".into(),
+        "-".into(),
+        &|s| opt_ms(added(s)),
+        &|p| format!("{} less", times(secs(added(bridge)), secs(added(p)))),
+        "<= 0.1 ms and <= 1/10 of the faster peer's",
+    );
+    row(
+        "per call p99".into(),
+        opt_ms(direct.p99),
+        &|s| opt_ms(s.p99),
+        &|p| times(secs(bridge.p99), secs(p.p99)),
+        "",
+    );
+    row(
+        format!("throughput, {IN_FLIGHT} in flight ({PEER_TPUT_CALLS} calls)"),
+        direct.tput.map_or("n/a".into(), |r| format!("{r:.0}/s")),
+        &|s| s.tput.map_or("n/a".into(), |r| format!("{r:.0}/s")),
+        &|p| times(p.tput, bridge.tput),
+        ">= 0.95x direct",
+    );
+    row(
+        "CPU per call, sequential (process tree)".into(),
+        "-".into(),
+        &|s| opt_ms(s.cpu_seq),
+        &|p| format!("{} less", times(secs(bridge.cpu_seq), secs(p.cpu_seq))),
+        ">= 20x below both",
+    );
+    row(
+        format!("CPU per call, {IN_FLIGHT} in flight (process tree)"),
+        "-".into(),
+        &|s| opt_ms(s.cpu_tput),
+        &|p| format!("{} less", times(secs(bridge.cpu_tput), secs(p.cpu_tput))),
+        "",
+    );
+    row(
+        "peak RSS (VmHWM, process tree), 1 upstream".into(),
+        "-".into(),
+        &|s| mb(s.rss),
+        &|p| format!("{} less", times(bridge.rss.map(|b| b as f64), p.rss.map(|b| b as f64))),
+        "",
+    );
+    println!("peers: the bridge and single-server bridges in front of one notes server, driven alike");
+    g.print();
+    for (name, why) in unavailable {
+        println!("peer {name}: unavailable ({why})");
+    }
+    println!("ratios: bridge throughput / peer's; otherwise peer's figure / bridge's (higher = bridge better)");
+}
+
+// ---------------------------------------------------------------- scale
+
+/// Upstream counts for the start-up and memory runs.
+const SCALE_UPSTREAMS: [usize; 3] = [1, 10, 50];
+/// Cold + cached starts per upstream count.
+const SCALE_STARTS: usize = 3;
+/// Calls in flight for the throughput ladder, and calls per side and level.
+const SCALE_IN_FLIGHT: [usize; 4] = [1, 8, 32, 128];
+const SCALE_TPUT_CALLS: usize = 4000;
+/// The leak check: RSS after the first `LEAK_FIRST` calls and after `LEAK_CALLS`.
+const LEAK_FIRST: usize = 1000;
+const LEAK_CALLS: usize = 100_000;
+
+/// Start-up and peak RSS against the number of upstreams, throughput against
+/// the calls in flight, RSS growth over many calls, and the binary's size.
+async fn scale(exe: &Path) -> anyhow::Result<()> {
+    let max = SCALE_UPSTREAMS.iter().copied().max().unwrap_or(0);
+    let mut running = Vec::new();
+    let mut servers = Vec::new();
+    for i in 0..max {
+        let store = Metrics::default();
+        let r = samples::serve_http(move || store.clone(), false, 0).await?;
+        servers.push((format!("m{i:02}"), r.url.clone()));
+        running.push(r);
+    }
+
+    let mut g = Grid::new(&["scale: upstreams (metrics servers)", "1", "10", "50", "target (issue)"]);
+    let (mut cold, mut cached, mut rss, mut threads) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for n in SCALE_UPSTREAMS {
+        let servers = &servers[..n];
+        // With one server the bridge lists its tools under their own names.
+        let names: Vec<String> = match servers {
+            [_] => vec!["echo".to_owned()],
+            _ => servers.iter().map(|(s, _)| format!("{s}__echo")).collect(),
+        };
+        let all = |tools: &[Tool]| names.iter().all(|n| has(tools, n));
+        let (mut c, mut k, mut peak) = (Vec::new(), Vec::new(), 0);
+        let mut hits = 0;
+        let mut thr = None;
+        for _ in 0..SCALE_STARTS {
+            let dir = home(servers)?;
+            let mut b = Bridge::spawn(dir.path()).await?;
+            b.wait_tools(all).await?;
+            c.push(b.spawned.elapsed());
+            peak = peak.max(vm(b.pid, "VmHWM").unwrap_or(0));
+            thr = status_field(b.pid, "Threads");
+            b.close().await;
+
+            let mut b = Bridge::spawn(dir.path()).await?;
+            let first = b.list().await?;
+            hits += usize::from(all(&first));
+            k.push(b.spawned.elapsed());
+            b.wait_tools(all).await?;
+            b.close().await;
+        }
+        cold.push(ms(median(c)));
+        cached.push(format!("{} ({hits}/{SCALE_STARTS} full)", ms(median(k))));
+        rss.push(mb(Some(peak)));
+        threads.push(thr.map_or("n/a".into(), |t| t.to_string()));
+    }
+    let row = |label: &str, cells: Vec<String>, target: &str| {
+        let mut r = vec![label.to_owned()];
+        r.extend(cells);
+        r.push(target.into());
+        r
+    };
+    g.row(row(
+        &format!("spawn -> all upstreams' tools listed, cold (median of {SCALE_STARTS})"),
+        cold,
+        "",
+    ));
+    g.row(row(
+        "spawn -> first tools/list, cached (complete from cache)",
+        cached,
+        "<= 10 ms",
+    ));
+    g.row(row("peak RSS (VmHWM) once all listed (max)", rss, "<= 10 MB with 10"));
+    g.row(row("threads once all listed", threads, ""));
+    println!();
+    g.print();
+
+    // Throughput against calls in flight: one upstream, the bridge and a direct
+    // client whose transport allows 256 in flight (as the bridge's upstream).
+    let metrics_url = &servers[0].1;
+    let dir = home(&servers[..1])?;
+    let mut b = Bridge::spawn(dir.path()).await?;
+    b.wait_tools(|t| has(t, "echo")).await?;
+    let d = direct(metrics_url, Some(256)).await?;
+    direct_list(&d).await?;
+    let echo = Call {
+        name: "echo".into(),
+        args: json!({ "text": "hi" }).as_object().cloned().unwrap_or_default(),
+        expect: "hi",
+    };
+    let bridged = echo.clone();
+    let mut head = vec!["scale: calls in flight (echo, 1 upstream)".to_owned()];
+    head.extend(SCALE_IN_FLIGHT.iter().map(|n| n.to_string()));
+    head.push("target (issue)".into());
+    let mut g = Grid::new(&head.iter().map(String::as_str).collect::<Vec<_>>());
+    let (mut dr, mut br, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for k in SCALE_IN_FLIGHT {
+        let half = SCALE_TPUT_CALLS / 2;
+        // Two rounds each, in opposite orders.
+        let mut ds = half as f64 / throughput_at(d.peer(), &echo, half, k).await?;
+        let mut bs = half as f64 / throughput_at(b.client.peer(), &bridged, half, k).await?;
+        bs += half as f64 / throughput_at(b.client.peer(), &bridged, half, k).await?;
+        ds += half as f64 / throughput_at(d.peer(), &echo, half, k).await?;
+        let (x, y) = (SCALE_TPUT_CALLS as f64 / ds, SCALE_TPUT_CALLS as f64 / bs);
+        dr.push(format!("{x:.0}/s"));
+        br.push(format!("{y:.0}/s"));
+        ratios.push(ratio(x, y));
+    }
+    g.row(row(
+        &format!("direct (transport allowing 256), {SCALE_TPUT_CALLS} calls"),
+        dr,
+        "",
+    ));
+    g.row(row("bridge", br, ""));
+    g.row(row("bridge / direct", ratios, ">= 0.95x at 32"));
+    println!();
+    g.print();
+    b.close().await;
+    close_direct(d).await;
+
+    // Leak check for the request id / progress / cancellation maps.
+    let mut b = Bridge::spawn(dir.path()).await?;
+    b.wait_tools(|t| has(t, "echo")).await?;
+    throughput(b.client.peer(), &bridged, LEAK_FIRST).await?;
+    let (rss1, anon1) = (vm(b.pid, "VmRSS"), vm(b.pid, "RssAnon"));
+    let start = Instant::now();
+    throughput(b.client.peer(), &bridged, LEAK_CALLS - LEAK_FIRST).await?;
+    let took = start.elapsed();
+    let (rss2, anon2) = (vm(b.pid, "VmRSS"), vm(b.pid, "RssAnon"));
+    let growth = |a: Option<u64>, b: Option<u64>| {
+        a.zip(b).map_or("n/a".into(), |(a, b)| {
+            format!("{:+.1} MB", (b as f64 - a as f64) / 1_048_576.0)
+        })
+    };
+    println!();
+    println!(
+        "leak check ({IN_FLIGHT} in flight, 1 upstream): RSS after {LEAK_FIRST} calls {} (anon {}), \
+         after {LEAK_CALLS} {} (anon {}): growth {} (anon {}); {:.1} s",
+        mb(rss1),
+        mb(anon1),
+        mb(rss2),
+        mb(anon2),
+        growth(rss1, rss2),
+        growth(anon1, anon2),
+        took.as_secs_f64()
+    );
+    b.close().await;
+    for r in running {
+        r.stop.cancel();
+    }
+
+    let size = std::fs::metadata(exe).map(|m| m.len()).ok();
+    println!(
+        "binary: {} bytes ({}), {}",
+        size.map_or("n/a".into(), |s| s.to_string()),
+        mb(size),
+        exe.display()
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let t0 = Instant::now();
@@ -780,6 +1556,8 @@ async fn main() -> anyhow::Result<()> {
     t.print();
     println!("\nbridged = IDE -> stdio -> mcp-bridge -> HTTP -> server; direct = rmcp client -> HTTP -> server.");
     println!("CPU from /proc/<pid>/stat utime+stime ({CLK_TCK} ticks/s); targets are for reference, not asserted.");
+    peers(&notes.url).await.context("peer runs")?;
+    scale(&exe).await.context("scale runs")?;
     println!("bench took {:.1} s", t0.elapsed().as_secs_f64());
     notes.stop.cancel();
     metrics.stop.cancel();
