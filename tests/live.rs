@@ -402,11 +402,12 @@ async fn status_reports_the_serving_bridge() {
     let dead_url = format!("http://{}/mcp", dead.local_addr().unwrap());
     drop(dead);
     let home = Home::new();
-    home.write_config(&format!(
+    let config = format!(
         "[registry]\nurl = \"{}\"\n[naming]\nprefix = \"always\"\n\
          [[servers]]\nname = \"beta\"\nurl = \"{}\"\n[[servers]]\nname = \"gone\"\nurl = \"{dead_url}\"\n",
         reg.base, beta.url
-    ));
+    );
+    home.write_config(&config);
     let (client, mut seen) = spawn_bridge(&home, &[]).await;
     wait_for_tools(&client, &mut seen, |n| {
         n.contains(&"alpha__echo".into()) && n.contains(&"beta__echo".into())
@@ -460,6 +461,38 @@ async fn status_reports_the_serving_bridge() {
     assert_eq!(v["registry"]["servers"], json!(1));
     assert!(v["registry"]["age_seconds"].as_u64().unwrap() < 60, "{v}");
     assert_eq!(v["bridges"].as_array().unwrap().len(), 1, "{v}");
+
+    // A broken edit: the running bridge refuses it and says so; `status` fails
+    // on the config (exit 64) but still shows what the bridge reports.
+    home.write_config("[[servers]]\nname = \"beta\"\nurl = \n");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-bridge"))
+            .args(["status", "--json"])
+            .env("MCP_BRIDGE_HOME", home.path())
+            .env("MCP_BRIDGE_CREDENTIAL_STORE", "file")
+            .env_remove("MCP_BRIDGE_CONFIG")
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(64));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        if v["bridges"][0]["config_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("line 3"))
+        {
+            assert_eq!(server(&v, "alpha")["state"], "ready", "{v}");
+            assert_eq!(server(&v, "beta")["state"], "ready", "{v}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the refused edit never showed: {v:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    home.write_config(&config);
 
     // The bridge exits with its IDE; its published state goes with it.
     drop(client);

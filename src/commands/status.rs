@@ -19,7 +19,16 @@ use crate::state::{self, Snapshot};
 
 /// `mcp-bridge status [--json]`: no connection is made.
 pub async fn status(opts: &ServeOptions, json: bool) -> anyhow::Result<()> {
-    let (paths, cfg) = app::load_config(opts)?;
+    // A broken config must not hide what the running bridges (which keep their
+    // last good config) report: say it, show the rest, and still fail.
+    let (paths, cfg, broken) = match app::load_config(opts) {
+        Ok((paths, cfg)) => (paths, cfg, None),
+        Err(e) => {
+            eprintln!("mcp-bridge: {e}\n(showing what running bridges report; servers from the config are unknown)");
+            let paths = crate::config::Paths::resolve(opts.config.as_deref());
+            (paths, crate::config::Config::default(), Some(e))
+        }
+    };
     let resolved = app::resolve_servers(&cfg, &paths, &AdHoc::default()).await;
     let store = app::open_store(&cfg, &paths).get().await;
     let now = state::now_unix();
@@ -58,7 +67,11 @@ pub async fn status(opts: &ServeOptions, json: bool) -> anyhow::Result<()> {
         let colour = wants_colour(std::io::stdout().is_terminal(), std::env::var_os("NO_COLOR").as_deref());
         render(&report, now, colour)
     };
-    print_report(&text)
+    print_report(&text)?;
+    match broken {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }
 
 /// The report is the command's stdout (a person's or a script's). A reader that
