@@ -342,7 +342,7 @@ impl Writer {
     /// The file at `path`, opened (again if another bridge rotated it), and its size.
     fn current(&mut self) -> std::io::Result<u64> {
         let file = match self.file.take() {
-            Some(f) if is_same_file(&f, &self.path) => f,
+            Some(f) if crate::util::is_same_file(&f, &self.path) => f,
             _ => open_log(&self.dir, &self.path)?,
         };
         let len = file.metadata()?.len();
@@ -396,7 +396,7 @@ fn rename_if_exists(from: &Path, to: &Path) -> std::io::Result<()> {
 
 /// Open the log for appending, creating the dir (0700) and the file (0600).
 fn open_log(dir: &Path, path: &Path) -> std::io::Result<File> {
-    create_private_dir(dir)?;
+    crate::util::create_private_dir(dir)?;
     open_private(path, true)
 }
 
@@ -414,35 +414,6 @@ fn open_private(path: &Path, append: bool) -> std::io::Result<File> {
         opts.mode(0o600);
     }
     opts.open(path)
-}
-
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
-    }
-    #[cfg(not(unix))]
-    {
-        std::fs::create_dir_all(dir)
-    }
-}
-
-#[cfg(unix)]
-fn is_same_file(f: &File, path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (f.metadata(), std::fs::metadata(path)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
-}
-
-/// Without inode numbers the file at `path` is taken to be ours: after another
-/// bridge rotated it, this one appends to the rotated file until it rotates
-/// itself. Nothing is lost; a file may grow past `max_bytes`.
-#[cfg(not(unix))]
-fn is_same_file(_: &File, path: &Path) -> bool {
-    path.exists()
 }
 
 /// Read every record in `dir` (rotated files too, oldest first), skipping lines

@@ -148,7 +148,7 @@ impl Publisher {
 
     fn open_as(state_dir: &Path, stem: &str) -> std::io::Result<Publisher> {
         let dir = run_dir(state_dir);
-        create_private_dir(&dir)?;
+        crate::util::create_private_dir(&dir)?;
         let lock_path = dir.join(format!("{stem}.lock"));
         for _ in 0..OPEN_ATTEMPTS {
             let f = std::fs::OpenOptions::new()
@@ -167,7 +167,7 @@ impl Publisher {
             }
             // A reader may have removed a stale file of the same name between our
             // open and our lock; then the lock is on an unlinked file: start again.
-            if !is_same_file(&f, &lock_path) {
+            if !crate::util::is_same_file(&f, &lock_path) {
                 continue;
             }
             // A snapshot left by a crashed process that had our pid.
@@ -275,33 +275,6 @@ fn remove_if_present(path: &Path) -> std::io::Result<()> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
-    }
-}
-
-#[cfg(unix)]
-fn is_same_file(f: &File, path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (f.metadata(), std::fs::metadata(path)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
-}
-
-/// Windows does not let a file be removed for good while it is open.
-#[cfg(not(unix))]
-fn is_same_file(_: &File, path: &Path) -> bool {
-    path.exists()
-}
-
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
-    }
-    #[cfg(not(unix))]
-    {
-        std::fs::create_dir_all(dir)
     }
 }
 

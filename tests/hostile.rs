@@ -287,13 +287,26 @@ async fn result_over_the_size_limit() {
 /// the bridge, which keeps serving both servers.
 #[tokio::test]
 async fn deeply_nested_result() {
+    unreadable_answer_fails_only_its_call("deep").await;
+}
+
+/// A response body that is not UTF-8 fails the call with an error; the bridge
+/// keeps serving.
+#[tokio::test]
+async fn invalid_utf8_result() {
+    unreadable_answer_fails_only_its_call("badutf8").await;
+}
+
+/// `evil`'s `tool` answers with something that is not JSON-RPC: the call fails
+/// quickly with a short error naming the server, and both servers keep serving.
+async fn unreadable_answer_fails_only_its_call(tool: &str) {
     let evil = Evil {
-        tools: names(&["deep", "echo"]),
+        tools: names(&[tool, "echo"]),
         ..Evil::default()
     };
     let (alpha, _home, client, _seen) = bridge_with(&evil, "[timeouts]\ncall = 5\n").await;
     let start = Instant::now();
-    let r = client.call_tool(params("evil__deep", json!({}))).await;
+    let r = client.call_tool(params(&format!("evil__{tool}"), json!({}))).await;
     assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
     let e = error_message(r.unwrap_err());
     assert!(e.contains("'evil'") && e.contains("not valid JSON-RPC"), "{e}");
@@ -305,25 +318,6 @@ async fn deeply_nested_result() {
         TOOLS + 2,
         "the bridge is still serving"
     );
-}
-
-/// A response body that is not UTF-8 fails the call with an error; the bridge
-/// keeps serving.
-#[tokio::test]
-async fn invalid_utf8_result() {
-    let evil = Evil {
-        tools: names(&["badutf8", "echo"]),
-        ..Evil::default()
-    };
-    let (alpha, _home, client, _seen) = bridge_with(&evil, "[timeouts]\ncall = 5\n").await;
-    let start = Instant::now();
-    let r = client.call_tool(params("evil__badutf8", json!({}))).await;
-    assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
-    let e = error_message(r.unwrap_err());
-    assert!(e.contains("'evil'") && e.contains("not valid JSON-RPC"), "{e}");
-    assert_clean(&e);
-    evil_still_serves(&client).await;
-    alpha_still_serves(&client, &alpha).await;
 }
 
 /// Tool names that break the naming rules (separator, unicode, spaces, 300

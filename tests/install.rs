@@ -235,27 +235,23 @@ async fn install_script_then_cursor_entry_launches() {
     let home = Home::new();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("installers/install.sh");
     let prefix = home.path().join(".local");
-    let out = Command::new("sh")
-        .arg(&script)
-        .args(["--non-interactive", "--binary", BIN, "--prefix"])
-        .arg(&prefix)
-        .env("HOME", home.path())
-        .env_remove("XDG_CONFIG_HOME")
-        .output()
-        .unwrap();
+    let install_sh = || {
+        Command::new("sh")
+            .arg(&script)
+            .args(["--non-interactive", "--binary", BIN, "--prefix"])
+            .arg(&prefix)
+            .env("HOME", home.path())
+            .env_remove("XDG_CONFIG_HOME")
+            .output()
+            .unwrap()
+    };
+    let out = install_sh();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let installed = prefix.join("bin/mcp-bridge");
     assert!(installed.is_file());
     assert!(home.path().join(".config/mcp-bridge/config.toml").is_file());
     // Idempotent: a second run succeeds and keeps the config.
-    let again = Command::new("sh")
-        .arg(&script)
-        .args(["--non-interactive", "--binary", BIN, "--prefix"])
-        .arg(&prefix)
-        .env("HOME", home.path())
-        .env_remove("XDG_CONFIG_HOME")
-        .output()
-        .unwrap();
+    let again = install_sh();
     assert!(again.status.success());
     assert!(text(&again.stdout).contains("keeping the existing config"));
 

@@ -414,7 +414,8 @@ async fn status_reports_the_serving_bridge() {
     })
     .await;
 
-    let status = || async {
+    // `status --json`: its exit code and report.
+    let status_exit = || async {
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-bridge"))
             .args(["status", "--json"])
             .env("MCP_BRIDGE_HOME", home.path())
@@ -423,8 +424,14 @@ async fn status_reports_the_serving_bridge() {
             .output()
             .await
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+        let v = serde_json::from_slice::<Value>(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.code(), v)
+    };
+    let status = || async {
+        let (code, v) = status_exit().await;
+        assert_eq!(code, Some(0), "{v}");
+        v
     };
     let server = |v: &Value, id: &str| -> Value {
         v["servers"]
@@ -467,16 +474,8 @@ async fn status_reports_the_serving_bridge() {
     home.write_config("[[servers]]\nname = \"beta\"\nurl = \n");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-bridge"))
-            .args(["status", "--json"])
-            .env("MCP_BRIDGE_HOME", home.path())
-            .env("MCP_BRIDGE_CREDENTIAL_STORE", "file")
-            .env_remove("MCP_BRIDGE_CONFIG")
-            .output()
-            .await
-            .unwrap();
-        assert_eq!(out.status.code(), Some(64));
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let (code, v) = status_exit().await;
+        assert_eq!(code, Some(64));
         if v["bridges"][0]["config_error"]
             .as_str()
             .is_some_and(|e| e.contains("line 3"))

@@ -398,7 +398,7 @@ fn file_write(dir: &Path, key: &str, raw: &str) -> Result<(), StoreError> {
         backend: "file",
         message: e.to_string(),
     };
-    create_private_dir(dir).map_err(err)?;
+    crate::util::create_private_dir(dir).map_err(err)?;
     let path = file_path(dir, key);
     let tmp = dir.join(format!(".{}.{}.tmp", hash(key), std::process::id()));
     {
@@ -415,18 +415,6 @@ fn file_write(dir: &Path, key: &str, raw: &str) -> Result<(), StoreError> {
         f.sync_all().map_err(err)?;
     }
     std::fs::rename(&tmp, &path).map_err(err)
-}
-
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
-    }
-    #[cfg(not(unix))]
-    {
-        std::fs::create_dir_all(dir)
-    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+#[cfg(test)]
+use super::status::strip_ansi;
 use super::status::{Align, Paint, table, wants_colour};
 use crate::app::{self, ServeOptions};
 use crate::audit::{self, Outcome, Record};
@@ -471,10 +473,7 @@ pub fn render(s: &Summary, colour: bool) -> String {
             cells
         })
         .collect();
-    let _ = writeln!(out);
-    for line in table(&header, &rows, colour) {
-        let _ = writeln!(out, "{line}");
-    }
+    push_table(&mut out, &header, &rows, colour);
 
     let mut header = vec![("SERVER", Align::Left), ("TOOL", Align::Left)];
     header.extend(FIGURES);
@@ -490,11 +489,17 @@ pub fn render(s: &Summary, colour: bool) -> String {
             cells
         })
         .collect();
+    push_table(&mut out, &header, &rows, colour);
+    out
+}
+
+/// A blank line, then the table.
+fn push_table(out: &mut String, header: &[(&str, Align)], rows: &[Vec<(String, Paint)>], colour: bool) {
+    use std::fmt::Write;
     let _ = writeln!(out);
-    for line in table(&header, &rows, colour) {
+    for line in table(header, rows, colour) {
         let _ = writeln!(out, "{line}");
     }
-    out
 }
 
 #[cfg(test)]
@@ -675,19 +680,6 @@ mod tests {
         }
     }
 
-    fn strip(s: &str) -> String {
-        let mut out = String::new();
-        let mut chars = s.chars();
-        while let Some(c) = chars.next() {
-            if c == '\x1b' {
-                chars.by_ref().find(|&c| c == 'm');
-            } else {
-                out.push(c);
-            }
-        }
-        out
-    }
-
     /// The tables line up, whatever the colours; totals and time saved on top.
     #[test]
     fn table_is_aligned() {
@@ -726,7 +718,7 @@ mod tests {
             none.contains("time saved:  0.0 h (no successful call matches [audit.minutes_saved])"),
             "{none}"
         );
-        assert_eq!(strip(&coloured), plain, "colour adds codes, never width");
+        assert_eq!(strip_ansi(&coloured), plain, "colour adds codes, never width");
     }
 
     #[test]

@@ -703,6 +703,21 @@ fn render(r: &Report, now: u64, colour: bool) -> String {
     out
 }
 
+/// `s` without ANSI colour codes (tests of coloured tables).
+#[cfg(test)]
+pub(super) fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            chars.by_ref().find(|&c| c == 'm');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1038,19 +1053,7 @@ mod tests {
         assert!(coloured.contains("\x1b[32mready\x1b[0m"));
         assert!(coloured.contains("\x1b[31mfailed\x1b[0m"));
         assert!(coloured.contains("\x1b[31mneeds login\x1b[0m"));
-        let strip = |s: &str| {
-            let mut out = String::new();
-            let mut chars = s.chars();
-            while let Some(c) = chars.next() {
-                if c == '\x1b' {
-                    chars.by_ref().find(|&c| c == 'm');
-                } else {
-                    out.push(c);
-                }
-            }
-            out
-        };
-        assert_eq!(strip(&coloured), plain, "colour adds codes, never width");
+        assert_eq!(strip_ansi(&coloured), plain, "colour adds codes, never width");
     }
 
     #[test]

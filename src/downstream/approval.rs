@@ -97,13 +97,13 @@ pub struct Ask<'a> {
 }
 
 impl Approvals {
-    /// `Ok` when the call may go ahead; otherwise the text of the refusal.
+    /// The approval step for a 2025 IDE, asked by an elicitation request: `Ok`
+    /// when the call may go ahead; otherwise the text of the refusal.
     pub async fn check(
         &self,
         ask: Ask<'_>,
         ide: &Peer<RoleServer>,
         caps: &ClientCapabilities,
-        modern: bool,
         wait: Duration,
     ) -> Result<(), String> {
         let Ask {
@@ -119,7 +119,6 @@ impl Approvals {
         if caps.elicitation.is_none() {
             return Err(cannot_ask(tool, why));
         }
-        debug_assert!(!modern, "2026-07-28 IDEs are asked with `gate`");
         let params = question(&Ask {
             tool,
             server,

@@ -325,7 +325,7 @@ impl Downstream {
                         }
                     }
                 }
-            } else if let Err(text) = self.approvals.check(ask, &ctx.peer, &caps, modern, wait).await {
+            } else if let Err(text) = self.approvals.check(ask, &ctx.peer, &caps, wait).await {
                 note.refusal = Some(crate::audit::Outcome::Declined);
                 return Ok(CallToolResponse::Complete(CallToolResult::error(vec![
                     ContentBlock::text(text),
