@@ -24,6 +24,8 @@ struct Evil {
     big_bytes: usize,
     /// Names of the tools called, in order.
     calls: Arc<Mutex<Vec<String>>>,
+    /// Woken when the `slow` tool has started.
+    slow_started: Arc<tokio::sync::Notify>,
 }
 
 /// The raw body of a JSON-RPC result for `id`, spliced as text so that it can
@@ -90,6 +92,7 @@ impl Evil {
                         b"{\"content\":[{\"type\":\"text\",\"text\":\"\xff\xfe\xc0\x80 bad\"}]}",
                     ),
                     "slow" => {
+                        self.slow_started.notify_one();
                         tokio::time::sleep(Duration::from_millis(1500)).await;
                         result_body(&id, &text_result("evil ran slow"))
                     }
@@ -270,7 +273,9 @@ async fn result_over_the_size_limit() {
         let peer = client.peer().clone();
         tokio::spawn(async move { peer.call_tool(params("evil__slow", json!({}))).await })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::timeout(Duration::from_secs(10), evil.slow_started.notified())
+        .await
+        .expect("the slow call reaches the server");
     let start = Instant::now();
     let e = error_message(client.call_tool(params("evil__big", json!({}))).await.unwrap_err());
     assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
