@@ -8,13 +8,23 @@ use mcp_bridge::app::{self, ServeOptions};
 use mcp_bridge::cli::{Cli, Command, parse_header};
 use mcp_bridge::registry::AdHoc;
 
+/// mimalloc instead of the system allocator: rmcp's message handling allocates a
+/// lot, and glibc's malloc and free were over a quarter of the instructions the
+/// bridge spent per call (benches/profile.rs: 315k -> 259k instructions per call).
+/// Built with `no_thp`: mimalloc otherwise asks for transparent huge pages on its
+/// arenas, which cost 7 MB of RSS for a process this small.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    // One thread: the bridge only moves messages between a pipe and sockets, and
+    // a single-threaded runtime does that with no cross-thread wake-ups or work
+    // stealing. Measured against two workers (benches/bridge.rs): bridge CPU per
+    // call -20 to -30%, added latency p50 -0.04 ms, throughput at 32 in flight
+    // 0.76x -> 0.86x of direct, and 8 MB less RSS. Blocking work (keyring, file
+    // locks) goes to `spawn_blocking`, as it must on any runtime.
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("mcp-bridge: cannot start the async runtime: {e}");
