@@ -160,7 +160,7 @@ impl Downstream {
                     format!(
                         "server '{server}' ({}) failed: {}; {fate}. The bridge reconnects in the background; `mcp-bridge status` shows details",
                         up.spec.url,
-                        crate::upstream::without_type_names(&crate::util::error_chain(&other))
+                        crate::upstream::without_type_names(&crate::upstream::failure_text(&other))
                     ),
                     data,
                 )

@@ -53,7 +53,8 @@ pub fn client(spec: &ServerSpec) -> Result<reqwest::Client, HttpError> {
         .map_err(|e| HttpError::Build(e.to_string()))
 }
 
-/// The shared builder settings, also used for the registry client. No idle
+/// The shared builder settings, also used for the registry client: one shared
+/// TLS configuration whose system roots load on first use (see [`super::tls`]). No idle
 /// connection pool by default, as in rmcp: a server that writes an SSE response
 /// in several small segments without TCP_NODELAY, on a reused connection, meets
 /// the client's delayed ACK and stalls about 40 ms per call (measured with the
@@ -72,6 +73,7 @@ pub fn builder() -> reqwest::ClientBuilder {
         }
     });
     reqwest::Client::builder()
+        .tls_backend_preconfigured(super::tls::client_config())
         .pool_max_idle_per_host(0)
         .redirect(policy)
         .user_agent(concat!("mcp-bridge/", env!("CARGO_PKG_VERSION")))

@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod http;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -320,7 +321,7 @@ where
         Err(e) if e.is_authorization_required() => {
             Err(format!("{NEEDS_LOGIN} (HTTP 401): run `mcp-bridge login {}`", spec.id))
         }
-        Err(e) => Err(describe_failure(&spec.url, &crate::util::error_chain(&e)).await),
+        Err(e) => Err(describe_failure(&spec.url, &failure_text(&e)).await),
         Ok(running) => Ok(running),
     }
 }
@@ -444,6 +445,37 @@ pub fn never_sent(e: &rmcp::ServiceError) -> bool {
         source = current.source();
     }
     false
+}
+
+/// An rmcp transport error on one line, with the cause rmcp drops: it formats
+/// the reqwest error inside as "Client error: error sending request for url"
+/// without reqwest's own sources, where the reason is (refused, a DNS failure,
+/// "invalid peer certificate: UnknownIssuer"; found by tests/tls.rs). Neither
+/// `ClientInitializeError::TransportError` nor `StreamableHttpError::Client` is
+/// a `source()` link, so they are followed by hand.
+pub fn failure_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = crate::util::error_chain(e);
+    let mut source = Some(e);
+    while let Some(current) = source {
+        if let Some(ClientInitializeError::TransportError { error, .. }) = current.downcast_ref() {
+            source = Some(error);
+            continue;
+        }
+        let inner = match current.downcast_ref() {
+            Some(StreamableHttpError::<reqwest::Error>::Client(r)) => Some(r),
+            _ => current.downcast_ref::<reqwest::Error>(),
+        };
+        if let Some(cause) = inner.and_then(std::error::Error::source) {
+            let cause = crate::util::error_chain(cause);
+            if !text.contains(&cause) {
+                text.push_str(": ");
+                text.push_str(&cause);
+            }
+            break;
+        }
+        source = current.source();
+    }
+    text
 }
 
 /// A connect failure in words a person can act on. rmcp formats transport errors

@@ -1,0 +1,125 @@
+//! HTTPS upstreams: the bridge's shared TLS configuration (src/upstream/tls.rs)
+//! verifies server certificates against the system roots, loaded on first use.
+//! A TLS terminator on 127.0.0.1 (certificate for 127.0.0.1 issued by a test CA
+//! in tests/fixtures/tls) sits in front of a real rmcp server; the system roots
+//! are pointed at a CA file with `SSL_CERT_FILE`, which the platform verifier
+//! honours on Linux. Trusted CA: tools listed and calls work. Unrelated CA: the
+//! server is refused with a certificate error, and nothing is listed from it.
+
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+
+use common::*;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde_json::Value;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tls")
+        .join(name)
+}
+
+/// Terminate TLS on 127.0.0.1 and pass the plain bytes to `backend`.
+async fn tls_terminator(backend: std::net::SocketAddr, stop: CancellationToken) -> std::net::SocketAddr {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(fixture("server.pem"))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(fixture("server.key")).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = tokio::select! {
+                a = listener.accept() => a.unwrap(),
+                _ = stop.cancelled() => return,
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                // A refused handshake is the point of one test: just drop it.
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut plain) = TcpStream::connect(backend).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    addr
+}
+
+/// Run a bridge command (async: the terminator runs on this test's runtime).
+async fn run(home: &Home, ca_file: &Path, args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-bridge"))
+        .args(args)
+        .env("MCP_BRIDGE_HOME", home.path())
+        .env("MCP_BRIDGE_CREDENTIAL_STORE", "file")
+        .env("SSL_CERT_FILE", ca_file)
+        .env_remove("SSL_CERT_DIR")
+        .env_remove("MCP_BRIDGE_CONFIG")
+        .output()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn https_upstream_is_verified_against_the_system_roots() {
+    let server = Upstream::start(TestServer::new(Era::Modern, "secure"));
+    let stop = CancellationToken::new();
+    let tls = tls_terminator(server.addr, stop.clone()).await;
+    let url = format!("https://127.0.0.1:{}/mcp", tls.port());
+    let home = Home::new();
+    home.servers_config(&[("secure", &url)], "");
+
+    // Trusted: the whole catalog comes through TLS, and so does a call.
+    let out = run(&home, &fixture("ca.pem"), &["tools", "--json"]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let tools: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    // One server: its tools keep their own names.
+    assert_eq!(tools.len(), TOOLS, "{tools:?}");
+    let out = run(
+        &home,
+        &fixture("ca.pem"),
+        &["call", "echo", "--args", r#"{"text":"over tls"}"#],
+    )
+    .await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["content"][0]["text"], "over tls");
+
+    // Untrusted: refused for its certificate, and the call never reaches the server.
+    let calls = server.server.probe.calls.load(std::sync::atomic::Ordering::SeqCst);
+    let out = run(
+        &home,
+        &fixture("other-ca.pem"),
+        &["call", "echo", "--args", r#"{"text":"must not arrive"}"#],
+    )
+    .await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The cause, which rmcp's own message drops (upstream::failure_text).
+    assert!(stderr.contains("invalid peer certificate: UnknownIssuer"), "{stderr}");
+    assert_eq!(
+        server.server.probe.calls.load(std::sync::atomic::Ordering::SeqCst),
+        calls
+    );
+    stop.cancel();
+}
