@@ -10,7 +10,8 @@ use mcp_bridge::registry::AdHoc;
 
 /// mimalloc instead of the system allocator: rmcp's message handling allocates a
 /// lot, and glibc's malloc and free were over a quarter of the instructions the
-/// bridge spent per call (benches/profile.rs: 315k -> 259k instructions per call).
+/// bridge spent per call (benches/profile.rs: 315k -> 259k instructions per call
+/// for echo; 248k with the single-threaded runtime below).
 /// Built with `no_thp`: mimalloc otherwise asks for transparent huge pages on its
 /// arenas, which cost 7 MB of RSS for a process this small.
 #[global_allocator]
@@ -22,8 +23,8 @@ fn main() -> ExitCode {
     // a single-threaded runtime does that with no cross-thread wake-ups or work
     // stealing. Measured against two workers (benches/bridge.rs): bridge CPU per
     // call -20 to -30%, added latency p50 -0.04 ms, throughput at 32 in flight
-    // 0.76x -> 0.86x of direct, and 8 MB less RSS. Blocking work (keyring, file
-    // locks) goes to `spawn_blocking`, as it must on any runtime.
+    // 0.76x -> 0.86x of direct, and fewer threads' stacks and arenas. Blocking
+    // work (keyring, file locks) goes to `spawn_blocking`, as it must on any runtime.
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
