@@ -96,8 +96,10 @@ impl Evil {
                         tokio::time::sleep(Duration::from_millis(1500)).await;
                         result_body(&id, &text_result("evil ran slow"))
                     }
-                    "big_sse" | "badutf8_sse" | "deep_sse" => {
+                    "big_sse" | "badutf8_sse" | "deep_sse" | "notrpc_sse" => {
                         let result = match name.as_str() {
+                            // Valid JSON, but not a JSON-RPC message.
+                            "notrpc_sse" => br#"{"hello":"world"}"#.to_vec(),
                             "big_sse" => result_body(&id, &text_result(&"x".repeat(self.big_bytes))),
                             "badutf8_sse" => {
                                 result_body(&id, b"{\"content\":[{\"type\":\"text\",\"text\":\"\xff\xfe bad\"}]}")
@@ -359,18 +361,24 @@ async fn names_cannot_shadow_another_server() {
     alpha_still_serves(&client, &alpha).await;
 }
 
-/// The same bad answers in an SSE stream: the call fails at once with an error
-/// naming the server (and the limit), and both servers keep serving.
+/// The same bad answers in an SSE stream, and valid JSON that is not JSON-RPC:
+/// the call fails at once with an error naming the server (and the limit), and
+/// both servers keep serving.
 #[tokio::test]
 async fn bad_answers_in_sse() {
     let evil = Evil {
-        tools: names(&["big_sse", "badutf8_sse", "deep_sse", "echo"]),
+        tools: names(&["big_sse", "badutf8_sse", "deep_sse", "notrpc_sse", "echo"]),
         big_bytes: 2 * 1024 * 1024,
         ..Evil::default()
     };
     let (alpha, _home, client, _seen) =
         bridge_with(&evil, "[http]\nmax_message_bytes = 1048576\n[timeouts]\ncall = 5\n").await;
-    for tool in ["evil__big_sse", "evil__badutf8_sse", "evil__deep_sse"] {
+    for tool in [
+        "evil__big_sse",
+        "evil__badutf8_sse",
+        "evil__deep_sse",
+        "evil__notrpc_sse",
+    ] {
         let start = Instant::now();
         let r = client.call_tool(params(tool, json!({}))).await;
         eprintln!(
@@ -381,6 +389,9 @@ async fn bad_answers_in_sse() {
         assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
         let e = error_message(r.unwrap_err());
         assert!(e.contains("'evil'"), "{e}");
+        // Refused as an answer, not as a connection failure ("Transport closed",
+        // which also failed every other call in flight to the server).
+        assert!(e.contains("answered with"), "{e}");
         assert_clean(&e);
         if tool == "evil__big_sse" {
             assert!(e.contains("1048576"), "{e}");

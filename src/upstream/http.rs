@@ -90,7 +90,8 @@ pub fn builder() -> reqwest::ClientBuilder {
 ///
 /// It also keeps one bad answer from ending the connection: rmcp's worker treats
 /// an answer (JSON body or SSE event) over `[http] max_message_bytes` or one that
-/// is not JSON-RPC (not UTF-8, nested past serde_json's depth limit) as a fatal
+/// is not JSON-RPC (not UTF-8, nested past serde_json's depth limit, valid JSON
+/// of no JSON-RPC shape) as a fatal
 /// transport error, which
 /// failed every call in flight to that server with an error quoting rmcp's type
 /// names and the whole hostile body. Such an answer to a request becomes a
@@ -277,16 +278,52 @@ fn error_answer(id: Option<&rmcp::model::RequestId>, message: &str, server: &str
     })
 }
 
+/// The fields rmcp classifies a message by (the values are skipped, not built).
+#[derive(serde::Deserialize)]
+struct Shape<'a> {
+    #[serde(borrow)]
+    jsonrpc: Option<std::borrow::Cow<'a, str>>,
+    /// As rmcp reads it: a number or a string (null counts as absent).
+    id: Option<rmcp::model::RequestId>,
+    method: Option<serde::de::IgnoredAny>,
+    result: Option<serde::de::IgnoredAny>,
+    error: Option<serde::de::IgnoredAny>,
+}
+
 /// Why rmcp's worker could not parse `data` as a message, if it could not; two
-/// linear scans, no second parse. Checked: JSON syntax, and nesting within
-/// serde_json's recursion limit (128), which `IgnoredAny` does not apply.
+/// linear scans, no second parse. Checked: JSON syntax; a JSON-RPC 2.0 object
+/// of one of the four shapes rmcp accepts (its `classify_object_keys`, and a
+/// result needs an id: valid JSON such as `{"hello":"world"}` ended the whole
+/// connection; found by tests/hostile.rs); and nesting within serde_json's
+/// recursion limit (128), which skipped values are not held to.
 fn unreadable_json(data: &str) -> Option<String> {
     // Priming events (resumability) carry no data; rmcp skips them.
-    if data.trim().is_empty() {
+    let trimmed = data.trim_start();
+    if trimmed.is_empty() {
         return None;
     }
-    if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(data) {
-        return Some(e.to_string());
+    if !trimmed.starts_with('{') {
+        return Some("not a JSON object".into());
+    }
+    let shape = match serde_json::from_str::<Shape>(data) {
+        Ok(shape) => shape,
+        Err(e) => return Some(e.to_string()),
+    };
+    if shape.jsonrpc.as_deref() != Some("2.0") {
+        return Some("no \"jsonrpc\": \"2.0\"".into());
+    }
+    let (method, id, result, error) = (
+        shape.method.is_some(),
+        shape.id.is_some(),
+        shape.result.is_some(),
+        shape.error.is_some(),
+    );
+    let known = matches!(
+        (method, id, result, error),
+        (true, _, false, false) | (false, true, true, false) | (false, _, false, true)
+    );
+    if !known {
+        return Some("neither a request, a notification, a result nor an error".into());
     }
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
     for b in data.bytes() {
@@ -342,4 +379,47 @@ fn contain_bad_events(server: Arc<str>, id: rmcp::model::RequestId, stream: SseI
             })))
         })
         .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Never stricter than rmcp: what rmcp parses passes; what it refuses (and
+    /// so would end the connection over) is caught.
+    #[test]
+    fn unreadable_json_agrees_with_rmcp() {
+        let cases = [
+            r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"hi"}]}}"#,
+            r#"{"jsonrpc":"2.0","id":"a","result":{}}"#,
+            r#" {"result":{},"id":7,"jsonrpc":"2.0","extra":[1,2]}"#,
+            r#"{"jsonrpc":"2.0","id":2,"error":{"code":-32601,"message":"Method not found"}}"#,
+            r#"{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"}}"#,
+            r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}}"#,
+            r#"{"jsonrpc":"2.0","id":3,"method":"ping"}"#,
+            r#"{"jsonrpc":"2\u002e0","id":4,"result":{}}"#,
+            r#"{"hello":"world"}"#,
+            r#"[{"jsonrpc":"2.0","id":1,"result":{}}]"#,
+            r#""2.0""#,
+            r#"{"jsonrpc":"1.0","id":1,"result":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{},"error":{"code":1,"message":"x"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping","result":{}}"#,
+            r#"{"jsonrpc":"2.0","id":{},"result":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1.5,"result":{}}"#,
+            r#"{"jsonrpc":"2.0","id":null,"result":{}}"#,
+            r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Invalid Request"}}"#,
+            r#"{"jsonrpc":"2.0","result":{}}"#,
+        ];
+        for data in cases {
+            let rmcp_ok = serde_json::from_str::<ServerJsonRpcMessage>(data).is_ok();
+            let ours = unreadable_json(data);
+            if rmcp_ok {
+                assert_eq!(ours, None, "refused what rmcp reads: {data}");
+            } else {
+                assert!(ours.is_some(), "missed what rmcp refuses: {data}");
+            }
+        }
+        assert_eq!(unreadable_json("  "), None, "a priming event");
+    }
 }
