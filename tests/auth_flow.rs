@@ -35,15 +35,6 @@ fn fake_browser(dir: &Path) -> (PathBuf, PathBuf) {
     (script, out)
 }
 
-/// `mcp-bridge ARGS` as a person would run it, in `home`, on the file store.
-fn cli(home: &Home, args: &[&str]) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-bridge"));
-    cmd.args(args)
-        .env("MCP_BRIDGE_HOME", home.path())
-        .env("MCP_BRIDGE_CREDENTIAL_STORE", "file");
-    cmd
-}
-
 /// Wait (bounded) until the fake browser was asked to open a URL.
 async fn opened_url(out: &Path) -> String {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -725,20 +716,16 @@ async fn discovery_fallbacks_and_logout() {
     home.servers_config(&[("vault", &protected.url)], "");
     login(&home, "vault").await;
     assert_eq!(auth.log().code_exchanges(), 1);
-    let status = |home: &Home| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-bridge"))
-            .args(["status", "--json"])
-            .env("MCP_BRIDGE_HOME", home.path())
-            .env("MCP_BRIDGE_CREDENTIAL_STORE", "file")
-            .output()
-            .unwrap();
+    let status = async |home: &Home| {
+        let out = cli(home, &["status", "--json"]).output().await.unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         v["servers"][0]["auth"].as_str().unwrap().to_owned()
     };
-    assert!(status(&home).starts_with("logged in"));
+    assert!(status(&home).await.starts_with("logged in"));
     let out = cli(&home, &["logout", "vault"]).output().await.unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(status(&home).starts_with("none"), "{}", status(&home));
+    let after = status(&home).await;
+    assert!(after.starts_with("none"), "{after}");
 }
 
 /// Ad-hoc servers: `login URL --client-id ... --scope ...`, then `serve URL` uses

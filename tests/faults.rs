@@ -474,29 +474,22 @@ async fn tools_and_call_commands() {
     let beta = Upstream::start(TestServer::new(Era::Modern, "beta"));
     let home = Home::new();
     home.servers_config(&[("alpha", &alpha.url), ("beta", &beta.url)], "");
-    let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_mcp-bridge"))
-            .args(args)
-            .env("MCP_BRIDGE_HOME", home.path())
-            .env("MCP_BRIDGE_CREDENTIAL_STORE", "file")
-            .output()
-            .unwrap()
-    };
-    let out = run(&["tools", "--json"]);
+    let run = async |args: &[&str]| cli(&home, args).output().await.unwrap();
+    let out = run(&["tools", "--json"]).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let tools: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(tools.len(), 2 * TOOLS);
     assert!(tools.iter().any(|t| t["name"] == json!("beta__echo")));
 
-    let out = run(&["call", "beta__echo", "--args", r#"{"text":"from the terminal"}"#]);
+    let out = run(&["call", "beta__echo", "--args", r#"{"text":"from the terminal"}"#]).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["content"][0]["text"], json!("from the terminal"));
     assert_eq!(beta.server.probe.calls.load(Ordering::SeqCst), 1);
 
-    let out = run(&["call", "alpha__fail"]);
+    let out = run(&["call", "alpha__fail"]).await;
     assert!(!out.status.success());
-    let out = run(&["call", "nope__x"]);
+    let out = run(&["call", "nope__x"]).await;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown tool"));
     assert!(out.stdout.is_empty());

@@ -416,14 +416,7 @@ async fn status_reports_the_serving_bridge() {
 
     // `status --json`: its exit code and report.
     let status_exit = || async {
-        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-bridge"))
-            .args(["status", "--json"])
-            .env("MCP_BRIDGE_HOME", home.path())
-            .env("MCP_BRIDGE_CREDENTIAL_STORE", "file")
-            .env_remove("MCP_BRIDGE_CONFIG")
-            .output()
-            .await
-            .unwrap();
+        let out = cli(&home, &["status", "--json"]).output().await.unwrap();
         let v = serde_json::from_slice::<Value>(&out.stdout)
             .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
         (out.status.code(), v)

@@ -241,10 +241,7 @@ async fn calls_are_audited_and_summarised() {
     let raw = std::fs::read_to_string(&log).unwrap();
     assert!(!raw.contains("secret-"), "arguments are recorded only when asked for");
 
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-bridge"))
-        .args(["stats", "--json", "--since", "all"])
-        .env("MCP_BRIDGE_HOME", home.path())
-        .env_remove("MCP_BRIDGE_CONFIG")
+    let out = cli(&home, &["stats", "--json", "--since", "all"])
         .output()
         .await
         .unwrap();

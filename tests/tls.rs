@@ -68,13 +68,9 @@ async fn tls_terminator(backend: std::net::SocketAddr, stop: CancellationToken) 
 
 /// Run a bridge command (async: the terminator runs on this test's runtime).
 async fn run(home: &Home, ca_file: &Path, args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-bridge"))
-        .args(args)
-        .env("MCP_BRIDGE_HOME", home.path())
-        .env("MCP_BRIDGE_CREDENTIAL_STORE", "file")
+    cli(home, args)
         .env("SSL_CERT_FILE", ca_file)
         .env_remove("SSL_CERT_DIR")
-        .env_remove("MCP_BRIDGE_CONFIG")
         .output()
         .await
         .unwrap()

@@ -572,6 +572,17 @@ pub fn bridge_command(home: &Home, args: &[&str]) -> tokio::process::Command {
     cmd
 }
 
+/// `mcp-bridge ARGS` as a person would run it at a terminal, in `home`, on the
+/// file credential store.
+pub fn cli(home: &Home, args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-bridge"));
+    cmd.args(args)
+        .env("MCP_BRIDGE_HOME", home.path())
+        .env("MCP_BRIDGE_CREDENTIAL_STORE", "file")
+        .env_remove("MCP_BRIDGE_CONFIG");
+    cmd
+}
+
 pub type Client = RunningService<RoleClient, Ide>;
 
 /// Spawn `mcp-bridge serve` in `home` and connect the test IDE to it.
