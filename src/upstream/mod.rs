@@ -414,17 +414,10 @@ pub fn http_status(e: &rmcp::ServiceError) -> Option<&HttpStatusError> {
     let rmcp::ServiceError::TransportSend(t) = e else {
         return None;
     };
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(t.error.as_ref());
-    while let Some(current) = source {
-        if let Some(StreamableHttpError::<reqwest::Error>::HttpStatus(h)) = current.downcast_ref() {
-            return Some(h);
-        }
-        if let Some(h) = current.downcast_ref::<HttpStatusError>() {
-            return Some(h);
-        }
-        source = current.source();
-    }
-    None
+    links(t.error.as_ref()).find_map(|current| match current.downcast_ref() {
+        Some(StreamableHttpError::<reqwest::Error>::HttpStatus(h)) => Some(h),
+        _ => current.downcast_ref::<HttpStatusError>(),
+    })
 }
 
 /// Whether a request failed before it left: the TCP connect to the server did
@@ -434,46 +427,40 @@ pub fn never_sent(e: &rmcp::ServiceError) -> bool {
     let rmcp::ServiceError::TransportSend(t) = e else {
         return false;
     };
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(t.error.as_ref());
-    while let Some(current) = source {
-        if let Some(StreamableHttpError::<reqwest::Error>::Client(r)) = current.downcast_ref() {
-            return r.is_connect();
+    links(t.error.as_ref())
+        .find_map(|c| c.downcast_ref::<reqwest::Error>())
+        .is_some_and(reqwest::Error::is_connect)
+}
+
+/// The links of an rmcp transport error, including the two rmcp does not expose
+/// as `source()`: `ClientInitializeError::TransportError` and
+/// `StreamableHttpError::Client`, which hold the reqwest error with the cause.
+fn links<'a>(e: &'a (dyn std::error::Error + 'static)) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(e), |current| {
+        if let Some(ClientInitializeError::TransportError { error, .. }) = current.downcast_ref() {
+            return Some(error as &(dyn std::error::Error + 'static));
         }
-        if let Some(r) = current.downcast_ref::<reqwest::Error>() {
-            return r.is_connect();
+        match current.downcast_ref() {
+            Some(StreamableHttpError::<reqwest::Error>::Client(r)) => Some(r as &(dyn std::error::Error + 'static)),
+            _ => current.source(),
         }
-        source = current.source();
-    }
-    false
+    })
 }
 
 /// An rmcp transport error on one line, with the cause rmcp drops: it formats
 /// the reqwest error inside as "Client error: error sending request for url"
 /// without reqwest's own sources, where the reason is (refused, a DNS failure,
-/// "invalid peer certificate: UnknownIssuer"; found by tests/tls.rs). Neither
-/// `ClientInitializeError::TransportError` nor `StreamableHttpError::Client` is
-/// a `source()` link, so they are followed by hand.
+/// "invalid peer certificate: UnknownIssuer"; found by tests/tls.rs).
 pub fn failure_text(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = crate::util::error_chain(e);
-    let mut source = Some(e);
-    while let Some(current) = source {
-        if let Some(ClientInitializeError::TransportError { error, .. }) = current.downcast_ref() {
-            source = Some(error);
-            continue;
-        }
-        let inner = match current.downcast_ref() {
-            Some(StreamableHttpError::<reqwest::Error>::Client(r)) => Some(r),
-            _ => current.downcast_ref::<reqwest::Error>(),
-        };
-        if let Some(cause) = inner.and_then(std::error::Error::source) {
-            let cause = crate::util::error_chain(cause);
-            if !text.contains(&cause) {
-                text.push_str(": ");
-                text.push_str(&cause);
-            }
-            break;
-        }
-        source = current.source();
+    let cause = links(e)
+        .find_map(|c| c.downcast_ref::<reqwest::Error>())
+        .and_then(std::error::Error::source);
+    if let Some(cause) = cause.map(crate::util::error_chain)
+        && !text.contains(&cause)
+    {
+        text.push_str(": ");
+        text.push_str(&cause);
     }
     text
 }

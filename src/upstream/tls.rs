@@ -18,26 +18,26 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 /// (a cheap clone: the verifier and provider are shared).
 pub fn client_config() -> rustls::ClientConfig {
     static CONFIG: OnceLock<rustls::ClientConfig> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            // As reqwest does: a process-wide default provider if one was installed.
-            let provider = CryptoProvider::get_default()
-                .cloned()
-                .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
-            let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
-                .with_safe_default_protocol_versions()
-                .expect("the default provider supports the default TLS versions")
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(LazyVerifier {
-                    provider,
-                    verifier: OnceLock::new(),
-                }))
-                .with_no_client_auth();
-            // reqwest is built without HTTP/2: offer what it speaks.
-            config.alpn_protocols = vec![b"http/1.1".to_vec()];
-            config
-        })
-        .clone()
+    CONFIG.get_or_init(build).clone()
+}
+
+fn build() -> rustls::ClientConfig {
+    // As reqwest does: a process-wide default provider if one was installed.
+    let provider = CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("the default provider supports the default TLS versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(LazyVerifier {
+            provider,
+            verifier: OnceLock::new(),
+        }))
+        .with_no_client_auth();
+    // reqwest is built without HTTP/2: offer what it speaks.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config
 }
 
 /// The platform verifier, made on first use and then shared.
@@ -103,13 +103,18 @@ impl ServerCertVerifier for LazyVerifier {
 mod tests {
     use super::*;
 
+    /// A fresh config (not the process-wide one, which another test's handshake
+    /// could have initialised): building it and a client on it loads no roots.
     #[test]
     fn roots_are_not_loaded_to_build_a_client() {
-        let config = client_config();
-        let again = client_config();
-        // One verifier for every client.
+        let config = build();
         assert_eq!(config.alpn_protocols, vec![b"http/1.1".to_vec()]);
-        assert!(format!("{:?}", config).contains("LazyVerifier"));
-        assert!(format!("{:?}", again).contains("verifier: OnceLock(<uninit>)"));
+        let _client = reqwest::Client::builder()
+            .tls_backend_preconfigured(config.clone())
+            .build()
+            .unwrap();
+        let debug = format!("{config:?}");
+        assert!(debug.contains("LazyVerifier"), "{debug}");
+        assert!(debug.contains("verifier: OnceLock(<uninit>)"), "{debug}");
     }
 }
