@@ -14,7 +14,12 @@ use crate::bridge::{Bridge, Settings};
 use crate::catalog::PrefixMode;
 use crate::config::{Config, Paths, secs};
 use crate::downstream::Downstream;
+use crate::downstream::stdio::{DEFAULT_MAX_MESSAGE, StdioTransport};
 use crate::registry::{AdHoc, Resolved};
+
+/// How long stopping may take once the IDE has gone or a signal came: session
+/// DELETEs and in-flight work get this long, so the process exits within a second.
+pub const STOP_BOUND: Duration = Duration::from_millis(600);
 
 /// What the `serve` command was given.
 #[derive(Debug, Clone, Default)]
@@ -64,11 +69,26 @@ where
     R: tokio::io::AsyncRead + Unpin + Send + 'static,
     W: tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let transport =
-        crate::downstream::stdio::StdioTransport::new(read, write, crate::downstream::stdio::DEFAULT_MAX_MESSAGE);
+    run_transport(bridge, StdioTransport::new(read, write, DEFAULT_MAX_MESSAGE), shutdown).await
+}
+
+/// [`run_session`] on a transport that may already hold lines read ahead.
+async fn run_transport<R, W>(
+    bridge: std::sync::Arc<Bridge>,
+    transport: StdioTransport<R, W>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()>
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    // The IDE closing its end stops everything at once: rmcp would drain
+    // in-flight handlers for up to 5 s first, and the IDE needs no answers.
+    let ide_eof = transport.eof();
     let running = tokio::select! {
         r = Downstream::new(bridge.clone()).serve(transport) => r?,
         _ = shutdown.cancelled() => return Ok(()),
+        _ = ide_eof.cancelled() => return Ok(()),
     };
     let peer = running.peer().clone();
     let caps = peer.peer_info().map(|i| i.capabilities.clone()).unwrap_or_default();
@@ -76,13 +96,18 @@ where
     bridge.start();
 
     let ide_gone = running.cancellation_token();
+    let waiting = running.waiting();
     tokio::select! {
-        r = running.waiting() => {
-            tracing::info!("IDE disconnected: {r:?}");
+        r = waiting => tracing::info!("IDE disconnected: {r:?}"),
+        _ = ide_eof.cancelled() => {
+            tracing::info!("IDE closed its input");
+            ide_gone.cancel();
         }
         _ = shutdown.cancelled() => ide_gone.cancel(),
     }
-    let _ = tokio::time::timeout(Duration::from_millis(950), bridge.stop()).await;
+    // Sessions are closed (HTTP DELETE) within this bound; what is still in
+    // flight after it is dropped with the process.
+    let _ = tokio::time::timeout(STOP_BOUND, bridge.stop()).await;
     Ok(())
 }
 
@@ -90,7 +115,15 @@ where
 pub async fn serve(opts: ServeOptions, paths: Paths, cfg: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     crate::shutdown::on_signals(shutdown.clone());
-    let (live, resolved) = crate::live::Live::start(opts, paths.clone(), cfg.clone()).await;
+    let (r, w) = rmcp::transport::stdio_pipes();
+    let mut transport = StdioTransport::new(r, w, DEFAULT_MAX_MESSAGE);
+    // The first registry fetch can take up to the connect timeout: keep reading
+    // the IDE meanwhile, so that an IDE that has already gone is not kept waiting.
+    let (live, resolved) = tokio::select! {
+        started = crate::live::Live::start(opts, paths.clone(), cfg.clone()) => started,
+        _ = transport.read_ahead() => return Ok(()),
+        _ = shutdown.cancelled() => return Ok(()),
+    };
     if resolved.servers.is_empty() {
         tracing::warn!(
             "no servers to bridge: configure a registry or [[servers]] in {}, or pass URLs to `serve`",
@@ -123,8 +156,7 @@ pub async fn serve(opts: ServeOptions, paths: Paths, cfg: Config) -> anyhow::Res
     }
     tokio::spawn(live.run(bridge.clone(), shutdown.clone()));
 
-    let (r, w) = rmcp::transport::stdio_pipes();
-    let result = run_session(bridge, r, w, shutdown).await;
+    let result = run_transport(bridge, transport, shutdown).await;
     audit.flush(Duration::from_millis(300)).await;
     // Dropping the last handle removes the published state.
     drop(publisher);

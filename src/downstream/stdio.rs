@@ -9,6 +9,16 @@
 //! a storm, bounds the size of one message, and hands everything else to rmcp.
 //! It is the only writer of stdout: one lock per whole line, so lines never
 //! interleave.
+//!
+//! Two more duties sit here because only the framing sees them in time:
+//! - **Before the lifecycle starts** (an `initialize`, or a 2026-07-28 request
+//!   with complete `_meta`), rmcp ends the whole session on any message that is
+//!   not a request. IDEs send such chatter (`$/…` notifications, an early
+//!   `notifications/initialized` or `notifications/cancelled`, a stray
+//!   response), so it is dropped here, logged at debug.
+//! - **End of input** fires [`StdioTransport::eof`] at once. rmcp drains
+//!   in-flight handlers for up to 5 s after its transport closes; the IDE that
+//!   went away needs no answers, so `serve` stops on this token instead.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +29,7 @@ use rmcp::transport::Transport;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
 
 /// Default bound on one incoming message.
 pub const DEFAULT_MAX_MESSAGE: usize = 8 * 1024 * 1024;
@@ -33,6 +44,11 @@ pub struct StdioTransport<R, W> {
     max_len: usize,
     writer: Arc<Mutex<W>>,
     replies: (Instant, u32),
+    /// Set once rmcp has a lifecycle (see the module docs).
+    started: bool,
+    /// Lines read ahead while the bridge was starting (`None`: too long).
+    ahead: std::collections::VecDeque<Option<Vec<u8>>>,
+    eof: CancellationToken,
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> StdioTransport<R, W> {
@@ -44,8 +60,39 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> StdioTransport<R, W> {
             max_len,
             writer: Arc::new(Mutex::new(write)),
             replies: (Instant::now(), 0),
+            started: false,
+            ahead: Default::default(),
+            eof: CancellationToken::new(),
         }
     }
+
+    /// Cancelled when the input ends (or cannot be read): the IDE has gone.
+    pub fn eof(&self) -> CancellationToken {
+        self.eof.clone()
+    }
+}
+
+/// Whether rmcp's handshake loop would take `m` (a message before any
+/// lifecycle), and whether it starts the lifecycle. rmcp ends the session on a
+/// notification or response here; requests it answers itself (ping,
+/// `server/discover`, or an error for a request without 2026-07-28 metadata).
+pub fn before_lifecycle(m: &RxJsonRpcMessage<RoleServer>) -> (bool, bool) {
+    use rmcp::model::{ClientRequest, GetMeta, JsonRpcMessage, ProtocolVersion};
+    let JsonRpcMessage::Request(r) = m else {
+        return (false, false);
+    };
+    let starts = match &r.request {
+        ClientRequest::InitializeRequest(_) => true,
+        ClientRequest::PingRequest(_) | ClientRequest::DiscoverRequest(_) => false,
+        other => {
+            let meta = other.get_meta();
+            meta.missing_required_keys(&ProtocolVersion::V_2026_07_28).is_empty()
+                && meta
+                    .protocol_version()
+                    .is_some_and(|v| ProtocolVersion::KNOWN_VERSIONS.contains(&v))
+        }
+    };
+    (true, starts)
 }
 
 /// What one complete input line is.
@@ -160,6 +207,41 @@ where
     }
 }
 
+impl<R, W> StdioTransport<R, W>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    /// The next complete line (`Some(None)`: one over the size limit), or
+    /// `None` at the end of input, which also fires [`Self::eof`].
+    async fn next_line(&mut self) -> Option<Option<Vec<u8>>> {
+        match self.read_line().await {
+            Ok(true) => {}
+            Ok(false) => {
+                self.eof.cancel();
+                return None;
+            }
+            Err(e) => {
+                tracing::error!("cannot read stdin: {e}");
+                self.eof.cancel();
+                return None;
+            }
+        }
+        let line = std::mem::take(&mut self.line);
+        Some((!std::mem::take(&mut self.discarding)).then_some(line))
+    }
+
+    /// Read and keep whole lines until the input ends, for while the bridge is
+    /// still starting: an IDE that closes its end then is noticed at once, and
+    /// nothing it sent is lost (the lines are handed to rmcp first). Returns at
+    /// the end of input; cancel-safe.
+    pub async fn read_ahead(&mut self) {
+        while let Some(line) = self.next_line().await {
+            self.ahead.push_back(line);
+        }
+    }
+}
+
 impl<R, W> Transport<RoleServer> for StdioTransport<R, W>
 where
     R: AsyncRead + Unpin + Send,
@@ -181,27 +263,30 @@ where
 
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {
         loop {
-            match self.read_line().await {
-                Ok(true) => {}
-                Ok(false) => return None,
-                Err(e) => {
-                    tracing::error!("cannot read stdin: {e}");
-                    return None;
-                }
-            }
-            if std::mem::take(&mut self.discarding) {
-                self.line.clear();
+            let line = match self.ahead.pop_front() {
+                Some(line) => line,
+                None => self.next_line().await?,
+            };
+            let Some(line) = line else {
                 let msg = format!("Invalid Request: message larger than the {} byte limit", self.max_len);
                 tracing::warn!("{msg}");
                 if self.reply_error(Value::Null, -32600, &msg).await.is_err() {
                     return None;
                 }
                 continue;
-            }
-            let line = classify(&self.line);
-            self.line.clear();
-            match line {
-                Line::Message(m) => return Some(*m),
+            };
+            match classify(&line) {
+                Line::Message(m) if self.started => return Some(*m),
+                Line::Message(m) => match before_lifecycle(&m) {
+                    (true, starts) => {
+                        self.started = starts;
+                        return Some(*m);
+                    }
+                    (false, _) => tracing::debug!(
+                        "ignored before initialize: {}",
+                        serde_json::to_string(&m).unwrap_or_default()
+                    ),
+                },
                 Line::Skip => {}
                 Line::Error { id, code, message } => {
                     tracing::debug!("bad input from the IDE: {message}");
@@ -284,5 +369,66 @@ mod tests {
                 .unwrap()
                 .contains("200 byte limit")
         );
+    }
+
+    /// Before the lifecycle starts, notifications and responses (which make
+    /// rmcp end the session) are dropped and requests pass; after `initialize`,
+    /// everything passes.
+    #[tokio::test]
+    async fn chatter_before_initialize_is_dropped() {
+        let input = [
+            r#"{"jsonrpc":"2.0","method":"$/lsp/hello"}"#,
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+            r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}"#,
+            r#"{"jsonrpc":"2.0","id":77,"result":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+            r#"{"jsonrpc":"2.0","id":2,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        ]
+        .join("\n")
+            + "\n";
+        let (_out_r, out_w) = tokio::io::duplex(1 << 16);
+        let mut t = StdioTransport::new(input.as_bytes(), out_w, 1 << 20);
+        let mut got = Vec::new();
+        while let Some(m) = t.receive().await {
+            got.push(serde_json::to_value(&m).unwrap());
+        }
+        let shapes: Vec<(Value, Value)> = got.iter().map(|m| (m["id"].clone(), m["method"].clone())).collect();
+        assert_eq!(
+            shapes,
+            [
+                (json!(1), json!("ping")),
+                (json!(2), json!("initialize")),
+                (Value::Null, json!("notifications/initialized")),
+            ]
+        );
+        assert!(t.eof().is_cancelled());
+    }
+
+    /// A 2026-07-28 request with complete metadata starts the lifecycle too.
+    #[test]
+    fn modern_request_starts_the_lifecycle() {
+        let line = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+        let Line::Message(m) = classify(line) else { panic!() };
+        assert_eq!(before_lifecycle(&m), (true, true));
+        let Line::Message(m) = classify(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#) else {
+            panic!()
+        };
+        assert_eq!(before_lifecycle(&m), (true, false));
+    }
+
+    /// Lines read ahead while the bridge starts are handed over first, in order.
+    #[tokio::test]
+    async fn read_ahead_keeps_every_line() {
+        let input =
+            "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\n{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ping\"}\n";
+        let (_out_r, out_w) = tokio::io::duplex(1 << 16);
+        let mut t = StdioTransport::new(input.as_bytes(), out_w, 1 << 20);
+        t.read_ahead().await;
+        assert!(t.eof().is_cancelled());
+        let a = serde_json::to_value(t.receive().await.unwrap()).unwrap();
+        let b = serde_json::to_value(t.receive().await.unwrap()).unwrap();
+        assert_eq!((a["id"].clone(), b["id"].clone()), (json!(1), json!(2)));
+        assert!(t.receive().await.is_none());
     }
 }
