@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cache::{CachedServer, CatalogCache};
 use crate::catalog::{Catalog, Changes, Naming, ServerLists};
-use crate::config::{Config, Timeouts};
+use crate::config::{Config, Timeouts, secs};
 use crate::policy::Policy;
 use crate::registry::ServerSpec;
 use crate::upstream::{ConnState, IdeLink, Links, UpstreamEvent, UpstreamHandle};
@@ -76,6 +76,9 @@ pub struct Bridge {
     started: tokio::sync::watch::Sender<bool>,
     /// Where OAuth credentials live (`None`: no store could be opened).
     store: Option<crate::auth::oauth::Store>,
+    /// Servers with no lists yet (no cache, first connection under way), and
+    /// until when a list request waits for them (`None`: not spawned yet).
+    first: watch::Sender<BTreeMap<Arc<str>, Option<tokio::time::Instant>>>,
     /// `subscriptions/listen` streams a 2026-07-28 IDE has open.
     listeners: Mutex<Vec<SubscriptionSink>>,
     /// Where every forwarded tool call is recorded (unset: nowhere).
@@ -108,6 +111,11 @@ impl Bridge {
             }
         }
         let catalog = Catalog::build_with(&lists, specs.len(), &settings.naming, &settings.policy(&specs));
+        let first = specs
+            .iter()
+            .filter(|s| !lists.contains_key(s.id.as_str()))
+            .map(|s| (Arc::from(s.id.as_str()), None))
+            .collect();
         let (tx, rx) = mpsc::unbounded_channel();
         Arc::new(Bridge {
             timeouts: watch::Sender::new(settings.timeouts.clone()),
@@ -123,6 +131,7 @@ impl Bridge {
             refreshed: Mutex::new(BTreeMap::new()),
             changed: Arc::new(Notify::new()),
             listeners: Mutex::new(Vec::new()),
+            first: watch::Sender::new(first),
             audit: std::sync::OnceLock::new(),
             started: tokio::sync::watch::Sender::new(false),
             store,
@@ -144,6 +153,9 @@ impl Bridge {
                 let h = self.spawn_upstream(spec.clone());
                 ups.insert(h.id.clone(), h);
             }
+            let until = tokio::time::Instant::now() + secs(self.settings().timeouts.first_list);
+            self.first
+                .send_modify(|f| f.values_mut().for_each(|d| *d = Some(until)));
             self.started.send_replace(true);
         }
         tokio::spawn(self.clone().event_loop(rx));
@@ -156,6 +168,7 @@ impl Bridge {
             timeouts: self.timeouts.subscribe(),
             store: self.store.clone(),
             changed: self.changed.clone(),
+            legacy_hint: self.cached_era(&spec),
         };
         UpstreamHandle::spawn(spec, links, &self.shutdown)
     }
@@ -273,6 +286,19 @@ impl Bridge {
             for id in &plan.stop {
                 tracing::info!(server = %id, "removed from the configuration");
             }
+            // Servers that have no lists now are awaited like at start-up.
+            let until = tokio::time::Instant::now() + secs(self.settings().timeouts.first_list);
+            let started = *self.started.borrow();
+            let listed = self.lists.lock().expect("lists");
+            self.first.send_modify(|f| {
+                f.retain(|id, _| current.iter().any(|s| *s.id == **id));
+                for id in plan.start.iter().chain(&plan.forget) {
+                    if current.iter().any(|s| s.id == *id) && !listed.contains_key(id.as_str()) {
+                        f.insert(Arc::from(id.as_str()), started.then_some(until));
+                    }
+                }
+            });
+            drop(listed);
             (retired, changes)
         };
         self.changed.notify_one();
@@ -305,6 +331,34 @@ impl Bridge {
         let mut started = self.started.subscribe();
         let _ = tokio::time::timeout(wait, started.wait_for(|s| *s)).await;
         self.upstream(id)
+    }
+
+    /// Wait until no server's first listing is awaited any more: each has
+    /// listed, failed, or run out of its `[timeouts] first_list` (counted from
+    /// when it was started). Returns at once when every server has lists,
+    /// from the cache or live.
+    pub async fn first_lists(&self) {
+        let mut rx = self.first.subscribe();
+        let wait = secs(self.settings().timeouts.first_list);
+        loop {
+            let now = tokio::time::Instant::now();
+            let until = rx
+                .borrow_and_update()
+                .values()
+                .map(|d| d.unwrap_or(now + wait))
+                .filter(|d| *d > now)
+                .max();
+            let Some(until) = until else { return };
+            match tokio::time::timeout_at(until, rx.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => return,
+            }
+        }
+    }
+
+    /// Whether some server's first listing is still awaited.
+    pub fn awaiting_first_lists(&self) -> bool {
+        !self.first.borrow().is_empty()
     }
 
     pub fn upstreams(&self) -> Vec<Arc<UpstreamHandle>> {
@@ -340,8 +394,13 @@ impl Bridge {
                 ev = rx.recv() => match ev { Some(ev) => ev, None => return },
             };
             match ev {
-                UpstreamEvent::Lists { server, url, lists } => {
-                    let changes = self.apply_lists(server, url, lists);
+                UpstreamEvent::Lists {
+                    server,
+                    url,
+                    legacy,
+                    lists,
+                } => {
+                    let changes = self.apply_lists(server, url, lists, Some(legacy));
                     self.announce(changes).await;
                 }
                 UpstreamEvent::ResourceUpdated { server, uri } => {
@@ -354,6 +413,9 @@ impl Bridge {
                         let _ = ide.notify_resource_updated(p).await;
                     }
                 }
+                UpstreamEvent::Settled { server } => {
+                    self.first.send_if_modified(|f| f.remove(&server).is_some());
+                }
                 UpstreamEvent::Flush(done) => {
                     let _ = done.send(());
                 }
@@ -363,7 +425,7 @@ impl Bridge {
 
     /// Record a server's new lists, rebuild the catalog, persist the cache, and
     /// say which merged lists changed.
-    pub fn apply_lists(&self, server: Arc<str>, url: String, lists: ServerLists) -> Changes {
+    pub fn apply_lists(&self, server: Arc<str>, url: String, lists: ServerLists, legacy: Option<bool>) -> Changes {
         let settings = self.settings();
         let changes = {
             let specs = self.specs.read().expect("specs");
@@ -378,6 +440,10 @@ impl Bridge {
             self.changed.notify_one();
             let mut all = self.lists.lock().expect("lists");
             if all.get(&server).is_some_and(|l| **l == lists) {
+                drop(all);
+                drop(specs);
+                // Same lists: only a newly learnt protocol generation is worth a write.
+                self.remember_era(&settings, &server, &url, legacy);
                 return Changes::default();
             }
             all.insert(server.clone(), Arc::new(lists.clone()));
@@ -389,12 +455,38 @@ impl Bridge {
         };
         if let Some(dir) = &settings.cache_dir {
             let mut cache = self.cache.lock().expect("cache");
-            cache.servers.insert(server.to_string(), CachedServer { url, lists });
+            cache
+                .servers
+                .insert(server.to_string(), CachedServer { url, lists, legacy });
             if let Err(e) = cache.store(dir) {
                 tracing::warn!("cannot write the catalog cache in {}: {e}", dir.display());
             }
         }
         changes
+    }
+
+    /// Keep a server's protocol generation in the catalog cache when it differs
+    /// from what is there.
+    fn remember_era(&self, settings: &Settings, server: &str, url: &str, legacy: Option<bool>) {
+        let Some(dir) = &settings.cache_dir else { return };
+        let mut cache = self.cache.lock().expect("cache");
+        match cache.servers.get_mut(server) {
+            Some(c) if c.url == url && c.legacy != legacy && legacy.is_some() => c.legacy = legacy,
+            _ => return,
+        }
+        if let Err(e) = cache.store(dir) {
+            tracing::warn!("cannot write the catalog cache in {}: {e}", dir.display());
+        }
+    }
+
+    /// The protocol generation `spec`'s server spoke when it was last listed.
+    fn cached_era(&self, spec: &ServerSpec) -> Option<bool> {
+        let cache = self.cache.lock().expect("cache");
+        cache
+            .servers
+            .get(&spec.id)
+            .filter(|c| c.url == spec.url)
+            .and_then(|c| c.legacy)
     }
 
     async fn announce(&self, changes: Changes) {

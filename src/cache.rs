@@ -34,6 +34,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 pub struct CachedServer {
     pub url: String,
     pub lists: ServerLists,
+    /// The server's protocol generation when it was last listed (`true`:
+    /// 2025-11-25 or older), so that the next start skips the
+    /// `server/discover` probe for a legacy server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legacy: Option<bool>,
 }
 
 /// The on-disk catalog cache: server id -> its last lists.
@@ -94,6 +99,7 @@ mod tests {
             CachedServer {
                 url: "http://x".into(),
                 lists: ServerLists::default(),
+                legacy: Some(true),
             },
         );
         c.store(dir.path()).unwrap();

@@ -107,10 +107,16 @@ pub struct Catalog {
     resource_routes: HashMap<String, Route>,
     /// (server, upstream URI) -> IDE URI, only for rewritten URIs.
     resource_rewrites: HashMap<(Arc<str>, String), String>,
-    /// Template string -> servers exposing it, in name order.
+    /// Upstream template string -> servers exposing it, in name order.
     templates: Vec<(String, Arc<str>)>,
+    /// IDE template -> (server, upstream template), for templates rewritten
+    /// because two servers share them.
+    template_rewrites: HashMap<String, Route>,
     /// Servers that list resources or templates.
     resource_servers: Vec<Arc<str>>,
+    /// Every server in the catalog: a rewritten URI names one, and any server
+    /// may hand out resource links in its results.
+    servers: Vec<Arc<str>>,
     /// IDE name -> why the policy hides that tool or prompt, to refuse a
     /// request for it precisely (an IDE's list can be stale).
     hidden: HashMap<String, String>,
@@ -228,6 +234,7 @@ impl Catalog {
         // Resource URIs pass through unless two servers list the same one; then every
         // copy is rewritten so that no server silently wins the bare URI.
         let mut owners: HashMap<&str, usize> = HashMap::new();
+        let mut template_owners: HashMap<&str, usize> = HashMap::new();
         for lists in servers.values() {
             let mut seen = HashSet::new();
             for r in &lists.resources {
@@ -235,7 +242,14 @@ impl Catalog {
                     *owners.entry(r.uri.as_str()).or_default() += 1;
                 }
             }
+            let mut seen = HashSet::new();
+            for t in &lists.resource_templates {
+                if seen.insert(t.uri_template.as_str()) {
+                    *template_owners.entry(t.uri_template.as_str()).or_default() += 1;
+                }
+            }
         }
+        cat.servers = servers.keys().cloned().collect();
         for (server, lists) in servers {
             if !lists.resources.is_empty() || !lists.resource_templates.is_empty() {
                 cat.resource_servers.push(server.clone());
@@ -267,7 +281,23 @@ impl Catalog {
             }
             for t in &lists.resource_templates {
                 cat.templates.push((t.uri_template.clone(), server.clone()));
-                cat.resource_templates.push(t.clone());
+                let mut listed = t.clone();
+                // A template two servers share is namespaced like a shared URI,
+                // so that what the IDE fills in reads back from the right server.
+                if template_owners.get(t.uri_template.as_str()).copied().unwrap_or(0) > 1 {
+                    listed.uri_template = rewrite_template(server, &t.uri_template);
+                    if cat.template_rewrites.contains_key(&listed.uri_template) {
+                        continue;
+                    }
+                    cat.template_rewrites.insert(
+                        listed.uri_template.clone(),
+                        Route {
+                            server: server.clone(),
+                            name: t.uri_template.clone(),
+                        },
+                    );
+                }
+                cat.resource_templates.push(listed);
             }
         }
         cat
@@ -341,7 +371,7 @@ impl Catalog {
             return Some(r.clone());
         }
         if let Some((server, uri)) = unrewrite_uri(ide_uri) {
-            if let Some(s) = self.resource_servers.iter().find(|s| ***s == *server) {
+            if let Some(s) = self.servers.iter().find(|s| ***s == *server) {
                 return Some(Route {
                     server: s.clone(),
                     name: uri,
@@ -371,13 +401,67 @@ impl Catalog {
         None
     }
 
-    /// The server owning a resource template (for `completion/complete` with a
+    /// Every server that may serve a URI `resource` cannot route alone: the
+    /// servers whose templates match it, or else every resource server. Reads
+    /// try them in turn (in name order); one answer means one route.
+    pub fn resource_candidates(&self, ide_uri: &str) -> Vec<Route> {
+        if let Some(r) = self.resource(ide_uri) {
+            return vec![r];
+        }
+        if unrewrite_uri(ide_uri).is_some() {
+            return Vec::new();
+        }
+        let mut matching: Vec<&Arc<str>> = self
+            .templates
+            .iter()
+            .filter(|(t, _)| template_matches(t, ide_uri))
+            .map(|(_, s)| s)
+            .collect();
+        if matching.is_empty() {
+            matching = self.resource_servers.iter().collect();
+        }
+        matching.sort();
+        matching.dedup();
+        matching
+            .into_iter()
+            .map(|s| Route {
+                server: s.clone(),
+                name: ide_uri.to_owned(),
+            })
+            .collect()
+    }
+
+    /// The server owning a resource template the IDE was given, and the
+    /// template that server knows (for `completion/complete` with a
     /// `ref/resource`).
-    pub fn template_server(&self, uri_template: &str) -> Option<Arc<str>> {
+    pub fn template(&self, ide_template: &str) -> Option<Route> {
+        if let Some(r) = self.template_rewrites.get(ide_template) {
+            return Some(r.clone());
+        }
         self.templates
             .iter()
-            .find(|(t, _)| t == uri_template)
-            .map(|(_, s)| s.clone())
+            .find(|(t, _)| t == ide_template)
+            .map(|(t, s)| Route {
+                server: s.clone(),
+                name: t.clone(),
+            })
+    }
+
+    /// The URI the IDE must be given for a URI that `server` put in a result (a
+    /// resource link or an embedded resource), so that reading it back through
+    /// the bridge reaches `server` again: `None` when the URI already routes
+    /// there as it is.
+    pub fn result_uri(&self, server: &str, upstream_uri: &str) -> Option<String> {
+        if let Some(u) = self
+            .resource_rewrites
+            .get(&(Arc::from(server), upstream_uri.to_owned()))
+        {
+            return Some(u.clone());
+        }
+        match self.resource(upstream_uri) {
+            Some(r) if *r.server == *server && r.name == upstream_uri => None,
+            _ => Some(rewrite_uri(server, upstream_uri)),
+        }
     }
 
     /// The URI the IDE knows for an upstream URI (for `notifications/resources/updated`).
@@ -512,6 +596,22 @@ fn percent_decode(s: &str) -> Option<String> {
 /// `mcp-bridge://<server>/<percent-encoded uri>`.
 pub fn rewrite_uri(server: &str, uri: &str) -> String {
     format!("{REWRITE_SCHEME}://{}/{}", percent_encode(server), percent_encode(uri))
+}
+
+/// A template two servers share, namespaced like [`rewrite_uri`]: the literal
+/// parts are encoded and the `{…}` expressions kept, so that the URI the IDE
+/// expands from it decodes with [`unrewrite_uri`] to the server's own URI.
+pub fn rewrite_template(server: &str, template: &str) -> String {
+    let mut out = format!("{REWRITE_SCHEME}://{}/", percent_encode(server));
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else { break };
+        out.push_str(&percent_encode(&rest[..open]));
+        out.push_str(&rest[open..open + close + 1]);
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(&percent_encode(rest));
+    out
 }
 
 /// Reverse of [`rewrite_uri`].
@@ -752,7 +852,79 @@ mod tests {
         assert_eq!(c.resource("notes://note/7").unwrap().server.as_ref(), "a");
         assert_eq!(c.resource("metrics://cpu/latest").unwrap().server.as_ref(), "b");
         assert!(c.resource("other://x").is_none());
-        assert_eq!(c.template_server("metrics://{name}/latest").unwrap().as_ref(), "b");
+        assert_eq!(c.template("metrics://{name}/latest").unwrap().server.as_ref(), "b");
+    }
+
+    /// A template two servers share is namespaced per server; what the IDE
+    /// expands from it reads back from that server, with the server's URI.
+    /// An original URI both templates match goes to each in turn.
+    #[test]
+    fn shared_templates_are_namespaced() {
+        let both = || ServerLists {
+            resource_templates: vec![template("demo://resource/{id}")],
+            ..Default::default()
+        };
+        let s = servers(vec![("a", Arc::new(both())), ("b", Arc::new(both()))]);
+        let c = Catalog::build(&s, 2, &Naming::default());
+        let listed: Vec<_> = c.resource_templates.iter().map(|t| t.uri_template.clone()).collect();
+        assert_eq!(
+            listed,
+            [
+                "mcp-bridge://a/demo%3A%2F%2Fresource%2F{id}",
+                "mcp-bridge://b/demo%3A%2F%2Fresource%2F{id}"
+            ]
+        );
+        let expanded = listed[1].replace("{id}", "7");
+        assert_eq!(
+            c.resource(&expanded).unwrap(),
+            Route {
+                server: "b".into(),
+                name: "demo://resource/7".into()
+            }
+        );
+        assert_eq!(c.template(&listed[0]).unwrap().name, "demo://resource/{id}");
+        assert!(c.resource("demo://resource/7").is_none());
+        let tries: Vec<_> = c
+            .resource_candidates("demo://resource/7")
+            .into_iter()
+            .map(|r| r.server.to_string())
+            .collect();
+        assert_eq!(tries, ["a", "b"]);
+    }
+
+    /// A URI in a result reads back from the server that gave it: unchanged
+    /// when it already routes there, namespaced otherwise (even from a server
+    /// that lists no resources).
+    #[test]
+    fn result_uris_route_back() {
+        let a = ServerLists {
+            resources: vec![resource("mem://a/1"), resource("mem://shared")],
+            tools: vec![tool("t")],
+            ..Default::default()
+        };
+        let b = ServerLists {
+            resources: vec![resource("mem://shared")],
+            ..Default::default()
+        };
+        let t = ServerLists {
+            tools: vec![tool("links")],
+            ..Default::default()
+        };
+        let s = servers(vec![("a", Arc::new(a)), ("b", Arc::new(b)), ("t", Arc::new(t))]);
+        let c = Catalog::build(&s, 3, &Naming::default());
+        assert_eq!(c.result_uri("a", "mem://a/1"), None);
+        assert_eq!(
+            c.result_uri("b", "mem://shared").as_deref(),
+            Some("mcp-bridge://b/mem%3A%2F%2Fshared")
+        );
+        let link = c.result_uri("t", "file:///tmp/x.txt").unwrap();
+        assert_eq!(
+            c.resource(&link).unwrap(),
+            Route {
+                server: "t".into(),
+                name: "file:///tmp/x.txt".into()
+            }
+        );
     }
 
     #[test]

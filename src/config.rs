@@ -231,6 +231,11 @@ pub struct Timeouts {
     pub call_max: f64,
     /// How long a call waits for its server to finish connecting.
     pub ready_wait: f64,
+    /// With no cached lists for a server, list requests (and calls to names not
+    /// known yet) wait this long for its first listing, so that a first launch
+    /// does not answer an empty list. A server that fails or needs a login
+    /// stops holding them at once.
+    pub first_list: f64,
     /// Longest pause between reconnect attempts.
     pub backoff_max: f64,
     /// Re-list a server this often even if it announces no change (some servers
@@ -248,6 +253,7 @@ impl Default for Timeouts {
             call: 50.0,
             call_max: 1800.0,
             ready_wait: 15.0,
+            first_list: 5.0,
             backoff_max: 60.0,
             list_refresh: 600.0,
             keepalive: 240.0,

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use rmcp::model::*;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 fn mcp_error(e: rmcp::ServiceError) -> ErrorData {
     match e {
@@ -266,50 +265,6 @@ async fn modern_ide_is_served() {
         .map(|t| t.name)
         .collect();
     assert!(names.iter().any(|n| n == "alpha__extra_0"), "{names:?}");
-}
-
-struct Raw {
-    child: tokio::process::Child,
-    stdin: Option<tokio::process::ChildStdin>,
-    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-}
-
-impl Raw {
-    fn spawn(home: &Home) -> Raw {
-        let mut child = bridge_command(home, &[])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take();
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        Raw { child, stdin, lines }
-    }
-    async fn send(&mut self, line: &str) {
-        let w = self.stdin.as_mut().unwrap();
-        w.write_all(line.as_bytes()).await.unwrap();
-        w.write_all(b"\n").await.unwrap();
-        w.flush().await.unwrap();
-    }
-    /// Next stdout line, which must be JSON-RPC.
-    async fn recv(&mut self) -> Value {
-        let line = tokio::time::timeout(Duration::from_secs(10), self.lines.next_line())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout is not JSON-RPC: {line:?}: {e}"));
-        assert_eq!(v["jsonrpc"], json!("2.0"), "{line}");
-        v
-    }
-    async fn initialize(&mut self) {
-        self.send(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#).await;
-        assert_eq!(self.recv().await["id"], json!(1));
-        self.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
-            .await;
-    }
 }
 
 /// Bad input from the IDE gets the JSON-RPC error it deserves, and the bridge

@@ -159,14 +159,24 @@ pub async fn login(url: &str, creds: ServerCredentials, opts: &LoginOptions) -> 
     if challenge.is_none() && !meta.source.is_discovered() {
         return Err(LoginError::NotProtected { url: url.to_owned() });
     }
-    // rmcp only warns when the methods list is absent; the spec says refuse.
-    let s256 = meta
-        .metadata
-        .code_challenge_methods_supported
-        .as_ref()
-        .is_some_and(|m| m.iter().any(|x| x == "S256"));
-    if !s256 {
-        return Err(LoginError::NoPkce { url: url.to_owned() });
+    let mut meta = meta;
+    if meta.source.is_discovered() {
+        // rmcp only warns when the methods list is absent; the spec says refuse.
+        let s256 = meta
+            .metadata
+            .code_challenge_methods_supported
+            .as_ref()
+            .is_some_and(|m| m.iter().any(|x| x == "S256"));
+        if !s256 {
+            return Err(LoginError::NoPkce { url: url.to_owned() });
+        }
+    } else {
+        // A 2025-03-26 server with no metadata at all: its origin serves
+        // `/authorize`, `/token` and `/register`. Nothing can advertise S256
+        // there (it is still sent), and the origin is the issuer: an `iss` in
+        // the redirect must name it (see the README, "Logging in").
+        let origin = url::Url::parse(url).map_err(failed)?.origin().ascii_serialization();
+        meta.metadata.issuer = Some(origin);
     }
     let issuer = meta.metadata.issuer.clone();
     m.set_metadata(meta.metadata);

@@ -865,6 +865,7 @@ mod tests {
         };
         for (id, url) in [("a", "http://a/mcp"), ("b", "http://old-b/mcp")] {
             let cached = CachedServer {
+                legacy: None,
                 url: url.into(),
                 lists: lists.clone(),
             };

@@ -7,6 +7,7 @@
 #![allow(deprecated)] // sampling and roots are deprecated in 2026-07-28 but still relayed
 
 pub mod approval;
+pub mod era;
 pub mod stdio;
 
 use std::sync::Arc;
@@ -61,6 +62,7 @@ fn unknown(kind: &str, name: &str) -> McpError {
 /// One page of a merged list, as the IDE asked for it.
 macro_rules! list_page {
     ($self:ident, $p:ident, $field:ident, $result:ident) => {{
+        $self.bridge.first_lists().await;
         let cat = $self.bridge.catalog();
         let cursor = $p.as_ref().and_then(|p| p.cursor.as_ref());
         let (items, next) = page(&cat.$field, $self.bridge.settings().page_size, cursor)?;
@@ -89,6 +91,21 @@ fn page<T: Clone>(items: &[T], size: usize, cursor: Option<&Cursor>) -> Result<(
 }
 
 impl Downstream {
+    /// Look a name up in the catalog; when it is not there while some server
+    /// is still on its first listing, wait for that (bounded) and look again,
+    /// so that a call made right after `initialize` on a first launch finds
+    /// its tool instead of failing "unknown tool".
+    async fn lookup<T>(&self, find: impl Fn(&crate::catalog::Catalog) -> Option<T>) -> Option<T> {
+        if let Some(found) = find(&self.bridge.catalog()) {
+            return Some(found);
+        }
+        if !self.bridge.awaiting_first_lists() {
+            return None;
+        }
+        self.bridge.first_lists().await;
+        find(&self.bridge.catalog())
+    }
+
     async fn upstream(&self, route: &Route) -> Result<Arc<UpstreamHandle>, McpError> {
         let wait = secs(self.bridge.settings().timeouts.ready_wait);
         self.bridge
@@ -99,6 +116,7 @@ impl Downstream {
 
     /// The server owning an IDE-facing resource URI, and the URI it knows.
     async fn resource_upstream(&self, ide_uri: &str) -> Result<(Arc<UpstreamHandle>, String), McpError> {
+        self.lookup(|c| c.resource(ide_uri)).await;
         let cat = self.bridge.catalog();
         let route = cat.resource(ide_uri).ok_or_else(|| unknown("resource", ide_uri))?;
         if let Some(why) = cat.resource_refused(&route) {
@@ -270,6 +288,7 @@ impl Downstream {
         if let Some(answer) = self.meta_tool(&mut params, note) {
             return answer;
         }
+        self.lookup(|c| c.tool(&params.name).cloned()).await;
         let (route, approval) = {
             let cat = self.bridge.catalog();
             match cat.tool(&params.name) {
@@ -333,12 +352,16 @@ impl Downstream {
             }
         }
         let up = self.upstream(&route).await?;
+        let route_server = route.server.clone();
         params.name = route.name.into();
         let modern_ide = self.bridge.ide.is_modern();
         for _ in 0..MAX_INPUT_ROUNDS {
             let req = ClientRequest::CallToolRequest(Request::new(params.clone()));
             match self.forward(&up, req, &ctx).await? {
-                ServerResult::CallToolResult(r) => return Ok(CallToolResponse::Complete(r)),
+                ServerResult::CallToolResult(mut r) => {
+                    self.ide_uris(&route_server, &mut r.content);
+                    return Ok(CallToolResponse::Complete(r));
+                }
                 ServerResult::InputRequiredResult(ir) if modern_ide => return Ok(CallToolResponse::InputRequired(ir)),
                 ServerResult::InputRequiredResult(ir) => {
                     params.input_responses = self.answer_inputs(ir.input_requests, &ctx).await?;
@@ -426,6 +449,84 @@ impl Downstream {
                     Some(_) => return fail(format!("{CALL}: `arguments` must be an object")),
                 };
                 None
+            }
+        }
+    }
+
+    async fn read_from(
+        &self,
+        up: &UpstreamHandle,
+        params: ReadResourceRequestParams,
+        ide_uri: String,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        match self
+            .forward(up, ClientRequest::ReadResourceRequest(Request::new(params)), ctx)
+            .await?
+        {
+            ServerResult::ReadResourceResult(mut r) => {
+                // Contents carry the upstream URI; give the IDE back the one it asked for.
+                for c in r.contents.iter_mut() {
+                    rewrite_contents_uri(c, &ide_uri);
+                }
+                Ok(ReadResourceResponse::Complete(r))
+            }
+            ServerResult::InputRequiredResult(ir) if self.bridge.ide.is_modern() => {
+                Ok(ReadResourceResponse::InputRequired(ir))
+            }
+            other => Err(unexpected("resources/read", &other)),
+        }
+    }
+
+    /// A URI several servers' templates match (or, with no template, any
+    /// resource server may know): ask each in turn, and answer with the first
+    /// that has it. Reads change nothing, so asking one too many is harmless.
+    async fn read_from_any(
+        &self,
+        params: ReadResourceRequestParams,
+        routes: Vec<Route>,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let mut first_error = None;
+        for route in routes {
+            if let Some(why) = self.bridge.catalog().resource_refused(&route) {
+                first_error.get_or_insert(refused("resource", &params.uri, &why));
+                continue;
+            }
+            let up = match self.upstream(&route).await {
+                Ok(up) => up,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
+            match self.read_from(&up, params.clone(), params.uri.clone(), ctx).await {
+                Ok(r) => return Ok(r),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error.unwrap_or_else(|| unknown("resource", &params.uri)))
+    }
+
+    /// Give the IDE URIs it can read back through the bridge for the resource
+    /// links and embedded resources `server` put in a result (see
+    /// [`crate::catalog::Catalog::result_uri`]).
+    fn ide_uris(&self, server: &str, content: &mut [ContentBlock]) {
+        let cat = self.bridge.catalog();
+        for block in content {
+            let uri = match block {
+                ContentBlock::ResourceLink(r) => &mut r.uri,
+                ContentBlock::Resource(e) => match &mut e.resource {
+                    rmcp::model::ResourceContents::TextResourceContents { uri, .. } => uri,
+                    rmcp::model::ResourceContents::BlobResourceContents { uri, .. } => uri,
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            if let Some(ide) = cat.result_uri(server, uri) {
+                *uri = ide;
             }
         }
     }
@@ -564,6 +665,7 @@ impl ServerHandler for Downstream {
         p: Option<PaginatedRequestParams>,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
+        self.bridge.first_lists().await;
         let cat = self.bridge.catalog();
         let budget = cat.policy().max_tools(self.bridge.ide.client_name().as_deref());
         let Some(tools) = cat.listed_tools(budget) else {
@@ -635,6 +737,7 @@ impl ServerHandler for Downstream {
         mut params: GetPromptRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
+        self.lookup(|c| c.prompt(&params.name).cloned()).await;
         let route = {
             let cat = self.bridge.catalog();
             match cat.prompt(&params.name) {
@@ -648,12 +751,17 @@ impl ServerHandler for Downstream {
             }
         };
         let up = self.upstream(&route).await?;
-        params.name = route.name;
+        params.name = route.name.clone();
         match self
             .forward(&up, ClientRequest::GetPromptRequest(Request::new(params)), &ctx)
             .await?
         {
-            ServerResult::GetPromptResult(r) => Ok(GetPromptResponse::Complete(r)),
+            ServerResult::GetPromptResult(mut r) => {
+                for m in r.messages.iter_mut() {
+                    self.ide_uris(&route.server, std::slice::from_mut(&mut m.content));
+                }
+                Ok(GetPromptResponse::Complete(r))
+            }
             ServerResult::InputRequiredResult(ir) if self.bridge.ide.is_modern() => {
                 Ok(GetPromptResponse::InputRequired(ir))
             }
@@ -682,24 +790,15 @@ impl ServerHandler for Downstream {
         mut params: ReadResourceRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
+        let candidates = self
+            .lookup(|c| Some(c.resource_candidates(&params.uri)).filter(|c| !c.is_empty()))
+            .await;
+        if let Some(routes) = candidates.filter(|c| c.len() > 1) {
+            return self.read_from_any(params, routes, &ctx).await;
+        }
         let (up, upstream_uri) = self.resource_upstream(&params.uri).await?;
         let ide_uri = std::mem::replace(&mut params.uri, upstream_uri);
-        match self
-            .forward(&up, ClientRequest::ReadResourceRequest(Request::new(params)), &ctx)
-            .await?
-        {
-            ServerResult::ReadResourceResult(mut r) => {
-                // Contents carry the upstream URI; give the IDE back the one it asked for.
-                for c in r.contents.iter_mut() {
-                    rewrite_contents_uri(c, &ide_uri);
-                }
-                Ok(ReadResourceResponse::Complete(r))
-            }
-            ServerResult::InputRequiredResult(ir) if self.bridge.ide.is_modern() => {
-                Ok(ReadResourceResponse::InputRequired(ir))
-            }
-            other => Err(unexpected("resources/read", &other)),
-        }
+        self.read_from(&up, params, ide_uri, &ctx).await
     }
 
     async fn subscribe(
@@ -731,6 +830,11 @@ impl ServerHandler for Downstream {
         mut params: CompleteRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, McpError> {
+        match &params.r#ref {
+            Reference::Prompt(p) => self.lookup(|c| c.prompt(&p.name).map(drop)).await,
+            Reference::Resource(r) => self.lookup(|c| c.template(&r.uri).map(drop)).await,
+            _ => None,
+        };
         let cat = self.bridge.catalog();
         let route = match &mut params.r#ref {
             Reference::Prompt(p) => {
@@ -739,13 +843,11 @@ impl ServerHandler for Downstream {
                 route
             }
             Reference::Resource(r) => {
-                let server = cat
-                    .template_server(&r.uri)
+                let route = cat
+                    .template(&r.uri)
                     .ok_or_else(|| unknown("resource template", &r.uri))?;
-                Route {
-                    server,
-                    name: r.uri.clone(),
-                }
+                r.uri = route.name.clone();
+                route
             }
             _ => return Err(McpError::invalid_params("unsupported completion reference", None)),
         };

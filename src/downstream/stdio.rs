@@ -46,6 +46,9 @@ pub struct StdioTransport<R, W> {
     replies: (Instant, u32),
     /// Set once rmcp has a lifecycle (see the module docs).
     started: bool,
+    /// The IDE speaks 2026-07-28 (known once the lifecycle started): what it
+    /// is sent is shaped for that generation ([`super::era`]).
+    modern: bool,
     /// Lines read ahead while the bridge was starting (`None`: too long).
     ahead: std::collections::VecDeque<Option<Vec<u8>>>,
     eof: CancellationToken,
@@ -61,6 +64,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> StdioTransport<R, W> {
             writer: Arc::new(Mutex::new(write)),
             replies: (Instant::now(), 0),
             started: false,
+            modern: false,
             ahead: Default::default(),
             eof: CancellationToken::new(),
         }
@@ -70,6 +74,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> StdioTransport<R, W> {
     pub fn eof(&self) -> CancellationToken {
         self.eof.clone()
     }
+}
+
+fn is_initialize(m: &RxJsonRpcMessage<RoleServer>) -> bool {
+    matches!(m, rmcp::model::JsonRpcMessage::Request(r) if matches!(r.request, rmcp::model::ClientRequest::InitializeRequest(_)))
 }
 
 /// Whether rmcp's handshake loop would take `m` (a message before any
@@ -254,6 +262,14 @@ where
         item: TxJsonRpcMessage<RoleServer>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
         let writer = self.writer.clone();
+        let mut item = item;
+        if self.started {
+            match &mut item {
+                rmcp::model::JsonRpcMessage::Response(r) => super::era::fit_result(&mut r.result, self.modern),
+                rmcp::model::JsonRpcMessage::Error(e) => super::era::fit_error(&mut e.error, self.modern),
+                _ => {}
+            }
+        }
         async move {
             let mut line = serde_json::to_vec(&item)?;
             line.push(b'\n');
@@ -280,6 +296,7 @@ where
                 Line::Message(m) => match before_lifecycle(&m) {
                     (true, starts) => {
                         self.started = starts;
+                        self.modern = starts && !is_initialize(&m);
                         return Some(*m);
                     }
                     (false, _) => tracing::debug!(

@@ -206,9 +206,17 @@ impl IdeLink {
 /// Events an upstream connection reports to the bridge.
 #[derive(Debug)]
 pub enum UpstreamEvent {
+    /// A connection attempt has an outcome (listed, failed to list, or failed
+    /// to connect): the server's first listing is no longer awaited. Sent after
+    /// the `Lists` of the same attempt, so the catalog already has them.
+    Settled {
+        server: Arc<str>,
+    },
     Lists {
         server: Arc<str>,
         url: String,
+        /// Listed over a 2025-11-25 (or older) connection.
+        legacy: bool,
         lists: crate::catalog::ServerLists,
     },
     ResourceUpdated {

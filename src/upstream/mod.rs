@@ -79,6 +79,9 @@ pub struct Links {
     pub store: Option<crate::auth::oauth::Store>,
     /// Woken on every connection state change (for the published state).
     pub changed: Arc<Notify>,
+    /// The generation the server spoke last time (`true`: legacy), from the
+    /// catalog cache: a legacy server is then met with `initialize` at once.
+    pub legacy_hint: Option<bool>,
 }
 
 /// The last error and when it happened (unix seconds).
@@ -108,6 +111,7 @@ impl UpstreamHandle {
             timeouts,
             store,
             changed,
+            legacy_hint,
         } = links;
         let id: Arc<str> = Arc::from(spec.id.as_str());
         let (tx, rx) = watch::channel(ConnState::Connecting {
@@ -138,6 +142,7 @@ impl UpstreamHandle {
             cancel: cancel.clone(),
             changed,
             last_error: last_error.clone(),
+            legacy_hint,
         }));
         Arc::new(UpstreamHandle {
             spec,
@@ -284,16 +289,26 @@ type Running = rmcp::service::RunningService<RoleClient, UpstreamClient>;
 pub(crate) const NEEDS_LOGIN: &str = "the server requires a login";
 
 /// The handshake over `client`, in either protocol generation.
+///
+/// Era detection: a `server/discover` probe (rmcp's Auto mode), and
+/// `initialize` whenever the server answered the probe with anything but a
+/// DiscoverResult. rmcp falls back by itself only on a JSON-RPC error; servers
+/// in the field also answer an unknown method with an empty or malformed
+/// success, an HTTP 4xx, or a -32022 that lists only legacy versions, and a
+/// server that was not reached at all gets no second try here. With
+/// `legacy_hint` (the server was legacy last time), `initialize` goes first
+/// and the probe only follows if that fails.
 async fn handshake<C>(
     client: C,
     spec: &ServerSpec,
     handler: &UpstreamClient,
     timeouts: &Timeouts,
+    legacy_hint: Option<bool>,
 ) -> Result<Running, String>
 where
     C: rmcp::transport::streamable_http_client::StreamableHttpClient + Sync + Clone,
 {
-    let auto = ClientLifecycleMode::Auto {
+    let auto = || ClientLifecycleMode::Auto {
         preferred_versions: vec![ProtocolVersion::V_2026_07_28],
         legacy_version: Some(ProtocolVersion::V_2025_11_25),
     };
@@ -306,14 +321,14 @@ where
                 .map_err(|_| format!("no answer to the handshake within {} s", timeouts.connect))
         }
     };
-    let result = match attempt(auto).await? {
-        // rmcp 3.11's Auto mode treats a dual-era server that only supports legacy
-        // versions (it answers `server/discover` with -32022 listing them) as a
-        // failure instead of falling back to `initialize`. Fall back here, once.
-        Err(ClientInitializeError::NoCompatibleProtocolVersion { server_supported, .. })
-            if !server_supported.is_empty() && server_supported.iter().all(|v| v.has_initialize()) =>
-        {
-            attempt(ClientLifecycleMode::Initialize).await?
+    let (first, second) = match legacy_hint {
+        Some(true) => (ClientLifecycleMode::Initialize, auto()),
+        _ => (auto(), ClientLifecycleMode::Initialize),
+    };
+    let result = match attempt(first).await? {
+        Err(e) if answered(&e) => {
+            tracing::debug!(server = %spec.id, "handshake failed ({e}); trying the other protocol generation");
+            attempt(second).await?
         }
         other => other,
     };
@@ -326,6 +341,22 @@ where
     }
 }
 
+/// Whether a failed handshake got an answer from the server that is worth
+/// trying the other protocol generation on: anything but no answer at all (a
+/// connection refused or timed out), a login to do, or rmcp's own
+/// `initialize` fallback having failed already.
+fn answered(e: &ClientInitializeError) -> bool {
+    use ClientInitializeError as E;
+    match e {
+        _ if e.is_authorization_required() => false,
+        E::LegacyFallbackFailed { .. } | E::Cancelled | E::ConnectionClosed(_) => false,
+        E::TransportError { .. } => !links(e)
+            .filter_map(|c| c.downcast_ref::<reqwest::Error>())
+            .any(|r| r.is_connect() || r.is_timeout()),
+        _ => true,
+    }
+}
+
 /// Connect to `spec`: with its stored OAuth tokens when there are any (rmcp's
 /// `AuthClient` adds the bearer token to every request; a refresh task keeps it
 /// fresh, stopped with the returned token), else with its static headers only.
@@ -334,6 +365,7 @@ async fn connect(
     handler: UpstreamClient,
     timeouts: &Timeouts,
     store: Option<&crate::auth::oauth::Store>,
+    legacy_hint: Option<bool>,
 ) -> Result<(Running, Option<CancellationToken>), String> {
     if let Some(store) = store
         && let Some(store) = store.get().await
@@ -364,6 +396,7 @@ async fn connect(
                 spec,
                 &handler,
                 timeouts,
+                legacy_hint,
             )
             .await?;
             // `stop` ends the refresher with the connection; the refresher cancels
@@ -383,13 +416,27 @@ async fn connect(
             return Ok((running, Some(stop)));
         }
         return Ok((
-            handshake(http::SessionAware::new(http, &spec.id), spec, &handler, timeouts).await?,
+            handshake(
+                http::SessionAware::new(http, &spec.id),
+                spec,
+                &handler,
+                timeouts,
+                legacy_hint,
+            )
+            .await?,
             None,
         ));
     }
     let http = http::client(spec).map_err(|e| e.to_string())?;
     Ok((
-        handshake(http::SessionAware::new(http, &spec.id), spec, &handler, timeouts).await?,
+        handshake(
+            http::SessionAware::new(http, &spec.id),
+            spec,
+            &handler,
+            timeouts,
+            legacy_hint,
+        )
+        .await?,
         None,
     ))
 }
@@ -504,12 +551,14 @@ async fn relist(
     id: &Arc<str>,
     url: &str,
     events: &mpsc::UnboundedSender<UpstreamEvent>,
+    legacy: bool,
 ) -> Option<Duration> {
     match list_bounded(peer, timeouts).await {
         Ok((lists, ttl)) => {
             let _ = events.send(UpstreamEvent::Lists {
                 server: id.clone(),
                 url: url.to_owned(),
+                legacy,
                 lists,
             });
             ttl_refresh(ttl, timeouts)
@@ -590,6 +639,7 @@ struct Owner {
     cancel: CancellationToken,
     changed: Arc<Notify>,
     last_error: LastError,
+    legacy_hint: Option<bool>,
 }
 
 async fn run(owner: Owner) {
@@ -605,6 +655,7 @@ async fn run(owner: Owner) {
         cancel,
         changed,
         last_error: last_error_at,
+        mut legacy_hint,
     } = owner;
     let id = handler.server.clone();
     let report = |s: ConnState| {
@@ -627,7 +678,7 @@ async fn run(owner: Owner) {
         });
         let connected = tokio::select! {
             _ = cancel.cancelled() => break,
-            r = connect(&spec, handler.clone(), &timeouts, store.as_ref()) => r,
+            r = connect(&spec, handler.clone(), &timeouts, store.as_ref(), legacy_hint) => r,
         };
         let (running, refresher) = match connected {
             Ok(r) => r,
@@ -663,6 +714,7 @@ async fn run(owner: Owner) {
                     error: e.clone(),
                     attempt,
                 });
+                let _ = events.send(UpstreamEvent::Settled { server: id.clone() });
                 last_error = Some(e);
                 tokio::select! {
                     _ = cancel.cancelled() => break,
@@ -677,13 +729,15 @@ async fn run(owner: Owner) {
         peer.set_response_cache_config(ClientCacheConfig::default().with_serve_stale_on_error(false))
             .await;
         let protocol = peer.peer_info().map(|i| i.protocol_version.clone()).unwrap_or_default();
+        legacy_hint = Some(protocol.has_initialize());
         tracing::info!(server = %id, %protocol, "connected");
         // List before announcing Ready: for modern servers this also fills the
         // transport's schema cache that `Mcp-Param-*` headers need (rmcp.md #17).
         // Deadlines, not durations: a timer must not restart whenever another
         // branch of the loop below fires.
         let at = |d: Option<Duration>| d.map(|d| tokio::time::Instant::now() + d);
-        let mut ttl_at = at(relist(&peer, &timeouts, &id, &spec.url, &events).await);
+        let mut ttl_at = at(relist(&peer, &timeouts, &id, &spec.url, &events, protocol.has_initialize()).await);
+        let _ = events.send(UpstreamEvent::Settled { server: id.clone() });
         attempt = 0;
         report(ConnState::Ready {
             peer: peer.clone(),
@@ -723,16 +777,16 @@ async fn run(owner: Owner) {
                     break true;
                 }
                 _ = refresh.notified() => {
-                    ttl_at = at(relist(&peer, &timeouts, &id, &spec.url, &events).await);
+                    ttl_at = at(relist(&peer, &timeouts, &id, &spec.url, &events, protocol.has_initialize()).await);
                 }
                 // The server's own cache hint said its lists are stale.
                 _ = tokio::time::sleep_until(ttl_at.unwrap_or(never)), if ttl_at.is_some() => {
-                    ttl_at = at(relist(&peer, &timeouts, &id, &spec.url, &events).await);
+                    ttl_at = at(relist(&peer, &timeouts, &id, &spec.url, &events, protocol.has_initialize()).await);
                 }
                 // Fallback for servers that never announce a change.
                 _ = tokio::time::sleep_until(periodic_at.unwrap_or(never)), if periodic_at.is_some() => {
                     periodic_at = at(periodic.map(jittered));
-                    ttl_at = at(relist(&peer, &timeouts, &id, &spec.url, &events).await);
+                    ttl_at = at(relist(&peer, &timeouts, &id, &spec.url, &events, protocol.has_initialize()).await);
                 }
                 _ = tokio::time::sleep_until(keepalive_at.unwrap_or(never)), if keepalive_at.is_some() => {
                     keepalive_at = at(keepalive);

@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,6 +20,7 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ClientHandler, ErrorData as McpError, RoleClient, RoleServer, ServerHandler, ServiceExt};
 use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{Notify, mpsc};
 pub mod auth;
 pub mod chaos;
@@ -45,6 +47,8 @@ pub struct Probe {
     pub http: Mutex<Vec<(String, Option<String>)>>,
     /// URIs subscribed with `resources/subscribe`.
     pub subscribed: Mutex<Vec<String>>,
+    /// `server/discover` requests seen.
+    pub discovers: AtomicUsize,
 }
 
 /// How many tools a `TestServer` lists before `add_tool` is called.
@@ -63,6 +67,10 @@ pub struct TestServer {
     /// Behind a sticky load balancer: a request in a session without the
     /// balancer's cookie is refused with 503, as a node that never saw it would.
     pub sticky: bool,
+    /// Answer `server/discover` with this HTTP status and body (`{id}` is the
+    /// request's id) instead of the server's own answer: the odd answers of
+    /// legacy servers in the field.
+    pub discover_answer: Option<(u16, &'static str)>,
 }
 
 fn tool(name: &str, desc: &str) -> Tool {
@@ -86,6 +94,7 @@ impl TestServer {
             page: 0,
             ttl_ms: None,
             sticky: false,
+            discover_answer: None,
         }
     }
 
@@ -399,8 +408,34 @@ impl Upstream {
                     );
                     resp
                 };
+                let (discover_answer, probe) = (s.discover_answer, s.probe.clone());
+                let discover = move |req: axum::extract::Request, next: axum::middleware::Next| {
+                    let probe = probe.clone();
+                    async move {
+                        if req.method() != axum::http::Method::POST {
+                            return next.run(req).await;
+                        }
+                        let (parts, body) = req.into_parts();
+                        let bytes = axum::body::to_bytes(body, 1 << 24).await.unwrap_or_default();
+                        let msg: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+                        if msg["method"] == json!("server/discover") {
+                            probe.discovers.fetch_add(1, Ordering::SeqCst);
+                            if let Some((status, answer)) = discover_answer {
+                                let body = answer.replace("{id}", &msg["id"].to_string());
+                                return axum::response::IntoResponse::into_response((
+                                    axum::http::StatusCode::from_u16(status).unwrap(),
+                                    [("content-type", "application/json")],
+                                    body,
+                                ));
+                            }
+                        }
+                        next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes)))
+                            .await
+                    }
+                };
                 let app = axum::Router::new()
                     .nest_service("/mcp", service)
+                    .layer(axum::middleware::from_fn(discover))
                     .layer(axum::middleware::from_fn(balancer))
                     .layer(axum::middleware::from_fn(record));
                 let listener = bind_retry(port).await;
@@ -670,4 +705,53 @@ pub fn first_text(r: &CallToolResult) -> String {
         .and_then(|c| c.as_text())
         .map(|t| t.text.clone())
         .unwrap_or_default()
+}
+
+/// The IDE as raw JSON-RPC lines: the bridge spawned with piped stdio, for
+/// tests about the exact wire shape.
+pub struct Raw {
+    pub child: tokio::process::Child,
+    pub stdin: Option<tokio::process::ChildStdin>,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Raw {
+    pub fn spawn(home: &Home) -> Raw {
+        Self::spawn_args(home, &[])
+    }
+    pub fn spawn_args(home: &Home, args: &[&str]) -> Raw {
+        let mut child = bridge_command(home, args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        Raw { child, stdin, lines }
+    }
+    pub async fn send(&mut self, line: &str) {
+        let w = self.stdin.as_mut().unwrap();
+        w.write_all(line.as_bytes()).await.unwrap();
+        w.write_all(b"\n").await.unwrap();
+        w.flush().await.unwrap();
+    }
+    /// Next stdout line, which must be JSON-RPC.
+    pub async fn recv(&mut self) -> Value {
+        let line = tokio::time::timeout(Duration::from_secs(10), self.lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout is not JSON-RPC: {line:?}: {e}"));
+        assert_eq!(v["jsonrpc"], json!("2.0"), "{line}");
+        v
+    }
+    pub async fn initialize(&mut self) {
+        self.send(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#).await;
+        assert_eq!(self.recv().await["id"], json!(1));
+        self.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+            .await;
+    }
 }
