@@ -43,9 +43,9 @@ const REQUEST_TIMEOUT_MS = 25_000;
 const log = (...args) => console.error('[ide]', ...args);
 
 // What the IDE does per scenario: `calls` go out together with the first
-// tools/list; `expectListed` must be in that first list; `callListed` calls every
-// listed tool too (after the list); `listOnly` does no call; `custom` replaces the
-// generic flow.
+// tools/list and must be in it, as must `expect`; `callListed` calls every listed
+// tool too (after the list); `everything` also reads every resource and gets every
+// prompt; `listOnly` does no call; `custom` replaces the generic flow.
 const AUTH_CALL = { calls: [{ name: 'test-tool', arguments: {} }] };
 const PLAN = {
   initialize: { listOnly: true },
@@ -63,7 +63,11 @@ const PLAN = {
       'test_mrtr_no_result_type'
     ].map((name) => ({ name, arguments: {} }))
   },
-  'http-standard-headers': { callListed: true, everything: true },
+  'http-standard-headers': {
+    expect: ['test_headers', 'my-hyphenated-tool'],
+    callListed: true,
+    everything: true
+  },
   'http-custom-headers': {
     calls: (context.toolCalls ?? []).map((c) => ({
       name: c.name,
@@ -180,7 +184,7 @@ function expectListed(tools, names) {
 // scenario needs before the usual flow, to see what fails beneath an early empty
 // list. Not how an IDE behaves, so never the default.
 async function waitForTools(client, plan) {
-  const want = (plan.calls ?? []).map((c) => c.name);
+  const want = [...(plan.calls ?? []).map((c) => c.name), ...(plan.expect ?? [])];
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
     const { tools } = await client.listTools().catch(() => ({ tools: [] }));
@@ -275,10 +279,7 @@ async function main() {
         listTools(client),
         ...calls.map((c) => call(client, c.name, c.arguments))
       ]);
-      expectListed(
-        tools,
-        calls.map((c) => c.name)
-      );
+      expectListed(tools, [...calls.map((c) => c.name), ...(plan.expect ?? [])]);
       const extra = [];
       if (plan.callListed) {
         const done = new Set(calls.map((c) => c.name));
