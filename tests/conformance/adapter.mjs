@@ -17,7 +17,7 @@
 // The suite's own checks judge the wire between the bridge and the server.
 
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -82,8 +82,24 @@ const PLAN = {
   'json-schema-2020-12-preservation': { custom: schemaEcho }
 };
 
+// Scenarios whose server or authorization server misbehaves on purpose: the
+// bridge must refuse the login, so the IDE's call fails. It must fail because of
+// that, naming the server (README: a call to a down server fails with an error
+// naming the server and URL), not with a bare "unknown tool" answered before the
+// bridge tried.
+const REFUSED = new Set([
+  'auth/iss-supported-missing',
+  'auth/iss-wrong-issuer',
+  'auth/iss-unexpected',
+  'auth/iss-normalized',
+  'auth/metadata-issuer-mismatch',
+  'auth/resource-mismatch',
+  'auth/scope-retry-limit'
+]);
+
 function planFor(name) {
   if (PLAN[name]) return PLAN[name];
+  if (REFUSED.has(name)) return { ...AUTH_CALL, refused: true };
   if (name.startsWith('auth/')) return AUTH_CALL;
   throw new Error(`no IDE plan for scenario '${name}'; add one to adapter.mjs`);
 }
@@ -145,19 +161,25 @@ const fail = (msg) => {
   log('FAIL:', msg);
 };
 
-async function call(client, name, args) {
+async function call(client, name, args, refused = false) {
   try {
     const result = await client.callTool({ name, arguments: args }, undefined, {
       timeout: REQUEST_TIMEOUT_MS
     });
-    if (result.isError) {
+    if (refused) {
+      fail(`tools/call ${name} succeeded; the bridge should have refused this server's login`);
+    } else if (result.isError) {
       fail(`tools/call ${name}: tool error: ${JSON.stringify(result.content)}`);
     } else {
       log(`tools/call ${name}: ok`);
     }
     return result;
   } catch (e) {
-    fail(`tools/call ${name}: ${e.message}`);
+    const host = new URL(serverUrl).host;
+    const named = e.message.includes(host) || JSON.stringify(e.data ?? {}).includes(host);
+    if (refused && named) log(`tools/call ${name}: refused as expected: ${e.message}`);
+    else if (refused) fail(`tools/call ${name}: '${e.message}' does not name the server that refused`);
+    else fail(`tools/call ${name}: ${e.message}`);
     return undefined;
   }
 }
@@ -277,9 +299,11 @@ async function main() {
       // At once, as IDEs do: the list and the calls without waiting in between.
       const [tools] = await Promise.all([
         listTools(client),
-        ...calls.map((c) => call(client, c.name, c.arguments))
+        ...calls.map((c) => call(client, c.name, c.arguments, plan.refused))
       ]);
-      expectListed(tools, [...calls.map((c) => c.name), ...(plan.expect ?? [])]);
+      if (!plan.refused) {
+        expectListed(tools, [...calls.map((c) => c.name), ...(plan.expect ?? [])]);
+      }
       const extra = [];
       if (plan.callListed) {
         const done = new Set(calls.map((c) => c.name));
@@ -293,6 +317,11 @@ async function main() {
   } finally {
     await client.close().catch(() => {});
     rmSync(home, { recursive: true, force: true });
+  }
+  // The suite ignores the client's exit code in the scenarios where it expects a
+  // client to fail, so the verdict also goes to a file for run.sh.
+  if (process.env.CONFORMANCE_IDE_REPORT) {
+    writeFileSync(process.env.CONFORMANCE_IDE_REPORT, failures.length ? failures.join('\n') + '\n' : 'ok\n');
   }
   if (failures.length > 0) {
     log(`${failures.length} problem(s) seen by the IDE`);
