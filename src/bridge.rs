@@ -356,6 +356,27 @@ impl Bridge {
         }
     }
 
+    /// The servers that have no lists (none cached, none listed), with the
+    /// URL and the last error of each: why a name may be unknown.
+    pub fn unlisted(&self) -> Vec<(String, String, Option<String>)> {
+        let lists = self.lists.lock().expect("lists");
+        self.specs()
+            .into_iter()
+            .filter(|s| !lists.contains_key(s.id.as_str()))
+            .map(|s| {
+                let error = self.upstream(&s.id).and_then(|u| match u.state() {
+                    ConnState::Failed { error, .. }
+                    | ConnState::Connecting {
+                        last_error: Some(error),
+                        ..
+                    } => Some(error),
+                    _ => None,
+                });
+                (s.id, s.url, error)
+            })
+            .collect()
+    }
+
     /// Whether some server's first listing is still awaited.
     pub fn awaiting_first_lists(&self) -> bool {
         !self.first.borrow().is_empty()

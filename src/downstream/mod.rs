@@ -106,6 +106,30 @@ impl Downstream {
         find(&self.bridge.catalog())
     }
 
+    /// "unknown tool" (or prompt), naming the servers that have not listed
+    /// anything yet and why: the name may well be one of theirs.
+    fn unknown_name(&self, kind: &str, name: &str) -> McpError {
+        let unlisted = self.bridge.unlisted();
+        if unlisted.is_empty() {
+            return unknown(kind, name);
+        }
+        let why: Vec<String> = unlisted
+            .iter()
+            .map(|(id, url, error)| match error {
+                Some(e) => format!("server '{id}' ({url}) has not listed yet: {e}"),
+                None => format!("server '{id}' ({url}) is still connecting"),
+            })
+            .collect();
+        let data = unlisted
+            .iter()
+            .map(|(id, url, error)| serde_json::json!({ "server": id, "url": url, "error": error }))
+            .collect::<Vec<_>>();
+        McpError::invalid_params(
+            format!("unknown {kind}: {name}; {}", why.join("; ")),
+            Some(serde_json::json!({ "unlisted": data })),
+        )
+    }
+
     async fn upstream(&self, route: &Route) -> Result<Arc<UpstreamHandle>, McpError> {
         let wait = secs(self.bridge.settings().timeouts.ready_wait);
         self.bridge
@@ -298,7 +322,7 @@ impl Downstream {
                         note.refusal = Some(crate::audit::Outcome::Refused);
                         return Err(refused("tool", &params.name, why));
                     }
-                    return Err(unknown("tool", &params.name));
+                    return Err(self.unknown_name("tool", &params.name));
                 }
             }
         };
@@ -745,7 +769,7 @@ impl ServerHandler for Downstream {
                 None => {
                     return Err(match cat.hidden(&params.name) {
                         Some(why) => refused("prompt", &params.name, why),
-                        None => unknown("prompt", &params.name),
+                        None => self.unknown_name("prompt", &params.name),
                     });
                 }
             }

@@ -686,6 +686,7 @@ async fn run(owner: Owner) {
                 // A server that needs a login: start the browser flow once per
                 // episode (one process among several opens the tab), and retry as
                 // soon as it is done.
+                let mut login_started = false;
                 if e.starts_with(NEEDS_LOGIN)
                     && !auto_login_tried
                     && let Some(lazy) = &store
@@ -693,10 +694,13 @@ async fn run(owner: Owner) {
                     && let Some(tokens) = lazy.get().await
                 {
                     auto_login_tried = true;
-                    let (spec2, retry) = (spec.clone(), retry_now.clone());
+                    login_started = true;
+                    let (spec2, retry, events, id) = (spec.clone(), retry_now.clone(), events.clone(), id.clone());
                     tokio::spawn(async move {
                         if crate::auth::auto::login(&spec2, tokens, wait).await {
                             retry.notify_one();
+                        } else {
+                            let _ = events.send(UpstreamEvent::Settled { server: id });
                         }
                     });
                 }
@@ -714,7 +718,13 @@ async fn run(owner: Owner) {
                     error: e.clone(),
                     attempt,
                 });
-                let _ = events.send(UpstreamEvent::Settled { server: id.clone() });
+                // A login this bridge just started may end in seconds (a
+                // browser that is already signed in, an agent's authorization
+                // server): the first answer keeps waiting for it, within
+                // `first_list`; the login's end settles it either way.
+                if !login_started {
+                    let _ = events.send(UpstreamEvent::Settled { server: id.clone() });
+                }
                 last_error = Some(e);
                 tokio::select! {
                     _ = cancel.cancelled() => break,
