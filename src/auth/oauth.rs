@@ -124,27 +124,44 @@ pub fn strip_param(query: &str, name: &str) -> String {
         .join("&")
 }
 
-/// Ask the server once without credentials and return its `WWW-Authenticate`
-/// challenge (for the `resource_metadata` URL and the scopes it wants).
+/// Ask the server without credentials, as the bridge's first requests do
+/// (`server/discover`, then `initialize`), and return the `WWW-Authenticate`
+/// challenge of the first 401 (for the `resource_metadata` URL and the scopes
+/// it wants: a server may let `initialize` through and challenge only later).
 async fn challenge(url: &str) -> Result<Option<String>, LoginError> {
     let client = crate::upstream::http::builder().build().map_err(failed)?;
-    let body = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "mcp-bridge", "version": env!("CARGO_PKG_VERSION")}}});
-    let resp = client
-        .post(url)
-        .header("accept", "application/json, text/event-stream")
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| failed(format!("cannot reach {url}: {e}")))?;
-    if resp.status() != reqwest::StatusCode::UNAUTHORIZED {
-        return Ok(None);
+    let info = serde_json::json!({"name": "mcp-bridge", "version": env!("CARGO_PKG_VERSION")});
+    let probes = [
+        serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "server/discover", "params": {"_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": info}}}),
+        serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": info}}),
+    ];
+    for body in probes {
+        let mut req = client
+            .post(url)
+            .header("accept", "application/json, text/event-stream")
+            .json(&body);
+        if body["method"] == "server/discover" {
+            req = req
+                .header("mcp-protocol-version", "2026-07-28")
+                .header("mcp-method", "server/discover");
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| failed(format!("cannot reach {url}: {e}")))?;
+        if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
+            return Ok(resp
+                .headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned));
+        }
     }
-    Ok(resp
-        .headers()
-        .get("www-authenticate")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned))
+    Ok(None)
 }
 
 /// Run the browser login for the server at `url` and store its tokens.

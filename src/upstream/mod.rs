@@ -284,9 +284,44 @@ fn transport_config(spec: &ServerSpec) -> StreamableHttpClientTransportConfig {
 
 type Running = rmcp::service::RunningService<RoleClient, UpstreamClient>;
 
-/// How a connect failure that needs a login starts; the owner task keys the
-/// automatic login on it.
+/// How the published error of a server that needs a login starts (`status`
+/// and `doctor` key their advice on it).
 pub(crate) const NEEDS_LOGIN: &str = "the server requires a login";
+
+/// Why a connection could not be used.
+#[derive(Debug)]
+enum Failure {
+    /// HTTP 401. `had_tokens`: the stored tokens were refused (the login was
+    /// revoked, or the server moved to another authorization server).
+    NeedsLogin {
+        had_tokens: bool,
+    },
+    /// HTTP 403 `insufficient_scope`: the scopes the server asks for.
+    NeedsScope(String),
+    Other(String),
+}
+
+impl From<String> for Failure {
+    fn from(e: String) -> Failure {
+        Failure::Other(e)
+    }
+}
+
+impl Failure {
+    /// The auth failure behind an rmcp error, if that is what it is.
+    fn auth(challenge: Option<&str>, required: bool, url: &str, had_tokens: bool) -> Option<Failure> {
+        if let Some(ch) = challenge
+            && ch.contains("insufficient_scope")
+        {
+            let scope = url::Url::parse(url)
+                .ok()
+                .and_then(|u| rmcp::transport::auth::WWWAuthenticateParams::parse(ch, &u).scope)
+                .unwrap_or_default();
+            return Some(Failure::NeedsScope(scope));
+        }
+        required.then_some(Failure::NeedsLogin { had_tokens })
+    }
+}
 
 /// The handshake over `client`, in either protocol generation.
 ///
@@ -304,7 +339,8 @@ async fn handshake<C>(
     handler: &UpstreamClient,
     timeouts: &Timeouts,
     legacy_hint: Option<bool>,
-) -> Result<Running, String>
+    had_tokens: bool,
+) -> Result<Running, Failure>
 where
     C: rmcp::transport::streamable_http_client::StreamableHttpClient + Sync + Clone,
 {
@@ -333,10 +369,10 @@ where
         other => other,
     };
     match result {
-        Err(e) if e.is_authorization_required() => {
-            Err(format!("{NEEDS_LOGIN} (HTTP 401): run `mcp-bridge login {}`", spec.id))
-        }
-        Err(e) => Err(describe_failure(&spec.url, &failure_text(&e)).await),
+        Err(e) => match Failure::auth(e.auth_challenge(), e.is_authorization_required(), &spec.url, had_tokens) {
+            Some(f) => Err(f),
+            None => Err(Failure::Other(describe_failure(&spec.url, &failure_text(&e)).await)),
+        },
         Ok(running) => Ok(running),
     }
 }
@@ -348,7 +384,7 @@ where
 fn answered(e: &ClientInitializeError) -> bool {
     use ClientInitializeError as E;
     match e {
-        _ if e.is_authorization_required() => false,
+        _ if e.is_authorization_required() || e.auth_challenge().is_some() => false,
         E::LegacyFallbackFailed { .. } | E::Cancelled | E::ConnectionClosed(_) => false,
         E::TransportError { .. } => !links(e)
             .filter_map(|c| c.downcast_ref::<reqwest::Error>())
@@ -366,7 +402,7 @@ async fn connect(
     timeouts: &Timeouts,
     store: Option<&crate::auth::oauth::Store>,
     legacy_hint: Option<bool>,
-) -> Result<(Running, Option<CancellationToken>), String> {
+) -> Result<(Running, Option<CancellationToken>), Failure> {
     if let Some(store) = store
         && let Some(store) = store.get().await
     {
@@ -397,6 +433,7 @@ async fn connect(
                 &handler,
                 timeouts,
                 legacy_hint,
+                true,
             )
             .await?;
             // `stop` ends the refresher with the connection; the refresher cancels
@@ -422,6 +459,7 @@ async fn connect(
                 &handler,
                 timeouts,
                 legacy_hint,
+                false,
             )
             .await?,
             None,
@@ -435,6 +473,7 @@ async fn connect(
             &handler,
             timeouts,
             legacy_hint,
+            false,
         )
         .await?,
         None,
@@ -552,7 +591,8 @@ async fn relist(
     url: &str,
     events: &mpsc::UnboundedSender<UpstreamEvent>,
     legacy: bool,
-) -> Option<Duration> {
+    had_tokens: bool,
+) -> Result<Option<Duration>, Failure> {
     match list_bounded(peer, timeouts).await {
         Ok((lists, ttl)) => {
             let _ = events.send(UpstreamEvent::Lists {
@@ -561,13 +601,26 @@ async fn relist(
                 legacy,
                 lists,
             });
-            ttl_refresh(ttl, timeouts)
+            Ok(ttl_refresh(ttl, timeouts))
         }
-        Err(e) => {
+        Err(ListError::Service(e)) => {
+            if let Some(f) = Failure::auth(e.auth_challenge(), e.is_authorization_required(), url, had_tokens) {
+                tracing::info!(server = %id, "listing refused: {f:?}");
+                return Err(f);
+            }
             tracing::warn!(server = %id, "listing failed: {e}");
-            None
+            Ok(None)
+        }
+        Err(ListError::Timeout(e)) => {
+            tracing::warn!(server = %id, "listing failed: {e}");
+            Ok(None)
         }
     }
+}
+
+enum ListError {
+    Service(rmcp::ServiceError),
+    Timeout(String),
 }
 
 /// When a server's `ttlMs` says its lists go stale, if that comes before the
@@ -582,11 +635,14 @@ fn ttl_refresh(ttl_ms: Option<u64>, timeouts: &Timeouts) -> Option<Duration> {
 
 /// List everything, bounded in time: a server that stalls on `tools/list` must
 /// not wedge its owner task.
-async fn list_bounded(peer: &Peer<RoleClient>, timeouts: &Timeouts) -> Result<(ServerLists, Option<u64>), String> {
+async fn list_bounded(peer: &Peer<RoleClient>, timeouts: &Timeouts) -> Result<(ServerLists, Option<u64>), ListError> {
     match tokio::time::timeout(secs(timeouts.call), list_all(peer)).await {
         Ok(Ok(l)) => Ok(l),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no complete list within {} s", timeouts.call)),
+        Ok(Err(e)) => Err(ListError::Service(e)),
+        Err(_) => Err(ListError::Timeout(format!(
+            "no complete list within {} s",
+            timeouts.call
+        ))),
     }
 }
 
@@ -670,24 +726,52 @@ async fn run(owner: Owner) {
     let mut auto_login_tried = false;
     let mut deliberate = false;
     let retry_now = Arc::new(Notify::new());
+    // A login problem found on a live connection, handled like a connect failure.
+    let mut pending: Option<Failure> = None;
     loop {
         let timeouts = timeouts.borrow().clone();
         report(ConnState::Connecting {
             attempt,
             last_error: last_error.clone(),
         });
-        let connected = tokio::select! {
-            _ = cancel.cancelled() => break,
-            r = connect(&spec, handler.clone(), &timeouts, store.as_ref(), legacy_hint) => r,
+        let connected = match pending.take() {
+            Some(f) => Err(f),
+            None => tokio::select! {
+                _ = cancel.cancelled() => break,
+                r = connect(&spec, handler.clone(), &timeouts, store.as_ref(), legacy_hint) => r,
+            },
         };
         let (running, refresher) = match connected {
             Ok(r) => r,
-            Err(mut e) => {
-                // A server that needs a login: start the browser flow once per
-                // episode (one process among several opens the tab), and retry as
-                // soon as it is done.
+            Err(f) => {
+                // Tokens the server refused are dropped, so that the next
+                // attempt (and a login) starts clean: a revoked grant, or a
+                // server that moved to another authorization server.
+                if let (Failure::NeedsLogin { had_tokens: true }, Some(lazy)) = (&f, &store)
+                    && let Some(tokens) = lazy.get().await
+                {
+                    use rmcp::transport::auth::CredentialStore;
+                    let _ = crate::auth::ServerCredentials::new(tokens, &spec.url).clear().await;
+                }
+                let (mut e, scope) = match f {
+                    Failure::NeedsLogin { .. } => (
+                        format!("{NEEDS_LOGIN} (HTTP 401): run `mcp-bridge login {id}`"),
+                        Some(None),
+                    ),
+                    Failure::NeedsScope(scope) => (
+                        format!(
+                            "{NEEDS_LOGIN} with more access ({scope}, HTTP 403): run `mcp-bridge login {id} --scope {}`",
+                            scope.replace(' ', " --scope ")
+                        ),
+                        Some(Some(scope)),
+                    ),
+                    Failure::Other(e) => (e, None),
+                };
+                // A server that needs a login (or more scope): start the
+                // browser flow once per episode (one process among several
+                // opens the tab), and retry as soon as it is done.
                 let mut login_started = false;
-                if e.starts_with(NEEDS_LOGIN)
+                if let Some(scope) = &scope
                     && !auto_login_tried
                     && let Some(lazy) = &store
                     && let Some(wait) = lazy.auto_login
@@ -696,15 +780,20 @@ async fn run(owner: Owner) {
                     auto_login_tried = true;
                     login_started = true;
                     let (spec2, retry, events, id) = (spec.clone(), retry_now.clone(), events.clone(), id.clone());
+                    let scope = scope.clone();
                     tokio::spawn(async move {
-                        if crate::auth::auto::login(&spec2, tokens, wait).await {
+                        let ok = match scope {
+                            None => crate::auth::auto::login(&spec2, tokens, wait).await,
+                            Some(s) => crate::auth::auto::step_up(&spec2, tokens, &s, wait).await,
+                        };
+                        if ok {
                             retry.notify_one();
                         } else {
                             let _ = events.send(UpstreamEvent::Settled { server: id });
                         }
                     });
                 }
-                if e.starts_with(NEEDS_LOGIN) && auto_login_tried {
+                if scope.is_some() && auto_login_tried {
                     e = format!("{e} (a login was started in your browser)");
                 }
                 // Say it once per outage, not once per retry.
@@ -746,7 +835,20 @@ async fn run(owner: Owner) {
         // Deadlines, not durations: a timer must not restart whenever another
         // branch of the loop below fires.
         let at = |d: Option<Duration>| d.map(|d| tokio::time::Instant::now() + d);
-        let mut ttl_at = at(relist(&peer, &timeouts, &id, &spec.url, &events, protocol.has_initialize()).await);
+        let legacy = protocol.has_initialize();
+        let had_tokens = refresher.is_some();
+        let mut ttl_at = match relist(&peer, &timeouts, &id, &spec.url, &events, legacy, had_tokens).await {
+            Ok(t) => at(t),
+            Err(f) => {
+                // Connected, but not allowed to list: a login problem.
+                running.cancellation_token().cancel();
+                if let Some(r) = refresher {
+                    r.cancel();
+                }
+                pending = Some(f);
+                continue;
+            }
+        };
         let _ = events.send(UpstreamEvent::Settled { server: id.clone() });
         attempt = 0;
         report(ConnState::Ready {
@@ -787,16 +889,43 @@ async fn run(owner: Owner) {
                     break true;
                 }
                 _ = refresh.notified() => {
-                    ttl_at = at(relist(&peer, &timeouts, &id, &spec.url, &events, protocol.has_initialize()).await);
+                    match relist(&peer, &timeouts, &id, &spec.url, &events, legacy, had_tokens).await {
+                        Ok(t) => ttl_at = at(t),
+                        Err(f) => {
+                            stop.cancel();
+                            let _ = tokio::time::timeout(Duration::from_millis(800), &mut waiting).await;
+                            pending = Some(f);
+                            deliberate = true;
+                            break true;
+                        }
+                    }
                 }
                 // The server's own cache hint said its lists are stale.
                 _ = tokio::time::sleep_until(ttl_at.unwrap_or(never)), if ttl_at.is_some() => {
-                    ttl_at = at(relist(&peer, &timeouts, &id, &spec.url, &events, protocol.has_initialize()).await);
+                    match relist(&peer, &timeouts, &id, &spec.url, &events, legacy, had_tokens).await {
+                        Ok(t) => ttl_at = at(t),
+                        Err(f) => {
+                            stop.cancel();
+                            let _ = tokio::time::timeout(Duration::from_millis(800), &mut waiting).await;
+                            pending = Some(f);
+                            deliberate = true;
+                            break true;
+                        }
+                    }
                 }
                 // Fallback for servers that never announce a change.
                 _ = tokio::time::sleep_until(periodic_at.unwrap_or(never)), if periodic_at.is_some() => {
                     periodic_at = at(periodic.map(jittered));
-                    ttl_at = at(relist(&peer, &timeouts, &id, &spec.url, &events, protocol.has_initialize()).await);
+                    match relist(&peer, &timeouts, &id, &spec.url, &events, legacy, had_tokens).await {
+                        Ok(t) => ttl_at = at(t),
+                        Err(f) => {
+                            stop.cancel();
+                            let _ = tokio::time::timeout(Duration::from_millis(800), &mut waiting).await;
+                            pending = Some(f);
+                            deliberate = true;
+                            break true;
+                        }
+                    }
                 }
                 _ = tokio::time::sleep_until(keepalive_at.unwrap_or(never)), if keepalive_at.is_some() => {
                     keepalive_at = at(keepalive);
