@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
 pub mod auth;
 pub mod chaos;
+pub mod interop;
 
 /// Which protocol generation a test server speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
