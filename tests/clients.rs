@@ -100,7 +100,11 @@ impl World {
             assert!(said.contains(&format!("\"{t}\"")), "mcp-bridge tools lacks {t}: {said}");
         }
         let cache = self.home.path().join("cache/catalog.json");
-        assert!(cache.is_file(), "no catalog cache at {} after mcp-bridge tools", cache.display());
+        assert!(
+            cache.is_file(),
+            "no catalog cache at {} after mcp-bridge tools",
+            cache.display()
+        );
     }
 
     /// The whole environment the client gives the bridge it spawns.
@@ -298,11 +302,18 @@ fn check(summary: &Value, logs: &str, protocol: &str) {
         }
         for st in calls {
             let target = st["target"].as_str().unwrap();
-            let want = if target.starts_with(OLD) { "hello old" } else { "hello new" };
+            let want = if target.starts_with(OLD) {
+                "hello old"
+            } else {
+                "hello new"
+            };
             if st["ok"] != true {
                 broken.push(fail(st));
             } else if st["result"]["isError"] == true || texts(&st["result"]) != want {
-                broken.push(format!("tools/call {target}: expected the text {want:?}, got {}", st["result"]));
+                broken.push(format!(
+                    "tools/call {target}: expected the text {want:?}, got {}",
+                    st["result"]
+                ));
             }
         }
 
@@ -314,7 +325,11 @@ fn check(summary: &Value, logs: &str, protocol: &str) {
                 Some(st) if st["ok"] == true => {
                     let n = st["result"][key].as_array().map_or(0, Vec::len);
                     if n != 2 * per_upstream {
-                        broken.push(format!("{kind} listed {n}, expected {}: {}", 2 * per_upstream, st["result"]));
+                        broken.push(format!(
+                            "{kind} listed {n}, expected {}: {}",
+                            2 * per_upstream,
+                            st["result"]
+                        ));
                     }
                 }
                 Some(st) => broken.push(fail(st)),
