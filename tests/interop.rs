@@ -14,11 +14,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::interop::{ensure_installed, find_node, interop_dir, skip_requested};
 use common::*;
 use rmcp::model::*;
 use serde_json::{Map, Value, json};
@@ -58,52 +59,9 @@ const EXPECTED_TOOLS: &[&str] = &[
     "trigger-sampling-request",
 ];
 
-fn interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
-}
-
-/// Whether the test is skipped on purpose (`MCP_BRIDGE_SKIP_INTEROP=1`).
-fn skip_requested() -> bool {
-    if std::env::var("MCP_BRIDGE_SKIP_INTEROP").as_deref() == Ok("1") {
-        eprintln!("interop test SKIPPED: MCP_BRIDGE_SKIP_INTEROP=1");
-        return true;
-    }
-    false
-}
-
-/// `node` from `$NODE` or `$PATH`.
-fn find_node() -> PathBuf {
-    if let Some(p) = std::env::var_os("NODE") {
-        return PathBuf::from(p);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("node"))
-        .find(|p| p.is_file())
-        .expect("Node.js (`node`) not found on PATH: install Node.js, then run tests/interop/setup.sh (or set MCP_BRIDGE_SKIP_INTEROP=1 to skip this test)")
-}
-
-/// Run `tests/interop/setup.sh` once per test process when the package is missing.
-fn ensure_installed() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let pkg = interop_dir().join("node_modules/@modelcontextprotocol/server-everything/package.json");
-        if !pkg.exists() {
-            eprintln!("installing @modelcontextprotocol/server-everything with tests/interop/setup.sh");
-            match std::process::Command::new("bash")
-                .arg(interop_dir().join("setup.sh"))
-                .status()
-            {
-                Ok(s) if s.success() => {}
-                other => eprintln!("tests/interop/setup.sh failed: {other:?}"),
-            }
-        }
-    });
-}
-
 /// The installed server's entry point (its `bin`), checked against the pin.
 fn server_entry() -> PathBuf {
-    ensure_installed();
+    ensure_installed(&["node_modules/@modelcontextprotocol/server-everything/package.json"]);
     let dir = interop_dir();
     let pkg_dir = dir.join("node_modules/@modelcontextprotocol/server-everything");
     let pkg_json = pkg_dir.join("package.json");

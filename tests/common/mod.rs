@@ -24,6 +24,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{Notify, mpsc};
 pub mod auth;
 pub mod chaos;
+pub mod interop;
 
 /// Which protocol generation a test server speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,47 +126,9 @@ fn arg<'a>(p: &'a CallToolRequestParams, k: &str) -> Option<&'a Value> {
     p.arguments.as_ref()?.get(k)
 }
 
-impl ServerHandler for TestServer {
-    fn get_info(&self) -> ServerConfig {
-        let caps = ServerCapabilities::builder()
-            .enable_tools()
-            .enable_tool_list_changed()
-            .enable_resources()
-            .enable_resources_subscribe()
-            .enable_prompts()
-            .enable_completions()
-            .build();
-        ServerConfig::new(caps).with_server_info(Implementation::new(self.label, "0.0.1"))
-    }
-
-    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
-        Cow::Borrowed(match self.era {
-            Era::Legacy => LEGACY_VERSIONS,
-            Era::Modern => MODERN_VERSIONS,
-        })
-    }
-
-    async fn list_tools(
-        &self,
-        p: Option<PaginatedRequestParams>,
-        _: RequestContext<RoleServer>,
-    ) -> Result<ListToolsResult, McpError> {
-        let all = self.all_tools();
-        if self.page == 0 {
-            let r = ListToolsResult::with_all_items(all);
-            return Ok(match self.ttl_ms {
-                Some(t) => r.with_ttl_ms(t),
-                None => r,
-            });
-        }
-        let start: usize = p.and_then(|p| p.cursor).and_then(|c| c.parse().ok()).unwrap_or(0);
-        let end = (start + self.page).min(all.len());
-        let mut r = ListToolsResult::with_all_items(all[start..end].to_vec());
-        r.next_cursor = (end < all.len()).then(|| end.to_string());
-        Ok(r)
-    }
-
-    async fn call_tool(
+impl TestServer {
+    /// The tool calls; results as built, `resultType` possibly absent.
+    async fn call_tool_untyped(
         &self,
         p: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
@@ -277,6 +240,62 @@ impl ServerHandler for TestServer {
             other => Err(McpError::invalid_params(format!("no tool {other}"), None)),
         }
     }
+}
+
+impl ServerHandler for TestServer {
+    fn get_info(&self) -> ServerConfig {
+        let caps = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_tool_list_changed()
+            .enable_resources()
+            .enable_resources_subscribe()
+            .enable_prompts()
+            .enable_completions()
+            .build();
+        ServerConfig::new(caps).with_server_info(Implementation::new(self.label, "0.0.1"))
+    }
+
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        Cow::Borrowed(match self.era {
+            Era::Legacy => LEGACY_VERSIONS,
+            Era::Modern => MODERN_VERSIONS,
+        })
+    }
+
+    async fn list_tools(
+        &self,
+        p: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let all = self.all_tools();
+        if self.page == 0 {
+            let r = ListToolsResult::with_all_items(all);
+            return Ok(match self.ttl_ms {
+                Some(t) => r.with_ttl_ms(t),
+                None => r,
+            });
+        }
+        let start: usize = p.and_then(|p| p.cursor).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let end = (start + self.page).min(all.len());
+        let mut r = ListToolsResult::with_all_items(all[start..end].to_vec());
+        r.next_cursor = (end < all.len()).then(|| end.to_string());
+        Ok(r)
+    }
+
+    async fn call_tool(
+        &self,
+        p: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        // A 2026-07-28 server MUST send `resultType`; rmcp strips it for older peers.
+        self.call_tool_untyped(p, ctx).await.map(|r| match r {
+            CallToolResponse::Complete(mut r) => {
+                r.result_type.get_or_insert(ResultType::COMPLETE);
+                CallToolResponse::Complete(r)
+            }
+            other => other,
+        })
+    }
 
     async fn list_resources(
         &self,
@@ -325,9 +344,11 @@ impl ServerHandler for TestServer {
             .arguments
             .and_then(|a| a.get("who").cloned())
             .unwrap_or(json!("nobody"));
-        Ok(GetPromptResponse::Complete(from_json(json!({
+        let mut r: GetPromptResult = from_json(json!({
             "messages": [{ "role": "user", "content": { "type": "text", "text": format!("{} greets {}", self.label, who) } }]
-        }))))
+        }));
+        r.result_type = Some(ResultType::COMPLETE);
+        Ok(GetPromptResponse::Complete(r))
     }
 
     async fn complete(
@@ -336,7 +357,9 @@ impl ServerHandler for TestServer {
         _: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, McpError> {
         let v = format!("{}-{}", self.label, p.argument.value);
-        Ok(from_json(json!({ "completion": { "values": [v], "hasMore": false } })))
+        let mut r: CompleteResult = from_json(json!({ "completion": { "values": [v], "hasMore": false } }));
+        r.result_type = Some(ResultType::COMPLETE);
+        Ok(r)
     }
 }
 

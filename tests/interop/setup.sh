@@ -1,38 +1,77 @@
 #!/usr/bin/env bash
-# Installs the test-only npm dependency of tests/interop.rs (the MCP reference
-# server @modelcontextprotocol/server-everything, pinned in package.json and
-# package-lock.json) into tests/interop/node_modules. Idempotent: does nothing
-# when the locked version is already installed.
+# Installs the test-only dependencies of tests/interop.rs and tests/clients.rs,
+# all pinned, from the package registries only:
+#   - npm (package.json + package-lock.json) into tests/interop/node_modules:
+#     the MCP reference server @modelcontextprotocol/server-everything, the
+#     TypeScript SDK clients @modelcontextprotocol/sdk (v1) and
+#     @modelcontextprotocol/client (v2), and Claude Code (@anthropic-ai/claude-code,
+#     a native binary shipped in its per-platform npm package);
+#   - PyPI (requirements.txt) into the venv tests/interop/.venv: the MCP Python
+#     SDK `mcp`.
+# Idempotent: each part does nothing when what is installed matches the pins.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-for tool in node npm; do
-  if ! command -v "$tool" >/dev/null 2>&1; then
-    echo "tests/interop/setup.sh: '$tool' not found; install Node.js (>= 18) and npm" >&2
+need() {
+  if ! command -v "$1" >/dev/null 2>&1; then
+    echo "tests/interop/setup.sh: '$1' not found; $2" >&2
     exit 1
   fi
-done
+}
+need node "install Node.js (>= 20) and npm"
+need npm "install Node.js (>= 20) and npm"
+need python3 "install Python (>= 3.10) with the venv module"
 
-pkg=node_modules/@modelcontextprotocol/server-everything/package.json
-want=$(node -p 'require("./package.json").dependencies["@modelcontextprotocol/server-everything"]')
-have=$(node -p "try { require('./$pkg').version } catch { '' }")
+# ---- npm ----
+# Every pinned dependency at its pinned version ("" when one is missing or off).
+npm_mismatch=$(node -e '
+  const deps = require("./package.json").dependencies;
+  const off = [];
+  for (const [name, want] of Object.entries(deps)) {
+    let have = "";
+    try { have = require("./node_modules/" + name + "/package.json").version; } catch {}
+    if (have !== want) off.push(name + " " + (have || "missing") + " (want " + want + ")");
+  }
+  console.log(off.join(", "));
+')
 
 # npm writes node_modules/.package-lock.json on every install; if it is newer than
-# the committed lock file and the pinned version is there, nothing has changed.
-if [ "$have" = "$want" ] && [ node_modules/.package-lock.json -nt package-lock.json ]; then
-  echo "server-everything $have already installed in tests/interop/node_modules"
-  exit 0
-fi
-
-if [ -f package-lock.json ]; then
-  npm ci --no-audit --no-fund --loglevel=error
+# the committed lock file and every pin is there, nothing has changed.
+if [ -z "$npm_mismatch" ] && [ node_modules/.package-lock.json -nt package-lock.json ]; then
+  echo "npm test dependencies already installed in tests/interop/node_modules"
 else
-  npm install --no-audit --no-fund --loglevel=error
+  if [ -n "$npm_mismatch" ]; then echo "installing npm test dependencies: $npm_mismatch"; fi
+  if [ -f package-lock.json ]; then
+    npm ci --no-audit --no-fund --loglevel=error
+  else
+    npm install --no-audit --no-fund --loglevel=error
+  fi
+  npm_mismatch=$(node -e '
+    const deps = require("./package.json").dependencies;
+    for (const [name, want] of Object.entries(deps)) {
+      const have = require("./node_modules/" + name + "/package.json").version;
+      if (have !== want) console.log(name + " " + have + " (want " + want + ")");
+    }
+  ')
+  if [ -n "$npm_mismatch" ]; then
+    echo "tests/interop/setup.sh: installed versions differ from package.json: $npm_mismatch" >&2
+    exit 1
+  fi
+  echo "npm test dependencies installed in tests/interop/node_modules"
 fi
-
-have=$(node -p "require('./$pkg').version")
-if [ "$have" != "$want" ]; then
-  echo "tests/interop/setup.sh: installed server-everything $have, expected $want" >&2
+if [ ! -x node_modules/.bin/claude ]; then
+  echo "tests/interop/setup.sh: Claude Code's binary node_modules/.bin/claude is missing (no package for this platform?)" >&2
   exit 1
 fi
-echo "server-everything $have installed in tests/interop/node_modules"
+
+# ---- Python ----
+want_sum=$(sha256sum requirements.txt | cut -d' ' -f1)
+have_sum=$(cat .venv/requirements.sha256 2>/dev/null || true)
+if [ -x .venv/bin/python ] && [ "$have_sum" = "$want_sum" ]; then
+  echo "Python test dependencies already installed in tests/interop/.venv"
+else
+  python3 -m venv --clear .venv
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-input -r requirements.txt
+  echo "$want_sum" > .venv/requirements.sha256
+  echo "Python test dependencies installed in tests/interop/.venv ($(.venv/bin/python -c 'import importlib.metadata as m; print("mcp", m.version("mcp"))'))"
+fi

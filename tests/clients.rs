@@ -1,0 +1,551 @@
+//! Real MCP clients in front of the built bridge, as IDEs use it: from an empty
+//! home, calling right after connect (issue 12, item 8).
+//!
+//! Each test starts two rmcp upstreams on 127.0.0.1, one of each protocol
+//! generation (`old`: 2025-11-25 with sessions, `new`: 2026-07-28 stateless),
+//! writes a config naming both into a fresh temp `MCP_BRIDGE_HOME` (no catalog
+//! cache, no registry cache, no state) with a fresh temp `HOME`, and runs a client
+//! script that spawns `mcp-bridge serve` over stdio with its SDK, connects, and at
+//! once lists tools, calls `echo` on each upstream, reads every resource and gets
+//! every prompt, printing a JSON summary that the test checks:
+//!
+//! - `tests/interop/ts_client.mjs`: the TypeScript SDK, v1 (`@modelcontextprotocol/sdk`,
+//!   2025-11-25 only) and v2 (`@modelcontextprotocol/client`, whose
+//!   `versionNegotiation.mode` is `"legacy"` (default), `"auto"` or `{ pin }`);
+//! - `tests/interop/py_client.py`: the Python SDK (`mcp`), whose `Client(mode=…)` is
+//!   `"legacy"`, `"auto"` (default) or a modern version string.
+//!
+//! And Claude Code: `mcp-bridge install claude-code` into a temp HOME, then
+//! `claude mcp list` (offline, no account) reports the entry connected.
+//!
+//! Versions are pinned in `tests/interop/package.json` (+ lock) and
+//! `tests/interop/requirements.txt`, installed by `tests/interop/setup.sh`, which
+//! these tests run themselves when something is missing. `MCP_BRIDGE_SKIP_INTEROP=1`
+//! skips them. Only loopback is used.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::interop::{ensure_installed, find_node, interop_dir, skip_requested};
+use common::*;
+use serde_json::{Value, json};
+
+/// Upper bound for one request of a client script.
+const REQUEST_TIMEOUT_MS: u64 = 20_000;
+/// Upper bound for a whole client script (connect, ~10 requests, close).
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What `setup.sh` installs that these tests use.
+const MARKS: &[&str] = &[
+    "node_modules/@modelcontextprotocol/sdk/package.json",
+    "node_modules/@modelcontextprotocol/client/package.json",
+    "node_modules/.bin/claude",
+    ".venv/bin/python",
+];
+
+/// The upstream names, which are also their labels (`whoami`, resource text).
+const OLD: &str = "old";
+const NEW: &str = "new";
+
+/// Two upstreams, one per generation, and an empty bridge home whose config
+/// names both. `user` is the empty HOME the bridge (and Claude Code) run with.
+struct World {
+    _old: Upstream,
+    _new: Upstream,
+    home: Home,
+    user: PathBuf,
+}
+
+impl World {
+    fn new() -> World {
+        let old = Upstream::start(TestServer::new(Era::Legacy, OLD));
+        let new = Upstream::start(TestServer::new(Era::Modern, NEW));
+        let home = Home::new();
+        home.servers_config(&[(OLD, &old.url), (NEW, &new.url)], "");
+        let user = home.path().join("user");
+        std::fs::create_dir_all(&user).unwrap();
+        let w = World {
+            _old: old,
+            _new: new,
+            home,
+            user,
+        };
+        // Empty: the config and the empty HOME, nothing else (no catalog cache).
+        let mut entries: Vec<String> = std::fs::read_dir(w.home.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        entries.sort();
+        assert_eq!(entries, ["config.toml", "user"]);
+        w
+    }
+
+    /// Leave a catalog cache in the home, as an earlier session would: `mcp-bridge
+    /// tools` (the same code as `serve`, in process) lists both upstreams and
+    /// persists the merged catalog.
+    async fn warm(&self) {
+        let out = tokio::time::timeout(
+            SCRIPT_TIMEOUT,
+            cli(&self.home, &["tools", "--json"]).env("HOME", &self.user).output(),
+        )
+        .await
+        .expect("mcp-bridge tools finishes")
+        .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+        for t in expected_tools() {
+            assert!(said.contains(&format!("\"{t}\"")), "mcp-bridge tools lacks {t}: {said}");
+        }
+        let cache = self.home.path().join("cache/catalog.json");
+        assert!(
+            cache.is_file(),
+            "no catalog cache at {} after mcp-bridge tools",
+            cache.display()
+        );
+    }
+
+    /// The whole environment the client gives the bridge it spawns.
+    fn bridge_env(&self) -> Value {
+        json!({
+            "MCP_BRIDGE_HOME": self.home.path(),
+            "HOME": self.user,
+            "PATH": std::env::var("PATH").unwrap_or_default(),
+            "MCP_BRIDGE_CREDENTIAL_STORE": "file",
+            "BROWSER": "true",
+            "RUST_LOG": std::env::var("RUST_LOG").unwrap_or_else(|_| "mcp_bridge=debug".into()),
+        })
+    }
+}
+
+/// The `echo` call on each upstream, made right after the first `tools/list`.
+fn calls() -> Value {
+    json!([
+        { "name": format!("{OLD}__echo"), "arguments": { "text": "hello old" } },
+        { "name": format!("{NEW}__echo"), "arguments": { "text": "hello new" } },
+    ])
+}
+
+/// Every tool a `TestServer` lists, under the bridge's name for it.
+fn expected_tools() -> Vec<String> {
+    let names = [
+        "echo",
+        "whoami",
+        "slow",
+        "progress",
+        "ask",
+        "sample",
+        "roots",
+        "add_tool",
+        "fail",
+        "image",
+        "touch",
+        "add_tool_silently",
+        "wipe",
+    ];
+    assert_eq!(names.len(), TOOLS);
+    let mut v: Vec<String> = [OLD, NEW]
+        .iter()
+        .flat_map(|s| names.iter().map(move |t| format!("{s}__{t}")))
+        .collect();
+    v.sort();
+    v
+}
+
+enum Script {
+    /// `ts_client.mjs <sdk> <mode>`.
+    Ts(&'static str),
+    /// `py_client.py <mode>`.
+    Py,
+}
+
+/// Run a client script against a bridge in `world`; its summary, stdout and
+/// stderr (the script's and the bridge's), and how long it took.
+async fn run(world: &World, script: Script, mode: &str) -> (Value, String, Duration) {
+    ensure_installed(MARKS);
+    let dir = interop_dir();
+    let mut cmd = match script {
+        Script::Ts(sdk) => {
+            let mut c = tokio::process::Command::new(find_node());
+            c.arg(dir.join("ts_client.mjs")).arg(sdk);
+            c
+        }
+        Script::Py => {
+            let py = dir.join(".venv/bin/python");
+            assert!(
+                py.is_file(),
+                "{} missing: run tests/interop/setup.sh (or set MCP_BRIDGE_SKIP_INTEROP=1)",
+                py.display()
+            );
+            let mut c = tokio::process::Command::new(py);
+            c.arg(dir.join("py_client.py"));
+            c
+        }
+    };
+    cmd.arg(mode)
+        .current_dir(&dir)
+        .env("BRIDGE_BIN", env!("CARGO_BIN_EXE_mcp-bridge"))
+        .env("BRIDGE_ENV", world.bridge_env().to_string())
+        .env("CALLS", calls().to_string())
+        .env("TIMEOUT_MS", REQUEST_TIMEOUT_MS.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let started = Instant::now();
+    let out = tokio::time::timeout(SCRIPT_TIMEOUT, cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("client script did not finish within {SCRIPT_TIMEOUT:?}"))
+        .expect("client script runs");
+    let took = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let logs = format!("---- client stdout ----\n{stdout}\n---- client + bridge stderr ----\n{stderr}");
+    let summary = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<Value>(l).ok())
+        .unwrap_or_else(|| panic!("client script printed no JSON summary (exit {}):\n{logs}", out.status));
+    (summary, logs, took)
+}
+
+/// The steps of `kind` in the summary.
+fn steps<'a>(s: &'a Value, kind: &str) -> Vec<&'a Value> {
+    s["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|st| st["kind"] == kind)
+        .collect()
+}
+
+/// The text of every content block of a tool result or every message of a
+/// prompt, or every text of resource contents.
+fn texts(v: &Value) -> String {
+    let mut out = Vec::new();
+    for c in v["content"].as_array().into_iter().flatten() {
+        out.extend(c["text"].as_str());
+    }
+    for m in v["messages"].as_array().into_iter().flatten() {
+        out.extend(m["content"]["text"].as_str());
+    }
+    for c in v["contents"].as_array().into_iter().flatten() {
+        out.extend(c["text"].as_str());
+    }
+    out.join("\n")
+}
+
+/// Check a summary against the rules and panic with every broken rule at once,
+/// the summary and the logs.
+///
+/// - connect succeeds and negotiates `protocol`;
+/// - the first `tools/list` (sent right after connect) lists every tool of both
+///   upstreams;
+/// - `echo` on each upstream, called right after that, succeeds with its text;
+/// - `resources/list` lists the two resources of each upstream and every
+///   `resources/read` succeeds with the owning upstream's text;
+/// - `prompts/list` lists `greet` of each upstream and every `prompts/get`
+///   succeeds with the owning upstream's text.
+fn check(summary: &Value, logs: &str, protocol: &str) {
+    let mut broken: Vec<String> = Vec::new();
+    let fail = |st: &Value| -> String {
+        format!(
+            "{} {} failed after {} ms: {}",
+            st["kind"].as_str().unwrap_or("?"),
+            st["target"].as_str().unwrap_or(""),
+            st["ms"],
+            st["error"].as_str().unwrap_or("?")
+        )
+    };
+
+    let connect = steps(summary, "connect");
+    match connect.first() {
+        Some(st) if st["ok"] == true => {
+            if st["result"]["protocolVersion"] != protocol {
+                broken.push(format!(
+                    "negotiated {} instead of {protocol}",
+                    st["result"]["protocolVersion"]
+                ));
+            }
+        }
+        Some(st) => broken.push(fail(st)),
+        None => broken.push("no connect step".into()),
+    }
+
+    if broken.is_empty() {
+        match steps(summary, "tools/list").first() {
+            Some(st) if st["ok"] == true => {
+                let mut names: Vec<String> = st["result"]["tools"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t["name"].as_str().unwrap().to_owned())
+                    .collect();
+                names.sort();
+                if names != expected_tools() {
+                    broken.push(format!(
+                        "first tools/list (right after connect) listed {} tools {names:?}, expected all {} of both upstreams",
+                        names.len(),
+                        2 * TOOLS
+                    ));
+                }
+            }
+            Some(st) => broken.push(fail(st)),
+            None => broken.push("no tools/list step".into()),
+        }
+
+        let calls = steps(summary, "tools/call");
+        if calls.len() != 2 {
+            broken.push(format!("{} tools/call steps, expected 2", calls.len()));
+        }
+        for st in calls {
+            let target = st["target"].as_str().unwrap();
+            let want = if target.starts_with(OLD) {
+                "hello old"
+            } else {
+                "hello new"
+            };
+            if st["ok"] != true {
+                broken.push(fail(st));
+            } else if st["result"]["isError"] == true || texts(&st["result"]) != want {
+                broken.push(format!(
+                    "tools/call {target}: expected the text {want:?}, got {}",
+                    st["result"]
+                ));
+            }
+        }
+
+        for (kind, item_kind, key, per_upstream, want) in [
+            ("resources/list", "resources/read", "resources", 2, "says"),
+            ("prompts/list", "prompts/get", "prompts", 1, "greets \"interop\""),
+        ] {
+            match steps(summary, kind).first() {
+                Some(st) if st["ok"] == true => {
+                    let n = st["result"][key].as_array().map_or(0, Vec::len);
+                    if n != 2 * per_upstream {
+                        broken.push(format!(
+                            "{kind} listed {n}, expected {}: {}",
+                            2 * per_upstream,
+                            st["result"]
+                        ));
+                    }
+                }
+                Some(st) => broken.push(fail(st)),
+                None => broken.push(format!("no {kind} step")),
+            }
+            for st in steps(summary, item_kind) {
+                if st["ok"] != true {
+                    broken.push(fail(st));
+                    continue;
+                }
+                let text = texts(&st["result"]);
+                let owner = [OLD, NEW].iter().any(|u| text.starts_with(&format!("{u} {want}")));
+                if !owner {
+                    broken.push(format!(
+                        "{item_kind} {}: unexpected result {}",
+                        st["target"], st["result"]
+                    ));
+                }
+            }
+        }
+    }
+
+    assert!(
+        broken.is_empty(),
+        "{} ({}) broke {} rule(s):\n  - {}\nsummary: {}\n{logs}",
+        summary["sdk"],
+        summary["mode"],
+        broken.len(),
+        broken.join("\n  - "),
+        serde_json::to_string_pretty(summary).unwrap()
+    );
+}
+
+/// Whether the bridge home starts empty or with a catalog cache.
+#[derive(Clone, Copy, PartialEq)]
+enum Start {
+    /// A fresh home: the bridge has never listed the upstreams.
+    Empty,
+    /// The catalog cache an earlier run left (see `World::warm`): isolates the
+    /// protocol behaviour from the first-list-after-connect rule.
+    Warm,
+}
+
+async fn client_case(script: Script, mode: &str, protocol: &str, start: Start) {
+    if skip_requested() {
+        return;
+    }
+    let world = World::new();
+    if start == Start::Warm {
+        world.warm().await;
+    }
+    let (summary, logs, took) = run(&world, script, mode).await;
+    println!("{} ({mode}) took {took:.1?}", summary["sdk"]);
+    check(&summary, &logs, protocol);
+}
+
+/// TypeScript SDK v1 (`@modelcontextprotocol/sdk`, what most IDEs embed; speaks
+/// 2025-11-25): from an empty home, the first list is complete and everything
+/// right after connect works, against both upstream generations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ts_sdk_v1_legacy_from_empty_home() {
+    client_case(Script::Ts("v1"), "legacy", "2025-11-25", Start::Empty).await;
+}
+
+/// The same with the catalog cache of an earlier run in the home.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ts_sdk_v1_legacy_warm_home() {
+    client_case(Script::Ts("v1"), "legacy", "2025-11-25", Start::Warm).await;
+}
+
+/// TypeScript SDK v2 in its default `versionNegotiation.mode: "legacy"`: as v1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ts_sdk_v2_legacy_from_empty_home() {
+    client_case(Script::Ts("v2"), "legacy", "2025-11-25", Start::Empty).await;
+}
+
+/// The same with the catalog cache of an earlier run in the home.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ts_sdk_v2_legacy_warm_home() {
+    client_case(Script::Ts("v2"), "legacy", "2025-11-25", Start::Warm).await;
+}
+
+/// TypeScript SDK v2 with `mode: "auto"`: its `server/discover` probe (on a
+/// sibling bridge process) finds 2026-07-28, and the connection uses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ts_sdk_v2_auto_from_empty_home() {
+    client_case(Script::Ts("v2"), "auto", "2026-07-28", Start::Empty).await;
+}
+
+/// The same with the catalog cache of an earlier run in the home.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ts_sdk_v2_auto_warm_home() {
+    client_case(Script::Ts("v2"), "auto", "2026-07-28", Start::Warm).await;
+}
+
+/// TypeScript SDK v2 pinned to 2026-07-28 (`mode: { pin }`): every result,
+/// whichever upstream generation produced it, is a valid 2026-07-28 result
+/// (`resultType`), and the first list is complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ts_sdk_v2_pinned_2026_07_28_from_empty_home() {
+    client_case(Script::Ts("v2"), "2026-07-28", "2026-07-28", Start::Empty).await;
+}
+
+/// The same with the catalog cache of an earlier run in the home.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ts_sdk_v2_pinned_2026_07_28_warm_home() {
+    client_case(Script::Ts("v2"), "2026-07-28", "2026-07-28", Start::Warm).await;
+}
+
+/// Python SDK `Client(mode="legacy")`: the initialize handshake, then as above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_legacy_from_empty_home() {
+    client_case(Script::Py, "legacy", "2025-11-25", Start::Empty).await;
+}
+
+/// The same with the catalog cache of an earlier run in the home.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_legacy_warm_home() {
+    client_case(Script::Py, "legacy", "2025-11-25", Start::Warm).await;
+}
+
+/// Python SDK `Client(mode="auto")`, its default: `server/discover` on the same
+/// process, which must neither kill the bridge nor be refused; 2026-07-28 is used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_auto_from_empty_home() {
+    client_case(Script::Py, "auto", "2026-07-28", Start::Empty).await;
+}
+
+/// The same with the catalog cache of an earlier run in the home.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_auto_warm_home() {
+    client_case(Script::Py, "auto", "2026-07-28", Start::Warm).await;
+}
+
+/// Python SDK `Client(mode="2026-07-28")`: no handshake at all, the first
+/// request is `tools/list` with the per-request `_meta`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_2026_07_28_from_empty_home() {
+    client_case(Script::Py, "2026-07-28", "2026-07-28", Start::Empty).await;
+}
+
+/// The same with the catalog cache of an earlier run in the home.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_2026_07_28_warm_home() {
+    client_case(Script::Py, "2026-07-28", "2026-07-28", Start::Warm).await;
+}
+
+/// Claude Code (npm): after `mcp-bridge install claude-code` into an empty temp
+/// HOME, `claude mcp list` (which starts each server and connects; no account,
+/// no network) reports the bridge's entry `✔ Connected`. A second entry whose
+/// binary does not exist is reported failed in the same run, so the check can
+/// tell the two apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_code_mcp_list_reports_the_installed_bridge_connected() {
+    if skip_requested() {
+        return;
+    }
+    ensure_installed(MARKS);
+    let world = World::new();
+    let claude = interop_dir().join("node_modules/.bin/claude");
+    assert!(
+        claude.exists(),
+        "{} missing: run tests/interop/setup.sh (or set MCP_BRIDGE_SKIP_INTEROP=1)",
+        claude.display()
+    );
+    let project = world.user.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let as_user = |program: &std::path::Path| {
+        let mut c = tokio::process::Command::new(program);
+        c.current_dir(&project)
+            .env("HOME", &world.user)
+            .env("MCP_BRIDGE_HOME", world.home.path())
+            .env("MCP_BRIDGE_CREDENTIAL_STORE", "file")
+            .env("BROWSER", "true")
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("CLAUDE_CONFIG_DIR")
+            .env_remove("MCP_BRIDGE_CONFIG")
+            .env_remove("ANTHROPIC_API_KEY")
+            .env_remove("ANTHROPIC_BASE_URL")
+            // Offline: no update check, no telemetry, no other traffic.
+            .env("DISABLE_AUTOUPDATER", "1")
+            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        c
+    };
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_mcp-bridge"));
+    let out = as_user(&bin).arg("install").arg("claude-code").output().await.unwrap();
+    let said = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "mcp-bridge install claude-code: {said}");
+    let written = std::fs::read_to_string(world.user.join(".claude.json")).unwrap();
+    let missing = world.user.join("no-such-dir/mcp-bridge");
+    let mut cfg: Value = serde_json::from_str(&written).unwrap();
+    cfg["mcpServers"]["broken"] = json!({ "type": "stdio", "command": missing, "args": ["serve"], "env": {} });
+    std::fs::write(world.user.join(".claude.json"), cfg.to_string()).unwrap();
+
+    let started = Instant::now();
+    let out = tokio::time::timeout(SCRIPT_TIMEOUT, as_user(&claude).args(["mcp", "list"]).output())
+        .await
+        .expect("claude mcp list finishes")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    println!("claude mcp list took {:.1?}:\n{stdout}\n{stderr}", started.elapsed());
+    let line = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("no line for {name} in `claude mcp list`:\n{stdout}\n{stderr}"))
+            .to_owned()
+    };
+    let ours = line("mcp-bridge");
+    assert!(
+        ours.contains(&format!("{} serve", bin.display())) && ours.contains("Connected") && !ours.contains("Failed"),
+        "the installed bridge is not reported connected: {ours}\n{stdout}\n{stderr}"
+    );
+    let broken = line("broken");
+    assert!(broken.contains("Failed"), "{broken}");
+}
