@@ -183,6 +183,10 @@ pub struct OAuthArgs {
     /// A scope to ask for (repeatable).
     #[arg(long = "scope", value_name = "SCOPE")]
     pub scopes: Vec<String>,
+    /// The https URL of a Client ID Metadata Document to log in with, where
+    /// the authorization server supports them (dynamic registration otherwise).
+    #[arg(long, value_name = "URL")]
+    pub client_metadata_url: Option<String>,
 }
 
 impl OAuthArgs {
@@ -193,7 +197,7 @@ impl OAuthArgs {
             scopes: self.scopes.clone(),
             redirect_port: None,
             omit_resource: false,
-            client_metadata_url: None,
+            client_metadata_url: self.client_metadata_url.clone(),
         }
     }
 

@@ -28,12 +28,14 @@ pub fn from_json<T: serde::de::DeserializeOwned>(v: Value) -> T {
     serde_json::from_value(v).expect("valid MCP JSON")
 }
 
+/// A text result. Built with rmcp's constructor, so it carries `resultType`,
+/// which a 2026-07-28 server must send (rmcp strips it for older clients).
 pub fn text_result(text: impl Into<String>) -> CallToolResult {
-    from_json(json!({ "content": [{ "type": "text", "text": text.into() }] }))
+    CallToolResult::success(vec![rmcp::model::ContentBlock::text(text.into())])
 }
 
 fn tool_error(text: impl Into<String>) -> CallToolResult {
-    from_json(json!({ "content": [{ "type": "text", "text": text.into() }], "isError": true }))
+    CallToolResult::error(vec![rmcp::model::ContentBlock::text(text.into())])
 }
 
 fn arg_str(p: &CallToolRequestParams, key: &str) -> Option<String> {

@@ -16,7 +16,6 @@
 // that lacks a tool the server offers, a call that fails, or an unexpected error.
 // The suite's own checks judge the wire between the bridge and the server.
 
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -139,20 +138,15 @@ function bridgeEnv(home) {
 // URL (auth/basic-cimd checks that the client uses it when the server advertises
 // CIMD). It stands for the bridge's own published document; a bridge uses it only
 // where the authorization server supports CIMD, and registers dynamically
-// elsewhere. Passed only when the bridge has a flag for it.
+// elsewhere.
 const CIMD_URL = 'https://conformance-test.local/client-metadata.json';
 const CIMD_FLAG = '--client-metadata-url';
 
 function bridgeArgs() {
   const args = ['serve', serverUrl];
   if (context.client_id) args.push('--client-id', context.client_id);
-  else if (scenario.startsWith('auth/') && bridgeHasFlag(CIMD_FLAG)) args.push(CIMD_FLAG, CIMD_URL);
+  else if (scenario.startsWith('auth/')) args.push(CIMD_FLAG, CIMD_URL);
   return args;
-}
-
-function bridgeHasFlag(flag) {
-  const help = spawnSync(bridgeBin, ['serve', '--help'], { encoding: 'utf8' });
-  return (help.stdout ?? '').includes(flag);
 }
 
 const failures = [];
