@@ -532,14 +532,16 @@ impl Table {
 
 // ---------------------------------------------------------------- the runs
 
-/// Spawn to the first useful `tools/list`, cold (empty home) and cached (the same
-/// home again), alternating; and the direct client's connect + list.
+/// Spawn to the first `tools/list` answer that holds the upstream's tools:
+/// cold (an empty home: no catalog cache, the first answer waits for the
+/// server's first listing) and cached (the same home again), alternating; and
+/// the direct client's connect + list, which is what the cold start is up
+/// against. A first answer without the tools counts as a miss, not a time.
 async fn startup(metrics_url: &str, t: &mut Table) -> anyhow::Result<()> {
     let servers = [("metrics".to_owned(), metrics_url.to_owned())];
     let (mut direct_times, mut cold, mut cached) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut init, mut first_empty, mut close) = (Vec::new(), Vec::new(), Vec::new());
-    let mut cached_init = Vec::new();
-    let mut cache_hits = 0;
+    let (mut init, mut close, mut cached_init) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut cold_hits, mut cache_hits) = (0, 0);
     for _ in 0..STARTS {
         let start = Instant::now();
         let d = direct(metrics_url, None).await?;
@@ -551,54 +553,55 @@ async fn startup(metrics_url: &str, t: &mut Table) -> anyhow::Result<()> {
         let dir = home(&servers)?;
         let mut b = Bridge::spawn(dir.path()).await?;
         init.push(b.initialized);
-        b.list().await?;
-        first_empty.push(b.spawned.elapsed());
-        b.wait_tools(|tools| has(tools, "echo")).await?;
-        cold.push(b.spawned.elapsed());
+        let tools = b.list().await?;
+        if has(&tools, "echo") {
+            cold.push(b.spawned.elapsed());
+            cold_hits += 1;
+        } else {
+            // Still fill the cache for the cached start below.
+            b.wait_tools(|tools| has(tools, "echo")).await?;
+        }
         close.push(b.close().await);
 
         let b = Bridge::spawn(dir.path()).await?;
         let tools = b.list().await?;
-        cached.push(b.spawned.elapsed());
+        if has(&tools, "echo") {
+            cached.push(b.spawned.elapsed());
+            cache_hits += 1;
+        }
         cached_init.push(b.initialized);
-        cache_hits += usize::from(has(&tools, "echo"));
         close.push(b.close().await);
     }
     let notes = [
         ("direct connect + tools/list", &direct_times),
-        ("bridge cold, upstream tools listed", &cold),
+        ("bridge cold, first tools/list with the tools", &cold),
         ("bridge cold, initialize answered", &init),
-        ("bridge cold, first tools/list", &first_empty),
         ("bridge cached, initialize answered", &cached_init),
-        ("bridge cached, first tools/list", &cached),
+        ("bridge cached, first tools/list with the tools", &cached),
         ("bridge stdin EOF -> exited", &close),
     ];
     for (what, v) in notes {
         t.note(format!("startup, {what}: {}", spread(v)));
     }
-    let (d, c, k) = (median(direct_times), median(cold), median(cached));
+    let d = median(direct_times);
+    let first = |v: Vec<Duration>| (!v.is_empty()).then(|| median(v));
+    let (c, k) = (first(cold), first(cached));
+    let or_none = |x: Option<Duration>| x.map_or("none".to_owned(), ms);
     t.row(
-        &format!("startup cold: spawn -> upstream tools listed (median of {STARTS})"),
+        &format!("startup cold: spawn -> first tools/list holding the tools ({cold_hits}/{STARTS} did)"),
         ms(d),
-        ms(c),
-        &delta(d, c),
-        "",
+        or_none(c),
+        &c.map_or(String::new(), |c| delta(d, c)),
+        "<= direct + 2 ms",
     );
     t.row(
-        &format!("startup cached: spawn -> first tools/list ({cache_hits}/{STARTS} from cache)"),
+        &format!("startup cached: spawn -> first tools/list holding the tools ({cache_hits}/{STARTS} did)"),
         ms(d),
-        ms(k),
-        &delta(d, k),
-        "<= 10 ms",
+        or_none(k),
+        &k.map_or(String::new(), |k| delta(d, k)),
+        "<= 5 ms",
     );
     t.row("  spawn -> initialize answered (cold)", "-", ms(median(init)), "", "");
-    t.row(
-        "  spawn -> first tools/list, before upstream (cold)",
-        "-",
-        ms(median(first_empty)),
-        "",
-        "",
-    );
     t.row("  stdin EOF -> process exited", "-", ms(median(close)), "", "");
     Ok(())
 }
