@@ -331,3 +331,44 @@ async fn odd_answers_to_discover_fall_back_to_initialize() {
         assert_eq!(probes, 1, "{odd:?}: the second start probed again");
     }
 }
+
+/// URIs a server puts in a tool result (a resource link, an embedded
+/// resource) read back through the bridge from that server: unchanged when
+/// they route there already, namespaced when another server has the same URI.
+#[tokio::test]
+async fn uris_in_results_read_back_from_their_server() {
+    let alpha = Upstream::start(TestServer::new(Era::Legacy, "alpha"));
+    let beta = Upstream::start(TestServer::new(Era::Modern, "beta"));
+    let home = Home::new();
+    home.servers_config(&[("alpha", &alpha.url), ("beta", &beta.url)], "");
+    let mut raw = Raw::spawn(&home);
+    raw.initialize().await;
+    // `mem://shared` is listed by both servers; `mem://beta/own` only by beta.
+    for (id, link, owner) in [(2, "mem://shared", "beta"), (3, "mem://beta/own", "beta")] {
+        raw.send(&format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{owner}__echo","arguments":{{"link":"{link}"}}}}}}"#
+        ))
+        .await;
+        let v = answer(&mut raw, id).await;
+        let content = &v["result"]["content"];
+        let linked = content[0]["uri"].as_str().unwrap_or_else(|| panic!("{v}")).to_owned();
+        assert_eq!(content[1]["resource"]["uri"], json!(linked), "{v}");
+        if link == "mem://shared" {
+            assert!(linked.starts_with("mcp-bridge://beta/"), "{v}");
+        } else {
+            assert_eq!(linked, link);
+        }
+        let read = 10 + id;
+        raw.send(&format!(
+            r#"{{"jsonrpc":"2.0","id":{read},"method":"resources/read","params":{{"uri":"{linked}"}}}}"#
+        ))
+        .await;
+        let r = answer(&mut raw, read).await;
+        assert_eq!(
+            r["result"]["contents"][0]["text"],
+            json!(format!("beta says {link}")),
+            "{r}"
+        );
+        assert_eq!(r["result"]["contents"][0]["uri"], json!(linked), "{r}");
+    }
+}

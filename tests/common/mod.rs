@@ -137,6 +137,14 @@ impl TestServer {
         *self.probe.last_meta.lock().unwrap() = serde_json::to_value(&ctx.meta).ok();
         let text = |s: String| Ok(CallToolResponse::Complete(text_result(s)));
         match p.name.as_ref() {
+            // With `link`: a resource link and an embedded resource for that URI.
+            "echo" if arg(&p, "link").is_some() => {
+                let uri = arg(&p, "link").and_then(Value::as_str).unwrap_or_default();
+                Ok(CallToolResponse::Complete(from_json(json!({ "content": [
+                    { "type": "resource_link", "uri": uri, "name": "linked" },
+                    { "type": "resource", "resource": { "uri": uri, "text": "embedded" } }
+                ] }))))
+            }
             "echo" => text(arg(&p, "text").and_then(Value::as_str).unwrap_or("").to_owned()),
             "whoami" => text(self.label.to_owned()),
             "wipe" => text("wiped".to_owned()),
