@@ -126,26 +126,32 @@ async fn first_call_right_after_initialize_finds_its_tool() {
     assert_eq!(v["error"]["code"], json!(-32602), "{v}");
 }
 
+/// The first `tools/list` of a bridge in front of `alpha` (legacy) and
+/// `other`, with `timeouts` in the config.
+async fn first_list_beside(other: &str, timeouts: &str) -> Vec<String> {
+    let alpha = Upstream::start(TestServer::new(Era::Legacy, "alpha"));
+    let home = Home::new();
+    home.servers_config(
+        &[("alpha", &alpha.url), ("other", other)],
+        &format!("[timeouts]\n{timeouts}\n"),
+    );
+    let mut raw = Raw::spawn(&home);
+    raw.initialize().await;
+    raw.send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#).await;
+    names(&answer(&mut raw, 2).await)
+}
+
 /// A server that cannot be reached stops holding the first answer as soon as
 /// its connection fails: the IDE gets the others' tools without waiting out
 /// `first_list` (set far beyond the test's patience here).
 #[tokio::test]
 async fn a_dead_server_does_not_hold_the_first_answer() {
-    let alpha = Upstream::start(TestServer::new(Era::Legacy, "alpha"));
     // A port nobody listens on: connection refused at once.
     let dead = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}/mcp", l.local_addr().unwrap())
     };
-    let home = Home::new();
-    home.servers_config(
-        &[("alpha", &alpha.url), ("dead", &dead)],
-        "[timeouts]\nfirst_list = 120\n",
-    );
-    let mut raw = Raw::spawn(&home);
-    raw.initialize().await;
-    raw.send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#).await;
-    let got = names(&answer(&mut raw, 2).await);
+    let got = first_list_beside(&dead, "first_list = 120").await;
     assert_eq!(got.len(), TOOLS, "{got:?}");
     assert!(got.iter().all(|n| n.starts_with("alpha__")), "{got:?}");
 }
@@ -154,18 +160,10 @@ async fn a_dead_server_does_not_hold_the_first_answer() {
 /// `first_list` at most, then the IDE gets what the others have.
 #[tokio::test]
 async fn a_hung_server_holds_the_first_answer_only_for_first_list() {
-    let alpha = Upstream::start(TestServer::new(Era::Modern, "alpha"));
     let (hung, _hole) = black_hole().await;
-    let home = Home::new();
-    home.servers_config(
-        &[("alpha", &alpha.url), ("hung", &hung)],
-        "[timeouts]\nfirst_list = 1\nconnect = 60\n",
-    );
-    let mut raw = Raw::spawn(&home);
-    raw.initialize().await;
-    raw.send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#).await;
-    let got = names(&answer(&mut raw, 2).await);
+    let got = first_list_beside(&hung, "first_list = 1\nconnect = 60").await;
     assert_eq!(got.len(), TOOLS, "{got:?}");
+    assert!(got.iter().all(|n| n.starts_with("alpha__")), "{got:?}");
 }
 
 /// A 2026-07-28 IDE gets results valid in its generation from a 2025-11-25

@@ -403,9 +403,11 @@ async fn connect(
     store: Option<&crate::auth::oauth::Store>,
     legacy_hint: Option<bool>,
 ) -> Result<(Running, Option<CancellationToken>), Failure> {
-    if let Some(store) = store
-        && let Some(store) = store.get().await
-    {
+    let stored = match store {
+        Some(lazy) => lazy.get().await,
+        None => None,
+    };
+    let http = if let Some(store) = stored {
         // One read of the store: static credentials set with `mcp-bridge auth set`
         // join the configured headers; stored tokens select the OAuth client.
         let creds = crate::auth::ServerCredentials::new(store, &spec.url);
@@ -452,20 +454,10 @@ async fn connect(
             });
             return Ok((running, Some(stop)));
         }
-        return Ok((
-            handshake(
-                http::SessionAware::new(http, &spec.id),
-                spec,
-                &handler,
-                timeouts,
-                legacy_hint,
-                false,
-            )
-            .await?,
-            None,
-        ));
-    }
-    let http = http::client(spec).map_err(|e| e.to_string())?;
+        http
+    } else {
+        http::client(spec).map_err(|e| e.to_string())?
+    };
     Ok((
         handshake(
             http::SessionAware::new(http, &spec.id),
