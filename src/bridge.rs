@@ -359,8 +359,10 @@ impl Bridge {
     /// The servers that have no lists (none cached, none listed), with the
     /// URL and the last error of each: why a name may be unknown.
     pub fn unlisted(&self) -> Vec<(String, String, Option<String>)> {
+        // Specs before lists, the order every other path takes them in.
+        let specs = self.specs();
         let lists = self.lists.lock().expect("lists");
-        self.specs()
+        specs
             .into_iter()
             .filter(|s| !lists.contains_key(s.id.as_str()))
             .map(|s| {

@@ -309,6 +309,12 @@ impl Downstream {
         ctx: RequestContext<RoleServer>,
         note: &mut CallNote,
     ) -> Result<CallToolResponse, McpError> {
+        use crate::discovery::{CALL, DESCRIBE, SEARCH};
+        if [SEARCH, DESCRIBE, CALL].contains(&params.name.as_ref()) {
+            // The discovery meta-tools search the whole catalog: on a first
+            // launch, wait for it like a list request does.
+            self.bridge.first_lists().await;
+        }
         if let Some(answer) = self.meta_tool(&mut params, note) {
             return answer;
         }
