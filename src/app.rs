@@ -199,8 +199,13 @@ async fn publish(
         if written.as_ref() != Some(&snapshot) {
             let mut stamped = snapshot.clone();
             stamped.updated_at = crate::util::now_unix();
-            if let Err(e) = publisher.write(&stamped) {
-                tracing::debug!("cannot write the live state: {e}");
+            // A durable write (fsync) must not hold up the runtime thread: the
+            // first one would otherwise come before the IDE's `initialize` answer.
+            let p = publisher.clone();
+            match tokio::task::spawn_blocking(move || p.write(&stamped)).await {
+                Ok(Err(e)) => tracing::debug!("cannot write the live state: {e}"),
+                Err(e) => tracing::debug!("cannot write the live state: {e}"),
+                Ok(Ok(())) => {}
             }
             written = Some(snapshot.clone());
         }
