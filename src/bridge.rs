@@ -64,6 +64,10 @@ pub struct Bridge {
     lists: Mutex<BTreeMap<Arc<str>, Arc<ServerLists>>>,
     catalog: RwLock<Arc<Catalog>>,
     cache: Mutex<CatalogCache>,
+    /// Numbers the catalog cache writes; the newest written one is kept in
+    /// `cache_written` ([`Bridge::store_cache`]).
+    cache_generation: std::sync::atomic::AtomicU64,
+    cache_written: Arc<Mutex<u64>>,
     events: mpsc::UnboundedSender<UpstreamEvent>,
     events_rx: Mutex<Option<mpsc::UnboundedReceiver<UpstreamEvent>>>,
     /// The servers bridged now; replaced by [`Bridge::reconfigure`].
@@ -125,6 +129,8 @@ impl Bridge {
             lists: Mutex::new(lists),
             catalog: RwLock::new(Arc::new(catalog)),
             cache: Mutex::new(cache),
+            cache_generation: Default::default(),
+            cache_written: Default::default(),
             events: tx,
             events_rx: Mutex::new(Some(rx)),
             specs: RwLock::new(specs),
@@ -265,9 +271,7 @@ impl Bridge {
             if let Some(dir) = &cache_dir {
                 let mut cache = self.cache.lock().expect("cache");
                 cache.servers.retain(|id, _| current.iter().any(|s| s.id == *id));
-                if let Err(e) = cache.store(dir) {
-                    tracing::warn!("cannot write the catalog cache in {}: {e}", dir.display());
-                }
+                self.store_cache(&cache, dir);
             }
             let mut retired = Vec::new();
             if *self.started.borrow() {
@@ -481,9 +485,7 @@ impl Bridge {
             cache
                 .servers
                 .insert(server.to_string(), CachedServer { url, lists, legacy });
-            if let Err(e) = cache.store(dir) {
-                tracing::warn!("cannot write the catalog cache in {}: {e}", dir.display());
-            }
+            self.store_cache(&cache, dir);
         }
         changes
     }
@@ -497,8 +499,37 @@ impl Bridge {
             Some(c) if c.url == url && c.legacy != legacy && legacy.is_some() => c.legacy = legacy,
             _ => return,
         }
-        if let Err(e) = cache.store(dir) {
-            tracing::warn!("cannot write the catalog cache in {}: {e}", dir.display());
+        self.store_cache(&cache, dir);
+    }
+
+    /// Write the catalog cache off the runtime thread (a durable write takes
+    /// about half a millisecond, and the IDE's first answer may be waiting on
+    /// the lists it was written with). Writes are numbered: one that comes
+    /// after a newer one has been written is dropped, so the file always ends
+    /// with the newest cache. Without a runtime (tests), it is written at once.
+    fn store_cache(&self, cache: &CatalogCache, dir: &std::path::Path) {
+        let bytes = match cache.to_bytes() {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!("cannot serialise the catalog cache: {e}");
+                return;
+            }
+        };
+        let generation = self.cache_generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let (written, path) = (self.cache_written.clone(), crate::cache::catalog_path(dir));
+        let write = move || {
+            let mut last = written.lock().expect("cache writes");
+            if *last >= generation {
+                return;
+            }
+            *last = generation;
+            if let Err(e) = crate::cache::write_atomic(&path, &bytes) {
+                tracing::warn!("cannot write the catalog cache {}: {e}", path.display());
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(write)),
+            Err(_) => write(),
         }
     }
 

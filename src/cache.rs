@@ -71,12 +71,17 @@ impl CatalogCache {
     }
 
     pub fn store(&self, cache_dir: &Path) -> std::io::Result<()> {
+        write_atomic(&catalog_path(cache_dir), &self.to_bytes()?)
+    }
+
+    /// The file's contents.
+    pub fn to_bytes(&self) -> serde_json::Result<Vec<u8>> {
         let mut c = serde_json::to_vec(&CatalogCacheRef {
             version: VERSION,
             servers: &self.servers,
         })?;
         c.push(b'\n');
-        write_atomic(&catalog_path(cache_dir), &c)
+        Ok(c)
     }
 }
 
