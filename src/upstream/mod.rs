@@ -861,7 +861,7 @@ async fn run(owner: Owner) {
         let mut keepalive_at = at(keepalive);
         let never = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
         let ended = loop {
-            tokio::select! {
+            let relist_now = tokio::select! {
                 _ = cancel.cancelled() => {
                     stop.cancel();
                     let _ = tokio::time::timeout(Duration::from_millis(800), &mut waiting).await;
@@ -881,43 +881,16 @@ async fn run(owner: Owner) {
                     break true;
                 }
                 _ = refresh.notified() => {
-                    match relist(&peer, &timeouts, &id, &spec.url, &events, legacy, had_tokens).await {
-                        Ok(t) => ttl_at = at(t),
-                        Err(f) => {
-                            stop.cancel();
-                            let _ = tokio::time::timeout(Duration::from_millis(800), &mut waiting).await;
-                            pending = Some(f);
-                            deliberate = true;
-                            break true;
-                        }
-                    }
+                    true
                 }
                 // The server's own cache hint said its lists are stale.
                 _ = tokio::time::sleep_until(ttl_at.unwrap_or(never)), if ttl_at.is_some() => {
-                    match relist(&peer, &timeouts, &id, &spec.url, &events, legacy, had_tokens).await {
-                        Ok(t) => ttl_at = at(t),
-                        Err(f) => {
-                            stop.cancel();
-                            let _ = tokio::time::timeout(Duration::from_millis(800), &mut waiting).await;
-                            pending = Some(f);
-                            deliberate = true;
-                            break true;
-                        }
-                    }
+                    true
                 }
                 // Fallback for servers that never announce a change.
                 _ = tokio::time::sleep_until(periodic_at.unwrap_or(never)), if periodic_at.is_some() => {
                     periodic_at = at(periodic.map(jittered));
-                    match relist(&peer, &timeouts, &id, &spec.url, &events, legacy, had_tokens).await {
-                        Ok(t) => ttl_at = at(t),
-                        Err(f) => {
-                            stop.cancel();
-                            let _ = tokio::time::timeout(Duration::from_millis(800), &mut waiting).await;
-                            pending = Some(f);
-                            deliberate = true;
-                            break true;
-                        }
-                    }
+                    true
                 }
                 _ = tokio::time::sleep_until(keepalive_at.unwrap_or(never)), if keepalive_at.is_some() => {
                     keepalive_at = at(keepalive);
@@ -931,10 +904,26 @@ async fn run(owner: Owner) {
                     )).await {
                         tracing::debug!(server = %id, "keepalive ping: {e}");
                     }
+                    false
                 }
                 r = &mut waiting => {
                     tracing::warn!(server = %id, "connection ended: {r:?}");
                     break true;
+                }
+            };
+            // A change announced, the server's cache hint, or the fallback.
+            if relist_now {
+                match relist(&peer, &timeouts, &id, &spec.url, &events, legacy, had_tokens).await {
+                    Ok(t) => ttl_at = at(t),
+                    Err(f) => {
+                        // A login problem on a live connection: end it, and
+                        // handle the failure as if the connect had failed.
+                        stop.cancel();
+                        let _ = tokio::time::timeout(Duration::from_millis(800), &mut waiting).await;
+                        pending = Some(f);
+                        deliberate = true;
+                        break true;
+                    }
                 }
             }
         };
