@@ -720,6 +720,8 @@ async fn run(owner: Owner) {
     let retry_now = Arc::new(Notify::new());
     // A login problem found on a live connection, handled like a connect failure.
     let mut pending: Option<Failure> = None;
+    // Set while a login this task started runs.
+    let login_running = Arc::new(std::sync::atomic::AtomicBool::new(false));
     loop {
         let timeouts = timeouts.borrow().clone();
         report(ConnState::Connecting {
@@ -773,11 +775,14 @@ async fn run(owner: Owner) {
                     login_started = true;
                     let (spec2, retry, events, id) = (spec.clone(), retry_now.clone(), events.clone(), id.clone());
                     let scope = scope.clone();
+                    let running = login_running.clone();
+                    running.store(true, std::sync::atomic::Ordering::SeqCst);
                     tokio::spawn(async move {
                         let ok = match scope {
                             None => crate::auth::auto::login(&spec2, tokens, wait).await,
                             Some(s) => crate::auth::auto::step_up(&spec2, tokens, &s, wait).await,
                         };
+                        running.store(false, std::sync::atomic::Ordering::SeqCst);
                         if ok {
                             retry.notify_one();
                         } else {
@@ -803,7 +808,10 @@ async fn run(owner: Owner) {
                 // browser that is already signed in, an agent's authorization
                 // server): the first answer keeps waiting for it, within
                 // `first_list`; the login's end settles it either way.
-                if !login_started {
+                // A backoff retry that fails while that login still runs does
+                // not settle it either (found by the conformance suite on a
+                // loaded machine: the retry came before the login's end).
+                if !login_started && !login_running.load(std::sync::atomic::Ordering::SeqCst) {
                     let _ = events.send(UpstreamEvent::Settled { server: id.clone() });
                 }
                 last_error = Some(e);
