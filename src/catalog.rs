@@ -367,49 +367,29 @@ impl Catalog {
     /// rewritten URI, a URI matching exactly one server's template, or the only
     /// server that has resources at all.
     pub fn resource(&self, ide_uri: &str) -> Option<Route> {
-        if let Some(r) = self.resource_routes.get(ide_uri) {
-            return Some(r.clone());
-        }
-        if let Some((server, uri)) = unrewrite_uri(ide_uri) {
-            if let Some(s) = self.servers.iter().find(|s| ***s == *server) {
-                return Some(Route {
-                    server: s.clone(),
-                    name: uri,
-                });
-            }
-            return None;
-        }
-        let mut matching: Vec<&Arc<str>> = self
-            .templates
-            .iter()
-            .filter(|(t, _)| template_matches(t, ide_uri))
-            .map(|(_, s)| s)
-            .collect();
-        matching.dedup();
-        if matching.len() == 1 {
-            return Some(Route {
-                server: matching[0].clone(),
-                name: ide_uri.to_owned(),
-            });
-        }
-        if matching.is_empty() && self.resource_servers.len() == 1 {
-            return Some(Route {
-                server: self.resource_servers[0].clone(),
-                name: ide_uri.to_owned(),
-            });
-        }
-        None
+        let mut candidates = self.resource_candidates(ide_uri);
+        (candidates.len() == 1).then(|| candidates.remove(0))
     }
 
-    /// Every server that may serve a URI `resource` cannot route alone: the
-    /// servers whose templates match it, or else every resource server. Reads
-    /// try them in turn (in name order); one answer means one route.
+    /// Every server that may serve a URI: the one that listed it or whose
+    /// namespaced URI it is; else the servers whose templates match it, or
+    /// else every resource server. One candidate is a route ([`Catalog::resource`]);
+    /// reads try several in turn (in name order).
     pub fn resource_candidates(&self, ide_uri: &str) -> Vec<Route> {
-        if let Some(r) = self.resource(ide_uri) {
-            return vec![r];
+        if let Some(r) = self.resource_routes.get(ide_uri) {
+            return vec![r.clone()];
         }
-        if unrewrite_uri(ide_uri).is_some() {
-            return Vec::new();
+        if let Some((server, uri)) = unrewrite_uri(ide_uri) {
+            return self
+                .servers
+                .iter()
+                .find(|s| ***s == *server)
+                .map(|s| Route {
+                    server: s.clone(),
+                    name: uri,
+                })
+                .into_iter()
+                .collect();
         }
         let mut matching: Vec<&Arc<str>> = self
             .templates

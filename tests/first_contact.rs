@@ -66,16 +66,23 @@ async fn black_hole() -> (String, tokio::task::JoinHandle<()>) {
     (url, task)
 }
 
-/// With no cache, the very first `tools/list` (sent right after `initialize`)
-/// already holds every reachable server's tools, in both protocol generations.
-#[tokio::test]
-async fn first_list_from_an_empty_home_has_every_tool() {
+/// A bridge from an empty home in front of `alpha` (2025-11-25) and `beta`
+/// (2026-07-28), and a legacy IDE that has just initialised it.
+async fn two_eras() -> (Upstream, Upstream, Home, Raw) {
     let alpha = Upstream::start(TestServer::new(Era::Legacy, "alpha"));
     let beta = Upstream::start(TestServer::new(Era::Modern, "beta"));
     let home = Home::new();
     home.servers_config(&[("alpha", &alpha.url), ("beta", &beta.url)], "");
     let mut raw = Raw::spawn(&home);
     raw.initialize().await;
+    (alpha, beta, home, raw)
+}
+
+/// With no cache, the very first `tools/list` (sent right after `initialize`)
+/// already holds every reachable server's tools, in both protocol generations.
+#[tokio::test]
+async fn first_list_from_an_empty_home_has_every_tool() {
+    let (_alpha, _beta, _home, mut raw) = two_eras().await;
     raw.send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#).await;
     let list = answer(&mut raw, 2).await;
     let got = names(&list);
@@ -88,12 +95,7 @@ async fn first_list_from_an_empty_home_has_every_tool() {
 /// failing "unknown tool". The same holds for prompts and resources.
 #[tokio::test]
 async fn first_call_right_after_initialize_finds_its_tool() {
-    let alpha = Upstream::start(TestServer::new(Era::Legacy, "alpha"));
-    let beta = Upstream::start(TestServer::new(Era::Modern, "beta"));
-    let home = Home::new();
-    home.servers_config(&[("alpha", &alpha.url), ("beta", &beta.url)], "");
-    let mut raw = Raw::spawn(&home);
-    raw.initialize().await;
+    let (_alpha, _beta, _home, mut raw) = two_eras().await;
     raw.send(
         r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"beta__echo","arguments":{"text":"first"}}}"#,
     )
@@ -335,12 +337,7 @@ async fn odd_answers_to_discover_fall_back_to_initialize() {
 /// they route there already, namespaced when another server has the same URI.
 #[tokio::test]
 async fn uris_in_results_read_back_from_their_server() {
-    let alpha = Upstream::start(TestServer::new(Era::Legacy, "alpha"));
-    let beta = Upstream::start(TestServer::new(Era::Modern, "beta"));
-    let home = Home::new();
-    home.servers_config(&[("alpha", &alpha.url), ("beta", &beta.url)], "");
-    let mut raw = Raw::spawn(&home);
-    raw.initialize().await;
+    let (_alpha, _beta, _home, mut raw) = two_eras().await;
     // `mem://shared` is listed by both servers; `mem://beta/own` only by beta.
     for (id, link, owner) in [(2, "mem://shared", "beta"), (3, "mem://beta/own", "beta")] {
         raw.send(&format!(

@@ -140,13 +140,13 @@ impl Downstream {
 
     /// The server owning an IDE-facing resource URI, and the URI it knows.
     async fn resource_upstream(&self, ide_uri: &str) -> Result<(Arc<UpstreamHandle>, String), McpError> {
-        self.lookup(|c| c.resource(ide_uri)).await;
-        let cat = self.bridge.catalog();
-        let route = cat.resource(ide_uri).ok_or_else(|| unknown("resource", ide_uri))?;
-        if let Some(why) = cat.resource_refused(&route) {
+        let route = self
+            .lookup(|c| c.resource(ide_uri))
+            .await
+            .ok_or_else(|| unknown("resource", ide_uri))?;
+        if let Some(why) = self.bridge.catalog().resource_refused(&route) {
             return Err(refused("resource", ide_uri, &why));
         }
-        drop(cat);
         Ok((self.upstream(&route).await?, route.name))
     }
 
@@ -318,7 +318,7 @@ impl Downstream {
         if let Some(answer) = self.meta_tool(&mut params, note) {
             return answer;
         }
-        self.lookup(|c| c.tool(&params.name).cloned()).await;
+        self.lookup(|c| c.tool(&params.name).map(drop)).await;
         let (route, approval) = {
             let cat = self.bridge.catalog();
             match cat.tool(&params.name) {
@@ -767,7 +767,7 @@ impl ServerHandler for Downstream {
         mut params: GetPromptRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        self.lookup(|c| c.prompt(&params.name).cloned()).await;
+        self.lookup(|c| c.prompt(&params.name).map(drop)).await;
         let route = {
             let cat = self.bridge.catalog();
             match cat.prompt(&params.name) {
