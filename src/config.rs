@@ -137,8 +137,9 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
-    /// Reuse connections to upstream servers. Much faster per call, but servers
-    /// that stream SSE without TCP_NODELAY then stall about 40 ms per call.
+    /// Reuse connections to upstream servers (HTTP/2 where offered). A server
+    /// that stalls on reused connections is found and gets new connections
+    /// (`upstream::http`); `false` asks for a new connection per request.
     pub keep_alive: bool,
     /// Largest message accepted from an upstream server (one JSON body or one
     /// SSE event), in bytes. A larger answer fails its call with an error naming
@@ -152,7 +153,7 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
-            keep_alive: false,
+            keep_alive: true,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         }
     }

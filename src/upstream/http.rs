@@ -2,7 +2,9 @@
 //! wrap the client made here; everything else about HTTP stays in rmcp.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use futures::stream::BoxStream;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -10,6 +12,8 @@ use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
 use rmcp::transport::streamable_http_client::{
     StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse, StreamableHttpResponseLimits,
 };
+
+use tokio_util::sync::CancellationToken;
 
 use crate::registry::ServerSpec;
 
@@ -21,45 +25,21 @@ pub enum HttpError {
     Build(String),
 }
 
-/// A client for `spec`: its static headers as defaults, a cookie jar of its
-/// own, rmcp's own settings
-/// copied (rmcp.md #16): no idle pool (avoids delayed-ACK stalls), only
-/// same-origin 307/308 redirects, and no global timeout (it would cut long SSE
-/// streams; the bridge times calls itself).
-pub fn client(spec: &ServerSpec) -> Result<reqwest::Client, HttpError> {
-    let mut headers = HeaderMap::new();
-    for (name, value) in &spec.headers {
-        let bad = || HttpError::BadHeader {
-            server: spec.id.clone(),
-            name: name.clone(),
-        };
-        let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
-        let mut v = HeaderValue::from_str(&value.value).map_err(|_| bad())?;
-        v.set_sensitive(value.secret);
-        headers.insert(n, v);
-    }
-    let mut b = builder();
-    if spec.keep_alive {
-        // Reuse connections (see `builder`): measured about 20 times less added
-        // latency per call, at the risk of 40 ms stalls with servers that write
-        // SSE without TCP_NODELAY.
-        b = b.pool_max_idle_per_host(64);
-    }
-    // Each server keeps its own cookies: load balancers pin a session to one
-    // node with one, and a request without it lands where the session is unknown.
-    b.default_headers(headers)
-        .cookie_store(true)
-        .build()
-        .map_err(|e| HttpError::Build(e.to_string()))
-}
+/// How long an idle connection is kept for reuse: below the idle timeouts of
+/// common load balancers (60 s and up), so that the bridge closes first rather
+/// than send a request on a connection the other side is closing.
+pub const POOL_IDLE: Duration = Duration::from_secs(50);
 
-/// The shared builder settings, also used for the registry client: one shared
-/// TLS configuration whose system roots load on first use (see [`super::tls`]). No idle
-/// connection pool by default, as in rmcp: a server that writes an SSE response
-/// in several small segments without TCP_NODELAY, on a reused connection, meets
-/// the client's delayed ACK and stalls about 40 ms per call (measured with the
-/// 2025-11-25 sample server: +44 ms p50); a fresh connection starts in quick-ACK
-/// mode and does not. `keep_alive = true` per server opts back in.
+/// An HTTP/2 connection with streams open (a long SSE answer, a GET stream) is
+/// pinged this often, and dropped when a ping is not answered within as long:
+/// a connection that died on the way (NAT, a sleeping laptop) is noticed.
+const H2_PING: Duration = Duration::from_secs(30);
+
+/// The shared builder settings, also used for the registry and OAuth clients: one
+/// shared TLS configuration whose system roots load on first use (see
+/// [`super::tls`]), which offers HTTP/2 and HTTP/1.1 by ALPN; idle connections
+/// kept for [`POOL_IDLE`]; only same-origin 307/308 redirects; and no global
+/// timeout (it would cut long SSE streams; the bridge times calls itself).
 pub fn builder() -> reqwest::ClientBuilder {
     let policy = reqwest::redirect::Policy::custom(|a| {
         let keeps_body = matches!(a.status().as_u16(), 307 | 308);
@@ -74,9 +54,399 @@ pub fn builder() -> reqwest::ClientBuilder {
     });
     reqwest::Client::builder()
         .tls_backend_preconfigured(super::tls::client_config())
-        .pool_max_idle_per_host(0)
+        .pool_idle_timeout(POOL_IDLE)
+        .http2_keep_alive_interval(H2_PING)
+        .http2_keep_alive_timeout(H2_PING)
         .redirect(policy)
         .user_agent(concat!("mcp-bridge/", env!("CARGO_PKG_VERSION")))
+}
+
+/// The HTTP side of one upstream server: reqwest clients made from its spec,
+/// under rmcp's Streamable HTTP transport.
+///
+/// Connections are reused (over HTTP/2 where the server offers it, so that
+/// concurrent calls share one connection). One kind of server defeats reuse: one
+/// that writes an SSE answer in several small pieces without TCP_NODELAY. On a
+/// connection that just carried a request and its answer, Linux delays its ACK of
+/// the first piece (up to 40 ms; longer elsewhere), and the server's Nagle holds
+/// the next piece, which is the answer, until that ACK: every call is 40 ms late
+/// (measured on loopback: 44 ms against 0.1 ms). A new connection starts in
+/// quick-ACK mode and does not stall, but costs a TCP and a TLS handshake. A
+/// client cannot reach reqwest's sockets to ask for quick ACKs, so the stall is
+/// found and weighed per server instead:
+///
+/// - while the server is being watched, each listing request that it answers
+///   over SSE is timed from the response headers to the answer (listings are
+///   cheap for a server, idempotent, and come right after the handshake);
+/// - an answer 25 ms or more after its headers starts one probe: the same
+///   request sent three times on reused connections and three times on new
+///   ones (answers read and dropped, under ids of the bridge's own);
+/// - if new connections answer in less than half the time, with at least 10 ms
+///   to gain, the server gets a new connection per request from then on (logged
+///   at `info`, with both times); otherwise reuse stays and watching stops.
+///
+/// `keep_alive = false` (per server or in `[http]`) asks for a new connection
+/// per request from the start, without watching.
+#[derive(Clone)]
+pub struct Upstream {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    server: Arc<str>,
+    /// The pooled client.
+    reuse: reqwest::Client,
+    /// The client without idle connections, made when first needed.
+    fresh: OnceLock<reqwest::Client>,
+    /// What both clients are made from: the static headers and one cookie jar,
+    /// so that switching clients keeps a session cookie.
+    headers: HeaderMap,
+    jar: Arc<reqwest::cookie::Jar>,
+    mode: Arc<AtomicU8>,
+    /// Ends a running probe when the connection is dropped.
+    _probe: tokio_util::sync::DropGuard,
+    probe_stop: CancellationToken,
+}
+
+/// [`Upstream`] modes.
+const WATCH: u8 = 0;
+const PROBING: u8 = 1;
+const REUSE: u8 = 2;
+const FRESH: u8 = 3;
+
+/// An answer this long after its headers, to a listing request, starts a probe.
+const SUSPECT_GAP: Duration = Duration::from_millis(25);
+/// Requests per side in a probe; each is bounded by `PROBE_WAIT`.
+const PROBE_ROUNDS: usize = 3;
+const PROBE_WAIT: Duration = Duration::from_secs(5);
+
+/// A client for `spec`: its static headers as defaults, a cookie jar of its own
+/// (load balancers pin a session to one node with one, and a request without it
+/// lands where the session is unknown).
+pub fn client(spec: &ServerSpec) -> Result<Upstream, HttpError> {
+    let mut headers = HeaderMap::new();
+    for (name, value) in &spec.headers {
+        let bad = || HttpError::BadHeader {
+            server: spec.id.clone(),
+            name: name.clone(),
+        };
+        let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
+        let mut v = HeaderValue::from_str(&value.value).map_err(|_| bad())?;
+        v.set_sensitive(value.secret);
+        headers.insert(n, v);
+    }
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    let reuse = build(&headers, &jar, spec.keep_alive)?;
+    let fresh = OnceLock::new();
+    let mode = if spec.keep_alive {
+        WATCH
+    } else {
+        let _ = fresh.set(reuse.clone());
+        FRESH
+    };
+    let probe_stop = CancellationToken::new();
+    Ok(Upstream {
+        shared: Arc::new(Shared {
+            server: spec.id.as_str().into(),
+            reuse,
+            fresh,
+            headers,
+            jar,
+            mode: Arc::new(AtomicU8::new(mode)),
+            _probe: probe_stop.clone().drop_guard(),
+            probe_stop,
+        }),
+    })
+}
+
+fn build(headers: &HeaderMap, jar: &Arc<reqwest::cookie::Jar>, reuse: bool) -> Result<reqwest::Client, HttpError> {
+    let mut b = builder();
+    if !reuse {
+        b = b.pool_max_idle_per_host(0);
+    }
+    b.default_headers(headers.clone())
+        .cookie_provider(jar.clone())
+        .build()
+        .map_err(|e| HttpError::Build(e.to_string()))
+}
+
+impl Upstream {
+    /// The client for the next request.
+    fn pick(&self) -> &reqwest::Client {
+        if self.shared.mode.load(Ordering::Relaxed) == FRESH {
+            self.fresh().unwrap_or(&self.shared.reuse)
+        } else {
+            &self.shared.reuse
+        }
+    }
+
+    fn fresh(&self) -> Option<&reqwest::Client> {
+        if let Some(c) = self.shared.fresh.get() {
+            return Some(c);
+        }
+        let c = build(&self.shared.headers, &self.shared.jar, false).ok()?;
+        Some(self.shared.fresh.get_or_init(|| c))
+    }
+
+    /// Whether the server is still being watched for the stall.
+    pub fn watching(&self) -> bool {
+        self.shared.mode.load(Ordering::Relaxed) == WATCH
+    }
+
+    /// Whether requests to this server get a new connection each.
+    pub fn fresh_connections(&self) -> bool {
+        self.shared.mode.load(Ordering::Relaxed) == FRESH
+    }
+
+    /// `stream`, the SSE answer to a watched listing request whose headers came
+    /// at `headers`, with the time from them to its first message checked.
+    fn watch(&self, stream: SseItems, headers: Instant, request: Probe) -> SseItems {
+        use futures::StreamExt;
+        let this = self.clone();
+        let mut request = Some(request);
+        stream
+            .inspect(move |item| {
+                let Ok(sse_stream::Sse { data: Some(data), .. }) = item else {
+                    return;
+                };
+                if data.trim().is_empty() {
+                    return; // a priming event
+                }
+                let Some(request) = request.take() else { return };
+                if headers.elapsed() >= SUSPECT_GAP
+                    && this
+                        .shared
+                        .mode
+                        .compare_exchange(WATCH, PROBING, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok()
+                {
+                    this.start_probe(request);
+                }
+            })
+            .boxed()
+    }
+
+    fn start_probe(&self, request: Probe) {
+        let Some(fresh) = self.fresh().cloned() else {
+            self.shared.mode.store(REUSE, Ordering::Relaxed);
+            return;
+        };
+        let (server, reuse, mode) = (
+            self.shared.server.clone(),
+            self.shared.reuse.clone(),
+            self.shared.mode.clone(),
+        );
+        let stop = self.shared.probe_stop.clone();
+        tokio::spawn(async move {
+            let decided = tokio::select! {
+                d = probe(&reuse, &fresh, &request) => d,
+                _ = stop.cancelled() => return,
+            };
+            let next = match decided {
+                Some((reused, new)) if prefers_new(reused, new) => {
+                    tracing::info!(
+                        "server '{server}': answers take {} ms on reused connections (an SSE answer \
+                         written in pieces without TCP_NODELAY meets delayed ACKs), {} ms on new ones: \
+                         using a new connection per request",
+                        reused.as_millis(),
+                        new.as_millis()
+                    );
+                    FRESH
+                }
+                Some((reused, new)) => {
+                    tracing::debug!(
+                        "server '{server}': reused connections answer in {reused:?}, new ones in {new:?}: reusing"
+                    );
+                    REUSE
+                }
+                None => REUSE,
+            };
+            mode.store(next, Ordering::Relaxed);
+        });
+    }
+}
+
+/// Whether new connections answered enough sooner than reused ones (medians)
+/// to give up reuse for a server: in less than half the time, and at least
+/// 10 ms sooner.
+fn prefers_new(reused: Duration, new: Duration) -> bool {
+    new * 2 < reused && reused - new >= Duration::from_millis(10)
+}
+
+/// A watched request, kept to be sent again by a probe.
+struct Probe {
+    uri: Arc<str>,
+    message: ClientJsonRpcMessage,
+    session_id: Option<Arc<str>>,
+    auth: Option<String>,
+    headers: HashMap<HeaderName, HeaderValue>,
+}
+
+/// The median time to an answer of `request` sent [`PROBE_ROUNDS`] times on
+/// `reuse` then on `fresh`; `None` when any of them fails.
+async fn probe(reuse: &reqwest::Client, fresh: &reqwest::Client, request: &Probe) -> Option<(Duration, Duration)> {
+    let mut n = 0u32;
+    let mut side = async |client: &reqwest::Client| {
+        let mut times = Vec::with_capacity(PROBE_ROUNDS);
+        for _ in 0..PROBE_ROUNDS {
+            n += 1;
+            let mut message = request.message.clone();
+            if let ClientJsonRpcMessage::Request(r) = &mut message {
+                r.id = rmcp::model::RequestId::String(format!("mcp-bridge-probe-{n}").into());
+            }
+            let start = Instant::now();
+            let answered = tokio::time::timeout(PROBE_WAIT, answer(client, request, message)).await;
+            if !matches!(answered, Ok(true)) {
+                return None;
+            }
+            times.push(start.elapsed());
+        }
+        times.sort();
+        Some(times[times.len() / 2])
+    };
+    let reused = side(reuse).await?;
+    let new = side(fresh).await?;
+    Some((reused, new))
+}
+
+/// Send `message` and read to its answer; whether one came.
+async fn answer(client: &reqwest::Client, request: &Probe, message: ClientJsonRpcMessage) -> bool {
+    use futures::StreamExt;
+    let r = client
+        .post_message(
+            request.uri.clone(),
+            message,
+            request.session_id.clone(),
+            request.auth.clone(),
+            request.headers.clone(),
+        )
+        .await;
+    match r {
+        Ok(StreamableHttpPostResponse::Json(..)) => true,
+        Ok(StreamableHttpPostResponse::Sse(mut stream, _)) => {
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(sse_stream::Sse { data: Some(d), .. }) if !d.trim().is_empty() => return true,
+                    Ok(_) => {}
+                    Err(_) => return false,
+                }
+            }
+            false
+        }
+        _ => false,
+    }
+}
+
+/// A listing request: cheap and safe to send again.
+fn is_listing(message: &ClientJsonRpcMessage) -> bool {
+    let ClientJsonRpcMessage::Request(r) = message else {
+        return false;
+    };
+    matches!(
+        r.request,
+        rmcp::model::ClientRequest::ListToolsRequest(_)
+            | rmcp::model::ClientRequest::ListPromptsRequest(_)
+            | rmcp::model::ClientRequest::ListResourcesRequest(_)
+            | rmcp::model::ClientRequest::ListResourceTemplatesRequest(_)
+            | rmcp::model::ClientRequest::PingRequest(_)
+    )
+}
+
+impl StreamableHttpClient for Upstream {
+    type Error = reqwest::Error;
+
+    async fn post_message(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> HttpResult<StreamableHttpPostResponse, reqwest::Error> {
+        self.post_message_with_response_limits(
+            uri,
+            message,
+            session_id,
+            auth_header,
+            custom_headers,
+            StreamableHttpResponseLimits::default(),
+        )
+        .await
+    }
+
+    async fn post_message_with_response_limits(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        limits: StreamableHttpResponseLimits,
+    ) -> HttpResult<StreamableHttpPostResponse, reqwest::Error> {
+        let watched = (self.watching() && is_listing(&message)).then(|| Probe {
+            uri: uri.clone(),
+            message: message.clone(),
+            session_id: session_id.clone(),
+            auth: auth_header.clone(),
+            headers: custom_headers.clone(),
+        });
+        let r = self
+            .pick()
+            .post_message_with_response_limits(uri, message, session_id, auth_header, custom_headers, limits)
+            .await;
+        match (watched, r) {
+            (Some(request), Ok(StreamableHttpPostResponse::Sse(stream, session))) => Ok(
+                StreamableHttpPostResponse::Sse(self.watch(stream, Instant::now(), request), session),
+            ),
+            (_, r) => r,
+        }
+    }
+
+    async fn delete_session(
+        &self,
+        uri: Arc<str>,
+        session_id: Arc<str>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> HttpResult<(), reqwest::Error> {
+        self.pick()
+            .delete_session(uri, session_id, auth_header, custom_headers)
+            .await
+    }
+
+    async fn get_stream(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> HttpResult<SseItems, reqwest::Error> {
+        self.pick()
+            .get_stream(uri, session_id, last_event_id, auth_header, custom_headers)
+            .await
+    }
+
+    async fn get_stream_with_max_sse_event_size(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        max_sse_event_size: usize,
+    ) -> HttpResult<SseItems, reqwest::Error> {
+        self.pick()
+            .get_stream_with_max_sse_event_size(
+                uri,
+                session_id,
+                last_event_id,
+                auth_header,
+                custom_headers,
+                max_sse_event_size,
+            )
+            .await
+    }
 }
 
 /// A client that also recognises an expired session the way real servers report

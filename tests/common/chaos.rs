@@ -4,9 +4,11 @@
 //! responses still flowing on live connections.
 //!
 //! Only enough HTTP/1.1 is parsed to know where a request starts (its head and
-//! `Content-Length` body): the bridge opens one connection per request unless a
-//! server sets `keep_alive` (no idle pool, `src/upstream/http.rs`), and a
-//! connection that carries several requests is judged on its first one.
+//! `Content-Length` body), so the proxy makes each connection carry one request:
+//! it adds `Connection: close` to the request it forwards, the upstream closes
+//! after answering, and the bridge does not reuse the connection. A fault is
+//! so decided per request, as a load balancer's would be. Connection reuse has
+//! its own tests (tests/network.rs).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -176,6 +178,18 @@ async fn read_request(sock: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>> 
     Ok(Some(buf))
 }
 
+/// `request` with `Connection: close` after its request line (see the module doc).
+fn one_request(request: Vec<u8>) -> Vec<u8> {
+    let Some(line) = request.windows(2).position(|w| w == b"\r\n") else {
+        return request;
+    };
+    let mut out = Vec::with_capacity(request.len() + 20);
+    out.extend_from_slice(&request[..line + 2]);
+    out.extend_from_slice(b"connection: close\r\n");
+    out.extend_from_slice(&request[line + 2..]);
+    out
+}
+
 fn canned(status: &str, extra: &str) -> Vec<u8> {
     let body = format!("proxy says {status}");
     format!(
@@ -227,7 +241,7 @@ async fn connection(s: Arc<Shared>, mut client: TcpStream) -> std::io::Result<()
     let mut upstream = TcpStream::connect(s.upstream).await?;
     upstream.set_nodelay(true)?;
     client.set_nodelay(true)?;
-    upstream.write_all(&first).await?;
+    upstream.write_all(&one_request(first)).await?;
     let (mut cr, mut cw) = client.into_split();
     let (mut ur, mut uw) = upstream.into_split();
     // Requests: faithful (a later request on this connection rides along).

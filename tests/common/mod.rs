@@ -50,6 +50,8 @@ pub struct Probe {
     pub subscribed: Mutex<Vec<String>>,
     /// `server/discover` requests seen.
     pub discovers: AtomicUsize,
+    /// TCP connections accepted.
+    pub connections: AtomicUsize,
 }
 
 /// How many tools a `TestServer` lists before `add_tool` is called.
@@ -72,6 +74,10 @@ pub struct TestServer {
     /// request's id) instead of the server's own answer: the odd answers of
     /// legacy servers in the field.
     pub discover_answer: Option<(u16, &'static str)>,
+    /// Set TCP_NODELAY on accepted connections, as most production HTTP stacks
+    /// do. Off by default (as axum's): an SSE answer is then written in pieces
+    /// that meet delayed ACKs on reused connections (src/upstream/http.rs).
+    pub nodelay: bool,
 }
 
 fn tool(name: &str, desc: &str) -> Tool {
@@ -96,6 +102,7 @@ impl TestServer {
             ttl_ms: None,
             sticky: false,
             discover_answer: None,
+            nodelay: false,
         }
     }
 
@@ -397,80 +404,16 @@ impl Upstream {
                 .build()
                 .unwrap();
             rt.block_on(async {
-                let mut cfg = StreamableHttpServerConfig::default();
-                cfg.legacy_session_mode = s.era == Era::Legacy;
-                cfg.sse_keep_alive = Some(Duration::from_secs(5));
-                let s2 = s.clone();
-                let service =
-                    StreamableHttpService::new(move || Ok(s2.clone()), Arc::new(LocalSessionManager::default()), cfg);
-                let probe = s.probe.clone();
-                let record = move |req: axum::extract::Request, next: axum::middleware::Next| {
-                    let probe = probe.clone();
-                    async move {
-                        let header = req
-                            .headers()
-                            .get("x-test")
-                            .and_then(|v| v.to_str().ok())
-                            .map(str::to_owned);
-                        probe.http.lock().unwrap().push((req.method().to_string(), header));
-                        next.run(req).await
-                    }
-                };
-                let sticky = s.sticky;
-                let balancer = move |req: axum::extract::Request, next: axum::middleware::Next| async move {
-                    if !sticky {
-                        return next.run(req).await;
-                    }
-                    let cookie = req
-                        .headers()
-                        .get_all("cookie")
-                        .iter()
-                        .any(|v| v.to_str().is_ok_and(|v| v.contains("lb=node-1")));
-                    if req.headers().contains_key("mcp-session-id") && !cookie {
-                        return axum::response::IntoResponse::into_response((
-                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                            "no sticky cookie: this node does not know the session",
-                        ));
-                    }
-                    let mut resp = next.run(req).await;
-                    resp.headers_mut().append(
-                        "set-cookie",
-                        axum::http::HeaderValue::from_static("lb=node-1; Path=/; HttpOnly"),
-                    );
-                    resp
-                };
-                let (discover_answer, probe) = (s.discover_answer, s.probe.clone());
-                let discover = move |req: axum::extract::Request, next: axum::middleware::Next| {
-                    let probe = probe.clone();
-                    async move {
-                        if req.method() != axum::http::Method::POST {
-                            return next.run(req).await;
-                        }
-                        let (parts, body) = req.into_parts();
-                        let bytes = axum::body::to_bytes(body, 1 << 24).await.unwrap_or_default();
-                        let msg: Value = serde_json::from_slice(&bytes).unwrap_or_default();
-                        if msg["method"] == json!("server/discover") {
-                            probe.discovers.fetch_add(1, Ordering::SeqCst);
-                            if let Some((status, answer)) = discover_answer {
-                                let body = answer.replace("{id}", &msg["id"].to_string());
-                                return axum::response::IntoResponse::into_response((
-                                    axum::http::StatusCode::from_u16(status).unwrap(),
-                                    [("content-type", "application/json")],
-                                    body,
-                                ));
-                            }
-                        }
-                        next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes)))
-                            .await
-                    }
-                };
-                let app = axum::Router::new()
-                    .nest_service("/mcp", service)
-                    .layer(axum::middleware::from_fn(discover))
-                    .layer(axum::middleware::from_fn(balancer))
-                    .layer(axum::middleware::from_fn(record));
+                let app = app(&s);
                 let listener = bind_retry(port).await;
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                let (probe, nodelay) = (s.probe.clone(), s.nodelay);
+                let listener = axum::serve::ListenerExt::tap_io(listener, move |tcp| {
+                    probe.connections.fetch_add(1, Ordering::SeqCst);
+                    if nodelay {
+                        let _ = tcp.set_nodelay(true);
+                    }
+                });
                 tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
             });
             let _ = kill_rx.recv();
@@ -501,6 +444,82 @@ impl Drop for Upstream {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The HTTP app of `s`: its MCP service at `/mcp`, with the recording, sticky
+/// balancer and `server/discover` layers.
+pub fn app(s: &TestServer) -> axum::Router {
+    let mut cfg = StreamableHttpServerConfig::default();
+    cfg.legacy_session_mode = s.era == Era::Legacy;
+    cfg.sse_keep_alive = Some(Duration::from_secs(5));
+    let s2 = s.clone();
+    let service = StreamableHttpService::new(move || Ok(s2.clone()), Arc::new(LocalSessionManager::default()), cfg);
+    let probe = s.probe.clone();
+    let record = move |req: axum::extract::Request, next: axum::middleware::Next| {
+        let probe = probe.clone();
+        async move {
+            let header = req
+                .headers()
+                .get("x-test")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            probe.http.lock().unwrap().push((req.method().to_string(), header));
+            next.run(req).await
+        }
+    };
+    let sticky = s.sticky;
+    let balancer = move |req: axum::extract::Request, next: axum::middleware::Next| async move {
+        if !sticky {
+            return next.run(req).await;
+        }
+        let cookie = req
+            .headers()
+            .get_all("cookie")
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|v| v.contains("lb=node-1")));
+        if req.headers().contains_key("mcp-session-id") && !cookie {
+            return axum::response::IntoResponse::into_response((
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "no sticky cookie: this node does not know the session",
+            ));
+        }
+        let mut resp = next.run(req).await;
+        resp.headers_mut().append(
+            "set-cookie",
+            axum::http::HeaderValue::from_static("lb=node-1; Path=/; HttpOnly"),
+        );
+        resp
+    };
+    let (discover_answer, probe) = (s.discover_answer, s.probe.clone());
+    let discover = move |req: axum::extract::Request, next: axum::middleware::Next| {
+        let probe = probe.clone();
+        async move {
+            if req.method() != axum::http::Method::POST {
+                return next.run(req).await;
+            }
+            let (parts, body) = req.into_parts();
+            let bytes = axum::body::to_bytes(body, 1 << 24).await.unwrap_or_default();
+            let msg: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            if msg["method"] == json!("server/discover") {
+                probe.discovers.fetch_add(1, Ordering::SeqCst);
+                if let Some((status, answer)) = discover_answer {
+                    let body = answer.replace("{id}", &msg["id"].to_string());
+                    return axum::response::IntoResponse::into_response((
+                        axum::http::StatusCode::from_u16(status).unwrap(),
+                        [("content-type", "application/json")],
+                        body,
+                    ));
+                }
+            }
+            next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+    };
+    axum::Router::new()
+        .nest_service("/mcp", service)
+        .layer(axum::middleware::from_fn(discover))
+        .layer(axum::middleware::from_fn(balancer))
+        .layer(axum::middleware::from_fn(record))
 }
 
 async fn bind_retry(port: u16) -> tokio::net::TcpListener {
