@@ -103,6 +103,10 @@ async fn https_server(
     (url, seen, connections)
 }
 
+/// One test at a time: the stall and the connection counts are about timing
+/// and connections, which tests running beside each other disturb.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// `mcp-bridge serve` trusting the test CA, its stderr (the log) sent to `log`.
 async fn spawn_logged(home: &Home, rust_log: &str) -> (Client, mpsc::UnboundedReceiver<String>) {
     let mut cmd = bridge_command(home, &[]);
@@ -152,6 +156,7 @@ async fn echo(c: &Client, name: &str, text: &str) -> String {
 /// at once share one connection (over HTTP/1.1 they would need one each).
 #[tokio::test]
 async fn http2_by_alpn_shares_one_connection() {
+    let _one = ONE_AT_A_TIME.lock().await;
     for era in [Era::Legacy, Era::Modern] {
         let stop = CancellationToken::new();
         let server = TestServer::new(era, "h2");
@@ -192,6 +197,7 @@ async fn http2_by_alpn_shares_one_connection() {
 /// A server that offers only HTTP/1.1 by ALPN gets HTTP/1.1, and answers.
 #[tokio::test]
 async fn http1_when_h2_is_not_offered() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let stop = CancellationToken::new();
     let server = TestServer::new(Era::Modern, "h1");
     let (url, seen, _) = https_server(&server, &[b"http/1.1"], stop.clone()).await;
@@ -209,6 +215,7 @@ async fn http1_when_h2_is_not_offered() {
 /// already open: 20 calls do not open 20 connections.
 #[tokio::test]
 async fn connections_are_reused() {
+    let _one = ONE_AT_A_TIME.lock().await;
     for era in [Era::Legacy, Era::Modern] {
         let mut server = TestServer::new(era, "kept");
         server.nodelay = true;
@@ -232,6 +239,7 @@ async fn connections_are_reused() {
 /// `keep_alive = false` asks for a new connection per request.
 #[tokio::test]
 async fn keep_alive_false_opens_a_connection_per_request() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let mut server = TestServer::new(Era::Modern, "fresh");
     server.nodelay = true;
     let up = Upstream::start(server);
@@ -250,11 +258,12 @@ async fn keep_alive_false_opens_a_connection_per_request() {
 }
 
 /// A server that writes SSE answers in pieces without TCP_NODELAY stalls on a
-/// reused connection; the bridge finds it while listing, measures both ways,
+/// reused connection; the bridge notices slow answers, measures both ways,
 /// and gives that server alone a new connection per request. A server beside
 /// it that sets TCP_NODELAY keeps its reused connections, and both answer.
 #[tokio::test]
 async fn a_stalling_server_alone_gets_new_connections() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let stalls = Upstream::start(TestServer::new(Era::Legacy, "stalls"));
     let mut quick = TestServer::new(Era::Legacy, "quick");
     quick.nodelay = true;
@@ -262,6 +271,11 @@ async fn a_stalling_server_alone_gets_new_connections() {
     let home = Home::new();
     home.servers_config(&[("stalls", &stalls.url), ("quick", &quick.url)], "");
     let (client, mut log) = spawn_logged(&home, "mcp_bridge=info").await;
+    // Calls back to back: each is sent right after the last answer, when the
+    // connection delays its ACKs.
+    for i in 0..10 {
+        assert_eq!(echo(&client, "stalls__echo", &format!("b{i}")).await, format!("b{i}"));
+    }
     let line = log_line(&mut log, "using a new connection per request").await;
     assert!(line.contains("server 'stalls'"), "{line}");
 

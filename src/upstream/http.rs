@@ -75,15 +75,18 @@ pub fn builder() -> reqwest::ClientBuilder {
 /// client cannot reach reqwest's sockets to ask for quick ACKs, so the stall is
 /// found and weighed per server instead:
 ///
-/// - while the server is being watched, each listing request that it answers
-///   over SSE is timed from the response headers to the answer (listings are
-///   cheap for a server, idempotent, and come right after the handshake);
-/// - an answer 25 ms or more after its headers starts one probe: the same
-///   request sent three times on reused connections and three times on new
-///   ones (answers read and dropped, under ids of the bridge's own);
-/// - if new connections answer in less than half the time, with at least 10 ms
-///   to gain, the server gets a new connection per request from then on (logged
-///   at `info`, with both times); otherwise reuse stays and watching stops.
+/// - while the server is being watched, each answer it sends over SSE is timed
+///   from the request to the first message (the stall may hold the headers or
+///   the message after them, depending on how the server writes);
+/// - one 25 ms or more after its request (a stall, or a slow tool) starts one
+///   probe: the last listing request (cheap for a server, and safe to repeat)
+///   sent three times on reused connections and three times on new ones
+///   (answers read and dropped, under ids of the bridge's own);
+/// - if new connections answer in less than half the time, with at least 25 ms
+///   to gain (a delayed ACK is 40 ms on Linux), the server gets a new connection
+///   per request from then on (logged at `info`, with both times); otherwise
+///   reuse stays, and watching resumes after a rest (30 s, doubling with each
+///   probe up to an hour: a probe on a loaded machine can miss the stall).
 ///
 /// `keep_alive = false` (per server or in `[http]`) asks for a new connection
 /// per request from the start, without watching.
@@ -103,6 +106,11 @@ struct Shared {
     headers: HeaderMap,
     jar: Arc<reqwest::cookie::Jar>,
     mode: Arc<AtomicU8>,
+    /// The last listing request (message and its headers), which a probe sends
+    /// again: cheap, and safe to repeat, unlike the call that raised suspicion.
+    listing: std::sync::Mutex<Option<(ClientJsonRpcMessage, HashMap<HeaderName, HeaderValue>)>>,
+    /// Probes started.
+    probes: std::sync::atomic::AtomicU32,
     /// Ends a running probe when the connection is dropped.
     _probe: tokio_util::sync::DropGuard,
     probe_stop: CancellationToken,
@@ -114,11 +122,17 @@ const PROBING: u8 = 1;
 const REUSE: u8 = 2;
 const FRESH: u8 = 3;
 
-/// An answer this long after its headers, to a listing request, starts a probe.
+/// An SSE answer this long after its request starts a probe.
 const SUSPECT_GAP: Duration = Duration::from_millis(25);
 /// Requests per side in a probe; each is bounded by `PROBE_WAIT`.
 const PROBE_ROUNDS: usize = 3;
 const PROBE_WAIT: Duration = Duration::from_secs(5);
+/// After a probe that kept reuse, watching resumes after this rest, doubled
+/// with each probe up to `MAX_REST`.
+const REST: Duration = Duration::from_secs(30);
+const MAX_REST: Duration = Duration::from_secs(3600);
+/// How long a probe reads on after an answer for the end of its stream.
+const DRAIN: Duration = Duration::from_millis(100);
 
 /// A client for `spec`: its static headers as defaults, a cookie jar of its own
 /// (load balancers pin a session to one node with one, and a request without it
@@ -136,7 +150,7 @@ pub fn client(spec: &ServerSpec) -> Result<Upstream, HttpError> {
         headers.insert(n, v);
     }
     let jar = Arc::new(reqwest::cookie::Jar::default());
-    let reuse = build(&headers, &jar, spec.keep_alive)?;
+    let reuse = build(&headers, &jar, if spec.keep_alive { usize::MAX } else { 0 })?;
     let fresh = OnceLock::new();
     let mode = if spec.keep_alive {
         WATCH
@@ -153,18 +167,20 @@ pub fn client(spec: &ServerSpec) -> Result<Upstream, HttpError> {
             headers,
             jar,
             mode: Arc::new(AtomicU8::new(mode)),
+            listing: std::sync::Mutex::new(None),
+            probes: Default::default(),
             _probe: probe_stop.clone().drop_guard(),
             probe_stop,
         }),
     })
 }
 
-fn build(headers: &HeaderMap, jar: &Arc<reqwest::cookie::Jar>, reuse: bool) -> Result<reqwest::Client, HttpError> {
-    let mut b = builder();
-    if !reuse {
-        b = b.pool_max_idle_per_host(0);
-    }
-    b.default_headers(headers.clone())
+/// A client with the server's headers and cookie jar, keeping up to `idle`
+/// idle connections.
+fn build(headers: &HeaderMap, jar: &Arc<reqwest::cookie::Jar>, idle: usize) -> Result<reqwest::Client, HttpError> {
+    builder()
+        .pool_max_idle_per_host(idle)
+        .default_headers(headers.clone())
         .cookie_provider(jar.clone())
         .build()
         .map_err(|e| HttpError::Build(e.to_string()))
@@ -184,7 +200,7 @@ impl Upstream {
         if let Some(c) = self.shared.fresh.get() {
             return Some(c);
         }
-        let c = build(&self.shared.headers, &self.shared.jar, false).ok()?;
+        let c = build(&self.shared.headers, &self.shared.jar, 0).ok()?;
         Some(self.shared.fresh.get_or_init(|| c))
     }
 
@@ -198,12 +214,12 @@ impl Upstream {
         self.shared.mode.load(Ordering::Relaxed) == FRESH
     }
 
-    /// `stream`, the SSE answer to a watched listing request whose headers came
-    /// at `headers`, with the time from them to its first message checked.
-    fn watch(&self, stream: SseItems, headers: Instant, request: Probe) -> SseItems {
+    /// `stream`, the SSE answer to a request sent at `sent`, with the time to its
+    /// first message checked (`to` is where the request went).
+    fn watch(&self, stream: SseItems, sent: Instant, to: Target) -> SseItems {
         use futures::StreamExt;
         let this = self.clone();
-        let mut request = Some(request);
+        let mut to = Some(to);
         stream
             .inspect(move |item| {
                 let Ok(sse_stream::Sse { data: Some(data), .. }) = item else {
@@ -212,31 +228,45 @@ impl Upstream {
                 if data.trim().is_empty() {
                     return; // a priming event
                 }
-                let Some(request) = request.take() else { return };
-                if headers.elapsed() >= SUSPECT_GAP
-                    && this
-                        .shared
-                        .mode
-                        .compare_exchange(WATCH, PROBING, Ordering::Relaxed, Ordering::Relaxed)
-                        .is_ok()
-                {
-                    this.start_probe(request);
+                let Some(to) = to.take() else { return };
+                if sent.elapsed() >= SUSPECT_GAP {
+                    this.start_probe(to);
                 }
             })
             .boxed()
     }
 
-    fn start_probe(&self, request: Probe) {
-        let Some(fresh) = self.fresh().cloned() else {
-            self.shared.mode.store(REUSE, Ordering::Relaxed);
+    /// Start the probe (see the type's doc) with the last listing request, sent
+    /// to `to`, unless one ran or runs, or no listing was seen yet.
+    fn start_probe(&self, to: Target) {
+        let Some((message, headers)) = self.shared.listing.lock().ok().and_then(|l| l.clone()) else {
             return;
         };
-        let (server, reuse, mode) = (
-            self.shared.server.clone(),
-            self.shared.reuse.clone(),
-            self.shared.mode.clone(),
-        );
+        let mode = &self.shared.mode;
+        if mode
+            .compare_exchange(WATCH, PROBING, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        let Some(fresh) = self.fresh().cloned() else {
+            mode.store(REUSE, Ordering::Relaxed);
+            return;
+        };
+        let request = Probe { to, message, headers };
+        // Reuse is probed on a client of its own that keeps one connection: each
+        // request then goes out on the connection that just carried the last
+        // answer, as calls in quick succession do (the shared pool may hand out
+        // connections that have rested, which do not stall).
+        let Ok(reuse) = build(&self.shared.headers, &self.shared.jar, 1) else {
+            mode.store(REUSE, Ordering::Relaxed);
+            return;
+        };
+        let (server, mode) = (self.shared.server.clone(), mode.clone());
         let stop = self.shared.probe_stop.clone();
+        let rest = REST
+            .saturating_mul(1 << self.shared.probes.fetch_add(1, Ordering::Relaxed).min(7))
+            .min(MAX_REST);
         tokio::spawn(async move {
             let decided = tokio::select! {
                 d = probe(&reuse, &fresh, &request) => d,
@@ -255,12 +285,21 @@ impl Upstream {
                 }
                 Some((reused, new)) => {
                     tracing::debug!(
-                        "server '{server}': reused connections answer in {reused:?}, new ones in {new:?}: reusing"
+                        "server '{server}': reused connections answer in {reused:?}, new ones in {new:?}: \
+                         reusing, watching again in {rest:?}"
                     );
-                    REUSE
+                    WATCH
                 }
-                None => REUSE,
+                None => WATCH,
             };
+            if next == WATCH {
+                // A probe on a loaded machine can miss the stall: watch again,
+                // after a rest that doubles with each probe.
+                tokio::select! {
+                    _ = tokio::time::sleep(rest) => {}
+                    _ = stop.cancelled() => return,
+                }
+            }
             mode.store(next, Ordering::Relaxed);
         });
     }
@@ -268,72 +307,80 @@ impl Upstream {
 
 /// Whether new connections answered enough sooner than reused ones (medians)
 /// to give up reuse for a server: in less than half the time, and at least
-/// 10 ms sooner.
+/// 25 ms sooner (noise on a loaded machine is less; a stall is 40 ms or more).
 fn prefers_new(reused: Duration, new: Duration) -> bool {
-    new * 2 < reused && reused - new >= Duration::from_millis(10)
+    new * 2 < reused && reused - new >= Duration::from_millis(25)
 }
 
-/// A watched request, kept to be sent again by a probe.
-struct Probe {
+/// Where a watched request went: the probe sends there, with the same session
+/// and credentials.
+struct Target {
     uri: Arc<str>,
-    message: ClientJsonRpcMessage,
     session_id: Option<Arc<str>>,
     auth: Option<String>,
+}
+
+/// A probe's request: the last listing, sent to a [`Target`].
+struct Probe {
+    to: Target,
+    message: ClientJsonRpcMessage,
     headers: HashMap<HeaderName, HeaderValue>,
 }
 
 /// The median time to an answer of `request` sent [`PROBE_ROUNDS`] times on
-/// `reuse` then on `fresh`; `None` when any of them fails.
+/// `reuse` (after one more that opens its connection) then on `fresh`; `None`
+/// when any of them fails.
 async fn probe(reuse: &reqwest::Client, fresh: &reqwest::Client, request: &Probe) -> Option<(Duration, Duration)> {
     let mut n = 0u32;
-    let mut side = async |client: &reqwest::Client| {
-        let mut times = Vec::with_capacity(PROBE_ROUNDS);
-        for _ in 0..PROBE_ROUNDS {
+    let mut side = async |client: &reqwest::Client, warm: usize| {
+        let mut times = Vec::with_capacity(PROBE_ROUNDS + warm);
+        for _ in 0..PROBE_ROUNDS + warm {
             n += 1;
             let mut message = request.message.clone();
             if let ClientJsonRpcMessage::Request(r) = &mut message {
                 r.id = rmcp::model::RequestId::String(format!("mcp-bridge-probe-{n}").into());
             }
-            let start = Instant::now();
-            let answered = tokio::time::timeout(PROBE_WAIT, answer(client, request, message)).await;
-            if !matches!(answered, Ok(true)) {
-                return None;
-            }
-            times.push(start.elapsed());
+            let took = tokio::time::timeout(PROBE_WAIT, answer(client, request, message)).await;
+            times.push(took.ok().flatten()?);
         }
+        let mut times = times.split_off(warm);
         times.sort();
         Some(times[times.len() / 2])
     };
-    let reused = side(reuse).await?;
-    let new = side(fresh).await?;
+    let reused = side(reuse, 1).await?;
+    let new = side(fresh, 0).await?;
     Some((reused, new))
 }
 
-/// Send `message` and read to its answer; whether one came.
-async fn answer(client: &reqwest::Client, request: &Probe, message: ClientJsonRpcMessage) -> bool {
+/// Send `message` and read its answer to the end: the time to the answer.
+async fn answer(client: &reqwest::Client, request: &Probe, message: ClientJsonRpcMessage) -> Option<Duration> {
     use futures::StreamExt;
+    let start = Instant::now();
     let r = client
         .post_message(
-            request.uri.clone(),
+            request.to.uri.clone(),
             message,
-            request.session_id.clone(),
-            request.auth.clone(),
+            request.to.session_id.clone(),
+            request.to.auth.clone(),
             request.headers.clone(),
         )
         .await;
     match r {
-        Ok(StreamableHttpPostResponse::Json(..)) => true,
+        Ok(StreamableHttpPostResponse::Json(..)) => Some(start.elapsed()),
         Ok(StreamableHttpPostResponse::Sse(mut stream, _)) => {
-            while let Some(item) = stream.next().await {
-                match item {
-                    Ok(sse_stream::Sse { data: Some(d), .. }) if !d.trim().is_empty() => return true,
+            let took = loop {
+                match stream.next().await? {
+                    Ok(sse_stream::Sse { data: Some(d), .. }) if !d.trim().is_empty() => break start.elapsed(),
                     Ok(_) => {}
-                    Err(_) => return false,
+                    Err(_) => return None,
                 }
-            }
-            false
+            };
+            // Read on to the end, briefly, as rmcp does, so that the connection
+            // goes back to the pool (a server may keep the stream open).
+            let _ = tokio::time::timeout(DRAIN, async { while stream.next().await.is_some() {} }).await;
+            Some(took)
         }
-        _ => false,
+        _ => None,
     }
 }
 
@@ -383,21 +430,27 @@ impl StreamableHttpClient for Upstream {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         limits: StreamableHttpResponseLimits,
     ) -> HttpResult<StreamableHttpPostResponse, reqwest::Error> {
-        let watched = (self.watching() && is_listing(&message)).then(|| Probe {
-            uri: uri.clone(),
-            message: message.clone(),
-            session_id: session_id.clone(),
-            auth: auth_header.clone(),
-            headers: custom_headers.clone(),
+        let watched = self.watching().then(|| {
+            if is_listing(&message)
+                && let Ok(mut last) = self.shared.listing.lock()
+            {
+                *last = Some((message.clone(), custom_headers.clone()));
+            }
+            Target {
+                uri: uri.clone(),
+                session_id: session_id.clone(),
+                auth: auth_header.clone(),
+            }
         });
+        let sent = Instant::now();
         let r = self
             .pick()
             .post_message_with_response_limits(uri, message, session_id, auth_header, custom_headers, limits)
             .await;
         match (watched, r) {
-            (Some(request), Ok(StreamableHttpPostResponse::Sse(stream, session))) => Ok(
-                StreamableHttpPostResponse::Sse(self.watch(stream, Instant::now(), request), session),
-            ),
+            (Some(to), Ok(StreamableHttpPostResponse::Sse(stream, session))) => {
+                Ok(StreamableHttpPostResponse::Sse(self.watch(stream, sent, to), session))
+            }
             (_, r) => r,
         }
     }
@@ -754,6 +807,21 @@ fn contain_bad_events(server: Arc<str>, id: rmcp::model::RequestId, stream: SseI
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The stall measured on loopback (44 ms against 0.3 ms) moves a server to
+    /// new connections; noise, a slow server, or a real network's handshakes
+    /// (three round trips against one plus the stall) do not.
+    #[test]
+    fn new_connections_only_when_clearly_faster() {
+        let ms = Duration::from_millis;
+        assert!(prefers_new(ms(44), Duration::from_micros(300)));
+        assert!(prefers_new(ms(50), ms(5)));
+        assert!(!prefers_new(ms(10), ms(2)), "noise on a loaded machine");
+        assert!(!prefers_new(ms(45), ms(40)), "a slow server is slow either way");
+        assert!(!prefers_new(ms(60), ms(60)), "20 ms RTT: RTT + stall against 3 RTT");
+        assert!(!prefers_new(ms(120), ms(240)), "80 ms RTT");
+        assert!(!prefers_new(ms(2), ms(30)));
+    }
 
     /// Never stricter than rmcp: what rmcp parses passes; what it refuses (and
     /// so would end the connection over) is caught.

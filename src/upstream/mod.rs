@@ -640,8 +640,36 @@ async fn list_bounded(peer: &Peer<RoleClient>, timeouts: &Timeouts) -> Result<(S
 
 /// List everything the server's capabilities say it has, following pagination,
 /// with the shortest positive `ttlMs` any list carried (2026-07-28 servers only).
+/// The kinds are listed at once, not one after another: over a real network each
+/// is a round trip (over HTTP/2 they share the connection).
 pub async fn list_all(peer: &Peer<RoleClient>) -> Result<(ServerLists, Option<u64>), rmcp::ServiceError> {
     let caps = peer.peer_info().map(|i| i.capabilities.clone()).unwrap_or_default();
+    let tools = async {
+        match caps.tools {
+            Some(_) => peer.list_all_tools_with_cache_hint().await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let prompts = async {
+        match caps.prompts {
+            Some(_) => peer.list_all_prompts_with_cache_hint().await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let resources = async {
+        match caps.resources {
+            Some(_) => peer.list_all_resources_with_cache_hint().await.map(Some),
+            None => Ok(None),
+        }
+    };
+    // Templates are optional even for resource servers: a failure is no list.
+    let templates = async {
+        match caps.resources {
+            Some(_) => peer.list_all_resource_templates_with_cache_hint().await.ok(),
+            None => None,
+        }
+    };
+    let (tools, prompts, resources, templates) = tokio::join!(tools, prompts, resources, templates);
     let mut lists = ServerLists::default();
     let mut ttl: Option<u64> = None;
     // The shortest positive hint: 0 ("stale at once", also what rmcp fills in
@@ -651,22 +679,18 @@ pub async fn list_all(peer: &Peer<RoleClient>) -> Result<(ServerLists, Option<u6
             ttl = Some(ttl.map_or(t, |cur| cur.min(t)));
         }
     };
-    if caps.tools.is_some() {
-        let m = peer.list_all_tools_with_cache_hint().await?;
+    if let Some(m) = tools? {
         shortest(m.ttl_ms);
         lists.tools = m.items;
     }
-    if caps.prompts.is_some() {
-        let m = peer.list_all_prompts_with_cache_hint().await?;
+    if let Some(m) = prompts? {
         shortest(m.ttl_ms);
         lists.prompts = m.items;
     }
-    if caps.resources.is_some() {
-        let m = peer.list_all_resources_with_cache_hint().await?;
+    if let Some(m) = resources? {
         shortest(m.ttl_ms);
         lists.resources = m.items;
-        // Templates are optional even for resource servers.
-        if let Ok(m) = peer.list_all_resource_templates_with_cache_hint().await {
+        if let Some(m) = templates {
             shortest(m.ttl_ms);
             lists.resource_templates = m.items;
         }
