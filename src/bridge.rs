@@ -80,8 +80,9 @@ pub struct Bridge {
     started: tokio::sync::watch::Sender<bool>,
     /// Where OAuth credentials live (`None`: no store could be opened).
     store: Option<crate::auth::oauth::Store>,
-    /// Servers with no lists yet (no cache, first connection under way), and
-    /// until when a list request waits for them (`None`: not spawned yet).
+    /// Servers with no lists yet (no cache, first connection under way), and a
+    /// source whose first answer may bring more ([`SOURCE_PENDING`]), with until
+    /// when a list request waits for them (`None`: not spawned yet).
     first: watch::Sender<BTreeMap<Arc<str>, Option<tokio::time::Instant>>>,
     /// `subscriptions/listen` streams a 2026-07-28 IDE has open.
     listeners: Mutex<Vec<SubscriptionSink>>,
@@ -89,6 +90,10 @@ pub struct Bridge {
     audit: std::sync::OnceLock<crate::audit::AuditLog>,
     pub shutdown: CancellationToken,
 }
+
+/// The key in [`Bridge::first`] of a source whose first answer is awaited (no
+/// server id contains a colon).
+const SOURCE_PENDING: &str = ":registry";
 
 impl Bridge {
     /// Build the bridge for `specs` and seed the catalog from the disk cache. Nothing
@@ -143,6 +148,24 @@ impl Bridge {
             store,
             shutdown,
         })
+    }
+
+    /// Hold list requests (and lookups of unknown names) for a source's first
+    /// answer, as for a server's first listing and within the same `[timeouts]
+    /// first_list`: a registry read with no cached copy, in the background.
+    pub fn await_source(&self) {
+        let until = tokio::time::Instant::now() + secs(self.settings().timeouts.first_list);
+        let started = *self.started.borrow();
+        self.first.send_modify(|f| {
+            f.insert(Arc::from(SOURCE_PENDING), started.then_some(until));
+        });
+    }
+
+    /// The source answered or failed: list requests stop waiting for it. The
+    /// servers it brought (added by [`Bridge::reconfigure`] before this) are
+    /// awaited within the bound it had.
+    pub fn source_settled(&self) {
+        self.first.send_if_modified(|f| f.remove(SOURCE_PENDING).is_some());
     }
 
     /// Connect every server (each in its own task) and start the event task.
@@ -290,12 +313,19 @@ impl Bridge {
             for id in &plan.stop {
                 tracing::info!(server = %id, "removed from the configuration");
             }
-            // Servers that have no lists now are awaited like at start-up.
-            let until = tokio::time::Instant::now() + secs(self.settings().timeouts.first_list);
+            // Servers that have no lists now are awaited like at start-up; while
+            // a source's first answer is awaited, within that source's bound.
+            let now = tokio::time::Instant::now();
+            let mut until = now + secs(self.settings().timeouts.first_list);
             let started = *self.started.borrow();
             let listed = self.lists.lock().expect("lists");
             self.first.send_modify(|f| {
-                f.retain(|id, _| current.iter().any(|s| *s.id == **id));
+                if let Some(Some(source)) = f.get(SOURCE_PENDING)
+                    && *source > now
+                {
+                    until = until.min(*source);
+                }
+                f.retain(|id, _| **id == *SOURCE_PENDING || current.iter().any(|s| *s.id == **id));
                 for id in plan.start.iter().chain(&plan.forget) {
                     if current.iter().any(|s| s.id == *id) && !listed.contains_key(id.as_str()) {
                         f.insert(Arc::from(id.as_str()), started.then_some(until));

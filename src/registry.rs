@@ -314,7 +314,6 @@ fn resolve_entry(raw: &Value, rc: &RegistryConfig) -> Result<Option<Candidate>, 
                 kinds.join(", ")
             )
         };
-        tracing::warn!(server = %name, "skipping registry entry: {reason}");
         return Err(problem(reason));
     };
     let empty = BTreeMap::new();
@@ -602,19 +601,41 @@ pub fn store_mirror(cache_dir: &Path, source: &str, mirror: &sync::Mirror) -> st
 
 /// The cached registry for `source`, with its age in seconds.
 pub fn load_cached(cache_dir: &Path, source: &str) -> Option<(Vec<Value>, u64)> {
-    load_mirror(cache_dir, source).map(|(m, at)| (m.servers, crate::util::now_unix().saturating_sub(at)))
+    load_mirror(cache_dir, source, u64::MAX)
+        .ok()
+        .flatten()
+        .map(|(m, at)| (m.servers, crate::util::now_unix().saturating_sub(at)))
 }
 
-/// The cached registry for `source` and when it was fetched (unix seconds).
-pub fn load_mirror(cache_dir: &Path, source: &str) -> Option<(sync::Mirror, u64)> {
-    let bytes = std::fs::read(cache_file(cache_dir)).ok()?;
-    let c: CachedRegistry = serde_json::from_slice(&bytes).ok()?;
+/// The cached registry for `source` and when it was fetched (unix seconds);
+/// `None` when there is none for `source` or it does not read. A cache file
+/// larger than `max_bytes` (written by a version without bounds) is not read:
+/// the error says so.
+pub fn load_mirror(cache_dir: &Path, source: &str, max_bytes: u64) -> Result<Option<(sync::Mirror, u64)>, String> {
+    let path = cache_file(cache_dir);
+    let Ok(file) = std::fs::File::open(&path) else {
+        return Ok(None);
+    };
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if size > max_bytes {
+        return Err(format!(
+            "the registry cache {} is {size} bytes, more than the {max_bytes} bytes one read of the registry may bring",
+            path.display()
+        ));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    if std::io::Read::read_to_end(&mut std::io::Read::take(file, max_bytes), &mut bytes).is_err() {
+        return Ok(None);
+    }
+    let Ok(c) = serde_json::from_slice::<CachedRegistry>(&bytes) else {
+        return Ok(None);
+    };
     if c.source != source {
-        return None;
+        return Ok(None);
     }
     let mut m = sync::Mirror::new(c.servers);
     m.validators = c.validators;
-    Some((m, c.fetched_at_unix))
+    Ok(Some((m, c.fetched_at_unix)))
 }
 
 #[cfg(test)]

@@ -4,13 +4,13 @@
 //! re-read now and then for registries that do neither. Pure apart from
 //! [`fetch_since`].
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{OFFICIAL_META, Page, RegistryError};
-use crate::config::expand_env;
+use crate::config::{RegistryConfig, expand_env};
 
 /// HTTP validators of an answer, sent back to make the next request conditional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,15 +29,30 @@ pub enum Fetched {
     Servers {
         servers: Vec<Value>,
         validators: Validators,
+        /// The registry lists more than `[registry] max_servers` entries: only
+        /// that many were read.
+        capped: bool,
     },
 }
 
+/// Pages a read follows at most: an endless cursor chain ends here.
+pub const MAX_PAGES: usize = 1000;
+/// Longest cursor followed (it goes into the next page's URL).
+pub const MAX_CURSOR_BYTES: usize = 4096;
+/// One read of the registry is at most this many times `max_page_bytes`.
+pub const MAX_TOTAL_PAGES_BYTES: usize = 16;
+
 /// Page through `{base}/v0.1/servers` (latest versions; only entries updated
 /// after `since` when given), conditionally when `validators` match `since`.
+///
+/// Input is bounded: each page body to `rc.max_page_bytes` (checked against
+/// `Content-Length` first, then while it streams, so nothing larger is ever
+/// buffered), the whole read to [`MAX_TOTAL_PAGES_BYTES`] times that, the
+/// entries to `rc.max_servers`, the pages to [`MAX_PAGES`].
 pub async fn fetch_since(
     client: &reqwest::Client,
     base: &str,
-    headers: &BTreeMap<String, String>,
+    rc: &RegistryConfig,
     since: Option<&str>,
     validators: Option<&Validators>,
 ) -> Result<Fetched, RegistryError> {
@@ -54,7 +69,9 @@ pub async fn fetch_since(
     let mut all = Vec::new();
     let mut cursor: Option<String> = None;
     let mut seen = HashSet::new();
-    for page_no in 0..1000 {
+    let total_limit = rc.max_page_bytes.saturating_mul(MAX_TOTAL_PAGES_BYTES);
+    let mut total = 0usize;
+    for page_no in 0..MAX_PAGES {
         let mut url = url::Url::parse(&list_url).map_err(|e| err(format!("not a URL: {e}")))?;
         url.query_pairs_mut()
             .append_pair("limit", "100")
@@ -66,7 +83,7 @@ pub async fn fetch_since(
             url.query_pairs_mut().append_pair("cursor", c);
         }
         let mut req = client.get(url);
-        for (k, v) in headers {
+        for (k, v) in &rc.headers {
             req = req.header(k, expand_env(v).map_err(|e| err(format!("header {k}: {e}")))?);
         }
         if page_no == 0
@@ -79,7 +96,10 @@ pub async fn fetch_since(
                 req = req.header(reqwest::header::IF_MODIFIED_SINCE, lm);
             }
         }
-        let resp = req.send().await.map_err(|e| err(format!("unreachable: {e}")))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| err(format!("unreachable: {}", crate::util::error_chain(&e))))?;
         let status = resp.status();
         if status == reqwest::StatusCode::NOT_MODIFIED && page_no == 0 && validators.is_some() {
             return Ok(Fetched::NotModified);
@@ -97,23 +117,71 @@ pub async fn fetch_since(
             fresh.etag = header(reqwest::header::ETAG);
             fresh.last_modified = header(reqwest::header::LAST_MODIFIED);
         }
-        let page: Page = resp
-            .json()
-            .await
-            .map_err(|e| err(format!("not a registry page: {e}")))?;
+        let body = read_bounded(resp, rc.max_page_bytes, page_no + 1).await.map_err(&err)?;
+        total += body.len();
+        if total > total_limit {
+            return Err(err(format!(
+                "its pages add up to more than {total_limit} bytes ({MAX_TOTAL_PAGES_BYTES} x [registry] max_page_bytes)"
+            )));
+        }
+        let page: Page = serde_json::from_slice(&body)
+            .map_err(|e| err(format!("page {} is not a registry page: {e}", page_no + 1)))?;
+        drop(body);
         all.extend(page.servers);
-        match page.metadata.and_then(|m| m.next_cursor).filter(|c| !c.is_empty()) {
+        let next = page.metadata.and_then(|m| m.next_cursor).filter(|c| !c.is_empty());
+        if all.len() > rc.max_servers || (all.len() == rc.max_servers && next.is_some()) {
+            all.truncate(rc.max_servers);
+            return Ok(Fetched::Servers {
+                servers: all,
+                validators: fresh,
+                capped: true,
+            });
+        }
+        match next {
+            Some(next) if next.len() > MAX_CURSOR_BYTES => {
+                return Err(err(format!(
+                    "page {} gave a cursor of {} bytes (at most {MAX_CURSOR_BYTES} are followed)",
+                    page_no + 1,
+                    next.len()
+                )));
+            }
             Some(next) if seen.insert(next.clone()) => cursor = Some(next),
             Some(_) => return Err(err("the registry repeated a cursor".into())),
             None => {
                 return Ok(Fetched::Servers {
                     servers: all,
                     validators: fresh,
+                    capped: false,
                 });
             }
         }
     }
-    Err(err("more than 1000 pages".into()))
+    Err(err(format!("more than {MAX_PAGES} pages")))
+}
+
+/// A response body, refused as soon as it is known to exceed `limit` bytes:
+/// from its `Content-Length` before any of it is read, else while it streams.
+async fn read_bounded(mut resp: reqwest::Response, limit: usize, page_no: usize) -> Result<Vec<u8>, String> {
+    let over = |size: &str| {
+        format!("page {page_no} is {size} the limit of {limit} bytes ([registry] max_page_bytes); it was not read")
+    };
+    if let Some(len) = resp.content_length()
+        && len > limit as u64
+    {
+        return Err(over(&format!("{len} bytes, over")));
+    }
+    let mut body = Vec::with_capacity(resp.content_length().map_or(64 * 1024, |l| l as usize));
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| format!("page {page_no} broke off: {}", crate::util::error_chain(&e)))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(over("larger than"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// The last good copy of a registry, in a stable order (by name, then version).
