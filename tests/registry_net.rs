@@ -603,4 +603,19 @@ async fn a_registry_of_100000_entries_is_capped_and_logged_in_a_few_lines() {
     let lines = log.lines().count();
     eprintln!("{lines} stderr lines for a registry of 100,000 entries");
     assert!(lines < 60, "{lines} lines:\n{log}");
+
+    // The next start begins from the cache and polls at once; the answer is
+    // merged into the copy without holding up the IDE closing its input.
+    let mut b = Bridge::spawn(&home);
+    b.initialize().await;
+    for _ in 0..15 {
+        tokio::time::timeout(Duration::from_secs(20), asked.recv())
+            .await
+            .expect("the registry is polled")
+            .unwrap();
+    }
+    drop(b.stdin.take());
+    let took = b.exits().await;
+    eprintln!("exit after stdin EOF while a poll of 1500 entries lands took {took:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
 }

@@ -4,7 +4,7 @@
 //! re-read now and then for registries that do neither. Pure apart from
 //! [`fetch_since`].
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -242,19 +242,32 @@ impl Mirror {
         if delta.iter().any(|e| updated_at(e).is_none_or(|k| k < since_key)) {
             return self.replace(delta);
         }
-        let mut next = self.servers.clone();
+        // Grouped by name: each delta entry touches only its own group, so a
+        // large answer costs O(n log n), not a scan of the copy per entry
+        // (which held the runtime thread for seconds at a few thousand).
+        let mut groups: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        let mut nameless = Vec::new();
+        for e in self.servers.iter().cloned() {
+            match name_of(&e).map(str::to_owned) {
+                Some(name) => groups.entry(name).or_default().push(e),
+                None => nameless.push(e),
+            }
+        }
         for e in delta {
             let Some(name) = name_of(&e).map(str::to_owned) else {
                 continue;
             };
             let latest = official(&e, "isLatest").and_then(Value::as_bool) != Some(false);
+            let group = groups.entry(name).or_default();
             // A new latest version replaces every older one; an update to an
             // older version replaces only that version.
-            next.retain(|o| name_of(o) != Some(&name) || (!latest && version_of(o) != version_of(&e)));
+            group.retain(|o| !latest && version_of(o) != version_of(&e));
             if official(&e, "status").and_then(Value::as_str) != Some("deleted") {
-                next.push(e);
+                group.push(e);
             }
         }
+        let mut next = nameless;
+        next.extend(groups.into_values().flatten());
         self.replace(next)
     }
 }
@@ -353,6 +366,37 @@ mod tests {
         assert_eq!(m.since().as_deref(), Some("2026-02-03T00:00:00Z"));
         // Nothing new: nothing changes.
         assert!(!m.merge(Vec::new(), "2026-02-03T00:00:00Z"));
+    }
+
+    /// An update to an older version replaces only that version; a new latest
+    /// version replaces them all; a large answer merges entry by entry.
+    #[test]
+    fn versions_merge_within_their_server() {
+        let mut m = Mirror::new(vec![
+            entry("a/one", "1", "2026-01-01T00:00:00Z", "active", false),
+            entry("a/one", "2", "2026-01-02T00:00:00Z", "active", true),
+        ]);
+        m.merge(
+            vec![entry("a/one", "1", "2026-02-01T00:00:00Z", "deprecated", false)],
+            "2026-01-02T00:00:00Z",
+        );
+        let got: Vec<_> = m
+            .servers
+            .iter()
+            .map(|e| (version_of(e).unwrap(), official(e, "status").unwrap().as_str().unwrap()))
+            .collect();
+        assert_eq!(got, [("1", "deprecated"), ("2", "active")]);
+        m.merge(
+            vec![entry("a/one", "3", "2026-03-01T00:00:00Z", "active", true)],
+            "2026-02-01T00:00:00Z",
+        );
+        assert_eq!(m.servers.len(), 1);
+        let delta: Vec<Value> = (0..5000)
+            .map(|i| entry(&format!("b/{i:05}"), "1", "2026-04-01T00:00:00Z", "active", true))
+            .collect();
+        assert!(m.merge(delta, "2026-03-01T00:00:00Z"));
+        assert_eq!(m.servers.len(), 5001);
+        assert_eq!(name_of(&m.servers[0]), Some("a/one"));
     }
 
     #[test]
