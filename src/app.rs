@@ -192,7 +192,7 @@ async fn publish(
                 source: source.clone(),
                 last_success: src.registry.last_success,
                 last_error: src.registry.last_error.clone(),
-                servers: src.registry.mirror.servers.len(),
+                servers: src.registry.entries,
             });
             snapshot.config_error = src.config_error.clone();
         }

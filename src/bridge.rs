@@ -95,6 +95,9 @@ pub struct Bridge {
 /// server id contains a colon).
 const SOURCE_PENDING: &str = ":registry";
 
+/// Servers started or stopped together that are logged a line each; more get one line.
+const SAID_EACH: usize = 3;
+
 impl Bridge {
     /// Build the bridge for `specs` and seed the catalog from the disk cache. Nothing
     /// connects until [`Bridge::start`].
@@ -302,16 +305,42 @@ impl Bridge {
                 for id in plan.stop.iter().chain(&plan.restart) {
                     retired.extend(ups.remove(id.as_str()));
                 }
+                let connecting = plan.restart.len() + plan.start.len();
                 for id in plan.restart.iter().chain(&plan.start) {
                     if let Some(spec) = current.iter().find(|s| s.id == *id) {
-                        tracing::info!(server = %id, url = %spec.url, "connecting (configuration changed)");
+                        // A line each for a few; a registry bringing thousands gets one.
+                        if connecting <= SAID_EACH {
+                            tracing::info!(server = %id, url = %spec.url, "connecting (configuration changed)");
+                        }
                         let h = self.spawn_upstream(spec.clone());
                         ups.insert(h.id.clone(), h);
                     }
                 }
+                if connecting > SAID_EACH {
+                    let some: Vec<&str> = plan
+                        .restart
+                        .iter()
+                        .chain(&plan.start)
+                        .take(SAID_EACH)
+                        .map(String::as_str)
+                        .collect();
+                    tracing::info!(
+                        "connecting {connecting} servers (configuration changed): {}, …",
+                        some.join(", ")
+                    );
+                }
             }
-            for id in &plan.stop {
-                tracing::info!(server = %id, "removed from the configuration");
+            if plan.stop.len() <= SAID_EACH {
+                for id in &plan.stop {
+                    tracing::info!(server = %id, "removed from the configuration");
+                }
+            } else {
+                let some: Vec<&str> = plan.stop.iter().take(SAID_EACH).map(String::as_str).collect();
+                tracing::info!(
+                    "{} servers removed from the configuration: {}, …",
+                    plan.stop.len(),
+                    some.join(", ")
+                );
             }
             // Servers that have no lists now are awaited like at start-up; while
             // a source's first answer is awaited, within that source's bound.

@@ -103,7 +103,7 @@ pub struct RegistryConfig {
 /// typically 100 to 300 KiB).
 pub const DEFAULT_MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
 /// Default `[registry] max_servers`.
-pub const DEFAULT_MAX_REGISTRY_SERVERS: usize = 2000;
+pub const DEFAULT_MAX_REGISTRY_SERVERS: usize = 1000;
 
 impl Default for RegistryConfig {
     fn default() -> Self {

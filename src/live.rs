@@ -194,10 +194,32 @@ pub fn resolve(cfg: &Config, registry: &RegistryCopy, adhoc: &AdHoc, said: &mut 
     resolved
 }
 
+/// The registry as `mcp-bridge status` shows it: how the copy stands, not the
+/// copy (which can be megabytes, and is published on every poll).
+#[derive(Debug, Clone, Default)]
+pub struct RegistrySummary {
+    pub source: Option<String>,
+    pub last_success: Option<u64>,
+    pub last_error: Option<String>,
+    /// Entries in the copy.
+    pub entries: usize,
+}
+
+impl RegistryCopy {
+    pub fn summary(&self) -> RegistrySummary {
+        RegistrySummary {
+            source: self.source.clone(),
+            last_success: self.last_success,
+            last_error: self.last_error.clone(),
+            entries: self.mirror.servers.len(),
+        }
+    }
+}
+
 /// What `mcp-bridge status` can learn of the live sources.
 #[derive(Debug, Clone, Default)]
 pub struct SourcesState {
-    pub registry: RegistryCopy,
+    pub registry: RegistrySummary,
     /// Why the last edit of the config file was refused, if it was.
     pub config_error: Option<String>,
     /// Servers the registry or config named that could not be bridged.
@@ -230,7 +252,7 @@ impl Live {
         let mut said = HashSet::new();
         let resolved = resolve(&cfg, &registry, &opts.adhoc, &mut said);
         let state = SourcesState {
-            registry: registry.clone(),
+            registry: registry.summary(),
             config_error: None,
             problems: resolved.problems.clone(),
         };
@@ -339,7 +361,7 @@ impl Live {
 
     fn publish(&self, bridge: &Bridge) {
         let mut st = self.state.lock().expect("sources state");
-        st.registry = self.registry.clone();
+        st.registry = self.registry.summary();
         drop(st);
         bridge.changed.notify_one();
     }

@@ -575,7 +575,7 @@ pub fn read_file(path: &Path) -> Result<Vec<Value>, RegistryError> {
 }
 
 /// The cached copy of the last good registry.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 struct CachedRegistry {
     source: String,
     fetched_at_unix: u64,
@@ -584,17 +584,26 @@ struct CachedRegistry {
     validators: sync::Validators,
 }
 
+/// [`CachedRegistry`] as written: borrowed, so a write does not copy the registry.
+#[derive(Serialize)]
+struct CachedRegistryRef<'a> {
+    source: &'a str,
+    fetched_at_unix: u64,
+    servers: &'a [Value],
+    validators: &'a sync::Validators,
+}
+
 fn cache_file(cache_dir: &Path) -> std::path::PathBuf {
     cache_dir.join("registry.json")
 }
 
 /// Save the last good registry for `source` with its validators, fetched now.
 pub fn store_mirror(cache_dir: &Path, source: &str, mirror: &sync::Mirror) -> std::io::Result<()> {
-    let c = CachedRegistry {
-        source: source.to_owned(),
+    let c = CachedRegistryRef {
+        source,
         fetched_at_unix: crate::util::now_unix(),
-        servers: mirror.servers.clone(),
-        validators: mirror.validators.clone(),
+        servers: &mirror.servers,
+        validators: &mirror.validators,
     };
     crate::cache::write_atomic(&cache_file(cache_dir), &serde_json::to_vec(&c)?)
 }
