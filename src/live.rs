@@ -326,15 +326,16 @@ impl Live {
                         }
                     }
                     let before = (self.registry_file(), self.api_url());
-                    if touched.contains(&self.paths.config_file) {
-                        self.reload_config(&bridge).await;
-                    }
+                    let refetch = touched.contains(&self.paths.config_file) && self.reload_config(&bridge).await;
                     if self.registry_file().is_some_and(|f| touched.contains(&f)) {
                         self.reload_registry_file();
                         self.apply(&bridge).await;
                     }
-                    if (self.registry_file(), self.api_url()) != before {
+                    let moved = (self.registry_file(), self.api_url()) != before;
+                    if moved {
                         _watcher = self.watch(tx.clone());
+                    }
+                    if moved || refetch {
                         next_poll = if self.registry.poll_now() { Instant::now() } else { self.next_poll() };
                     }
                 }
@@ -419,15 +420,16 @@ impl Live {
     }
 
     /// Re-read the config file. A file that does not load is refused with the
-    /// reason (its line and key) and everything stays as it was.
-    async fn reload_config(&mut self, bridge: &Arc<Bridge>) {
+    /// reason (its line and key) and everything stays as it was. Returns whether
+    /// the registry source changed (it is then to be asked at once).
+    async fn reload_config(&mut self, bridge: &Arc<Bridge>) -> bool {
         let mut next = match Config::load(&self.paths.config_file) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!("{e}\nThe change was not applied; the bridge keeps the previous configuration.");
                 self.state.lock().expect("sources state").config_error = Some(e.to_string());
                 bridge.changed.notify_one();
-                return;
+                return false;
             }
         };
         if let Some(p) = self.opts.prefix {
@@ -435,7 +437,7 @@ impl Live {
         }
         self.state.lock().expect("sources state").config_error = None;
         if next == self.cfg {
-            return;
+            return false;
         }
         if next.log != self.cfg.log || next.auth != self.cfg.auth || next.cache != self.cfg.cache {
             tracing::warn!("changes to [log], [auth] and [cache] apply when the bridge next starts");
@@ -448,17 +450,17 @@ impl Live {
         let refetch = source(&next) != source(&self.cfg);
         self.cfg = next;
         if refetch {
-            // A new source is asked by the next poll, at once; nothing cached
-            // for it keeps nothing of the old one.
+            // A new source is asked at once (`pending` with nothing cached for
+            // it: no list request waits, only the first start's do); until it
+            // answers, nothing of the old one is kept.
             self.registry = load_local(&self.cfg, &self.paths);
-            // Only the first start holds list requests for a registry.
-            self.registry.pending = false;
             self.failures = 0;
             self.capped = false;
             self.polls_since_full = 0;
         }
         tracing::info!("configuration reloaded from {}", self.paths.config_file.display());
         self.apply(bridge).await;
+        refetch
     }
 
     fn reload_registry_file(&mut self) {

@@ -619,3 +619,37 @@ async fn a_registry_of_100000_entries_is_capped_and_logged_in_a_few_lines() {
     eprintln!("exit after stdin EOF while a poll of 1500 entries lands took {took:?}");
     assert!(took < Duration::from_secs(2), "{took:?}");
 }
+
+/// The config is edited to another registry while serving (polled hourly):
+/// the new one is read at once and its server replaces the old one's.
+#[tokio::test]
+async fn a_new_registry_url_is_read_at_once() {
+    let alpha = Upstream::start(TestServer::new(Era::Legacy, "alpha"));
+    let beta = Upstream::start(TestServer::new(Era::Modern, "beta"));
+    let (alpha_url, beta_url) = (alpha.url.clone(), beta.url.clone());
+    let (one, _) = Registry::start(1, move |_| entry("dev.test/alpha", "alpha", &alpha_url)).await;
+    let (two, mut asked) = Registry::start(1, move |_| entry("dev.test/beta", "beta", &beta_url)).await;
+    let home = Home::new();
+    let write = |base: &str| {
+        home.write_config(&format!(
+            "[registry]\nurl = \"{base}\"\nrefresh = 3600\n[naming]\nprefix = \"always\"\n"
+        ))
+    };
+    write(&one.base);
+    let mut b = Bridge::spawn(&home);
+    b.initialize().await;
+    let first = b.tools(2).await;
+    assert!(first.contains(&"alpha__echo".to_owned()), "{first:?}");
+    write(&two.base);
+    tokio::time::timeout(Duration::from_secs(20), asked.recv())
+        .await
+        .expect("the new registry is asked at once");
+    let now = b
+        .wait_tools(3, |n| {
+            n.contains(&"beta__echo".to_owned()) && !n.contains(&"alpha__echo".to_owned())
+        })
+        .await;
+    assert!(!now.is_empty());
+    drop(b.stdin.take());
+    b.exits().await;
+}
