@@ -116,15 +116,13 @@ pub async fn serve(opts: ServeOptions, paths: Paths, cfg: Config) -> anyhow::Res
     let shutdown = CancellationToken::new();
     crate::shutdown::on_signals(shutdown.clone());
     let (r, w) = rmcp::transport::stdio_pipes();
-    let mut transport = StdioTransport::new(r, w, DEFAULT_MAX_MESSAGE);
-    // The first registry fetch can take up to the connect timeout: keep reading
-    // the IDE meanwhile, so that an IDE that has already gone is not kept waiting.
-    let (live, resolved) = tokio::select! {
-        started = crate::live::Live::start(opts, paths.clone(), cfg.clone()) => started,
-        _ = transport.read_ahead() => return Ok(()),
-        _ = shutdown.cancelled() => return Ok(()),
-    };
-    if resolved.servers.is_empty() {
+    let transport = StdioTransport::new(r, w, DEFAULT_MAX_MESSAGE);
+    // Nothing here waits on the network: the registry comes from its file or
+    // its disk cache, and with neither it is read in the background by `live`,
+    // its servers joining when it answers (list requests wait for that within
+    // `[timeouts] first_list`).
+    let (live, resolved) = crate::live::Live::start(opts, paths.clone(), cfg.clone());
+    if resolved.servers.is_empty() && !live.pending() {
         tracing::warn!(
             "no servers to bridge: configure a registry or [[servers]] in {}, or pass URLs to `serve`",
             paths.config_file.display()
@@ -133,6 +131,9 @@ pub async fn serve(opts: ServeOptions, paths: Paths, cfg: Config) -> anyhow::Res
     let settings = Settings::from_config(&cfg, Some(paths.cache_dir.clone()));
     let store = open_store(&cfg, &paths);
     let bridge = Bridge::new(settings, resolved.servers, Some(store), shutdown.clone());
+    if live.pending() {
+        bridge.await_source();
+    }
     let audit = audit_log(&cfg, &paths);
     bridge.set_audit(audit.clone());
     let publisher = match crate::state::Publisher::open(&paths.state_dir) {
@@ -191,7 +192,7 @@ async fn publish(
                 source: source.clone(),
                 last_success: src.registry.last_success,
                 last_error: src.registry.last_error.clone(),
-                servers: src.registry.mirror.servers.len(),
+                servers: src.registry.entries,
             });
             snapshot.config_error = src.config_error.clone();
         }

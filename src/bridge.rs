@@ -80,8 +80,9 @@ pub struct Bridge {
     started: tokio::sync::watch::Sender<bool>,
     /// Where OAuth credentials live (`None`: no store could be opened).
     store: Option<crate::auth::oauth::Store>,
-    /// Servers with no lists yet (no cache, first connection under way), and
-    /// until when a list request waits for them (`None`: not spawned yet).
+    /// Servers with no lists yet (no cache, first connection under way), and a
+    /// source whose first answer may bring more ([`SOURCE_PENDING`]), with until
+    /// when a list request waits for them (`None`: not spawned yet).
     first: watch::Sender<BTreeMap<Arc<str>, Option<tokio::time::Instant>>>,
     /// `subscriptions/listen` streams a 2026-07-28 IDE has open.
     listeners: Mutex<Vec<SubscriptionSink>>,
@@ -89,6 +90,13 @@ pub struct Bridge {
     audit: std::sync::OnceLock<crate::audit::AuditLog>,
     pub shutdown: CancellationToken,
 }
+
+/// The key in [`Bridge::first`] of a source whose first answer is awaited (no
+/// server id contains a colon).
+const SOURCE_PENDING: &str = ":registry";
+
+/// Servers started or stopped together that are logged a line each; more get one line.
+const SAID_EACH: usize = 3;
 
 impl Bridge {
     /// Build the bridge for `specs` and seed the catalog from the disk cache. Nothing
@@ -143,6 +151,24 @@ impl Bridge {
             store,
             shutdown,
         })
+    }
+
+    /// Hold list requests (and lookups of unknown names) for a source's first
+    /// answer, as for a server's first listing and within the same `[timeouts]
+    /// first_list`: a registry read with no cached copy, in the background.
+    pub fn await_source(&self) {
+        let until = tokio::time::Instant::now() + secs(self.settings().timeouts.first_list);
+        let started = *self.started.borrow();
+        self.first.send_modify(|f| {
+            f.insert(Arc::from(SOURCE_PENDING), started.then_some(until));
+        });
+    }
+
+    /// The source answered or failed: list requests stop waiting for it. The
+    /// servers it brought (added by [`Bridge::reconfigure`] before this) are
+    /// awaited within the bound it had.
+    pub fn source_settled(&self) {
+        self.first.send_if_modified(|f| f.remove(SOURCE_PENDING).is_some());
     }
 
     /// Connect every server (each in its own task) and start the event task.
@@ -279,23 +305,56 @@ impl Bridge {
                 for id in plan.stop.iter().chain(&plan.restart) {
                     retired.extend(ups.remove(id.as_str()));
                 }
+                let connecting = plan.restart.len() + plan.start.len();
                 for id in plan.restart.iter().chain(&plan.start) {
                     if let Some(spec) = current.iter().find(|s| s.id == *id) {
-                        tracing::info!(server = %id, url = %spec.url, "connecting (configuration changed)");
+                        // A line each for a few; a registry bringing thousands gets one.
+                        if connecting <= SAID_EACH {
+                            tracing::info!(server = %id, url = %spec.url, "connecting (configuration changed)");
+                        }
                         let h = self.spawn_upstream(spec.clone());
                         ups.insert(h.id.clone(), h);
                     }
                 }
+                if connecting > SAID_EACH {
+                    let some: Vec<&str> = plan
+                        .restart
+                        .iter()
+                        .chain(&plan.start)
+                        .take(SAID_EACH)
+                        .map(String::as_str)
+                        .collect();
+                    tracing::info!(
+                        "connecting {connecting} servers (configuration changed): {}, …",
+                        some.join(", ")
+                    );
+                }
             }
-            for id in &plan.stop {
-                tracing::info!(server = %id, "removed from the configuration");
+            if plan.stop.len() <= SAID_EACH {
+                for id in &plan.stop {
+                    tracing::info!(server = %id, "removed from the configuration");
+                }
+            } else {
+                let some: Vec<&str> = plan.stop.iter().take(SAID_EACH).map(String::as_str).collect();
+                tracing::info!(
+                    "{} servers removed from the configuration: {}, …",
+                    plan.stop.len(),
+                    some.join(", ")
+                );
             }
-            // Servers that have no lists now are awaited like at start-up.
-            let until = tokio::time::Instant::now() + secs(self.settings().timeouts.first_list);
+            // Servers that have no lists now are awaited like at start-up; while
+            // a source's first answer is awaited, within that source's bound.
+            let now = tokio::time::Instant::now();
+            let mut until = now + secs(self.settings().timeouts.first_list);
             let started = *self.started.borrow();
             let listed = self.lists.lock().expect("lists");
             self.first.send_modify(|f| {
-                f.retain(|id, _| current.iter().any(|s| *s.id == **id));
+                if let Some(Some(source)) = f.get(SOURCE_PENDING)
+                    && *source > now
+                {
+                    until = until.min(*source);
+                }
+                f.retain(|id, _| **id == *SOURCE_PENDING || current.iter().any(|s| *s.id == **id));
                 for id in plan.start.iter().chain(&plan.forget) {
                     if current.iter().any(|s| s.id == *id) && !listed.contains_key(id.as_str()) {
                         f.insert(Arc::from(id.as_str()), started.then_some(until));

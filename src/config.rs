@@ -91,7 +91,19 @@ pub struct RegistryConfig {
     /// Values for URL `{variables}` and headers, per registry server name or
     /// namespace: `[registry.inputs."com.example/metrics"] region = "us"`.
     pub inputs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Largest registry page accepted, in bytes. A larger page fails that read
+    /// (the last good copy keeps serving) with an error naming the URL and the limit.
+    pub max_page_bytes: usize,
+    /// Most registry entries taken: paging stops there, with a warning naming
+    /// the cap. Bounds the bridge's memory and the servers it connects to.
+    pub max_servers: usize,
 }
+
+/// Default `[registry] max_page_bytes`: 4 MiB (a page of 100 entries is
+/// typically 100 to 300 KiB).
+pub const DEFAULT_MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Default `[registry] max_servers`.
+pub const DEFAULT_MAX_REGISTRY_SERVERS: usize = 1000;
 
 impl Default for RegistryConfig {
     fn default() -> Self {
@@ -104,6 +116,8 @@ impl Default for RegistryConfig {
             refresh: 3600.0,
             headers: BTreeMap::new(),
             inputs: BTreeMap::new(),
+            max_page_bytes: DEFAULT_MAX_PAGE_BYTES,
+            max_servers: DEFAULT_MAX_REGISTRY_SERVERS,
         }
     }
 }
@@ -538,6 +552,20 @@ impl Config {
                 key_line("file")
             )));
         }
+        if let Some(r) = &cfg.registry {
+            if r.max_page_bytes < 1024 {
+                return Err(invalid(format!(
+                    "[registry] max_page_bytes{} must be at least 1024",
+                    key_line("max_page_bytes")
+                )));
+            }
+            if r.max_servers == 0 {
+                return Err(invalid(format!(
+                    "[registry] max_servers{} must be at least 1",
+                    key_line("max_servers")
+                )));
+            }
+        }
         for (what, v) in [
             ("connect", cfg.timeouts.connect),
             ("call", cfg.timeouts.call),
@@ -660,6 +688,31 @@ mod tests {
         assert!(e.contains("max_bytes"), "{e}");
         let e = parse("[audit]\nargs = true\n").unwrap_err().to_string();
         assert!(e.contains("args"), "{e}");
+    }
+
+    /// The registry's input bounds: defaults, and values refused with their line.
+    #[test]
+    fn registry_bounds() {
+        let cfg = parse("[registry]\nurl = \"https://r.example\"\n").unwrap();
+        let r = cfg.registry.unwrap();
+        assert_eq!(
+            (r.max_page_bytes, r.max_servers),
+            (4 * 1024 * 1024, DEFAULT_MAX_REGISTRY_SERVERS)
+        );
+        let cfg = parse("[registry]\nmax_page_bytes = 65536\nmax_servers = 10\n").unwrap();
+        let r = cfg.registry.unwrap();
+        assert_eq!((r.max_page_bytes, r.max_servers), (65536, 10));
+        let e = parse("[registry]\nurl = \"https://r.example\"\nmax_page_bytes = 100\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("max_page_bytes") && e.contains("line 3") && e.contains("1024"),
+            "{e}"
+        );
+        let e = parse("[registry]\nmax_servers = 0\n").unwrap_err().to_string();
+        assert!(e.contains("max_servers") && e.contains("line 2"), "{e}");
+        let e = parse("[registry]\nmax_page_bytes = -1\n").unwrap_err().to_string();
+        assert!(e.contains("max_page_bytes"), "{e}");
     }
 
     #[test]

@@ -40,12 +40,22 @@ pub struct RegistryCopy {
     pub last_error: Option<String>,
     /// Started from the disk cache: poll at once.
     pub from_cache: bool,
+    /// An API with no cached copy: the first read is still to come (in the
+    /// background while serving), and list requests wait for it.
+    pub pending: bool,
 }
 
-/// Read the configured registry: the file; or the API, starting from its disk
-/// cache when there is one (so that a slow registry never delays the IDE),
-/// else asking it, bounded by the connect timeout.
-pub async fn load_registry(cfg: &Config, paths: &Paths) -> RegistryCopy {
+impl RegistryCopy {
+    /// Whether the API should be asked at once rather than after the interval.
+    fn poll_now(&self) -> bool {
+        self.from_cache || self.pending || self.last_error.is_some()
+    }
+}
+
+/// The registry as far as it is known without the network: the file; or the
+/// API's disk cache, or, with none, nothing yet and `pending` set. Never waits
+/// on a registry, so that the IDE never does.
+pub fn load_local(cfg: &Config, paths: &Paths) -> RegistryCopy {
     let mut copy = RegistryCopy::default();
     let Some(rc) = &cfg.registry else { return copy };
     if let Some(file) = &rc.file {
@@ -60,24 +70,64 @@ pub async fn load_registry(cfg: &Config, paths: &Paths) -> RegistryCopy {
                 copy.last_error = Some(e.to_string());
             }
         }
+        cap(&mut copy, rc.max_servers);
         return copy;
     }
     let Some(url) = &rc.url else { return copy };
     copy.source = Some(url.clone());
-    if let Some((mirror, at)) = registry::load_mirror(&paths.cache_dir, url) {
-        tracing::debug!(
-            "starting from the registry cached {} s ago",
-            crate::util::now_unix().saturating_sub(at)
-        );
-        copy.mirror = mirror;
-        copy.last_success = Some(at);
-        copy.from_cache = true;
+    let largest = rc.max_page_bytes.saturating_mul(registry::sync::MAX_TOTAL_PAGES_BYTES) as u64;
+    match registry::load_mirror(&paths.cache_dir, url, largest) {
+        Ok(Some((mirror, at))) => {
+            tracing::debug!(
+                "starting from the registry cached {} s ago",
+                crate::util::now_unix().saturating_sub(at)
+            );
+            copy.mirror = mirror;
+            copy.last_success = Some(at);
+            copy.from_cache = true;
+            cap(&mut copy, rc.max_servers);
+        }
+        Ok(None) => copy.pending = true,
+        Err(e) => {
+            tracing::warn!("{e}; reading the registry afresh");
+            copy.pending = true;
+        }
+    }
+    copy
+}
+
+/// Keep at most `max` entries of the copy, saying so.
+fn cap(copy: &mut RegistryCopy, max: usize) {
+    if copy.mirror.servers.len() > max {
+        copy.mirror.servers.truncate(max);
+        warn_capped(copy.source.as_deref().unwrap_or("registry"), max);
+    }
+}
+
+fn warn_capped(source: &str, max: usize) {
+    tracing::warn!(
+        "registry {source} lists more than {max} servers: the bridge takes the first {max} \
+         (raise [registry] max_servers to take more)"
+    );
+}
+
+/// Read the configured registry: the file; or the API, starting from its disk
+/// cache when there is one, else asking it, bounded by the connect timeout
+/// (for the one-shot commands; `serve` reads with [`load_local`] and asks the
+/// API in the background).
+pub async fn load_registry(cfg: &Config, paths: &Paths) -> RegistryCopy {
+    let mut copy = load_local(cfg, paths);
+    let (Some(rc), Some(url)) = (&cfg.registry, copy.source.clone()) else {
+        return copy;
+    };
+    if !copy.pending {
         return copy;
     }
+    copy.pending = false;
     let client = crate::upstream::http::builder().build().unwrap_or_default();
     let fetched = tokio::time::timeout(
         secs(cfg.timeouts.connect),
-        registry::sync::fetch_since(&client, url, &rc.headers, None, None),
+        registry::sync::fetch_since(&client, &url, rc, None, None),
     )
     .await
     .unwrap_or_else(|_| {
@@ -87,11 +137,18 @@ pub async fn load_registry(cfg: &Config, paths: &Paths) -> RegistryCopy {
         })
     });
     match fetched {
-        Ok(Fetched::Servers { servers, validators }) => {
+        Ok(Fetched::Servers {
+            servers,
+            validators,
+            capped,
+        }) => {
+            if capped {
+                warn_capped(&url, rc.max_servers);
+            }
             copy.mirror = Mirror::new(servers);
             copy.mirror.validators = validators;
             copy.last_success = Some(crate::util::now_unix());
-            if let Err(e) = registry::store_mirror(&paths.cache_dir, url, &copy.mirror) {
+            if let Err(e) = registry::store_mirror(&paths.cache_dir, &url, &copy.mirror) {
                 tracing::warn!("cannot write the registry cache: {e}");
             }
         }
@@ -104,22 +161,65 @@ pub async fn load_registry(cfg: &Config, paths: &Paths) -> RegistryCopy {
     copy
 }
 
+/// New problems logged one by one up to this many; more are summed up in one line.
+const PROBLEMS_SAID_EACH: usize = 3;
+
 /// Resolve config, registry and command line into servers, logging each
-/// problem the first time it is seen (`said` remembers them across reloads).
+/// problem the first time it is seen (`said` remembers them across reloads):
+/// one line each for a few, one line with the count and examples for more (a
+/// registry of thousands of entries must not log thousands of lines).
 pub fn resolve(cfg: &Config, registry: &RegistryCopy, adhoc: &AdHoc, said: &mut HashSet<String>) -> Resolved {
     let resolved = registry::resolve(cfg, &registry.mirror.servers, adhoc);
-    for p in &resolved.problems {
-        if said.insert(format!("{}: {}", p.server, p.reason)) {
+    let fresh: Vec<&registry::Problem> = resolved
+        .problems
+        .iter()
+        .filter(|p| said.insert(format!("{}: {}", p.server, p.reason)))
+        .collect();
+    if fresh.len() <= PROBLEMS_SAID_EACH {
+        for p in fresh {
             tracing::warn!(server = %p.server, "not bridged: {}", p.reason);
         }
+    } else {
+        let examples: Vec<String> = fresh
+            .iter()
+            .take(PROBLEMS_SAID_EACH)
+            .map(|p| format!("{}: {}", p.server, p.reason))
+            .collect();
+        tracing::warn!(
+            "{} servers not bridged, for example {}; `mcp-bridge status` lists them all",
+            fresh.len(),
+            examples.join("; ")
+        );
     }
     resolved
+}
+
+/// The registry as `mcp-bridge status` shows it: how the copy stands, not the
+/// copy (which can be megabytes, and is published on every poll).
+#[derive(Debug, Clone, Default)]
+pub struct RegistrySummary {
+    pub source: Option<String>,
+    pub last_success: Option<u64>,
+    pub last_error: Option<String>,
+    /// Entries in the copy.
+    pub entries: usize,
+}
+
+impl RegistryCopy {
+    pub fn summary(&self) -> RegistrySummary {
+        RegistrySummary {
+            source: self.source.clone(),
+            last_success: self.last_success,
+            last_error: self.last_error.clone(),
+            entries: self.mirror.servers.len(),
+        }
+    }
 }
 
 /// What `mcp-bridge status` can learn of the live sources.
 #[derive(Debug, Clone, Default)]
 pub struct SourcesState {
-    pub registry: RegistryCopy,
+    pub registry: RegistrySummary,
     /// Why the last edit of the config file was refused, if it was.
     pub config_error: Option<String>,
     /// Servers the registry or config named that could not be bridged.
@@ -136,19 +236,23 @@ pub struct Live {
     said: HashSet<String>,
     /// Consecutive failed polls.
     failures: u32,
+    /// The last read stopped at `[registry] max_servers` (said once, not per poll).
+    capped: bool,
     polls_since_full: u32,
     /// Shared with the state publisher.
     pub state: Arc<Mutex<SourcesState>>,
 }
 
 impl Live {
-    /// Load the registry and resolve the first server list.
-    pub async fn start(opts: ServeOptions, paths: Paths, cfg: Config) -> (Live, Resolved) {
-        let registry = load_registry(&cfg, &paths).await;
+    /// Load what is known of the registry without the network (its file or
+    /// cache) and resolve the first server list. When there is nothing cached,
+    /// [`Live::pending`] is set and [`Live::run`] asks the API at once.
+    pub fn start(opts: ServeOptions, paths: Paths, cfg: Config) -> (Live, Resolved) {
+        let registry = load_local(&cfg, &paths);
         let mut said = HashSet::new();
         let resolved = resolve(&cfg, &registry, &opts.adhoc, &mut said);
         let state = SourcesState {
-            registry: registry.clone(),
+            registry: registry.summary(),
             config_error: None,
             problems: resolved.problems.clone(),
         };
@@ -160,10 +264,16 @@ impl Live {
             client: crate::upstream::http::builder().build().unwrap_or_default(),
             said,
             failures: 0,
+            capped: false,
             polls_since_full: 0,
             state: Arc::new(Mutex::new(state)),
         };
         (live, resolved)
+    }
+
+    /// Whether the registry's first answer is still to come (nothing cached).
+    pub fn pending(&self) -> bool {
+        self.registry.pending
     }
 
     fn api_url(&self) -> Option<String> {
@@ -197,7 +307,7 @@ impl Live {
     pub async fn run(mut self, bridge: Arc<Bridge>, shutdown: CancellationToken) {
         let (tx, mut rx) = mpsc::unbounded_channel::<PathBuf>();
         let mut _watcher = self.watch(tx.clone());
-        let mut next_poll = if self.registry.from_cache || self.registry.last_error.is_some() {
+        let mut next_poll = if self.registry.poll_now() {
             Instant::now()
         } else {
             self.next_poll()
@@ -216,21 +326,32 @@ impl Live {
                         }
                     }
                     let before = (self.registry_file(), self.api_url());
-                    if touched.contains(&self.paths.config_file) {
-                        self.reload_config(&bridge).await;
-                    }
+                    let refetch = touched.contains(&self.paths.config_file) && self.reload_config(&bridge).await;
                     if self.registry_file().is_some_and(|f| touched.contains(&f)) {
                         self.reload_registry_file();
                         self.apply(&bridge).await;
                     }
-                    if (self.registry_file(), self.api_url()) != before {
+                    let moved = (self.registry_file(), self.api_url()) != before;
+                    if moved {
                         _watcher = self.watch(tx.clone());
-                        next_poll = if self.registry.last_error.is_some() { Instant::now() } else { self.next_poll() };
+                    }
+                    if moved || refetch {
+                        next_poll = if self.registry.poll_now() { Instant::now() } else { self.next_poll() };
                     }
                 }
                 _ = tokio::time::sleep_until(next_poll), if api => {
-                    if self.poll().await {
+                    // A registry that hangs or trickles must not hold up shutdown.
+                    let changed = tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        changed = self.poll() => changed,
+                    };
+                    if changed {
                         self.apply(&bridge).await;
+                    }
+                    if std::mem::take(&mut self.registry.pending) {
+                        // The first answer (or failure) of a registry with no
+                        // cached copy: list requests stop waiting for it.
+                        bridge.source_settled();
                     }
                     next_poll = self.next_poll();
                 }
@@ -241,7 +362,7 @@ impl Live {
 
     fn publish(&self, bridge: &Bridge) {
         let mut st = self.state.lock().expect("sources state");
-        st.registry = self.registry.clone();
+        st.registry = self.registry.summary();
         drop(st);
         bridge.changed.notify_one();
     }
@@ -299,15 +420,16 @@ impl Live {
     }
 
     /// Re-read the config file. A file that does not load is refused with the
-    /// reason (its line and key) and everything stays as it was.
-    async fn reload_config(&mut self, bridge: &Arc<Bridge>) {
+    /// reason (its line and key) and everything stays as it was. Returns whether
+    /// the registry source changed (it is then to be asked at once).
+    async fn reload_config(&mut self, bridge: &Arc<Bridge>) -> bool {
         let mut next = match Config::load(&self.paths.config_file) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!("{e}\nThe change was not applied; the bridge keeps the previous configuration.");
                 self.state.lock().expect("sources state").config_error = Some(e.to_string());
                 bridge.changed.notify_one();
-                return;
+                return false;
             }
         };
         if let Some(p) = self.opts.prefix {
@@ -315,7 +437,7 @@ impl Live {
         }
         self.state.lock().expect("sources state").config_error = None;
         if next == self.cfg {
-            return;
+            return false;
         }
         if next.log != self.cfg.log || next.auth != self.cfg.auth || next.cache != self.cfg.cache {
             tracing::warn!("changes to [log], [auth] and [cache] apply when the bridge next starts");
@@ -328,12 +450,17 @@ impl Live {
         let refetch = source(&next) != source(&self.cfg);
         self.cfg = next;
         if refetch {
-            self.registry = load_registry(&self.cfg, &self.paths).await;
+            // A new source is asked at once (`pending` with nothing cached for
+            // it: no list request waits, only the first start's do); until it
+            // answers, nothing of the old one is kept.
+            self.registry = load_local(&self.cfg, &self.paths);
             self.failures = 0;
+            self.capped = false;
             self.polls_since_full = 0;
         }
         tracing::info!("configuration reloaded from {}", self.paths.config_file.display());
         self.apply(bridge).await;
+        refetch
     }
 
     fn reload_registry_file(&mut self) {
@@ -345,6 +472,9 @@ impl Live {
                 }
                 self.registry.mirror.replace(servers);
                 self.registry.last_success = Some(crate::util::now_unix());
+                if let Some(rc) = &self.cfg.registry {
+                    cap(&mut self.registry, rc.max_servers);
+                }
             }
             Err(e) => {
                 tracing::error!("{e}\nThe change was not applied; the bridge keeps the previous registry.");
@@ -365,7 +495,7 @@ impl Live {
             registry::sync::fetch_since(
                 &self.client,
                 &url,
-                &rc.headers,
+                &rc,
                 since.as_deref(),
                 Some(&self.registry.mirror.validators),
             ),
@@ -382,10 +512,25 @@ impl Live {
                 self.succeeded();
                 return false;
             }
-            Ok(Fetched::Servers { servers, validators }) => (servers, validators),
+            Ok(Fetched::Servers {
+                servers,
+                validators,
+                capped,
+            }) => {
+                if capped && !self.capped {
+                    warn_capped(&url, rc.max_servers);
+                }
+                self.capped |= capped;
+                (servers, validators)
+            }
             Err(e) => {
                 // Said once per outage; the last good list keeps serving.
-                if self.failures == 0 {
+                if self.failures == 0 && self.registry.pending {
+                    tracing::error!(
+                        "{e}; no cached copy to serve meanwhile: the registry's servers join when it answers \
+                         (retrying in the background)"
+                    );
+                } else if self.failures == 0 {
                     tracing::warn!(
                         "{e}; keeping the last good list of {} servers and retrying in the background",
                         self.registry.mirror.servers.len()
@@ -405,6 +550,14 @@ impl Live {
             None => self.registry.mirror.replace(servers),
         };
         self.registry.mirror.validators = validators;
+        if self.registry.mirror.servers.len() > rc.max_servers {
+            // Incremental answers added to a full copy.
+            self.registry.mirror.servers.truncate(rc.max_servers);
+            if !self.capped {
+                warn_capped(&url, rc.max_servers);
+                self.capped = true;
+            }
+        }
         if let Err(e) = registry::store_mirror(&self.paths.cache_dir, &url, &self.registry.mirror) {
             tracing::warn!("cannot write the registry cache: {e}");
         }

@@ -314,7 +314,6 @@ fn resolve_entry(raw: &Value, rc: &RegistryConfig) -> Result<Option<Candidate>, 
                 kinds.join(", ")
             )
         };
-        tracing::warn!(server = %name, "skipping registry entry: {reason}");
         return Err(problem(reason));
     };
     let empty = BTreeMap::new();
@@ -576,7 +575,7 @@ pub fn read_file(path: &Path) -> Result<Vec<Value>, RegistryError> {
 }
 
 /// The cached copy of the last good registry.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 struct CachedRegistry {
     source: String,
     fetched_at_unix: u64,
@@ -585,36 +584,67 @@ struct CachedRegistry {
     validators: sync::Validators,
 }
 
+/// [`CachedRegistry`] as written: borrowed, so a write does not copy the registry.
+#[derive(Serialize)]
+struct CachedRegistryRef<'a> {
+    source: &'a str,
+    fetched_at_unix: u64,
+    servers: &'a [Value],
+    validators: &'a sync::Validators,
+}
+
 fn cache_file(cache_dir: &Path) -> std::path::PathBuf {
     cache_dir.join("registry.json")
 }
 
 /// Save the last good registry for `source` with its validators, fetched now.
 pub fn store_mirror(cache_dir: &Path, source: &str, mirror: &sync::Mirror) -> std::io::Result<()> {
-    let c = CachedRegistry {
-        source: source.to_owned(),
+    let c = CachedRegistryRef {
+        source,
         fetched_at_unix: crate::util::now_unix(),
-        servers: mirror.servers.clone(),
-        validators: mirror.validators.clone(),
+        servers: &mirror.servers,
+        validators: &mirror.validators,
     };
     crate::cache::write_atomic(&cache_file(cache_dir), &serde_json::to_vec(&c)?)
 }
 
 /// The cached registry for `source`, with its age in seconds.
 pub fn load_cached(cache_dir: &Path, source: &str) -> Option<(Vec<Value>, u64)> {
-    load_mirror(cache_dir, source).map(|(m, at)| (m.servers, crate::util::now_unix().saturating_sub(at)))
+    load_mirror(cache_dir, source, u64::MAX)
+        .ok()
+        .flatten()
+        .map(|(m, at)| (m.servers, crate::util::now_unix().saturating_sub(at)))
 }
 
-/// The cached registry for `source` and when it was fetched (unix seconds).
-pub fn load_mirror(cache_dir: &Path, source: &str) -> Option<(sync::Mirror, u64)> {
-    let bytes = std::fs::read(cache_file(cache_dir)).ok()?;
-    let c: CachedRegistry = serde_json::from_slice(&bytes).ok()?;
+/// The cached registry for `source` and when it was fetched (unix seconds);
+/// `None` when there is none for `source` or it does not read. A cache file
+/// larger than `max_bytes` (written by a version without bounds) is not read:
+/// the error says so.
+pub fn load_mirror(cache_dir: &Path, source: &str, max_bytes: u64) -> Result<Option<(sync::Mirror, u64)>, String> {
+    let path = cache_file(cache_dir);
+    let Ok(file) = std::fs::File::open(&path) else {
+        return Ok(None);
+    };
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if size > max_bytes {
+        return Err(format!(
+            "the registry cache {} is {size} bytes, more than the {max_bytes} bytes one read of the registry may bring",
+            path.display()
+        ));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    if std::io::Read::read_to_end(&mut std::io::Read::take(file, max_bytes), &mut bytes).is_err() {
+        return Ok(None);
+    }
+    let Ok(c) = serde_json::from_slice::<CachedRegistry>(&bytes) else {
+        return Ok(None);
+    };
     if c.source != source {
-        return None;
+        return Ok(None);
     }
     let mut m = sync::Mirror::new(c.servers);
     m.validators = c.validators;
-    Some((m, c.fetched_at_unix))
+    Ok(Some((m, c.fetched_at_unix)))
 }
 
 #[cfg(test)]

@@ -107,13 +107,20 @@ async fn registry(r: &mut Report, cfg: &Config, paths: &crate::config::Paths) {
     let client = crate::upstream::http::builder().build().unwrap_or_default();
     let fetched = tokio::time::timeout(
         secs(cfg.timeouts.connect),
-        crate::registry::sync::fetch_since(&client, url, &rc.headers, None, None),
+        crate::registry::sync::fetch_since(&client, url, rc, None, None),
     )
     .await;
     match fetched {
-        Ok(Ok(crate::registry::sync::Fetched::Servers { servers, .. })) => {
-            r.ok(format!("registry {url} answers: {} entries", servers.len()))
-        }
+        Ok(Ok(crate::registry::sync::Fetched::Servers {
+            servers, capped: false, ..
+        })) => r.ok(format!("registry {url} answers: {} entries", servers.len())),
+        Ok(Ok(crate::registry::sync::Fetched::Servers {
+            servers, capped: true, ..
+        })) => r.ok(format!(
+            "registry {url} answers: more than {} entries; serve takes the first {} ([registry] max_servers)",
+            servers.len(),
+            servers.len()
+        )),
         Ok(Ok(crate::registry::sync::Fetched::NotModified)) => r.ok(format!("registry {url} answers")),
         other => {
             let why = match other {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{OFFICIAL_META, Page, RegistryError};
-use crate::config::expand_env;
+use crate::config::{RegistryConfig, expand_env};
 
 /// HTTP validators of an answer, sent back to make the next request conditional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,15 +29,30 @@ pub enum Fetched {
     Servers {
         servers: Vec<Value>,
         validators: Validators,
+        /// The registry lists more than `[registry] max_servers` entries: only
+        /// that many were read.
+        capped: bool,
     },
 }
 
+/// Pages a read follows at most: an endless cursor chain ends here.
+pub const MAX_PAGES: usize = 1000;
+/// Longest cursor followed (it goes into the next page's URL).
+pub const MAX_CURSOR_BYTES: usize = 4096;
+/// One read of the registry is at most this many times `max_page_bytes`.
+pub const MAX_TOTAL_PAGES_BYTES: usize = 16;
+
 /// Page through `{base}/v0.1/servers` (latest versions; only entries updated
 /// after `since` when given), conditionally when `validators` match `since`.
+///
+/// Input is bounded: each page body to `rc.max_page_bytes` (checked against
+/// `Content-Length` first, then while it streams, so nothing larger is ever
+/// buffered), the whole read to [`MAX_TOTAL_PAGES_BYTES`] times that, the
+/// entries to `rc.max_servers`, the pages to [`MAX_PAGES`].
 pub async fn fetch_since(
     client: &reqwest::Client,
     base: &str,
-    headers: &BTreeMap<String, String>,
+    rc: &RegistryConfig,
     since: Option<&str>,
     validators: Option<&Validators>,
 ) -> Result<Fetched, RegistryError> {
@@ -54,7 +69,9 @@ pub async fn fetch_since(
     let mut all = Vec::new();
     let mut cursor: Option<String> = None;
     let mut seen = HashSet::new();
-    for page_no in 0..1000 {
+    let total_limit = rc.max_page_bytes.saturating_mul(MAX_TOTAL_PAGES_BYTES);
+    let mut total = 0usize;
+    for page_no in 0..MAX_PAGES {
         let mut url = url::Url::parse(&list_url).map_err(|e| err(format!("not a URL: {e}")))?;
         url.query_pairs_mut()
             .append_pair("limit", "100")
@@ -66,7 +83,7 @@ pub async fn fetch_since(
             url.query_pairs_mut().append_pair("cursor", c);
         }
         let mut req = client.get(url);
-        for (k, v) in headers {
+        for (k, v) in &rc.headers {
             req = req.header(k, expand_env(v).map_err(|e| err(format!("header {k}: {e}")))?);
         }
         if page_no == 0
@@ -79,7 +96,10 @@ pub async fn fetch_since(
                 req = req.header(reqwest::header::IF_MODIFIED_SINCE, lm);
             }
         }
-        let resp = req.send().await.map_err(|e| err(format!("unreachable: {e}")))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| err(format!("unreachable: {}", crate::util::error_chain(&e))))?;
         let status = resp.status();
         if status == reqwest::StatusCode::NOT_MODIFIED && page_no == 0 && validators.is_some() {
             return Ok(Fetched::NotModified);
@@ -97,23 +117,71 @@ pub async fn fetch_since(
             fresh.etag = header(reqwest::header::ETAG);
             fresh.last_modified = header(reqwest::header::LAST_MODIFIED);
         }
-        let page: Page = resp
-            .json()
-            .await
-            .map_err(|e| err(format!("not a registry page: {e}")))?;
+        let body = read_bounded(resp, rc.max_page_bytes, page_no + 1).await.map_err(&err)?;
+        total += body.len();
+        if total > total_limit {
+            return Err(err(format!(
+                "its pages add up to more than {total_limit} bytes ({MAX_TOTAL_PAGES_BYTES} x [registry] max_page_bytes)"
+            )));
+        }
+        let page: Page = serde_json::from_slice(&body)
+            .map_err(|e| err(format!("page {} is not a registry page: {e}", page_no + 1)))?;
+        drop(body);
         all.extend(page.servers);
-        match page.metadata.and_then(|m| m.next_cursor).filter(|c| !c.is_empty()) {
+        let next = page.metadata.and_then(|m| m.next_cursor).filter(|c| !c.is_empty());
+        if all.len() > rc.max_servers || (all.len() == rc.max_servers && next.is_some()) {
+            all.truncate(rc.max_servers);
+            return Ok(Fetched::Servers {
+                servers: all,
+                validators: fresh,
+                capped: true,
+            });
+        }
+        match next {
+            Some(next) if next.len() > MAX_CURSOR_BYTES => {
+                return Err(err(format!(
+                    "page {} gave a cursor of {} bytes (at most {MAX_CURSOR_BYTES} are followed)",
+                    page_no + 1,
+                    next.len()
+                )));
+            }
             Some(next) if seen.insert(next.clone()) => cursor = Some(next),
             Some(_) => return Err(err("the registry repeated a cursor".into())),
             None => {
                 return Ok(Fetched::Servers {
                     servers: all,
                     validators: fresh,
+                    capped: false,
                 });
             }
         }
     }
-    Err(err("more than 1000 pages".into()))
+    Err(err(format!("more than {MAX_PAGES} pages")))
+}
+
+/// A response body, refused as soon as it is known to exceed `limit` bytes:
+/// from its `Content-Length` before any of it is read, else while it streams.
+async fn read_bounded(mut resp: reqwest::Response, limit: usize, page_no: usize) -> Result<Vec<u8>, String> {
+    let over = |size: &str| {
+        format!("page {page_no} is {size} the limit of {limit} bytes ([registry] max_page_bytes); it was not read")
+    };
+    if let Some(len) = resp.content_length()
+        && len > limit as u64
+    {
+        return Err(over(&format!("{len} bytes, over")));
+    }
+    let mut body = Vec::with_capacity(resp.content_length().map_or(64 * 1024, |l| l as usize));
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| format!("page {page_no} broke off: {}", crate::util::error_chain(&e)))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(over("larger than"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// The last good copy of a registry, in a stable order (by name, then version).
@@ -174,19 +242,32 @@ impl Mirror {
         if delta.iter().any(|e| updated_at(e).is_none_or(|k| k < since_key)) {
             return self.replace(delta);
         }
-        let mut next = self.servers.clone();
+        // Grouped by name: each delta entry touches only its own group, so a
+        // large answer costs O(n log n), not a scan of the copy per entry
+        // (which held the runtime thread for seconds at a few thousand).
+        let mut groups: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        let mut nameless = Vec::new();
+        for e in self.servers.iter().cloned() {
+            match name_of(&e).map(str::to_owned) {
+                Some(name) => groups.entry(name).or_default().push(e),
+                None => nameless.push(e),
+            }
+        }
         for e in delta {
             let Some(name) = name_of(&e).map(str::to_owned) else {
                 continue;
             };
             let latest = official(&e, "isLatest").and_then(Value::as_bool) != Some(false);
+            let group = groups.entry(name).or_default();
             // A new latest version replaces every older one; an update to an
             // older version replaces only that version.
-            next.retain(|o| name_of(o) != Some(&name) || (!latest && version_of(o) != version_of(&e)));
+            group.retain(|o| !latest && version_of(o) != version_of(&e));
             if official(&e, "status").and_then(Value::as_str) != Some("deleted") {
-                next.push(e);
+                group.push(e);
             }
         }
+        let mut next = nameless;
+        next.extend(groups.into_values().flatten());
         self.replace(next)
     }
 }
@@ -285,6 +366,37 @@ mod tests {
         assert_eq!(m.since().as_deref(), Some("2026-02-03T00:00:00Z"));
         // Nothing new: nothing changes.
         assert!(!m.merge(Vec::new(), "2026-02-03T00:00:00Z"));
+    }
+
+    /// An update to an older version replaces only that version; a new latest
+    /// version replaces them all; a large answer merges entry by entry.
+    #[test]
+    fn versions_merge_within_their_server() {
+        let mut m = Mirror::new(vec![
+            entry("a/one", "1", "2026-01-01T00:00:00Z", "active", false),
+            entry("a/one", "2", "2026-01-02T00:00:00Z", "active", true),
+        ]);
+        m.merge(
+            vec![entry("a/one", "1", "2026-02-01T00:00:00Z", "deprecated", false)],
+            "2026-01-02T00:00:00Z",
+        );
+        let got: Vec<_> = m
+            .servers
+            .iter()
+            .map(|e| (version_of(e).unwrap(), official(e, "status").unwrap().as_str().unwrap()))
+            .collect();
+        assert_eq!(got, [("1", "deprecated"), ("2", "active")]);
+        m.merge(
+            vec![entry("a/one", "3", "2026-03-01T00:00:00Z", "active", true)],
+            "2026-02-01T00:00:00Z",
+        );
+        assert_eq!(m.servers.len(), 1);
+        let delta: Vec<Value> = (0..5000)
+            .map(|i| entry(&format!("b/{i:05}"), "1", "2026-04-01T00:00:00Z", "active", true))
+            .collect();
+        assert!(m.merge(delta, "2026-03-01T00:00:00Z"));
+        assert_eq!(m.servers.len(), 5001);
+        assert_eq!(name_of(&m.servers[0]), Some("a/one"));
     }
 
     #[test]
