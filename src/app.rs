@@ -72,7 +72,7 @@ where
     run_transport(bridge, StdioTransport::new(read, write, DEFAULT_MAX_MESSAGE), shutdown).await
 }
 
-/// [`run_session`] on a transport that may already hold lines read ahead.
+/// [`run_session`] on a transport already made.
 async fn run_transport<R, W>(
     bridge: std::sync::Arc<Bridge>,
     transport: StdioTransport<R, W>,

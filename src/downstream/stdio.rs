@@ -49,8 +49,6 @@ pub struct StdioTransport<R, W> {
     /// The IDE speaks 2026-07-28 (known once the lifecycle started): what it
     /// is sent is shaped for that generation ([`super::era`]).
     modern: bool,
-    /// Lines read ahead while the bridge was starting (`None`: too long).
-    ahead: std::collections::VecDeque<Option<Vec<u8>>>,
     eof: CancellationToken,
 }
 
@@ -65,7 +63,6 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> StdioTransport<R, W> {
             replies: (Instant::now(), 0),
             started: false,
             modern: false,
-            ahead: Default::default(),
             eof: CancellationToken::new(),
         }
     }
@@ -238,16 +235,6 @@ where
         let line = std::mem::take(&mut self.line);
         Some((!std::mem::take(&mut self.discarding)).then_some(line))
     }
-
-    /// Read and keep whole lines until the input ends, for while the bridge is
-    /// still starting: an IDE that closes its end then is noticed at once, and
-    /// nothing it sent is lost (the lines are handed to rmcp first). Returns at
-    /// the end of input; cancel-safe.
-    pub async fn read_ahead(&mut self) {
-        while let Some(line) = self.next_line().await {
-            self.ahead.push_back(line);
-        }
-    }
 }
 
 impl<R, W> Transport<RoleServer> for StdioTransport<R, W>
@@ -279,10 +266,7 @@ where
 
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {
         loop {
-            let line = match self.ahead.pop_front() {
-                Some(line) => line,
-                None => self.next_line().await?,
-            };
+            let line = self.next_line().await?;
             let Some(line) = line else {
                 let msg = format!("Invalid Request: message larger than the {} byte limit", self.max_len);
                 tracing::warn!("{msg}");
@@ -432,20 +416,5 @@ mod tests {
             panic!()
         };
         assert_eq!(before_lifecycle(&m), (true, false));
-    }
-
-    /// Lines read ahead while the bridge starts are handed over first, in order.
-    #[tokio::test]
-    async fn read_ahead_keeps_every_line() {
-        let input =
-            "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\n{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ping\"}\n";
-        let (_out_r, out_w) = tokio::io::duplex(1 << 16);
-        let mut t = StdioTransport::new(input.as_bytes(), out_w, 1 << 20);
-        t.read_ahead().await;
-        assert!(t.eof().is_cancelled());
-        let a = serde_json::to_value(t.receive().await.unwrap()).unwrap();
-        let b = serde_json::to_value(t.receive().await.unwrap()).unwrap();
-        assert_eq!((a["id"].clone(), b["id"].clone()), (json!(1), json!(2)));
-        assert!(t.receive().await.is_none());
     }
 }
