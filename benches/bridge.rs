@@ -22,7 +22,7 @@
 //!
 //! - `loopback`: everything above, over plain HTTP on 127.0.0.1 with no added
 //!   latency, plus the delayed-ACK stall comparison below on plain loopback.
-//! - `network` (benches/net.rs): still on 127.0.0.1, but the way a real network
+//! - `network` (benches/net/mod.rs): still on 127.0.0.1, but the way a real network
 //!   costs: the `notes` server behind a TLS server (the test CA of
 //!   tests/fixtures/tls, ALPN `h2` and `http/1.1`, both served) behind a latency
 //!   proxy adding RTT/2 each way (and one RTT before a connection's first bytes,

@@ -118,7 +118,11 @@ impl Seen {
 /// Terminate TLS on 127.0.0.1 (ALPN h2 and http/1.1) and serve `app` over
 /// whichever HTTP version the client speaks. `nodelay` as in
 /// `samples::serve_router`, on the accepted sockets.
-async fn tls_server(app: axum::Router, nodelay: bool, stop: CancellationToken) -> anyhow::Result<(SocketAddr, Arc<Stats>)> {
+async fn tls_server(
+    app: axum::Router,
+    nodelay: bool,
+    stop: CancellationToken,
+) -> anyhow::Result<(SocketAddr, Arc<Stats>)> {
     let certs: Vec<CertificateDer<'static>> =
         CertificateDer::pem_file_iter(fixture("server.pem"))?.collect::<Result<_, _>>()?;
     let key = PrivateKeyDer::from_pem_file(fixture("server.key"))?;
@@ -170,6 +174,55 @@ async fn tls_server(app: axum::Router, nodelay: bool, stop: CancellationToken) -
         }
     });
     Ok((addr, stats))
+}
+
+/// Check that the TLS server at `addr` serves a client that offers only h2 over
+/// HTTP/2: ALPN picks h2, and an `initialize` POSTed over h2 is answered.
+async fn h2_probe(addr: SocketAddr) -> anyhow::Result<()> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca_file())? {
+        roots.add(c?)?;
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = TcpStream::connect(addr).await?;
+    let name = rustls::pki_types::ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into());
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(name, tcp)
+        .await?;
+    ensure!(
+        tls.get_ref().1.alpn_protocol() == Some(&b"h2"[..]),
+        "ALPN did not pick h2"
+    );
+    let (client, conn) = h2::client::handshake(tls).await?;
+    tokio::spawn(conn);
+    let mut client = client.ready().await?;
+    let req = http::Request::post(format!("https://{addr}/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(())?;
+    let (resp, mut body) = client.send_request(req, false)?;
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"h2-probe","version":"0"}}}"#;
+    body.send_data(axum::body::Bytes::from_static(init.as_bytes()), true)?;
+    let resp = resp.await?;
+    ensure!(resp.status() == 200, "initialize over h2: HTTP {}", resp.status());
+    let mut stream = resp.into_body();
+    let mut text = String::new();
+    while !text.contains("serverInfo") {
+        match stream.data().await {
+            Some(chunk) => {
+                let chunk = chunk?;
+                let _ = stream.flow_control().release_capacity(chunk.len());
+                text.push_str(&String::from_utf8_lossy(&chunk));
+            }
+            None => bail!("initialize over h2: no result in {text:?}"),
+        }
+    }
+    Ok(())
 }
 
 /// A TCP proxy on 127.0.0.1 in front of `upstream` that delays every chunk by
@@ -254,6 +307,8 @@ async fn delayed_pipe(
 /// or HTTPS through the latency proxy. `stats` for the HTTPS one.
 struct Endpoint {
     url: String,
+    /// The TLS server itself (no added latency), for the h2 check.
+    tls: Option<SocketAddr>,
     stats: Option<Arc<Stats>>,
     stop: CancellationToken,
 }
@@ -267,6 +322,7 @@ impl Endpoint {
                 let r = samples::serve_router(app, stop, 0, nodelay).await?;
                 Ok(Endpoint {
                     url: r.url,
+                    tls: None,
                     stats: None,
                     stop: r.stop,
                 })
@@ -276,6 +332,7 @@ impl Endpoint {
                 let proxy = latency_proxy(tls, rtt, stop.clone()).await?;
                 Ok(Endpoint {
                     url: format!("https://127.0.0.1:{}/mcp", proxy.port()),
+                    tls: Some(tls),
                     stats: Some(stats),
                     stop,
                 })
@@ -313,8 +370,12 @@ fn ca_client(pooled: bool) -> anyhow::Result<reqwest::Client> {
 
 enum Kind {
     /// The release binary; `keep_alive` written as `[http] keep_alive` when set.
-    Bridge { keep_alive: Option<bool> },
-    Direct { pooled: bool },
+    Bridge {
+        keep_alive: Option<bool>,
+    },
+    Direct {
+        pooled: bool,
+    },
     Peer(PeerTool),
 }
 
@@ -475,7 +536,9 @@ async fn measure(side: &NetSide, ep: &Endpoint) -> anyhow::Result<NetFigures> {
         f.tput.push(Some(throughput_at(peer, &call, n, in_flight).await?));
         calls += n;
     }
-    f.cpu = cpu0.zip(tree_cpu(live.pid())).map(|(a, b)| b.saturating_sub(a) / calls as u32);
+    f.cpu = cpu0
+        .zip(tree_cpu(live.pid()))
+        .map(|(a, b)| b.saturating_sub(a) / calls as u32);
     live.close().await;
     Ok(f)
 }
@@ -543,7 +606,10 @@ async fn one_rtt(rtt_ms: u64) -> anyhow::Result<()> {
     let (direct, bridge, remote) = (fig("direct"), fig("bridge"), fig("mcp-remote"));
     let mut row = |metric: String, cell: &dyn Fn(&NetFigures) -> String, target: String| {
         let mut r = vec![metric];
-        r.extend(figs.iter().map(|f| if f.error.is_some() { "-".into() } else { cell(f) }));
+        r.extend(
+            figs.iter()
+                .map(|f| if f.error.is_some() { "-".into() } else { cell(f) }),
+        );
         r.push(target);
         g.row(r);
     };
@@ -562,7 +628,10 @@ async fn one_rtt(rtt_ms: u64) -> anyhow::Result<()> {
     let rt_ok = bridge.and_then(rt).zip(direct.and_then(rt)).map(|(b, d)| b <= d);
     row(
         "cold start: TCP+TLS connections / HTTP requests".into(),
-        &|f| f.cold_seen.map_or("-".into(), |s| format!("{} / {}", s.conns, s.requests)),
+        &|f| {
+            f.cold_seen
+                .map_or("-".into(), |s| format!("{} / {}", s.conns, s.requests))
+        },
         String::new(),
     );
     row(
@@ -577,31 +646,48 @@ async fn one_rtt(rtt_ms: u64) -> anyhow::Result<()> {
     );
     row(
         format!("calls: protocol; connections opened per {NET_SEQ} calls"),
-        &|f| f.calls_seen.map_or("-".into(), |s| format!("{}; {}", s.protocol(), s.conns)),
+        &|f| {
+            f.calls_seen
+                .map_or("-".into(), |s| format!("{}; {}", s.protocol(), s.conns))
+        },
         String::new(),
     );
-    let p50_ok = bridge.and_then(|b| b.p50).zip(direct.and_then(|d| d.p50)).map(|(b, d)| {
-        let near_direct = b <= d + Duration::from_millis(1);
-        let vs_remote = remote.and_then(|r| r.p50).is_none_or(|r| b <= r);
-        near_direct && vs_remote
-    });
+    let p50_ok = bridge
+        .and_then(|b| b.p50)
+        .zip(direct.and_then(|d| d.p50))
+        .map(|(b, d)| {
+            let near_direct = b <= d + Duration::from_millis(1);
+            let vs_remote = remote.and_then(|r| r.p50).is_none_or(|r| b <= r);
+            near_direct && vs_remote
+        });
     row(
         format!("sequential p50 ({NET_SEQ} calls)"),
         &|f| opt_ms(f.p50),
         format!("<= direct + 1 ms and <= mcp-remote: {}", met(p50_ok)),
     );
-    row(format!("sequential p99 ({NET_SEQ} calls)"), &|f| opt_ms(f.p99), String::new());
+    row(
+        format!("sequential p99 ({NET_SEQ} calls)"),
+        &|f| opt_ms(f.p99),
+        String::new(),
+    );
     let dp50 = direct.and_then(|d| d.p50);
     row(
         "  p50 added to direct".into(),
-        &|f| f.p50.zip(dp50).map_or("-".into(), |(x, d)| format!("{:+.2} ms", (x.as_secs_f64() - d.as_secs_f64()) * 1e3)),
+        &|f| {
+            f.p50.zip(dp50).map_or("-".into(), |(x, d)| {
+                format!("{:+.2} ms", (x.as_secs_f64() - d.as_secs_f64()) * 1e3)
+            })
+        },
         String::new(),
     );
     for (i, (in_flight, n)) in NET_TPUT.iter().enumerate() {
         let t = |f: &NetFigures| f.tput.get(i).copied().flatten();
         let target = if *in_flight == 32 {
             let ok = bridge.and_then(t).zip(direct.and_then(t)).map(|(b, d)| b >= d);
-            let r = bridge.and_then(t).zip(direct.and_then(t)).map_or("n/a".into(), |(b, d)| format!("{:.2}x", b / d));
+            let r = bridge
+                .and_then(t)
+                .zip(direct.and_then(t))
+                .map_or("n/a".into(), |(b, d)| format!("{:.2}x", b / d));
             format!(">= 1.0x direct ({r}): {}", met(ok))
         } else {
             String::new()
@@ -645,6 +731,19 @@ async fn one_rtt(rtt_ms: u64) -> anyhow::Result<()> {
 /// Both RTT profiles, then the stall comparison at `STALL_RTT_MS`.
 pub async fn run() -> anyhow::Result<()> {
     let t0 = Instant::now();
+    let ep = Endpoint::start(true, Some(Duration::ZERO)).await?;
+    let before = ep.seen();
+    let probe = tokio::time::timeout(WAIT, h2_probe(ep.tls.context("a TLS endpoint")?)).await;
+    let seen = ep.since(before);
+    match probe {
+        Ok(Ok(())) => println!(
+            "h2 check: a client offering only h2 got h2 and an initialize answer ({} h2 connection, {} h2 request seen)",
+            seen.h2_conns, seen.h2_requests
+        ),
+        Ok(Err(e)) => println!("h2 check: FAILED ({e:#})"),
+        Err(_) => println!("h2 check: FAILED (no answer in {} s)", WAIT.as_secs()),
+    }
+    drop(ep);
     for rtt in RTTS_MS {
         one_rtt(rtt).await?;
     }
@@ -696,8 +795,12 @@ pub async fn stall(rtt_ms: Option<u64>) -> anyhow::Result<()> {
         "conns per call (TLS only)",
     ]);
     for s in &sides {
-        let (a, seen) = stall_p50(s, &with).await.with_context(|| format!("{} (nodelay)", s.name))?;
-        let (b, _) = stall_p50(s, &without).await.with_context(|| format!("{} (no nodelay)", s.name))?;
+        let (a, seen) = stall_p50(s, &with)
+            .await
+            .with_context(|| format!("{} (nodelay)", s.name))?;
+        let (b, _) = stall_p50(s, &without)
+            .await
+            .with_context(|| format!("{} (no nodelay)", s.name))?;
         let conns = if rtt.is_some() {
             format!("{:.2}", seen.conns as f64 / STALL_SEQ as f64)
         } else {
@@ -713,8 +816,12 @@ pub async fn stall(rtt_ms: Option<u64>) -> anyhow::Result<()> {
     }
     println!();
     match rtt_ms {
-        None => println!("delayed-ACK stall, loopback (plain HTTP, no added latency), notes list_notes, {STALL_SEQ} sequential calls"),
-        Some(r) => println!("delayed-ACK stall, {r} ms RTT (HTTPS via the latency proxy), notes list_notes, {STALL_SEQ} sequential calls"),
+        None => println!(
+            "delayed-ACK stall, loopback (plain HTTP, no added latency), notes list_notes, {STALL_SEQ} sequential calls"
+        ),
+        Some(r) => println!(
+            "delayed-ACK stall, {r} ms RTT (HTTPS via the latency proxy), notes list_notes, {STALL_SEQ} sequential calls"
+        ),
     }
     g.print();
     println!("({:.1} s)", t0.elapsed().as_secs_f64());
