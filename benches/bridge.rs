@@ -17,6 +17,27 @@
 //! calls in flight, RSS after 100,000 calls against after 1,000, and the size of
 //! the binary.
 //!
+//! Profiles, picked with `MCP_BRIDGE_BENCH_PROFILE=loopback|network|all`
+//! (default `all`, both in one run):
+//!
+//! - `loopback`: everything above, over plain HTTP on 127.0.0.1 with no added
+//!   latency, plus the delayed-ACK stall comparison below on plain loopback.
+//! - `network` (benches/net/mod.rs): still on 127.0.0.1, but the way a real network
+//!   costs: the `notes` server behind a TLS server (the test CA of
+//!   tests/fixtures/tls, ALPN `h2` and `http/1.1`, both served) behind a latency
+//!   proxy adding RTT/2 each way (and one RTT before a connection's first bytes,
+//!   the TCP handshake), at 20 and 80 ms RTT. Sides: the direct client (pooled
+//!   reqwest, trusting the CA), the bridge (`SSL_CERT_FILE`) as built and with
+//!   `[http] keep_alive = true`, mcp-remote (`NODE_EXTRA_CA_CERTS`) and
+//!   mcp-proxy (`SSL_CERT_FILE`). Per RTT: sequential p50/p99, throughput at
+//!   1, 8 and 32 in flight, CPU per call, spawn -> tools listed cold and from
+//!   the cache, and the connections and requests a cold start needs (counted by
+//!   the TLS server). Then the delayed-ACK stall at 20 ms RTT.
+//!
+//! The delayed-ACK stall: sequential p50 against the notes server served with
+//! and without TCP_NODELAY, for the direct client (pooled and not) and the
+//! bridge as built, with `[http] keep_alive = false` and with `true`.
+//!
 //! The targets are printed for reference only: a benchmark measures, it does not
 //! fail.
 
@@ -37,6 +58,8 @@ use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, Peer, RoleClient, ServiceExt};
 use serde_json::json;
 use tokio::sync::mpsc;
+
+mod net;
 
 /// Spawn-to-tools/list runs, cold and cached.
 const STARTS: usize = 10;
@@ -203,20 +226,34 @@ type Direct = RunningService<RoleClient, ()>;
 /// transport is `from_uri`'s (at most 16 requests in flight), or the same with
 /// `max_concurrent` in flight (the bridge's upstream transport allows 256).
 async fn direct(url: &str, max_concurrent: Option<usize>) -> anyhow::Result<Direct> {
+    direct_with(url, max_concurrent, None).await
+}
+
+/// `direct`, over `client` when given (the network profile's: pooled, trusting
+/// the test CA) instead of rmcp's default one.
+async fn direct_with(
+    url: &str,
+    max_concurrent: Option<usize>,
+    client: Option<reqwest::Client>,
+) -> anyhow::Result<Direct> {
     let auto = ClientLifecycleMode::Auto {
         preferred_versions: vec![ProtocolVersion::V_2026_07_28],
         legacy_version: Some(ProtocolVersion::V_2025_11_25),
     };
-    let connect = |mode| async move {
-        let t = match max_concurrent {
-            None => StreamableHttpClientTransport::from_uri(url.to_owned()),
-            Some(n) => StreamableHttpClientTransport::from_config(
-                StreamableHttpClientTransportConfig::with_uri(url.to_owned()).max_concurrent_requests(n),
-            ),
-        };
-        tokio::time::timeout(WAIT, ClientServiceExt::serve_with_lifecycle((), t, mode))
-            .await
-            .context("direct connect timed out")
+    let connect = |mode| {
+        let client = client.clone();
+        async move {
+            let cfg = StreamableHttpClientTransportConfig::with_uri(url.to_owned());
+            let t = match (client, max_concurrent) {
+                (None, None) => StreamableHttpClientTransport::from_uri(url.to_owned()),
+                (None, Some(n)) => StreamableHttpClientTransport::from_config(cfg.max_concurrent_requests(n)),
+                (Some(c), None) => StreamableHttpClientTransport::with_client(c, cfg),
+                (Some(c), Some(n)) => StreamableHttpClientTransport::with_client(c, cfg.max_concurrent_requests(n)),
+            };
+            tokio::time::timeout(WAIT, ClientServiceExt::serve_with_lifecycle((), t, mode))
+                .await
+                .context("direct connect timed out")
+        }
     };
     match connect(auto).await? {
         // rmcp 3.11's Auto mode does not fall back to `initialize` for a server that
@@ -1535,20 +1572,46 @@ async fn scale(exe: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Which profiles run: `MCP_BRIDGE_BENCH_PROFILE` (loopback, network or all).
+fn profiles() -> anyhow::Result<(bool, bool)> {
+    let v = std::env::var("MCP_BRIDGE_BENCH_PROFILE").unwrap_or_default();
+    match v.as_str() {
+        "" | "all" => Ok((true, true)),
+        "loopback" => Ok((true, false)),
+        "network" => Ok((false, true)),
+        other => bail!("MCP_BRIDGE_BENCH_PROFILE={other}: expected loopback, network or all"),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let t0 = Instant::now();
     let exe = bridge_exe()?;
+    let (loopback, network) = profiles()?;
+    println!("mcp-bridge bench: {}", exe.display());
+    println!("cores: {}", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    if loopback {
+        loopback_profile(&exe).await?;
+    }
+    if network {
+        println!("\n=== network profile (HTTPS, test CA, latency proxy; 127.0.0.1)");
+        net::run().await.context("network profile")?;
+    }
+    println!("bench took {:.1} s", t0.elapsed().as_secs_f64());
+    Ok(())
+}
+
+async fn loopback_profile(exe: &Path) -> anyhow::Result<()> {
+    let t0 = Instant::now();
     let notes_store = Notes::seeded();
     let notes = samples::serve_http(move || notes_store.clone(), true, 0).await?;
     let metrics_store = Metrics::default();
     let metrics = samples::serve_http(move || metrics_store.clone(), false, 0).await?;
-    println!("mcp-bridge bench: {}", exe.display());
+    println!("\n=== loopback profile (plain HTTP, 127.0.0.1, no added latency)");
     println!(
         "sample servers: metrics {} (2026-07-28, stateless), notes {} (2025-11-25, sessions)",
         metrics.url, notes.url
     );
-    println!("cores: {}", std::thread::available_parallelism().map_or(0, |n| n.get()));
 
     let mut t = Table::default();
     startup(&metrics.url, &mut t).await.context("startup run")?;
@@ -1560,8 +1623,9 @@ async fn main() -> anyhow::Result<()> {
     println!("\nbridged = IDE -> stdio -> mcp-bridge -> HTTP -> server; direct = rmcp client -> HTTP -> server.");
     println!("CPU from /proc/<pid>/stat utime+stime ({CLK_TCK} ticks/s); targets are for reference, not asserted.");
     peers(&notes.url).await.context("peer runs")?;
-    scale(&exe).await.context("scale runs")?;
-    println!("bench took {:.1} s", t0.elapsed().as_secs_f64());
+    scale(exe).await.context("scale runs")?;
+    net::stall(None).await.context("loopback stall")?;
+    println!("loopback profile took {:.1} s", t0.elapsed().as_secs_f64());
     notes.stop.cancel();
     metrics.stop.cancel();
     Ok(())

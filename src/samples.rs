@@ -67,20 +67,42 @@ where
     S: ServerHandler + Send + 'static,
     F: Fn() -> S + Send + Sync + 'static,
 {
+    let (app, stop) = router(factory, sessions);
+    serve_router(app, stop, port, true).await
+}
+
+/// The axum Router serving `factory`'s handlers at `/mcp`, and the token that
+/// stops its sessions; for a caller with its own listener (the bench's TLS
+/// server). `sessions` as in [`serve_http`].
+pub fn router<S, F>(factory: F, sessions: bool) -> (axum::Router, CancellationToken)
+where
+    S: ServerHandler + Send + 'static,
+    F: Fn() -> S + Send + Sync + 'static,
+{
     let stop = CancellationToken::new();
     let mut cfg = StreamableHttpServerConfig::default();
     cfg.legacy_session_mode = sessions;
     cfg.json_response = !sessions;
     cfg.cancellation_token = stop.child_token();
     let service = StreamableHttpService::new(move || Ok(factory()), Arc::new(LocalSessionManager::default()), cfg);
-    let app = axum::Router::new().nest_service("/mcp", service);
+    (axum::Router::new().nest_service("/mcp", service), stop)
+}
+
+/// Serve `app` over plain HTTP/1.1 at `http://127.0.0.1:<port>/mcp` until `stop`.
+/// `nodelay` sets TCP_NODELAY on every accepted connection, as production HTTP
+/// stacks do: without it an SSE response written in pieces meets a client's
+/// delayed ACK on a reused connection and stalls ~40 ms (mcp-remote measured
+/// 44 ms per call against these servers before); the bench serves both ways.
+pub async fn serve_router(
+    app: axum::Router,
+    stop: CancellationToken,
+    port: u16,
+    nodelay: bool,
+) -> std::io::Result<Running> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let addr = listener.local_addr()?;
-    // As production HTTP stacks do: without TCP_NODELAY an SSE response written
-    // in pieces meets a client's delayed ACK on a reused connection and stalls
-    // ~40 ms (mcp-remote measured 44 ms per call against these servers before).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
+    let listener = axum::serve::ListenerExt::tap_io(listener, move |tcp| {
+        let _ = tcp.set_nodelay(nodelay);
     });
     let ct = stop.clone();
     tokio::spawn(async move {
