@@ -28,7 +28,7 @@
 //!   proxy adding RTT/2 each way (and one RTT before a connection's first bytes,
 //!   the TCP handshake), at 20 and 80 ms RTT. Sides: the direct client (pooled
 //!   reqwest, trusting the CA), the bridge (`SSL_CERT_FILE`) as built and with
-//!   `[http] keep_alive = true`, mcp-remote (`NODE_EXTRA_CA_CERTS`) and
+//!   `[http] keep_alive = false`, mcp-remote (`NODE_EXTRA_CA_CERTS`) and
 //!   mcp-proxy (`SSL_CERT_FILE`). Per RTT: sequential p50/p99, throughput at
 //!   1, 8 and 32 in flight, CPU per call, spawn -> tools listed cold and from
 //!   the cache, and the connections and requests a cold start needs (counted by
@@ -36,7 +36,7 @@
 //!
 //! The delayed-ACK stall: sequential p50 against the notes server served with
 //! and without TCP_NODELAY, for the direct client (pooled and not) and the
-//! bridge as built, with `[http] keep_alive = false` and with `true`.
+//! bridge as built and with `[http] keep_alive = false`.
 //!
 //! The targets are printed for reference only: a benchmark measures, it does not
 //! fail.

@@ -13,7 +13,7 @@
 //!
 //! Also the delayed-ACK stall: sequential p50 against the same server written
 //! with and without TCP_NODELAY, on plain loopback and at 20 ms RTT, for the
-//! bridge as built and with `[http] keep_alive` off and on, and the direct client.
+//! bridge as built and with `[http] keep_alive = false`, and the direct client.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -570,7 +570,7 @@ async fn one_rtt(rtt_ms: u64) -> anyhow::Result<()> {
     let mut sides = vec![
         NetSide::direct("direct", true),
         NetSide::bridge("bridge", None),
-        NetSide::bridge("bridge ka=on", Some(true)),
+        NetSide::bridge("bridge ka=off", Some(false)),
     ];
     let skip_peers = std::env::var_os("MCP_BRIDGE_BENCH_PEERS").is_some_and(|v| v == "0");
     let mut unavailable = Vec::new();
@@ -749,7 +749,7 @@ pub async fn run() -> anyhow::Result<()> {
     }
     stall(Some(STALL_RTT_MS)).await?;
     println!(
-        "\nnetwork profile: 'bridge' is the binary as built (its default [http] keep_alive); 'bridge ka=on' has [http] keep_alive = true.\n\
+        "\nnetwork profile: 'bridge' is the binary as built (its default [http] keep_alive); 'bridge ka=off' has [http] keep_alive = false (a new connection per request, the default before connection reuse).\n\
          The proxy adds RTT/2 each way and one RTT before a connection's first bytes (the TCP handshake); \
          round trips counted by the TLS server ({:.1} s)",
         t0.elapsed().as_secs_f64()
@@ -785,7 +785,6 @@ pub async fn stall(rtt_ms: Option<u64>) -> anyhow::Result<()> {
         NetSide::direct("direct (no pool)", false),
         NetSide::bridge("bridge (as built)", None),
         NetSide::bridge("bridge, [http] keep_alive = false", Some(false)),
-        NetSide::bridge("bridge, [http] keep_alive = true", Some(true)),
     ];
     let mut g = Grid::new(&[
         "side",
