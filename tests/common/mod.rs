@@ -25,6 +25,7 @@ use tokio::sync::{Notify, mpsc};
 pub mod auth;
 pub mod chaos;
 pub mod interop;
+pub mod tls;
 
 /// Which protocol generation a test server speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
