@@ -205,13 +205,8 @@ impl Upstream {
     }
 
     /// Whether the server is still being watched for the stall.
-    pub fn watching(&self) -> bool {
+    fn watching(&self) -> bool {
         self.shared.mode.load(Ordering::Relaxed) == WATCH
-    }
-
-    /// Whether requests to this server get a new connection each.
-    pub fn fresh_connections(&self) -> bool {
-        self.shared.mode.load(Ordering::Relaxed) == FRESH
     }
 
     /// `stream`, the SSE answer to a request sent at `sent`, with the time to its
