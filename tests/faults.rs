@@ -311,6 +311,149 @@ async fn malformed_input_gets_errors_and_serving_continues() {
     assert!(v["result"]["tools"].is_array(), "{v}");
 }
 
+/// Calls `whoami` until the bridge is connected to its one upstream.
+async fn until_connected(raw: &mut Raw) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for id in 9000.. {
+        raw.send(&format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"whoami"}}}}"#
+        ))
+        .await;
+        let v = raw.answer().await;
+        assert_eq!(v["id"], json!(id), "{v}");
+        if v["result"]["isError"] != json!(true) && v["error"].is_null() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never connected: {v}");
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Every request with an id gets exactly one answer, under a burst of bad
+/// requests too; params of the wrong shape for a known method are -32602; a
+/// duplicate id in flight is refused without costing the first request its
+/// result; ids come back exactly as written, integers past i64 and float forms
+/// included, and a request with such an id can be called and cancelled.
+#[tokio::test]
+async fn every_request_is_answered_once_with_its_own_id() {
+    let server = TestServer::new(Era::Legacy, "alpha");
+    let probe = server.probe.clone();
+    let alpha = Upstream::start(server);
+    let home = Home::new();
+    home.servers_config(&[("alpha", &alpha.url)], "");
+    let mut raw = Raw::spawn(&home);
+    raw.initialize().await;
+    until_connected(&mut raw).await;
+
+    // A burst of 60 requests with bad params, written at once, beyond the
+    // rate limit for unreadable input: 60 answers, one per id, all -32602.
+    let shapes = [r#""x""#, "[1]", r#"{"name":5}"#, "7"];
+    let mut burst = String::new();
+    for id in 0..60 {
+        let (method, params) = match id % 5 {
+            4 => ("tools/list", "7"),
+            k => ("tools/call", shapes[k]),
+        };
+        burst += &format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{params}}}"#);
+        burst.push('\n');
+    }
+    raw.send(burst.trim_end()).await;
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..60 {
+        let v = raw.answer().await;
+        assert_eq!(v["error"]["code"], json!(-32602), "{v}");
+        assert!(seen.insert(v["id"].as_i64().unwrap()), "answered twice: {v}");
+    }
+    assert_eq!(seen.len(), 60);
+
+    // A duplicate id while the first request runs.
+    raw.send(r#"{"jsonrpc":"2.0","id":500,"method":"tools/call","params":{"name":"slow","arguments":{"seconds":1}}}"#)
+        .await;
+    tokio::time::timeout(Duration::from_secs(10), probe.started.notified())
+        .await
+        .unwrap();
+    raw.send(
+        r#"{"jsonrpc":"2.0","id":500,"method":"tools/call","params":{"name":"echo","arguments":{"text":"second"}}}"#,
+    )
+    .await;
+    let v = raw.answer().await;
+    assert_eq!(
+        (v["id"].clone(), v["error"]["code"].clone()),
+        (json!(500), json!(-32600)),
+        "{v}"
+    );
+    assert!(v["error"]["message"].as_str().unwrap().contains("in flight"), "{v}");
+    let v = raw.answer().await;
+    assert_eq!(v["id"], json!(500), "{v}");
+    assert_eq!(
+        v["result"]["content"][0]["text"],
+        json!("slept"),
+        "the first keeps its result: {v}"
+    );
+    // Answered, the id is free again.
+    raw.send(r#"{"jsonrpc":"2.0","id":500,"method":"ping"}"#).await;
+    assert!(raw.answer().await["result"].is_object());
+
+    // Ids as written: past i64, float forms, strings with escapes.
+    for id in [
+        "123456789012345678901234567890",
+        "18446744073709551615",
+        "-9223372036854775809",
+        "9223372036854775807",
+        "1.5",
+        "1e2",
+        "1.0",
+        "-0",
+        r#""x\u0041""#,
+        r#""""#,
+    ] {
+        raw.send(&format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"hi"}}}}}}"#
+        ))
+        .await;
+        let line = raw.answer_text().await;
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["result"]["content"][0]["text"], json!("hi"), "{line}");
+        if id.starts_with('"') {
+            assert_eq!(v["id"], serde_json::from_str::<Value>(id).unwrap(), "{line}");
+        } else {
+            assert!(
+                line.starts_with(&format!(r#"{{"jsonrpc":"2.0","id":{id},"#)),
+                "{id} came back as {line}"
+            );
+        }
+    }
+    // Bad input with such an id is answered with it too.
+    raw.send(r#"{"jsonrpc":"2.0","id":18446744073709551616,"method":"tools/call","params":[]}"#)
+        .await;
+    let line = raw.answer_text().await;
+    assert!(line.contains(r#""id":18446744073709551616,"#), "{line}");
+
+    // A wide id is cancelled like any other, and is free again afterwards.
+    let wide = "98765432109876543210";
+    raw.send(&format!(
+        r#"{{"jsonrpc":"2.0","id":{wide},"method":"tools/call","params":{{"name":"slow"}}}}"#
+    ))
+    .await;
+    tokio::time::timeout(Duration::from_secs(10), probe.started.notified())
+        .await
+        .unwrap();
+    raw.send(&format!(
+        r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":{wide},"reason":"user"}}}}"#
+    ))
+    .await;
+    tokio::time::timeout(Duration::from_secs(10), probe.cancelled.notified())
+        .await
+        .expect("the upstream sees the cancellation");
+    raw.send(&format!(r#"{{"jsonrpc":"2.0","id":{wide},"method":"ping"}}"#))
+        .await;
+    let line = raw.answer_text().await;
+    assert!(
+        line.starts_with(&format!(r#"{{"jsonrpc":"2.0","id":{wide},"result""#)),
+        "{line}"
+    );
+}
+
 /// stdin EOF ends the process cleanly and promptly, and the legacy upstream's
 /// session is closed with an HTTP DELETE.
 #[tokio::test]

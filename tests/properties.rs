@@ -94,11 +94,13 @@ fn rpc_line() -> impl Strategy<Value = Vec<u8>> {
 proptest! {
     #![proptest_config(config(512))]
 
-    /// `classify` never panics, and a line is skipped only when it is blank or a
-    /// notification (an object with a string `method` and no `id`, which JSON-RPC
-    /// never answers); every other line that is not a message gets exactly one
-    /// error: -32700 for bytes that are not JSON, -32600 for JSON that is not a
-    /// request, with the request's id when it is a number or string.
+    /// `classify` never panics, and a line is skipped only when it is blank, a
+    /// notification (an object with a string `method` and no `id`) or a response
+    /// (`result` or `error`, no `method`), which JSON-RPC never answers; every
+    /// other line that is not a message gets exactly one error: -32700 for bytes
+    /// that are not JSON, -32600 for JSON that is not a request, -32602 for a
+    /// known method with params that do not fit, with the request's id when it
+    /// is a number or string.
     #[test]
     fn stdio_classify_answers_every_bad_line(line in rpc_line()) {
         match classify(&line) {
@@ -113,10 +115,16 @@ proptest! {
                 let notification = v.as_ref().is_some_and(|v| {
                     v.get("id").is_none() && v.get("method").is_some_and(Value::is_string)
                 });
-                prop_assert!(blank || notification, "skipped {:?}", String::from_utf8_lossy(&line));
+                // A response (malformed, or to an id the bridge never used) is never answered.
+                let response = v.as_ref().is_some_and(|v| {
+                    v.get("method").is_none() && (v.get("result").is_some() || v.get("error").is_some())
+                });
+                prop_assert!(blank || notification || response, "skipped {:?}", String::from_utf8_lossy(&line));
             }
+            Line::WideRequest { .. } | Line::Cancel { .. } => {}
             Line::Error { id, code, message } => {
-                prop_assert!(code == -32700 || code == -32600);
+                prop_assert!(code == -32700 || code == -32600 || code == -32602);
+                let id: Value = serde_json::from_str(&id).unwrap();
                 prop_assert!(id.is_null() || id.is_number() || id.is_string());
                 prop_assert!(!message.is_empty());
                 if code == -32700 {
@@ -176,6 +184,7 @@ proptest! {
         let mut input = Vec::new();
         let mut expected_errors = 0;
         let mut expected_messages = 0;
+        let mut ids = HashSet::new();
         for l in &lines {
             input.extend_from_slice(l);
             input.push(b'\n');
@@ -183,7 +192,15 @@ proptest! {
                 expected_errors += 1;
             } else {
                 match classify(l) {
-                    Line::Message(_) => expected_messages += 1,
+                    // A second request with an id in flight (nothing is answered
+                    // here) is refused by the transport.
+                    Line::Message(m) => match &*m {
+                        rmcp::model::JsonRpcMessage::Request(r) if !ids.insert(serde_json::to_string(&r.id).unwrap()) => expected_errors += 1,
+                        _ => expected_messages += 1,
+                    },
+                    Line::WideRequest { id, .. } if !ids.insert(id.to_string()) => expected_errors += 1,
+                    Line::WideRequest { .. } => expected_messages += 1,
+                    Line::Cancel { .. } => {}
                     Line::Skip => {}
                     Line::Error { .. } => expected_errors += 1,
                 }
@@ -198,8 +215,69 @@ proptest! {
         prop_assert_eq!(answers.len(), expected_errors);
         for a in &answers {
             prop_assert_eq!(&a["jsonrpc"], "2.0");
-            prop_assert!(a["error"]["code"] == -32700 || a["error"]["code"] == -32600, "{}", a);
+            prop_assert!(a["error"]["code"] == -32700 || a["error"]["code"] == -32600 || a["error"]["code"] == -32602, "{}", a);
         }
+    }
+}
+
+/// A JSON id as written: integers of any width, float forms, strings with escapes.
+fn wire_id() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<i64>().prop_map(|n| n.to_string()),
+        "-?[1-9][0-9]{0,40}",
+        "-?(0|[1-9][0-9]{0,20})\\.[0-9]{1,6}([eE][+-]?[0-9]{1,3})?",
+        "-?[1-9][0-9]{0,5}[eE][+-]?[0-9]{1,2}",
+        any::<String>().prop_map(|s| serde_json::to_string(&s).unwrap()),
+        "\"(\\\\u00[0-7][0-9a-f]|[a-z]){0,6}\"",
+    ]
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// Whatever id the IDE writes, rmcp gets a request it can answer, and the
+    /// answer goes out with the id written exactly as it came (strings equal
+    /// as strings); a second request with the same id while the first is in
+    /// flight is refused with that id, and the first still gets its answer.
+    #[test]
+    fn stdio_ids_round_trip(id in wire_id()) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let (first, dup, answer) = rt.block_on(async {
+            use rmcp::transport::Transport;
+            let line = format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"ping\"}}\n");
+            let input = format!("{line}{line}");
+            let (out_r, out_w) = tokio::io::duplex(1 << 16);
+            let mut t = StdioTransport::new(input.as_bytes(), out_w, 1 << 20);
+            let m = t.receive().await.expect("the request");
+            let rmcp::model::JsonRpcMessage::Request(r) = m else { panic!("{m:?}") };
+            // The duplicate is answered by the transport while reading on.
+            assert!(t.receive().await.is_none());
+            t.send(rmcp::model::JsonRpcMessage::response(rmcp::model::ServerResult::empty(()), r.id)).await.unwrap();
+            drop(t);
+            let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(out_r));
+            let dup = lines.next_line().await.unwrap().unwrap();
+            let answer = lines.next_line().await.unwrap().unwrap();
+            (line, dup, answer)
+        });
+        prop_assert!(!first.is_empty());
+        let wire = |l: &str| {
+            let rest = l.strip_prefix("{\"jsonrpc\":\"2.0\",\"id\":").unwrap_or_else(|| panic!("{l}"));
+            let exact = rest.starts_with(&id);
+            // serde_json's Value cannot hold every JSON number: read the rest.
+            let v: Value = if exact && !id.starts_with('"') { serde_json::from_str(&l.replacen(&id, "0", 1)) } else { serde_json::from_str(l) }.unwrap();
+            (exact, v)
+        };
+        let (exact, v) = wire(&answer);
+        if id.starts_with('"') {
+            let want: Value = serde_json::from_str(&id).unwrap();
+            prop_assert_eq!(&v["id"], &want, "{}", answer);
+        } else {
+            prop_assert!(exact, "{} came back as {}", id, answer);
+        }
+        prop_assert!(v["result"].is_object(), "{}", answer);
+        let (exact, v) = wire(&dup);
+        prop_assert!(exact || id.starts_with('"'), "{}", dup);
+        prop_assert_eq!(&v["error"]["code"], &json!(-32600), "{}", dup);
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod approval;
 pub mod era;
+pub mod ids;
 pub mod stdio;
 
 use std::sync::Arc;

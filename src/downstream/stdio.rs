@@ -5,8 +5,13 @@
 //! avoid error storms). JSON-RPC 2.0 asks for `-32700 Parse error` and
 //! `-32600 Invalid Request` with `"id": null` (or the request's id when it can be
 //! read), so this transport frames the stream itself: it answers bad input
-//! precisely, rate-limits those answers so a peer that echoes errors cannot start
-//! a storm, bounds the size of one message, and hands everything else to rmcp.
+//! precisely (`-32602` for a known method whose params do not fit), bounds the
+//! size of one message, and hands everything else to rmcp. Every request with
+//! an id gets exactly one answer; only answers to input whose id cannot be read
+//! are rate-limited, so a peer that echoes errors cannot start a storm, and a
+//! malformed response is never answered. [`super::ids`] keeps each request's id
+//! as written while it is in flight: a duplicate is refused, and an id rmcp
+//! cannot carry exactly (an integer past `i64`, a float form) goes out as it came.
 //! It is the only writer of stdout: one lock per whole line, so lines never
 //! interleave.
 //!
@@ -26,14 +31,18 @@ use std::time::{Duration, Instant};
 use rmcp::RoleServer;
 use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
 use rmcp::transport::Transport;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
+
+use super::ids::{InFlight, key_of};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 /// Default bound on one incoming message.
 pub const DEFAULT_MAX_MESSAGE: usize = 8 * 1024 * 1024;
-/// At most this many error answers to bad input per second.
+/// At most this many answers per second to bad input whose id cannot be read
+/// (`"id": null`: nothing waits for them). Input with an id is always answered.
 const ERROR_REPLIES_PER_SEC: u32 = 20;
 
 pub struct StdioTransport<R, W> {
@@ -49,6 +58,8 @@ pub struct StdioTransport<R, W> {
     /// The IDE speaks 2026-07-28 (known once the lifecycle started): what it
     /// is sent is shaped for that generation ([`super::era`]).
     modern: bool,
+    /// The IDE's requests not answered yet, by the exact text of their ids.
+    in_flight: InFlight,
     eof: CancellationToken,
 }
 
@@ -63,6 +74,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> StdioTransport<R, W> {
             replies: (Instant::now(), 0),
             started: false,
             modern: false,
+            in_flight: InFlight::default(),
             eof: CancellationToken::new(),
         }
     }
@@ -104,14 +116,121 @@ pub fn before_lifecycle(m: &RxJsonRpcMessage<RoleServer>) -> (bool, bool) {
 #[derive(Debug)]
 pub enum Line {
     Message(Box<RxJsonRpcMessage<RoleServer>>),
+    /// A request whose id rmcp cannot carry exactly (an integer past `i64`, a
+    /// float form): `id` is its wire text, the message holds a placeholder.
+    WideRequest {
+        message: Box<RxJsonRpcMessage<RoleServer>>,
+        id: Box<str>,
+    },
+    /// `notifications/cancelled` for the request whose id is written `request`
+    /// on the wire; `message` is the whole notification, its `requestId` to be
+    /// replaced by the internal one.
+    Cancel {
+        request: Box<str>,
+        message: Box<Value>,
+    },
     /// Nothing to do (blank line, or a notification rmcp would ignore anyway).
     Skip,
-    /// Answer with this error object for this id.
+    /// Answer with this error object for the id written `id` on the wire
+    /// (`null` when it cannot be read).
     Error {
-        id: Value,
+        id: Box<str>,
         code: i32,
         message: String,
     },
+}
+
+/// The members of a message read before the whole of it, as their exact text.
+#[derive(serde::Deserialize)]
+struct Head<'a> {
+    #[serde(borrow, default, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    method: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    params: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    result: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    error: Option<&'a RawValue>,
+}
+
+/// `Some` for a member that is there, even when it is `null`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+/// How a request id is written.
+enum IdForm {
+    /// An `i64` or a string: rmcp carries it exactly.
+    Natural,
+    /// Any other number: carried as its text.
+    Wide,
+    /// Not a number nor a string.
+    Invalid,
+}
+
+fn id_form(text: &str) -> IdForm {
+    match text.as_bytes().first() {
+        Some(b'"') => IdForm::Natural,
+        Some(b'-' | b'0'..=b'9') => match text.parse::<i64>() {
+            Ok(n) if n.to_string() == text => IdForm::Natural,
+            _ => IdForm::Wide,
+        },
+        _ => IdForm::Invalid,
+    }
+}
+
+/// MCP's client-to-server request methods. A request for one of them whose
+/// params do not fit is `-32602 Invalid params`, not an unknown method.
+const METHODS: &[&str] = &[
+    "initialize",
+    "ping",
+    "server/discover",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "resources/directory/read",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+    "subscriptions/listen",
+    "tasks/get",
+    "tasks/update",
+    "tasks/cancel",
+    "skills/list",
+    "skills/get",
+];
+
+/// Why the params of a request for a known `method` do not fit, or `None` for
+/// a method MCP does not define.
+fn params_error(method: &str, params: Option<&RawValue>) -> Option<String> {
+    use rmcp::model as m;
+    if !METHODS.contains(&method) {
+        return None;
+    }
+    let text = params.map_or("{}", RawValue::get);
+    let why = match method {
+        "initialize" => serde_json::from_str::<m::InitializeRequestParams>(text).err(),
+        "tools/call" => serde_json::from_str::<m::CallToolRequestParams>(text).err(),
+        "resources/read" => serde_json::from_str::<m::ReadResourceRequestParams>(text).err(),
+        "resources/subscribe" => serde_json::from_str::<m::SubscribeRequestParams>(text).err(),
+        "resources/unsubscribe" => serde_json::from_str::<m::UnsubscribeRequestParams>(text).err(),
+        "prompts/get" => serde_json::from_str::<m::GetPromptRequestParams>(text).err(),
+        "completion/complete" => serde_json::from_str::<m::CompleteRequestParams>(text).err(),
+        "logging/setLevel" => serde_json::from_str::<m::SetLevelRequestParams>(text).err(),
+        _ => None,
+    };
+    Some(match why {
+        Some(e) => format!("Invalid params for {method}: {e}"),
+        None if !text.starts_with('{') => format!("Invalid params for {method}: params must be an object"),
+        None => format!("Invalid params for {method}"),
+    })
 }
 
 /// Classify one input line (without its newline). Pure, for tests and fuzzing.
@@ -121,39 +240,154 @@ pub fn classify(raw: &[u8]) -> Line {
     if raw.iter().all(u8::is_ascii_whitespace) {
         return Line::Skip;
     }
-    match serde_json::from_slice::<RxJsonRpcMessage<RoleServer>>(raw) {
-        Ok(m) => Line::Message(Box::new(m)),
+    let parse_error = |e: serde_json::Error| Line::Error {
+        id: "null".into(),
+        code: -32700,
+        message: format!("Parse error: {e}"),
+    };
+    // serde reads a struct from an array too; a message is an object.
+    if raw.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return match serde_json::from_slice::<serde::de::IgnoredAny>(raw) {
+            Ok(_) => invalid("null", "Invalid Request: a message is a JSON object".into()),
+            Err(e) => parse_error(e),
+        };
+    }
+    let head = match serde_json::from_slice::<Head>(raw) {
+        Ok(head) => head,
         Err(e) if matches!(e.classify(), serde_json::error::Category::Data) => {
-            let v: Value = serde_json::from_slice(raw).unwrap_or(Value::Null);
-            let id = match v.get("id") {
-                Some(id @ (Value::Number(_) | Value::String(_))) => id.clone(),
-                _ => Value::Null,
-            };
-            // A notification we do not understand gets no answer (JSON-RPC: never
-            // answer a notification); LSP-style chatter is common on shared pipes.
-            if v.get("id").is_none() && v.get("method").is_some_and(Value::is_string) {
-                return Line::Skip;
-            }
+            return invalid("null", format!("Invalid Request: {e}"));
+        }
+        Err(e) => return parse_error(e),
+    };
+    let method = head
+        .method
+        .and_then(|m| serde_json::from_str::<std::borrow::Cow<str>>(m.get()).ok());
+    let Some(id) = head.id else {
+        return notification(raw, method.as_deref(), head.params);
+    };
+    let id_text = id.get();
+    let form = id_form(id_text);
+    // A response is never answered, even a malformed one: two peers that
+    // answer each other's bad answers would never stop.
+    let response = head.method.is_none() && (head.result.is_some() || head.error.is_some());
+    let parsed = match form {
+        IdForm::Wide => serde_json::from_slice::<RxJsonRpcMessage<RoleServer>>(&splice(raw, id, "0")),
+        _ => serde_json::from_slice::<RxJsonRpcMessage<RoleServer>>(raw),
+    };
+    match parsed {
+        Ok(rmcp::model::JsonRpcMessage::Request(r)) if matches!(&r.request, rmcp::model::ClientRequest::CustomRequest(c) if METHODS.contains(&c.method.as_str())) =>
+        {
+            let method = method.unwrap_or_default();
+            let message = params_error(&method, head.params).unwrap_or_default();
             Line::Error {
-                id,
-                code: -32600,
-                message: format!("Invalid Request: {e}"),
+                id: id_text.into(),
+                code: -32602,
+                message,
             }
         }
-        Err(e) => Line::Error {
-            id: Value::Null,
-            code: -32700,
-            message: format!("Parse error: {e}"),
+        Ok(m) if matches!(form, IdForm::Wide) => match m {
+            rmcp::model::JsonRpcMessage::Request(_) => Line::WideRequest {
+                message: Box::new(m),
+                id: id_text.into(),
+            },
+            // An answer to nothing the bridge asked (its own ids fit in i64).
+            _ => Line::Skip,
+        },
+        Ok(m) => Line::Message(Box::new(m)),
+        Err(e) if response => {
+            tracing::debug!("ignored a malformed response from the IDE: {e}");
+            Line::Skip
+        }
+        Err(_) if matches!(form, IdForm::Invalid) => {
+            invalid("null", "Invalid Request: an id must be a number or a string".into())
+        }
+        Err(e) => match method.as_deref().and_then(|m| params_error(m, head.params)) {
+            Some(message) => Line::Error {
+                id: id_text.into(),
+                code: -32602,
+                message,
+            },
+            None => invalid(id_text, format!("Invalid Request: {e}")),
         },
     }
 }
 
-fn error_line(id: Value, code: i32, message: &str) -> Vec<u8> {
-    let mut v =
-        serde_json::to_vec(&json!({ "jsonrpc": "2.0", "id": id, "error": { "code": code, "message": message } }))
-            .unwrap_or_default();
-    v.push(b'\n');
-    v
+/// `raw` with `part` (a value read from it, borrowed) replaced by `with`.
+fn splice(raw: &[u8], part: &RawValue, with: &str) -> Vec<u8> {
+    let start = (part.get().as_ptr() as usize).wrapping_sub(raw.as_ptr() as usize);
+    let end = start + part.get().len();
+    if end > raw.len() {
+        return raw.to_vec();
+    }
+    [&raw[..start], with.as_bytes(), &raw[end..]].concat()
+}
+
+fn invalid(id: &str, message: String) -> Line {
+    Line::Error {
+        id: id.into(),
+        code: -32600,
+        message,
+    }
+}
+
+/// A line without an id: a notification (or a response the IDE could not
+/// correlate, which rmcp ignores).
+fn notification(raw: &[u8], method: Option<&str>, params: Option<&RawValue>) -> Line {
+    if method == Some("notifications/cancelled") {
+        #[derive(serde::Deserialize)]
+        struct Cancelled<'a> {
+            #[serde(borrow, rename = "requestId")]
+            request_id: Option<&'a RawValue>,
+        }
+        let request = params
+            .and_then(|p| serde_json::from_str::<Cancelled>(p.get()).ok())
+            .and_then(|c| c.request_id);
+        // With a placeholder id: a float form out of f64's range is still an id.
+        let message = request.and_then(|r| serde_json::from_slice::<Value>(&splice(raw, r, "0")).ok());
+        return match (request, message) {
+            (Some(request), Some(message)) => Line::Cancel {
+                request: canonical_key(request.get()),
+                message: Box::new(message),
+            },
+            _ => Line::Skip,
+        };
+    }
+    match serde_json::from_slice::<RxJsonRpcMessage<RoleServer>>(raw) {
+        Ok(m) => Line::Message(Box::new(m)),
+        // A notification we do not understand gets no answer (JSON-RPC: never
+        // answer a notification); LSP-style chatter is common on shared pipes.
+        Err(_) if method.is_some() => Line::Skip,
+        Err(e) => invalid("null", format!("Invalid Request: {e}")),
+    }
+}
+
+/// The key [`InFlight`] knows an id's wire text by: strings by value, numbers
+/// as written.
+fn canonical_key(text: &str) -> Box<str> {
+    match serde_json::from_str::<String>(text) {
+        Ok(s) => serde_json::to_string(&s).unwrap_or_default().into(),
+        Err(_) => text.into(),
+    }
+}
+
+fn error_line(id: &str, code: i32, message: &str) -> Vec<u8> {
+    let error = json!({ "code": code, "message": message });
+    format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"error\":{error}}}\n").into_bytes()
+}
+
+/// `item` written with `id` (wire text) in place of the internal id.
+fn with_wire_id(item: &TxJsonRpcMessage<RoleServer>, id: &str) -> serde_json::Result<Vec<u8>> {
+    let Value::Object(mut fields) = serde_json::to_value(item)? else {
+        return serde_json::to_vec(item);
+    };
+    fields.remove("jsonrpc");
+    fields.remove("id");
+    let rest = serde_json::to_string(&Value::Object(fields))?;
+    let rest = rest.strip_prefix('{').unwrap_or(&rest);
+    let sep = if rest == "}" { "" } else { "," };
+    let mut line = format!("{{\"jsonrpc\":\"2.0\",\"id\":{id}{sep}{rest}").into_bytes();
+    line.push(b'\n');
+    Ok(line)
 }
 
 async fn write_line<W: AsyncWrite + Unpin>(w: &Mutex<W>, line: &[u8]) -> std::io::Result<()> {
@@ -167,17 +401,24 @@ where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    async fn reply_error(&mut self, id: Value, code: i32, message: &str) -> std::io::Result<()> {
-        let now = Instant::now();
-        if now.duration_since(self.replies.0) >= Duration::from_secs(1) {
-            self.replies = (now, 0);
-        }
-        self.replies.1 += 1;
-        if self.replies.1 > ERROR_REPLIES_PER_SEC {
-            if self.replies.1 == ERROR_REPLIES_PER_SEC + 1 {
-                tracing::warn!("too much bad input from the IDE; not answering it for the rest of this second");
+    /// Answer bad input. Answers to input whose id could not be read are
+    /// rate-limited (a peer that echoes them cannot start a storm); every
+    /// request with an id gets its answer.
+    async fn reply_error(&mut self, id: &str, code: i32, message: &str) -> std::io::Result<()> {
+        if id == "null" {
+            let now = Instant::now();
+            if now.duration_since(self.replies.0) >= Duration::from_secs(1) {
+                self.replies = (now, 0);
             }
-            return Ok(());
+            self.replies.1 += 1;
+            if self.replies.1 > ERROR_REPLIES_PER_SEC {
+                if self.replies.1 == ERROR_REPLIES_PER_SEC + 1 {
+                    tracing::warn!(
+                        "too much unreadable input from the IDE; not answering it for the rest of this second"
+                    );
+                }
+                return Ok(());
+            }
         }
         write_line(&self.writer, &error_line(id, code, message)).await
     }
@@ -237,6 +478,33 @@ where
     }
 }
 
+impl<R, W> StdioTransport<R, W> {
+    /// `notifications/cancelled` for the request written `request` on the
+    /// wire, with its internal id put in; `None` when no such request is in
+    /// flight (nothing to cancel) or the lifecycle has not started.
+    fn cancelled(&mut self, request: &str, mut message: Value) -> Option<RxJsonRpcMessage<RoleServer>> {
+        if !self.started {
+            tracing::debug!("ignored a cancellation before initialize");
+            return None;
+        }
+        // rmcp sends no answer to a cancelled 2025 request, so its id is free
+        // again; a 2026-07-28 request still gets its answer.
+        let id = if self.modern {
+            self.in_flight.lookup(request)
+        } else {
+            self.in_flight.forget(request)
+        };
+        let Some(id) = id else {
+            tracing::debug!("ignored a cancellation of {request}, which is not in flight");
+            return None;
+        };
+        message["params"]["requestId"] = serde_json::to_value(&id).ok()?;
+        serde_json::from_value(message)
+            .inspect_err(|e| tracing::debug!("ignored a malformed cancellation: {e}"))
+            .ok()
+    }
+}
+
 impl<R, W> Transport<RoleServer> for StdioTransport<R, W>
 where
     R: AsyncRead + Unpin + Send,
@@ -250,6 +518,12 @@ where
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
         let writer = self.writer.clone();
         let mut item = item;
+        let answered = match &item {
+            rmcp::model::JsonRpcMessage::Response(r) => Some(&r.id),
+            rmcp::model::JsonRpcMessage::Error(e) => e.id.as_ref(),
+            _ => None,
+        };
+        let wire_id = answered.and_then(|id| self.in_flight.answered(id));
         if self.started {
             match &mut item {
                 rmcp::model::JsonRpcMessage::Response(r) => super::era::fit_result(&mut r.result, self.modern),
@@ -258,8 +532,14 @@ where
             }
         }
         async move {
-            let mut line = serde_json::to_vec(&item)?;
-            line.push(b'\n');
+            let line = match wire_id {
+                Some(id) => with_wire_id(&item, &id)?,
+                None => {
+                    let mut line = serde_json::to_vec(&item)?;
+                    line.push(b'\n');
+                    line
+                }
+            };
             write_line(&writer, &line).await
         }
     }
@@ -270,32 +550,60 @@ where
             let Some(line) = line else {
                 let msg = format!("Invalid Request: message larger than the {} byte limit", self.max_len);
                 tracing::warn!("{msg}");
-                if self.reply_error(Value::Null, -32600, &msg).await.is_err() {
+                if self.reply_error("null", -32600, &msg).await.is_err() {
                     return None;
                 }
                 continue;
             };
-            match classify(&line) {
-                Line::Message(m) if self.started => return Some(*m),
-                Line::Message(m) => match before_lifecycle(&m) {
-                    (true, starts) => {
-                        self.started = starts;
-                        self.modern = starts && !is_initialize(&m);
-                        return Some(*m);
-                    }
-                    (false, _) => tracing::debug!(
-                        "ignored before initialize: {}",
-                        serde_json::to_string(&m).unwrap_or_default()
-                    ),
+            let (mut m, wide) = match classify(&line) {
+                Line::Message(m) => (*m, None),
+                Line::WideRequest { message, id } => (*message, Some(id)),
+                Line::Cancel { request, message } => match self.cancelled(&request, *message) {
+                    Some(m) => return Some(m),
+                    None => continue,
                 },
-                Line::Skip => {}
+                Line::Skip => continue,
                 Line::Error { id, code, message } => {
                     tracing::debug!("bad input from the IDE: {message}");
-                    if self.reply_error(id, code, &message).await.is_err() {
+                    if self.reply_error(&id, code, &message).await.is_err() {
                         return None;
+                    }
+                    continue;
+                }
+            };
+            if !self.started {
+                let (passes, starts) = before_lifecycle(&m);
+                if !passes {
+                    tracing::debug!(
+                        "ignored before initialize: {}",
+                        serde_json::to_string(&m).unwrap_or_default()
+                    );
+                    continue;
+                }
+                self.started = starts;
+                self.modern = starts && !is_initialize(&m);
+            }
+            if let rmcp::model::JsonRpcMessage::Request(r) = &mut m {
+                let (key, natural) = match wide {
+                    Some(text) => (text, None),
+                    None => (key_of(&r.id), Some(r.id.clone())),
+                };
+                match self.in_flight.admit(key.clone(), natural) {
+                    Some(id) => r.id = id,
+                    None => {
+                        let msg = format!(
+                            "Invalid Request: id {key} is already used by a request in flight; \
+                             each request needs an id of its own"
+                        );
+                        tracing::warn!("{msg}");
+                        if self.reply_error(&key, -32600, &msg).await.is_err() {
+                            return None;
+                        }
+                        continue;
                     }
                 }
             }
+            return Some(m);
         }
     }
 
@@ -310,7 +618,7 @@ mod tests {
 
     fn code(l: Line) -> (Value, i32) {
         match l {
-            Line::Error { id, code, .. } => (id, code),
+            Line::Error { id, code, .. } => (serde_json::from_str(&id).unwrap(), code),
             other => panic!("{other:?}"),
         }
     }

@@ -788,13 +788,33 @@ impl Raw {
         w.write_all(b"\n").await.unwrap();
         w.flush().await.unwrap();
     }
+    /// Next stdout line as it was written.
+    pub async fn recv_text(&mut self) -> String {
+        tokio::time::timeout(Duration::from_secs(10), self.lines.next_line())
+            .await
+            .expect("an answer within 10 s")
+            .unwrap()
+            .expect("stdout open")
+    }
+    /// Next answer (a line without `method`) as written, skipping the
+    /// bridge's notifications and requests.
+    pub async fn answer_text(&mut self) -> String {
+        loop {
+            let line = self.recv_text().await;
+            let v: Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout is not JSON-RPC: {line:?}: {e}"));
+            if v.get("method").is_none() {
+                return line;
+            }
+        }
+    }
+    /// Next answer, parsed.
+    pub async fn answer(&mut self) -> Value {
+        serde_json::from_str(&self.answer_text().await).unwrap()
+    }
     /// Next stdout line, which must be JSON-RPC.
     pub async fn recv(&mut self) -> Value {
-        let line = tokio::time::timeout(Duration::from_secs(10), self.lines.next_line())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let line = self.recv_text().await;
         let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout is not JSON-RPC: {line:?}: {e}"));
         assert_eq!(v["jsonrpc"], json!("2.0"), "{line}");
         v

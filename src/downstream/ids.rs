@@ -1,0 +1,164 @@
+//! The IDE's request ids while their requests are in flight.
+//!
+//! JSON-RPC lets a client pick any number or string as an id, and expects it
+//! back exactly. rmcp keeps ids as `i64` or string: a wider integer
+//! (`18446744073709551615`, `1e29` written out) is refused, and a float form
+//! (`1.0`, `1e2`) comes back rewritten. rmcp also keys its per-request state by
+//! id, so a second request with the id of one still running overwrites the
+//! first's, and one of the two answers is dropped.
+//!
+//! [`InFlight`] sits in the stdio transport between the two: every request the
+//! IDE sends is admitted under its id's exact JSON text (the *key*), a key already
+//! in flight is refused (the transport answers it with an error; the first request
+//! keeps its result), and an id rmcp cannot carry exactly is swapped for an
+//! internal one that is swapped back when the answer goes out. Pure data, no IO.
+
+use std::collections::HashMap;
+
+use rmcp::model::RequestId;
+
+/// Requests from the IDE that have not been answered yet.
+#[derive(Debug)]
+pub struct InFlight {
+    by_key: HashMap<Box<str>, RequestId>,
+    /// Internal id → (key, whether the id on the wire differs from the internal one).
+    by_id: HashMap<RequestId, (Box<str>, bool)>,
+    next: i64,
+}
+
+impl Default for InFlight {
+    fn default() -> Self {
+        InFlight {
+            by_key: HashMap::new(),
+            by_id: HashMap::new(),
+            // Internal ids are counted from the far end of the range, where
+            // clients' own counters never are; a collision is avoided anyway.
+            next: i64::MIN,
+        }
+    }
+}
+
+/// The exact JSON text an id is written with on the wire, when rmcp's parsed
+/// form `id` would write it the same way (strings are compared by value).
+pub fn key_of(id: &RequestId) -> Box<str> {
+    match id {
+        RequestId::Number(n) => n.to_string().into(),
+        RequestId::String(s) => serde_json::to_string(&**s).unwrap_or_default().into(),
+    }
+}
+
+impl InFlight {
+    /// Admit a request whose id is written `key` on the wire; `natural` is the id
+    /// as rmcp parsed it when that writes back as `key`. Returns the id to hand
+    /// rmcp, or `None` when a request with this key is still in flight.
+    pub fn admit(&mut self, key: Box<str>, natural: Option<RequestId>) -> Option<RequestId> {
+        if self.by_key.contains_key(&key) {
+            return None;
+        }
+        let id = match &natural {
+            Some(id) if !self.by_id.contains_key(id) => id.clone(),
+            // Not representable, or taken by an internal id in flight.
+            _ => self.fresh(),
+        };
+        let mapped = natural.as_ref() != Some(&id);
+        self.by_id.insert(id.clone(), (key.clone(), mapped));
+        self.by_key.insert(key, id.clone());
+        Some(id)
+    }
+
+    fn fresh(&mut self) -> RequestId {
+        loop {
+            let id = RequestId::Number(self.next);
+            self.next = self.next.wrapping_add(1);
+            if !self.by_id.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    /// The answer to internal id `id` is going out: forget the request. Returns
+    /// the id's wire text when it must replace the internal one.
+    pub fn answered(&mut self, id: &RequestId) -> Option<Box<str>> {
+        let (key, mapped) = self.by_id.remove(id)?;
+        self.by_key.remove(&key);
+        mapped.then_some(key)
+    }
+
+    /// The internal id of the request written `key` on the wire.
+    pub fn lookup(&self, key: &str) -> Option<RequestId> {
+        self.by_key.get(key).cloned()
+    }
+
+    /// Forget a request that will not be answered (the IDE cancelled it, and
+    /// the 2025 lifecycle sends no answer after a cancellation).
+    pub fn forget(&mut self, key: &str) -> Option<RequestId> {
+        let id = self.by_key.remove(key)?;
+        self.by_id.remove(&id);
+        Some(id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn num(n: i64) -> RequestId {
+        RequestId::Number(n)
+    }
+
+    #[test]
+    fn natural_ids_pass_unchanged_and_duplicates_are_refused() {
+        let mut t = InFlight::default();
+        assert_eq!(t.admit("7".into(), Some(num(7))), Some(num(7)));
+        assert_eq!(t.admit("7".into(), Some(num(7))), None, "a duplicate in flight");
+        assert_eq!(t.answered(&num(7)), None, "written as it is");
+        assert!(t.is_empty());
+        assert_eq!(
+            t.admit("7".into(), Some(num(7))),
+            Some(num(7)),
+            "free again once answered"
+        );
+    }
+
+    #[test]
+    fn wide_ids_get_internal_ones_and_come_back_exactly() {
+        let mut t = InFlight::default();
+        let wide = "123456789012345678901234567890";
+        let id = t.admit(wide.into(), None).unwrap();
+        assert_eq!(t.lookup(wide), Some(id.clone()));
+        assert_eq!(t.admit(wide.into(), None), None);
+        assert_eq!(t.answered(&id).as_deref(), Some(wide));
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_natural_id_equal_to_an_internal_one_is_mapped_too() {
+        let mut t = InFlight::default();
+        let internal = t.admit("1e2".into(), None).unwrap();
+        let RequestId::Number(n) = internal else { panic!() };
+        let same = t.admit(n.to_string().into(), Some(num(n))).unwrap();
+        assert_ne!(same, internal);
+        assert_eq!(t.answered(&same).as_deref(), Some(n.to_string().as_str()));
+        assert_eq!(t.answered(&internal).as_deref(), Some("1e2"));
+    }
+
+    #[test]
+    fn forgetting_frees_the_key() {
+        let mut t = InFlight::default();
+        let s = RequestId::String("a".into());
+        let key = key_of(&s);
+        assert_eq!(&*key, "\"a\"");
+        t.admit(key.clone(), Some(s.clone())).unwrap();
+        assert_eq!(t.forget(&key), Some(s.clone()));
+        assert_eq!(t.answered(&s), None);
+        assert!(t.is_empty());
+    }
+}
