@@ -32,6 +32,11 @@ pub struct ServeOptions {
 /// Load the config file named by the options and the environment.
 pub fn load_config(opts: &ServeOptions) -> Result<(Paths, Config), crate::config::ConfigError> {
     let paths = Paths::resolve(opts.config.as_deref());
+    if paths.config_explicit && !paths.config_file.exists() {
+        return Err(crate::config::ConfigError::Missing {
+            path: paths.config_file,
+        });
+    }
     let mut cfg = Config::load(&paths.config_file)?;
     if let Some(p) = opts.prefix {
         cfg.naming.prefix = p;
@@ -162,6 +167,16 @@ pub async fn serve(opts: ServeOptions, paths: Paths, cfg: Config) -> anyhow::Res
     // Dropping the last handle removes the published state.
     drop(publisher);
     result
+}
+
+/// `serve` with a config it cannot use: answer the IDE with `error` (see
+/// [`crate::downstream::unconfigured`]) until it goes away.
+pub async fn serve_unconfigured(error: &crate::config::ConfigError) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    crate::shutdown::on_signals(shutdown.clone());
+    let (r, w) = rmcp::transport::stdio_pipes();
+    let message = format!("mcp-bridge cannot start: {error}. Fix it, then restart this MCP server in your IDE.");
+    crate::downstream::unconfigured::serve(message, r, w, shutdown).await
 }
 
 /// The audit log `[audit]` asks for (in the state dir), or one that records nothing.

@@ -28,6 +28,10 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("invalid config file {path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    #[error(
+        "config file {path} does not exist (named by --config or MCP_BRIDGE_CONFIG); create it, or name the file you meant"
+    )]
+    Missing { path: PathBuf },
 }
 
 /// The whole file. Every section is optional.
@@ -376,6 +380,9 @@ fn ordered_table<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, f64)>, 
 #[derive(Debug, Clone)]
 pub struct Paths {
     pub config_file: PathBuf,
+    /// `config_file` was named by `--config` or `MCP_BRIDGE_CONFIG`, so it must
+    /// exist (the default location may not: no config is a valid config).
+    pub config_explicit: bool,
     pub cache_dir: PathBuf,
     pub state_dir: PathBuf,
 }
@@ -384,18 +391,19 @@ impl Paths {
     /// Resolve the paths from an explicit `--config`, the environment and the OS.
     pub fn resolve(explicit: Option<&Path>) -> Paths {
         let home = std::env::var_os(ENV_HOME).filter(|v| !v.is_empty()).map(PathBuf::from);
-        let config_file = explicit
-            .map(Path::to_path_buf)
-            .or_else(|| {
-                std::env::var_os(ENV_CONFIG)
-                    .filter(|v| !v.is_empty())
-                    .map(PathBuf::from)
-            })
+        let named = explicit.map(Path::to_path_buf).or_else(|| {
+            std::env::var_os(ENV_CONFIG)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        });
+        let config_explicit = named.is_some();
+        let config_file = named
             .or_else(|| home.as_ref().map(|h| h.join("config.toml")))
             .unwrap_or_else(|| os_dirs().0.join("config.toml"));
         match home {
             Some(h) => Paths {
                 config_file,
+                config_explicit,
                 cache_dir: h.join("cache"),
                 state_dir: h.join("state"),
             },
@@ -403,6 +411,7 @@ impl Paths {
                 let (_, cache, state) = os_dirs();
                 Paths {
                     config_file,
+                    config_explicit,
                     cache_dir: cache,
                     state_dir: state,
                 }

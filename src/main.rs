@@ -1,5 +1,6 @@
 //! The `mcp-bridge` binary: parse the command line, set up logging (stderr or a
-//! file, never stdout), and run the chosen command. Exit 64 on a bad config.
+//! file, never stdout), and run the chosen command. Exit 64 on a bad config
+//! (`serve` first tells the IDE what is wrong, over the protocol).
 
 use std::process::ExitCode;
 
@@ -116,7 +117,11 @@ async fn run(cli: Cli) -> ExitCode {
             let (paths, cfg) = match app::load_config(&opts) {
                 Ok(c) => c,
                 Err(e) => {
+                    // The IDE hides stderr: it hears the error over the protocol.
                     eprintln!("mcp-bridge: {e}");
+                    if let Err(e) = app::serve_unconfigured(&e).await {
+                        eprintln!("mcp-bridge: {e:#}");
+                    }
                     return ExitCode::from(64);
                 }
             };

@@ -1,7 +1,10 @@
 //! First contact: the bridge as a new user meets it. An empty home (no catalog
 //! cache, no login), a client that lists once and calls at once, a client that
 //! speaks 2026-07-28, chatter before `initialize`, and an IDE that goes away
-//! with work in flight.
+//! with work in flight, a config that does not parse.
+
+// Logging is deprecated for 2026-07-28 (SEP-2577); 2025 IDEs still show it.
+#![allow(deprecated)]
 
 mod common;
 
@@ -366,4 +369,74 @@ async fn uris_in_results_read_back_from_their_server() {
         );
         assert_eq!(r["result"]["contents"][0]["uri"], json!(linked), "{r}");
     }
+}
+
+/// An IDE that records the log notifications it gets.
+#[derive(Clone)]
+struct LogIde(tokio::sync::mpsc::UnboundedSender<rmcp::model::LoggingMessageNotificationParam>);
+
+impl rmcp::ClientHandler for LogIde {
+    async fn on_logging_message(
+        &self,
+        p: rmcp::model::LoggingMessageNotificationParam,
+        _: rmcp::service::NotificationContext<rmcp::RoleClient>,
+    ) {
+        let _ = self.0.send(p);
+    }
+}
+
+/// A config that does not parse, or an explicit config path that does not
+/// exist, is shown in the IDE: `serve` still answers `initialize`, with the
+/// precise error in its instructions, in a log notification and in the answer
+/// to every request; the process then exits 64. Run from a terminal, the same
+/// error goes to stderr with exit 64 and nothing on stdout but the protocol.
+#[tokio::test]
+async fn a_broken_config_is_shown_in_the_ide() {
+    use rmcp::ServiceExt;
+    let home = Home::new();
+    let bad = home.path().join("bad.toml");
+    std::fs::write(&bad, "[timeouts]\nconnect = 5\nfirst_list = \"soon\"\n").unwrap();
+    let missing = home.path().join("nowhere.toml");
+    for (config, expect) in [(&bad, "line 3"), (&missing, "does not exist")] {
+        let (tx, mut logs) = tokio::sync::mpsc::unbounded_channel();
+        let mut cmd = bridge_command(&home, &["--config", config.to_str().unwrap()]);
+        cmd.stderr(std::process::Stdio::null());
+        let (transport, _) = rmcp::transport::TokioChildProcess::builder(cmd).spawn().unwrap();
+        let client = LogIde(tx).serve(transport).await.expect("initialize is answered");
+        let instructions = client
+            .peer_info()
+            .and_then(|i| i.instructions.clone())
+            .unwrap_or_default();
+        assert!(instructions.contains(expect), "{instructions}");
+        assert!(instructions.contains(config.to_str().unwrap()), "{instructions}");
+        let e = client.list_tools(None).await.expect_err("no tools while broken");
+        assert!(e.to_string().contains(expect), "{e}");
+        let e = client
+            .call_tool(params("anything", json!({})))
+            .await
+            .expect_err("no calls while broken");
+        assert!(e.to_string().contains(expect), "{e}");
+        let log = tokio::time::timeout(Duration::from_secs(10), logs.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(log.level, rmcp::model::LoggingLevel::Error);
+        assert!(log.data.as_str().unwrap_or_default().contains(expect), "{log:?}");
+        client.cancel().await.unwrap();
+    }
+    // The terminal's view: exit 64, the error on stderr.
+    let out = bridge_command(&home, &["--config", missing.to_str().unwrap()])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(out.stdout.is_empty(), "{:?}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+    let out = cli(&home, &["--config", bad.to_str().unwrap(), "tools"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 3"));
 }

@@ -10,6 +10,7 @@ pub mod approval;
 pub mod era;
 pub mod ids;
 pub mod stdio;
+pub mod unconfigured;
 
 use std::sync::Arc;
 
