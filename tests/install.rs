@@ -1,7 +1,10 @@
 //! `mcp-bridge install` / `uninstall` run as the user would, in a temp HOME,
 //! against IDE config files in real-world shapes (comments, trailing commas,
-//! other servers, tabs, CRLF, a BOM); and `installers/install.sh` followed by
-//! the entry it leads to, launched as the IDE would launch it.
+//! other servers, tabs, CRLF, a BOM); against hostile files (a link at the
+//! backup path, a linked IDE file, a project link leading out of the project,
+//! a read-only file); project entries that carry nothing personal and the file
+//! uninstall leaves; and `installers/install.sh` followed by the entry it leads
+//! to, launched as the IDE would launch it.
 
 mod common;
 

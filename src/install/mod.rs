@@ -403,12 +403,8 @@ fn commit(
         });
     }
     if let Some(bak) = backup {
-        write_backup(&bak, old.as_bytes()).map_err(|e| {
-            refused(
-                path,
-                format!("cannot create the backup {}: {e}; nothing was written", bak.display()),
-            )
-        })?;
+        write_backup(&bak, old.as_bytes())
+            .map_err(|e| refused(path, format!("cannot create the backup {}: {e}", bak.display())))?;
         tracing::info!("backed up {} to {}", found.real.display(), bak.display());
     }
     match new {
