@@ -107,7 +107,8 @@ pub enum Command {
     Install {
         #[command(flatten)]
         target: InstallArgs,
-        /// The binary the IDE should launch (default: this one).
+        /// The binary the IDE should launch (default: this one). User scope only:
+        /// a project entry launches `mcp-bridge` from PATH.
         #[arg(long, value_name = "PATH")]
         binary: Option<PathBuf>,
     },

@@ -1,7 +1,10 @@
 //! `mcp-bridge install` / `uninstall` run as the user would, in a temp HOME,
 //! against IDE config files in real-world shapes (comments, trailing commas,
-//! other servers, tabs, CRLF, a BOM); and `installers/install.sh` followed by
-//! the entry it leads to, launched as the IDE would launch it.
+//! other servers, tabs, CRLF, a BOM); against hostile files (a link at the
+//! backup path, a linked IDE file, a project link leading out of the project,
+//! a read-only file); project entries that carry nothing personal and the file
+//! uninstall leaves; and `installers/install.sh` followed by the entry it leads
+//! to, launched as the IDE would launch it.
 
 mod common;
 
@@ -95,6 +98,16 @@ const CASES: &[(&str, &str, &str, &str)] = &[
 
 fn expected_entry(client: &str) -> Value {
     let mut e = json!({ "command": BIN, "args": ["serve"], "env": {} });
+    if client == "vscode" || client == "claude-code" {
+        e["type"] = json!("stdio");
+    }
+    e
+}
+
+/// What a project entry is for every teammate: `mcp-bridge` from PATH, `serve`,
+/// nothing else.
+fn project_entry(client: &str) -> Value {
+    let mut e = json!({ "command": "mcp-bridge", "args": ["serve"], "env": {} });
     if client == "vscode" || client == "claude-code" {
         e["type"] = json!("stdio");
     }
@@ -208,22 +221,14 @@ fn all_scope_and_name() {
     assert!(home.path().join(".config/Code/User/mcp.json").is_file());
     assert!(!home.path().join(".codeium").exists());
 
-    let out = home.run(
-        BIN,
-        &[
-            "install", "vscode", "--scope", "project", "--name", "corp", "--binary", BIN,
-        ],
-    );
+    let out = home.run(BIN, &["install", "vscode", "--scope", "project", "--name", "corp"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let t = std::fs::read_to_string(home.project().join(".vscode/mcp.json")).unwrap();
-    assert_eq!(
-        edit::get(&t, "servers", "corp").unwrap(),
-        Some(expected_entry("vscode"))
-    );
+    assert_eq!(edit::get(&t, "servers", "corp").unwrap(), Some(project_entry("vscode")));
     let t: Value = serde_json::from_str(&t).unwrap();
     assert_eq!(t["servers"].as_object().unwrap().len(), 1);
 
-    let out = home.run(BIN, &["install", "windsurf", "--scope", "project", "--binary", BIN]);
+    let out = home.run(BIN, &["install", "windsurf", "--scope", "project"]);
     assert!(!out.status.success());
 }
 
@@ -351,4 +356,366 @@ fn completions_for_each_shell() {
         let script = text(&out.stdout);
         assert!(script.contains("install") && script.contains("doctor"), "{shell}");
     }
+}
+
+/// Every file and link under `dir` (links not followed), relative to it.
+fn tree(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            out.push(p.strip_prefix(base).unwrap().display().to_string());
+            if std::fs::symlink_metadata(&p).unwrap().is_dir() {
+                walk(base, &p, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[cfg(unix)]
+fn link(target: impl AsRef<Path>, at: &Path) {
+    std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(target, at).unwrap();
+}
+
+#[cfg(unix)]
+fn is_link(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+#[cfg(unix)]
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+/// A JSONC Cursor file with a comment, as a cloned repository may ship one.
+const CURSOR_JSONC: &[u8] = b"{\n  // team servers\n  \"mcpServers\": {}\n}\n";
+
+/// The issue's attack: a repository ships `.cursor/mcp.json` and, beside it, a
+/// dangling link `mcp.json.mcp-bridge.bak -> ../.git/hooks/post-commit`.
+/// `install --scope project` makes no backup in the repository, so nothing is
+/// written through the link and no hook appears. The same dangling link at
+/// user scope (`~/.cursor/mcp.json.mcp-bridge.bak -> anywhere`) is refused
+/// with a message and a non-zero exit; the file and the link's target are
+/// untouched.
+#[cfg(unix)]
+#[test]
+fn a_dangling_link_at_the_backup_path_is_never_written_through() {
+    let home = Home::new();
+    let repo_file = home.put("proj/.cursor/mcp.json", CURSOR_JSONC);
+    std::fs::create_dir_all(home.project().join(".git/hooks")).unwrap();
+    let hook = home.project().join(".git/hooks/post-commit");
+    link(
+        "../.git/hooks/post-commit",
+        &home.project().join(".cursor/mcp.json.mcp-bridge.bak"),
+    );
+    let out = home.run(BIN, &["install", "cursor", "--scope", "project"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!hook.exists() && !is_link(&hook), "a hook was created");
+    let written = std::fs::read_to_string(&repo_file).unwrap();
+    assert_eq!(
+        edit::get(&written, "mcpServers", "mcp-bridge").unwrap(),
+        Some(project_entry("cursor"))
+    );
+
+    let file = home.put(".cursor/mcp.json", CURSOR_JSONC);
+    let elsewhere = home.path().join("elsewhere/run-me");
+    std::fs::create_dir_all(elsewhere.parent().unwrap()).unwrap();
+    link(&elsewhere, &home.path().join(".cursor/mcp.json.mcp-bridge.bak"));
+    let out = home.run(BIN, &["install", "cursor", "--binary", BIN]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("mcp.json.mcp-bridge.bak is a symbolic link") && err.contains("left untouched"),
+        "{err}"
+    );
+    assert!(!elsewhere.exists());
+    assert_eq!(std::fs::read(&file).unwrap(), CURSOR_JSONC);
+}
+
+/// A backup path that links to an existing file (or is a directory) is refused:
+/// the linked file keeps its bytes and mode, the IDE file is untouched.
+#[cfg(unix)]
+#[test]
+fn a_backup_path_that_is_not_a_plain_new_file_is_refused() {
+    let home = Home::new();
+    let file = home.put(".cursor/mcp.json", CURSOR_JSONC);
+    let victim = home.put("victim.sh", b"#!/bin/sh\necho mine\n");
+    std::fs::set_permissions(&victim, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let bak = home.path().join(".cursor/mcp.json.mcp-bridge.bak");
+    link(&victim, &bak);
+    let out = home.run(BIN, &["install", "cursor", "--binary", BIN]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("is a symbolic link") && err.contains("remove the link"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&victim).unwrap(), b"#!/bin/sh\necho mine\n");
+    assert_eq!(mode(&victim), 0o755);
+    assert_eq!(std::fs::read(&file).unwrap(), CURSOR_JSONC);
+
+    std::fs::remove_file(&bak).unwrap();
+    std::fs::create_dir(&bak).unwrap();
+    let out = home.run(BIN, &["install", "cursor", "--binary", BIN]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("is not a regular file"), "{err}");
+    assert_eq!(std::fs::read(&file).unwrap(), CURSOR_JSONC);
+}
+
+/// A user file kept in a dotfiles directory through a chain of links is edited
+/// at its target: the links stay links, the backup and the temp file go beside
+/// the target (none is left beside the link), and uninstall gives back the
+/// target's bytes.
+#[cfg(unix)]
+#[test]
+fn a_linked_user_file_is_edited_at_its_target() {
+    let home = Home::new();
+    let original = fixture("cursor-with-comments.json");
+    let target = home.put("dotfiles/cursor/mcp.json", &original);
+    link(
+        "../dotfiles/cursor/mcp.json",
+        &home.path().join("dotfiles/current-mcp.json"),
+    );
+    let file = home.path().join(".cursor/mcp.json");
+    link("../dotfiles/current-mcp.json", &file);
+
+    let out = home.run(BIN, &["install", "cursor", "--binary", BIN]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(is_link(&file) && is_link(&home.path().join("dotfiles/current-mcp.json")));
+    let written = std::fs::read_to_string(&target).unwrap();
+    assert_eq!(
+        edit::get(&written, "mcpServers", "mcp-bridge").unwrap(),
+        Some(expected_entry("cursor"))
+    );
+    assert_eq!(tree(&home.path().join(".cursor")), ["mcp.json"]);
+    assert_eq!(
+        tree(&home.path().join("dotfiles/cursor")),
+        ["mcp.json", "mcp.json.mcp-bridge.bak"]
+    );
+    assert_eq!(
+        std::fs::read(home.path().join("dotfiles/cursor/mcp.json.mcp-bridge.bak")).unwrap(),
+        original
+    );
+    assert_eq!(
+        mode(&home.path().join("dotfiles/cursor/mcp.json.mcp-bridge.bak")),
+        0o600
+    );
+
+    let out = home.run(BIN, &["uninstall", "cursor"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(is_link(&file));
+    assert_eq!(std::fs::read(&target).unwrap(), original);
+}
+
+/// At project scope a link that leaves the project is refused: the project's
+/// `.cursor/mcp.json` linking to the user's own file (which holds a token), and
+/// a `.vscode` directory linking to the user's VS Code settings. Nothing is
+/// written on either side and the link stays a link. A dangling link is
+/// refused too, and its target not created.
+#[cfg(unix)]
+#[test]
+fn a_project_link_out_of_the_project_is_refused() {
+    let home = Home::new();
+    let personal = br#"{"mcpServers": {"gh": {"command": "gh-mcp", "env": {"GITHUB_TOKEN": "ghp_secret"}}}}"#;
+    let user_file = home.put(".cursor/mcp.json", personal);
+    let project_file = home.project().join(".cursor/mcp.json");
+    link(&user_file, &project_file);
+    let vscode_user = home.put(".config/Code/User/mcp.json", b"{\"servers\": {}}\n");
+    link(vscode_user.parent().unwrap(), &home.project().join(".vscode"));
+
+    for client in ["cursor", "vscode"] {
+        let out = home.run(BIN, &["install", client, "--scope", "project"]);
+        let err = text(&out.stderr);
+        assert!(!out.status.success(), "{client}: {err}");
+        assert!(
+            err.contains("outside the project") && err.contains("--scope user"),
+            "{client}: {err}"
+        );
+        let un = home.run(BIN, &["uninstall", client, "--scope", "project"]);
+        assert!(!un.status.success(), "{client}: {}", text(&un.stderr));
+    }
+    assert!(is_link(&project_file));
+    assert_eq!(std::fs::read(&user_file).unwrap(), personal);
+    assert_eq!(std::fs::read(&vscode_user).unwrap(), b"{\"servers\": {}}\n");
+    assert_eq!(tree(&home.path().join(".cursor")), ["mcp.json"]);
+    assert_eq!(tree(&home.path().join(".config/Code/User")), ["mcp.json"]);
+
+    let dangling = home.project().join(".mcp.json");
+    link("../gone/hook", &dangling);
+    let out = home.run(BIN, &["install", "claude-code", "--scope", "project"]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("which does not exist"), "{err}");
+    assert!(!home.path().join("gone").exists());
+}
+
+/// A read-only (0444) file is refused by install and uninstall with a message
+/// and a non-zero exit, its bytes and mode unchanged; this holds when the tests
+/// run as root, for whom the OS would allow the write.
+#[cfg(unix)]
+#[test]
+fn a_read_only_file_is_refused() {
+    let home = Home::new();
+    let original = fixture("claude-code.json");
+    let file = home.put(".claude.json", &original);
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o444)).unwrap();
+    let out = home.run(BIN, &["install", "claude-code", "--binary", BIN]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("is read-only (mode 444)") && err.contains("chmod u+w"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), original);
+    assert_eq!(mode(&file), 0o444);
+    assert_eq!(tree(home.path()), [".claude.json", "proj"]);
+
+    // With our entry in it: uninstall is refused the same way.
+    let with_entry = edit::upsert(
+        &text(&original),
+        "mcpServers",
+        "mcp-bridge",
+        &expected_entry("claude-code"),
+    )
+    .unwrap()
+    .unwrap();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    std::fs::write(&file, &with_entry).unwrap();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o444)).unwrap();
+    let out = home.run(BIN, &["uninstall", "claude-code"]);
+    assert!(!out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("is read-only"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), with_entry);
+}
+
+/// A project entry is the same for every teammate: `mcp-bridge` from PATH and
+/// `serve`, none of this user's `MCP_BRIDGE_HOME` or config, and no backup in
+/// the repository. `--binary` and `--config` are refused at project scope.
+#[test]
+fn project_entries_carry_nothing_personal() {
+    let home = Home::new();
+    let original = br#"{"mcpServers": {"other": {"command": "npx", "args": ["x"]}}}"#;
+    let file = home.put("proj/.mcp.json", original);
+    let env = [
+        ("MCP_BRIDGE_HOME", home.path().join("my-bridge").display().to_string()),
+        ("MCP_BRIDGE_CONFIG", home.path().join("my.toml").display().to_string()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = home.run_env(BIN, &["install", "claude-code", "--scope", "project"], &env);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(said.contains("MCP_BRIDGE_HOME is set in this shell"), "{said}");
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        edit::get(&written, "mcpServers", "mcp-bridge").unwrap(),
+        Some(project_entry("claude-code"))
+    );
+    assert!(!written.contains(home.path().to_str().unwrap()), "{written}");
+    assert_eq!(tree(&home.project()), [".mcp.json"]);
+
+    for extra in [["--binary", BIN], ["--config", "/etc/mcp-bridge.toml"]] {
+        let mut args = vec!["install", "cursor", "--scope", "project"];
+        args.extend(extra);
+        let out = home.run(BIN, &args);
+        let err = text(&out.stderr);
+        assert!(!out.status.success(), "{extra:?}: {err}");
+        assert!(err.contains(&format!("{} is for --scope user", extra[0])), "{err}");
+    }
+    assert_eq!(tree(&home.project()), [".mcp.json"]);
+}
+
+/// Uninstalling the last project entry leaves a file Claude Code accepts
+/// (`mcpServers` an object: `{}` alone is rejected with "mcpServers: expected
+/// record"), or no file when install created it; a file that was there keeps
+/// its other keys.
+#[test]
+fn uninstalling_the_last_entry_leaves_a_file_every_client_accepts() {
+    let home = Home::new();
+    let file = home.project().join(".mcp.json");
+    let out = home.run(BIN, &["install", "claude-code", "--scope", "project"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(file.is_file());
+    let dry = home.run(BIN, &["uninstall", "claude-code", "--scope", "project", "--dry-run"]);
+    assert!(
+        text(&dry.stdout).contains("the file would be removed"),
+        "{}",
+        text(&dry.stdout)
+    );
+    assert!(file.is_file());
+    let out = home.run(BIN, &["uninstall", "claude-code", "--scope", "project"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("which held only"), "{}", text(&out.stdout));
+    assert!(!file.exists(), "{:?}", std::fs::read_to_string(&file));
+    assert!(tree(&home.project()).is_empty());
+
+    for (client, rel, key, before) in [
+        ("claude-code", ".mcp.json", "mcpServers", "{\"mcpServers\": {}}\n"),
+        ("claude-code", ".mcp.json", "mcpServers", "{\"$schema\": \"x\"}\n"),
+        ("vscode", ".vscode/mcp.json", "servers", "{\n  // ours\n}\n"),
+    ] {
+        let file = home.put(&format!("proj/{rel}"), before.as_bytes());
+        let out = home.run(BIN, &["install", client, "--scope", "project"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let out = home.run(BIN, &["uninstall", client, "--scope", "project"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let after = std::fs::read_to_string(&file).unwrap();
+        let value: Value = serde_json::from_str(
+            &after
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("//"))
+                .collect::<String>(),
+        )
+        .unwrap();
+        assert_eq!(value[key], json!({}), "{before:?} -> {after:?}");
+        if key == "mcpServers" {
+            assert_eq!(
+                value.as_object().unwrap().len(),
+                if before.contains("$schema") { 2 } else { 1 }
+            );
+        }
+        std::fs::remove_file(&file).unwrap();
+    }
+}
+
+/// `doctor` reads a project entry's `mcp-bridge` through PATH: OK with the
+/// file it found when the bridge is on PATH, a line to fix when it is not.
+#[test]
+fn doctor_finds_a_project_entry_on_path() {
+    let home = Home::new();
+    let out = home.run(BIN, &["install", "cursor", "--scope", "project"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let bin_dir = Path::new(BIN).parent().unwrap().display().to_string();
+    let env = |path: &str| {
+        [
+            ("MCP_BRIDGE_HOME", home.path().join("bridge").display().to_string()),
+            ("MCP_BRIDGE_CREDENTIAL_STORE", "file".to_owned()),
+            ("PATH", path.to_owned()),
+        ]
+    };
+    let on_path = env(&bin_dir);
+    let on_path: Vec<(&str, &str)> = on_path.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let said = text(&home.run_env(BIN, &["doctor"], &on_path).stdout);
+    assert!(
+        said.lines()
+            .any(|l| l.starts_with("OK    Cursor") && l.contains("mcp-bridge from PATH") && l.contains(BIN)),
+        "{said}"
+    );
+    let empty = home.path().join("empty-bin");
+    std::fs::create_dir_all(&empty).unwrap();
+    let off_path = env(empty.to_str().unwrap());
+    let off_path: Vec<(&str, &str)> = off_path.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = home.run_env(BIN, &["doctor"], &off_path);
+    let said = text(&out.stdout);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.lines()
+            .any(|l| l.starts_with("FIX   Cursor") && l.contains("none on PATH")),
+        "{said}"
+    );
 }

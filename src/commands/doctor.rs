@@ -1,11 +1,11 @@
 //! `mcp-bridge doctor`: checks, in order, everything the bridge depends on:
 //! the config, the registry, the credential store, each server (connected
 //! through the same code as `serve`, logged in), and the IDE entries (present,
-//! pointing at a binary that exists). Each line says OK or what to do; the
+//! pointing at a binary that exists: a path, or for a project entry
+//! `mcp-bridge` found on `PATH`). Each line says OK or what to do; the
 //! command fails when anything needs doing.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
 use crate::app::{self, ServeOptions};
 use crate::config::{Config, secs};
@@ -236,15 +236,27 @@ fn ides(r: &mut Report, m: &Machine) {
             } else {
                 ""
             };
-            if Path::new(command).is_file() {
-                r.ok(format!("{}: {} launches {command}", c.title(), path.display()));
-            } else {
-                r.fix(format!(
+            let bare = !command.is_empty() && !command.contains(['/', '\\']);
+            match install::clients::find_command(command) {
+                Some(found) if bare => r.ok(format!(
+                    "{}: {} launches {command} from PATH ({}; an IDE started from the desktop may have another PATH)",
+                    c.title(),
+                    path.display(),
+                    found.display()
+                )),
+                Some(_) => r.ok(format!("{}: {} launches {command}", c.title(), path.display())),
+                None if bare => r.fix(format!(
+                    "{}: {} launches {command:?} from PATH, and there is none on PATH: put the directory holding \
+                     mcp-bridge on PATH (installers/install.sh installs to ~/.local/bin)",
+                    c.title(),
+                    path.display()
+                )),
+                None => r.fix(format!(
                     "{}: {} launches {command:?}, which does not exist: run `mcp-bridge install {}{scope_flag}`",
                     c.title(),
                     path.display(),
                     c.id()
-                ));
+                )),
             }
         }
         if !found && c.looks_installed(m) {

@@ -1,7 +1,8 @@
 //! The IDEs `install` knows: where each keeps its MCP server list on Linux,
 //! macOS and Windows, which top-level key holds the servers, and the exact
 //! entry that launches the bridge. Path resolution is a pure function of a
-//! [`Machine`], so every OS's rules are tested on any host.
+//! [`Machine`], so every OS's rules are tested on any host; [`find_command`]
+//! finds what an entry launches (a path, or a name on `PATH`).
 
 use std::path::{Path, PathBuf};
 
@@ -270,6 +271,39 @@ pub fn binary_path(given: Option<&Path>) -> std::io::Result<PathBuf> {
         None => std::env::current_exe()?,
     };
     Ok(strip_verbatim(p))
+}
+
+/// The file an entry's `command` launches: a path as it is, a bare name (a
+/// project entry's `mcp-bridge`) through `PATH` as a spawned process finds it
+/// (on Windows also with `.exe`). `None` when there is no such file.
+pub fn find_command(command: &str) -> Option<PathBuf> {
+    if command.is_empty() {
+        return None;
+    }
+    if command.contains(['/', '\\']) {
+        let p = PathBuf::from(command);
+        return p.is_file().then_some(p);
+    }
+    let names: Vec<String> = if cfg!(windows) && !command.to_ascii_lowercase().ends_with(".exe") {
+        vec![command.to_owned(), format!("{command}.exe")]
+    } else {
+        vec![command.to_owned()]
+    };
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
+        .find(|p| is_executable(p))
+}
+
+#[cfg(unix)]
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(not(unix))]
+fn is_executable(p: &Path) -> bool {
+    p.is_file()
 }
 
 fn strip_verbatim(p: PathBuf) -> PathBuf {

@@ -14,10 +14,11 @@
 //! layouts, which jsonc-parser normalises (values stay the same; each is pinned
 //! by a test):
 //! - a file without `top_key` keeps the `"<top_key>": {}` that `upsert` added
-//!   (`remove` cannot know who created it);
-//! - a document that is then exactly `{\n  "<top_key>": {}\n}\n` (what `upsert`
-//!   makes of an empty file, minus the entry) becomes `{}\n`: an empty file comes
-//!   back as `{}\n`, and a file that was exactly that document comes back as `{}\n`;
+//!   (`remove` cannot know who created it, and an empty object is what every
+//!   client accepts: Claude Code rejects a `.mcp.json` without `mcpServers`);
+//!   an empty file, or one holding only `{}`, comes back as the [`is_fresh`]
+//!   document, which the caller deletes (it holds nothing but what `upsert`
+//!   wrote into it);
 //! - an object that receives a key (`top_key`, or the root when `top_key` is
 //!   created) and is written on one line with keys in it is spread over several
 //!   lines, one key per line;
@@ -85,12 +86,13 @@ pub fn upsert(text: &str, top_key: &str, name: &str, entry: &Value) -> Result<Op
     Ok(Some(doc.render(doc.root.to_string())))
 }
 
-/// Remove `text[top_key][name]` only. If that leaves `top_key` an empty object AND the rest of the
-/// document is otherwise empty, the result may be `{}` + newline; otherwise keep `top_key` (even empty).
-/// `Ok(None)` when there was no such entry.
+/// Remove `text[top_key][name]` only; `top_key` stays, an empty object if that was
+/// its last entry (`{}` without it is rejected by Claude Code: "mcpServers:
+/// expected record"). `Ok(None)` when there was no such entry. Repeated `name`
+/// keys are all removed.
 ///
-/// The `{}` case is exactly the document [`upsert`] makes from an empty text, minus
-/// the entry; any other layout keeps its `top_key`. Repeated `name` keys are all removed.
+/// When the result [`is_fresh`], it holds nothing but what [`upsert`] wrote into
+/// an empty file: the caller may delete the file instead.
 pub fn remove(text: &str, top_key: &str, name: &str) -> Result<Option<String>, EditError> {
     let doc = Doc::parse(text)?;
     let Some(top) = doc.top_object(top_key)? else {
@@ -107,11 +109,14 @@ pub fn remove(text: &str, top_key: &str, name: &str) -> Result<Option<String>, E
     for prop in doomed {
         prop.remove();
     }
-    let mut body = doc.root.to_string();
-    if minimal_document(top_key).is_some_and(|minimal| body == minimal) {
-        body = "{}\n".to_string();
-    }
-    Ok(Some(doc.render(body)))
+    Ok(Some(doc.render(doc.root.to_string())))
+}
+
+/// Whether `text` is exactly what [`upsert`] writes into an empty file, minus
+/// the entry: `{"<top_key>": {}}` in its layout (2-space indent, `\n`, no BOM).
+/// Nothing anyone else wrote is in such a file.
+pub fn is_fresh(text: &str, top_key: &str) -> bool {
+    minimal_document(top_key).is_some_and(|minimal| text == minimal)
 }
 
 /// The current `text[top_key][name]` as a plain value, `Ok(None)` if absent (for `doctor`/idempotency).
@@ -409,7 +414,7 @@ mod tests {
             case(fixture!("windsurf-tabs.json"), "mcpServers", true, "\t"),
             case(fixture!("claude-code.json"), "mcpServers", true, "  "),
             Case {
-                after_remove: Some("{}\n".into()),
+                after_remove: Some("{\n  \"mcpServers\": {}\n}\n".into()),
                 ..case(fixture!("empty.json"), "mcpServers", true, "  ")
             },
             Case {
@@ -789,12 +794,13 @@ mod tests {
         let top = "mcpServers";
         let exact = [
             r#"{"mcpServers": {}}"#,
-            "{}\n",
             "{\n  \"mcpServers\": {\n    // none yet\n  }\n}\n",
             "{\n  \"mcpServers\": {\n    \"a\": {\"command\": \"x\"}\n    // \"b\": {} disabled\n  }\n}\n",
             "{\n  \"mcpServers\": {\n    \"a\": {\"command\": \"x\"}, // note\n  }\n}\n",
             "{\n  \"mcpServers\": {\n    \"a\": 1 /* c */\n  }\n}",
             "{\r\n\t\"mcpServers\": {\r\n\t\t\"a\": 1,\r\n\t},\r\n}",
+            // Exactly what upsert makes of an empty file, minus the entry.
+            "{\n  \"mcpServers\": {}\n}\n",
         ];
         for text in exact {
             let new = upsert(text, top, NAME, &entry(top)).unwrap().unwrap();
@@ -804,10 +810,10 @@ mod tests {
             // `top_key` created, and kept.
             ("{\n  \"a\": 1,\n}\n", "{\n  \"a\": 1,\n  \"mcpServers\": {},\n}\n"),
             ("{\r\n  \"a\": 1\r\n}", "{\r\n  \"a\": 1,\r\n  \"mcpServers\": {}\r\n}"),
-            ("  \r\n", "{}\n"),
-            ("\u{feff}", "\u{feff}{}\n"),
-            // Exactly the minimal document: collapses to `{}`.
-            ("{\n  \"mcpServers\": {}\n}\n", "{}\n"),
+            ("  \r\n", "{\n  \"mcpServers\": {}\n}\n"),
+            // An empty object is laid out as an empty file is: fresh.
+            ("{}\n", "{\n  \"mcpServers\": {}\n}\n"),
+            ("\u{feff}", "\u{feff}{\n  \"mcpServers\": {}\n}\n"),
             // Whitespace inside an empty object.
             ("{ \"mcpServers\": { } }\n", "{ \"mcpServers\": {} }\n"),
             // A one-line object with entries is spread out.
@@ -824,6 +830,30 @@ mod tests {
         for (text, back) in normalised {
             let new = upsert(text, top, NAME, &entry(top)).unwrap().unwrap();
             assert_eq!(remove(&new, top, NAME), Ok(Some(back.to_string())), "{new}");
+        }
+    }
+
+    /// Removing the last entry keeps the top-level key (Claude Code rejects a
+    /// `.mcp.json` without `mcpServers`); only the document `upsert` makes of an
+    /// empty file, minus the entry, is fresh (the caller deletes such a file).
+    #[test]
+    fn the_last_entry_leaves_an_empty_top_key() {
+        for top in ["mcpServers", "servers"] {
+            let new = upsert("", top, NAME, &entry(top)).unwrap().unwrap();
+            let back = remove(&new, top, NAME).unwrap().unwrap();
+            assert_eq!(value(&back), json!({ top: {} }));
+            assert!(is_fresh(&back, top), "{back:?}");
+            assert!(!is_fresh(&back, "other"));
+        }
+        for kept in [
+            "{\"mcpServers\": {}}\n",
+            "{\n  \"mcpServers\": {}\n}",
+            "\u{feff}{\n  \"mcpServers\": {}\n}\n",
+            "{\r\n  \"mcpServers\": {}\r\n}\r\n",
+            "{\n  // ours\n  \"mcpServers\": {}\n}\n",
+            "{}\n",
+        ] {
+            assert!(!is_fresh(kept, "mcpServers"), "{kept:?}");
         }
     }
 
