@@ -510,13 +510,6 @@ impl Config {
                 key_line("separator")
             )));
         }
-        if !(16..=128).contains(&cfg.naming.max_length) {
-            return Err(invalid(format!(
-                "[naming] max_length{} must be between 16 and 128, not {}",
-                key_line("max_length"),
-                cfg.naming.max_length
-            )));
-        }
         let mut seen = std::collections::HashSet::new();
         for (i, s) in cfg.servers.iter().enumerate() {
             let at = server_line(i, &s.name);
@@ -561,58 +554,171 @@ impl Config {
                 key_line("file")
             )));
         }
-        if let Some(r) = &cfg.registry {
-            if r.max_page_bytes < 1024 {
-                return Err(invalid(format!(
-                    "[registry] max_page_bytes{} must be at least 1024",
-                    key_line("max_page_bytes")
-                )));
-            }
-            if r.max_servers == 0 {
-                return Err(invalid(format!(
-                    "[registry] max_servers{} must be at least 1",
-                    key_line("max_servers")
-                )));
+        // Every number has a range: absurd values are refused with their key,
+        // line and range instead of misbehaving later (a huge `[audit] keep`
+        // once spun the audit writer).
+        let section_line = |section: &str, key: &str| {
+            let mut current = "";
+            text.lines()
+                .position(|l| {
+                    let l = l.trim_start();
+                    if l.starts_with('[') {
+                        current = l.trim_start_matches('[').split(']').next().unwrap_or("").trim();
+                        return false;
+                    }
+                    current == section && l.strip_prefix(key).is_some_and(|r| r.trim_start().starts_with('='))
+                })
+                .map(at)
+                .unwrap_or_else(|| key_line(key))
+        };
+        let out_of_range = |name: String, line: String, v: f64, r: &Range| {
+            let unit = if r.unit.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", r.unit)
+            };
+            invalid(format!(
+                "{name}{line} must be between {} and {}{unit}, not {v}",
+                r.min, r.max
+            ))
+        };
+        for (section, key, v, r) in numbers(&cfg) {
+            if !(v >= r.min && v <= r.max) {
+                return Err(out_of_range(
+                    format!("[{section}] {key}"),
+                    section_line(section, key),
+                    v,
+                    &r,
+                ));
             }
         }
-        for (what, v) in [
-            ("connect", cfg.timeouts.connect),
-            ("call", cfg.timeouts.call),
-            ("ready_wait", cfg.timeouts.ready_wait),
-        ] {
-            if !(v.is_finite() && v > 0.0) {
-                return Err(invalid(format!(
-                    "[timeouts] {what}{} must be a positive number of seconds",
-                    key_line(what)
-                )));
+        for (i, s) in cfg.servers.iter().enumerate() {
+            let checks = [
+                ("call_timeout", s.call_timeout, SECONDS_CALL),
+                ("oauth.redirect_port", s.oauth.redirect_port.map(f64::from), PORT),
+            ];
+            for (key, v, r) in checks {
+                if let Some(v) = v
+                    && !(v >= r.min && v <= r.max)
+                {
+                    return Err(out_of_range(
+                        format!("server {:?}: {key}", s.name),
+                        server_line(i, &s.name),
+                        v,
+                        &r,
+                    ));
+                }
             }
-        }
-        if cfg.http.max_message_bytes < 1024 {
-            return Err(invalid(format!(
-                "[http] max_message_bytes{} must be at least 1024",
-                key_line("max_message_bytes")
-            )));
-        }
-        if cfg.audit.max_bytes == 0 {
-            return Err(invalid(format!(
-                "[audit] max_bytes{} must be positive",
-                key_line("max_bytes")
-            )));
         }
         for (pattern, minutes) in &cfg.audit.minutes_saved {
-            if !(minutes.is_finite() && *minutes >= 0.0) {
+            if !(*minutes >= 0.0 && *minutes <= MINUTES.max) {
                 return Err(invalid(format!(
-                    "[audit.minutes_saved] {pattern:?}{} must be a number of minutes, 0 or more",
+                    "[audit.minutes_saved] {pattern:?}{} must be a number of minutes between 0 and {}, not {minutes}",
                     quoted(pattern)
                         .or_else(|| find(pattern))
                         .or_else(|| find("minutes_saved"))
                         .map(at)
-                        .unwrap_or_default()
+                        .unwrap_or_default(),
+                    MINUTES.max
                 )));
             }
         }
         Ok(cfg)
     }
+}
+
+/// The allowed values of one number in the file.
+#[derive(Debug, Clone, Copy)]
+struct Range {
+    min: f64,
+    max: f64,
+    unit: &'static str,
+}
+
+const fn range(min: f64, max: f64, unit: &'static str) -> Range {
+    Range { min, max, unit }
+}
+
+const DAY: f64 = 86_400.0;
+const MIB: f64 = 1024.0 * 1024.0;
+const SECONDS_CALL: Range = range(0.01, DAY, "seconds");
+const PORT: Range = range(1.0, 65_535.0, "");
+const MINUTES: Range = range(0.0, 100_000.0, "minutes");
+
+/// Every number of the file's sections with its range: `(section, key, value, range)`.
+fn numbers(cfg: &Config) -> Vec<(&'static str, &'static str, f64, Range)> {
+    let t = &cfg.timeouts;
+    let mut v = vec![
+        (
+            "auth",
+            "login_timeout",
+            cfg.auth.login_timeout,
+            range(1.0, 3_600.0, "seconds"),
+        ),
+        (
+            "naming",
+            "max_length",
+            cfg.naming.max_length as f64,
+            range(16.0, 128.0, "characters"),
+        ),
+        (
+            "naming",
+            "page_size",
+            cfg.naming.page_size as f64,
+            range(0.0, 100_000.0, "items"),
+        ),
+        ("timeouts", "connect", t.connect, range(0.01, 600.0, "seconds")),
+        ("timeouts", "call", t.call, SECONDS_CALL),
+        ("timeouts", "call_max", t.call_max, range(0.01, 7.0 * DAY, "seconds")),
+        ("timeouts", "ready_wait", t.ready_wait, range(0.01, 3_600.0, "seconds")),
+        ("timeouts", "first_list", t.first_list, range(0.0, 600.0, "seconds")),
+        ("timeouts", "backoff_max", t.backoff_max, range(0.01, DAY, "seconds")),
+        (
+            "timeouts",
+            "list_refresh",
+            t.list_refresh,
+            range(0.0, 7.0 * DAY, "seconds"),
+        ),
+        ("timeouts", "keepalive", t.keepalive, range(0.0, DAY, "seconds")),
+        (
+            "http",
+            "max_message_bytes",
+            cfg.http.max_message_bytes as f64,
+            range(1024.0, 1024.0 * MIB, "bytes"),
+        ),
+        (
+            "audit",
+            "max_bytes",
+            cfg.audit.max_bytes as f64,
+            range(1024.0, 1024.0 * 1024.0 * MIB, "bytes"),
+        ),
+        ("audit", "keep", cfg.audit.keep as f64, range(0.0, 1_000.0, "files")),
+        (
+            "policy",
+            "approval_timeout",
+            cfg.policy.approval_timeout,
+            range(0.01, 3_600.0, "seconds"),
+        ),
+    ];
+    if let Some(n) = cfg.policy.max_tools {
+        v.push(("policy", "max_tools", n as f64, range(0.0, 100_000.0, "tools")));
+    }
+    if let Some(r) = &cfg.registry {
+        v.push(("registry", "refresh", r.refresh, range(0.1, 7.0 * DAY, "seconds")));
+        v.push((
+            "registry",
+            "max_page_bytes",
+            r.max_page_bytes as f64,
+            range(1024.0, 1024.0 * MIB, "bytes"),
+        ));
+        v.push((
+            "registry",
+            "max_servers",
+            r.max_servers as f64,
+            range(1.0, 100_000.0, "servers"),
+        ));
+    }
+    v
 }
 
 /// Expand `${VAR}` from the environment. Unknown variables are an error naming them.
@@ -697,6 +803,52 @@ mod tests {
         assert!(e.contains("max_bytes"), "{e}");
         let e = parse("[audit]\nargs = true\n").unwrap_err().to_string();
         assert!(e.contains("args"), "{e}");
+    }
+
+    /// Every number in the file has a range: the defaults are inside it, and a
+    /// value past either end is refused naming the section, key, line and range.
+    #[test]
+    fn every_number_has_a_range() {
+        let mut cfg = Config {
+            registry: Some(RegistryConfig::default()),
+            ..Config::default()
+        };
+        cfg.policy.max_tools = Some(40);
+        let all = numbers(&cfg);
+        assert!(all.len() >= 18);
+        for (section, key, default, r) in all {
+            assert!(
+                default >= r.min && default <= r.max,
+                "default {section}.{key} = {default}"
+            );
+            for bad in ["1000000000000000", "-1", "nan"] {
+                let text = format!("# settings\n[{section}]\n{key} = {bad}\n");
+                let e = parse(&text).expect_err(&text).to_string();
+                assert!(e.contains(key) && e.contains("line 3"), "{text}: {e}");
+                // A type error (a negative or NaN count) is TOML's own, with its line.
+                if !e.contains("TOML parse error") {
+                    assert!(e.contains(&format!("between {} and {}", r.min, r.max)), "{text}: {e}");
+                }
+            }
+        }
+        // The same key in two sections: the line of the right one.
+        let e = parse("[timeouts]\ncall = 5\n[audit]\nkeep = 5000\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[audit] keep (line 4) must be between 0 and 1000 files, not 5000"),
+            "{e}"
+        );
+        let e = parse("[[servers]]\nname = \"a\"\nurl = \"https://a.example\"\ncall_timeout = 1e9\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("call_timeout") && e.contains("line 2"), "{e}");
+        let e = parse("[[servers]]\nname = \"a\"\nurl = \"https://a.example\"\noauth = { redirect_port = 0 }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("redirect_port"), "{e}");
+        let e = parse("[audit.minutes_saved]\n\"x\" = 1e9\n").unwrap_err().to_string();
+        assert!(e.contains("between 0 and 100000"), "{e}");
     }
 
     /// The registry's input bounds: defaults, and values refused with their line.

@@ -397,7 +397,14 @@ async fn a_broken_config_is_shown_in_the_ide() {
     let bad = home.path().join("bad.toml");
     std::fs::write(&bad, "[timeouts]\nconnect = 5\nfirst_list = \"soon\"\n").unwrap();
     let missing = home.path().join("nowhere.toml");
-    for (config, expect) in [(&bad, "line 3"), (&missing, "does not exist")] {
+    // An absurd value (this one once spun the audit writer at full CPU).
+    let absurd = home.path().join("absurd.toml");
+    std::fs::write(&absurd, "[audit]\nmax_bytes = 2048\nkeep = 1000000000000\n").unwrap();
+    for (config, expect) in [
+        (&bad, "line 3"),
+        (&missing, "does not exist"),
+        (&absurd, "[audit] keep (line 3) must be between 0 and 1000 files"),
+    ] {
         let (tx, mut logs) = tokio::sync::mpsc::unbounded_channel();
         let mut cmd = bridge_command(&home, &["--config", config.to_str().unwrap()]);
         cmd.stderr(std::process::Stdio::null());
