@@ -719,3 +719,20 @@ fn doctor_finds_a_project_entry_on_path() {
         "{said}"
     );
 }
+
+/// An entry naming a config that does not exist would only fail in the IDE
+/// (`serve` refuses a named config that is not there): install refuses it now.
+#[test]
+fn a_config_that_does_not_exist_is_refused() {
+    let h = Home::new();
+    let missing = h.path().join("nowhere.toml");
+    let o = h.run(BIN, &["--config", missing.to_str().unwrap(), "install", "cursor"]);
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("does not exist"), "{}", text(&o.stderr));
+    assert!(!h.path().join(".cursor/mcp.json").exists());
+    std::fs::write(&missing, "").unwrap();
+    let o = h.run(BIN, &["--config", missing.to_str().unwrap(), "install", "cursor"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let written = std::fs::read_to_string(h.path().join(".cursor/mcp.json")).unwrap();
+    assert!(written.contains("nowhere.toml"), "{written}");
+}

@@ -88,6 +88,16 @@ pub fn launch(config: Option<&Path>) -> std::io::Result<(Vec<String>, serde_json
         .map(Path::to_path_buf)
         .or_else(|| std::env::var_os("MCP_BRIDGE_CONFIG").map(PathBuf::from));
     if let Some(c) = config {
+        // `serve` refuses a named config that is not there; say so now, not in the IDE.
+        if !c.is_file() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "config file {} does not exist (named by --config or MCP_BRIDGE_CONFIG); create it first",
+                    c.display()
+                ),
+            ));
+        }
         args.push("--config".into());
         args.push(std::path::absolute(c)?.display().to_string());
     }
