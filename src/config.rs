@@ -504,9 +504,9 @@ impl Config {
             message,
         };
         let sep = &cfg.naming.separator;
-        if sep.is_empty() || !sep.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+        if !(1..=8).contains(&sep.len()) || !sep.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
             return Err(invalid(format!(
-                "[naming] separator {sep:?}{} must be non-empty and use only A-Z a-z 0-9 _ - .",
+                "[naming] separator {sep:?}{} must be 1 to 8 characters, only A-Z a-z 0-9 _ - .",
                 key_line("separator")
             )));
         }
@@ -514,13 +514,14 @@ impl Config {
         for (i, s) in cfg.servers.iter().enumerate() {
             let at = server_line(i, &s.name);
             if s.name.is_empty()
+                || s.name.len() > 64
                 || !s
                     .name
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
             {
                 return Err(invalid(format!(
-                    "server name {:?}{at} must use only A-Z a-z 0-9 - _",
+                    "server name {:?}{at} must be 1 to 64 characters, only A-Z a-z 0-9 - _",
                     s.name
                 )));
             }
@@ -849,6 +850,18 @@ mod tests {
         assert!(e.contains("redirect_port"), "{e}");
         let e = parse("[audit.minutes_saved]\n\"x\" = 1e9\n").unwrap_err().to_string();
         assert!(e.contains("between 0 and 100000"), "{e}");
+        let e = parse("[naming]\nseparator = \"_________\"\n").unwrap_err().to_string();
+        assert!(
+            e.contains("separator") && e.contains("line 2") && e.contains("1 to 8"),
+            "{e}"
+        );
+        let long = "a".repeat(65);
+        let e = parse(&format!(
+            "[[servers]]\nname = \"{long}\"\nurl = \"https://a.example\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("1 to 64") && e.contains("line 2"), "{e}");
     }
 
     /// The registry's input bounds: defaults, and values refused with their line.
