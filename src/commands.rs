@@ -16,6 +16,7 @@ use crate::app::{self, ServeOptions};
 use crate::auth::{ServerCredentials, oauth};
 use crate::config::{Config, Paths, secs};
 use crate::registry::{AdHoc, OAuthSettings, ServerSpec};
+use crate::util::{printable, printable_lines};
 
 /// Servers named by `which` (an id, a registry name or a URL), or all of them.
 /// A URL that is not configured becomes an ad-hoc server.
@@ -84,12 +85,12 @@ pub async fn login(opts: &ServeOptions, which: Option<&str>, oauth_args: &OAuthS
         match oauth::login(&s.url, creds, &options(s, secs(cfg.auth.login_timeout))).await {
             Ok(()) => {
                 done += 1;
-                eprintln!("logged in to {} ({})", s.id, s.url);
+                eprintln!("logged in to {} ({})", s.id, printable(&s.url));
             }
             Err(oauth::LoginError::NotProtected { .. }) if which.is_none() => {}
             Err(e) => {
                 failures += 1;
-                eprintln!("{}: {e}", s.id);
+                eprintln!("{}: {}", s.id, printable_lines(&e.to_string()));
             }
         }
     }
@@ -175,7 +176,7 @@ async fn local_client(
     let (client, bridge) = local_bridge(&paths, &cfg, resolved.servers).await?;
     for u in bridge.upstreams() {
         if let crate::upstream::ConnState::Failed { error, .. } = u.state() {
-            eprintln!("{}: {error}", u.spec.id);
+            eprintln!("{}: {}", u.spec.id, printable_lines(&error));
         }
     }
     Ok((client, bridge))
@@ -214,11 +215,19 @@ pub async fn tools(opts: &ServeOptions, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(&tools)?);
     } else {
-        let width = tools.iter().map(|t| t.name.len()).max().unwrap_or(4).max(4);
+        // Names and descriptions are the servers' words: escaped, so that none
+        // can move the cursor, retitle the terminal or reverse the text.
+        let rows: Vec<(String, String)> = tools
+            .iter()
+            .map(|t| {
+                let first = t.description.as_deref().unwrap_or("").lines().next().unwrap_or("");
+                (printable(&t.name).into_owned(), printable(first).into_owned())
+            })
+            .collect();
+        let width = rows.iter().map(|(n, _)| n.chars().count()).max().unwrap_or(4).max(4);
         println!("{:<width$}  DESCRIPTION", "TOOL");
-        for t in &tools {
-            let first = t.description.as_deref().unwrap_or("").lines().next().unwrap_or("");
-            println!("{:<width$}  {first}", t.name);
+        for (name, first) in &rows {
+            println!("{name:<width$}  {first}");
         }
     }
     let _ = client.cancel().await;

@@ -163,12 +163,13 @@ async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// Exit status of a terminal command: its error on stderr, 64 for a bad config.
+/// Exit status of a terminal command: its error on stderr (escaped: it may
+/// quote a server's words), 64 for a bad config.
 fn report(r: anyhow::Result<()>) -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("mcp-bridge: {e:#}");
+            eprintln!("mcp-bridge: {}", mcp_bridge::util::printable_lines(&format!("{e:#}")));
             if e.downcast_ref::<mcp_bridge::config::ConfigError>().is_some() {
                 ExitCode::from(64)
             } else {

@@ -36,6 +36,8 @@ impl Report {
         self.0.push(Check::Fix(s.into()));
     }
 
+    /// One line per check. The texts quote servers, registries and files, so
+    /// they are escaped ([`crate::util::printable_lines`]).
     fn render(&self) -> String {
         let mut out = String::new();
         for c in &self.0 {
@@ -44,7 +46,7 @@ impl Report {
                 Check::Note(t) => ("NOTE", t),
                 Check::Fix(t) => ("FIX ", t),
             };
-            let _ = writeln!(out, "{tag}  {text}");
+            let _ = writeln!(out, "{tag}  {}", crate::util::printable_lines(text));
         }
         out
     }
@@ -272,6 +274,18 @@ mod tests {
         assert!(
             text.starts_with("OK    config loads\nNOTE  no registry\nFIX   server x"),
             "{text}"
+        );
+    }
+
+    /// A server's error text cannot drive the terminal.
+    #[test]
+    fn report_lines_are_escaped() {
+        let mut r = Report::default();
+        r.fix("server x (http://x/mcp): \x1b]0;pwned\x07\x1b[2J\u{9b}1m");
+        let text = r.render();
+        assert_eq!(
+            text,
+            "FIX   server x (http://x/mcp): \\x1b]0;pwned\\x07\\x1b[2J\\u{9b}1m\n"
         );
     }
 }

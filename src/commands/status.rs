@@ -16,6 +16,7 @@ use crate::cache::CatalogCache;
 use crate::config::{Config, Paths};
 use crate::registry::{self, AdHoc, Problem, ServerSpec};
 use crate::state::{self, Snapshot};
+use crate::util::printable;
 
 /// `mcp-bridge status [--json]`: no connection is made.
 pub async fn status(opts: &ServeOptions, json: bool) -> anyhow::Result<()> {
@@ -24,7 +25,10 @@ pub async fn status(opts: &ServeOptions, json: bool) -> anyhow::Result<()> {
     let (paths, cfg, broken) = match app::load_config(opts) {
         Ok((paths, cfg)) => (paths, cfg, None),
         Err(e) => {
-            eprintln!("mcp-bridge: {e}\n(showing what running bridges report; servers from the config are unknown)");
+            eprintln!(
+                "mcp-bridge: {}\n(showing what running bridges report; servers from the config are unknown)",
+                crate::util::printable_lines(&e.to_string())
+            );
             let paths = crate::config::Paths::resolve(opts.config.as_deref());
             (paths, crate::config::Config::default(), Some(e))
         }
@@ -529,8 +533,13 @@ pub(super) enum Align {
 }
 
 /// Aligned columns, two spaces apart, widths from the text without colour codes;
-/// the last column is not padded.
+/// the last column is not padded. Cells are escaped ([`printable`]): they hold
+/// the servers' and the registry's words.
 pub(super) fn table(header: &[(&str, Align)], rows: &[Vec<(String, Paint)>], colour: bool) -> Vec<String> {
+    let rows: Vec<Vec<(String, Paint)>> = rows
+        .iter()
+        .map(|r| r.iter().map(|(t, p)| (printable(t).into_owned(), *p)).collect())
+        .collect();
     let width = |i: usize| {
         rows.iter()
             .map(|r| r[i].0.chars().count())
@@ -559,16 +568,17 @@ pub(super) fn table(header: &[(&str, Align)], rows: &[Vec<(String, Paint)>], col
     let mut out = vec![line(
         header.iter().map(|(h, _)| (h.to_string(), Paint::Plain)).collect(),
     )];
-    out.extend(rows.iter().cloned().map(line));
+    out.extend(rows.into_iter().map(line));
     out
 }
 
-/// The terminal report.
+/// The terminal report. Every text that is not the bridge's own goes through
+/// [`printable`] (the table does it per cell).
 fn render(r: &Report, now: u64, colour: bool) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let _ = writeln!(out, "config:            {}", r.config);
-    let _ = writeln!(out, "credential store:  {}", r.credential_store);
+    let _ = writeln!(out, "config:            {}", printable(&r.config));
+    let _ = writeln!(out, "credential store:  {}", printable(&r.credential_store));
     match &r.registry {
         Some(g) => {
             let mut facts = Vec::new();
@@ -583,12 +593,12 @@ fn render(r: &Report, now: u64, colour: bool) -> String {
             } else {
                 facts.join(", ")
             };
-            let _ = writeln!(out, "registry:          {} ({facts})", g.source);
+            let _ = writeln!(out, "registry:          {} ({facts})", printable(&g.source));
             if let Some(e) = &g.last_error {
                 let _ = writeln!(
                     out,
                     "                   {}",
-                    Paint::Red.apply(&truncate(e, ERROR_WIDTH), colour)
+                    Paint::Red.apply(&printable(&truncate(e, ERROR_WIDTH)), colour)
                 );
             }
         }
@@ -609,7 +619,7 @@ fn render(r: &Report, now: u64, colour: bool) -> String {
             format_age(b.updated_at, now)
         );
         if b.config != r.config {
-            line.push_str(&format!(", config {}", b.config));
+            line.push_str(&format!(", config {}", printable(&b.config)));
         }
         let _ = writeln!(out, "{label:<19}{line}");
         if let Some(e) = &b.config_error {
@@ -618,14 +628,18 @@ fn render(r: &Report, now: u64, colour: bool) -> String {
                 out,
                 "{:<19}{}",
                 "",
-                Paint::Red.apply(&truncate(&e, ERROR_WIDTH), colour)
+                Paint::Red.apply(&printable(&truncate(&e, ERROR_WIDTH)), colour)
             );
         }
     }
     let _ = writeln!(out);
 
     if r.rows.is_empty() {
-        let _ = writeln!(out, "no servers: configure a registry or [[servers]] in {}", r.config);
+        let _ = writeln!(
+            out,
+            "no servers: configure a registry or [[servers]] in {}",
+            printable(&r.config)
+        );
     } else {
         let header = [
             ("SERVER", Align::Left),
@@ -682,7 +696,7 @@ fn render(r: &Report, now: u64, colour: bool) -> String {
                     .map(|t| format!(" {}", format_age(t, now)))
                     .unwrap_or_default();
                 let paint = if row.state == "ready" { Paint::Dim } else { Paint::Red };
-                let text = format!("last error{when}: {}", truncate(e, ERROR_WIDTH));
+                let text = format!("last error{when}: {}", printable(&truncate(e, ERROR_WIDTH)));
                 let _ = writeln!(out, "  {}", paint.apply(&text, colour));
             }
         }
@@ -691,14 +705,19 @@ fn render(r: &Report, now: u64, colour: bool) -> String {
         let _ = writeln!(out);
     }
     for p in &r.problems {
-        let _ = writeln!(out, "{}: not bridged: {}", p.server, p.reason);
+        let _ = writeln!(out, "{}: not bridged: {}", printable(&p.server), printable(&p.reason));
     }
     let logins: Vec<_> = r.rows.iter().filter(|row| row.auth == Auth::NeedsLogin).collect();
     if !logins.is_empty() {
         let _ = writeln!(out);
     }
     for row in logins {
-        let _ = writeln!(out, "{}: {}", row.server, row.auth.long(row.login_target()));
+        let _ = writeln!(
+            out,
+            "{}: {}",
+            printable(&row.server),
+            printable(&row.auth.long(row.login_target()))
+        );
     }
     out
 }
@@ -1055,6 +1074,47 @@ mod tests {
         assert!(coloured.contains("\x1b[31mfailed\x1b[0m"));
         assert!(coloured.contains("\x1b[31mneeds login\x1b[0m"));
         assert_eq!(strip_ansi(&coloured), plain, "colour adds codes, never width");
+    }
+
+    /// What a server, a registry or a config says is shown escaped, and the
+    /// table still lines up; the JSON keeps every string exact.
+    #[test]
+    fn hostile_text_is_escaped() {
+        let evil = "\x1b]0;pwned\x07\x1b[2J\u{9b}1m\u{202e}";
+        let specs = [spec("notes", "http://notes/mcp", Source::Config)];
+        let mut st = live_server("notes", "http://notes/mcp", "failed");
+        st.protocol = Some(format!("2025{evil}"));
+        st.last_error = Some(format!("boom {evil}"));
+        let mut snap = snapshot(1, 1, vec![st]);
+        snap.registry = Some(RegistryState {
+            source: format!("https://reg/{evil}"),
+            last_success: None,
+            last_error: Some(format!("registry: {evil}")),
+            servers: 0,
+        });
+        snap.config_error = Some(format!("line 3: {evil}"));
+        let live = [snap];
+        let mut r = report(
+            merge(&specs, &live, &CatalogCache::default()),
+            vec![BridgeInfo::from(&live[0])],
+        );
+        r.registry = registry_report(None, &live, 2);
+        r.problems[0].reason = format!("input {evil}");
+        for colour in [false, true] {
+            let text = strip_ansi(&render(&r, 2, colour));
+            assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
+            assert!(text.contains("\\x1b]0;pwned\\x07\\x1b[2J\\u{9b}1m\\u{202e}"), "{text}");
+        }
+        let plain = render(&r, 2, false);
+        let lines: Vec<&str> = plain.lines().collect();
+        let h = lines.iter().position(|l| l.starts_with("SERVER")).unwrap();
+        assert_eq!(
+            lines[h].find("TOOLS").unwrap() + 5,
+            lines[h + 1].find(" 4").unwrap() + 2
+        );
+        let v = to_json(&r, 2);
+        assert_eq!(v["servers"][0]["last_error"], format!("boom {evil}"));
+        assert_eq!(v["servers"][0]["protocol"], format!("2025{evil}"));
     }
 
     #[test]
