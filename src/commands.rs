@@ -13,6 +13,7 @@ pub use stats::stats;
 pub use status::status;
 
 use crate::app::{self, ServeOptions};
+use crate::auth::store::StoreError;
 use crate::auth::{ServerCredentials, oauth};
 use crate::config::{Config, Paths, secs};
 use crate::registry::{AdHoc, OAuthSettings, ServerSpec};
@@ -101,7 +102,8 @@ pub async fn login(opts: &ServeOptions, which: Option<&str>, oauth_args: &OAuthS
     Ok(())
 }
 
-/// `mcp-bridge logout [SERVER]`.
+/// `mcp-bridge logout [SERVER]`: forget the tokens (keeping a static
+/// credential or a registration), or remove an entry that cannot be read.
 pub async fn logout(opts: &ServeOptions, which: Option<&str>) -> anyhow::Result<()> {
     let (paths, cfg) = app::load_config(opts)?;
     let store = app::open_store(&cfg, &paths)
@@ -110,9 +112,24 @@ pub async fn logout(opts: &ServeOptions, which: Option<&str>) -> anyhow::Result<
         .ok_or_else(|| anyhow::anyhow!("no credential store is usable"))?;
     for s in targets(&cfg, &paths, which, &OAuthSettings::default()).await? {
         let creds = ServerCredentials::new(store.clone(), &s.url);
-        if oauth::has_tokens(&creds).await {
-            oauth::logout(&creds).await?;
-            eprintln!("logged out of {} ({})", s.id, s.url);
+        match creds.read().await {
+            Ok(Some(e)) if e.oauth.as_ref().is_some_and(|c| c.token_response.is_some()) => {
+                oauth::logout(&creds).await?;
+                eprintln!("logged out of {} ({})", s.id, printable(&s.url));
+            }
+            Ok(_) if which.is_some() => eprintln!("{}: not logged in; nothing to remove", s.id),
+            Ok(_) => {}
+            Err(StoreError::Corrupt { location, message, .. }) => {
+                creds.remove().await?;
+                eprintln!(
+                    "{}: removed unreadable credentials from {} ({}); run `mcp-bridge login {}` if it needs a login",
+                    s.id,
+                    printable(&location),
+                    printable(&message),
+                    s.id
+                );
+            }
+            Err(e) => anyhow::bail!("{}: {e}", s.id),
         }
     }
     Ok(())
@@ -151,13 +168,25 @@ pub async fn auth(opts: &ServeOptions, action: &crate::cli::AuthAction) -> anyho
             };
             reqwest::header::HeaderValue::from_str(&value)
                 .map_err(|_| anyhow::anyhow!("the value is not a valid HTTP header value"))?;
-            creds.set_static_header(name.clone(), Some(value)).await?;
-            eprintln!("stored {name} for {} in the credential store", s.id);
+            match creds.set_static_header(name.clone(), Some(value)).await? {
+                Some(StoreError::Corrupt { location, message, .. }) => eprintln!(
+                    "stored {name} for {} in the credential store, replacing unreadable credentials at {} ({})",
+                    s.id,
+                    printable(&location),
+                    printable(&message)
+                ),
+                _ => eprintln!("stored {name} for {} in the credential store", s.id),
+            }
         }
-        AuthAction::Clear { .. } => {
-            creds.set_static_header(name.clone(), None).await?;
-            eprintln!("removed {name} for {}", s.id);
-        }
+        AuthAction::Clear { .. } => match creds.set_static_header(name.clone(), None).await? {
+            Some(StoreError::Corrupt { location, message, .. }) => eprintln!(
+                "removed unreadable credentials for {} from {} ({})",
+                s.id,
+                printable(&location),
+                printable(&message)
+            ),
+            _ => eprintln!("removed {name} for {}", s.id),
+        },
     }
     Ok(())
 }

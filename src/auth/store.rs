@@ -4,6 +4,13 @@
 //! warning. One entry per server, keyed by its canonical URL; the value is
 //! versioned JSON so that an upgrade never loses a login.
 //!
+//! An entry that exists and cannot be read (garbage in the file, keyring items
+//! that do not make a value, a newer format) is [`StoreError::Corrupt`], which
+//! names where it is ([`TokenStore::location`]). It is never a dead end:
+//! [`TokenStore::delete`] removes it whatever its state, and
+//! [`TokenStore::get_for_update`] lets a write replace it. Directories the
+//! store uses are created, or tightened, to 0700.
+//!
 //! Every call here blocks (the OS stores are synchronous): async callers go
 //! through `spawn_blocking`. Nothing here logs a secret; [`Entry`]'s `Debug`
 //! redacts them.
@@ -27,8 +34,15 @@ const CHUNK: usize = 2000;
 pub enum StoreError {
     #[error("credential store ({backend}): {message}")]
     Backend { backend: &'static str, message: String },
-    #[error("stored credentials for {key} are unreadable: {message}")]
-    Corrupt { key: String, message: String },
+    /// The entry exists and cannot be read: `location` names it (a file, or the
+    /// OS store's service and user) so that a person can find it. Removing it
+    /// (`logout`, `auth clear`) or overwriting it (`login`, `auth set`) recovers.
+    #[error("stored credentials for {key} in {location} are unreadable: {message}")]
+    Corrupt {
+        key: String,
+        location: String,
+        message: String,
+    },
 }
 
 /// What is kept for one server.
@@ -87,6 +101,14 @@ pub struct TokenStore {
     lock_dir: PathBuf,
 }
 
+/// What [`TokenStore::get_for_update`] found.
+pub struct ForUpdate {
+    /// The stored entry, or a new one.
+    pub entry: Entry,
+    /// The unreadable entry the next write replaces.
+    pub replaces: Option<StoreError>,
+}
+
 /// Which store to use, from config (`[auth] store`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -136,31 +158,67 @@ impl TokenStore {
         }
     }
 
+    /// Where the entry for `key` is kept, for a person to find it: the file,
+    /// or the OS store's service and user names.
+    pub fn location(&self, key: &str) -> String {
+        match &self.backend {
+            Backend::Keyring(_) => keyring_location(key),
+            Backend::File(dir) => file_path(dir, key).display().to_string(),
+            Backend::Memory(_) => "memory".into(),
+        }
+    }
+
+    /// The entry for `key`; [`StoreError::Corrupt`] when it exists and cannot be
+    /// read (not UTF-8, not JSON, a newer format, missing keyring chunks).
     pub fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+        let corrupt = |message: String| StoreError::Corrupt {
+            key: key.to_owned(),
+            location: self.location(key),
+            message,
+        };
         let raw = match &self.backend {
-            Backend::Memory(m) => m.lock().expect("memory store").get(key).cloned(),
+            Backend::Memory(m) => m.lock().expect("memory store").get(key).cloned().map(Ok),
             Backend::File(dir) => file_read(dir, key)?,
             Backend::Keyring(s) => keyring_read(s, key)?,
         };
-        let Some(raw) = raw else { return Ok(None) };
-        let entry: Entry = serde_json::from_str(&raw).map_err(|e| StoreError::Corrupt {
-            key: key.to_owned(),
-            message: e.to_string(),
-        })?;
+        let raw = match raw {
+            None => return Ok(None),
+            Some(Ok(raw)) => raw,
+            Some(Err(why)) => return Err(corrupt(why)),
+        };
+        let entry: Entry = serde_json::from_str(&raw).map_err(|e| corrupt(format!("not an entry: {e}")))?;
         if entry.version > ENTRY_VERSION {
-            return Err(StoreError::Corrupt {
-                key: key.to_owned(),
-                message: format!("written by a newer mcp-bridge (format {})", entry.version),
-            });
+            return Err(corrupt(format!(
+                "written by a newer mcp-bridge (format {})",
+                entry.version
+            )));
         }
         Ok(Some(entry))
+    }
+
+    /// The entry to change and write back: the stored one, or a new one when
+    /// there is none or it is unreadable (which the write then replaces, so a
+    /// login or `auth set` recovers from a corrupt entry). Errors of the store
+    /// itself (a locked keyring) are returned: nothing is overwritten blindly.
+    pub fn get_for_update(&self, key: &str) -> Result<ForUpdate, StoreError> {
+        match self.get(key) {
+            Ok(entry) => Ok(ForUpdate {
+                entry: entry.unwrap_or_default(),
+                replaces: None,
+            }),
+            Err(e @ StoreError::Corrupt { .. }) => Ok(ForUpdate {
+                entry: Entry::default(),
+                replaces: Some(e),
+            }),
+            Err(e) => Err(e),
+        }
     }
 
     pub fn put(&self, key: &str, entry: &Entry) -> Result<(), StoreError> {
         let mut e = entry.clone();
         e.version = ENTRY_VERSION;
-        let raw = serde_json::to_string(&e).map_err(|err| StoreError::Corrupt {
-            key: key.into(),
+        let raw = serde_json::to_string(&e).map_err(|err| StoreError::Backend {
+            backend: "json",
             message: err.to_string(),
         })?;
         match &self.backend {
@@ -173,6 +231,7 @@ impl TokenStore {
         }
     }
 
+    /// Remove the entry for `key`, readable or not; whether there was one.
     pub fn delete(&self, key: &str) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Memory(m) => Ok(m.lock().expect("memory store").remove(key).is_some()),
@@ -181,7 +240,7 @@ impl TokenStore {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
                 Err(e) => Err(StoreError::Backend {
                     backend: "file",
-                    message: e.to_string(),
+                    message: format!("cannot remove {}: {e}", file_path(dir, key).display()),
                 }),
             },
             Backend::Keyring(s) => keyring_delete(s, key),
@@ -191,7 +250,7 @@ impl TokenStore {
     /// Take the cross-process lock for `key` (blocks until it is free). Dropping
     /// the file releases it.
     pub fn lock(&self, key: &str) -> std::io::Result<std::fs::File> {
-        std::fs::create_dir_all(&self.lock_dir)?;
+        crate::util::create_private_dir(&self.lock_dir)?;
         let path = self.lock_dir.join(format!("{}.lock", hash(key)));
         let f = std::fs::OpenOptions::new()
             .create(true)
@@ -207,7 +266,7 @@ impl TokenStore {
     /// The login lock for `key`, if no other process holds it: the bridge process
     /// that gets it opens the browser; the others wait for it.
     pub fn try_login_lock(&self, key: &str) -> std::io::Result<Option<std::fs::File>> {
-        std::fs::create_dir_all(&self.lock_dir)?;
+        crate::util::create_private_dir(&self.lock_dir)?;
         let path = self.lock_dir.join(format!("{}.login", hash(key)));
         let f = std::fs::OpenOptions::new()
             .create(true)
@@ -223,7 +282,7 @@ impl TokenStore {
 
     /// Wait until no process holds the login lock for `key`.
     pub fn wait_login_lock(&self, key: &str) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.lock_dir)?;
+        crate::util::create_private_dir(&self.lock_dir)?;
         let path = self.lock_dir.join(format!("{}.login", hash(key)));
         let f = std::fs::OpenOptions::new()
             .create(true)
@@ -324,46 +383,80 @@ fn char_chunks(raw: &str) -> Vec<String> {
     out
 }
 
-fn keyring_read(store: &Arc<keyring_core::CredentialStore>, key: &str) -> Result<Option<String>, StoreError> {
+/// Where an entry lives in the OS store: the names a keyring tool shows.
+fn keyring_location(key: &str) -> String {
+    format!("the OS credential store (service \"{SERVICE}\", user \"{key}\", and \"{key}#1\"... when split)")
+}
+
+/// Most items one value is split over (a header claiming more is corrupt).
+const MAX_CHUNKS: usize = 64;
+
+/// The count a first item's `<count>:` header gives, if it is well-formed.
+fn chunk_count(first: &str) -> Option<usize> {
+    first
+        .split_once(':')
+        .and_then(|(n, _)| n.parse::<usize>().ok())
+        .filter(|n| (1..=MAX_CHUNKS).contains(n))
+}
+
+/// The whole value for `key`: `None` when there is none, `Some(Err(why))` when
+/// its items do not make a value (a bad header, a missing item, not UTF-8).
+fn keyring_read(
+    store: &Arc<keyring_core::CredentialStore>,
+    key: &str,
+) -> Result<Option<Result<String, String>>, StoreError> {
+    let item = |user: &str| keyring_core::Entry::new_in_store(store, SERVICE, user).map_err(kerr);
+    let first = match item(key)?.get_password() {
+        Ok(v) => v,
+        Err(keyring_core::Error::NoEntry) => return Ok(None),
+        Err(keyring_core::Error::BadEncoding(_)) => return Ok(Some(Err("the value is not UTF-8".into()))),
+        Err(e) => return Err(kerr(e)),
+    };
+    let Some(count) = chunk_count(&first) else {
+        return Ok(Some(Err(format!(
+            "the first item does not start with a chunk count (1 to {MAX_CHUNKS}) and a colon"
+        ))));
+    };
+    let mut raw = first
+        .split_once(':')
+        .map(|(_, head)| head.to_owned())
+        .unwrap_or_default();
+    for i in 1..count {
+        match item(&format!("{key}#{i}"))?.get_password() {
+            Ok(part) => raw.push_str(&part),
+            Err(keyring_core::Error::NoEntry) => {
+                return Ok(Some(Err(format!("item \"{key}#{i}\" of {count} is missing"))));
+            }
+            Err(keyring_core::Error::BadEncoding(_)) => {
+                return Ok(Some(Err(format!("item \"{key}#{i}\" is not UTF-8"))));
+            }
+            Err(e) => return Err(kerr(e)),
+        }
+    }
+    Ok(Some(Ok(raw)))
+}
+
+/// Remove every item of `key`, whatever state they are in: the count from a
+/// readable header, else every `key#i` there is (up to [`MAX_CHUNKS`]).
+fn keyring_delete(store: &Arc<keyring_core::CredentialStore>, key: &str) -> Result<bool, StoreError> {
     let first = match keyring_core::Entry::new_in_store(store, SERVICE, key)
         .map_err(kerr)?
         .get_password()
     {
-        Ok(v) => v,
-        Err(keyring_core::Error::NoEntry) => return Ok(None),
+        Ok(v) => Some(v),
+        Err(keyring_core::Error::NoEntry) => None,
+        Err(keyring_core::Error::BadEncoding(_)) => Some(String::new()),
         Err(e) => return Err(kerr(e)),
     };
-    let (count, head) = first
-        .split_once(':')
-        .and_then(|(n, rest)| n.parse::<usize>().ok().map(|n| (n, rest)))
-        .ok_or_else(|| StoreError::Corrupt {
-            key: key.into(),
-            message: "bad chunk header".into(),
-        })?;
-    let mut raw = head.to_owned();
-    for i in 1..count {
-        let e = keyring_core::Entry::new_in_store(store, SERVICE, &format!("{key}#{i}")).map_err(kerr)?;
-        raw.push_str(&e.get_password().map_err(kerr)?);
-    }
-    Ok(Some(raw))
-}
-
-fn keyring_delete(store: &Arc<keyring_core::CredentialStore>, key: &str) -> Result<bool, StoreError> {
-    let count = match keyring_read(store, key) {
-        Ok(Some(_)) => {
-            let e = keyring_core::Entry::new_in_store(store, SERVICE, key).map_err(kerr)?;
-            let first = e.get_password().map_err(kerr)?;
-            first
-                .split_once(':')
-                .and_then(|(n, _)| n.parse::<usize>().ok())
-                .unwrap_or(1)
-        }
-        Ok(None) => return Ok(false),
-        Err(_) => 1,
-    };
-    for i in 1..count {
-        if let Ok(e) = keyring_core::Entry::new_in_store(store, SERVICE, &format!("{key}#{i}")) {
-            let _ = e.delete_credential();
+    let count = first.as_deref().and_then(chunk_count);
+    for i in 1..count.unwrap_or(MAX_CHUNKS) {
+        let Ok(e) = keyring_core::Entry::new_in_store(store, SERVICE, &format!("{key}#{i}")) else {
+            continue;
+        };
+        match e.delete_credential() {
+            // Without a count, the items end at the first gap.
+            Err(keyring_core::Error::NoEntry) if count.is_none() => break,
+            _ => {}
         }
     }
     match keyring_core::Entry::new_in_store(store, SERVICE, key)
@@ -382,13 +475,18 @@ fn file_path(dir: &Path, key: &str) -> PathBuf {
     dir.join(format!("{}.json", hash(key)))
 }
 
-fn file_read(dir: &Path, key: &str) -> Result<Option<String>, StoreError> {
-    match std::fs::read_to_string(file_path(dir, key)) {
-        Ok(s) => Ok(Some(s)),
+/// The file's text: `None` when there is none, `Some(Err(why))` when it is
+/// not text.
+fn file_read(dir: &Path, key: &str) -> Result<Option<Result<String, String>>, StoreError> {
+    let path = file_path(dir, key);
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(Some(
+            String::from_utf8(bytes).map_err(|_| "the file is not UTF-8 text".to_owned()),
+        )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(StoreError::Backend {
             backend: "file",
-            message: e.to_string(),
+            message: format!("cannot read {}: {e}", path.display()),
         }),
     }
 }
@@ -396,7 +494,7 @@ fn file_read(dir: &Path, key: &str) -> Result<Option<String>, StoreError> {
 fn file_write(dir: &Path, key: &str, raw: &str) -> Result<(), StoreError> {
     let err = |e: std::io::Error| StoreError::Backend {
         backend: "file",
-        message: e.to_string(),
+        message: format!("cannot write {}: {e}", file_path(dir, key).display()),
     };
     crate::util::create_private_dir(dir).map_err(err)?;
     let path = file_path(dir, key);
@@ -464,13 +562,86 @@ mod tests {
         assert!(!d.contains("s3cret") && !d.contains("tok-123"), "{d}");
     }
 
+    /// A file that is not an entry (garbage, not UTF-8, a newer format) is
+    /// reported with its path; an update starts afresh and replaces it; delete
+    /// removes it.
+    #[test]
+    fn corrupt_file_entries_are_named_and_recoverable() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = TokenStore::open(StoreKind::File, dir.path()).unwrap();
+        let key = "https://a/mcp";
+        s.put(key, &entry()).unwrap();
+        let path = file_path(&dir.path().join("credentials"), key);
+        for (bytes, why) in [
+            (&b"{oops"[..], "not an entry"),
+            (&b"\xff\xfe"[..], "not UTF-8"),
+            (&br#"{"version": 99}"#[..], "newer mcp-bridge (format 99)"),
+        ] {
+            std::fs::write(&path, bytes).unwrap();
+            let e = s.get(key).unwrap_err();
+            let StoreError::Corrupt { location, message, .. } = &e else {
+                panic!("{e}")
+            };
+            assert_eq!(location, &path.display().to_string());
+            assert!(message.contains(why), "{message}");
+            assert!(e.to_string().contains(&path.display().to_string()), "{e}");
+            let update = s.get_for_update(key).unwrap();
+            assert!(update.replaces.is_some() && update.entry.headers.is_empty());
+        }
+        assert!(s.delete(key).unwrap());
+        assert!(!path.exists());
+        assert!(s.get_for_update(key).unwrap().replaces.is_none());
+    }
+
+    /// A keyring entry whose items do not make a value (a bad header, a missing
+    /// item) is reported with the service and user; delete removes every item.
+    #[test]
+    fn corrupt_keyring_entries_are_named_and_removed() {
+        let mock: Arc<keyring_core::CredentialStore> = keyring_core::mock::Store::new().unwrap();
+        let s = TokenStore {
+            backend: Backend::Keyring(mock.clone()),
+            lock_dir: PathBuf::new(),
+        };
+        let set = |user: &str, v: &str| {
+            keyring_core::Entry::new_in_store(&mock, SERVICE, user)
+                .unwrap()
+                .set_password(v)
+                .unwrap()
+        };
+        let exists = |user: &str| {
+            keyring_core::Entry::new_in_store(&mock, SERVICE, user)
+                .unwrap()
+                .get_password()
+                .is_ok()
+        };
+        let key = "https://k/mcp";
+        set(key, "garbage without a header");
+        set(&format!("{key}#1"), "stray");
+        set(&format!("{key}#2"), "stray");
+        let e = s.get(key).unwrap_err();
+        assert!(
+            matches!(&e, StoreError::Corrupt { location, .. } if location.contains("service \"mcp-bridge\", user \"https://k/mcp\"")),
+            "{e}"
+        );
+        assert!(s.delete(key).unwrap());
+        assert!(!exists(key) && !exists(&format!("{key}#1")) && !exists(&format!("{key}#2")));
+
+        set(key, "3:{\"version\":");
+        set(&format!("{key}#1"), "1}");
+        let e = s.get(key).unwrap_err();
+        assert!(e.to_string().contains("#2\" of 3 is missing"), "{e}");
+        assert!(s.delete(key).unwrap());
+        assert!(!exists(key) && !exists(&format!("{key}#1")));
+        assert!(s.get(key).unwrap().is_none());
+    }
+
     /// Values larger than one keyring item are split and joined again.
     #[test]
     fn keyring_chunks_roundtrip() {
         let store: Arc<keyring_core::CredentialStore> = keyring_core::mock::Store::new().unwrap();
         let big = format!("{{\"x\":\"{}é\"}}", "a".repeat(CHUNK * 2 + 7));
         keyring_write(&store, "k", &big).unwrap();
-        assert_eq!(keyring_read(&store, "k").unwrap().as_deref(), Some(big.as_str()));
+        assert_eq!(keyring_read(&store, "k").unwrap(), Some(Ok(big.clone())));
         assert!(keyring_delete(&store, "k").unwrap());
         assert_eq!(keyring_read(&store, "k").unwrap(), None);
     }

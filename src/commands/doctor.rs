@@ -147,6 +147,9 @@ async fn servers(
     store: Option<std::sync::Arc<crate::auth::store::TokenStore>>,
 ) {
     let resolved = app::resolve_servers(cfg, paths, &Default::default()).await;
+    if let Some(st) = &store {
+        stored_entries(r, st, &resolved.servers).await;
+    }
     for p in &resolved.problems {
         r.fix(format!("server {}: not bridged: {}", p.server, p.reason));
     }
@@ -197,6 +200,27 @@ async fn servers(
     }
     let _ = client.cancel().await;
     bridge.stop().await;
+}
+
+/// The credential store's entry of each server: one that exists and cannot be
+/// read is named (its file, or the OS store's service and user) with the fix.
+async fn stored_entries(
+    r: &mut Report,
+    store: &std::sync::Arc<crate::auth::store::TokenStore>,
+    servers: &[crate::registry::ServerSpec],
+) {
+    use crate::auth::store::StoreError;
+    for s in servers {
+        let id = &s.id;
+        match crate::auth::ServerCredentials::new(store.clone(), &s.url).read().await {
+            Ok(_) => {}
+            Err(StoreError::Corrupt { location, message, .. }) => r.fix(format!(
+                "credential store: the entry of server {id} in {location} is unreadable ({message}): \
+                 run `mcp-bridge logout {id}` to remove it, then log in again"
+            )),
+            Err(e) => r.fix(format!("credential store: cannot read the entry of server {id}: {e}")),
+        }
+    }
 }
 
 /// The IDE entries: for each IDE found, is the bridge in its file, and does

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::app::{self, ServeOptions};
 use crate::auth::ServerCredentials;
-use crate::auth::store::Entry;
+use crate::auth::store::{Entry, StoreError};
 use crate::cache::CatalogCache;
 use crate::config::{Config, Paths};
 use crate::registry::{self, AdHoc, Problem, ServerSpec};
@@ -48,11 +48,15 @@ pub async fn status(opts: &ServeOptions, json: bool) -> anyhow::Result<()> {
     };
     let mut rows = merge(&resolved.servers, &live, &cache);
     for row in &mut rows {
-        let entry = match &store {
-            Some(st) => ServerCredentials::new(st.clone(), &row.url).entry().await,
-            None => None,
+        let stored = match &store {
+            Some(st) => stored_auth(
+                row.configured_header,
+                ServerCredentials::new(st.clone(), &row.url).read().await,
+                now,
+            ),
+            None => auth_state(row.configured_header, None, now),
         };
-        row.auth = effective_auth(auth_state(row.configured_header, entry.as_ref(), now), row);
+        row.auth = effective_auth(stored, row);
     }
     let report = Report {
         config: paths.config_file.display().to_string(),
@@ -201,12 +205,21 @@ fn registry_report(on_disk: Option<RegistryReport>, live: &[Snapshot], now: u64)
 /// How a server authenticates, from the credential store and the config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Auth {
-    LoggedIn { expires_in: Option<u64> },
+    LoggedIn {
+        expires_in: Option<u64>,
+    },
     ExpiredWillRefresh,
     NeedsLogin,
     Static(Vec<String>),
     ConfigHeader,
     None,
+    /// The stored entry exists and cannot be read: where it is, and why.
+    Unreadable {
+        location: String,
+        why: String,
+    },
+    /// The store itself failed (a locked keyring).
+    StoreFailed(String),
 }
 
 impl Auth {
@@ -220,7 +233,16 @@ impl Auth {
             Auth::Static(names) => format!("static credential ({})", names.join(", ")),
             Auth::ConfigHeader => "static header from config".into(),
             Auth::None => "none configured (logs in on first 401)".into(),
+            Auth::Unreadable { location, why } => format!(
+                "unreadable credentials in {location} ({why}): run `mcp-bridge logout {target}` to remove them, then log in again"
+            ),
+            Auth::StoreFailed(e) => format!("unknown ({e})"),
         }
+    }
+
+    /// Something the user has to act on.
+    fn needs_action(&self) -> bool {
+        matches!(self, Auth::NeedsLogin | Auth::Unreadable { .. } | Auth::StoreFailed(_))
     }
 
     /// A table cell.
@@ -233,7 +255,18 @@ impl Auth {
             Auth::Static(_) => "static credential".into(),
             Auth::ConfigHeader => "static (config)".into(),
             Auth::None => "none".into(),
+            Auth::Unreadable { .. } => "unreadable".into(),
+            Auth::StoreFailed(_) => "store error".into(),
         }
+    }
+}
+
+/// The auth state from what reading the store gave.
+pub(super) fn stored_auth(configured_header: bool, read: Result<Option<Entry>, StoreError>, now: u64) -> Auth {
+    match read {
+        Ok(entry) => auth_state(configured_header, entry.as_ref(), now),
+        Err(StoreError::Corrupt { location, message, .. }) => Auth::Unreadable { location, why: message },
+        Err(e) => Auth::StoreFailed(e.to_string()),
     }
 }
 
@@ -264,8 +297,12 @@ pub(super) fn auth_state(configured_header: bool, entry: Option<&Entry>, now: u6
 }
 
 /// A bridge that cannot reach a server for want of a login says so: that wins over
-/// the store (whose tokens the server may have revoked) unless the server is ready.
+/// the store (whose tokens the server may have revoked) unless the server is ready,
+/// or the stored entry is unreadable (which has to go before a login helps).
 fn effective_auth(stored: Auth, row: &Row) -> Auth {
+    if matches!(stored, Auth::Unreadable { .. } | Auth::StoreFailed(_)) {
+        return stored;
+    }
     let says_login = row
         .last_error
         .as_deref()
@@ -662,7 +699,7 @@ fn render(r: &Report, now: u64, colour: bool) -> String {
                     Some((c, _)) => (f(c).to_string(), Paint::Plain),
                     None => dash(),
                 };
-                let auth_paint = if row.auth == Auth::NeedsLogin {
+                let auth_paint = if row.auth.needs_action() {
                     Paint::Red
                 } else {
                     Paint::Plain
@@ -707,7 +744,7 @@ fn render(r: &Report, now: u64, colour: bool) -> String {
     for p in &r.problems {
         let _ = writeln!(out, "{}: not bridged: {}", printable(&p.server), printable(&p.reason));
     }
-    let logins: Vec<_> = r.rows.iter().filter(|row| row.auth == Auth::NeedsLogin).collect();
+    let logins: Vec<_> = r.rows.iter().filter(|row| row.auth.needs_action()).collect();
     if !logins.is_empty() {
         let _ = writeln!(out);
     }
@@ -935,6 +972,58 @@ mod tests {
             Auth::LoggedIn { expires_in: Some(3000) }.short(),
             "logged in, 50 min left"
         );
+    }
+
+    /// An unreadable entry is named with where it is and how to remove it, in
+    /// the table's footer and in the JSON, whatever the bridge says.
+    #[test]
+    fn unreadable_credentials_say_where_and_what_to_do() {
+        let corrupt = StoreError::Corrupt {
+            key: "http://notes/mcp".into(),
+            location: "/s/credentials/abc.json".into(),
+            message: "not an entry: expected value at line 1 column 1".into(),
+        };
+        let auth = stored_auth(false, Err(corrupt), 0);
+        let mut rows = merge(
+            &[spec("notes", "http://notes/mcp", Source::Config)],
+            &[],
+            &CatalogCache::default(),
+        );
+        let mut failed = rows[0].clone();
+        failed.state = "failed".into();
+        failed.last_error = Some(crate::upstream::NEEDS_LOGIN.into());
+        assert_eq!(
+            effective_auth(auth.clone(), &failed),
+            auth,
+            "the bridge's needs-login does not hide it"
+        );
+        rows[0].auth = auth;
+        let text = render(&report(rows.clone(), Vec::new()), 0, false);
+        let row = text.lines().find(|l| l.starts_with("notes")).unwrap();
+        assert!(row.contains("unreadable"), "{row}");
+        assert!(
+            text.contains(
+                "notes: unreadable credentials in /s/credentials/abc.json (not an entry: expected value at line 1 column 1): \
+                 run `mcp-bridge logout notes` to remove them, then log in again"
+            ),
+            "{text}"
+        );
+        let v = to_json(&report(rows, Vec::new()), 0);
+        assert!(
+            v["servers"][0]["auth"]
+                .as_str()
+                .unwrap()
+                .contains("/s/credentials/abc.json")
+        );
+        let failed = stored_auth(
+            false,
+            Err(StoreError::Backend {
+                backend: "keyring",
+                message: "locked".into(),
+            }),
+            0,
+        );
+        assert_eq!(failed.short(), "store error");
     }
 
     /// A bridge that reports "the server requires a login" overrides the store,
