@@ -82,6 +82,10 @@ async fn run(cli: Cli) -> ExitCode {
                 config: cli.config,
                 ..ServeOptions::default()
             };
+            // Logging, as for `login`: what the credential store says (its
+            // fallback to a file, an entry it replaced) is seen.
+            let cfg = app::load_config(&opts).map(|(p, c)| (p.state_dir, c.log));
+            let _guard = cfg.as_ref().ok().map(|(dir, log)| mcp_bridge::logging::init(log, dir));
             report(mcp_bridge::commands::auth(&opts, &action).await)
         }
         Command::Logout { server } => {
@@ -89,6 +93,8 @@ async fn run(cli: Cli) -> ExitCode {
                 config: cli.config,
                 ..ServeOptions::default()
             };
+            let cfg = app::load_config(&opts).map(|(p, c)| (p.state_dir, c.log));
+            let _guard = cfg.as_ref().ok().map(|(dir, log)| mcp_bridge::logging::init(log, dir));
             report(mcp_bridge::commands::logout(&opts, server.as_deref()).await)
         }
         Command::Serve {

@@ -175,3 +175,103 @@ async fn auth_set_replaces_a_corrupt_entry_and_tightens_the_directory() {
         assert_eq!(mode(&file), 0o600);
     }
 }
+
+/// What the fallback from the OS store to the file says on stderr.
+#[cfg(target_os = "linux")]
+const FALLBACK: &str = "no usable OS credential store";
+
+/// `auto` store on a machine without Secret Service: the D-Bus session bus is
+/// a socket that does not exist.
+#[cfg(target_os = "linux")]
+const HEADLESS: [(&str, &str); 2] = [
+    ("MCP_BRIDGE_CREDENTIAL_STORE", "auto"),
+    ("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/mcp-bridge-test/bus"),
+];
+
+/// `serve` on a headless machine until it has listed `notes` (so each server
+/// has been connected, its stored credentials looked up); then the IDE goes
+/// away. Everything it wrote to stderr.
+#[cfg(target_os = "linux")]
+async fn serve_once_headless(home: &Home) -> String {
+    use rmcp::ServiceExt;
+    let mut cmd = bridge_command(home, &[]);
+    cmd.envs(HEADLESS).env("RUST_LOG", "warn");
+    let (transport, stderr) = rmcp::transport::TokioChildProcess::builder(cmd)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = stderr.expect("stderr is piped");
+    let read = tokio::spawn(async move {
+        let mut out = Vec::new();
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut stderr, &mut out).await;
+        String::from_utf8_lossy(&out).into_owned()
+    });
+    let (tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let client = Ide { seen: tx }.serve(transport).await.expect("bridge initialises");
+    wait_for_tools(&client, &mut seen, |n| n.iter().any(|t| t.ends_with("echo"))).await;
+    client.cancel().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), read)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// `auth set` on a headless machine; its stderr.
+#[cfg(target_os = "linux")]
+async fn auth_set_headless(home: &Home, token: &str) -> String {
+    use tokio::io::AsyncWriteExt;
+    let mut child = cli(home, &["auth", "set", "notes"])
+        .envs(HEADLESS)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(format!("{token}\n").as_bytes()).await.unwrap();
+    drop(input);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stderr)
+}
+
+/// On a headless machine, `serve` with no server that needs a login says
+/// nothing about the credential store, start after start; the first command
+/// that stores a credential says where it goes, once; serving with that
+/// credential says nothing more; a new reason is said again.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_file_store_fallback_is_said_once_when_needed() {
+    let notes = Upstream::start(TestServer::new(Era::Legacy, "notes"));
+    let home = Home::new();
+    home.servers_config(&[("notes", &notes.url)], "");
+    let marker = home.path().join("state").join("credential-store-fallback");
+    for start in 1..=2 {
+        let said = serve_once_headless(&home).await;
+        assert!(!said.contains(FALLBACK), "serve start {start} said it: {said}");
+    }
+    assert!(!marker.exists());
+
+    let said = auth_set_headless(&home, "tok-1").await;
+    assert_eq!(said.matches(FALLBACK).count(), 1, "{said}");
+    assert!(said.contains("credentials in 0600 files in "), "{said}");
+    let reason = std::fs::read_to_string(&marker).expect("the marker says it was shown");
+    assert!(!reason.is_empty());
+    assert!(!said.contains("tok-1"), "{said}");
+
+    let said = auth_set_headless(&home, "tok-2").await;
+    assert!(!said.contains(FALLBACK), "said twice: {said}");
+    let said = serve_once_headless(&home).await;
+    assert!(
+        !said.contains(FALLBACK),
+        "serve with a stored credential said it again: {said}"
+    );
+
+    std::fs::write(&marker, "an older reason").unwrap();
+    let said = auth_set_headless(&home, "tok-3").await;
+    assert_eq!(said.matches(FALLBACK).count(), 1, "a new reason is said: {said}");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), reason);
+}

@@ -1,7 +1,8 @@
 //! Where credentials live: the OS credential store (macOS Keychain, Windows
 //! Credential Manager, Secret Service on Linux) through `keyring-core`, or, when
-//! none works (headless Linux), a 0600 file in the state dir, chosen once with one
-//! warning. One entry per server, keyed by its canonical URL; the value is
+//! none works (headless Linux), a 0600 file in the state dir. That fallback is
+//! said once per machine and reason, when something first needs the store
+//! (not on every start). One entry per server, keyed by its canonical URL; the value is
 //! versioned JSON so that an upgrade never loses a login.
 //!
 //! An entry that exists and cannot be read (garbage in the file, keyring items
@@ -99,6 +100,50 @@ pub struct TokenStore {
     backend: Backend,
     /// Where cross-process lock files live.
     lock_dir: PathBuf,
+    /// Why `auto` fell back to the file, said once (see [`Fallback`]).
+    fallback: Option<Fallback>,
+}
+
+/// `auto` found no usable OS store and keeps credentials in the file. That is
+/// said when something first needs the store (a credential is written, or one
+/// is found), not at every start, and once per machine: a marker file in the
+/// state dir holds the reason it was said for. A new reason is said again.
+struct Fallback {
+    why: String,
+    dir: PathBuf,
+    marker: PathBuf,
+    /// Decided in this process already.
+    done: std::sync::atomic::AtomicBool,
+}
+
+/// The marker's name in the state dir.
+pub const FALLBACK_MARKER: &str = "credential-store-fallback";
+
+impl Fallback {
+    /// Say it, if it was never said for this reason, and only where it is
+    /// seen: with no log output (`tools`, `status`) it waits for a command
+    /// that has one.
+    fn notice(&self) {
+        use std::sync::atomic::Ordering;
+        if self.done.load(Ordering::Relaxed) || !tracing::enabled!(tracing::Level::WARN) {
+            return;
+        }
+        self.done.store(true, Ordering::Relaxed);
+        if std::fs::read_to_string(&self.marker).is_ok_and(|said| said == self.why) {
+            return;
+        }
+        tracing::warn!(
+            "no usable OS credential store ({}); keeping credentials in 0600 files in {}. \
+             Said once (remove {} to see it again); `mcp-bridge doctor` shows it any time",
+            self.why,
+            self.dir.display(),
+            self.marker.display()
+        );
+        let dir = self.marker.parent().unwrap_or(Path::new("."));
+        if let Err(e) = crate::util::create_private_dir(dir).and_then(|()| std::fs::write(&self.marker, &self.why)) {
+            tracing::debug!("cannot write {}: {e}", self.marker.display());
+        }
+    }
 }
 
 /// What [`TokenStore::get_for_update`] found.
@@ -124,10 +169,12 @@ pub enum StoreKind {
 
 impl TokenStore {
     /// Open the store of `kind`. `Auto` probes the OS store with a canary entry
-    /// and falls back to the file store with one warning.
+    /// and falls back to the file store, which is said once, when it matters
+    /// ([`Fallback`]).
     pub fn open(kind: StoreKind, state_dir: &Path) -> Result<TokenStore, StoreError> {
         let lock_dir = state_dir.join("locks");
         let file = || Backend::File(state_dir.join("credentials"));
+        let mut fallback = None;
         let backend = match kind {
             StoreKind::Memory => Backend::Memory(Mutex::new(BTreeMap::new())),
             StoreKind::File => file(),
@@ -138,15 +185,34 @@ impl TokenStore {
             StoreKind::Auto => match os_store().and_then(|s| probe(&s).map(|()| s)) {
                 Ok(s) => Backend::Keyring(s),
                 Err(why) => {
-                    tracing::warn!(
-                        "no usable OS credential store ({why}); keeping credentials in a 0600 file under {}",
-                        state_dir.display()
-                    );
+                    tracing::debug!("no usable OS credential store ({why}); using the file store");
+                    fallback = Some(Fallback {
+                        why,
+                        dir: state_dir.join("credentials"),
+                        marker: state_dir.join(FALLBACK_MARKER),
+                        done: Default::default(),
+                    });
                     file()
                 }
             },
         };
-        Ok(TokenStore { backend, lock_dir })
+        Ok(TokenStore {
+            backend,
+            lock_dir,
+            fallback,
+        })
+    }
+
+    /// Why `auto` keeps credentials in the file store, if it does.
+    pub fn fallback_reason(&self) -> Option<&str> {
+        self.fallback.as_ref().map(|f| f.why.as_str())
+    }
+
+    /// Something needs the store: say that it is the file, if it is a fallback.
+    fn needed(&self) {
+        if let Some(f) = &self.fallback {
+            f.notice();
+        }
     }
 
     /// A name for `status`: where credentials are kept.
@@ -183,8 +249,10 @@ impl TokenStore {
         };
         let raw = match raw {
             None => return Ok(None),
-            Some(Ok(raw)) => raw,
-            Some(Err(why)) => return Err(corrupt(why)),
+            Some(raw) => {
+                self.needed();
+                raw.map_err(corrupt)?
+            }
         };
         let entry: Entry = serde_json::from_str(&raw).map_err(|e| corrupt(format!("not an entry: {e}")))?;
         if entry.version > ENTRY_VERSION {
@@ -215,6 +283,7 @@ impl TokenStore {
     }
 
     pub fn put(&self, key: &str, entry: &Entry) -> Result<(), StoreError> {
+        self.needed();
         let mut e = entry.clone();
         e.version = ENTRY_VERSION;
         let raw = serde_json::to_string(&e).map_err(|err| StoreError::Backend {
@@ -601,6 +670,7 @@ mod tests {
         let s = TokenStore {
             backend: Backend::Keyring(mock.clone()),
             lock_dir: PathBuf::new(),
+            fallback: None,
         };
         let set = |user: &str, v: &str| {
             keyring_core::Entry::new_in_store(&mock, SERVICE, user)

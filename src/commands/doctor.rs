@@ -82,7 +82,13 @@ pub async fn run(opts: &ServeOptions) -> anyhow::Result<()> {
     registry(&mut r, &cfg, &paths).await;
     let store = app::open_store(&cfg, &paths).get().await;
     match &store {
-        Some(s) => r.ok(format!("credential store: {}", s.describe())),
+        Some(s) => match s.fallback_reason() {
+            Some(why) => r.note(format!(
+                "credential store: {}, as no OS credential store is usable ({why})",
+                s.describe()
+            )),
+            None => r.ok(format!("credential store: {}", s.describe())),
+        },
         None => r.fix("no credential store could be opened: set [auth] store = \"file\" in the config"),
     }
     servers(&mut r, &cfg, &paths, store).await;
