@@ -1,7 +1,8 @@
 //! Commands for people at a terminal: `login`, `logout`, `auth`, `status`,
 //! `stats`, `tools` and `call`. They read the same config and registry as `serve`
 //! and talk to the same credential store. Messages go to stderr; nothing here
-//! prints a secret.
+//! prints a secret, and what servers say is escaped ([`crate::util::printable`])
+//! before a terminal sees it.
 
 pub mod doctor;
 pub mod stats;

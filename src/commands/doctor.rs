@@ -1,8 +1,9 @@
 //! `mcp-bridge doctor`: checks, in order, everything the bridge depends on:
-//! the config, the registry, the credential store, each server (connected
-//! through the same code as `serve`, logged in), and the IDE entries (present,
-//! pointing at a binary that exists). Each line says OK or what to do; the
-//! command fails when anything needs doing.
+//! the config, the registry, the credential store (its fallback to a file, and
+//! each server's entry: an unreadable one is named with the fix), each server
+//! (connected through the same code as `serve`, logged in), and the IDE entries
+//! (present, pointing at a binary that exists). Each line says OK or what to
+//! do, escaped for the terminal; the command fails when anything needs doing.
 
 use std::fmt::Write as _;
 use std::path::Path;

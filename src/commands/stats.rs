@@ -1,6 +1,7 @@
 //! `mcp-bridge stats`: the [`crate::audit`] log summed up per server and per tool
-//! (calls, errors, latency, result bytes, time saved); a table for a person,
-//! `--json` for a script.
+//! (calls, errors, latency, result bytes, time saved); a table for a person
+//! (server and tool names escaped: they are the servers' words), `--json` for
+//! a script.
 //!
 //! Only [`stats`] does IO. [`parse_since`], [`summarise`], [`render`] and
 //! [`to_json`] are plain functions over plain data, tested below.

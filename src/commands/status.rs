@@ -2,8 +2,9 @@
 //! bridges publish ([`crate::state`]), the credential store's view of each login,
 //! and the registry's freshness; a table for a person, `--json` for a script.
 //!
-//! Only [`status`] does IO. Merging, auth states, ages and rendering are plain
-//! functions over plain data, tested below.
+//! Only [`status`] does IO. Merging, auth states (an unreadable stored entry
+//! named with its location and the fix), ages and rendering (foreign text
+//! escaped, `--json` exact) are plain functions over plain data, tested below.
 
 use std::io::IsTerminal;
 
