@@ -243,7 +243,7 @@ pub async fn tools(opts: &ServeOptions, json: bool) -> anyhow::Result<()> {
     let (client, _bridge) = local_client(opts).await?;
     let tools = client.list_all_tools().await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&tools)?);
+        println!("{}", crate::util::json_pretty(&tools)?);
     } else {
         // Names and descriptions are the servers' words: escaped, so that none
         // can move the cursor, retitle the terminal or reverse the text.
@@ -283,7 +283,7 @@ pub async fn call(opts: &ServeOptions, name: &str, args: &str) -> anyhow::Result
         rmcp::ServiceError::McpError(e) => anyhow::anyhow!("{} (JSON-RPC {})", e.message, e.code.0),
         other => anyhow::anyhow!("{other}"),
     })?;
-    println!("{}", serde_json::to_string_pretty(&result)?);
+    println!("{}", crate::util::json_pretty(&result)?);
     anyhow::ensure!(result.is_error != Some(true), "the tool reported an error");
     Ok(())
 }

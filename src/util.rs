@@ -74,6 +74,57 @@ pub fn printable_lines(s: &str) -> Cow<'_, str> {
     escape(s, true)
 }
 
+/// `value` as pretty JSON for a terminal or a script: the same document
+/// `serde_json::to_string_pretty` makes (a parser reads back every string
+/// exactly), except that DEL, C1 controls, bidi controls and the Unicode line
+/// separators, which JSON allows raw, are written as `\uXXXX` escapes too, so
+/// that `--json` on a terminal cannot drive it either.
+pub fn json_pretty<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
+    let mut out = Vec::new();
+    let mut ser =
+        serde_json::Serializer::with_formatter(&mut out, SafeFormatter(serde_json::ser::PrettyFormatter::new()));
+    value.serialize(&mut ser)?;
+    // Only whole UTF-8 strings and ASCII were written.
+    Ok(String::from_utf8(out).expect("serde_json writes UTF-8"))
+}
+
+/// serde_json's pretty formatter, with the extra escapes of [`json_pretty`].
+struct SafeFormatter<'a>(serde_json::ser::PrettyFormatter<'a>);
+
+macro_rules! delegate {
+    ($($name:ident($($arg:ident: $ty:ty),*);)*) => {$(
+        fn $name<W: ?Sized + std::io::Write>(&mut self, w: &mut W $(, $arg: $ty)*) -> std::io::Result<()> {
+            self.0.$name(w $(, $arg)*)
+        }
+    )*};
+}
+
+impl serde_json::ser::Formatter for SafeFormatter<'_> {
+    delegate! {
+        begin_array();
+        end_array();
+        begin_array_value(first: bool);
+        end_array_value();
+        begin_object();
+        end_object();
+        begin_object_key(first: bool);
+        begin_object_value();
+        end_object_value();
+    }
+
+    fn write_string_fragment<W: ?Sized + std::io::Write>(&mut self, w: &mut W, fragment: &str) -> std::io::Result<()> {
+        let mut rest = fragment;
+        while let Some(i) = rest.find(is_unsafe) {
+            w.write_all(&rest.as_bytes()[..i])?;
+            let c = rest[i..].chars().next().expect("found a char");
+            // Every unsafe char here is in the Basic Multilingual Plane.
+            write!(w, "\\u{:04x}", c as u32)?;
+            rest = &rest[i + c.len_utf8()..];
+        }
+        w.write_all(rest.as_bytes())
+    }
+}
+
 /// Whether a terminal would act on `c` instead of showing it.
 fn is_unsafe(c: char) -> bool {
     c.is_control() // C0, DEL, C1
@@ -174,6 +225,36 @@ mod tests {
             if a != b {
                 prop_assert_ne!(printable(&a), printable(&b));
             }
+        }
+    }
+
+    #[test]
+    fn json_escapes_what_serde_leaves_raw() {
+        let v = serde_json::json!({"d": "a\u{9b}31m\u{202e}b\x7f\x1b", "n": [1, 2]});
+        let text = json_pretty(&v).unwrap();
+        assert_eq!(
+            text,
+            "{\n  \"d\": \"a\\u009b31m\\u202eb\\u007f\\u001b\",\n  \"n\": [\n    1,\n    2\n  ]\n}"
+        );
+        let plain = serde_json::json!({"a": ["é 日本 \\x1b", null, true, 1.5], "b": {}});
+        assert_eq!(
+            json_pretty(&plain).unwrap(),
+            serde_json::to_string_pretty(&plain).unwrap()
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// The JSON reads back to the same strings, and holds nothing a
+        /// terminal acts on but the newlines of its layout.
+        #[test]
+        fn json_is_exact_and_safe(key in any::<String>(), value in any::<String>()) {
+            let v = serde_json::json!({ key.clone(): [value.clone()] });
+            let text = json_pretty(&v).unwrap();
+            prop_assert!(!text.chars().any(|c| is_unsafe(c) && c != '\n'), "{text:?}");
+            let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+            prop_assert_eq!(back, v);
         }
     }
 

@@ -3,7 +3,7 @@
 //! terminal, clear the screen, 8-bit CSI, a right-to-left override), and a
 //! bridge publishing such words as a server's state: `tools`, `stats` after a
 //! `call`, and `status` print them escaped, while `--json` keeps every string
-//! exact.
+//! exact and still writes nothing raw that a terminal acts on.
 
 mod common;
 
@@ -100,7 +100,8 @@ fn assert_no_controls(text: &str) {
 }
 
 /// `tools` shows the description escaped; `--json` has the name, title and
-/// description exact. `call` records the call; `stats` shows the upstream tool
+/// description exact (C1 and bidi controls as `\uXXXX`, which JSON reads back
+/// as they were). `call` records the call; `stats` shows the upstream tool
 /// name escaped, its `--json` exact.
 #[tokio::test]
 async fn tools_and_stats_escape_what_the_server_says() {
@@ -113,7 +114,9 @@ async fn tools_and_stats_escape_what_the_server_says() {
     assert!(table.contains(&format!("Description {ESCAPED}")), "{table}");
     assert!(!table.contains("second line"), "first line only: {table}");
 
-    let listed: Value = serde_json::from_str(&run(&home, &["tools", "--json"]).await).unwrap();
+    let listed = run(&home, &["tools", "--json"]).await;
+    assert_no_controls(&listed);
+    let listed: Value = serde_json::from_str(&listed).unwrap();
     let tool = listed
         .as_array()
         .unwrap()
@@ -129,7 +132,9 @@ async fn tools_and_stats_escape_what_the_server_says() {
     let stats = run(&home, &["stats"]).await;
     assert_no_controls(&stats);
     assert!(stats.contains(&format!("look{ESCAPED}")), "{stats}");
-    let stats: Value = serde_json::from_str(&run(&home, &["stats", "--json"]).await).unwrap();
+    let stats = run(&home, &["stats", "--json"]).await;
+    assert_no_controls(&stats);
+    let stats: Value = serde_json::from_str(&stats).unwrap();
     assert!(
         stats["tools"]
             .as_array()
@@ -189,7 +194,9 @@ fn status_escapes_what_a_bridge_publishes() {
     assert!(table.contains(&format!("registry said {ESCAPED}")), "{table}");
     let row = table.lines().find(|l| l.starts_with("notes")).unwrap();
     assert!(row.contains("2025-11-25\\x1b]0;pwned"), "{row}");
-    let v: Value = serde_json::from_str(&status(&["--json"])).unwrap();
+    let v = status(&["--json"]);
+    assert_no_controls(&v);
+    let v: Value = serde_json::from_str(&v).unwrap();
     assert_eq!(v["servers"][0]["last_error"], format!("upstream says {EVIL}"));
     assert_eq!(v["servers"][0]["protocol"], format!("2025-11-25{EVIL}"));
 }

@@ -291,7 +291,7 @@ pub fn stats(opts: &ServeOptions, since: Since, json: bool) -> anyhow::Result<()
         );
     }
     let text = if json {
-        serde_json::to_string_pretty(&to_json(&summary))? + "\n"
+        crate::util::json_pretty(&to_json(&summary))? + "\n"
     } else {
         let colour = wants_colour(std::io::stdout().is_terminal(), std::env::var_os("NO_COLOR").as_deref());
         render(&summary, colour)

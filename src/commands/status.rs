@@ -71,7 +71,7 @@ pub async fn status(opts: &ServeOptions, json: bool) -> anyhow::Result<()> {
         problems: resolved.problems,
     };
     let text = if json {
-        serde_json::to_string_pretty(&to_json(&report, now))? + "\n"
+        crate::util::json_pretty(&to_json(&report, now))? + "\n"
     } else {
         let colour = wants_colour(std::io::stdout().is_terminal(), std::env::var_os("NO_COLOR").as_deref());
         render(&report, now, colour)
