@@ -93,7 +93,7 @@ fn corrupt(file: &Path) {
 }
 
 /// `status` and `doctor` name a garbage entry file and say what to do;
-/// `doctor` fails.
+/// `doctor` fails. Once no configured server owns it, `doctor` still names it.
 #[tokio::test]
 async fn status_and_doctor_name_a_corrupt_entry() {
     let (_notes, home, file) = corrupted().await;
@@ -120,6 +120,17 @@ async fn status_and_doctor_name_a_corrupt_entry() {
         line.starts_with("FIX   credential store: the entry of server notes in ")
             && line.ends_with("run `mcp-bridge logout notes` to remove it, then log in again"),
         "{line}"
+    );
+
+    // The server is gone from the config: the file is still named.
+    home.write_config("");
+    let out = run(&home, &["doctor"], "").await;
+    let report = text(&out.stdout);
+    assert!(
+        report.contains(&format!(
+            "NOTE  credential store: {path} is unreadable and belongs to no configured server"
+        )),
+        "{report}"
     );
 }
 

@@ -300,6 +300,30 @@ impl TokenStore {
         }
     }
 
+    /// The file store's entry files that cannot be read, other than those of
+    /// `known` keys (which [`TokenStore::get`] reports by key): an entry left
+    /// by a server no longer configured. Empty for the other stores.
+    pub fn unreadable_files(&self, known: &[String]) -> Vec<PathBuf> {
+        let Backend::File(dir) = &self.backend else {
+            return Vec::new();
+        };
+        let known: Vec<PathBuf> = known.iter().map(|k| file_path(dir, k)).collect();
+        let Ok(list) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut out: Vec<PathBuf> = list
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json") && !known.contains(p))
+            .filter(|p| {
+                std::fs::read(p).map_or(true, |bytes| {
+                    serde_json::from_slice::<Entry>(&bytes).map_or(true, |e| e.version > ENTRY_VERSION)
+                })
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Remove the entry for `key`, readable or not; whether there was one.
     pub fn delete(&self, key: &str) -> Result<bool, StoreError> {
         match &self.backend {
@@ -657,9 +681,13 @@ mod tests {
             let update = s.get_for_update(key).unwrap();
             assert!(update.replaces.is_some() && update.entry.headers.is_empty());
         }
+        assert!(s.unreadable_files(&[key.to_owned()]).is_empty(), "reported by key");
+        assert_eq!(s.unreadable_files(&[]), std::slice::from_ref(&path), "an orphan");
         assert!(s.delete(key).unwrap());
         assert!(!path.exists());
         assert!(s.get_for_update(key).unwrap().replaces.is_none());
+        s.put(key, &entry()).unwrap();
+        assert!(s.unreadable_files(&[]).is_empty(), "a readable orphan is fine");
     }
 
     /// A keyring entry whose items do not make a value (a bad header, a missing

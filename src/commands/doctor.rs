@@ -228,6 +228,14 @@ async fn stored_entries(
             Err(e) => r.fix(format!("credential store: cannot read the entry of server {id}: {e}")),
         }
     }
+    let known: Vec<String> = servers.iter().map(|s| crate::auth::canonical_key(&s.url)).collect();
+    for path in store.unreadable_files(&known) {
+        r.note(format!(
+            "credential store: {} is unreadable and belongs to no configured server: \
+             run `mcp-bridge logout <URL>` for a server you give on the command line, else delete the file",
+            path.display()
+        ));
+    }
 }
 
 /// The IDE entries: for each IDE found, is the bridge in its file, and does
