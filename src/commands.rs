@@ -1,7 +1,8 @@
 //! Commands for people at a terminal: `login`, `logout`, `auth`, `status`,
 //! `stats`, `tools` and `call`. They read the same config and registry as `serve`
 //! and talk to the same credential store. Messages go to stderr; nothing here
-//! prints a secret.
+//! prints a secret, and what servers say is escaped ([`crate::util::printable`])
+//! before a terminal sees it.
 
 pub mod doctor;
 pub mod stats;
@@ -13,9 +14,11 @@ pub use stats::stats;
 pub use status::status;
 
 use crate::app::{self, ServeOptions};
+use crate::auth::store::StoreError;
 use crate::auth::{ServerCredentials, oauth};
 use crate::config::{Config, Paths, secs};
 use crate::registry::{AdHoc, OAuthSettings, ServerSpec};
+use crate::util::{printable, printable_lines};
 
 /// Servers named by `which` (an id, a registry name or a URL), or all of them.
 /// A URL that is not configured becomes an ad-hoc server.
@@ -84,12 +87,12 @@ pub async fn login(opts: &ServeOptions, which: Option<&str>, oauth_args: &OAuthS
         match oauth::login(&s.url, creds, &options(s, secs(cfg.auth.login_timeout))).await {
             Ok(()) => {
                 done += 1;
-                eprintln!("logged in to {} ({})", s.id, s.url);
+                eprintln!("logged in to {} ({})", s.id, printable(&s.url));
             }
             Err(oauth::LoginError::NotProtected { .. }) if which.is_none() => {}
             Err(e) => {
                 failures += 1;
-                eprintln!("{}: {e}", s.id);
+                eprintln!("{}: {}", s.id, printable_lines(&e.to_string()));
             }
         }
     }
@@ -100,7 +103,8 @@ pub async fn login(opts: &ServeOptions, which: Option<&str>, oauth_args: &OAuthS
     Ok(())
 }
 
-/// `mcp-bridge logout [SERVER]`.
+/// `mcp-bridge logout [SERVER]`: forget the tokens (keeping a static
+/// credential or a registration), or remove an entry that cannot be read.
 pub async fn logout(opts: &ServeOptions, which: Option<&str>) -> anyhow::Result<()> {
     let (paths, cfg) = app::load_config(opts)?;
     let store = app::open_store(&cfg, &paths)
@@ -109,9 +113,24 @@ pub async fn logout(opts: &ServeOptions, which: Option<&str>) -> anyhow::Result<
         .ok_or_else(|| anyhow::anyhow!("no credential store is usable"))?;
     for s in targets(&cfg, &paths, which, &OAuthSettings::default()).await? {
         let creds = ServerCredentials::new(store.clone(), &s.url);
-        if oauth::has_tokens(&creds).await {
-            oauth::logout(&creds).await?;
-            eprintln!("logged out of {} ({})", s.id, s.url);
+        match creds.read().await {
+            Ok(Some(e)) if e.oauth.as_ref().is_some_and(|c| c.token_response.is_some()) => {
+                oauth::logout(&creds).await?;
+                eprintln!("logged out of {} ({})", s.id, printable(&s.url));
+            }
+            Ok(_) if which.is_some() => eprintln!("{}: not logged in; nothing to remove", s.id),
+            Ok(_) => {}
+            Err(StoreError::Corrupt { location, message, .. }) => {
+                creds.remove().await?;
+                eprintln!(
+                    "{}: removed unreadable credentials from {} ({}); run `mcp-bridge login {}` if it needs a login",
+                    s.id,
+                    printable(&location),
+                    printable(&message),
+                    s.id
+                );
+            }
+            Err(e) => anyhow::bail!("{}: {e}", s.id),
         }
     }
     Ok(())
@@ -150,13 +169,25 @@ pub async fn auth(opts: &ServeOptions, action: &crate::cli::AuthAction) -> anyho
             };
             reqwest::header::HeaderValue::from_str(&value)
                 .map_err(|_| anyhow::anyhow!("the value is not a valid HTTP header value"))?;
-            creds.set_static_header(name.clone(), Some(value)).await?;
-            eprintln!("stored {name} for {} in the credential store", s.id);
+            match creds.set_static_header(name.clone(), Some(value)).await? {
+                Some(StoreError::Corrupt { location, message, .. }) => eprintln!(
+                    "stored {name} for {} in the credential store, replacing unreadable credentials at {} ({})",
+                    s.id,
+                    printable(&location),
+                    printable(&message)
+                ),
+                _ => eprintln!("stored {name} for {} in the credential store", s.id),
+            }
         }
-        AuthAction::Clear { .. } => {
-            creds.set_static_header(name.clone(), None).await?;
-            eprintln!("removed {name} for {}", s.id);
-        }
+        AuthAction::Clear { .. } => match creds.set_static_header(name.clone(), None).await? {
+            Some(StoreError::Corrupt { location, message, .. }) => eprintln!(
+                "removed unreadable credentials for {} from {} ({})",
+                s.id,
+                printable(&location),
+                printable(&message)
+            ),
+            _ => eprintln!("removed {name} for {}", s.id),
+        },
     }
     Ok(())
 }
@@ -175,7 +206,7 @@ async fn local_client(
     let (client, bridge) = local_bridge(&paths, &cfg, resolved.servers).await?;
     for u in bridge.upstreams() {
         if let crate::upstream::ConnState::Failed { error, .. } = u.state() {
-            eprintln!("{}: {error}", u.spec.id);
+            eprintln!("{}: {}", u.spec.id, printable_lines(&error));
         }
     }
     Ok((client, bridge))
@@ -212,13 +243,21 @@ pub async fn tools(opts: &ServeOptions, json: bool) -> anyhow::Result<()> {
     let (client, _bridge) = local_client(opts).await?;
     let tools = client.list_all_tools().await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&tools)?);
+        println!("{}", crate::util::json_pretty(&tools)?);
     } else {
-        let width = tools.iter().map(|t| t.name.len()).max().unwrap_or(4).max(4);
+        // Names and descriptions are the servers' words: escaped, so that none
+        // can move the cursor, retitle the terminal or reverse the text.
+        let rows: Vec<(String, String)> = tools
+            .iter()
+            .map(|t| {
+                let first = t.description.as_deref().unwrap_or("").lines().next().unwrap_or("");
+                (printable(&t.name).into_owned(), printable(first).into_owned())
+            })
+            .collect();
+        let width = rows.iter().map(|(n, _)| n.chars().count()).max().unwrap_or(4).max(4);
         println!("{:<width$}  DESCRIPTION", "TOOL");
-        for t in &tools {
-            let first = t.description.as_deref().unwrap_or("").lines().next().unwrap_or("");
-            println!("{:<width$}  {first}", t.name);
+        for (name, first) in &rows {
+            println!("{name:<width$}  {first}");
         }
     }
     let _ = client.cancel().await;
@@ -244,7 +283,7 @@ pub async fn call(opts: &ServeOptions, name: &str, args: &str) -> anyhow::Result
         rmcp::ServiceError::McpError(e) => anyhow::anyhow!("{} (JSON-RPC {})", e.message, e.code.0),
         other => anyhow::anyhow!("{other}"),
     })?;
-    println!("{}", serde_json::to_string_pretty(&result)?);
+    println!("{}", crate::util::json_pretty(&result)?);
     anyhow::ensure!(result.is_error != Some(true), "the tool reported an error");
     Ok(())
 }

@@ -83,6 +83,10 @@ async fn run(cli: Cli) -> ExitCode {
                 config: cli.config,
                 ..ServeOptions::default()
             };
+            // Logging, as for `login`: what the credential store says (its
+            // fallback to a file, an entry it replaced) is seen.
+            let cfg = app::load_config(&opts).map(|(p, c)| (p.state_dir, c.log));
+            let _guard = cfg.as_ref().ok().map(|(dir, log)| mcp_bridge::logging::init(log, dir));
             report(mcp_bridge::commands::auth(&opts, &action).await)
         }
         Command::Logout { server } => {
@@ -90,6 +94,8 @@ async fn run(cli: Cli) -> ExitCode {
                 config: cli.config,
                 ..ServeOptions::default()
             };
+            let cfg = app::load_config(&opts).map(|(p, c)| (p.state_dir, c.log));
+            let _guard = cfg.as_ref().ok().map(|(dir, log)| mcp_bridge::logging::init(log, dir));
             report(mcp_bridge::commands::logout(&opts, server.as_deref()).await)
         }
         Command::Serve {
@@ -168,12 +174,13 @@ async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// Exit status of a terminal command: its error on stderr, 64 for a bad config.
+/// Exit status of a terminal command: its error on stderr (escaped: it may
+/// quote a server's words), 64 for a bad config.
 fn report(r: anyhow::Result<()>) -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("mcp-bridge: {e:#}");
+            eprintln!("mcp-bridge: {}", mcp_bridge::util::printable_lines(&format!("{e:#}")));
             if e.downcast_ref::<mcp_bridge::config::ConfigError>().is_some() {
                 ExitCode::from(64)
             } else {

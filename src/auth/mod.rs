@@ -74,6 +74,16 @@ impl LazyStore {
     }
 }
 
+/// The entry for `key` to change and write back; an unreadable one is replaced
+/// (said in the log, with where it was).
+fn updatable(s: &TokenStore, key: &str) -> Result<store::Entry, store::StoreError> {
+    let update = s.get_for_update(key)?;
+    if let Some(e) = update.replaces {
+        tracing::warn!("{e}; replacing it");
+    }
+    Ok(update.entry)
+}
+
 /// rmcp's view of one server's credentials in our store, with an in-memory copy
 /// so that a request does not hit the OS store.
 #[derive(Clone)]
@@ -107,15 +117,34 @@ impl ServerCredentials {
             .map_err(|e| AuthError::CredentialStoreError(e.to_string()))
     }
 
-    /// The whole stored entry, fresh from the store.
+    /// The whole stored entry, fresh from the store; `None` when there is
+    /// none or it cannot be read (see [`ServerCredentials::read`]).
     pub async fn entry(&self) -> Option<store::Entry> {
-        self.blocking(|s, k| s.get(k)).await.ok().flatten()
+        self.read().await.ok().flatten()
+    }
+
+    /// The whole stored entry, fresh from the store, or why it cannot be read
+    /// ([`store::StoreError::Corrupt`] names where it is).
+    pub async fn read(&self) -> Result<Option<store::Entry>, store::StoreError> {
+        let (store, key) = (self.store.clone(), self.key.clone());
+        tokio::task::spawn_blocking(move || store.get(&key))
+            .await
+            .map_err(|e| store::StoreError::Backend {
+                backend: "task",
+                message: e.to_string(),
+            })?
+    }
+
+    /// Remove this server's entry, readable or not; whether there was one.
+    pub async fn remove(&self) -> Result<bool, AuthError> {
+        *self.cache.lock().expect("credential cache") = Some(None);
+        self.blocking(|s, k| s.delete(k)).await
     }
 
     /// Keep the redirect URI (and client secret) a registration is bound to.
     pub async fn remember_registration(&self, redirect_uri: String, secret: Option<String>) -> Result<(), AuthError> {
         self.blocking(move |s, k| {
-            let mut e = s.get(k)?.unwrap_or_default();
+            let mut e = updatable(s, k)?;
             e.redirect_uri = Some(redirect_uri);
             if secret.is_some() {
                 e.client_secret = secret;
@@ -125,23 +154,30 @@ impl ServerCredentials {
         .await
     }
 
-    /// Store (or, with `None`, remove) a static header for this server.
-    pub async fn set_static_header(&self, name: String, value: Option<String>) -> Result<(), AuthError> {
+    /// Store (or, with `None`, remove) a static header for this server. An
+    /// unreadable entry is replaced (set) or removed (clear): the error it gave
+    /// is returned, for the command to say so.
+    pub async fn set_static_header(
+        &self,
+        name: String,
+        value: Option<String>,
+    ) -> Result<Option<store::StoreError>, AuthError> {
         self.blocking(move |s, k| {
-            let mut e = s.get(k)?.unwrap_or_default();
+            let store::ForUpdate { mut entry, replaces } = s.get_for_update(k)?;
             match value {
                 Some(v) => {
-                    e.headers.insert(name, v);
+                    entry.headers.insert(name, v);
                 }
                 None => {
-                    e.headers.remove(&name);
+                    entry.headers.remove(&name);
                 }
             }
-            if e.headers.is_empty() && e.oauth.is_none() && e.client_secret.is_none() {
-                s.delete(k).map(|_| ())
+            if entry.headers.is_empty() && entry.oauth.is_none() && entry.client_secret.is_none() {
+                s.delete(k)?;
             } else {
-                s.put(k, &e)
+                s.put(k, &entry)?;
             }
+            Ok(replaces)
         })
         .await
     }
@@ -168,7 +204,7 @@ impl CredentialStore for ServerCredentials {
     async fn save(&self, credentials: StoredCredentials) -> Result<(), AuthError> {
         *self.cache.lock().expect("credential cache") = Some(Some(credentials.clone()));
         self.blocking(move |s, k| {
-            let mut e = s.get(k).ok().flatten().unwrap_or_default();
+            let mut e = updatable(s, k)?;
             e.oauth = Some(credentials);
             s.put(k, &e)
         })
@@ -179,13 +215,15 @@ impl CredentialStore for ServerCredentials {
         *self.cache.lock().expect("credential cache") = Some(None);
         self.blocking(|s, k| {
             // Keep a static credential or a client secret; drop the tokens.
-            match s.get(k)? {
-                Some(mut e) if !e.headers.is_empty() || e.client_secret.is_some() => {
+            // An unreadable entry holds nothing to keep: it goes.
+            match s.get(k) {
+                Ok(Some(mut e)) if !e.headers.is_empty() || e.client_secret.is_some() => {
                     e.oauth = None;
                     s.put(k, &e)
                 }
-                Some(_) => s.delete(k).map(|_| ()),
-                None => Ok(()),
+                Ok(Some(_)) | Err(store::StoreError::Corrupt { .. }) => s.delete(k).map(|_| ()),
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
             }
         })
         .await

@@ -282,7 +282,11 @@ pub async fn login(url: &str, creds: ServerCredentials, opts: &LoginOptions) -> 
 /// replaced by the URL, else the URL is appended), else the system opener. The URL
 /// is always printed to stderr too, never stdout.
 pub fn open_browser(url: &str) {
-    eprintln!("mcp-bridge: to log in, open this address in your browser:\n  {url}");
+    // The address comes from the authorization server's metadata: escaped.
+    eprintln!(
+        "mcp-bridge: to log in, open this address in your browser:\n  {}",
+        crate::util::printable(url)
+    );
     let spawned = match std::env::var("BROWSER").ok().filter(|b| !b.trim().is_empty()) {
         Some(b) => {
             let mut parts: Vec<String> = b.split_whitespace().map(str::to_owned).collect();

@@ -1,8 +1,16 @@
 //! Where credentials live: the OS credential store (macOS Keychain, Windows
 //! Credential Manager, Secret Service on Linux) through `keyring-core`, or, when
-//! none works (headless Linux), a 0600 file in the state dir, chosen once with one
-//! warning. One entry per server, keyed by its canonical URL; the value is
+//! none works (headless Linux), a 0600 file in the state dir. That fallback is
+//! said once per machine and reason, when something first needs the store
+//! (not on every start). One entry per server, keyed by its canonical URL; the value is
 //! versioned JSON so that an upgrade never loses a login.
+//!
+//! An entry that exists and cannot be read (garbage in the file, keyring items
+//! that do not make a value, a newer format) is [`StoreError::Corrupt`], which
+//! names where it is ([`TokenStore::location`]). It is never a dead end:
+//! [`TokenStore::delete`] removes it whatever its state, and
+//! [`TokenStore::get_for_update`] lets a write replace it. Directories the
+//! store uses are created, or tightened, to 0700.
 //!
 //! Every call here blocks (the OS stores are synchronous): async callers go
 //! through `spawn_blocking`. Nothing here logs a secret; [`Entry`]'s `Debug`
@@ -27,8 +35,15 @@ const CHUNK: usize = 2000;
 pub enum StoreError {
     #[error("credential store ({backend}): {message}")]
     Backend { backend: &'static str, message: String },
-    #[error("stored credentials for {key} are unreadable: {message}")]
-    Corrupt { key: String, message: String },
+    /// The entry exists and cannot be read: `location` names it (a file, or the
+    /// OS store's service and user) so that a person can find it. Removing it
+    /// (`logout`, `auth clear`) or overwriting it (`login`, `auth set`) recovers.
+    #[error("stored credentials for {key} in {location} are unreadable: {message}")]
+    Corrupt {
+        key: String,
+        location: String,
+        message: String,
+    },
 }
 
 /// What is kept for one server.
@@ -85,6 +100,58 @@ pub struct TokenStore {
     backend: Backend,
     /// Where cross-process lock files live.
     lock_dir: PathBuf,
+    /// Why `auto` fell back to the file, said once (see [`Fallback`]).
+    fallback: Option<Fallback>,
+}
+
+/// `auto` found no usable OS store and keeps credentials in the file. That is
+/// said when something first needs the store (a credential is written, or one
+/// is found), not at every start, and once per machine: a marker file in the
+/// state dir holds the reason it was said for. A new reason is said again.
+struct Fallback {
+    why: String,
+    dir: PathBuf,
+    marker: PathBuf,
+    /// Decided in this process already.
+    done: std::sync::atomic::AtomicBool,
+}
+
+/// The marker's name in the state dir.
+pub const FALLBACK_MARKER: &str = "credential-store-fallback";
+
+impl Fallback {
+    /// Say it, if it was never said for this reason, and only where it is
+    /// seen: with no log output (`tools`, `status`) it waits for a command
+    /// that has one.
+    fn notice(&self) {
+        use std::sync::atomic::Ordering;
+        if self.done.load(Ordering::Relaxed) || !tracing::enabled!(tracing::Level::WARN) {
+            return;
+        }
+        self.done.store(true, Ordering::Relaxed);
+        if std::fs::read_to_string(&self.marker).is_ok_and(|said| said == self.why) {
+            return;
+        }
+        tracing::warn!(
+            "no usable OS credential store ({}); keeping credentials in 0600 files in {}. \
+             Said once (remove {} to see it again); `mcp-bridge doctor` shows it any time",
+            self.why,
+            self.dir.display(),
+            self.marker.display()
+        );
+        let dir = self.marker.parent().unwrap_or(Path::new("."));
+        if let Err(e) = crate::util::create_private_dir(dir).and_then(|()| std::fs::write(&self.marker, &self.why)) {
+            tracing::debug!("cannot write {}: {e}", self.marker.display());
+        }
+    }
+}
+
+/// What [`TokenStore::get_for_update`] found.
+pub struct ForUpdate {
+    /// The stored entry, or a new one.
+    pub entry: Entry,
+    /// The unreadable entry the next write replaces.
+    pub replaces: Option<StoreError>,
 }
 
 /// Which store to use, from config (`[auth] store`).
@@ -102,10 +169,12 @@ pub enum StoreKind {
 
 impl TokenStore {
     /// Open the store of `kind`. `Auto` probes the OS store with a canary entry
-    /// and falls back to the file store with one warning.
+    /// and falls back to the file store, which is said once, when it matters
+    /// ([`Fallback`]).
     pub fn open(kind: StoreKind, state_dir: &Path) -> Result<TokenStore, StoreError> {
         let lock_dir = state_dir.join("locks");
         let file = || Backend::File(state_dir.join("credentials"));
+        let mut fallback = None;
         let backend = match kind {
             StoreKind::Memory => Backend::Memory(Mutex::new(BTreeMap::new())),
             StoreKind::File => file(),
@@ -116,15 +185,34 @@ impl TokenStore {
             StoreKind::Auto => match os_store().and_then(|s| probe(&s).map(|()| s)) {
                 Ok(s) => Backend::Keyring(s),
                 Err(why) => {
-                    tracing::warn!(
-                        "no usable OS credential store ({why}); keeping credentials in a 0600 file under {}",
-                        state_dir.display()
-                    );
+                    tracing::debug!("no usable OS credential store ({why}); using the file store");
+                    fallback = Some(Fallback {
+                        why,
+                        dir: state_dir.join("credentials"),
+                        marker: state_dir.join(FALLBACK_MARKER),
+                        done: Default::default(),
+                    });
                     file()
                 }
             },
         };
-        Ok(TokenStore { backend, lock_dir })
+        Ok(TokenStore {
+            backend,
+            lock_dir,
+            fallback,
+        })
+    }
+
+    /// Why `auto` keeps credentials in the file store, if it does.
+    pub fn fallback_reason(&self) -> Option<&str> {
+        self.fallback.as_ref().map(|f| f.why.as_str())
+    }
+
+    /// Something needs the store: say that it is the file, if it is a fallback.
+    fn needed(&self) {
+        if let Some(f) = &self.fallback {
+            f.notice();
+        }
     }
 
     /// A name for `status`: where credentials are kept.
@@ -136,31 +224,70 @@ impl TokenStore {
         }
     }
 
+    /// Where the entry for `key` is kept, for a person to find it: the file,
+    /// or the OS store's service and user names.
+    pub fn location(&self, key: &str) -> String {
+        match &self.backend {
+            Backend::Keyring(_) => keyring_location(key),
+            Backend::File(dir) => file_path(dir, key).display().to_string(),
+            Backend::Memory(_) => "memory".into(),
+        }
+    }
+
+    /// The entry for `key`; [`StoreError::Corrupt`] when it exists and cannot be
+    /// read (not UTF-8, not JSON, a newer format, missing keyring chunks).
     pub fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+        let corrupt = |message: String| StoreError::Corrupt {
+            key: key.to_owned(),
+            location: self.location(key),
+            message,
+        };
         let raw = match &self.backend {
-            Backend::Memory(m) => m.lock().expect("memory store").get(key).cloned(),
+            Backend::Memory(m) => m.lock().expect("memory store").get(key).cloned().map(Ok),
             Backend::File(dir) => file_read(dir, key)?,
             Backend::Keyring(s) => keyring_read(s, key)?,
         };
-        let Some(raw) = raw else { return Ok(None) };
-        let entry: Entry = serde_json::from_str(&raw).map_err(|e| StoreError::Corrupt {
-            key: key.to_owned(),
-            message: e.to_string(),
-        })?;
+        let raw = match raw {
+            None => return Ok(None),
+            Some(raw) => {
+                self.needed();
+                raw.map_err(corrupt)?
+            }
+        };
+        let entry: Entry = serde_json::from_str(&raw).map_err(|e| corrupt(format!("not an entry: {e}")))?;
         if entry.version > ENTRY_VERSION {
-            return Err(StoreError::Corrupt {
-                key: key.to_owned(),
-                message: format!("written by a newer mcp-bridge (format {})", entry.version),
-            });
+            return Err(corrupt(format!(
+                "written by a newer mcp-bridge (format {})",
+                entry.version
+            )));
         }
         Ok(Some(entry))
     }
 
+    /// The entry to change and write back: the stored one, or a new one when
+    /// there is none or it is unreadable (which the write then replaces, so a
+    /// login or `auth set` recovers from a corrupt entry). Errors of the store
+    /// itself (a locked keyring) are returned: nothing is overwritten blindly.
+    pub fn get_for_update(&self, key: &str) -> Result<ForUpdate, StoreError> {
+        match self.get(key) {
+            Ok(entry) => Ok(ForUpdate {
+                entry: entry.unwrap_or_default(),
+                replaces: None,
+            }),
+            Err(e @ StoreError::Corrupt { .. }) => Ok(ForUpdate {
+                entry: Entry::default(),
+                replaces: Some(e),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn put(&self, key: &str, entry: &Entry) -> Result<(), StoreError> {
+        self.needed();
         let mut e = entry.clone();
         e.version = ENTRY_VERSION;
-        let raw = serde_json::to_string(&e).map_err(|err| StoreError::Corrupt {
-            key: key.into(),
+        let raw = serde_json::to_string(&e).map_err(|err| StoreError::Backend {
+            backend: "json",
             message: err.to_string(),
         })?;
         match &self.backend {
@@ -173,6 +300,31 @@ impl TokenStore {
         }
     }
 
+    /// The file store's entry files that cannot be read, other than those of
+    /// `known` keys (which [`TokenStore::get`] reports by key): an entry left
+    /// by a server no longer configured. Empty for the other stores.
+    pub fn unreadable_files(&self, known: &[String]) -> Vec<PathBuf> {
+        let Backend::File(dir) = &self.backend else {
+            return Vec::new();
+        };
+        let known: Vec<PathBuf> = known.iter().map(|k| file_path(dir, k)).collect();
+        let Ok(list) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut out: Vec<PathBuf> = list
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json") && !known.contains(p))
+            .filter(|p| {
+                std::fs::read(p).map_or(true, |bytes| {
+                    serde_json::from_slice::<Entry>(&bytes).map_or(true, |e| e.version > ENTRY_VERSION)
+                })
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Remove the entry for `key`, readable or not; whether there was one.
     pub fn delete(&self, key: &str) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Memory(m) => Ok(m.lock().expect("memory store").remove(key).is_some()),
@@ -181,7 +333,7 @@ impl TokenStore {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
                 Err(e) => Err(StoreError::Backend {
                     backend: "file",
-                    message: e.to_string(),
+                    message: format!("cannot remove {}: {e}", file_path(dir, key).display()),
                 }),
             },
             Backend::Keyring(s) => keyring_delete(s, key),
@@ -191,7 +343,7 @@ impl TokenStore {
     /// Take the cross-process lock for `key` (blocks until it is free). Dropping
     /// the file releases it.
     pub fn lock(&self, key: &str) -> std::io::Result<std::fs::File> {
-        std::fs::create_dir_all(&self.lock_dir)?;
+        crate::util::create_private_dir(&self.lock_dir)?;
         let path = self.lock_dir.join(format!("{}.lock", hash(key)));
         let f = std::fs::OpenOptions::new()
             .create(true)
@@ -207,7 +359,7 @@ impl TokenStore {
     /// The login lock for `key`, if no other process holds it: the bridge process
     /// that gets it opens the browser; the others wait for it.
     pub fn try_login_lock(&self, key: &str) -> std::io::Result<Option<std::fs::File>> {
-        std::fs::create_dir_all(&self.lock_dir)?;
+        crate::util::create_private_dir(&self.lock_dir)?;
         let path = self.lock_dir.join(format!("{}.login", hash(key)));
         let f = std::fs::OpenOptions::new()
             .create(true)
@@ -223,7 +375,7 @@ impl TokenStore {
 
     /// Wait until no process holds the login lock for `key`.
     pub fn wait_login_lock(&self, key: &str) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.lock_dir)?;
+        crate::util::create_private_dir(&self.lock_dir)?;
         let path = self.lock_dir.join(format!("{}.login", hash(key)));
         let f = std::fs::OpenOptions::new()
             .create(true)
@@ -324,46 +476,80 @@ fn char_chunks(raw: &str) -> Vec<String> {
     out
 }
 
-fn keyring_read(store: &Arc<keyring_core::CredentialStore>, key: &str) -> Result<Option<String>, StoreError> {
+/// Where an entry lives in the OS store: the names a keyring tool shows.
+fn keyring_location(key: &str) -> String {
+    format!("the OS credential store (service \"{SERVICE}\", user \"{key}\", and \"{key}#1\"... when split)")
+}
+
+/// Most items one value is split over (a header claiming more is corrupt).
+const MAX_CHUNKS: usize = 64;
+
+/// The count a first item's `<count>:` header gives, if it is well-formed.
+fn chunk_count(first: &str) -> Option<usize> {
+    first
+        .split_once(':')
+        .and_then(|(n, _)| n.parse::<usize>().ok())
+        .filter(|n| (1..=MAX_CHUNKS).contains(n))
+}
+
+/// The whole value for `key`: `None` when there is none, `Some(Err(why))` when
+/// its items do not make a value (a bad header, a missing item, not UTF-8).
+fn keyring_read(
+    store: &Arc<keyring_core::CredentialStore>,
+    key: &str,
+) -> Result<Option<Result<String, String>>, StoreError> {
+    let item = |user: &str| keyring_core::Entry::new_in_store(store, SERVICE, user).map_err(kerr);
+    let first = match item(key)?.get_password() {
+        Ok(v) => v,
+        Err(keyring_core::Error::NoEntry) => return Ok(None),
+        Err(keyring_core::Error::BadEncoding(_)) => return Ok(Some(Err("the value is not UTF-8".into()))),
+        Err(e) => return Err(kerr(e)),
+    };
+    let Some(count) = chunk_count(&first) else {
+        return Ok(Some(Err(format!(
+            "the first item does not start with a chunk count (1 to {MAX_CHUNKS}) and a colon"
+        ))));
+    };
+    let mut raw = first
+        .split_once(':')
+        .map(|(_, head)| head.to_owned())
+        .unwrap_or_default();
+    for i in 1..count {
+        match item(&format!("{key}#{i}"))?.get_password() {
+            Ok(part) => raw.push_str(&part),
+            Err(keyring_core::Error::NoEntry) => {
+                return Ok(Some(Err(format!("item \"{key}#{i}\" of {count} is missing"))));
+            }
+            Err(keyring_core::Error::BadEncoding(_)) => {
+                return Ok(Some(Err(format!("item \"{key}#{i}\" is not UTF-8"))));
+            }
+            Err(e) => return Err(kerr(e)),
+        }
+    }
+    Ok(Some(Ok(raw)))
+}
+
+/// Remove every item of `key`, whatever state they are in: the count from a
+/// readable header, else every `key#i` there is (up to [`MAX_CHUNKS`]).
+fn keyring_delete(store: &Arc<keyring_core::CredentialStore>, key: &str) -> Result<bool, StoreError> {
     let first = match keyring_core::Entry::new_in_store(store, SERVICE, key)
         .map_err(kerr)?
         .get_password()
     {
-        Ok(v) => v,
-        Err(keyring_core::Error::NoEntry) => return Ok(None),
+        Ok(v) => Some(v),
+        Err(keyring_core::Error::NoEntry) => None,
+        Err(keyring_core::Error::BadEncoding(_)) => Some(String::new()),
         Err(e) => return Err(kerr(e)),
     };
-    let (count, head) = first
-        .split_once(':')
-        .and_then(|(n, rest)| n.parse::<usize>().ok().map(|n| (n, rest)))
-        .ok_or_else(|| StoreError::Corrupt {
-            key: key.into(),
-            message: "bad chunk header".into(),
-        })?;
-    let mut raw = head.to_owned();
-    for i in 1..count {
-        let e = keyring_core::Entry::new_in_store(store, SERVICE, &format!("{key}#{i}")).map_err(kerr)?;
-        raw.push_str(&e.get_password().map_err(kerr)?);
-    }
-    Ok(Some(raw))
-}
-
-fn keyring_delete(store: &Arc<keyring_core::CredentialStore>, key: &str) -> Result<bool, StoreError> {
-    let count = match keyring_read(store, key) {
-        Ok(Some(_)) => {
-            let e = keyring_core::Entry::new_in_store(store, SERVICE, key).map_err(kerr)?;
-            let first = e.get_password().map_err(kerr)?;
-            first
-                .split_once(':')
-                .and_then(|(n, _)| n.parse::<usize>().ok())
-                .unwrap_or(1)
-        }
-        Ok(None) => return Ok(false),
-        Err(_) => 1,
-    };
-    for i in 1..count {
-        if let Ok(e) = keyring_core::Entry::new_in_store(store, SERVICE, &format!("{key}#{i}")) {
-            let _ = e.delete_credential();
+    let count = first.as_deref().and_then(chunk_count);
+    for i in 1..count.unwrap_or(MAX_CHUNKS) {
+        let Ok(e) = keyring_core::Entry::new_in_store(store, SERVICE, &format!("{key}#{i}")) else {
+            continue;
+        };
+        match e.delete_credential() {
+            // Without a count, the items end at the first gap.
+            Err(keyring_core::Error::NoEntry) if count.is_none() => break,
+            _ => {}
         }
     }
     match keyring_core::Entry::new_in_store(store, SERVICE, key)
@@ -382,13 +568,18 @@ fn file_path(dir: &Path, key: &str) -> PathBuf {
     dir.join(format!("{}.json", hash(key)))
 }
 
-fn file_read(dir: &Path, key: &str) -> Result<Option<String>, StoreError> {
-    match std::fs::read_to_string(file_path(dir, key)) {
-        Ok(s) => Ok(Some(s)),
+/// The file's text: `None` when there is none, `Some(Err(why))` when it is
+/// not text.
+fn file_read(dir: &Path, key: &str) -> Result<Option<Result<String, String>>, StoreError> {
+    let path = file_path(dir, key);
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(Some(
+            String::from_utf8(bytes).map_err(|_| "the file is not UTF-8 text".to_owned()),
+        )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(StoreError::Backend {
             backend: "file",
-            message: e.to_string(),
+            message: format!("cannot read {}: {e}", path.display()),
         }),
     }
 }
@@ -396,7 +587,7 @@ fn file_read(dir: &Path, key: &str) -> Result<Option<String>, StoreError> {
 fn file_write(dir: &Path, key: &str, raw: &str) -> Result<(), StoreError> {
     let err = |e: std::io::Error| StoreError::Backend {
         backend: "file",
-        message: e.to_string(),
+        message: format!("cannot write {}: {e}", file_path(dir, key).display()),
     };
     crate::util::create_private_dir(dir).map_err(err)?;
     let path = file_path(dir, key);
@@ -464,13 +655,91 @@ mod tests {
         assert!(!d.contains("s3cret") && !d.contains("tok-123"), "{d}");
     }
 
+    /// A file that is not an entry (garbage, not UTF-8, a newer format) is
+    /// reported with its path; an update starts afresh and replaces it; delete
+    /// removes it.
+    #[test]
+    fn corrupt_file_entries_are_named_and_recoverable() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = TokenStore::open(StoreKind::File, dir.path()).unwrap();
+        let key = "https://a/mcp";
+        s.put(key, &entry()).unwrap();
+        let path = file_path(&dir.path().join("credentials"), key);
+        for (bytes, why) in [
+            (&b"{oops"[..], "not an entry"),
+            (&b"\xff\xfe"[..], "not UTF-8"),
+            (&br#"{"version": 99}"#[..], "newer mcp-bridge (format 99)"),
+        ] {
+            std::fs::write(&path, bytes).unwrap();
+            let e = s.get(key).unwrap_err();
+            let StoreError::Corrupt { location, message, .. } = &e else {
+                panic!("{e}")
+            };
+            assert_eq!(location, &path.display().to_string());
+            assert!(message.contains(why), "{message}");
+            assert!(e.to_string().contains(&path.display().to_string()), "{e}");
+            let update = s.get_for_update(key).unwrap();
+            assert!(update.replaces.is_some() && update.entry.headers.is_empty());
+        }
+        assert!(s.unreadable_files(&[key.to_owned()]).is_empty(), "reported by key");
+        assert_eq!(s.unreadable_files(&[]), std::slice::from_ref(&path), "an orphan");
+        assert!(s.delete(key).unwrap());
+        assert!(!path.exists());
+        assert!(s.get_for_update(key).unwrap().replaces.is_none());
+        s.put(key, &entry()).unwrap();
+        assert!(s.unreadable_files(&[]).is_empty(), "a readable orphan is fine");
+    }
+
+    /// A keyring entry whose items do not make a value (a bad header, a missing
+    /// item) is reported with the service and user; delete removes every item.
+    #[test]
+    fn corrupt_keyring_entries_are_named_and_removed() {
+        let mock: Arc<keyring_core::CredentialStore> = keyring_core::mock::Store::new().unwrap();
+        let s = TokenStore {
+            backend: Backend::Keyring(mock.clone()),
+            lock_dir: PathBuf::new(),
+            fallback: None,
+        };
+        let set = |user: &str, v: &str| {
+            keyring_core::Entry::new_in_store(&mock, SERVICE, user)
+                .unwrap()
+                .set_password(v)
+                .unwrap()
+        };
+        let exists = |user: &str| {
+            keyring_core::Entry::new_in_store(&mock, SERVICE, user)
+                .unwrap()
+                .get_password()
+                .is_ok()
+        };
+        let key = "https://k/mcp";
+        set(key, "garbage without a header");
+        set(&format!("{key}#1"), "stray");
+        set(&format!("{key}#2"), "stray");
+        let e = s.get(key).unwrap_err();
+        assert!(
+            matches!(&e, StoreError::Corrupt { location, .. } if location.contains("service \"mcp-bridge\", user \"https://k/mcp\"")),
+            "{e}"
+        );
+        assert!(s.delete(key).unwrap());
+        assert!(!exists(key) && !exists(&format!("{key}#1")) && !exists(&format!("{key}#2")));
+
+        set(key, "3:{\"version\":");
+        set(&format!("{key}#1"), "1}");
+        let e = s.get(key).unwrap_err();
+        assert!(e.to_string().contains("#2\" of 3 is missing"), "{e}");
+        assert!(s.delete(key).unwrap());
+        assert!(!exists(key) && !exists(&format!("{key}#1")));
+        assert!(s.get(key).unwrap().is_none());
+    }
+
     /// Values larger than one keyring item are split and joined again.
     #[test]
     fn keyring_chunks_roundtrip() {
         let store: Arc<keyring_core::CredentialStore> = keyring_core::mock::Store::new().unwrap();
         let big = format!("{{\"x\":\"{}é\"}}", "a".repeat(CHUNK * 2 + 7));
         keyring_write(&store, "k", &big).unwrap();
-        assert_eq!(keyring_read(&store, "k").unwrap().as_deref(), Some(big.as_str()));
+        assert_eq!(keyring_read(&store, "k").unwrap(), Some(Ok(big.clone())));
         assert!(keyring_delete(&store, "k").unwrap());
         assert_eq!(keyring_read(&store, "k").unwrap(), None);
     }

@@ -1,9 +1,10 @@
 //! `mcp-bridge doctor`: checks, in order, everything the bridge depends on:
-//! the config, the registry, the credential store, each server (connected
-//! through the same code as `serve`, logged in), and the IDE entries (present,
-//! pointing at a binary that exists: a path, or for a project entry
-//! `mcp-bridge` found on `PATH`). Each line says OK or what to do; the
-//! command fails when anything needs doing.
+//! the config, the registry, the credential store (its fallback to a file, and
+//! each server's entry: an unreadable one is named with the fix), each server
+//! (connected through the same code as `serve`, logged in), and the IDE entries
+//! (present, pointing at a binary that exists: a path, or for a project entry
+//! `mcp-bridge` found on `PATH`). Each line says OK or what to do, escaped for
+//! the terminal; the command fails when anything needs doing.
 
 use std::fmt::Write as _;
 
@@ -36,6 +37,8 @@ impl Report {
         self.0.push(Check::Fix(s.into()));
     }
 
+    /// One line per check. The texts quote servers, registries and files, so
+    /// they are escaped ([`crate::util::printable_lines`]).
     fn render(&self) -> String {
         let mut out = String::new();
         for c in &self.0 {
@@ -44,7 +47,7 @@ impl Report {
                 Check::Note(t) => ("NOTE", t),
                 Check::Fix(t) => ("FIX ", t),
             };
-            let _ = writeln!(out, "{tag}  {text}");
+            let _ = writeln!(out, "{tag}  {}", crate::util::printable_lines(text));
         }
         out
     }
@@ -80,7 +83,13 @@ pub async fn run(opts: &ServeOptions) -> anyhow::Result<()> {
     registry(&mut r, &cfg, &paths).await;
     let store = app::open_store(&cfg, &paths).get().await;
     match &store {
-        Some(s) => r.ok(format!("credential store: {}", s.describe())),
+        Some(s) => match s.fallback_reason() {
+            Some(why) => r.note(format!(
+                "credential store: {}, as no OS credential store is usable ({why})",
+                s.describe()
+            )),
+            None => r.ok(format!("credential store: {}", s.describe())),
+        },
         None => r.fix("no credential store could be opened: set [auth] store = \"file\" in the config"),
     }
     servers(&mut r, &cfg, &paths, store).await;
@@ -145,6 +154,9 @@ async fn servers(
     store: Option<std::sync::Arc<crate::auth::store::TokenStore>>,
 ) {
     let resolved = app::resolve_servers(cfg, paths, &Default::default()).await;
+    if let Some(st) = &store {
+        stored_entries(r, st, &resolved.servers).await;
+    }
     for p in &resolved.problems {
         r.fix(format!("server {}: not bridged: {}", p.server, p.reason));
     }
@@ -195,6 +207,35 @@ async fn servers(
     }
     let _ = client.cancel().await;
     bridge.stop().await;
+}
+
+/// The credential store's entry of each server: one that exists and cannot be
+/// read is named (its file, or the OS store's service and user) with the fix.
+async fn stored_entries(
+    r: &mut Report,
+    store: &std::sync::Arc<crate::auth::store::TokenStore>,
+    servers: &[crate::registry::ServerSpec],
+) {
+    use crate::auth::store::StoreError;
+    for s in servers {
+        let id = &s.id;
+        match crate::auth::ServerCredentials::new(store.clone(), &s.url).read().await {
+            Ok(_) => {}
+            Err(StoreError::Corrupt { location, message, .. }) => r.fix(format!(
+                "credential store: the entry of server {id} in {location} is unreadable ({message}): \
+                 run `mcp-bridge logout {id}` to remove it, then log in again"
+            )),
+            Err(e) => r.fix(format!("credential store: cannot read the entry of server {id}: {e}")),
+        }
+    }
+    let known: Vec<String> = servers.iter().map(|s| crate::auth::canonical_key(&s.url)).collect();
+    for path in store.unreadable_files(&known) {
+        r.note(format!(
+            "credential store: {} is unreadable and belongs to no configured server: \
+             run `mcp-bridge logout <URL>` for a server you give on the command line, else delete the file",
+            path.display()
+        ));
+    }
 }
 
 /// The IDE entries: for each IDE found, is the bridge in its file, and does
@@ -284,6 +325,18 @@ mod tests {
         assert!(
             text.starts_with("OK    config loads\nNOTE  no registry\nFIX   server x"),
             "{text}"
+        );
+    }
+
+    /// A server's error text cannot drive the terminal.
+    #[test]
+    fn report_lines_are_escaped() {
+        let mut r = Report::default();
+        r.fix("server x (http://x/mcp): \x1b]0;pwned\x07\x1b[2J\u{9b}1m");
+        let text = r.render();
+        assert_eq!(
+            text,
+            "FIX   server x (http://x/mcp): \\x1b]0;pwned\\x07\\x1b[2J\\u{9b}1m\n"
         );
     }
 }

@@ -1,6 +1,7 @@
 //! `mcp-bridge stats`: the [`crate::audit`] log summed up per server and per tool
-//! (calls, errors, latency, result bytes, time saved); a table for a person,
-//! `--json` for a script.
+//! (calls, errors, latency, result bytes, time saved); a table for a person
+//! (server and tool names escaped: they are the servers' words), `--json` for
+//! a script.
 //!
 //! Only [`stats`] does IO. [`parse_since`], [`summarise`], [`render`] and
 //! [`to_json`] are plain functions over plain data, tested below.
@@ -290,7 +291,7 @@ pub fn stats(opts: &ServeOptions, since: Since, json: bool) -> anyhow::Result<()
         );
     }
     let text = if json {
-        serde_json::to_string_pretty(&to_json(&summary))? + "\n"
+        crate::util::json_pretty(&to_json(&summary))? + "\n"
     } else {
         let colour = wants_colour(std::io::stdout().is_terminal(), std::env::var_os("NO_COLOR").as_deref());
         render(&summary, colour)
@@ -419,8 +420,10 @@ const FIGURES: [(&str, Align); 7] = [
 ];
 
 /// The terminal report: totals, then a table per server and one per tool,
-/// most calls first.
+/// most calls first. Server and tool names (the servers' words, kept in the log
+/// as they came) are escaped by the table; the log's path here.
 pub fn render(s: &Summary, colour: bool) -> String {
+    use crate::util::printable;
     use std::fmt::Write;
     let mut out = String::new();
     let skipped = match s.skipped {
@@ -432,12 +435,13 @@ pub fn render(s: &Summary, colour: bool) -> String {
         let _ = writeln!(
             out,
             "No tool calls recorded in {} (audit log: {}){skipped}.",
-            s.period, s.log
+            s.period,
+            printable(&s.log)
         );
         return out;
     }
     let t = &s.total;
-    let _ = writeln!(out, "audit log:   {}{skipped}", s.log);
+    let _ = writeln!(out, "audit log:   {}{skipped}", printable(&s.log));
     let _ = writeln!(out, "period:      {}", s.period);
     let errors = format!("{} errors ({})", t.errors(), format_rate(t.error_rate()));
     let errors = if t.errors() > 0 {
@@ -719,6 +723,31 @@ mod tests {
             "{none}"
         );
         assert_eq!(strip_ansi(&coloured), plain, "colour adds codes, never width");
+    }
+
+    /// A tool name with terminal controls is shown escaped and still lines up;
+    /// the JSON keeps it exact.
+    #[test]
+    fn hostile_names_are_escaped_in_the_table() {
+        let evil = "x\x1b]0;pwned\x07\x1b[2J\u{9b}1m\u{202e}";
+        let recs = vec![
+            rec(10_000, "jira", evil, 5.0, Outcome::Ok, 1),
+            rec(10_001, "jira", "ok", 7.0, Outcome::Ok, 1),
+        ];
+        let s = summarise(&recs, None, &[]);
+        let plain = render(&s, false);
+        assert!(!plain.chars().any(|c| c.is_control() && c != '\n'), "{plain:?}");
+        let escaped = "x\\x1b]0;pwned\\x07\\x1b[2J\\u{9b}1m\\u{202e}";
+        let lines: Vec<&str> = plain.lines().collect();
+        let row = lines.iter().find(|l| l.contains("pwned")).unwrap();
+        assert!(row.starts_with(&format!("jira    {escaped}  ")), "{row}");
+        let h = lines.iter().find(|l| l.starts_with("SERVER  TOOL")).unwrap();
+        assert_eq!(h.find("CALLS").unwrap() + 5, row.find(" 1").unwrap() + 2, "{h}\n{row}");
+        let json = to_json(&s);
+        assert!(
+            json["tools"].as_array().unwrap().iter().any(|t| t["tool"] == evil),
+            "{json}"
+        );
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! bridges publish ([`crate::state`]), the credential store's view of each login,
 //! and the registry's freshness; a table for a person, `--json` for a script.
 //!
-//! Only [`status`] does IO. Merging, auth states, ages and rendering are plain
-//! functions over plain data, tested below.
+//! Only [`status`] does IO. Merging, auth states (an unreadable stored entry
+//! named with its location and the fix), ages and rendering (foreign text
+//! escaped, `--json` exact) are plain functions over plain data, tested below.
 
 use std::io::IsTerminal;
 
@@ -11,11 +12,12 @@ use serde_json::{Value, json};
 
 use crate::app::{self, ServeOptions};
 use crate::auth::ServerCredentials;
-use crate::auth::store::Entry;
+use crate::auth::store::{Entry, StoreError};
 use crate::cache::CatalogCache;
 use crate::config::{Config, Paths};
 use crate::registry::{self, AdHoc, Problem, ServerSpec};
 use crate::state::{self, Snapshot};
+use crate::util::printable;
 
 /// `mcp-bridge status [--json]`: no connection is made.
 pub async fn status(opts: &ServeOptions, json: bool) -> anyhow::Result<()> {
@@ -24,7 +26,10 @@ pub async fn status(opts: &ServeOptions, json: bool) -> anyhow::Result<()> {
     let (paths, cfg, broken) = match app::load_config(opts) {
         Ok((paths, cfg)) => (paths, cfg, None),
         Err(e) => {
-            eprintln!("mcp-bridge: {e}\n(showing what running bridges report; servers from the config are unknown)");
+            eprintln!(
+                "mcp-bridge: {}\n(showing what running bridges report; servers from the config are unknown)",
+                crate::util::printable_lines(&e.to_string())
+            );
             let paths = crate::config::Paths::resolve(opts.config.as_deref());
             (paths, crate::config::Config::default(), Some(e))
         }
@@ -44,11 +49,15 @@ pub async fn status(opts: &ServeOptions, json: bool) -> anyhow::Result<()> {
     };
     let mut rows = merge(&resolved.servers, &live, &cache);
     for row in &mut rows {
-        let entry = match &store {
-            Some(st) => ServerCredentials::new(st.clone(), &row.url).entry().await,
-            None => None,
+        let stored = match &store {
+            Some(st) => stored_auth(
+                row.configured_header,
+                ServerCredentials::new(st.clone(), &row.url).read().await,
+                now,
+            ),
+            None => auth_state(row.configured_header, None, now),
         };
-        row.auth = effective_auth(auth_state(row.configured_header, entry.as_ref(), now), row);
+        row.auth = effective_auth(stored, row);
     }
     let report = Report {
         config: paths.config_file.display().to_string(),
@@ -62,7 +71,7 @@ pub async fn status(opts: &ServeOptions, json: bool) -> anyhow::Result<()> {
         problems: resolved.problems,
     };
     let text = if json {
-        serde_json::to_string_pretty(&to_json(&report, now))? + "\n"
+        crate::util::json_pretty(&to_json(&report, now))? + "\n"
     } else {
         let colour = wants_colour(std::io::stdout().is_terminal(), std::env::var_os("NO_COLOR").as_deref());
         render(&report, now, colour)
@@ -197,12 +206,21 @@ fn registry_report(on_disk: Option<RegistryReport>, live: &[Snapshot], now: u64)
 /// How a server authenticates, from the credential store and the config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Auth {
-    LoggedIn { expires_in: Option<u64> },
+    LoggedIn {
+        expires_in: Option<u64>,
+    },
     ExpiredWillRefresh,
     NeedsLogin,
     Static(Vec<String>),
     ConfigHeader,
     None,
+    /// The stored entry exists and cannot be read: where it is, and why.
+    Unreadable {
+        location: String,
+        why: String,
+    },
+    /// The store itself failed (a locked keyring).
+    StoreFailed(String),
 }
 
 impl Auth {
@@ -216,7 +234,16 @@ impl Auth {
             Auth::Static(names) => format!("static credential ({})", names.join(", ")),
             Auth::ConfigHeader => "static header from config".into(),
             Auth::None => "none configured (logs in on first 401)".into(),
+            Auth::Unreadable { location, why } => format!(
+                "unreadable credentials in {location} ({why}): run `mcp-bridge logout {target}` to remove them, then log in again"
+            ),
+            Auth::StoreFailed(e) => format!("unknown ({e})"),
         }
+    }
+
+    /// Something the user has to act on.
+    fn needs_action(&self) -> bool {
+        matches!(self, Auth::NeedsLogin | Auth::Unreadable { .. } | Auth::StoreFailed(_))
     }
 
     /// A table cell.
@@ -229,7 +256,18 @@ impl Auth {
             Auth::Static(_) => "static credential".into(),
             Auth::ConfigHeader => "static (config)".into(),
             Auth::None => "none".into(),
+            Auth::Unreadable { .. } => "unreadable".into(),
+            Auth::StoreFailed(_) => "store error".into(),
         }
+    }
+}
+
+/// The auth state from what reading the store gave.
+pub(super) fn stored_auth(configured_header: bool, read: Result<Option<Entry>, StoreError>, now: u64) -> Auth {
+    match read {
+        Ok(entry) => auth_state(configured_header, entry.as_ref(), now),
+        Err(StoreError::Corrupt { location, message, .. }) => Auth::Unreadable { location, why: message },
+        Err(e) => Auth::StoreFailed(e.to_string()),
     }
 }
 
@@ -260,8 +298,12 @@ pub(super) fn auth_state(configured_header: bool, entry: Option<&Entry>, now: u6
 }
 
 /// A bridge that cannot reach a server for want of a login says so: that wins over
-/// the store (whose tokens the server may have revoked) unless the server is ready.
+/// the store (whose tokens the server may have revoked) unless the server is ready,
+/// or the stored entry is unreadable (which has to go before a login helps).
 fn effective_auth(stored: Auth, row: &Row) -> Auth {
+    if matches!(stored, Auth::Unreadable { .. } | Auth::StoreFailed(_)) {
+        return stored;
+    }
     let says_login = row
         .last_error
         .as_deref()
@@ -529,8 +571,13 @@ pub(super) enum Align {
 }
 
 /// Aligned columns, two spaces apart, widths from the text without colour codes;
-/// the last column is not padded.
+/// the last column is not padded. Cells are escaped ([`printable`]): they hold
+/// the servers' and the registry's words.
 pub(super) fn table(header: &[(&str, Align)], rows: &[Vec<(String, Paint)>], colour: bool) -> Vec<String> {
+    let rows: Vec<Vec<(String, Paint)>> = rows
+        .iter()
+        .map(|r| r.iter().map(|(t, p)| (printable(t).into_owned(), *p)).collect())
+        .collect();
     let width = |i: usize| {
         rows.iter()
             .map(|r| r[i].0.chars().count())
@@ -559,16 +606,17 @@ pub(super) fn table(header: &[(&str, Align)], rows: &[Vec<(String, Paint)>], col
     let mut out = vec![line(
         header.iter().map(|(h, _)| (h.to_string(), Paint::Plain)).collect(),
     )];
-    out.extend(rows.iter().cloned().map(line));
+    out.extend(rows.into_iter().map(line));
     out
 }
 
-/// The terminal report.
+/// The terminal report. Every text that is not the bridge's own goes through
+/// [`printable`] (the table does it per cell).
 fn render(r: &Report, now: u64, colour: bool) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let _ = writeln!(out, "config:            {}", r.config);
-    let _ = writeln!(out, "credential store:  {}", r.credential_store);
+    let _ = writeln!(out, "config:            {}", printable(&r.config));
+    let _ = writeln!(out, "credential store:  {}", printable(&r.credential_store));
     match &r.registry {
         Some(g) => {
             let mut facts = Vec::new();
@@ -583,12 +631,12 @@ fn render(r: &Report, now: u64, colour: bool) -> String {
             } else {
                 facts.join(", ")
             };
-            let _ = writeln!(out, "registry:          {} ({facts})", g.source);
+            let _ = writeln!(out, "registry:          {} ({facts})", printable(&g.source));
             if let Some(e) = &g.last_error {
                 let _ = writeln!(
                     out,
                     "                   {}",
-                    Paint::Red.apply(&truncate(e, ERROR_WIDTH), colour)
+                    Paint::Red.apply(&printable(&truncate(e, ERROR_WIDTH)), colour)
                 );
             }
         }
@@ -609,7 +657,7 @@ fn render(r: &Report, now: u64, colour: bool) -> String {
             format_age(b.updated_at, now)
         );
         if b.config != r.config {
-            line.push_str(&format!(", config {}", b.config));
+            line.push_str(&format!(", config {}", printable(&b.config)));
         }
         let _ = writeln!(out, "{label:<19}{line}");
         if let Some(e) = &b.config_error {
@@ -618,14 +666,18 @@ fn render(r: &Report, now: u64, colour: bool) -> String {
                 out,
                 "{:<19}{}",
                 "",
-                Paint::Red.apply(&truncate(&e, ERROR_WIDTH), colour)
+                Paint::Red.apply(&printable(&truncate(&e, ERROR_WIDTH)), colour)
             );
         }
     }
     let _ = writeln!(out);
 
     if r.rows.is_empty() {
-        let _ = writeln!(out, "no servers: configure a registry or [[servers]] in {}", r.config);
+        let _ = writeln!(
+            out,
+            "no servers: configure a registry or [[servers]] in {}",
+            printable(&r.config)
+        );
     } else {
         let header = [
             ("SERVER", Align::Left),
@@ -648,7 +700,7 @@ fn render(r: &Report, now: u64, colour: bool) -> String {
                     Some((c, _)) => (f(c).to_string(), Paint::Plain),
                     None => dash(),
                 };
-                let auth_paint = if row.auth == Auth::NeedsLogin {
+                let auth_paint = if row.auth.needs_action() {
                     Paint::Red
                 } else {
                     Paint::Plain
@@ -682,7 +734,7 @@ fn render(r: &Report, now: u64, colour: bool) -> String {
                     .map(|t| format!(" {}", format_age(t, now)))
                     .unwrap_or_default();
                 let paint = if row.state == "ready" { Paint::Dim } else { Paint::Red };
-                let text = format!("last error{when}: {}", truncate(e, ERROR_WIDTH));
+                let text = format!("last error{when}: {}", printable(&truncate(e, ERROR_WIDTH)));
                 let _ = writeln!(out, "  {}", paint.apply(&text, colour));
             }
         }
@@ -691,14 +743,19 @@ fn render(r: &Report, now: u64, colour: bool) -> String {
         let _ = writeln!(out);
     }
     for p in &r.problems {
-        let _ = writeln!(out, "{}: not bridged: {}", p.server, p.reason);
+        let _ = writeln!(out, "{}: not bridged: {}", printable(&p.server), printable(&p.reason));
     }
-    let logins: Vec<_> = r.rows.iter().filter(|row| row.auth == Auth::NeedsLogin).collect();
+    let logins: Vec<_> = r.rows.iter().filter(|row| row.auth.needs_action()).collect();
     if !logins.is_empty() {
         let _ = writeln!(out);
     }
     for row in logins {
-        let _ = writeln!(out, "{}: {}", row.server, row.auth.long(row.login_target()));
+        let _ = writeln!(
+            out,
+            "{}: {}",
+            printable(&row.server),
+            printable(&row.auth.long(row.login_target()))
+        );
     }
     out
 }
@@ -918,6 +975,58 @@ mod tests {
         );
     }
 
+    /// An unreadable entry is named with where it is and how to remove it, in
+    /// the table's footer and in the JSON, whatever the bridge says.
+    #[test]
+    fn unreadable_credentials_say_where_and_what_to_do() {
+        let corrupt = StoreError::Corrupt {
+            key: "http://notes/mcp".into(),
+            location: "/s/credentials/abc.json".into(),
+            message: "not an entry: expected value at line 1 column 1".into(),
+        };
+        let auth = stored_auth(false, Err(corrupt), 0);
+        let mut rows = merge(
+            &[spec("notes", "http://notes/mcp", Source::Config)],
+            &[],
+            &CatalogCache::default(),
+        );
+        let mut failed = rows[0].clone();
+        failed.state = "failed".into();
+        failed.last_error = Some(crate::upstream::NEEDS_LOGIN.into());
+        assert_eq!(
+            effective_auth(auth.clone(), &failed),
+            auth,
+            "the bridge's needs-login does not hide it"
+        );
+        rows[0].auth = auth;
+        let text = render(&report(rows.clone(), Vec::new()), 0, false);
+        let row = text.lines().find(|l| l.starts_with("notes")).unwrap();
+        assert!(row.contains("unreadable"), "{row}");
+        assert!(
+            text.contains(
+                "notes: unreadable credentials in /s/credentials/abc.json (not an entry: expected value at line 1 column 1): \
+                 run `mcp-bridge logout notes` to remove them, then log in again"
+            ),
+            "{text}"
+        );
+        let v = to_json(&report(rows, Vec::new()), 0);
+        assert!(
+            v["servers"][0]["auth"]
+                .as_str()
+                .unwrap()
+                .contains("/s/credentials/abc.json")
+        );
+        let failed = stored_auth(
+            false,
+            Err(StoreError::Backend {
+                backend: "keyring",
+                message: "locked".into(),
+            }),
+            0,
+        );
+        assert_eq!(failed.short(), "store error");
+    }
+
     /// A bridge that reports "the server requires a login" overrides the store,
     /// unless the server has become ready since.
     #[test]
@@ -1055,6 +1164,47 @@ mod tests {
         assert!(coloured.contains("\x1b[31mfailed\x1b[0m"));
         assert!(coloured.contains("\x1b[31mneeds login\x1b[0m"));
         assert_eq!(strip_ansi(&coloured), plain, "colour adds codes, never width");
+    }
+
+    /// What a server, a registry or a config says is shown escaped, and the
+    /// table still lines up; the JSON keeps every string exact.
+    #[test]
+    fn hostile_text_is_escaped() {
+        let evil = "\x1b]0;pwned\x07\x1b[2J\u{9b}1m\u{202e}";
+        let specs = [spec("notes", "http://notes/mcp", Source::Config)];
+        let mut st = live_server("notes", "http://notes/mcp", "failed");
+        st.protocol = Some(format!("2025{evil}"));
+        st.last_error = Some(format!("boom {evil}"));
+        let mut snap = snapshot(1, 1, vec![st]);
+        snap.registry = Some(RegistryState {
+            source: format!("https://reg/{evil}"),
+            last_success: None,
+            last_error: Some(format!("registry: {evil}")),
+            servers: 0,
+        });
+        snap.config_error = Some(format!("line 3: {evil}"));
+        let live = [snap];
+        let mut r = report(
+            merge(&specs, &live, &CatalogCache::default()),
+            vec![BridgeInfo::from(&live[0])],
+        );
+        r.registry = registry_report(None, &live, 2);
+        r.problems[0].reason = format!("input {evil}");
+        for colour in [false, true] {
+            let text = strip_ansi(&render(&r, 2, colour));
+            assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
+            assert!(text.contains("\\x1b]0;pwned\\x07\\x1b[2J\\u{9b}1m\\u{202e}"), "{text}");
+        }
+        let plain = render(&r, 2, false);
+        let lines: Vec<&str> = plain.lines().collect();
+        let h = lines.iter().position(|l| l.starts_with("SERVER")).unwrap();
+        assert_eq!(
+            lines[h].find("TOOLS").unwrap() + 5,
+            lines[h + 1].find(" 4").unwrap() + 2
+        );
+        let v = to_json(&r, 2);
+        assert_eq!(v["servers"][0]["last_error"], format!("boom {evil}"));
+        assert_eq!(v["servers"][0]["protocol"], format!("2025{evil}"));
     }
 
     #[test]
