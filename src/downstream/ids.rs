@@ -17,12 +17,48 @@ use std::collections::HashMap;
 
 use rmcp::model::RequestId;
 
+/// A request id as the IDE wrote it: one rmcp carries exactly, or the text of
+/// one it cannot. Comparing keys compares ids as JSON-RPC does (strings by
+/// value, numbers as written).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Key {
+    Id(RequestId),
+    Wide(Box<str>),
+}
+
+impl Key {
+    /// The key of an id written `text` on the wire (valid JSON: a string or a number).
+    pub fn from_wire(text: &str) -> Key {
+        if text.starts_with('"') {
+            if let Ok(s) = serde_json::from_str::<String>(text) {
+                return Key::Id(RequestId::String(s.into()));
+            }
+        } else if let Ok(n) = text.parse::<i64>()
+            // JSON has no leading zeros nor `+`: an integer that fits is written
+            // as `n` writes it, but for `-0`.
+            && text != "-0"
+        {
+            return Key::Id(RequestId::Number(n));
+        }
+        Key::Wide(text.into())
+    }
+
+    /// The id's JSON text.
+    pub fn wire(&self) -> Box<str> {
+        match self {
+            Key::Id(RequestId::Number(n)) => n.to_string().into(),
+            Key::Id(RequestId::String(s)) => serde_json::to_string(&**s).unwrap_or_default().into(),
+            Key::Wide(text) => text.clone(),
+        }
+    }
+}
+
 /// Requests from the IDE that have not been answered yet.
 #[derive(Debug)]
 pub struct InFlight {
-    by_key: HashMap<Box<str>, RequestId>,
+    by_key: HashMap<Key, RequestId>,
     /// Internal id → (key, whether the id on the wire differs from the internal one).
-    by_id: HashMap<RequestId, (Box<str>, bool)>,
+    by_id: HashMap<RequestId, (Key, bool)>,
     next: i64,
 }
 
@@ -38,29 +74,19 @@ impl Default for InFlight {
     }
 }
 
-/// The exact JSON text an id is written with on the wire, when rmcp's parsed
-/// form `id` would write it the same way (strings are compared by value).
-pub fn key_of(id: &RequestId) -> Box<str> {
-    match id {
-        RequestId::Number(n) => n.to_string().into(),
-        RequestId::String(s) => serde_json::to_string(&**s).unwrap_or_default().into(),
-    }
-}
-
 impl InFlight {
-    /// Admit a request whose id is written `key` on the wire; `natural` is the id
-    /// as rmcp parsed it when that writes back as `key`. Returns the id to hand
-    /// rmcp, or `None` when a request with this key is still in flight.
-    pub fn admit(&mut self, key: Box<str>, natural: Option<RequestId>) -> Option<RequestId> {
+    /// Admit a request with id `key`. Returns the id to hand rmcp (the id itself
+    /// when rmcp carries it and no internal id in flight has its value), or
+    /// `None` when a request with this id is still in flight.
+    pub fn admit(&mut self, key: Key) -> Option<RequestId> {
         if self.by_key.contains_key(&key) {
             return None;
         }
-        let id = match &natural {
-            Some(id) if !self.by_id.contains_key(id) => id.clone(),
-            // Not representable, or taken by an internal id in flight.
+        let id = match &key {
+            Key::Id(id) if !self.by_id.contains_key(id) => id.clone(),
             _ => self.fresh(),
         };
-        let mapped = natural.as_ref() != Some(&id);
+        let mapped = key != Key::Id(id.clone());
         self.by_id.insert(id.clone(), (key.clone(), mapped));
         self.by_key.insert(key, id.clone());
         Some(id)
@@ -81,17 +107,17 @@ impl InFlight {
     pub fn answered(&mut self, id: &RequestId) -> Option<Box<str>> {
         let (key, mapped) = self.by_id.remove(id)?;
         self.by_key.remove(&key);
-        mapped.then_some(key)
+        mapped.then(|| key.wire())
     }
 
-    /// The internal id of the request written `key` on the wire.
-    pub fn lookup(&self, key: &str) -> Option<RequestId> {
+    /// The internal id of the request with id `key`.
+    pub fn lookup(&self, key: &Key) -> Option<RequestId> {
         self.by_key.get(key).cloned()
     }
 
     /// Forget a request that will not be answered (the IDE cancelled it, and
     /// the 2025 lifecycle sends no answer after a cancellation).
-    pub fn forget(&mut self, key: &str) -> Option<RequestId> {
+    pub fn forget(&mut self, key: &Key) -> Option<RequestId> {
         let id = self.by_key.remove(key)?;
         self.by_id.remove(&id);
         Some(id)
@@ -115,36 +141,50 @@ mod tests {
     }
 
     #[test]
+    fn keys_from_the_wire() {
+        assert_eq!(Key::from_wire("7"), Key::Id(num(7)));
+        assert_eq!(Key::from_wire("-9223372036854775808"), Key::Id(num(i64::MIN)));
+        assert_eq!(Key::from_wire("\"a\\u0041\""), Key::Id(RequestId::String("aA".into())));
+        for wide in [
+            "-0",
+            "1e2",
+            "1.0",
+            "9223372036854775808",
+            "123456789012345678901234567890",
+        ] {
+            assert_eq!(Key::from_wire(wide), Key::Wide(wide.into()));
+            assert_eq!(&*Key::from_wire(wide).wire(), wide);
+        }
+        assert_eq!(&*Key::from_wire("\"a\\u0041\"").wire(), "\"aA\"");
+    }
+
+    #[test]
     fn natural_ids_pass_unchanged_and_duplicates_are_refused() {
         let mut t = InFlight::default();
-        assert_eq!(t.admit("7".into(), Some(num(7))), Some(num(7)));
-        assert_eq!(t.admit("7".into(), Some(num(7))), None, "a duplicate in flight");
+        assert_eq!(t.admit(Key::Id(num(7))), Some(num(7)));
+        assert_eq!(t.admit(Key::Id(num(7))), None, "a duplicate in flight");
         assert_eq!(t.answered(&num(7)), None, "written as it is");
         assert!(t.is_empty());
-        assert_eq!(
-            t.admit("7".into(), Some(num(7))),
-            Some(num(7)),
-            "free again once answered"
-        );
+        assert_eq!(t.admit(Key::Id(num(7))), Some(num(7)), "free again once answered");
     }
 
     #[test]
     fn wide_ids_get_internal_ones_and_come_back_exactly() {
         let mut t = InFlight::default();
-        let wide = "123456789012345678901234567890";
-        let id = t.admit(wide.into(), None).unwrap();
-        assert_eq!(t.lookup(wide), Some(id.clone()));
-        assert_eq!(t.admit(wide.into(), None), None);
-        assert_eq!(t.answered(&id).as_deref(), Some(wide));
+        let wide = Key::from_wire("123456789012345678901234567890");
+        let id = t.admit(wide.clone()).unwrap();
+        assert_eq!(t.lookup(&wide), Some(id.clone()));
+        assert_eq!(t.admit(wide.clone()), None);
+        assert_eq!(t.answered(&id).as_deref(), Some("123456789012345678901234567890"));
         assert!(t.is_empty());
     }
 
     #[test]
     fn a_natural_id_equal_to_an_internal_one_is_mapped_too() {
         let mut t = InFlight::default();
-        let internal = t.admit("1e2".into(), None).unwrap();
+        let internal = t.admit(Key::from_wire("1e2")).unwrap();
         let RequestId::Number(n) = internal else { panic!() };
-        let same = t.admit(n.to_string().into(), Some(num(n))).unwrap();
+        let same = t.admit(Key::Id(num(n))).unwrap();
         assert_ne!(same, internal);
         assert_eq!(t.answered(&same).as_deref(), Some(n.to_string().as_str()));
         assert_eq!(t.answered(&internal).as_deref(), Some("1e2"));
@@ -154,10 +194,8 @@ mod tests {
     fn forgetting_frees_the_key() {
         let mut t = InFlight::default();
         let s = RequestId::String("a".into());
-        let key = key_of(&s);
-        assert_eq!(&*key, "\"a\"");
-        t.admit(key.clone(), Some(s.clone())).unwrap();
-        assert_eq!(t.forget(&key), Some(s.clone()));
+        t.admit(Key::Id(s.clone())).unwrap();
+        assert_eq!(t.forget(&Key::Id(s.clone())), Some(s.clone()));
         assert_eq!(t.answered(&s), None);
         assert!(t.is_empty());
     }

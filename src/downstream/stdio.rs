@@ -34,7 +34,7 @@ use rmcp::transport::Transport;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use super::ids::{InFlight, key_of};
+use super::ids::{InFlight, Key};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -126,7 +126,7 @@ pub enum Line {
     /// on the wire; `message` is the whole notification, its `requestId` to be
     /// replaced by the internal one.
     Cancel {
-        request: Box<str>,
+        request: Key,
         message: Box<Value>,
     },
     /// Nothing to do (blank line, or a notification rmcp would ignore anyway).
@@ -173,9 +173,9 @@ enum IdForm {
 fn id_form(text: &str) -> IdForm {
     match text.as_bytes().first() {
         Some(b'"') => IdForm::Natural,
-        Some(b'-' | b'0'..=b'9') => match text.parse::<i64>() {
-            Ok(n) if n.to_string() == text => IdForm::Natural,
-            _ => IdForm::Wide,
+        Some(b'-' | b'0'..=b'9') => match Key::from_wire(text) {
+            Key::Id(_) => IdForm::Natural,
+            Key::Wide(_) => IdForm::Wide,
         },
         _ => IdForm::Invalid,
     }
@@ -346,7 +346,7 @@ fn notification(raw: &[u8], method: Option<&str>, params: Option<&RawValue>) -> 
         let message = request.and_then(|r| serde_json::from_slice::<Value>(&splice(raw, r, "0")).ok());
         return match (request, message) {
             (Some(request), Some(message)) => Line::Cancel {
-                request: canonical_key(request.get()),
+                request: Key::from_wire(request.get()),
                 message: Box::new(message),
             },
             _ => Line::Skip,
@@ -358,15 +358,6 @@ fn notification(raw: &[u8], method: Option<&str>, params: Option<&RawValue>) -> 
         // answer a notification); LSP-style chatter is common on shared pipes.
         Err(_) if method.is_some() => Line::Skip,
         Err(e) => invalid("null", format!("Invalid Request: {e}")),
-    }
-}
-
-/// The key [`InFlight`] knows an id's wire text by: strings by value, numbers
-/// as written.
-fn canonical_key(text: &str) -> Box<str> {
-    match serde_json::from_str::<String>(text) {
-        Ok(s) => serde_json::to_string(&s).unwrap_or_default().into(),
-        Err(_) => text.into(),
     }
 }
 
@@ -482,7 +473,7 @@ impl<R, W> StdioTransport<R, W> {
     /// `notifications/cancelled` for the request written `request` on the
     /// wire, with its internal id put in; `None` when no such request is in
     /// flight (nothing to cancel) or the lifecycle has not started.
-    fn cancelled(&mut self, request: &str, mut message: Value) -> Option<RxJsonRpcMessage<RoleServer>> {
+    fn cancelled(&mut self, request: &Key, mut message: Value) -> Option<RxJsonRpcMessage<RoleServer>> {
         if !self.started {
             tracing::debug!("ignored a cancellation before initialize");
             return None;
@@ -495,7 +486,7 @@ impl<R, W> StdioTransport<R, W> {
             self.in_flight.forget(request)
         };
         let Some(id) = id else {
-            tracing::debug!("ignored a cancellation of {request}, which is not in flight");
+            tracing::debug!("ignored a cancellation of {}, which is not in flight", request.wire());
             return None;
         };
         message["params"]["requestId"] = serde_json::to_value(&id).ok()?;
@@ -584,13 +575,14 @@ where
                 self.modern = starts && !is_initialize(&m);
             }
             if let rmcp::model::JsonRpcMessage::Request(r) = &mut m {
-                let (key, natural) = match wide {
-                    Some(text) => (text, None),
-                    None => (key_of(&r.id), Some(r.id.clone())),
+                let key = match wide {
+                    Some(text) => Key::Wide(text),
+                    None => Key::Id(r.id.clone()),
                 };
-                match self.in_flight.admit(key.clone(), natural) {
+                match self.in_flight.admit(key.clone()) {
                     Some(id) => r.id = id,
                     None => {
+                        let key = key.wire();
                         let msg = format!(
                             "Invalid Request: id {key} is already used by a request in flight; \
                              each request needs an id of its own"
