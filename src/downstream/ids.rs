@@ -13,7 +13,7 @@
 //! keeps its result), and an id rmcp cannot carry exactly is swapped for an
 //! internal one that is swapped back when the answer goes out. Pure data, no IO.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rmcp::model::RequestId;
 
@@ -56,17 +56,21 @@ impl Key {
 /// Requests from the IDE that have not been answered yet.
 #[derive(Debug)]
 pub struct InFlight {
-    by_key: HashMap<Key, RequestId>,
-    /// Internal id → (key, whether the id on the wire differs from the internal one).
-    by_id: HashMap<RequestId, (Key, bool)>,
+    /// Requests rmcp knows by the IDE's own id (nearly all of them: one hash
+    /// lookup in, one out).
+    own: HashSet<RequestId>,
+    /// Requests rmcp knows by an internal id: internal id → the IDE's id, and back.
+    mapped: HashMap<RequestId, Key>,
+    mapped_keys: HashMap<Key, RequestId>,
     next: i64,
 }
 
 impl Default for InFlight {
     fn default() -> Self {
         InFlight {
-            by_key: HashMap::new(),
-            by_id: HashMap::new(),
+            own: HashSet::new(),
+            mapped: HashMap::new(),
+            mapped_keys: HashMap::new(),
             // Internal ids are counted from the far end of the range, where
             // clients' own counters never are; a collision is avoided anyway.
             next: i64::MIN,
@@ -79,16 +83,23 @@ impl InFlight {
     /// when rmcp carries it and no internal id in flight has its value), or
     /// `None` when a request with this id is still in flight.
     pub fn admit(&mut self, key: Key) -> Option<RequestId> {
-        if self.by_key.contains_key(&key) {
+        if !self.mapped.is_empty() && self.mapped_keys.contains_key(&key) {
             return None;
         }
-        let id = match &key {
-            Key::Id(id) if !self.by_id.contains_key(id) => id.clone(),
-            _ => self.fresh(),
-        };
-        let mapped = key != Key::Id(id.clone());
-        self.by_id.insert(id.clone(), (key.clone(), mapped));
-        self.by_key.insert(key, id.clone());
+        if let Key::Id(id) = &key
+            && !self.mapped.contains_key(id)
+        {
+            return self.own.insert(id.clone()).then(|| id.clone());
+        }
+        if let Key::Id(id) = &key
+            && self.own.contains(id)
+        {
+            return None;
+        }
+        // Not representable, or its value is an internal id in flight.
+        let id = self.fresh();
+        self.mapped.insert(id.clone(), key.clone());
+        self.mapped_keys.insert(key, id.clone());
         Some(id)
     }
 
@@ -96,7 +107,7 @@ impl InFlight {
         loop {
             let id = RequestId::Number(self.next);
             self.next = self.next.wrapping_add(1);
-            if !self.by_id.contains_key(&id) {
+            if !self.own.contains(&id) && !self.mapped.contains_key(&id) {
                 return id;
             }
         }
@@ -105,30 +116,43 @@ impl InFlight {
     /// The answer to internal id `id` is going out: forget the request. Returns
     /// the id's wire text when it must replace the internal one.
     pub fn answered(&mut self, id: &RequestId) -> Option<Box<str>> {
-        let (key, mapped) = self.by_id.remove(id)?;
-        self.by_key.remove(&key);
-        mapped.then(|| key.wire())
+        if !self.mapped.is_empty()
+            && let Some(key) = self.mapped.remove(id)
+        {
+            self.mapped_keys.remove(&key);
+            return Some(key.wire());
+        }
+        self.own.remove(id);
+        None
     }
 
     /// The internal id of the request with id `key`.
     pub fn lookup(&self, key: &Key) -> Option<RequestId> {
-        self.by_key.get(key).cloned()
+        match key {
+            Key::Id(id) if self.own.contains(id) => Some(id.clone()),
+            _ => self.mapped_keys.get(key).cloned(),
+        }
     }
 
     /// Forget a request that will not be answered (the IDE cancelled it, and
     /// the 2025 lifecycle sends no answer after a cancellation).
     pub fn forget(&mut self, key: &Key) -> Option<RequestId> {
-        let id = self.by_key.remove(key)?;
-        self.by_id.remove(&id);
+        if let Key::Id(id) = key
+            && self.own.remove(id)
+        {
+            return Some(id.clone());
+        }
+        let id = self.mapped_keys.remove(key)?;
+        self.mapped.remove(&id);
         Some(id)
     }
 
     pub fn len(&self) -> usize {
-        self.by_key.len()
+        self.own.len() + self.mapped.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_key.is_empty()
+        self.len() == 0
     }
 }
 

@@ -140,11 +140,18 @@ pub enum Line {
     },
 }
 
-/// The members of a message read before the whole of it, as their exact text.
+/// The id of a message, as its exact text: all that is read before the whole
+/// message on the way of a well-formed request (each member read as text costs
+/// a pass over it).
 #[derive(serde::Deserialize)]
-struct Head<'a> {
+struct Brief<'a> {
     #[serde(borrow, default, deserialize_with = "present")]
     id: Option<&'a RawValue>,
+}
+
+/// The members that explain a message rmcp did not take, as their exact text.
+#[derive(serde::Deserialize, Default)]
+struct Head<'a> {
     #[serde(borrow, default, deserialize_with = "present")]
     method: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "present")]
@@ -153,6 +160,16 @@ struct Head<'a> {
     result: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "present")]
     error: Option<&'a RawValue>,
+}
+
+impl<'a> Head<'a> {
+    fn of(raw: &'a [u8]) -> Head<'a> {
+        serde_json::from_slice(raw).unwrap_or_default()
+    }
+
+    fn method(&self) -> Option<std::borrow::Cow<'a, str>> {
+        self.method.and_then(|m| serde_json::from_str(m.get()).ok())
+    }
 }
 
 /// `Some` for a member that is there, even when it is `null`.
@@ -252,24 +269,19 @@ pub fn classify(raw: &[u8]) -> Line {
             Err(e) => parse_error(e),
         };
     }
-    let head = match serde_json::from_slice::<Head>(raw) {
-        Ok(head) => head,
+    let brief = match serde_json::from_slice::<Brief>(raw) {
+        Ok(brief) => brief,
         Err(e) if matches!(e.classify(), serde_json::error::Category::Data) => {
             return invalid("null", format!("Invalid Request: {e}"));
         }
         Err(e) => return parse_error(e),
     };
-    let method = head
-        .method
-        .and_then(|m| serde_json::from_str::<std::borrow::Cow<str>>(m.get()).ok());
-    let Some(id) = head.id else {
-        return notification(raw, method.as_deref(), head.params);
+    let Some(id) = brief.id else {
+        let head = Head::of(raw);
+        return notification(raw, head.method().as_deref(), head.params);
     };
     let id_text = id.get();
     let form = id_form(id_text);
-    // A response is never answered, even a malformed one: two peers that
-    // answer each other's bad answers would never stop.
-    let response = head.method.is_none() && (head.result.is_some() || head.error.is_some());
     let parsed = match form {
         IdForm::Wide => serde_json::from_slice::<RxJsonRpcMessage<RoleServer>>(&splice(raw, id, "0")),
         _ => serde_json::from_slice::<RxJsonRpcMessage<RoleServer>>(raw),
@@ -277,8 +289,8 @@ pub fn classify(raw: &[u8]) -> Line {
     match parsed {
         Ok(rmcp::model::JsonRpcMessage::Request(r)) if matches!(&r.request, rmcp::model::ClientRequest::CustomRequest(c) if METHODS.contains(&c.method.as_str())) =>
         {
-            let method = method.unwrap_or_default();
-            let message = params_error(&method, head.params).unwrap_or_default();
+            let head = Head::of(raw);
+            let message = params_error(&head.method().unwrap_or_default(), head.params).unwrap_or_default();
             Line::Error {
                 id: id_text.into(),
                 code: -32602,
@@ -294,21 +306,26 @@ pub fn classify(raw: &[u8]) -> Line {
             _ => Line::Skip,
         },
         Ok(m) => Line::Message(Box::new(m)),
-        Err(e) if response => {
-            tracing::debug!("ignored a malformed response from the IDE: {e}");
-            Line::Skip
+        Err(e) => {
+            let head = Head::of(raw);
+            // A response is never answered, even a malformed one: two peers
+            // that answer each other's bad answers would never stop.
+            if head.method.is_none() && (head.result.is_some() || head.error.is_some()) {
+                tracing::debug!("ignored a malformed response from the IDE: {e}");
+                return Line::Skip;
+            }
+            if matches!(form, IdForm::Invalid) {
+                return invalid("null", "Invalid Request: an id must be a number or a string".into());
+            }
+            match head.method().as_deref().and_then(|m| params_error(m, head.params)) {
+                Some(message) => Line::Error {
+                    id: id_text.into(),
+                    code: -32602,
+                    message,
+                },
+                None => invalid(id_text, format!("Invalid Request: {e}")),
+            }
         }
-        Err(_) if matches!(form, IdForm::Invalid) => {
-            invalid("null", "Invalid Request: an id must be a number or a string".into())
-        }
-        Err(e) => match method.as_deref().and_then(|m| params_error(m, head.params)) {
-            Some(message) => Line::Error {
-                id: id_text.into(),
-                code: -32602,
-                message,
-            },
-            None => invalid(id_text, format!("Invalid Request: {e}")),
-        },
     }
 }
 
