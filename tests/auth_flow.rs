@@ -102,22 +102,10 @@ fn written_files(dir: &Path) -> Vec<(PathBuf, String)> {
 /// `serve` in `home` at `RUST_LOG=rust_log`, connected to a test IDE; the second
 /// value resolves to everything the bridge wrote to stderr once it has exited.
 async fn serve_capturing_stderr(home: &Home, rust_log: &str) -> (Client, tokio::task::JoinHandle<String>) {
-    use rmcp::ServiceExt;
     let mut cmd = bridge_command(home, &[]);
     cmd.env("RUST_LOG", rust_log);
-    let (transport, stderr) = rmcp::transport::TokioChildProcess::builder(cmd)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = stderr.expect("stderr is piped");
-    let read = tokio::spawn(async move {
-        let mut out = Vec::new();
-        let _ = tokio::io::AsyncReadExt::read_to_end(&mut stderr, &mut out).await;
-        String::from_utf8_lossy(&out).into_owned()
-    });
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    let client = Ide { seen: tx }.serve(transport).await.expect("bridge initialises");
-    (client, read)
+    let (client, _seen, stderr) = spawn_with_stderr(cmd).await;
+    (client, stderr)
 }
 
 /// Login, calls with the token, expiry and refresh, a server without auth beside

@@ -204,21 +204,9 @@ const HEADLESS: [(&str, &str); 2] = [
 /// away. Everything it wrote to stderr.
 #[cfg(target_os = "linux")]
 async fn serve_once_headless(home: &Home) -> String {
-    use rmcp::ServiceExt;
     let mut cmd = bridge_command(home, &[]);
     cmd.envs(HEADLESS).env("RUST_LOG", "warn");
-    let (transport, stderr) = rmcp::transport::TokioChildProcess::builder(cmd)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = stderr.expect("stderr is piped");
-    let read = tokio::spawn(async move {
-        let mut out = Vec::new();
-        let _ = tokio::io::AsyncReadExt::read_to_end(&mut stderr, &mut out).await;
-        String::from_utf8_lossy(&out).into_owned()
-    });
-    let (tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
-    let client = Ide { seen: tx }.serve(transport).await.expect("bridge initialises");
+    let (client, mut seen, read) = spawn_with_stderr(cmd).await;
     wait_for_tools(&client, &mut seen, |n| n.iter().any(|t| t.ends_with("echo"))).await;
     client.cancel().await.unwrap();
     tokio::time::timeout(Duration::from_secs(20), read)

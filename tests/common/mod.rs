@@ -695,6 +695,23 @@ pub async fn spawn_bridge_env(
     (client, rx)
 }
 
+/// The bridge launched by `cmd`, connected to a test IDE; the third value
+/// resolves to everything the bridge wrote to stderr once it has exited.
+pub async fn spawn_with_stderr(
+    cmd: tokio::process::Command,
+) -> (Client, mpsc::UnboundedReceiver<Seen>, tokio::task::JoinHandle<String>) {
+    let (transport, stderr) = TokioChildProcess::builder(cmd).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stderr = stderr.expect("stderr is piped");
+    let read = tokio::spawn(async move {
+        let mut out = Vec::new();
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut stderr, &mut out).await;
+        String::from_utf8_lossy(&out).into_owned()
+    });
+    let (tx, rx) = mpsc::unbounded_channel();
+    let client = Ide { seen: tx }.serve(transport).await.expect("bridge initialises");
+    (client, rx, read)
+}
+
 /// Like `spawn_bridge`, with a `RUST_LOG`, also returning the bridge's process id
 /// (for its RSS).
 pub async fn spawn_bridge_with_pid(
