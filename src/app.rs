@@ -175,7 +175,7 @@ pub async fn serve_unconfigured(error: &crate::config::ConfigError) -> anyhow::R
     let shutdown = CancellationToken::new();
     crate::shutdown::on_signals(shutdown.clone());
     let (r, w) = rmcp::transport::stdio_pipes();
-    let message = format!("mcp-bridge cannot start: {error}. Fix it, then restart this MCP server in your IDE.");
+    let message = format!("mcp-bridge cannot start: {error}. Fix it, then restart mcp-bridge in your IDE.");
     crate::downstream::unconfigured::serve(message, r, w, shutdown).await
 }
 

@@ -16,7 +16,8 @@
 //!   `"legacy"`, `"auto"` (default) or a modern version string.
 //!
 //! And Claude Code: `mcp-bridge install claude-code` into a temp HOME, then
-//! `claude mcp list` (offline, no account) reports the entry connected.
+//! `claude mcp list` (offline, no account) reports the entry connected, and an
+//! entry with a broken config with the bridge's message.
 //!
 //! Versions are pinned in `tests/interop/package.json` (+ lock) and
 //! `tests/interop/requirements.txt`, installed by `tests/interop/setup.sh`, which
@@ -524,6 +525,11 @@ async fn claude_code_mcp_list_reports_the_installed_bridge_connected() {
     let missing = world.user.join("no-such-dir/mcp-bridge");
     let mut cfg: Value = serde_json::from_str(&written).unwrap();
     cfg["mcpServers"]["broken"] = json!({ "type": "stdio", "command": missing, "args": ["serve"], "env": {} });
+    // A config with a mistake: Claude Code shows the bridge's message.
+    let bad = world.user.join("bad.toml");
+    std::fs::write(&bad, "[timeouts]\ncall = \"soon\"\n").unwrap();
+    cfg["mcpServers"]["misconfigured"] =
+        json!({ "type": "stdio", "command": bin, "args": ["serve", "--config", bad], "env": {} });
     std::fs::write(world.user.join(".claude.json"), cfg.to_string()).unwrap();
 
     let started = Instant::now();
@@ -548,4 +554,9 @@ async fn claude_code_mcp_list_reports_the_installed_bridge_connected() {
     );
     let broken = line("broken");
     assert!(broken.contains("Failed"), "{broken}");
+    let misconfigured = line("misconfigured");
+    assert!(
+        misconfigured.contains("mcp-bridge cannot start") && misconfigured.contains("line 2"),
+        "the config error is not shown: {misconfigured}"
+    );
 }
