@@ -317,6 +317,15 @@ pub fn classify(raw: &[u8]) -> Line {
             if matches!(form, IdForm::Invalid) {
                 return invalid("null", "Invalid Request: an id must be a number or a string".into());
             }
+            // Not JSON after all (reading the id alone does not check the
+            // strings it skips are UTF-8): a parse error, for the id read.
+            if !matches!(e.classify(), serde_json::error::Category::Data) {
+                return Line::Error {
+                    id: id_text.into(),
+                    code: -32700,
+                    message: format!("Parse error: {e}"),
+                };
+            }
             match head.method().as_deref().and_then(|m| params_error(m, head.params)) {
                 Some(message) => Line::Error {
                     id: id_text.into(),
@@ -371,6 +380,12 @@ fn notification(raw: &[u8], method: Option<&str>, params: Option<&RawValue>) -> 
     }
     match serde_json::from_slice::<RxJsonRpcMessage<RoleServer>>(raw) {
         Ok(m) => Line::Message(Box::new(m)),
+        // Not JSON after all (the members read first skip strings unchecked).
+        Err(e) if !matches!(e.classify(), serde_json::error::Category::Data) => Line::Error {
+            id: "null".into(),
+            code: -32700,
+            message: format!("Parse error: {e}"),
+        },
         // A notification we do not understand gets no answer (JSON-RPC: never
         // answer a notification); LSP-style chatter is common on shared pipes.
         Err(_) if method.is_some() => Line::Skip,
@@ -641,6 +656,17 @@ mod tests {
         assert_eq!(
             code(classify(br#"{"jsonrpc":"2.0","id":{"x":1},"method":5}"#)),
             (Value::Null, -32600)
+        );
+        // Bytes that are not UTF-8 inside a string the id is read past.
+        assert_eq!(
+            code(classify(
+                b"{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"ping\",\"params\":{\"\xff\":1}}"
+            )),
+            (json!(3), -32700)
+        );
+        assert_eq!(
+            code(classify(b"{\"method\":\"tools/list\",\"x\":{\"\xa1ethod\":1}}")),
+            (Value::Null, -32700)
         );
         assert!(matches!(classify(b"   \r"), Line::Skip));
         assert!(matches!(
