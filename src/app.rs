@@ -126,7 +126,7 @@ pub async fn serve(opts: ServeOptions, paths: Paths, cfg: Config) -> anyhow::Res
     // its disk cache, and with neither it is read in the background by `live`,
     // its servers joining when it answers (list requests wait for that within
     // `[timeouts] first_list`).
-    let (live, resolved) = crate::live::Live::start(opts, paths.clone(), cfg.clone());
+    let (live, resolved) = crate::live::Live::start(opts.adhoc, opts.prefix, paths.clone(), cfg.clone());
     if resolved.servers.is_empty() && !live.pending() {
         tracing::warn!(
             "no servers to bridge: configure a registry or [[servers]] in {}, or pass URLs to `serve`",

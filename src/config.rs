@@ -56,7 +56,7 @@ pub struct Config {
 pub struct AuthConfig {
     /// Where credentials live: "auto" (OS store, else a 0600 file), "keyring",
     /// "file", or "memory" (tests).
-    pub store: crate::auth::StoreKind,
+    pub store: StoreKind,
     /// Seconds `mcp-bridge login` waits for the browser.
     pub login_timeout: f64,
     /// While serving, open the browser by itself for a server that needs a login.
@@ -66,11 +66,24 @@ pub struct AuthConfig {
 impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
-            store: crate::auth::StoreKind::Auto,
+            store: StoreKind::Auto,
             login_timeout: 300.0,
             auto_login: true,
         }
     }
+}
+
+/// `[auth] store`: where credentials live (the `auth` module opens it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// The OS store if it works, else the file.
+    #[default]
+    Auto,
+    Keyring,
+    File,
+    /// In memory only (tests).
+    Memory,
 }
 
 /// `[registry]`: where the list of company servers comes from.
@@ -741,33 +754,6 @@ pub fn expand_env(value: &str) -> Result<String, String> {
     Ok(out)
 }
 
-/// Glob match with `*` (any run) and `?` (one character).
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -920,17 +906,6 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("used twice"), "{e}");
-    }
-
-    #[test]
-    fn globs() {
-        assert!(glob_match("search_*", "search_issues"));
-        assert!(glob_match("*", ""));
-        assert!(glob_match("a?c", "abc"));
-        assert!(!glob_match("a?c", "abbc"));
-        assert!(glob_match("com.example/*", "com.example/jira"));
-        assert!(!glob_match("get_*", "search_x"));
-        assert!(glob_match("*_*_*", "a_b_c"));
     }
 
     #[test]

@@ -16,7 +16,6 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::ServeOptions;
 use crate::bridge::{Bridge, Settings};
 use crate::config::{Config, Paths, secs};
 use crate::registry::sync::{Fetched, Mirror};
@@ -228,7 +227,10 @@ pub struct SourcesState {
 
 /// The background task that keeps the bridge's server list current.
 pub struct Live {
-    opts: ServeOptions,
+    /// Servers named on the command line, bridged beside the config's.
+    adhoc: AdHoc,
+    /// `serve --prefix`, which wins over the config's on every reload.
+    prefix: Option<crate::catalog::PrefixMode>,
     paths: Paths,
     cfg: Config,
     registry: RegistryCopy,
@@ -247,17 +249,23 @@ impl Live {
     /// Load what is known of the registry without the network (its file or
     /// cache) and resolve the first server list. When there is nothing cached,
     /// [`Live::pending`] is set and [`Live::run`] asks the API at once.
-    pub fn start(opts: ServeOptions, paths: Paths, cfg: Config) -> (Live, Resolved) {
+    pub fn start(
+        adhoc: AdHoc,
+        prefix: Option<crate::catalog::PrefixMode>,
+        paths: Paths,
+        cfg: Config,
+    ) -> (Live, Resolved) {
         let registry = load_local(&cfg, &paths);
         let mut said = HashSet::new();
-        let resolved = resolve(&cfg, &registry, &opts.adhoc, &mut said);
+        let resolved = resolve(&cfg, &registry, &adhoc, &mut said);
         let state = SourcesState {
             registry: registry.summary(),
             config_error: None,
             problems: resolved.problems.clone(),
         };
         let live = Live {
-            opts,
+            adhoc,
+            prefix,
             paths,
             cfg,
             registry,
@@ -432,7 +440,7 @@ impl Live {
                 return false;
             }
         };
-        if let Some(p) = self.opts.prefix {
+        if let Some(p) = self.prefix {
             next.naming.prefix = p;
         }
         self.state.lock().expect("sources state").config_error = None;
@@ -579,7 +587,7 @@ impl Live {
 
     /// Resolve the current sources and hand the result to the bridge.
     async fn apply(&mut self, bridge: &Arc<Bridge>) {
-        let resolved = resolve(&self.cfg, &self.registry, &self.opts.adhoc, &mut self.said);
+        let resolved = resolve(&self.cfg, &self.registry, &self.adhoc, &mut self.said);
         self.state.lock().expect("sources state").problems = resolved.problems.clone();
         let settings = Settings::from_config(&self.cfg, Some(self.paths.cache_dir.clone()));
         bridge.reconfigure(resolved.servers, settings).await;

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use rmcp::model::Tool;
 use serde::Deserialize;
 
-use crate::config::glob_match;
+use crate::util::glob_match;
 
 /// `[policy]` in the config. Patterns are globs (`*`, `?`) over
 /// `<server>__<name>`: the server's id, two underscores, and the tool's or

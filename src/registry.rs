@@ -18,7 +18,8 @@ use serde_json::Value;
 pub mod sync;
 
 use crate::catalog::namespace_from;
-use crate::config::{Config, RegistryConfig, expand_env, glob_match};
+use crate::config::{Config, RegistryConfig, expand_env};
+use crate::util::glob_match;
 
 /// Registry `_meta` key of the official status block.
 pub const OFFICIAL_META: &str = "io.modelcontextprotocol.registry/official";

@@ -1,9 +1,10 @@
-//! Small helpers shared by several modules: error chains, the clock, private
-//! directories, same-file checks, and [`printable`], the one escape every
+//! Small helpers shared by several modules: error chains, the clock, globs,
+//! retry backoff, private directories, same-file checks, and [`printable`], the one escape every
 //! upstream-, registry- or config-derived string goes through before it reaches
 //! a terminal.
 
 use std::borrow::Cow;
+use std::time::Duration;
 
 /// An error and its sources on one line: `a: b: c`.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
@@ -18,6 +19,41 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         cur = c.source();
     }
     s
+}
+
+/// Glob match with `*` (any run) and `?` (one character).
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+/// Capped exponential backoff with full jitter: 0.25 s, 0.5 s, 1 s, ... up to `max`.
+pub fn backoff(attempt: u32, max: Duration) -> Duration {
+    let base = Duration::from_millis(250).saturating_mul(1u32 << attempt.min(16));
+    let capped = base.min(max);
+    let jitter = rand::Rng::random_range(&mut rand::rng(), 0.5..=1.0);
+    capped.mul_f64(jitter)
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
@@ -178,6 +214,18 @@ pub fn is_same_file(_: &std::fs::File, path: &std::path::Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("search_*", "search_issues"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("a?c", "abc"));
+        assert!(!glob_match("a?c", "abbc"));
+        assert!(glob_match("com.example/*", "com.example/jira"));
+        assert!(!glob_match("get_*", "search_x"));
+        assert!(glob_match("*_*_*", "a_b_c"));
+    }
+
     use proptest::prelude::*;
 
     #[test]

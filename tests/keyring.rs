@@ -4,7 +4,8 @@
 //! says it was skipped (the rest of the suite uses the file store, and the store's
 //! unit tests use keyring-core's mock store).
 
-use mcp_bridge::auth::store::{Entry, StoreKind, TokenStore};
+use mcp_bridge::auth::store::{Entry, TokenStore};
+use mcp_bridge::config::StoreKind;
 
 fn enabled() -> bool {
     let on = std::env::var("MCP_BRIDGE_TEST_SECRET_SERVICE").as_deref() == Ok("1");

@@ -19,7 +19,9 @@ use std::sync::{Arc, Mutex};
 
 use rmcp::transport::auth::{AuthError, CredentialRefreshGuard, CredentialStore, StoredCredentials};
 
-pub use store::{StoreKind, TokenStore, canonical_key};
+pub use store::{TokenStore, canonical_key};
+
+use crate::config::StoreKind;
 
 /// Env var that overrides `[auth] store` (tests use it to stay off the user's keyring).
 pub const ENV_STORE: &str = "MCP_BRIDGE_CREDENTIAL_STORE";

@@ -81,7 +81,7 @@ pub async fn run(
         let wait = if failures == 0 {
             due_in(received, expires_in, now(), rand::rng().random_range(0.0..1.0))
         } else {
-            crate::upstream::backoff(failures, Duration::from_secs(60)).max(MIN_WAIT)
+            crate::util::backoff(failures, Duration::from_secs(60)).max(MIN_WAIT)
         };
         tokio::select! {
             _ = cancel.cancelled() => return Outcome::Stopped,

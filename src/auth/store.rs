@@ -16,6 +16,7 @@
 //! through `spawn_blocking`. Nothing here logs a secret; [`Entry`]'s `Debug`
 //! redacts them.
 
+use crate::config::StoreKind;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -152,19 +153,6 @@ pub struct ForUpdate {
     pub entry: Entry,
     /// The unreadable entry the next write replaces.
     pub replaces: Option<StoreError>,
-}
-
-/// Which store to use, from config (`[auth] store`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum StoreKind {
-    /// The OS store if it works, else the file.
-    #[default]
-    Auto,
-    Keyring,
-    File,
-    /// In memory only (tests).
-    Memory,
 }
 
 impl TokenStore {

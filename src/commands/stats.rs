@@ -17,7 +17,7 @@ use super::status::strip_ansi;
 use super::status::{Align, Paint, table, wants_colour};
 use crate::app::{self, ServeOptions};
 use crate::audit::{self, Outcome, Record};
-use crate::config::glob_match;
+use crate::util::glob_match;
 
 /// Which records `stats` looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

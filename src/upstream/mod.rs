@@ -250,14 +250,6 @@ impl UpstreamHandle {
     }
 }
 
-/// Capped exponential backoff with full jitter: 0.25 s, 0.5 s, 1 s, ... up to `max`.
-pub fn backoff(attempt: u32, max: Duration) -> Duration {
-    let base = Duration::from_millis(250).saturating_mul(1u32 << attempt.min(16));
-    let capped = base.min(max);
-    let jitter = rand::rng().random_range(0.5..=1.0);
-    capped.mul_f64(jitter)
-}
-
 /// How long a cancellation or a reply to the server may take (see `transport_config`).
 pub const CONTROL_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -842,7 +834,7 @@ async fn run(owner: Owner) {
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     _ = retry_now.notified() => continue,
-                    _ = tokio::time::sleep(backoff(attempt, secs(timeouts.backoff_max))) => continue,
+                    _ = tokio::time::sleep(crate::util::backoff(attempt, secs(timeouts.backoff_max))) => continue,
                 }
             }
         };
@@ -980,7 +972,7 @@ async fn run(owner: Owner) {
         tracing::debug!(server = %id, "reconnecting after {last_error:?}");
         tokio::select! {
             _ = cancel.cancelled() => break,
-            _ = tokio::time::sleep(backoff(attempt, secs(timeouts.backoff_max))) => {}
+            _ = tokio::time::sleep(crate::util::backoff(attempt, secs(timeouts.backoff_max))) => {}
         }
     }
     report(ConnState::Stopped);
@@ -1019,7 +1011,7 @@ fn spawn_listener(peer: Peer<RoleClient>, refresh: Arc<Notify>, cancel: Cancella
                 }
             }
             attempt += 1;
-            tokio::time::sleep(backoff(attempt, Duration::from_secs(30))).await;
+            tokio::time::sleep(crate::util::backoff(attempt, Duration::from_secs(30))).await;
         }
     });
     cancel
