@@ -13,14 +13,14 @@ pub struct Guard;
 
 pub fn init(cfg: &LogConfig, state_dir: &Path) -> Guard {
     // rmcp logs whole messages at debug, notifications at info, and every error
-    // response it sends or gets at warn (rmcp.md #20): errors that the bridge
+    // response it sends or gets at warn: errors that the bridge
     // reports itself. Keep it at error unless RUST_LOG asks for more. Its
     // transport worker logs every failed connect attempt as an error; the bridge
     // says each outage once itself, so that one stays quiet by default.
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{},rmcp=error,rmcp::transport::worker=off", cfg.level)))
-        // rmcp logs the authorization code and token exchanges at debug (auth.md
-        // gap 16): never, whatever RUST_LOG says.
+        // rmcp logs the authorization code and token exchanges at debug: never,
+        // whatever RUST_LOG says.
         .add_directive("rmcp::transport::auth=warn".parse().expect("static directive"));
     let file = match &cfg.file {
         None | Some(LogFile::Default(false)) => None,

@@ -563,7 +563,7 @@ async fn check_long_running_with_progress(
 /// server-everything answers a request that carries an unknown `Mcp-Session-Id`
 /// with HTTP 400 and an id-less JSON-RPC error (`-32000 "Bad Request: No valid
 /// session ID provided"`), not the 404 the spec prescribes for an expired session
-/// (docs: protocol.md 2.2, interop note). A bridge that only re-initialises on 404
+/// (the TypeScript SDK's behaviour). A bridge that only re-initialises on 404
 /// keeps the dead session forever: see the assertion message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bridge_recovers_when_server_everything_restarts() {

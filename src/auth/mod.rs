@@ -4,11 +4,11 @@
 //!
 //! `upstream` asks this module for an authorised HTTP client; only this module and
 //! `upstream` know HTTP. rmcp gaps are filled here, one place each:
-//! - the client secret is not persisted by rmcp (rmcp.md #8): kept in our [`store::Entry`];
-//! - `get_access_token` reads the store on every request (rmcp.md #19): cached in
+//! - the client secret is not persisted by rmcp: kept in our [`store::Entry`];
+//! - `get_access_token` reads the store on every request: cached in
 //!   [`ServerCredentials`];
-//! - no cross-process refresh lock (auth.md gap 6): a lock file per server;
-//! - PKCE support only warned about when absent (gap 9): [`oauth::login`] refuses.
+//! - no cross-process refresh lock: a lock file per server;
+//! - PKCE support only warned about when absent: [`oauth::login`] refuses.
 
 pub mod auto;
 pub mod oauth;

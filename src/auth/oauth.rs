@@ -71,10 +71,9 @@ fn failed(e: impl std::fmt::Display) -> LoginError {
 }
 
 /// An OAuth manager for `url` whose HTTP client has the bridge's settings and
-/// reaches internal servers (rmcp filters private addresses otherwise: gap 14).
+/// reaches internal servers (rmcp filters private addresses otherwise).
 /// With `send_resource` false, the RFC 8707 `resource` parameter is left out of
-/// token requests, for identity providers that reject it (rmcp always sends it:
-/// gap 11).
+/// token requests, for identity providers that reject it (rmcp always sends it).
 pub async fn manager(
     url: &str,
     creds: ServerCredentials,
@@ -200,7 +199,7 @@ pub async fn login(url: &str, creds: ServerCredentials, opts: &LoginOptions) -> 
 
     // A client registered dynamically before, with the same authorization server,
     // is reused: it is bound to its redirect URI, so listen on that port again if
-    // it is free (rmcp would register a new client on every login: gap 8).
+    // it is free (rmcp would register a new client on every login).
     let reuse = match (&opts.client_id, &previous) {
         (None, Some(e)) => e
             .oauth
@@ -406,7 +405,7 @@ async fn accept_callback(listener: &tokio::net::TcpListener, port: u16) -> Resul
         if target.starts_with("/callback?") {
             let url = format!("http://127.0.0.1:{port}{target}");
             // An error redirect (`error=access_denied`) has no code: say what the
-            // server said instead of rmcp's "missing code" (gap 15).
+            // server said instead of rmcp's "missing code".
             if let Ok(u) = url::Url::parse(&url)
                 && let Some((_, e)) = u.query_pairs().find(|(k, _)| k == "error")
             {

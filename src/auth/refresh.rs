@@ -1,5 +1,5 @@
 //! Proactive refresh: rmcp refreshes only when a request finds the token about to
-//! expire (auth.md gap 1), so a call would pay for the refresh. One task per
+//! expire, so a call would pay for the refresh. One task per
 //! logged-in server refreshes at about 75 % of the token's lifetime, with jitter,
 //! so calls never wait on a refresh they could have avoided.
 //!

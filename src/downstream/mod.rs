@@ -280,7 +280,7 @@ impl Downstream {
             .await
             .map_err(|e| Failure::from(up, e, timeout))?;
         let up_id = handle.id.clone();
-        // rmcp always replaces the progress token on outbound requests (rmcp.md #1):
+        // rmcp always replaces the progress token on outbound requests:
         // map the upstream's token back to the IDE's for as long as the call runs.
         let up_token = handle.progress_token.clone();
         let early = up.progress.register(up_token.clone(), ctx.meta.get_progress_token());
@@ -291,7 +291,7 @@ impl Downstream {
         for p in early {
             let _ = ctx.peer.notify_progress(p).await;
         }
-        // rmcp does not abort handlers on cancellation (rmcp.md #2): watch ctx.ct.
+        // rmcp does not abort handlers on cancellation: watch ctx.ct.
         tokio::select! {
             r = handle.await_response() => r.map_err(|e| Failure::from(up, e, timeout)),
             _ = ctx.ct.cancelled() => {

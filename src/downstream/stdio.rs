@@ -1,8 +1,8 @@
 //! The stdio transport to the IDE: newline-delimited JSON-RPC on stdin/stdout.
 //!
 //! rmcp's own async-rw transport silently drops input that is not JSON and answers
-//! malformed messages without an `id` (rmcp.md: the SDKs ignore unparsable input to
-//! avoid error storms). JSON-RPC 2.0 asks for `-32700 Parse error` and
+//! malformed messages without an `id` (the SDKs ignore unparsable input to avoid
+//! error storms). JSON-RPC 2.0 asks for `-32700 Parse error` and
 //! `-32600 Invalid Request` with `"id": null` (or the request's id when it can be
 //! read), so this transport frames the stream itself: it answers bad input
 //! precisely (`-32602` for a known method whose params do not fit), bounds the

@@ -424,7 +424,7 @@ mod tests {
         ]
     }
 
-    /// The entry the installer writes for `top_key` (ide-configs.md 7.4).
+    /// The entry the installer writes for `top_key`.
     fn entry(top_key: &str) -> Value {
         if top_key == "servers" {
             json!({"type": "stdio", "command": BIN, "args": ["serve"], "env": {}})

@@ -18,8 +18,8 @@ use tokio::sync::{Notify, mpsc};
 
 /// Routes progress notifications of one connection back to the IDE's tokens.
 ///
-/// rmcp replaces the progress token of every outbound request with its own
-/// (rmcp.md #1), and hands the bridge that token only after the request is queued.
+/// rmcp replaces the progress token of every outbound request with its own,
+/// and hands the bridge that token only after the request is queued.
 /// A fast server can send progress before the bridge has recorded the mapping, so
 /// notifications for a token not yet registered are held briefly (bounded in count
 /// and age) and released when the call registers it. rmcp also runs each
@@ -350,8 +350,8 @@ impl ClientHandler for UpstreamClient {
     }
 
     async fn on_custom_notification(&self, n: CustomNotification, _ctx: NotificationContext<RoleClient>) {
-        // `notifications/elicitation/complete` has no typed variant in rmcp 3.11
-        // (rmcp.md #21): relay it to a legacy IDE as is.
+        // `notifications/elicitation/complete` has no typed variant in rmcp 3.11:
+        // relay it to a legacy IDE as is.
         if n.method == "notifications/elicitation/complete"
             && let Some(ide) = self.ide.peer()
             && !self.ide.is_modern()

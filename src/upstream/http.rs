@@ -498,7 +498,7 @@ impl StreamableHttpClient for Upstream {
 }
 
 /// A client that also recognises an expired session the way real servers report
-/// it. rmcp re-initialises a session only on HTTP 404 (rmcp.md #15); the reference
+/// it. rmcp re-initialises a session only on HTTP 404; the reference
 /// server `server-everything` (and others built on the TypeScript SDK) answer a
 /// request for a session they do not know with HTTP 400 and an id-less JSON-RPC
 /// error ("No valid session ID provided"), which rmcp delivers as a stray error

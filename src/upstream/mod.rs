@@ -840,14 +840,16 @@ async fn run(owner: Owner) {
         };
         auto_login_tried = false;
         let peer = running.peer().clone();
-        // Refreshers must see failures, not a stale cached list (rmcp.md #12).
+        // Refreshers must see failures, not a stale cached list (rmcp serves its
+        // cached list on error by default).
         peer.set_response_cache_config(ClientCacheConfig::default().with_serve_stale_on_error(false))
             .await;
         let protocol = peer.peer_info().map(|i| i.protocol_version.clone()).unwrap_or_default();
         legacy_hint = Some(protocol.has_initialize());
         tracing::info!(server = %id, %protocol, "connected");
         // List before announcing Ready: for modern servers this also fills the
-        // transport's schema cache that `Mcp-Param-*` headers need (rmcp.md #17).
+        // transport's schema cache that `Mcp-Param-*` headers need (rmcp fills it
+        // only from a listing).
         // Deadlines, not durations: a timer must not restart whenever another
         // branch of the loop below fires.
         let at = |d: Option<Duration>| d.map(|d| tokio::time::Instant::now() + d);
