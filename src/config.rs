@@ -737,6 +737,11 @@ fn numbers(cfg: &Config) -> Vec<(&'static str, &'static str, f64, Range)> {
 
 /// Expand `${VAR}` from the environment. Unknown variables are an error naming them.
 pub fn expand_env(value: &str) -> Result<String, String> {
+    expand_with(value, |var| std::env::var(var).ok())
+}
+
+/// [`expand_env`] with the variables from `lookup` (pure, for tests).
+fn expand_with(value: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
     let mut out = String::new();
     let mut rest = value;
     while let Some(i) = rest.find("${") {
@@ -744,9 +749,9 @@ pub fn expand_env(value: &str) -> Result<String, String> {
         let after = &rest[i + 2..];
         let end = after.find('}').ok_or_else(|| format!("unclosed ${{ in {value:?}"))?;
         let var = &after[..end];
-        match std::env::var(var) {
-            Ok(v) => out.push_str(&v),
-            Err(_) => return Err(format!("environment variable {var} is not set")),
+        match lookup(var) {
+            Some(v) => out.push_str(&v),
+            None => return Err(format!("environment variable {var} is not set")),
         }
         rest = &after[end + 1..];
     }
@@ -910,14 +915,13 @@ mod tests {
 
     #[test]
     fn env_expansion() {
-        // SAFETY: test-local variable name, no other thread reads it.
-        unsafe { std::env::set_var("MCP_BRIDGE_TEST_X", "v") };
-        assert_eq!(expand_env("a${MCP_BRIDGE_TEST_X}b").unwrap(), "avb");
-        assert!(
-            expand_env("${MCP_BRIDGE_TEST_UNSET_Y}")
-                .unwrap_err()
-                .contains("MCP_BRIDGE_TEST_UNSET_Y")
-        );
+        // The environment is never changed in a test (clippy.toml): other
+        // threads read it.
+        let env = |var: &str| (var == "X").then(|| "v".to_owned());
+        assert_eq!(expand_with("a${X}b", env).unwrap(), "avb");
+        assert!(expand_with("${UNSET_Y}", env).unwrap_err().contains("UNSET_Y"));
+        assert!(expand_with("${X", env).unwrap_err().contains("unclosed"));
+        assert_eq!(expand_with("plain", env).unwrap(), "plain");
         assert_eq!(expand_env("plain").unwrap(), "plain");
     }
 }

@@ -16,7 +16,7 @@
 //! `upstream` (Streamable HTTP). `catalog`, `discovery`, `config` and `registry`
 //! parsing do no network IO.
 
-#![warn(clippy::print_stdout)]
+#![deny(clippy::print_stdout)] // stdout is the protocol (see ARCHITECTURE.md)
 
 pub mod app;
 pub mod audit;
