@@ -17,11 +17,17 @@ use serde_json::Value;
 /// `mcp-bridge ARGS` in `home` (its own HOME too, so `doctor` reads no real IDE
 /// file), with `stdin` piped in.
 async fn run(home: &Home, args: &[&str], stdin: &str) -> Output {
-    use tokio::io::AsyncWriteExt;
-    let mut child = cli(home, args)
-        .env("HOME", home.path())
+    let mut cmd = cli(home, args);
+    cmd.env("HOME", home.path())
         .env_remove("XDG_CONFIG_HOME")
-        .env_remove("CLAUDE_CONFIG_DIR")
+        .env_remove("CLAUDE_CONFIG_DIR");
+    with_stdin(cmd, stdin).await
+}
+
+/// Run `cmd` to its end with `stdin` piped in.
+async fn with_stdin(mut cmd: tokio::process::Command, stdin: &str) -> Output {
+    use tokio::io::AsyncWriteExt;
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -218,21 +224,9 @@ async fn serve_once_headless(home: &Home) -> String {
 /// `auth set` on a headless machine; its stderr.
 #[cfg(target_os = "linux")]
 async fn auth_set_headless(home: &Home, token: &str) -> String {
-    use tokio::io::AsyncWriteExt;
-    let mut child = cli(home, &["auth", "set", "notes"])
-        .envs(HEADLESS)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(format!("{token}\n").as_bytes()).await.unwrap();
-    drop(input);
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let mut cmd = cli(home, &["auth", "set", "notes"]);
+    cmd.envs(HEADLESS);
+    let out = with_stdin(cmd, &format!("{token}\n")).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     text(&out.stderr)
 }
