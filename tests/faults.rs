@@ -311,14 +311,12 @@ async fn malformed_input_gets_errors_and_serving_continues() {
     assert!(v["result"]["tools"].is_array(), "{v}");
 }
 
-/// Calls `whoami` until the bridge is connected to its one upstream.
-async fn until_connected(raw: &mut Raw) {
+/// Calls `whoami` (a request line from `call(id, tool)`) until the bridge is
+/// connected to its one upstream.
+async fn until_connected(raw: &mut Raw, call: impl Fn(&str, &str) -> String) {
     let deadline = Instant::now() + Duration::from_secs(20);
     for id in 9000.. {
-        raw.send(&format!(
-            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"whoami"}}}}"#
-        ))
-        .await;
+        raw.send(&call(&id.to_string(), "whoami")).await;
         let v = raw.answer().await;
         assert_eq!(v["id"], json!(id), "{v}");
         if v["result"]["isError"] != json!(true) && v["error"].is_null() {
@@ -327,6 +325,11 @@ async fn until_connected(raw: &mut Raw) {
         assert!(Instant::now() < deadline, "never connected: {v}");
         tokio::task::yield_now().await;
     }
+}
+
+/// A 2025-11-25 `tools/call` line without arguments.
+fn legacy_call(id: &str, tool: &str) -> String {
+    format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}"}}}}"#)
 }
 
 /// Every request with an id gets exactly one answer, under a burst of bad
@@ -343,7 +346,7 @@ async fn every_request_is_answered_once_with_its_own_id() {
     home.servers_config(&[("alpha", &alpha.url)], "");
     let mut raw = Raw::spawn(&home);
     raw.initialize().await;
-    until_connected(&mut raw).await;
+    until_connected(&mut raw, legacy_call).await;
 
     // A burst of 60 requests with bad params, written at once, beyond the
     // rate limit for unreadable input: 60 answers, one per id, all -32602.
@@ -591,4 +594,41 @@ async fn tools_and_call_commands() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown tool"));
     assert!(out.stdout.is_empty());
+}
+
+/// A 2026-07-28 IDE that cancels a call may reuse its id at once: rmcp sends
+/// no answer to a cancelled request in either generation, so the bridge must
+/// not keep the id in flight.
+#[tokio::test]
+async fn a_modern_ide_reuses_a_cancelled_id() {
+    const META: &str = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"raw","version":"1"}}"#;
+    let server = TestServer::new(Era::Modern, "alpha");
+    let probe = server.probe.clone();
+    let alpha = Upstream::start(server);
+    let home = Home::new();
+    home.servers_config(&[("alpha", &alpha.url)], "");
+    let mut raw = Raw::spawn(&home);
+    let call = |id: &str, tool: &str| {
+        format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}",{META}}}}}"#)
+    };
+    until_connected(&mut raw, call).await;
+    for id in ["7", "123456789012345678901234567890"] {
+        raw.send(&call(id, "slow")).await;
+        tokio::time::timeout(Duration::from_secs(10), probe.started.notified())
+            .await
+            .unwrap();
+        raw.send(&format!(
+            r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":{id}}}}}"#
+        ))
+        .await;
+        tokio::time::timeout(Duration::from_secs(10), probe.cancelled.notified())
+            .await
+            .expect("the upstream call is cancelled");
+        raw.send(&call(id, "whoami")).await;
+        let line = raw.answer_text().await;
+        assert!(
+            line.starts_with(&format!(r#"{{"jsonrpc":"2.0","id":{id},"result""#)),
+            "{line}"
+        );
+    }
 }

@@ -126,16 +126,8 @@ impl InFlight {
         None
     }
 
-    /// The internal id of the request with id `key`.
-    pub fn lookup(&self, key: &Key) -> Option<RequestId> {
-        match key {
-            Key::Id(id) if self.own.contains(id) => Some(id.clone()),
-            _ => self.mapped_keys.get(key).cloned(),
-        }
-    }
-
-    /// Forget a request that will not be answered (the IDE cancelled it, and
-    /// the 2025 lifecycle sends no answer after a cancellation).
+    /// Forget a request that will not be answered (the IDE cancelled it: rmcp
+    /// drops the answer to a cancelled request).
     pub fn forget(&mut self, key: &Key) -> Option<RequestId> {
         if let Key::Id(id) = key
             && self.own.remove(id)
@@ -197,7 +189,6 @@ mod tests {
         let mut t = InFlight::default();
         let wide = Key::from_wire("123456789012345678901234567890");
         let id = t.admit(wide.clone()).unwrap();
-        assert_eq!(t.lookup(&wide), Some(id.clone()));
         assert_eq!(t.admit(wide.clone()), None);
         assert_eq!(t.answered(&id).as_deref(), Some("123456789012345678901234567890"));
         assert!(t.is_empty());

@@ -510,13 +510,10 @@ impl<R, W> StdioTransport<R, W> {
             tracing::debug!("ignored a cancellation before initialize");
             return None;
         }
-        // rmcp sends no answer to a cancelled 2025 request, so its id is free
-        // again; a 2026-07-28 request still gets its answer.
-        let id = if self.modern {
-            self.in_flight.lookup(request)
-        } else {
-            self.in_flight.forget(request)
-        };
+        // rmcp drops the answer to a request the IDE cancelled (a server
+        // never answers after a cancellation, in either generation), so its id
+        // is free again.
+        let id = self.in_flight.forget(request);
         let Some(id) = id else {
             tracing::debug!("ignored a cancellation of {}, which is not in flight", request.wire());
             return None;
