@@ -654,7 +654,7 @@ mod tests {
     use serde_json::json;
 
     fn example() -> Vec<Value> {
-        let page: Page = serde_json::from_str(include_str!("../config/registry.example.json")).unwrap();
+        let page: Page = serde_json::from_str(include_str!("../../config/registry.example.json")).unwrap();
         page.servers
     }
 
