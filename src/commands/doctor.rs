@@ -57,7 +57,6 @@ impl Report {
     }
 }
 
-#[allow(clippy::print_stdout)] // the report is the command's output
 pub async fn run(opts: &ServeOptions) -> anyhow::Result<()> {
     let mut r = Report::default();
     let loaded = app::load_config(opts);
@@ -76,7 +75,7 @@ pub async fn run(opts: &ServeOptions) -> anyhow::Result<()> {
         Err(e) => {
             r.fix(format!("{e}: fix the file (serve refuses to start with it)"));
             ides(&mut r, &Machine::detect());
-            print!("{}", r.render());
+            super::out::print(r.render())?;
             anyhow::bail!("{} thing(s) to fix", r.problems());
         }
     };
@@ -94,7 +93,7 @@ pub async fn run(opts: &ServeOptions) -> anyhow::Result<()> {
     }
     servers(&mut r, &cfg, &paths, store).await;
     ides(&mut r, &Machine::detect());
-    print!("{}", r.render());
+    super::out::print(r.render())?;
     let n = r.problems();
     anyhow::ensure!(n == 0, "{n} thing(s) to fix");
     Ok(())

@@ -5,8 +5,10 @@
 //! before a terminal sees it.
 
 pub mod doctor;
+pub mod out;
 pub mod stats;
 mod status;
+mod table;
 
 use std::time::Duration;
 

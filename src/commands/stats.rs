@@ -7,14 +7,12 @@
 //! [`to_json`] are plain functions over plain data, tested below.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-#[cfg(test)]
-use super::status::strip_ansi;
-use super::status::{Align, Paint, table, wants_colour};
+use super::out;
+use super::table::{Align, Paint, table};
 use crate::app::{self, ServeOptions};
 use crate::audit::{self, Outcome, Record};
 use crate::util::glob_match;
@@ -293,10 +291,9 @@ pub fn stats(opts: &ServeOptions, since: Since, json: bool) -> anyhow::Result<()
     let text = if json {
         crate::util::json_pretty(&to_json(&summary))? + "\n"
     } else {
-        let colour = wants_colour(std::io::stdout().is_terminal(), std::env::var_os("NO_COLOR").as_deref());
-        render(&summary, colour)
+        render(&summary, out::colour())
     };
-    super::status::print_report(&text)
+    out::print(text)
 }
 
 fn stats_json(s: &Stats) -> serde_json::Map<String, Value> {
@@ -509,6 +506,7 @@ fn push_table(out: &mut String, header: &[(&str, Align)], rows: &[Vec<(String, P
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commands::table::strip_ansi;
 
     fn rec(ts_ms: u64, server: &str, tool: &str, ms: f64, outcome: Outcome, bytes: usize) -> Record {
         Record {

@@ -6,10 +6,10 @@
 //! named with its location and the fix), ages and rendering (foreign text
 //! escaped, `--json` exact) are plain functions over plain data, tested below.
 
-use std::io::IsTerminal;
-
 use serde_json::{Value, json};
 
+use super::out;
+use super::table::{Align, Paint, table};
 use crate::app::{self, ServeOptions};
 use crate::auth::ServerCredentials;
 use crate::auth::store::{Entry, StoreError};
@@ -73,24 +73,12 @@ pub async fn status(opts: &ServeOptions, json: bool) -> anyhow::Result<()> {
     let text = if json {
         crate::util::json_pretty(&to_json(&report, now))? + "\n"
     } else {
-        let colour = wants_colour(std::io::stdout().is_terminal(), std::env::var_os("NO_COLOR").as_deref());
-        render(&report, now, colour)
+        render(&report, now, out::colour())
     };
-    print_report(&text)?;
+    out::print(text)?;
     match broken {
         Some(e) => Err(e.into()),
         None => Ok(()),
-    }
-}
-
-/// The report is the command's stdout (a person's or a script's). A reader that
-/// went away early (`status | head`) is not an error.
-pub(super) fn print_report(text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        r => Ok(r?),
     }
 }
 
@@ -495,44 +483,14 @@ fn to_json(r: &Report, now: u64) -> Value {
     })
 }
 
-/// Colour on a terminal unless `NO_COLOR` is set to something (no-color.org).
-pub(super) fn wants_colour(stdout_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
-    stdout_is_terminal && no_color.is_none_or(|v| v.is_empty())
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Paint {
-    Plain,
-    Green,
-    Yellow,
-    Red,
-    Dim,
-}
-
-impl Paint {
-    fn of_state(state: &str) -> Paint {
-        match state {
-            "ready" => Paint::Green,
-            "connecting" => Paint::Yellow,
-            "failed" => Paint::Red,
-            "stopped" | "not running" => Paint::Dim,
-            _ => Paint::Plain,
-        }
-    }
-
-    pub(super) fn apply(self, text: &str, colour: bool) -> String {
-        let code = match self {
-            Paint::Plain => return text.to_owned(),
-            Paint::Green => "32",
-            Paint::Yellow => "33",
-            Paint::Red => "31",
-            Paint::Dim => "2",
-        };
-        if colour && !text.is_empty() {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_owned()
-        }
+/// The colour of a server's state.
+fn state_paint(state: &str) -> Paint {
+    match state {
+        "ready" => Paint::Green,
+        "connecting" => Paint::Yellow,
+        "failed" => Paint::Red,
+        "stopped" | "not running" => Paint::Dim,
+        _ => Paint::Plain,
     }
 }
 
@@ -563,52 +521,6 @@ fn truncate(s: &str, max: usize) -> String {
 
 /// Errors in the table are cut to this many characters (`--json` has them whole).
 const ERROR_WIDTH: usize = 100;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Align {
-    Left,
-    Right,
-}
-
-/// Aligned columns, two spaces apart, widths from the text without colour codes;
-/// the last column is not padded. Cells are escaped ([`printable`]): they hold
-/// the servers' and the registry's words.
-pub(super) fn table(header: &[(&str, Align)], rows: &[Vec<(String, Paint)>], colour: bool) -> Vec<String> {
-    let rows: Vec<Vec<(String, Paint)>> = rows
-        .iter()
-        .map(|r| r.iter().map(|(t, p)| (printable(t).into_owned(), *p)).collect())
-        .collect();
-    let width = |i: usize| {
-        rows.iter()
-            .map(|r| r[i].0.chars().count())
-            .chain([header[i].0.len()])
-            .max()
-            .unwrap_or(0)
-    };
-    let widths: Vec<usize> = (0..header.len()).map(width).collect();
-    let line = |cells: Vec<(String, Paint)>| {
-        let last = cells.len() - 1;
-        let mut out = String::new();
-        for (i, (text, paint)) in cells.into_iter().enumerate() {
-            let pad = " ".repeat(widths[i] - text.chars().count());
-            let painted = paint.apply(&text, colour);
-            match header[i].1 {
-                Align::Right => out.push_str(&format!("{pad}{painted}")),
-                Align::Left if i == last => out.push_str(&painted),
-                Align::Left => out.push_str(&format!("{painted}{pad}")),
-            }
-            if i != last {
-                out.push_str("  ");
-            }
-        }
-        out
-    };
-    let mut out = vec![line(
-        header.iter().map(|(h, _)| (h.to_string(), Paint::Plain)).collect(),
-    )];
-    out.extend(rows.into_iter().map(line));
-    out
-}
 
 /// The terminal report. Every text that is not the bridge's own goes through
 /// [`printable`] (the table does it per cell).
@@ -708,7 +620,7 @@ fn render(r: &Report, now: u64, colour: bool) -> String {
                 vec![
                     (row.server.clone(), Paint::Plain),
                     (row.source.clone(), Paint::Plain),
-                    (row.state.clone(), Paint::of_state(&row.state)),
+                    (row.state.clone(), state_paint(&row.state)),
                     (row.auth.short(), auth_paint),
                     row.protocol.clone().map(|p| (p, Paint::Plain)).unwrap_or_else(dash),
                     count(|c| c.tools),
@@ -760,24 +672,10 @@ fn render(r: &Report, now: u64, colour: bool) -> String {
     out
 }
 
-/// `s` without ANSI colour codes (tests of coloured tables).
-#[cfg(test)]
-pub(super) fn strip_ansi(s: &str) -> String {
-    let mut out = String::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            chars.by_ref().find(|&c| c == 'm');
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commands::table::strip_ansi;
     use crate::registry::Source;
     use crate::state::{RegistryState, ServerState};
 
@@ -847,17 +745,6 @@ mod tests {
         assert_eq!(truncate("ééééééééééé", 5), "éééé…");
         assert_eq!(truncate("first line\nsecond", 50), "first line…");
         assert_eq!(truncate("trailing newline\n", 50), "trailing newline");
-    }
-
-    #[test]
-    fn colour_only_on_a_terminal_without_no_color() {
-        assert!(wants_colour(true, None));
-        assert!(!wants_colour(false, None));
-        assert!(!wants_colour(true, Some("1".as_ref())));
-        assert!(
-            wants_colour(true, Some("".as_ref())),
-            "an empty NO_COLOR does not count"
-        );
     }
 
     /// Config servers come first, in config order, with the newest bridge's state;
