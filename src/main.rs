@@ -48,35 +48,35 @@ async fn run(cli: Cli) -> ExitCode {
             };
             let cfg = app::load_config(&opts).map(|(p, c)| (p.state_dir, c.log));
             let _guard = cfg.as_ref().ok().map(|(dir, log)| mcp_bridge::logging::init(log, dir));
-            report(mcp_bridge::commands::login(&opts, server.as_deref(), &oauth.settings()).await)
+            report(mcp_bridge::commands::login::login(&opts, server.as_deref(), &oauth.settings()).await)
         }
         Command::Tools { json } => {
             let opts = ServeOptions {
                 config: cli.config,
                 ..ServeOptions::default()
             };
-            report(mcp_bridge::commands::tools(&opts, json).await)
+            report(mcp_bridge::commands::tools::tools(&opts, json).await)
         }
         Command::Call { name, args } => {
             let opts = ServeOptions {
                 config: cli.config,
                 ..ServeOptions::default()
             };
-            report(mcp_bridge::commands::call(&opts, &name, &args).await)
+            report(mcp_bridge::commands::tools::call(&opts, &name, &args).await)
         }
         Command::Status { json } => {
             let opts = ServeOptions {
                 config: cli.config,
                 ..ServeOptions::default()
             };
-            report(mcp_bridge::commands::status(&opts, json).await)
+            report(mcp_bridge::commands::status::status(&opts, json).await)
         }
         Command::Stats { since, json } => {
             let opts = ServeOptions {
                 config: cli.config,
                 ..ServeOptions::default()
             };
-            report(mcp_bridge::commands::stats(&opts, since, json))
+            report(mcp_bridge::commands::stats::stats(&opts, since, json))
         }
         Command::Auth { action } => {
             let opts = ServeOptions {
@@ -87,7 +87,7 @@ async fn run(cli: Cli) -> ExitCode {
             // fallback to a file, an entry it replaced) is seen.
             let cfg = app::load_config(&opts).map(|(p, c)| (p.state_dir, c.log));
             let _guard = cfg.as_ref().ok().map(|(dir, log)| mcp_bridge::logging::init(log, dir));
-            report(mcp_bridge::commands::auth(&opts, &action).await)
+            report(mcp_bridge::commands::login::auth(&opts, &action).await)
         }
         Command::Logout { server } => {
             let opts = ServeOptions {
@@ -96,7 +96,7 @@ async fn run(cli: Cli) -> ExitCode {
             };
             let cfg = app::load_config(&opts).map(|(p, c)| (p.state_dir, c.log));
             let _guard = cfg.as_ref().ok().map(|(dir, log)| mcp_bridge::logging::init(log, dir));
-            report(mcp_bridge::commands::logout(&opts, server.as_deref()).await)
+            report(mcp_bridge::commands::login::logout(&opts, server.as_deref()).await)
         }
         Command::Serve {
             urls,

@@ -165,7 +165,7 @@ async fn servers(
         }
         return;
     }
-    let (client, bridge) = match super::local_bridge(paths, cfg, resolved.servers).await {
+    let (client, bridge) = match super::local::bridge(paths, cfg, resolved.servers).await {
         Ok(x) => x,
         Err(e) => {
             r.fix(format!("cannot start a bridge in this process: {e:#}"));
