@@ -1,12 +1,14 @@
-//! The `mcp-bridge` binary: parse the command line, set up logging (stderr or a
-//! file, never stdout), and run the chosen command. Exit 64 on a bad config
-//! (`serve` first tells the IDE what is wrong, over the protocol).
+//! The `mcp-bridge` binary: parse the command line, start the runtime, and hand
+//! the command to `serve` (which sets up logging: stderr or a file, never
+//! stdout) or to its terminal command in [`mcp_bridge::commands`]. Exit 64 on a
+//! bad config (`serve` first tells the IDE what is wrong, over the protocol).
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use mcp_bridge::app::{self, ServeOptions};
-use mcp_bridge::cli::{Cli, Command, parse_header};
+use mcp_bridge::cli::{Cli, Command, OAuthArgs, Prefix, parse_header};
+use mcp_bridge::commands::{completions, demo, doctor, install, login, stats, status, tools};
 use mcp_bridge::registry::AdHoc;
 
 /// mimalloc instead of the system allocator: rmcp's message handling allocates a
@@ -40,136 +42,80 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> ExitCode {
+    let opts = ServeOptions {
+        config: cli.config,
+        ..ServeOptions::default()
+    };
     match cli.command {
-        Command::Login { server, oauth } => {
-            let opts = ServeOptions {
-                config: cli.config,
-                ..ServeOptions::default()
-            };
-            let cfg = app::load_config(&opts).map(|(p, c)| (p.state_dir, c.log));
-            let _guard = cfg.as_ref().ok().map(|(dir, log)| mcp_bridge::logging::init(log, dir));
-            report(mcp_bridge::commands::login::login(&opts, server.as_deref(), &oauth.settings()).await)
-        }
-        Command::Tools { json } => {
-            let opts = ServeOptions {
-                config: cli.config,
-                ..ServeOptions::default()
-            };
-            report(mcp_bridge::commands::tools::tools(&opts, json).await)
-        }
-        Command::Call { name, args } => {
-            let opts = ServeOptions {
-                config: cli.config,
-                ..ServeOptions::default()
-            };
-            report(mcp_bridge::commands::tools::call(&opts, &name, &args).await)
-        }
-        Command::Status { json } => {
-            let opts = ServeOptions {
-                config: cli.config,
-                ..ServeOptions::default()
-            };
-            report(mcp_bridge::commands::status::status(&opts, json).await)
-        }
-        Command::Stats { since, json } => {
-            let opts = ServeOptions {
-                config: cli.config,
-                ..ServeOptions::default()
-            };
-            report(mcp_bridge::commands::stats::stats(&opts, since, json))
-        }
-        Command::Auth { action } => {
-            let opts = ServeOptions {
-                config: cli.config,
-                ..ServeOptions::default()
-            };
-            // Logging, as for `login`: what the credential store says (its
-            // fallback to a file, an entry it replaced) is seen.
-            let cfg = app::load_config(&opts).map(|(p, c)| (p.state_dir, c.log));
-            let _guard = cfg.as_ref().ok().map(|(dir, log)| mcp_bridge::logging::init(log, dir));
-            report(mcp_bridge::commands::login::auth(&opts, &action).await)
-        }
-        Command::Logout { server } => {
-            let opts = ServeOptions {
-                config: cli.config,
-                ..ServeOptions::default()
-            };
-            let cfg = app::load_config(&opts).map(|(p, c)| (p.state_dir, c.log));
-            let _guard = cfg.as_ref().ok().map(|(dir, log)| mcp_bridge::logging::init(log, dir));
-            report(mcp_bridge::commands::login::logout(&opts, server.as_deref()).await)
-        }
         Command::Serve {
             urls,
             headers,
             prefix,
             oauth,
-        } => {
-            let headers = match headers.iter().map(|h| parse_header(h)).collect::<Result<Vec<_>, _>>() {
-                Ok(h) => h,
-                Err(e) => {
-                    eprintln!("mcp-bridge: {e}");
-                    return ExitCode::from(64);
-                }
-            };
-            let opts = ServeOptions {
-                config: cli.config,
-                adhoc: AdHoc {
-                    urls,
-                    headers,
-                    oauth: oauth.settings(),
-                },
-                prefix: prefix.map(Into::into),
-            };
-            let (paths, cfg) = match app::load_config(&opts) {
-                Ok(c) => c,
-                Err(e) => {
-                    // The IDE hides stderr: it hears the error over the protocol.
-                    eprintln!("mcp-bridge: {e}");
-                    if let Err(e) = app::serve_unconfigured(&e).await {
-                        eprintln!("mcp-bridge: {e:#}");
-                    }
-                    return ExitCode::from(64);
-                }
-            };
-            let _guard = mcp_bridge::logging::init(&cfg.log, &paths.state_dir);
-            match app::serve(opts, paths, cfg).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!("{e:#}");
-                    eprintln!("mcp-bridge: {e:#}");
-                    ExitCode::FAILURE
-                }
+        } => serve(opts, urls, &headers, prefix, &oauth).await,
+        Command::Login { server, oauth } => report(login::login(&opts, server.as_deref(), &oauth.settings()).await),
+        Command::Logout { server } => report(login::logout(&opts, server.as_deref()).await),
+        Command::Auth { action } => report(login::auth(&opts, &action).await),
+        Command::Tools { json } => report(tools::tools(&opts, json).await),
+        Command::Call { name, args } => report(tools::call(&opts, &name, &args).await),
+        Command::Status { json } => report(status::status(&opts, json).await),
+        Command::Stats { since, json } => report(stats::stats(&opts, since, json)),
+        Command::Doctor => report(doctor::run(&opts).await),
+        Command::Install { target, binary } => report(install::install(&opts, &target, binary)),
+        Command::Uninstall { target } => report(install::uninstall(&opts, &target)),
+        Command::Completions { shell } => report(completions::completions(shell)),
+        Command::Demo => match demo::run().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mcp-bridge demo: {e:#}");
+                ExitCode::FAILURE
             }
+        },
+    }
+}
+
+/// `mcp-bridge serve`: a config it cannot use is still served, so that the IDE
+/// hears what is wrong over the protocol (it hides stderr); exit 64 afterwards.
+async fn serve(
+    opts: ServeOptions,
+    urls: Vec<String>,
+    headers: &[String],
+    prefix: Option<Prefix>,
+    oauth: &OAuthArgs,
+) -> ExitCode {
+    let headers = match headers.iter().map(|h| parse_header(h)).collect::<Result<Vec<_>, _>>() {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("mcp-bridge: {e}");
+            return ExitCode::from(64);
         }
-        Command::Install { target, binary } => {
-            let opts = install_options(target, cli.config, binary);
-            report(mcp_bridge::install::install(&opts))
-        }
-        Command::Uninstall { target } => {
-            let opts = install_options(target, cli.config, None);
-            report(mcp_bridge::install::uninstall(&opts))
-        }
-        Command::Doctor => {
-            let opts = ServeOptions {
-                config: cli.config,
-                ..ServeOptions::default()
-            };
-            report(mcp_bridge::commands::doctor::run(&opts).await)
-        }
-        Command::Completions { shell } => {
-            use clap::CommandFactory;
-            clap_complete::generate(shell, &mut Cli::command(), "mcp-bridge", &mut std::io::stdout());
-            ExitCode::SUCCESS
-        }
-        Command::Demo => {
-            let _guard = mcp_bridge::logging::init(&Default::default(), &std::env::temp_dir());
-            match mcp_bridge::demo::run().await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("mcp-bridge demo: {e:#}");
-                    ExitCode::FAILURE
-                }
+    };
+    let opts = ServeOptions {
+        adhoc: AdHoc {
+            urls,
+            headers,
+            oauth: oauth.settings(),
+        },
+        prefix: prefix.map(Into::into),
+        ..opts
+    };
+    let (paths, cfg) = match app::load_config(&opts) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mcp-bridge: {e}");
+            if let Err(e) = app::serve_unconfigured(&e).await {
+                eprintln!("mcp-bridge: {e:#}");
             }
+            return ExitCode::from(64);
+        }
+    };
+    let _log = mcp_bridge::logging::init(&cfg.log, &paths.state_dir);
+    match app::serve(opts, paths, cfg).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("mcp-bridge: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -187,21 +133,5 @@ fn report(r: anyhow::Result<()>) -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    }
-}
-
-fn install_options(
-    t: mcp_bridge::cli::InstallArgs,
-    config: Option<std::path::PathBuf>,
-    binary: Option<std::path::PathBuf>,
-) -> mcp_bridge::install::Options {
-    mcp_bridge::install::Options {
-        clients: t.clients,
-        all: t.all,
-        scope: t.scope,
-        name: t.name,
-        dry_run: t.dry_run,
-        config,
-        binary,
     }
 }

@@ -148,8 +148,8 @@ async fn restarted_server_is_used_again() {
 async fn registry_over_http_with_two_pages() {
     let alpha = Upstream::start(TestServer::new(Era::Legacy, "alpha"));
     let beta = Upstream::start(TestServer::new(Era::Modern, "beta"));
-    let page1 = mcp_bridge::demo::registry_page(&[("dev.test/alpha", "alpha", &alpha.url)]);
-    let page2 = mcp_bridge::demo::registry_page(&[("dev.test/beta", "beta", &beta.url)]);
+    let page1 = mcp_bridge::commands::demo::registry_page(&[("dev.test/alpha", "alpha", &alpha.url)]);
+    let page2 = mcp_bridge::commands::demo::registry_page(&[("dev.test/beta", "beta", &beta.url)]);
     let hits = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let h = hits.clone();
     let app = axum::Router::new().route(

@@ -311,7 +311,7 @@ async fn registry_file_edits_apply_live() {
     let beta = Upstream::start(TestServer::new(Era::Modern, "beta"));
     let home = Home::new();
     let file = home.path().join("registry.json");
-    let page = |servers: &[(&str, &str, &str)]| mcp_bridge::demo::registry_page(servers).to_string();
+    let page = |servers: &[(&str, &str, &str)]| mcp_bridge::commands::demo::registry_page(servers).to_string();
     std::fs::write(&file, page(&[("dev.test/alpha", "alpha", &alpha.url)])).unwrap();
     home.write_config(&format!(
         "[registry]\nfile = {:?}\n[naming]\nprefix = \"always\"\n",

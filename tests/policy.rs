@@ -13,8 +13,10 @@ use serde_json::json;
 
 /// A registry file whose `alpha` entry carries the operator's tool rules.
 fn registry_with_rules(home: &Home, alpha: &str, beta: &str) -> std::path::PathBuf {
-    let mut page =
-        mcp_bridge::demo::registry_page(&[("dev.test/alpha", "alpha", alpha), ("dev.test/beta", "beta", beta)]);
+    let mut page = mcp_bridge::commands::demo::registry_page(&[
+        ("dev.test/alpha", "alpha", alpha),
+        ("dev.test/beta", "beta", beta),
+    ]);
     page["servers"][0]["_meta"]["dev.mcp-bridge/config"]["tools"] = json!({
         "allow": ["echo", "whoami", "fail", "slow", "wipe"],
         "deny": ["slow"],

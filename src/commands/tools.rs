@@ -1,5 +1,5 @@
 //! `mcp-bridge tools` and `call`: the merged catalog and one tool call, through
-//! a bridge in this process ([`super::local`]), so a person sees what the IDE
+//! a bridge in this process (`local`), so a person sees what the IDE
 //! would. Names, descriptions and results are the servers' words: the listing
 //! escapes them ([`printable`]), `--json` and results are exact JSON.
 

@@ -2,8 +2,9 @@
 //! files, and take it out again, without harming anything else in them.
 //! [`clients`] knows where each IDE keeps its file and the entry's shape;
 //! [`edit`] changes the text (comments, order, line endings kept); this module
-//! does the file work and decides where writing is allowed, then says what
-//! changed:
+//! does the file work and decides where writing is allowed, and returns what
+//! became of each file ([`Run`]). It prints nothing: `commands::install` tells
+//! the person.
 //!
 //! - a file is edited where it really is: a link is followed to its target, and
 //!   the temp file (new, random name) and the backup go beside the target, so
@@ -497,85 +498,64 @@ fn entry_parts(opts: &Options, notes: &mut Vec<String>) -> anyhow::Result<(Strin
     }
 }
 
-/// `mcp-bridge install`: prints one line per file; fails if any file could
-/// not be changed (the others still are).
-#[allow(clippy::print_stdout)] // the report is the command's output
-pub fn install(opts: &Options) -> anyhow::Result<()> {
+/// One file an `install` or `uninstall` run was about, and what became of it.
+#[derive(Debug)]
+pub struct FileRun {
+    pub client: Client,
+    pub path: PathBuf,
+    pub outcome: Result<Outcome, InstallError>,
+}
+
+/// What an `install` or `uninstall` run did, in the order it did it.
+#[derive(Debug, Default)]
+pub struct Run {
+    /// Clients left out, and why (`Cursor: not found on this machine, skipped`).
+    pub skipped: Vec<String>,
+    /// Each file, changed or not; one that failed did not stop the others.
+    pub files: Vec<FileRun>,
+    /// What the person should know about the entry (a project entry does not
+    /// carry this shell's environment, ...).
+    pub notes: Vec<String>,
+}
+
+/// `install`: the bridge's entry into each chosen IDE's file. Fails only when
+/// the entry cannot be made (`--binary` or `--config` at project scope, no
+/// binary); a file that cannot be changed is in [`Run::files`] with its error.
+pub fn install(opts: &Options) -> anyhow::Result<Run> {
     let m = Machine::detect();
     let mut notes = Vec::new();
     let (command, args, env) = entry_parts(opts, &mut notes)?;
     let (files, skipped) = targets(opts, &m);
-    for s in &skipped {
-        println!("{s}");
-    }
-    anyhow::ensure!(
-        !files.is_empty(),
-        "no IDE to install into: name one (cursor, vscode, claude-desktop, claude-code, windsurf)"
-    );
     let bounds = Bounds::of(opts.scope, &m);
-    let mut failed = 0;
-    for (client, path) in &files {
-        let entry = client.entry(&command, &args, &env);
-        match install_file(path, bounds, client.top_key(), &opts.name, &entry, opts.dry_run) {
-            Ok(Outcome::Written) => println!(
-                "{}: added {:?} to {}; {}",
-                client.title(),
-                opts.name,
-                path.display(),
-                client.reload_hint()
-            ),
-            Ok(Outcome::Unchanged) => println!("{}: {} is already up to date", client.title(), path.display()),
-            Ok(Outcome::WouldWrite(diff) | Outcome::WouldRemove(diff)) => print!("{diff}"),
-            Ok(Outcome::Absent | Outcome::Removed) => {}
-            Err(e) => {
-                failed += 1;
-                eprintln!("{}: {e}", client.title());
-            }
-        }
-    }
-    for n in &notes {
-        println!("{n}");
-    }
-    anyhow::ensure!(failed == 0, "{failed} file(s) could not be changed");
-    Ok(())
+    let files = files
+        .into_iter()
+        .map(|(client, path)| {
+            let entry = client.entry(&command, &args, &env);
+            let outcome = install_file(&path, bounds, client.top_key(), &opts.name, &entry, opts.dry_run);
+            FileRun { client, path, outcome }
+        })
+        .collect();
+    Ok(Run { skipped, files, notes })
 }
 
-/// `mcp-bridge uninstall`: removes only the bridge's entry (and the file, when
-/// nothing else is in it).
-#[allow(clippy::print_stdout)] // the report is the command's output
-pub fn uninstall(opts: &Options) -> anyhow::Result<()> {
+/// `uninstall`: removes only the bridge's entry from each chosen IDE's file
+/// (and the file, when nothing else is in it).
+pub fn uninstall(opts: &Options) -> Run {
     let m = Machine::detect();
     let (files, skipped) = targets(opts, &m);
-    for s in &skipped {
-        println!("{s}");
-    }
     let bounds = Bounds::of(opts.scope, &m);
-    let mut failed = 0;
-    for (client, path) in &files {
-        match uninstall_file(path, bounds, client.top_key(), &opts.name, opts.dry_run) {
-            Ok(Outcome::Written) => println!("{}: removed {:?} from {}", client.title(), opts.name, path.display()),
-            Ok(Outcome::Removed) => println!(
-                "{}: removed {}, which held only the {:?} entry",
-                client.title(),
-                path.display(),
-                opts.name
-            ),
-            Ok(Outcome::Absent | Outcome::Unchanged) => {
-                println!("{}: no {:?} entry in {}", client.title(), opts.name, path.display())
-            }
-            Ok(Outcome::WouldWrite(diff)) => print!("{diff}"),
-            Ok(Outcome::WouldRemove(diff)) => {
-                print!("{diff}");
-                println!("(the file would be removed: nothing else is in it)");
-            }
-            Err(e) => {
-                failed += 1;
-                eprintln!("{}: {e}", client.title());
-            }
-        }
+    let files = files
+        .into_iter()
+        .map(|(client, path)| {
+            let outcome = uninstall_file(&path, bounds, client.top_key(), &opts.name, opts.dry_run);
+            FileRun { client, path, outcome }
+        })
+        .collect();
+    Run {
+        skipped,
+        files,
+        notes: Vec::new(),
     }
-    anyhow::ensure!(failed == 0, "{failed} file(s) could not be changed");
-    Ok(())
 }
 
 #[cfg(test)]

@@ -3,8 +3,6 @@
 //! this same binary as `serve` the way an IDE would, and drives a short scripted
 //! MCP session through it, printing what happened and how long each step took.
 
-#![allow(clippy::print_stdout)] // the demo talks to a person on a terminal
-
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -17,7 +15,15 @@ use rmcp::transport::TokioChildProcess;
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::json;
 
+use super::out;
 use crate::samples::{self, Metrics, Notes};
+
+/// One line of the demo's story on stdout, through [`out::print`]: `say!(...)?`.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        out::print(format!("{}\n", format_args!($($arg)*)))
+    };
+}
 
 /// A client that prints the progress the bridge relays.
 #[derive(Clone)]
@@ -33,7 +39,9 @@ impl ClientHandler for DemoClient {
 
     async fn on_progress(&self, p: ProgressNotificationParam, _ctx: NotificationContext<RoleClient>) {
         let total = p.total.map(|t| format!("/{t}")).unwrap_or_default();
-        println!(
+        // Nowhere to report a failed write from a notification: the call's
+        // own lines will meet the same stdout.
+        let _ = say!(
             "      progress {}{total}  {}",
             p.progress,
             p.message.unwrap_or_default()
@@ -63,18 +71,20 @@ pub fn registry_page(servers: &[(&str, &str, &str)]) -> serde_json::Value {
     json!({ "servers": entries, "metadata": { "count": servers.len() } })
 }
 
+/// `mcp-bridge demo`. Logs as a default config would (warnings, to stderr).
 pub async fn run() -> anyhow::Result<()> {
+    let _log = crate::logging::init(&Default::default(), &std::env::temp_dir());
     let t0 = Instant::now();
     let notes_store = Notes::seeded();
     let notes = samples::serve_http(move || notes_store.clone(), true, 0).await?;
     let metrics_store = Metrics::default();
     let metrics = samples::serve_http(move || metrics_store.clone(), false, 0).await?;
-    println!("sample servers on loopback:");
-    println!(
+    say!("sample servers on loopback:")?;
+    say!(
         "  notes    {}  (2025-11-25, sessions; tools, resources, prompt)",
         notes.url
-    );
-    println!("  metrics  {}  (2026-07-28, stateless; tools, progress)", metrics.url);
+    )?;
+    say!("  metrics  {}  (2026-07-28, stateless; tools, progress)", metrics.url)?;
 
     let home = tempfile::tempdir()?;
     let registry = home.path().join("registry.json");
@@ -88,7 +98,7 @@ pub async fn run() -> anyhow::Result<()> {
         &config,
         format!("[registry]\nfile = {:?}\n", registry.display().to_string()),
     )?;
-    println!("registry file {}", registry.display());
+    say!("registry file {}", registry.display())?;
 
     let exe = std::env::current_exe().context("cannot find the mcp-bridge binary")?;
     let mut cmd = tokio::process::Command::new(exe);
@@ -107,13 +117,13 @@ pub async fn run() -> anyhow::Result<()> {
     let init = spawned.elapsed();
     let first = client.list_all_tools().await?;
     let first_list = spawned.elapsed();
-    println!("\nbridge launched as `mcp-bridge serve` over stdio");
-    println!("  initialize answered   {}", ms(init));
-    println!(
+    say!("\nbridge launched as `mcp-bridge serve` over stdio")?;
+    say!("  initialize answered   {}", ms(init))?;
+    say!(
         "  first tools/list      {}  ({} tools; cold start, servers still connecting)",
         ms(first_list),
         first.len()
-    );
+    )?;
 
     // Wait until both servers have been listed (the bridge announces list_changed).
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -129,12 +139,12 @@ pub async fn run() -> anyhow::Result<()> {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    println!("\naggregated tools ({}):", tools.len());
+    say!("\naggregated tools ({}):", tools.len())?;
     for t in &tools {
-        println!("  {:<26} {}", t.name, t.description.as_deref().unwrap_or(""));
+        say!("  {:<26} {}", t.name, t.description.as_deref().unwrap_or(""))?;
     }
 
-    println!("\ncalls routed through the bridge:");
+    say!("\ncalls routed through the bridge:")?;
     let call = |name: &'static str, args: serde_json::Value| {
         let client = &client;
         async move {
@@ -146,7 +156,7 @@ pub async fn run() -> anyhow::Result<()> {
                 .iter()
                 .filter_map(|c| c.as_text().map(|t| t.text.replace('\n', "; ")))
                 .collect();
-            println!("  {name:<26} {:>9}  -> {}", ms(start.elapsed()), text.join(" "));
+            say!("  {name:<26} {:>9}  -> {}", ms(start.elapsed()), text.join(" "))?;
             anyhow::Ok(())
         }
     };
@@ -164,7 +174,7 @@ pub async fn run() -> anyhow::Result<()> {
     let start = Instant::now();
     let params = CallToolRequestParams::new("metrics__generate_report")
         .with_arguments(json!({"steps": 4}).as_object().cloned().unwrap_or_default());
-    println!("  metrics__generate_report (with a progress token):");
+    say!("  metrics__generate_report (with a progress token):")?;
     let handle = client
         .send_request_with_option(
             rmcp::model::ClientRequest::CallToolRequest(Request::new(params)),
@@ -178,7 +188,7 @@ pub async fn run() -> anyhow::Result<()> {
                 .iter()
                 .filter_map(|c| c.as_text().map(|t| t.text.clone()))
                 .collect();
-            println!("  {:<26} {:>9}  -> {}", "", ms(start.elapsed()), text.join(" "));
+            say!("  {:<26} {:>9}  -> {}", "", ms(start.elapsed()), text.join(" "))?;
         }
         other => anyhow::bail!("unexpected answer {other:?}"),
     }
@@ -188,10 +198,10 @@ pub async fn run() -> anyhow::Result<()> {
         .read_resource(ReadResourceRequestParams::new("notes://index"))
         .await?;
     let n = r.contents.len();
-    println!(
+    say!(
         "  resources/read notes://index {:>7}  -> {n} content item(s)",
         ms(start.elapsed())
-    );
+    )?;
     let start = Instant::now();
     let p = client
         .get_prompt(
@@ -199,11 +209,11 @@ pub async fn run() -> anyhow::Result<()> {
                 .with_arguments(json!({"style": "brief"}).as_object().cloned().unwrap_or_default()),
         )
         .await?;
-    println!(
+    say!(
         "  prompts/get notes__summarize_notes {:>5}  -> {} message(s)",
         ms(start.elapsed()),
         p.messages.len()
-    );
+    )?;
 
     // Per-call overhead at a glance: the same trivial tool, direct and bridged.
     let direct = rmcp::transport::StreamableHttpClientTransport::from_uri(metrics.url.clone());
@@ -229,16 +239,16 @@ pub async fn run() -> anyhow::Result<()> {
         client.call_tool(p).await?;
     }
     let b = start.elapsed() / n;
-    println!(
+    say!(
         "\n{n} echo calls: direct {} per call, through the bridge {} per call",
         ms(d),
         ms(b)
-    );
+    )?;
 
     client.cancel().await?;
     let _ = direct.cancel().await;
     notes.stop.cancel();
     metrics.stop.cancel();
-    println!("\ndone in {}. Run `cargo test` for the full suite.", ms(t0.elapsed()));
+    say!("\ndone in {}. Run `cargo test` for the full suite.", ms(t0.elapsed()))?;
     Ok(())
 }
