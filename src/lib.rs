@@ -7,14 +7,20 @@
 //! one owner task in [`upstream`]. The merged names and routing tables live in
 //! [`catalog`], which is pure data; [`discovery`] indexes its tools for search
 //! when the catalog is too long to list. A serving bridge publishes its live state
-//! through [`state`] for `mcp-bridge status` ([`commands`]), and records every
-//! forwarded tool call in the [`audit`] log that `mcp-bridge stats` summarises.
-//! [`install`] registers the bridge in IDE config files; [`policy`] decides what
-//! the IDE may see and call.
+//! through [`state`], and records every forwarded tool call in the [`audit`]
+//! log. [`policy`] decides what the IDE may see and call.
+//!
+//! Every other subcommand is in [`commands`], parsed by [`cli`]: `status` reads
+//! that state, `stats` sums up the audit log, `install` drives the [`install`]
+//! library (IDE config files), `tools`, `call` and `doctor` run a bridge in
+//! process, `demo` launches `serve` in front of the [`samples`].
 //!
 //! Protocol knowledge stays at the edges: `downstream` (stdio, IDE side) and
 //! `upstream` (Streamable HTTP). `catalog`, `discovery`, `config` and `registry`
-//! parsing do no network IO.
+//! parsing do no network IO. stdout is written in two places only: by
+//! `downstream::stdio` under `serve`, and by [`commands::out::print`] for every
+//! other command (`print!` is denied below; `std::io::stdout` is banned in
+//! clippy.toml but there).
 
 #![deny(clippy::print_stdout)] // stdout is the protocol (see ARCHITECTURE.md)
 
@@ -27,7 +33,6 @@ pub mod catalog;
 pub mod cli;
 pub mod commands;
 pub mod config;
-pub mod demo;
 pub mod discovery;
 pub mod downstream;
 pub mod install;

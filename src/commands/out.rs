@@ -1,7 +1,7 @@
 //! The one place a terminal command writes stdout. Under `serve` stdout is the
 //! protocol and only `downstream::stdio` writes it; every other command's
 //! output (a table, a listing, JSON, a diff, a completion script) goes through
-//! [`print`], so "who writes stdout" has two answers, both greppable. Messages
+//! [`print()`], so "who writes stdout" has two answers, both greppable. Messages
 //! for the person (progress, warnings, errors) go to stderr instead.
 //!
 //! [`colour`] decides whether that output may carry colour codes.
@@ -11,6 +11,7 @@ use std::io::{IsTerminal, Write};
 /// Write `text` to stdout as it is, and flush, so that it interleaves with
 /// stderr in the order it was said. A reader that went away early
 /// (`status | head`) is not an error: the rest is dropped.
+#[allow(clippy::disallowed_methods)] // the one stdout writer outside `serve` (clippy.toml)
 pub fn print(text: impl AsRef<[u8]>) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_ref()).and_then(|()| out.flush()) {
@@ -19,8 +20,9 @@ pub fn print(text: impl AsRef<[u8]>) -> anyhow::Result<()> {
     }
 }
 
-/// Colour for what [`print`] writes: stdout is a terminal and `NO_COLOR` is not
+/// Colour for what [`print()`] writes: stdout is a terminal and `NO_COLOR` is not
 /// set (to something).
+#[allow(clippy::disallowed_methods)] // asks whether stdout is a terminal; writes nothing
 pub fn colour() -> bool {
     wants_colour(std::io::stdout().is_terminal(), std::env::var_os("NO_COLOR").as_deref())
 }
