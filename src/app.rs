@@ -16,6 +16,7 @@ use crate::config::{Config, Paths, secs};
 use crate::downstream::Downstream;
 use crate::downstream::stdio::{DEFAULT_MAX_MESSAGE, StdioTransport};
 use crate::registry::{AdHoc, Resolved};
+use crate::util::Locked;
 
 /// How long stopping may take once the IDE has gone or a signal came: session
 /// DELETEs and in-flight work get this long, so the process exits within a second.
@@ -202,7 +203,7 @@ async fn publish(
     let mut written: Option<crate::state::Snapshot> = None;
     loop {
         {
-            let src = sources.lock().expect("sources state");
+            let src = sources.locked();
             snapshot.registry = src.registry.source.as_ref().map(|source| crate::state::RegistryState {
                 source: source.clone(),
                 last_success: src.registry.last_success,

@@ -20,6 +20,7 @@ use crate::bridge::{Bridge, Settings};
 use crate::config::{Config, Paths, secs};
 use crate::registry::sync::{Fetched, Mirror};
 use crate::registry::{self, AdHoc, Resolved};
+use crate::util::Locked;
 
 /// How quiet the watched files must be before a change is applied: editors
 /// write a file in several steps (truncate, write, rename over).
@@ -369,7 +370,7 @@ impl Live {
     }
 
     fn publish(&self, bridge: &Bridge) {
-        let mut st = self.state.lock().expect("sources state");
+        let mut st = self.state.locked();
         st.registry = self.registry.summary();
         drop(st);
         bridge.changed.notify_one();
@@ -435,7 +436,7 @@ impl Live {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!("{e}\nThe change was not applied; the bridge keeps the previous configuration.");
-                self.state.lock().expect("sources state").config_error = Some(e.to_string());
+                self.state.locked().config_error = Some(e.to_string());
                 bridge.changed.notify_one();
                 return false;
             }
@@ -443,7 +444,7 @@ impl Live {
         if let Some(p) = self.prefix {
             next.naming.prefix = p;
         }
-        self.state.lock().expect("sources state").config_error = None;
+        self.state.locked().config_error = None;
         if next == self.cfg {
             return false;
         }
@@ -588,7 +589,7 @@ impl Live {
     /// Resolve the current sources and hand the result to the bridge.
     async fn apply(&mut self, bridge: &Arc<Bridge>) {
         let resolved = resolve(&self.cfg, &self.registry, &self.adhoc, &mut self.said);
-        self.state.lock().expect("sources state").problems = resolved.problems.clone();
+        self.state.locked().problems = resolved.problems.clone();
         let settings = Settings::from_config(&self.cfg, Some(self.paths.cache_dir.clone()));
         bridge.reconfigure(resolved.servers, settings).await;
     }
