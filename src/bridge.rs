@@ -367,10 +367,16 @@ impl Bridge {
         };
         self.changed.notify_one();
         self.announce(changes).await;
-        // Close the old sessions without holding up the IDE.
+        // Close the old sessions without holding up the IDE. Each stop is
+        // bounded; on shutdown this stops waiting (the retired owner tasks,
+        // already cancelled, close their sessions themselves).
         if !retired.is_empty() {
+            let shutdown = self.shutdown.clone();
             tokio::spawn(async move {
-                futures::future::join_all(retired.iter().map(|u| u.stop())).await;
+                tokio::select! {
+                    _ = futures::future::join_all(retired.iter().map(|u| u.stop())) => {}
+                    _ = shutdown.cancelled() => {}
+                }
             });
         }
     }

@@ -111,6 +111,41 @@ fn warn_capped(source: &str, max: usize) {
     );
 }
 
+/// The files touched from `first` on, once the watched files have been quiet
+/// for [`DEBOUNCE`] (at most about two seconds of a steady stream of events).
+async fn debounce(first: PathBuf, rx: &mut mpsc::UnboundedReceiver<PathBuf>) -> HashSet<PathBuf> {
+    let mut touched = HashSet::from([first]);
+    let until = Instant::now() + Duration::from_secs(2);
+    while let Ok(Some(p)) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {
+        touched.insert(p);
+        if Instant::now() > until {
+            break;
+        }
+    }
+    touched
+}
+
+/// Keep `mirror` as the registry cache for `url`, off the runtime thread: the
+/// copy is serialised here, and the durable write (up to megabytes, synced)
+/// runs on a blocking thread. Awaited, so writes land in the order of polls.
+async fn store_cache(cache_dir: &Path, url: &str, mirror: &Mirror) {
+    let bytes = match registry::mirror_bytes(url, mirror) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!("cannot write the registry cache: {e}");
+            return;
+        }
+    };
+    let path = registry::mirror_path(cache_dir);
+    let written = tokio::task::spawn_blocking(move || crate::cache::write_atomic(&path, &bytes))
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|w| w);
+    if let Err(e) = written {
+        tracing::warn!("cannot write the registry cache: {e}");
+    }
+}
+
 /// Read the configured registry: the file; or the API, starting from its disk
 /// cache when there is one, else asking it, bounded by the connect timeout
 /// (for the one-shot commands; `serve` reads with [`load_local`] and asks the
@@ -148,9 +183,7 @@ pub async fn load_registry(cfg: &Config, paths: &Paths) -> RegistryCopy {
             copy.mirror = Mirror::new(servers);
             copy.mirror.validators = validators;
             copy.last_success = Some(crate::util::now_unix());
-            if let Err(e) = registry::store_mirror(&paths.cache_dir, &url, &copy.mirror) {
-                tracing::warn!("cannot write the registry cache: {e}");
-            }
+            store_cache(&paths.cache_dir, &url, &copy.mirror).await;
         }
         Ok(Fetched::NotModified) => {}
         Err(e) => {
@@ -326,14 +359,10 @@ impl Live {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 Some(first) = rx.recv() => {
-                    let mut touched = HashSet::from([first]);
-                    let until = Instant::now() + Duration::from_secs(2);
-                    while let Ok(Some(p)) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {
-                        touched.insert(p);
-                        if Instant::now() > until {
-                            break;
-                        }
-                    }
+                    let touched = tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        touched = debounce(first, &mut rx) => touched,
+                    };
                     let before = (self.registry_file(), self.api_url());
                     let refetch = touched.contains(&self.paths.config_file) && self.reload_config(&bridge).await;
                     if self.registry_file().is_some_and(|f| touched.contains(&f)) {
@@ -567,9 +596,7 @@ impl Live {
                 self.capped = true;
             }
         }
-        if let Err(e) = registry::store_mirror(&self.paths.cache_dir, &url, &self.registry.mirror) {
-            tracing::warn!("cannot write the registry cache: {e}");
-        }
+        store_cache(&self.paths.cache_dir, &url, &self.registry.mirror).await;
         if changed {
             tracing::info!("the registry changed: {} entries", self.registry.mirror.servers.len());
         }

@@ -594,19 +594,21 @@ struct CachedRegistryRef<'a> {
     validators: &'a sync::Validators,
 }
 
-fn cache_file(cache_dir: &Path) -> std::path::PathBuf {
+/// The registry cache file in `cache_dir`.
+pub fn mirror_path(cache_dir: &Path) -> std::path::PathBuf {
     cache_dir.join("registry.json")
 }
 
-/// Save the last good registry for `source` with its validators, fetched now.
-pub fn store_mirror(cache_dir: &Path, source: &str, mirror: &sync::Mirror) -> std::io::Result<()> {
-    let c = CachedRegistryRef {
+/// The registry cache file's contents: the last good registry for `source`
+/// with its validators, fetched now. The caller writes them
+/// ([`crate::cache::write_atomic`] at [`mirror_path`]), off the runtime thread.
+pub fn mirror_bytes(source: &str, mirror: &sync::Mirror) -> serde_json::Result<Vec<u8>> {
+    serde_json::to_vec(&CachedRegistryRef {
         source,
         fetched_at_unix: crate::util::now_unix(),
         servers: &mirror.servers,
         validators: &mirror.validators,
-    };
-    crate::cache::write_atomic(&cache_file(cache_dir), &serde_json::to_vec(&c)?)
+    })
 }
 
 /// The cached registry for `source`, with its age in seconds.
@@ -622,7 +624,7 @@ pub fn load_cached(cache_dir: &Path, source: &str) -> Option<(Vec<Value>, u64)> 
 /// larger than `max_bytes` (written by a version without bounds) is not read:
 /// the error says so.
 pub fn load_mirror(cache_dir: &Path, source: &str, max_bytes: u64) -> Result<Option<(sync::Mirror, u64)>, String> {
-    let path = cache_file(cache_dir);
+    let path = mirror_path(cache_dir);
     let Ok(file) = std::fs::File::open(&path) else {
         return Ok(None);
     };
