@@ -1,7 +1,11 @@
 //! The bridge's shared state between the IDE side and the upstreams: the set of
 //! upstream handles, each server's latest lists, and the merged [`Catalog`] built
-//! from them. One event task owns every catalog rebuild, so rebuilds are serialised
-//! and the IDE hears about a change once, only when the merged lists really differ.
+//! from them. The catalog is rebuilt by the event task (a server's new lists) and
+//! by [`Bridge::reconfigure`] (from `live`), both under the lists lock, so rebuilds
+//! are serialised and the IDE hears about a change once, only when the merged
+//! lists really differ. The catalog cache is written through `spawn_blocking`,
+//! numbered so an older write never lands after a newer one. The event task
+//! ends with the root token.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

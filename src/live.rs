@@ -4,7 +4,9 @@
 //! [`Bridge::reconfigure`], which connects, drops or reconnects only the servers
 //! that changed. Anything that fails here (a registry down or answering
 //! garbage, an edit that does not parse) keeps the last good state and is said
-//! once, not at every poll.
+//! once, not at every poll. [`Live::run`] ends when the root token is
+//! cancelled, also mid-poll or mid-debounce; the registry cache it keeps is
+//! written on a blocking thread.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
