@@ -16,6 +16,7 @@ use crate::config::{Config, Paths, secs};
 use crate::downstream::Downstream;
 use crate::downstream::stdio::{DEFAULT_MAX_MESSAGE, StdioTransport};
 use crate::registry::{AdHoc, Resolved};
+use crate::util::Locked;
 
 /// How long stopping may take once the IDE has gone or a signal came: session
 /// DELETEs and in-flight work get this long, so the process exits within a second.
@@ -141,7 +142,14 @@ pub async fn serve(opts: ServeOptions, paths: Paths, cfg: Config) -> anyhow::Res
     }
     let audit = audit_log(&cfg, &paths);
     bridge.set_audit(audit.clone());
-    let publisher = match crate::state::Publisher::open(&paths.state_dir) {
+    // Taking the lock may wait for a reader holding it for an instant: not on
+    // the runtime thread.
+    let state_dir = paths.state_dir.clone();
+    let opened = tokio::task::spawn_blocking(move || crate::state::Publisher::open(&state_dir))
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|opened| opened);
+    let publisher = match opened {
         Ok(p) => Some(Arc::new(p)),
         Err(e) => {
             tracing::warn!(
@@ -151,21 +159,31 @@ pub async fn serve(opts: ServeOptions, paths: Paths, cfg: Config) -> anyhow::Res
             None
         }
     };
-    if let Some(p) = &publisher {
+    let publishing = publisher.as_ref().map(|p| {
         tokio::spawn(publish(
             bridge.clone(),
             live.state.clone(),
             p.clone(),
             paths.config_file.clone(),
             shutdown.clone(),
-        ));
-    }
+        ))
+    });
     tokio::spawn(live.run(bridge.clone(), shutdown.clone()));
 
-    let result = run_transport(bridge, transport, shutdown).await;
-    audit.flush(Duration::from_millis(300)).await;
-    // Dropping the last handle removes the published state.
-    drop(publisher);
+    let result = run_transport(bridge, transport, shutdown.clone()).await;
+    // However the session ended (even before `initialize`), the whole tree ends
+    // with it: the sources' task, the publisher, the upstreams.
+    shutdown.cancel();
+    tokio::join!(audit.flush(Duration::from_millis(300)), async {
+        if let Some(task) = publishing {
+            let _ = tokio::time::timeout(Duration::from_millis(300), task).await;
+        }
+    });
+    // Dropping the last handle removes the published state (two unlinks, off
+    // the runtime thread like every other file change while serving).
+    if let Some(p) = publisher {
+        let _ = tokio::task::spawn_blocking(move || drop(p)).await;
+    }
     result
 }
 
@@ -202,7 +220,7 @@ async fn publish(
     let mut written: Option<crate::state::Snapshot> = None;
     loop {
         {
-            let src = sources.lock().expect("sources state");
+            let src = sources.locked();
             snapshot.registry = src.registry.source.as_ref().map(|source| crate::state::RegistryState {
                 source: source.clone(),
                 last_success: src.registry.last_success,

@@ -1,7 +1,11 @@
 //! The bridge's shared state between the IDE side and the upstreams: the set of
 //! upstream handles, each server's latest lists, and the merged [`Catalog`] built
-//! from them. One event task owns every catalog rebuild, so rebuilds are serialised
-//! and the IDE hears about a change once, only when the merged lists really differ.
+//! from them. The catalog is rebuilt by the event task (a server's new lists) and
+//! by [`Bridge::reconfigure`] (from `live`), both under the lists lock, so rebuilds
+//! are serialised and the IDE hears about a change once, only when the merged
+//! lists really differ. The catalog cache is written through `spawn_blocking`,
+//! numbered so an older write never lands after a newer one. The event task
+//! ends with the root token.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -21,6 +25,7 @@ use crate::config::{Config, Timeouts, secs};
 use crate::policy::Policy;
 use crate::registry::ServerSpec;
 use crate::upstream::{ConnState, IdeLink, Links, UpstreamEvent, UpstreamHandle};
+use crate::util::{Locked, RwLocked};
 
 /// Settings the bridge reads on every request.
 #[derive(Debug, Clone)]
@@ -173,14 +178,14 @@ impl Bridge {
 
     /// Connect every server (each in its own task) and start the event task.
     pub fn start(self: &Arc<Self>) {
-        let Some(rx) = self.events_rx.lock().expect("events").take() else {
+        let Some(rx) = self.events_rx.locked().take() else {
             return;
         };
         {
             // Hold the spec list while spawning, so a concurrent reconfigure
             // sees either no handles or all of them.
-            let specs = self.specs.read().expect("specs");
-            let mut ups = self.upstreams.write().expect("upstreams");
+            let specs = self.specs.read_locked();
+            let mut ups = self.upstreams.write_locked();
             for spec in specs.iter() {
                 let h = self.spawn_upstream(spec.clone());
                 ups.insert(h.id.clone(), h);
@@ -217,18 +222,18 @@ impl Bridge {
 
     /// The settings in force now.
     pub fn settings(&self) -> Arc<Settings> {
-        self.settings.read().expect("settings").clone()
+        self.settings.read_locked().clone()
     }
 
     /// The servers bridged now.
     pub fn specs(&self) -> Vec<ServerSpec> {
-        self.specs.read().expect("specs").clone()
+        self.specs.read_locked().clone()
     }
 
     /// Each server as `mcp-bridge status` shows it: connection, counts, last
     /// refresh and last error.
     pub fn server_states(&self) -> Vec<crate::state::ServerState> {
-        let lists = self.lists.lock().expect("lists").clone();
+        let lists = self.lists.locked().clone();
         self.specs()
             .iter()
             .map(|spec| {
@@ -251,7 +256,7 @@ impl Bridge {
                     ConnState::Stopped => "stopped",
                 }
                 .into();
-                if let Some((e, at)) = u.last_error.lock().expect("last error").clone() {
+                if let Some((e, at)) = u.last_error.locked().clone() {
                     s.last_error = Some(e);
                     s.last_error_at = Some(at);
                 }
@@ -262,7 +267,7 @@ impl Bridge {
 
     /// When `id`'s lists were last fetched (unix seconds).
     pub fn refreshed_at(&self, id: &str) -> Option<u64> {
-        self.refreshed.lock().expect("refreshed").get(id).copied()
+        self.refreshed.locked().get(id).copied()
     }
 
     /// Apply a new set of servers and settings while serving: servers that are
@@ -278,30 +283,30 @@ impl Bridge {
             differs
         });
         let cache_dir = settings.cache_dir.clone();
-        *self.settings.write().expect("settings") = Arc::new(settings);
+        *self.settings.write_locked() = Arc::new(settings);
         let (retired, changes) = {
-            let mut current = self.specs.write().expect("specs");
+            let mut current = self.specs.write_locked();
             let plan = Plan::new(&current, &specs);
             *current = specs;
-            let mut lists = self.lists.lock().expect("lists");
+            let mut lists = self.lists.locked();
             for id in &plan.forget {
                 lists.remove(id.as_str());
             }
             let settings = self.settings();
             let next = Catalog::build_with(&lists, current.len(), &settings.naming, &settings.policy(&current));
-            let mut cat = self.catalog.write().expect("catalog");
+            let mut cat = self.catalog.write_locked();
             let changes = next.changes_from(&cat);
             *cat = Arc::new(next);
             drop(cat);
             drop(lists);
             if let Some(dir) = &cache_dir {
-                let mut cache = self.cache.lock().expect("cache");
+                let mut cache = self.cache.locked();
                 cache.servers.retain(|id, _| current.iter().any(|s| s.id == *id));
                 self.store_cache(&cache, dir);
             }
             let mut retired = Vec::new();
             if *self.started.borrow() {
-                let mut ups = self.upstreams.write().expect("upstreams");
+                let mut ups = self.upstreams.write_locked();
                 for id in plan.stop.iter().chain(&plan.restart) {
                     retired.extend(ups.remove(id.as_str()));
                 }
@@ -347,7 +352,7 @@ impl Bridge {
             let now = tokio::time::Instant::now();
             let mut until = now + secs(self.settings().timeouts.first_list);
             let started = *self.started.borrow();
-            let listed = self.lists.lock().expect("lists");
+            let listed = self.lists.locked();
             self.first.send_modify(|f| {
                 if let Some(Some(source)) = f.get(SOURCE_PENDING)
                     && *source > now
@@ -366,20 +371,26 @@ impl Bridge {
         };
         self.changed.notify_one();
         self.announce(changes).await;
-        // Close the old sessions without holding up the IDE.
+        // Close the old sessions without holding up the IDE. Each stop is
+        // bounded; on shutdown this stops waiting (the retired owner tasks,
+        // already cancelled, close their sessions themselves).
         if !retired.is_empty() {
+            let shutdown = self.shutdown.clone();
             tokio::spawn(async move {
-                futures::future::join_all(retired.iter().map(|u| u.stop())).await;
+                tokio::select! {
+                    _ = futures::future::join_all(retired.iter().map(|u| u.stop())) => {}
+                    _ = shutdown.cancelled() => {}
+                }
             });
         }
     }
 
     pub fn catalog(&self) -> Arc<Catalog> {
-        self.catalog.read().expect("catalog").clone()
+        self.catalog.read_locked().clone()
     }
 
     pub fn upstream(&self, id: &str) -> Option<Arc<UpstreamHandle>> {
-        self.upstreams.read().expect("upstreams").get(id).cloned()
+        self.upstreams.read_locked().get(id).cloned()
     }
 
     /// The handle of `id`, waiting up to `wait` for [`Bridge::start`]: the IDE can
@@ -388,7 +399,7 @@ impl Bridge {
         if let Some(u) = self.upstream(id) {
             return Some(u);
         }
-        if !self.specs.read().expect("specs").iter().any(|s| s.id == id) {
+        if !self.specs.read_locked().iter().any(|s| s.id == id) {
             return None;
         }
         let mut started = self.started.subscribe();
@@ -424,7 +435,7 @@ impl Bridge {
     pub fn unlisted(&self) -> Vec<(String, String, Option<String>)> {
         // Specs before lists, the order every other path takes them in.
         let specs = self.specs();
-        let lists = self.lists.lock().expect("lists");
+        let lists = self.lists.locked();
         specs
             .into_iter()
             .filter(|s| !lists.contains_key(s.id.as_str()))
@@ -448,7 +459,7 @@ impl Bridge {
     }
 
     pub fn upstreams(&self) -> Vec<Arc<UpstreamHandle>> {
-        self.upstreams.read().expect("upstreams").values().cloned().collect()
+        self.upstreams.read_locked().values().cloned().collect()
     }
 
     /// Wait until every server's first connection attempt has an outcome and its
@@ -514,17 +525,14 @@ impl Bridge {
     pub fn apply_lists(&self, server: Arc<str>, url: String, lists: ServerLists, legacy: Option<bool>) -> Changes {
         let settings = self.settings();
         let changes = {
-            let specs = self.specs.read().expect("specs");
+            let specs = self.specs.read_locked();
             // A late report from a server that was removed or moved meanwhile.
             if !specs.iter().any(|s| *s.id == *server && s.url == url) {
                 return Changes::default();
             }
-            self.refreshed
-                .lock()
-                .expect("refreshed")
-                .insert(server.clone(), crate::util::now_unix());
+            self.refreshed.locked().insert(server.clone(), crate::util::now_unix());
             self.changed.notify_one();
-            let mut all = self.lists.lock().expect("lists");
+            let mut all = self.lists.locked();
             if all.get(&server).is_some_and(|l| **l == lists) {
                 drop(all);
                 drop(specs);
@@ -534,13 +542,13 @@ impl Bridge {
             }
             all.insert(server.clone(), Arc::new(lists.clone()));
             let next = Catalog::build_with(&all, specs.len(), &settings.naming, &settings.policy(&specs));
-            let mut cur = self.catalog.write().expect("catalog");
+            let mut cur = self.catalog.write_locked();
             let changes = next.changes_from(&cur);
             *cur = Arc::new(next);
             changes
         };
         if let Some(dir) = &settings.cache_dir {
-            let mut cache = self.cache.lock().expect("cache");
+            let mut cache = self.cache.locked();
             cache
                 .servers
                 .insert(server.to_string(), CachedServer { url, lists, legacy });
@@ -553,7 +561,7 @@ impl Bridge {
     /// from what is there.
     fn remember_era(&self, settings: &Settings, server: &str, url: &str, legacy: Option<bool>) {
         let Some(dir) = &settings.cache_dir else { return };
-        let mut cache = self.cache.lock().expect("cache");
+        let mut cache = self.cache.locked();
         match cache.servers.get_mut(server) {
             Some(c) if c.url == url && c.legacy != legacy && legacy.is_some() => c.legacy = legacy,
             _ => return,
@@ -577,7 +585,7 @@ impl Bridge {
         let generation = self.cache_generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         let (written, path) = (self.cache_written.clone(), crate::cache::catalog_path(dir));
         let write = move || {
-            let mut last = written.lock().expect("cache writes");
+            let mut last = written.locked();
             if *last >= generation {
                 return;
             }
@@ -594,7 +602,7 @@ impl Bridge {
 
     /// The protocol generation `spec`'s server spoke when it was last listed.
     fn cached_era(&self, spec: &ServerSpec) -> Option<bool> {
-        let cache = self.cache.lock().expect("cache");
+        let cache = self.cache.locked();
         cache
             .servers
             .get(&spec.id)
@@ -640,17 +648,17 @@ impl Bridge {
 
     /// Register a modern IDE's `subscriptions/listen` stream.
     pub fn add_listener(&self, sink: SubscriptionSink) {
-        self.listeners.lock().expect("listeners").push(sink);
+        self.listeners.locked().push(sink);
     }
 
     pub fn remove_listener(&self, id: &rmcp::model::RequestId) {
-        self.listeners.lock().expect("listeners").retain(|s| s.id() != id);
+        self.listeners.locked().retain(|s| s.id() != id);
     }
 
     /// Send to every listen stream that accepted the notification; the sink
     /// filters by what each stream asked for.
     async fn send_to_listeners(&self, notifications: &[ServerNotification]) {
-        let sinks = self.listeners.lock().expect("listeners").clone();
+        let sinks = self.listeners.locked().clone();
         for sink in sinks {
             for n in notifications {
                 let _ = sink.send(n.clone()).await;

@@ -18,6 +18,8 @@ use crate::catalog::ServerLists;
 /// Write `bytes` to `path` through a temp file in the same directory and a rename,
 /// so a crash never leaves a half-written file. The temp file is new (0600),
 /// so a file or link planted at a guessable name is never written through.
+/// Blocking (the temp file is synced): while serving, it runs through
+/// `spawn_blocking`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write_atomic_with(path, bytes, None)
 }
@@ -52,6 +54,9 @@ pub fn write_atomic_with(path: &Path, bytes: &[u8], permissions: Option<std::fs:
             Ok(_) => return Ok(()),
             Err(e) if attempt < 5 && cfg!(windows) => {
                 tmp = e.file;
+                // A blocking wait in a blocking write: callers that serve run
+                // this on a blocking thread, never on the runtime's.
+                #[allow(clippy::disallowed_methods)]
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
             // Dropping the temp file removes it.

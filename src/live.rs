@@ -4,7 +4,9 @@
 //! [`Bridge::reconfigure`], which connects, drops or reconnects only the servers
 //! that changed. Anything that fails here (a registry down or answering
 //! garbage, an edit that does not parse) keeps the last good state and is said
-//! once, not at every poll.
+//! once, not at every poll. [`Live::run`] ends when the root token is
+//! cancelled, also mid-poll or mid-debounce; the registry cache it keeps is
+//! written on a blocking thread.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -20,6 +22,7 @@ use crate::bridge::{Bridge, Settings};
 use crate::config::{Config, Paths, secs};
 use crate::registry::sync::{Fetched, Mirror};
 use crate::registry::{self, AdHoc, Resolved};
+use crate::util::Locked;
 
 /// How quiet the watched files must be before a change is applied: editors
 /// write a file in several steps (truncate, write, rename over).
@@ -110,6 +113,41 @@ fn warn_capped(source: &str, max: usize) {
     );
 }
 
+/// The files touched from `first` on, once the watched files have been quiet
+/// for [`DEBOUNCE`] (at most about two seconds of a steady stream of events).
+async fn debounce(first: PathBuf, rx: &mut mpsc::UnboundedReceiver<PathBuf>) -> HashSet<PathBuf> {
+    let mut touched = HashSet::from([first]);
+    let until = Instant::now() + Duration::from_secs(2);
+    while let Ok(Some(p)) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {
+        touched.insert(p);
+        if Instant::now() > until {
+            break;
+        }
+    }
+    touched
+}
+
+/// Keep `mirror` as the registry cache for `url`, off the runtime thread: the
+/// copy is serialised here, and the durable write (up to megabytes, synced)
+/// runs on a blocking thread. Awaited, so writes land in the order of polls.
+async fn store_cache(cache_dir: &Path, url: &str, mirror: &Mirror) {
+    let bytes = match registry::mirror_bytes(url, mirror) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!("cannot write the registry cache: {e}");
+            return;
+        }
+    };
+    let path = registry::mirror_path(cache_dir);
+    let written = tokio::task::spawn_blocking(move || crate::cache::write_atomic(&path, &bytes))
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|w| w);
+    if let Err(e) = written {
+        tracing::warn!("cannot write the registry cache: {e}");
+    }
+}
+
 /// Read the configured registry: the file; or the API, starting from its disk
 /// cache when there is one, else asking it, bounded by the connect timeout
 /// (for the one-shot commands; `serve` reads with [`load_local`] and asks the
@@ -147,9 +185,7 @@ pub async fn load_registry(cfg: &Config, paths: &Paths) -> RegistryCopy {
             copy.mirror = Mirror::new(servers);
             copy.mirror.validators = validators;
             copy.last_success = Some(crate::util::now_unix());
-            if let Err(e) = registry::store_mirror(&paths.cache_dir, &url, &copy.mirror) {
-                tracing::warn!("cannot write the registry cache: {e}");
-            }
+            store_cache(&paths.cache_dir, &url, &copy.mirror).await;
         }
         Ok(Fetched::NotModified) => {}
         Err(e) => {
@@ -325,14 +361,10 @@ impl Live {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 Some(first) = rx.recv() => {
-                    let mut touched = HashSet::from([first]);
-                    let until = Instant::now() + Duration::from_secs(2);
-                    while let Ok(Some(p)) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {
-                        touched.insert(p);
-                        if Instant::now() > until {
-                            break;
-                        }
-                    }
+                    let touched = tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        touched = debounce(first, &mut rx) => touched,
+                    };
                     let before = (self.registry_file(), self.api_url());
                     let refetch = touched.contains(&self.paths.config_file) && self.reload_config(&bridge).await;
                     if self.registry_file().is_some_and(|f| touched.contains(&f)) {
@@ -369,7 +401,7 @@ impl Live {
     }
 
     fn publish(&self, bridge: &Bridge) {
-        let mut st = self.state.lock().expect("sources state");
+        let mut st = self.state.locked();
         st.registry = self.registry.summary();
         drop(st);
         bridge.changed.notify_one();
@@ -435,7 +467,7 @@ impl Live {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!("{e}\nThe change was not applied; the bridge keeps the previous configuration.");
-                self.state.lock().expect("sources state").config_error = Some(e.to_string());
+                self.state.locked().config_error = Some(e.to_string());
                 bridge.changed.notify_one();
                 return false;
             }
@@ -443,7 +475,7 @@ impl Live {
         if let Some(p) = self.prefix {
             next.naming.prefix = p;
         }
-        self.state.lock().expect("sources state").config_error = None;
+        self.state.locked().config_error = None;
         if next == self.cfg {
             return false;
         }
@@ -566,9 +598,7 @@ impl Live {
                 self.capped = true;
             }
         }
-        if let Err(e) = registry::store_mirror(&self.paths.cache_dir, &url, &self.registry.mirror) {
-            tracing::warn!("cannot write the registry cache: {e}");
-        }
+        store_cache(&self.paths.cache_dir, &url, &self.registry.mirror).await;
         if changed {
             tracing::info!("the registry changed: {} entries", self.registry.mirror.servers.len());
         }
@@ -588,7 +618,7 @@ impl Live {
     /// Resolve the current sources and hand the result to the bridge.
     async fn apply(&mut self, bridge: &Arc<Bridge>) {
         let resolved = resolve(&self.cfg, &self.registry, &self.adhoc, &mut self.said);
-        self.state.lock().expect("sources state").problems = resolved.problems.clone();
+        self.state.locked().problems = resolved.problems.clone();
         let settings = Settings::from_config(&self.cfg, Some(self.paths.cache_dir.clone()));
         bridge.reconfigure(resolved.servers, settings).await;
     }

@@ -23,6 +23,8 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::util::Locked;
+
 /// Build a value of an rmcp model type from its wire JSON.
 pub fn from_json<T: serde::de::DeserializeOwned>(v: Value) -> T {
     serde_json::from_value(v).expect("valid MCP JSON")
@@ -135,7 +137,7 @@ impl Notes {
     pub fn seeded() -> Notes {
         let n = Notes::default();
         {
-            let mut m = n.notes.lock().expect("notes");
+            let mut m = n.notes.locked();
             m.insert(
                 1,
                 Note {
@@ -197,7 +199,7 @@ impl ServerHandler for Notes {
         p: CallToolRequestParams,
         _: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let mut notes = self.notes.lock().expect("notes");
+        let mut notes = self.notes.locked();
         let r = match p.name.as_ref() {
             "add_note" => {
                 let (Some(title), Some(body)) = (arg_str(&p, "title"), arg_str(&p, "body")) else {
@@ -259,7 +261,7 @@ impl ServerHandler for Notes {
         p: ReadResourceRequestParams,
         _: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        let notes = self.notes.lock().expect("notes");
+        let notes = self.notes.locked();
         let text = if p.uri == "notes://index" {
             notes
                 .iter()
@@ -305,7 +307,7 @@ impl ServerHandler for Notes {
             .and_then(|a| a.get("style"))
             .and_then(Value::as_str)
             .unwrap_or("brief");
-        let notes = self.notes.lock().expect("notes");
+        let notes = self.notes.locked();
         let all = notes
             .values()
             .map(|n| format!("- {}: {}", n.title, n.body))
@@ -392,14 +394,14 @@ impl ServerHandler for Metrics {
                 let (Some(name), Some(v)) = (arg_str(&p, "name"), arg_f64(&p, "value")) else {
                     return Ok(tool_error("record needs a name and a numeric value").into());
                 };
-                let mut s = self.series.lock().expect("series");
+                let mut s = self.series.locked();
                 let series = s.entry(name.clone()).or_default();
                 series.push(v);
                 text_result(format!("{name}: {} values", series.len()))
             }
             "query" => {
                 let name = arg_str(&p, "name").unwrap_or_default();
-                let s = self.series.lock().expect("series");
+                let s = self.series.locked();
                 let Some(v) = s.get(&name).filter(|v| !v.is_empty()) else {
                     return Ok(tool_error(format!("no series named {name:?}")).into());
                 };
@@ -428,7 +430,7 @@ impl ServerHandler for Metrics {
                         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                     }
                 }
-                let count = self.series.lock().expect("series").len();
+                let count = self.series.locked().len();
                 text_result(format!("report ready after {steps} steps: {count} series"))
             }
             other => return Err(McpError::invalid_params(format!("unknown tool {other}"), None)),

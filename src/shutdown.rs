@@ -1,15 +1,20 @@
 //! One root cancellation token for the process, and the triggers that fire it:
 //! SIGTERM, SIGINT/ctrl-c, and (wired by `serve`) stdin EOF. Every long-lived task
-//! holds a child of this token.
+//! ends when this token is cancelled: it selects on it or on a child of it.
 
 use tokio_util::sync::CancellationToken;
 
-/// Cancel `root` on the first termination signal.
+/// Cancel `root` on the first termination signal. The task watching for it
+/// ends with the tree, whatever cancelled it.
 pub fn on_signals(root: CancellationToken) {
     tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("termination signal received");
-        root.cancel();
+        tokio::select! {
+            _ = root.cancelled() => {}
+            _ = wait_for_signal() => {
+                tracing::info!("termination signal received");
+                root.cancel();
+            }
+        }
     });
 }
 

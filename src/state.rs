@@ -141,7 +141,8 @@ pub struct Publisher {
 const OPEN_ATTEMPTS: u32 = 20;
 
 impl Publisher {
-    /// Create `run/` (0700 on unix) and take this process's lock.
+    /// Create `run/` (0700 on unix) and take this process's lock. Blocking
+    /// (file IO, and short waits for a reader's lock): off the runtime thread.
     pub fn open(state_dir: &Path) -> std::io::Result<Publisher> {
         Publisher::open_as(state_dir, &std::process::id().to_string())
     }
@@ -160,6 +161,9 @@ impl Publisher {
                 Ok(()) => {}
                 // A reader checking for staleness holds a shared lock for an instant.
                 Err(TryLockError::WouldBlock) => {
+                    // A blocking wait, as `open` is: `serve` calls it through
+                    // `spawn_blocking`, `status` and tests from plain threads.
+                    #[allow(clippy::disallowed_methods)]
                     std::thread::sleep(std::time::Duration::from_millis(10));
                     continue;
                 }
@@ -184,7 +188,8 @@ impl Publisher {
         ))
     }
 
-    /// Replace the published snapshot (atomically: readers see the old or the new).
+    /// Replace the published snapshot (atomically: readers see the old or the
+    /// new). Blocking (a synced write): off the runtime thread.
     pub fn write(&self, snapshot: &Snapshot) -> std::io::Result<()> {
         let mut bytes = serde_json::to_vec_pretty(snapshot)?;
         bytes.push(b'\n');

@@ -1,10 +1,47 @@
 //! Small helpers shared by several modules: error chains, the clock, globs,
-//! retry backoff, private directories, same-file checks, and [`printable`], the one escape every
+//! retry backoff, private directories, same-file checks, the one lock-poisoning
+//! policy ([`Locked`]), and [`printable`], the one escape every
 //! upstream-, registry- or config-derived string goes through before it reaches
 //! a terminal.
 
 use std::borrow::Cow;
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
+
+/// Taking a `std::sync` lock, the one way the bridge does it.
+///
+/// A lock is poisoned when a thread panicked while holding it. Here that is a
+/// bug, not a state to handle: every critical section is a few assignments that
+/// leave the data whole, and a release build aborts on panic (`panic = "abort"`),
+/// so no other thread ever sees the poison. In a debug build or a test the
+/// panic itself is the report; the data is taken as it is
+/// ([`PoisonError::into_inner`]) rather than failing every later caller with a
+/// second panic that hides the first.
+pub trait Locked<T: ?Sized> {
+    /// The guard, whether or not an earlier holder panicked.
+    fn locked(&self) -> MutexGuard<'_, T>;
+}
+
+impl<T: ?Sized> Locked<T> for Mutex<T> {
+    fn locked(&self) -> MutexGuard<'_, T> {
+        self.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// [`Locked`] for readers and writers of an `RwLock`, with the same policy.
+pub trait RwLocked<T: ?Sized> {
+    fn read_locked(&self) -> RwLockReadGuard<'_, T>;
+    fn write_locked(&self) -> RwLockWriteGuard<'_, T>;
+}
+
+impl<T: ?Sized> RwLocked<T> for RwLock<T> {
+    fn read_locked(&self) -> RwLockReadGuard<'_, T> {
+        self.read().unwrap_or_else(PoisonError::into_inner)
+    }
+    fn write_locked(&self) -> RwLockWriteGuard<'_, T> {
+        self.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
 /// An error and its sources on one line: `a: b: c`.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
@@ -214,6 +251,26 @@ pub fn is_same_file(_: &std::fs::File, path: &std::path::Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A lock whose holder panicked still hands out its data, to readers and
+    /// writers alike, instead of a second panic.
+    #[test]
+    fn a_poisoned_lock_still_locks() {
+        let m = std::sync::Arc::new(Mutex::new(1));
+        let l = std::sync::Arc::new(RwLock::new(1));
+        let (m2, l2) = (m.clone(), l.clone());
+        let panicked = std::thread::spawn(move || {
+            let _m = m2.locked();
+            let _l = l2.write_locked();
+            panic!("a bug while holding both locks");
+        })
+        .join();
+        assert!(panicked.is_err());
+        assert!(m.is_poisoned() && l.is_poisoned());
+        *m.locked() += 1;
+        *l.write_locked() += 1;
+        assert_eq!((*m.locked(), *l.read_locked()), (2, 2));
+    }
 
     #[test]
     fn globs() {

@@ -2,11 +2,12 @@
 //! API or a local file in the same page shape), `[[servers]]` from the config and
 //! URLs given on the command line, resolved into [`ServerSpec`]s.
 //!
-//! Parsing and resolution are pure; [`sync::fetch_since`] is the only function
-//! here that does network IO, and [`load_mirror`]/[`store_mirror`] the only ones
-//! that touch disk. A
-//! broken entry is reported as a [`Problem`] naming the server and never stops the
-//! others.
+//! Parsing and resolution are pure: [`resolve_with`] takes the environment as a
+//! lookup, and [`resolve`] passes it the process's ([`crate::config::env_var`]).
+//! [`sync::fetch_since`] is the only function here that does network IO, and
+//! [`read_file`] and [`load_mirror`] the only ones that read disk (the cache is
+//! written by the caller, from [`mirror_bytes`]). A broken entry is reported as
+//! a [`Problem`] naming the server and never stops the others.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -18,7 +19,7 @@ use serde_json::Value;
 pub mod sync;
 
 use crate::catalog::namespace_from;
-use crate::config::{Config, RegistryConfig, expand_env};
+use crate::config::{Config, RegistryConfig, expand_with};
 use crate::util::glob_match;
 
 /// Registry `_meta` key of the official status block.
@@ -211,8 +212,12 @@ fn fill(template: &str, vars: &BTreeMap<String, String>) -> String {
     out
 }
 
-/// Resolve one input: registry `value`, then the user's setting, then `default`.
-fn resolve_input(name: &str, input: &Input, user: Option<&String>) -> Result<Option<String>, String> {
+/// A lookup of environment variables ([`crate::config::env_var`] for the process's).
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Resolve one input: registry `value`, then the user's setting (`${ENV}`
+/// expanded from `env`), then `default`.
+fn resolve_input(name: &str, input: &Input, user: Option<&String>, env: Env) -> Result<Option<String>, String> {
     let value = if let Some(v) = &input.value {
         let nested = input
             .variables
@@ -221,7 +226,7 @@ fn resolve_input(name: &str, input: &Input, user: Option<&String>) -> Result<Opt
             .collect();
         Some(fill(&scalar(v), &nested))
     } else if let Some(u) = user {
-        Some(expand_env(u).map_err(|e| format!("input {name}: {e}"))?)
+        Some(expand_with(u, env).map_err(|e| format!("input {name}: {e}"))?)
     } else {
         input.default.as_ref().map(scalar)
     };
@@ -254,7 +259,7 @@ struct Candidate {
     rules: crate::policy::ServerRules,
 }
 
-fn resolve_entry(raw: &Value, rc: &RegistryConfig) -> Result<Option<Candidate>, Problem> {
+fn resolve_entry(raw: &Value, rc: &RegistryConfig, env: Env) -> Result<Option<Candidate>, Problem> {
     let label = raw
         .pointer("/server/name")
         .and_then(Value::as_str)
@@ -325,7 +330,7 @@ fn resolve_entry(raw: &Value, rc: &RegistryConfig) -> Result<Option<Candidate>, 
         .unwrap_or(&empty);
     let mut vars = BTreeMap::new();
     for (k, input) in &remote.variables {
-        if let Some(v) = resolve_input(k, input, user.get(k)).map_err(&problem)? {
+        if let Some(v) = resolve_input(k, input, user.get(k), env).map_err(&problem)? {
             vars.insert(k.clone(), v);
         }
     }
@@ -339,7 +344,7 @@ fn resolve_entry(raw: &Value, rc: &RegistryConfig) -> Result<Option<Candidate>, 
     }
     let mut headers = Vec::new();
     for h in &remote.headers {
-        if let Some(v) = resolve_input(&h.name, &h.input, user.get(&h.name)).map_err(&problem)? {
+        if let Some(v) = resolve_input(&h.name, &h.input, user.get(&h.name), env).map_err(&problem)? {
             headers.push((
                 h.name.clone(),
                 HeaderValue {
@@ -423,16 +428,23 @@ fn adhoc_namespace(url: &url::Url) -> String {
     namespace_from(label)
 }
 
+/// [`resolve_with`] the process environment.
+pub fn resolve(cfg: &Config, registry: &[Value], adhoc: &AdHoc) -> Resolved {
+    resolve_with(cfg, registry, adhoc, &crate::config::env_var)
+}
+
 /// Combine config, registry entries and ad-hoc URLs into specs. Config servers keep
 /// their names; registry and CLI namespaces are de-duplicated with a numeric suffix.
-pub fn resolve(cfg: &Config, registry: &[Value], adhoc: &AdHoc) -> Resolved {
+/// `${ENV}` in headers and inputs, `bearer_token_env` and `client_secret_env`
+/// are read from `env`.
+pub fn resolve_with(cfg: &Config, registry: &[Value], adhoc: &AdHoc, env: Env) -> Resolved {
     let mut out = Resolved::default();
     let mut taken = HashSet::new();
     for s in cfg.servers.iter().filter(|s| s.enabled) {
         let mut headers = Vec::new();
         let mut failed = None;
         for (k, v) in &s.headers {
-            match expand_env(v) {
+            match expand_with(v, env) {
                 Ok(value) => headers.push((
                     k.clone(),
                     HeaderValue {
@@ -444,15 +456,15 @@ pub fn resolve(cfg: &Config, registry: &[Value], adhoc: &AdHoc) -> Resolved {
             }
         }
         if let Some(var) = &s.bearer_token_env {
-            match std::env::var(var) {
-                Ok(t) => headers.push((
+            match env(var) {
+                Some(t) => headers.push((
                     "Authorization".into(),
                     HeaderValue {
                         value: format!("Bearer {t}"),
                         secret: true,
                     },
                 )),
-                Err(_) => failed = Some(format!("bearer_token_env: environment variable {var} is not set")),
+                None => failed = Some(format!("bearer_token_env: environment variable {var} is not set")),
             }
         }
         if let Some(reason) = failed {
@@ -472,7 +484,7 @@ pub fn resolve(cfg: &Config, registry: &[Value], adhoc: &AdHoc) -> Resolved {
             call_timeout: s.call_timeout,
             oauth: OAuthSettings {
                 client_id: s.oauth.client_id.clone(),
-                client_secret: s.oauth.client_secret_env.as_ref().and_then(|v| std::env::var(v).ok()),
+                client_secret: s.oauth.client_secret_env.as_deref().and_then(env),
                 scopes: s.oauth.scopes.clone(),
                 redirect_port: s.oauth.redirect_port,
                 omit_resource: s.oauth.resource == Some(false),
@@ -486,7 +498,7 @@ pub fn resolve(cfg: &Config, registry: &[Value], adhoc: &AdHoc) -> Resolved {
     let rc = cfg.registry.clone().unwrap_or_default();
     let mut seen_names = HashSet::new();
     for raw in registry {
-        match resolve_entry(raw, &rc) {
+        match resolve_entry(raw, &rc, env) {
             Ok(Some(c)) => {
                 if !seen_names.insert(c.name.clone()) {
                     continue; // an older version of a server already taken
@@ -594,19 +606,21 @@ struct CachedRegistryRef<'a> {
     validators: &'a sync::Validators,
 }
 
-fn cache_file(cache_dir: &Path) -> std::path::PathBuf {
+/// The registry cache file in `cache_dir`.
+pub fn mirror_path(cache_dir: &Path) -> std::path::PathBuf {
     cache_dir.join("registry.json")
 }
 
-/// Save the last good registry for `source` with its validators, fetched now.
-pub fn store_mirror(cache_dir: &Path, source: &str, mirror: &sync::Mirror) -> std::io::Result<()> {
-    let c = CachedRegistryRef {
+/// The registry cache file's contents: the last good registry for `source`
+/// with its validators, fetched now. The caller writes them
+/// ([`crate::cache::write_atomic`] at [`mirror_path`]), off the runtime thread.
+pub fn mirror_bytes(source: &str, mirror: &sync::Mirror) -> serde_json::Result<Vec<u8>> {
+    serde_json::to_vec(&CachedRegistryRef {
         source,
         fetched_at_unix: crate::util::now_unix(),
         servers: &mirror.servers,
         validators: &mirror.validators,
-    };
-    crate::cache::write_atomic(&cache_file(cache_dir), &serde_json::to_vec(&c)?)
+    })
 }
 
 /// The cached registry for `source`, with its age in seconds.
@@ -622,7 +636,7 @@ pub fn load_cached(cache_dir: &Path, source: &str) -> Option<(Vec<Value>, u64)> 
 /// larger than `max_bytes` (written by a version without bounds) is not read:
 /// the error says so.
 pub fn load_mirror(cache_dir: &Path, source: &str, max_bytes: u64) -> Result<Option<(sync::Mirror, u64)>, String> {
-    let path = cache_file(cache_dir);
+    let path = mirror_path(cache_dir);
     let Ok(file) = std::fs::File::open(&path) else {
         return Ok(None);
     };
@@ -753,6 +767,40 @@ mod tests {
         let r = resolve(&cfg, &example()[..1], &AdHoc::default());
         let ids: Vec<_> = r.servers.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["jira", "jira-2"]);
+    }
+
+    /// Secrets named by environment variables come from the lookup given, never
+    /// from the process: headers, the bearer token, the client secret and
+    /// registry inputs; a variable that is not set makes that server a problem.
+    #[test]
+    fn the_environment_is_passed_in() {
+        let text = "[[servers]]\nname = \"a\"\nurl = \"http://127.0.0.1:1/mcp\"\nheaders = { X-Key = \"k-${KEY}\" }\n\
+                    bearer_token_env = \"TOKEN\"\noauth = { client_secret_env = \"SECRET\" }\n\
+                    [[servers]]\nname = \"b\"\nurl = \"http://127.0.0.1:2/mcp\"\nbearer_token_env = \"UNSET\"\n\
+                    [registry.inputs.\"com.example.corp/metrics\"]\nX-API-Key = \"${KEY}\"\n";
+        let cfg = Config::parse(text, Path::new("c")).unwrap();
+        let env = |var: &str| {
+            let v = match var {
+                "KEY" => "1",
+                "TOKEN" => "t",
+                "SECRET" => "s",
+                _ => return None,
+            };
+            Some(v.to_owned())
+        };
+        let r = resolve_with(&cfg, &example(), &AdHoc::default(), &env);
+        let ids: Vec<_> = r.servers.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["a", "jira", "metrics"]);
+        let a = &r.servers[0];
+        let h: BTreeMap<_, _> = a.headers.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        assert_eq!((h["X-Key"].value.as_str(), h["X-Key"].secret), ("k-1", true));
+        assert_eq!(h["Authorization"].value, "Bearer t");
+        assert_eq!(a.oauth.client_secret.as_deref(), Some("s"));
+        let metrics = &r.servers[2];
+        assert!(metrics.headers.iter().any(|(k, v)| k == "X-API-Key" && v.value == "1"));
+        assert_eq!(r.problems.len(), 1);
+        assert_eq!(r.problems[0].server, "b");
+        assert!(r.problems[0].reason.contains("UNSET"), "{}", r.problems[0].reason);
     }
 
     #[test]

@@ -2,18 +2,29 @@
 //! bridge's cache and state live, and validation with messages that name the file,
 //! line and key.
 //!
+//! Everything here is pure: text in, a [`Config`] or a [`ConfigError`] out
+//! ([`Config::parse`]); paths from an explicit flag, an environment lookup and
+//! the OS's dirs passed in ([`Paths::from_env`]); `${ENV}` expansion with the
+//! variables passed in ([`expand_with`]). The IO (reading the file, the process
+//! environment and the OS's dirs) is in [`load`] alone.
+//!
 //! Lookup order for the file: `--config PATH`, then `$MCP_BRIDGE_CONFIG`, then
 //! `$MCP_BRIDGE_HOME/config.toml`, then the OS config dir. `MCP_BRIDGE_HOME` also
 //! moves the cache and state dirs under it, which keeps tests hermetic. A missing
 //! file is not an error: the defaults (no registry, no servers) apply.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
 use crate::catalog::{Naming, PrefixMode};
+
+pub mod load;
+
+pub use load::{env_var, expand_env};
 
 /// Env var naming the config file.
 pub const ENV_CONFIG: &str = "MCP_BRIDGE_CONFIG";
@@ -401,18 +412,20 @@ pub struct Paths {
 }
 
 impl Paths {
-    /// Resolve the paths from an explicit `--config`, the environment and the OS.
-    pub fn resolve(explicit: Option<&Path>) -> Paths {
-        let home = std::env::var_os(ENV_HOME).filter(|v| !v.is_empty()).map(PathBuf::from);
-        let named = explicit.map(Path::to_path_buf).or_else(|| {
-            std::env::var_os(ENV_CONFIG)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        });
+    /// The paths from an explicit `--config`, the environment (`env`) and the
+    /// OS's dirs (`os_dirs`, asked only when neither names a place).
+    pub fn from_env(
+        explicit: Option<&Path>,
+        env: impl Fn(&str) -> Option<OsString>,
+        os_dirs: impl Fn() -> OsDirs,
+    ) -> Paths {
+        let var = |name: &str| env(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let home = var(ENV_HOME);
+        let named = explicit.map(Path::to_path_buf).or_else(|| var(ENV_CONFIG));
         let config_explicit = named.is_some();
         let config_file = named
             .or_else(|| home.as_ref().map(|h| h.join("config.toml")))
-            .unwrap_or_else(|| os_dirs().0.join("config.toml"));
+            .unwrap_or_else(|| os_dirs().config.join("config.toml"));
         match home {
             Some(h) => Paths {
                 config_file,
@@ -421,7 +434,7 @@ impl Paths {
                 state_dir: h.join("state"),
             },
             None => {
-                let (_, cache, state) = os_dirs();
+                let OsDirs { cache, state, .. } = os_dirs();
                 Paths {
                     config_file,
                     config_explicit,
@@ -433,45 +446,36 @@ impl Paths {
     }
 }
 
-/// (config, cache, state) dirs. XDG-style on Linux and macOS (a CLI tool's config
-/// belongs in `~/.config`), the platform's own dirs on Windows.
-fn os_dirs() -> (PathBuf, PathBuf, PathBuf) {
-    const APP: &str = "mcp-bridge";
-    if cfg!(windows) {
-        if let Some(p) = directories::ProjectDirs::from("dev", "mcp-bridge", APP) {
-            return (p.config_dir().into(), p.cache_dir().into(), p.data_local_dir().into());
-        }
-    } else if let Some(b) = directories::BaseDirs::new() {
-        let xdg = |var: &str, rel: &str| {
-            std::env::var_os(var)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-                .unwrap_or_else(|| b.home_dir().join(rel))
-                .join(APP)
-        };
-        return (
-            xdg("XDG_CONFIG_HOME", ".config"),
-            xdg("XDG_CACHE_HOME", ".cache"),
-            xdg("XDG_STATE_HOME", ".local/state"),
-        );
+/// The directory names under the OS's dirs.
+pub const APP: &str = "mcp-bridge";
+
+/// The OS's config, cache and state dirs for the bridge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OsDirs {
+    pub config: PathBuf,
+    pub cache: PathBuf,
+    pub state: PathBuf,
+}
+
+/// XDG-style dirs (Linux and macOS: a CLI tool's config belongs in
+/// `~/.config`) under the user's `home`, moved by `XDG_CONFIG_HOME`,
+/// `XDG_CACHE_HOME` and `XDG_STATE_HOME` as `env` has them.
+pub fn xdg_dirs(home: &Path, env: impl Fn(&str) -> Option<OsString>) -> OsDirs {
+    let xdg = |var: &str, rel: &str| {
+        env(var)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| home.join(rel))
+            .join(APP)
+    };
+    OsDirs {
+        config: xdg("XDG_CONFIG_HOME", ".config"),
+        cache: xdg("XDG_CACHE_HOME", ".cache"),
+        state: xdg("XDG_STATE_HOME", ".local/state"),
     }
-    let tmp = std::env::temp_dir().join(APP);
-    (tmp.clone(), tmp.join("cache"), tmp.join("state"))
 }
 
 impl Config {
-    /// Load the file at `path`; a missing file gives the defaults.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Config::parse(&text, path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
-            Err(source) => Err(ConfigError::Io {
-                path: path.into(),
-                source,
-            }),
-        }
-    }
-
     /// Parse and validate config text; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
@@ -735,13 +739,9 @@ fn numbers(cfg: &Config) -> Vec<(&'static str, &'static str, f64, Range)> {
     v
 }
 
-/// Expand `${VAR}` from the environment. Unknown variables are an error naming them.
-pub fn expand_env(value: &str) -> Result<String, String> {
-    expand_with(value, |var| std::env::var(var).ok())
-}
-
-/// [`expand_env`] with the variables from `lookup` (pure, for tests).
-fn expand_with(value: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+/// Expand `${VAR}` with the variables from `lookup` ([`env_var`] for the
+/// process's). Unknown variables are an error naming them.
+pub fn expand_with(value: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
     let mut out = String::new();
     let mut rest = value;
     while let Some(i) = rest.find("${") {
@@ -770,7 +770,7 @@ mod tests {
     /// The shipped example parses and means what its comments say.
     #[test]
     fn example_config_parses() {
-        let text = include_str!("../config/config.example.toml");
+        let text = include_str!("../../config/config.example.toml");
         let cfg = parse(text).unwrap();
         assert_eq!(cfg.naming.separator, "__");
         assert_eq!(cfg.timeouts, Timeouts::default());
@@ -911,6 +911,69 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("used twice"), "{e}");
+    }
+
+    /// `--config` wins over `MCP_BRIDGE_CONFIG`, which wins over
+    /// `MCP_BRIDGE_HOME`, which wins over the OS's dirs; an empty variable is
+    /// unset; only a named file must exist; the OS is asked only when needed.
+    #[test]
+    fn paths_precedence() {
+        let os = || OsDirs {
+            config: "/os/config".into(),
+            cache: "/os/cache".into(),
+            state: "/os/state".into(),
+        };
+        let env_of = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| OsString::from(v))
+        };
+        let p = Paths::from_env(None, env_of(&[]), os);
+        assert_eq!(p.config_file, Path::new("/os/config/config.toml"));
+        assert_eq!(
+            (p.cache_dir.as_path(), p.state_dir.as_path()),
+            (Path::new("/os/cache"), Path::new("/os/state"))
+        );
+        assert!(!p.config_explicit);
+        let home = env_of(&[(ENV_HOME, "/h")]);
+        let never = || -> OsDirs { unreachable!("MCP_BRIDGE_HOME names every place") };
+        let p = Paths::from_env(None, home, never);
+        assert_eq!(p.config_file, Path::new("/h/config.toml"));
+        assert_eq!(
+            (p.cache_dir.as_path(), p.state_dir.as_path()),
+            (Path::new("/h/cache"), Path::new("/h/state"))
+        );
+        assert!(!p.config_explicit);
+        let both = env_of(&[(ENV_HOME, "/h"), (ENV_CONFIG, "/c.toml")]);
+        let p = Paths::from_env(None, both, never);
+        assert_eq!(
+            (p.config_file.as_path(), p.config_explicit),
+            (Path::new("/c.toml"), true)
+        );
+        assert_eq!(p.state_dir, Path::new("/h/state"));
+        let p = Paths::from_env(Some(Path::new("/flag.toml")), both, never);
+        assert_eq!(
+            (p.config_file.as_path(), p.config_explicit),
+            (Path::new("/flag.toml"), true)
+        );
+        let empty = env_of(&[(ENV_HOME, ""), (ENV_CONFIG, "")]);
+        let p = Paths::from_env(None, empty, os);
+        assert_eq!(
+            (p.config_file.as_path(), p.config_explicit),
+            (Path::new("/os/config/config.toml"), false)
+        );
+    }
+
+    /// XDG variables move each dir; unset or empty ones fall back under home.
+    #[test]
+    fn xdg_dirs_follow_the_variables() {
+        let env = |name: &str| match name {
+            "XDG_CACHE_HOME" => Some(OsString::from("/xc")),
+            "XDG_STATE_HOME" => Some(OsString::new()),
+            _ => None,
+        };
+        let d = xdg_dirs(Path::new("/home/me"), env);
+        assert_eq!(d.config, Path::new("/home/me/.config/mcp-bridge"));
+        assert_eq!(d.cache, Path::new("/xc/mcp-bridge"));
+        assert_eq!(d.state, Path::new("/home/me/.local/state/mcp-bridge"));
     }
 
     #[test]
