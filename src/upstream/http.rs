@@ -111,7 +111,8 @@ struct Shared {
     listing: std::sync::Mutex<Option<(ClientJsonRpcMessage, HashMap<HeaderName, HeaderValue>)>>,
     /// Probes started.
     probes: std::sync::atomic::AtomicU32,
-    /// Ends a running probe when the connection is dropped.
+    /// Ends a running probe when the connection is dropped; a child of the
+    /// owner task's token, so that shutting down ends it too.
     _probe: tokio_util::sync::DropGuard,
     probe_stop: CancellationToken,
 }
@@ -136,8 +137,8 @@ const DRAIN: Duration = Duration::from_millis(100);
 
 /// A client for `spec`: its static headers as defaults, a cookie jar of its own
 /// (load balancers pin a session to one node with one, and a request without it
-/// lands where the session is unknown).
-pub fn client(spec: &ServerSpec) -> Result<Upstream, HttpError> {
+/// lands where the session is unknown). The tasks it starts end with `cancel`.
+pub fn client(spec: &ServerSpec, cancel: &CancellationToken) -> Result<Upstream, HttpError> {
     let mut headers = HeaderMap::new();
     for (name, value) in &spec.headers {
         let bad = || HttpError::BadHeader {
@@ -158,7 +159,7 @@ pub fn client(spec: &ServerSpec) -> Result<Upstream, HttpError> {
         let _ = fresh.set(reuse.clone());
         FRESH
     };
-    let probe_stop = CancellationToken::new();
+    let probe_stop = cancel.child_token();
     Ok(Upstream {
         shared: Arc::new(Shared {
             server: spec.id.as_str().into(),
