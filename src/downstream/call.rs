@@ -347,3 +347,36 @@ fn result_size(r: &CallToolResult) -> usize {
         .map_or(0, |v| serde_json::to_string(v).map_or(0, |s| s.len()));
     content + structured
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request_error(failure: RequestFailure) -> RequestError {
+        RequestError {
+            server: "files".into(),
+            url: "https://files.example/mcp".into(),
+            failure,
+        }
+    }
+
+    /// A call the IDE cancelled is told apart by its type: the audit log
+    /// records it as cancelled, and the IDE still reads the same text. A
+    /// server's own error that happens to use those words stays an error.
+    #[test]
+    fn cancellation_is_an_outcome_not_a_text() {
+        let cancelled = CallError::from(request_error(RequestFailure::Cancelled));
+        assert!(matches!(cancelled, CallError::Cancelled));
+        assert_eq!(McpError::from(cancelled).message, "cancelled by the client");
+        let own = McpError::internal_error("cancelled by the client", None);
+        let failed = CallError::from(request_error(RequestFailure::Service {
+            error: rmcp::ServiceError::McpError(own.clone()),
+            timeout: 1.0,
+        }));
+        assert!(matches!(&failed, CallError::Failed(e) if *e == own));
+        assert!(matches!(
+            CallError::from(McpError::invalid_params("unknown tool: x", None)),
+            CallError::Failed(_)
+        ));
+    }
+}

@@ -819,6 +819,38 @@ mod tests {
         assert!(!prefers_new(ms(2), ms(30)));
     }
 
+    /// A probe's stop token hangs off the owner task's: shutting down ends a
+    /// probe even while something still holds the client; dropping the client
+    /// ends it too, and leaves the owner's token alone.
+    #[test]
+    fn probes_end_with_the_owner_or_the_client() {
+        let spec = ServerSpec {
+            id: "a".into(),
+            display_name: "a".into(),
+            source: crate::registry::Source::Config,
+            url: "http://127.0.0.1:9/mcp".into(),
+            headers: Vec::new(),
+            call_timeout: None,
+            oauth: Default::default(),
+            keep_alive: true,
+            max_message_bytes: 1 << 20,
+            rules: Default::default(),
+        };
+        let owner = CancellationToken::new();
+        let up = client(&spec, &owner).unwrap();
+        let stop = up.shared.probe_stop.clone();
+        assert!(!stop.is_cancelled());
+        owner.cancel();
+        assert!(stop.is_cancelled(), "the owner's token ends the probe");
+
+        let owner = CancellationToken::new();
+        let up = client(&spec, &owner).unwrap();
+        let stop = up.shared.probe_stop.clone();
+        drop(up);
+        assert!(stop.is_cancelled(), "dropping the client ends the probe");
+        assert!(!owner.is_cancelled());
+    }
+
     /// Never stricter than rmcp: what rmcp parses passes; what it refuses (and
     /// so would end the connection over) is caught.
     #[test]

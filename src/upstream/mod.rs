@@ -27,7 +27,6 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Timeouts, secs};
 use crate::registry::ServerSpec;
 pub use client::{IdeLink, ProgressMap, UpstreamClient, UpstreamEvent};
-pub use errors::{failure_text, http_status, never_sent, without_type_names};
 
 /// Where a connection stands. Cheap to clone: the peer is a handle.
 #[derive(Clone, Debug)]
