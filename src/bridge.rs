@@ -256,10 +256,11 @@ impl Bridge {
                     ConnState::Stopped => "stopped",
                 }
                 .into();
-                if let Some((e, at)) = u.last_error.locked().clone() {
-                    s.last_error = Some(e);
-                    s.last_error_at = Some(at);
+                if let Some(f) = u.last_failure() {
+                    s.last_error = Some(f.error);
+                    s.last_error_at = Some(f.at);
                 }
+                s.needs_login = u.needs_login().is_some();
                 s
             })
             .collect()

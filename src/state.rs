@@ -68,6 +68,9 @@ pub struct ServerState {
     pub last_refresh: Option<u64>,
     pub last_error: Option<String>,
     pub last_error_at: Option<u64>,
+    /// The server refused the bridge for want of a login (or of scopes), and
+    /// has not let it in since. Absent in files of older bridges: `false`.
+    pub needs_login: bool,
 }
 
 impl Snapshot {

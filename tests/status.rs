@@ -73,6 +73,7 @@ fn live_state_is_merged_and_goes_away_with_the_bridge() {
                 url: "http://127.0.0.1:8080/mcp".into(),
                 state: "failed".into(),
                 last_error: Some("the server requires a login".into()),
+                needs_login: true,
                 ..ServerState::default()
             },
         ],

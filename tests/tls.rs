@@ -91,7 +91,7 @@ async fn https_upstream_is_verified_against_the_system_roots() {
     .await;
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    // The cause, which rmcp's own message drops (upstream::failure_text).
+    // The cause, which rmcp's own message drops (upstream::errors::failure_text).
     assert!(stderr.contains("invalid peer certificate: UnknownIssuer"), "{stderr}");
     assert_eq!(
         server.server.probe.calls.load(std::sync::atomic::Ordering::SeqCst),

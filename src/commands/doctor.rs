@@ -193,7 +193,9 @@ async fn servers(
                     auth.long(id)
                 ));
             }
-            ConnState::Failed { error, .. } if error.starts_with(crate::upstream::NEEDS_LOGIN) => r.fix(format!(
+            ConnState::Failed {
+                needs_login: Some(_), ..
+            } => r.fix(format!(
                 "server {id} ({url}): needs a login: run `mcp-bridge login {id}`"
             )),
             ConnState::Failed { error, .. } => r.fix(format!("server {id} ({url}): {error}")),

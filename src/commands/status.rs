@@ -292,11 +292,7 @@ fn effective_auth(stored: Auth, row: &Row) -> Auth {
     if matches!(stored, Auth::Unreadable { .. } | Auth::StoreFailed(_)) {
         return stored;
     }
-    let says_login = row
-        .last_error
-        .as_deref()
-        .is_some_and(|e| e.starts_with(crate::upstream::NEEDS_LOGIN));
-    if says_login && row.state != "ready" {
+    if row.needs_login && row.state != "ready" {
         Auth::NeedsLogin
     } else {
         stored
@@ -335,6 +331,8 @@ struct Row {
     last_refresh: Option<u64>,
     last_error: Option<String>,
     last_error_at: Option<u64>,
+    /// The bridge published that the server wants a login.
+    needs_login: bool,
     /// The bridge the live state comes from.
     bridge: Option<u32>,
     /// The config sends an `Authorization` header.
@@ -392,6 +390,7 @@ fn merge(specs: &[ServerSpec], live: &[Snapshot], cache: &CatalogCache) -> Vec<R
                 last_refresh: None,
                 last_error: None,
                 last_error_at: None,
+                needs_login: false,
                 bridge: None,
                 configured_header: false,
             },
@@ -432,6 +431,7 @@ fn from_published(st: &state::ServerState, pid: u32) -> Row {
         last_refresh: st.last_refresh,
         last_error: st.last_error.clone(),
         last_error_at: st.last_error_at,
+        needs_login: st.needs_login,
         bridge: Some(pid),
         configured_header: false,
     }
@@ -879,7 +879,8 @@ mod tests {
         );
         let mut failed = rows[0].clone();
         failed.state = "failed".into();
-        failed.last_error = Some(crate::upstream::NEEDS_LOGIN.into());
+        failed.last_error = Some("the server requires a login".into());
+        failed.needs_login = true;
         assert_eq!(
             effective_auth(auth.clone(), &failed),
             auth,
@@ -914,22 +915,31 @@ mod tests {
         assert_eq!(failed.short(), "store error");
     }
 
-    /// A bridge that reports "the server requires a login" overrides the store,
-    /// unless the server has become ready since.
+    /// A bridge that publishes `needs_login` ("the server requires a login")
+    /// overrides the store, unless the server has become ready since.
     #[test]
     fn a_published_login_error_means_needs_login() {
         let specs = [spec("vault", "http://vault/mcp", Source::Config)];
         let mut st = live_server("vault", "http://vault/mcp", "failed");
-        st.last_error = Some(format!(
-            "{}: run `mcp-bridge login vault`",
-            crate::upstream::NEEDS_LOGIN
-        ));
+        st.last_error = Some("the server requires a login: run `mcp-bridge login vault`".into());
+        st.needs_login = true;
         let rows = merge(&specs, &[snapshot(1, 1, vec![st])], &CatalogCache::default());
         let stored = Auth::LoggedIn { expires_in: None };
         assert_eq!(effective_auth(stored.clone(), &rows[0]), Auth::NeedsLogin);
         let mut ready = rows[0].clone();
         ready.state = "ready".into();
         assert_eq!(effective_auth(stored.clone(), &ready), stored);
+    }
+
+    /// The state file of a bridge from before `needs_login` still reads; its
+    /// servers are taken as not asking for a login.
+    #[test]
+    fn an_older_state_file_reads_without_needs_login() {
+        let st: state::ServerState = serde_json::from_str(r#"{"id":"vault","state":"failed"}"#).unwrap();
+        assert!(!st.needs_login);
+        let row = from_published(&st, 1);
+        let stored = Auth::LoggedIn { expires_in: None };
+        assert_eq!(effective_auth(stored.clone(), &row), stored);
     }
 
     #[test]
@@ -997,7 +1007,8 @@ mod tests {
             spec("notes", "http://127.0.0.1:9/mcp", Source::Config),
         ];
         let mut failed = live_server("notes", "http://127.0.0.1:9/mcp", "failed");
-        failed.last_error = Some(format!("{} {}", crate::upstream::NEEDS_LOGIN, "x".repeat(200)));
+        failed.last_error = Some(format!("the server requires a login {}", "x".repeat(200)));
+        failed.needs_login = true;
         failed.last_error_at = Some(1_090);
         failed.last_refresh = None;
         let live = [snapshot(

@@ -111,7 +111,8 @@ struct Shared {
     listing: std::sync::Mutex<Option<(ClientJsonRpcMessage, HashMap<HeaderName, HeaderValue>)>>,
     /// Probes started.
     probes: std::sync::atomic::AtomicU32,
-    /// Ends a running probe when the connection is dropped.
+    /// Ends a running probe when the connection is dropped; a child of the
+    /// owner task's token, so that shutting down ends it too.
     _probe: tokio_util::sync::DropGuard,
     probe_stop: CancellationToken,
 }
@@ -136,8 +137,8 @@ const DRAIN: Duration = Duration::from_millis(100);
 
 /// A client for `spec`: its static headers as defaults, a cookie jar of its own
 /// (load balancers pin a session to one node with one, and a request without it
-/// lands where the session is unknown).
-pub fn client(spec: &ServerSpec) -> Result<Upstream, HttpError> {
+/// lands where the session is unknown). The tasks it starts end with `cancel`.
+pub fn client(spec: &ServerSpec, cancel: &CancellationToken) -> Result<Upstream, HttpError> {
     let mut headers = HeaderMap::new();
     for (name, value) in &spec.headers {
         let bad = || HttpError::BadHeader {
@@ -158,7 +159,7 @@ pub fn client(spec: &ServerSpec) -> Result<Upstream, HttpError> {
         let _ = fresh.set(reuse.clone());
         FRESH
     };
-    let probe_stop = CancellationToken::new();
+    let probe_stop = cancel.child_token();
     Ok(Upstream {
         shared: Arc::new(Shared {
             server: spec.id.as_str().into(),
@@ -816,6 +817,38 @@ mod tests {
         assert!(!prefers_new(ms(60), ms(60)), "20 ms RTT: RTT + stall against 3 RTT");
         assert!(!prefers_new(ms(120), ms(240)), "80 ms RTT");
         assert!(!prefers_new(ms(2), ms(30)));
+    }
+
+    /// A probe's stop token hangs off the owner task's: shutting down ends a
+    /// probe even while something still holds the client; dropping the client
+    /// ends it too, and leaves the owner's token alone.
+    #[test]
+    fn probes_end_with_the_owner_or_the_client() {
+        let spec = ServerSpec {
+            id: "a".into(),
+            display_name: "a".into(),
+            source: crate::registry::Source::Config,
+            url: "http://127.0.0.1:9/mcp".into(),
+            headers: Vec::new(),
+            call_timeout: None,
+            oauth: Default::default(),
+            keep_alive: true,
+            max_message_bytes: 1 << 20,
+            rules: Default::default(),
+        };
+        let owner = CancellationToken::new();
+        let up = client(&spec, &owner).unwrap();
+        let stop = up.shared.probe_stop.clone();
+        assert!(!stop.is_cancelled());
+        owner.cancel();
+        assert!(stop.is_cancelled(), "the owner's token ends the probe");
+
+        let owner = CancellationToken::new();
+        let up = client(&spec, &owner).unwrap();
+        let stop = up.shared.probe_stop.clone();
+        drop(up);
+        assert!(stop.is_cancelled(), "dropping the client ends the probe");
+        assert!(!owner.is_cancelled());
     }
 
     /// Never stricter than rmcp: what rmcp parses passes; what it refuses (and
