@@ -15,6 +15,7 @@ pub mod oauth;
 pub mod refresh;
 pub mod store;
 
+use crate::util::Locked;
 use std::sync::{Arc, Mutex};
 
 use rmcp::transport::auth::{AuthError, CredentialRefreshGuard, CredentialStore, StoredCredentials};
@@ -139,7 +140,7 @@ impl ServerCredentials {
 
     /// Remove this server's entry, readable or not; whether there was one.
     pub async fn remove(&self) -> Result<bool, AuthError> {
-        *self.cache.lock().expect("credential cache") = Some(None);
+        *self.cache.locked() = Some(None);
         self.blocking(|s, k| s.delete(k)).await
     }
 
@@ -189,7 +190,7 @@ impl ServerCredentials {
     pub(crate) async fn load_fresh(&self) -> Result<Option<StoredCredentials>, AuthError> {
         let entry = self.blocking(|s, k| s.get(k)).await?;
         let creds = entry.and_then(|e| e.oauth);
-        *self.cache.lock().expect("credential cache") = Some(creds.clone());
+        *self.cache.locked() = Some(creds.clone());
         Ok(creds)
     }
 }
@@ -197,14 +198,14 @@ impl ServerCredentials {
 #[async_trait::async_trait]
 impl CredentialStore for ServerCredentials {
     async fn load(&self) -> Result<Option<StoredCredentials>, AuthError> {
-        if let Some(c) = self.cache.lock().expect("credential cache").clone() {
+        if let Some(c) = self.cache.locked().clone() {
             return Ok(c);
         }
         self.load_fresh().await
     }
 
     async fn save(&self, credentials: StoredCredentials) -> Result<(), AuthError> {
-        *self.cache.lock().expect("credential cache") = Some(Some(credentials.clone()));
+        *self.cache.locked() = Some(Some(credentials.clone()));
         self.blocking(move |s, k| {
             let mut e = updatable(s, k)?;
             e.oauth = Some(credentials);
@@ -214,7 +215,7 @@ impl CredentialStore for ServerCredentials {
     }
 
     async fn clear(&self) -> Result<(), AuthError> {
-        *self.cache.lock().expect("credential cache") = Some(None);
+        *self.cache.locked() = Some(None);
         self.blocking(|s, k| {
             // Keep a static credential or a client secret; drop the tokens.
             // An unreadable entry holds nothing to keep: it goes.

@@ -5,6 +5,7 @@
 //! 127.0.0.1 for the redirect (`state` and `iss` checked by rmcp), and the code
 //! exchanged for tokens that land in the credential store.
 
+use crate::util::Locked;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -339,7 +340,7 @@ impl Callback {
     /// Answer the browser with the result page. Awaited, so that the page is sent
     /// before `login` returns and the process may exit.
     async fn reply(&self, ok: bool, detail: &str) {
-        let Some(mut stream) = self.stream.lock().ok().and_then(|mut s| s.take()) else {
+        let Some(mut stream) = self.stream.locked().take() else {
             return;
         };
         let page = page(ok, detail);

@@ -17,6 +17,7 @@
 //! redacts them.
 
 use crate::config::StoreKind;
+use crate::util::Locked;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -231,7 +232,7 @@ impl TokenStore {
             message,
         };
         let raw = match &self.backend {
-            Backend::Memory(m) => m.lock().expect("memory store").get(key).cloned().map(Ok),
+            Backend::Memory(m) => m.locked().get(key).cloned().map(Ok),
             Backend::File(dir) => file_read(dir, key)?,
             Backend::Keyring(s) => keyring_read(s, key)?,
         };
@@ -280,7 +281,7 @@ impl TokenStore {
         })?;
         match &self.backend {
             Backend::Memory(m) => {
-                m.lock().expect("memory store").insert(key.to_owned(), raw);
+                m.locked().insert(key.to_owned(), raw);
                 Ok(())
             }
             Backend::File(dir) => file_write(dir, key, &raw),
@@ -315,7 +316,7 @@ impl TokenStore {
     /// Remove the entry for `key`, readable or not; whether there was one.
     pub fn delete(&self, key: &str) -> Result<bool, StoreError> {
         match &self.backend {
-            Backend::Memory(m) => Ok(m.lock().expect("memory store").remove(key).is_some()),
+            Backend::Memory(m) => Ok(m.locked().remove(key).is_some()),
             Backend::File(dir) => match std::fs::remove_file(file_path(dir, key)) {
                 Ok(()) => Ok(true),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),

@@ -7,6 +7,7 @@
 //! a decline, or no answer in time refuses the call with a message that says
 //! how to allow it.
 
+use crate::util::Locked;
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -112,7 +113,7 @@ impl Approvals {
             arguments,
             why,
         } = ask;
-        if self.session.lock().expect("approvals").contains(tool) {
+        if self.session.locked().contains(tool) {
             return Ok(());
         }
         let not_made = format!("The call to {tool} was not made");
@@ -155,7 +156,7 @@ impl Approvals {
             .and_then(|c| c.get("remember"))
             .and_then(|v| v.as_bool());
         if remember == Some(true) {
-            self.session.lock().expect("approvals").insert(tool.to_owned());
+            self.session.locked().insert(tool.to_owned());
         }
     }
 
@@ -173,13 +174,13 @@ impl Approvals {
         wait: Duration,
     ) -> Gate {
         let ours = request_state.and_then(|s| s.strip_prefix(STATE_PREFIX));
-        if self.session.lock().expect("approvals").contains(ask.tool) {
+        if self.session.locked().contains(ask.tool) {
             return Gate::Go { strip: ours.is_some() };
         }
         let not_made = format!("The call to {} was not made", ask.tool);
         match (request_state, ours) {
             (_, Some(nonce)) => {
-                let asked = self.pending.lock().expect("approvals").remove(nonce);
+                let asked = self.pending.locked().remove(nonce);
                 let Some((tool, at)) = asked.filter(|(t, _)| t == ask.tool) else {
                     return Gate::Refuse(format!(
                         "{not_made}: the approval it answers is unknown or was for another tool."
@@ -213,7 +214,7 @@ impl Approvals {
                     Err(e) => return Gate::Refuse(e),
                 };
                 let nonce = format!("{:032x}", rand::random::<u128>());
-                let mut pending = self.pending.lock().expect("approvals");
+                let mut pending = self.pending.locked();
                 // Questions never answered do not pile up.
                 pending.retain(|_, (_, at)| at.elapsed() <= wait);
                 pending.insert(nonce.clone(), (ask.tool.to_owned(), Instant::now()));

@@ -4,6 +4,7 @@
 
 #![allow(deprecated)] // sampling and roots are deprecated in 2026-07-28 but still relayed
 
+use crate::util::Locked;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -53,7 +54,7 @@ pub type ProgressMap = Arc<ProgressRouter>;
 impl ProgressRouter {
     /// A notification from upstream: rewritten for the IDE, dropped, or held.
     pub fn route(&self, mut p: ProgressNotificationParam) -> Option<ProgressNotificationParam> {
-        let mut g = self.inner.lock().expect("progress router");
+        let mut g = self.inner.locked();
         match g.live.get_mut(&p.progress_token) {
             Some(Some((ide, last))) => {
                 if p.progress <= *last {
@@ -96,7 +97,7 @@ impl ProgressRouter {
     /// A call started: map `upstream` to the IDE's token and release anything
     /// that arrived early, already rewritten.
     pub fn register(&self, upstream: ProgressToken, ide: Option<ProgressToken>) -> Vec<ProgressNotificationParam> {
-        let mut g = self.inner.lock().expect("progress router");
+        let mut g = self.inner.locked();
         let mut early = g.early.remove(&upstream).map(|(_, v)| v).unwrap_or_default();
         let Some(ide) = ide else {
             g.live.insert(upstream, None);
@@ -117,7 +118,7 @@ impl ProgressRouter {
 
     /// The call ended: forget its token.
     pub fn unregister(&self, upstream: &ProgressToken) {
-        let mut g = self.inner.lock().expect("progress router");
+        let mut g = self.inner.locked();
         if let Some(Some(ide)) = g.live.remove(upstream) {
             if g.finished.len() >= FINISHED_KEEP {
                 g.finished.pop_front();
@@ -129,7 +130,7 @@ impl ProgressRouter {
 
     /// Entries held (for leak checks).
     pub fn len(&self) -> (usize, usize) {
-        let g = self.inner.lock().expect("progress router");
+        let g = self.inner.locked();
         (g.live.len(), g.early.len())
     }
 }

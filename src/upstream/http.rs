@@ -1,6 +1,7 @@
 //! The one place HTTP clients for upstream servers are built. Authentication will
 //! wrap the client made here; everything else about HTTP stays in rmcp.
 
+use crate::util::Locked;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -235,7 +236,7 @@ impl Upstream {
     /// Start the probe (see the type's doc) with the last listing request, sent
     /// to `to`, unless one ran or runs, or no listing was seen yet.
     fn start_probe(&self, to: Target) {
-        let Some((message, headers)) = self.shared.listing.lock().ok().and_then(|l| l.clone()) else {
+        let Some((message, headers)) = self.shared.listing.locked().clone() else {
             return;
         };
         let mode = &self.shared.mode;
@@ -427,10 +428,8 @@ impl StreamableHttpClient for Upstream {
         limits: StreamableHttpResponseLimits,
     ) -> HttpResult<StreamableHttpPostResponse, reqwest::Error> {
         let watched = self.watching().then(|| {
-            if is_listing(&message)
-                && let Ok(mut last) = self.shared.listing.lock()
-            {
-                *last = Some((message.clone(), custom_headers.clone()));
+            if is_listing(&message) {
+                *self.shared.listing.locked() = Some((message.clone(), custom_headers.clone()));
             }
             Target {
                 uri: uri.clone(),

@@ -15,6 +15,7 @@ pub mod http;
 mod owner;
 pub mod tls;
 
+use crate::util::Locked;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -211,7 +212,7 @@ impl UpstreamHandle {
 
     /// The most recent failure, if there was one (kept after recovery).
     pub fn last_failure(&self) -> Option<LastFailure> {
-        self.last_error.lock().expect("last error").clone()
+        self.last_error.locked().clone()
     }
 
     /// The login the server waits for: its last failure was a refused login,

@@ -9,6 +9,7 @@
 //! [`http::client`] the connection-reuse probe) ends when the owner's
 //! cancellation token (a child of the root token) is cancelled.
 
+use crate::util::Locked;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -382,7 +383,7 @@ pub(super) async fn run(owner: Owner) {
     let id = handler.server.clone();
     let report = |s: ConnState| {
         if let ConnState::Failed { error, needs_login, .. } = &s {
-            *last_error_at.lock().expect("last error") = Some(LastFailure {
+            *last_error_at.locked() = Some(LastFailure {
                 error: error.clone(),
                 at: crate::util::now_unix(),
                 needs_login: needs_login.clone(),
