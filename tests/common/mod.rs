@@ -669,6 +669,23 @@ pub fn cli(home: &Home, args: &[&str]) -> tokio::process::Command {
     cmd
 }
 
+/// Run `cmd` (from [`cli`]) to its end; its stdout (UTF-8) and stderr, which must
+/// be a success.
+pub async fn run_ok(mut cmd: tokio::process::Command) -> (String, String) {
+    let args: Vec<_> = cmd
+        .as_std()
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let out = cmd.output().await.unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "{args:?}: {stderr}\n{stdout}");
+    (stdout, stderr)
+}
+
 pub type Client = RunningService<RoleClient, Ide>;
 
 /// Spawn `mcp-bridge serve` in `home` and connect the test IDE to it.
