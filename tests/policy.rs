@@ -11,6 +11,19 @@ use rmcp::ServiceExt;
 use rmcp::transport::TokioChildProcess;
 use serde_json::json;
 
+/// Wait (bounded) until the bridge lists `wipe`, listing again on `wake`.
+async fn wipe_listed(ide: &rmcp::Peer<rmcp::RoleClient>, wake: impl Wake) {
+    eventually_woken("the tool wipe", std::time::Duration::from_secs(20), wake, async || {
+        let tools = ide.list_all_tools().await.unwrap();
+        if tools.iter().any(|t| t.name == "wipe") {
+            Ok(())
+        } else {
+            Err(tools.len())
+        }
+    })
+    .await
+}
+
 /// A registry file whose `alpha` entry carries the operator's tool rules.
 fn registry_with_rules(home: &Home, alpha: &str, beta: &str) -> std::path::PathBuf {
     let mut page =
@@ -168,16 +181,7 @@ async fn approval_without_elicitation_is_refused_with_advice() {
     let home = Home::new();
     home.servers_config(&[("alpha", &alpha.url)], "");
     let client = ().serve(TokioChildProcess::new(bridge_command(&home, &[])).unwrap()).await.unwrap();
-    let every = Every(std::time::Duration::from_millis(50));
-    eventually_woken("the tool wipe", std::time::Duration::from_secs(20), every, async || {
-        let tools = client.list_all_tools().await.unwrap();
-        if tools.iter().any(|t| t.name == "wipe") {
-            Ok(())
-        } else {
-            Err(tools.len())
-        }
-    })
-    .await;
+    wipe_listed(client.peer(), Every(std::time::Duration::from_millis(50))).await;
     let r = client.call_tool(params("wipe", json!({}))).await.unwrap();
     assert_eq!(r.is_error, Some(true));
     let t = text_of(&r);
@@ -360,16 +364,7 @@ async fn approval_for_a_2026_ide_is_an_input_round() {
         .await
         .unwrap();
     // A modern IDE hears of list changes only on a listen stream: poll, bounded.
-    let wake = (&mut seen, Every(std::time::Duration::from_millis(50)));
-    eventually_woken("the tool wipe", std::time::Duration::from_secs(20), wake, async || {
-        let tools = client.list_all_tools().await.unwrap();
-        if tools.iter().any(|t| t.name == "wipe") {
-            Ok(())
-        } else {
-            Err(tools.len())
-        }
-    })
-    .await;
+    wipe_listed(client.peer(), (&mut seen, Every(std::time::Duration::from_millis(50)))).await;
     // rmcp's client drives the round through the test IDE's elicitation handler.
     let r = client
         .call_tool(params("wipe", json!({ "text": "decline-me" })))

@@ -238,6 +238,8 @@ mod tests {
         manager: Arc<Mutex<AuthorizationManager>>,
         asked: mpsc::UnboundedReceiver<Asked>,
         start: Instant,
+        /// Stops the task `run` starts.
+        cancel: CancellationToken,
         _dir: tempfile::TempDir,
     }
 
@@ -272,17 +274,28 @@ mod tests {
                 manager: Arc::new(Mutex::new(m)),
                 asked,
                 start,
+                cancel: CancellationToken::new(),
                 _dir: dir,
             }
         }
 
-        fn run(&self, cancel: &CancellationToken) -> tokio::task::JoinHandle<Outcome> {
+        /// The refresh task, started.
+        fn run(&self) -> tokio::task::JoinHandle<Outcome> {
             tokio::spawn(run(
                 "vault".into(),
                 self.manager.clone(),
                 self.creds.clone(),
-                cancel.clone(),
+                self.cancel.clone(),
             ))
+        }
+
+        /// Cancel the task: it stops at once, having asked nothing more.
+        async fn stop(self, task: tokio::task::JoinHandle<Outcome>) {
+            let at = self.start.elapsed();
+            self.cancel.cancel();
+            assert_eq!(task.await.unwrap(), Outcome::Stopped);
+            assert_eq!(self.start.elapsed(), at, "stopped without waiting");
+            self.no_more_requests().await;
         }
 
         /// The next request to the token endpoint.
@@ -291,6 +304,15 @@ mod tests {
                 .recv()
                 .await
                 .expect("the endpoint lives as long as the manager")
+        }
+
+        /// The next request, a refresh ahead of the expiry of a token received at
+        /// `since` (65–75 s later, or 64 s: see above), presenting `token`.
+        async fn refresh_ahead(&mut self, since: Duration, token: &str) -> Asked {
+            let asked = self.next_request().await;
+            within(asked.at - since, 64.0, 75.0);
+            assert_eq!(asked.presented, token);
+            asked
         }
 
         /// The refresh token in the store (read when no save can be under way).
@@ -324,29 +346,20 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn refreshes_at_three_quarters_of_the_lifetime_and_again_after() {
         let mut rig = Rig::new(now(), vec![Answer::Tokens, Answer::Tokens]).await;
-        let cancel = CancellationToken::new();
-        let task = rig.run(&cancel);
-        let first = rig.next_request().await;
-        within(first.at, 64.0, 75.0);
-        assert_eq!(first.presented, "r1");
+        let task = rig.run();
+        let first = rig.refresh_ahead(Duration::ZERO, "r1").await;
         // The next one is timed from the new token, received at the first
         // refresh, and presents the rotated refresh token.
-        let second = rig.next_request().await;
-        within(second.at - first.at, 64.0, 75.0);
-        assert_eq!(second.presented, "r2");
-        cancel.cancel();
-        assert_eq!(task.await.unwrap(), Outcome::Stopped);
-        rig.no_more_requests().await;
+        rig.refresh_ahead(first.at, "r2").await;
+        rig.stop(task).await;
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_overdue_token_is_refreshed_after_the_minimum_wait() {
         let mut rig = Rig::new(now() - 10 * LIFETIME, vec![Answer::Tokens]).await;
-        let cancel = CancellationToken::new();
-        let task = rig.run(&cancel);
+        let task = rig.run();
         assert_eq!(rig.next_request().await.at, MIN_WAIT);
-        cancel.cancel();
-        assert_eq!(task.await.unwrap(), Outcome::Stopped);
+        rig.stop(task).await;
     }
 
     /// Transient failures (503 `temporarily_unavailable`, 500) are retried after
@@ -364,8 +377,7 @@ mod tests {
             .collect();
         answers.extend([Answer::Tokens, Answer::Tokens]);
         let mut rig = Rig::new(now() - 10 * LIFETIME, answers).await;
-        let cancel = CancellationToken::new();
-        let task = rig.run(&cancel);
+        let task = rig.run();
         let mut last = rig.next_request().await;
         assert_eq!(last.at, MIN_WAIT);
         for failed in 1..=failures {
@@ -378,18 +390,14 @@ mod tests {
             last = next;
         }
         // The last retry succeeded: the next refresh is due from the new token.
-        let after = rig.next_request().await;
-        within(after.at - last.at, 64.0, 75.0);
-        assert_eq!(after.presented, "r2");
-        cancel.cancel();
-        assert_eq!(task.await.unwrap(), Outcome::Stopped);
-        rig.no_more_requests().await;
+        rig.refresh_ahead(last.at, "r2").await;
+        rig.stop(task).await;
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_rejected_grant_needs_a_login_and_ends_the_task() {
         let mut rig = Rig::new(now() - 10 * LIFETIME, vec![Answer::Error(400, "invalid_grant")]).await;
-        let task = rig.run(&CancellationToken::new());
+        let task = rig.run();
         assert_eq!(rig.next_request().await.at, MIN_WAIT);
         let outcome = task.await.unwrap();
         assert!(
@@ -404,13 +412,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn cancellation_ends_the_wait_at_once() {
         let rig = Rig::new(now(), vec![Answer::Tokens]).await;
-        let cancel = CancellationToken::new();
-        let task = rig.run(&cancel);
+        let task = rig.run();
         tokio::time::sleep(Duration::from_secs(30)).await;
-        cancel.cancel();
-        assert_eq!(task.await.unwrap(), Outcome::Stopped);
-        assert_eq!(rig.start.elapsed(), Duration::from_secs(30));
-        rig.no_more_requests().await;
+        let start = rig.start;
+        rig.stop(task).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(30));
     }
 
     #[tokio::test(start_paused = true)]
@@ -420,27 +426,22 @@ mod tests {
             vec![Answer::Error(503, "temporarily_unavailable")],
         )
         .await;
-        let cancel = CancellationToken::new();
-        let task = rig.run(&cancel);
+        let task = rig.run();
         assert_eq!(rig.next_request().await.at, MIN_WAIT);
         tokio::time::sleep(Duration::from_millis(500)).await;
-        cancel.cancel();
-        assert_eq!(task.await.unwrap(), Outcome::Stopped);
-        assert_eq!(rig.start.elapsed(), MIN_WAIT + Duration::from_millis(500));
-        rig.no_more_requests().await;
+        let start = rig.start;
+        rig.stop(task).await;
+        assert_eq!(start.elapsed(), MIN_WAIT + Duration::from_millis(500));
     }
 
     #[tokio::test(start_paused = true)]
     async fn cancellation_ends_a_request_the_endpoint_never_answers() {
         let mut rig = Rig::new(now() - 10 * LIFETIME, vec![Answer::Hang]).await;
-        let cancel = CancellationToken::new();
-        let task = rig.run(&cancel);
+        let task = rig.run();
         assert_eq!(rig.next_request().await.at, MIN_WAIT);
         tokio::time::sleep(Duration::from_secs(600)).await;
-        cancel.cancel();
-        assert_eq!(task.await.unwrap(), Outcome::Stopped);
         assert_eq!(rig.refresh_token().await, "r1", "the login is kept");
-        rig.no_more_requests().await;
+        rig.stop(task).await;
     }
 
     /// Another bridge process refreshed while this one waited: the task asks
@@ -449,16 +450,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_refresh_by_another_process_only_reschedules() {
         let mut rig = Rig::new(now() - 10 * LIFETIME, vec![Answer::Tokens]).await;
-        let cancel = CancellationToken::new();
-        let task = rig.run(&cancel);
+        let task = rig.run();
         tokio::time::sleep(MIN_WAIT / 2).await;
         let other = ServerCredentials::new(rig.creds.store.clone(), URL);
         other.save(stored(tokens("other", LIFETIME), now())).await.unwrap();
-        let first = rig.next_request().await;
-        within(first.at, 1.0 + 63.0, 1.0 + 75.0);
-        assert_eq!(first.presented, "other");
-        cancel.cancel();
-        assert_eq!(task.await.unwrap(), Outcome::Stopped);
+        rig.refresh_ahead(MIN_WAIT, "other").await;
+        rig.stop(task).await;
     }
 
     #[tokio::test(start_paused = true)]
@@ -467,7 +464,7 @@ mod tests {
         let mut response = tokens("unused", LIFETIME);
         response.as_object_mut().unwrap().remove("refresh_token");
         rig.creds.save(stored(response, now())).await.unwrap();
-        assert_eq!(rig.run(&CancellationToken::new()).await.unwrap(), Outcome::Stopped);
+        assert_eq!(rig.run().await.unwrap(), Outcome::Stopped);
         assert_eq!(rig.start.elapsed(), Duration::ZERO);
         rig.no_more_requests().await;
     }
