@@ -37,14 +37,12 @@ fn fake_browser(dir: &Path) -> (PathBuf, PathBuf) {
 
 /// Wait (bounded) until the fake browser was asked to open a URL.
 async fn opened_url(out: &Path) -> String {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(s) = std::fs::read_to_string(out) {
-            return s.trim().to_owned();
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the browser was never opened");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("the browser to be opened", Duration::from_secs(20), async || {
+        std::fs::read_to_string(out)
+            .map(|s| s.trim().to_owned())
+            .map_err(|e| e.kind())
+    })
+    .await
 }
 
 /// Run `mcp-bridge login NAME` and complete the browser step; returns stderr and
@@ -347,30 +345,28 @@ async fn revoked_login_asks_for_a_new_one() {
     let (client, mut seen) = spawn_bridge(&home, &[]).await;
     wait_for_tools(&client, &mut seen, |n| n.contains(&"echo".into())).await;
     auth.revoke_all();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let message = loop {
-        match client.call_tool(params("whoami", json!({}))).await {
-            Err(rmcp::ServiceError::McpError(e)) if e.message.contains("mcp-bridge login vault") => break e.message,
-            _ => {}
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never asked for a new login");
-        let _ = tokio::time::timeout(Duration::from_millis(500), seen.recv()).await;
-    };
+    let beat = Duration::from_millis(500);
+    let message = eventually_woken(
+        "a call to ask for a new login",
+        Duration::from_secs(30),
+        (&mut seen, Every(beat)),
+        async || match client.call_tool(params("whoami", json!({}))).await {
+            Err(rmcp::ServiceError::McpError(e)) if e.message.contains("mcp-bridge login vault") => Ok(e.message),
+            other => Err(other),
+        },
+    )
+    .await;
     assert!(message.contains("'vault'"), "{message}");
     // Log in again while the bridge runs: it picks the new tokens up by itself.
     login(&home, "vault").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = client.call_tool(params("whoami", json!({}))).await {
-            assert_eq!(first_text(&r), "vault");
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the new login was not picked up"
-        );
-        let _ = tokio::time::timeout(Duration::from_millis(500), seen.recv()).await;
-    }
+    let r = eventually_woken(
+        "the new login to be picked up",
+        Duration::from_secs(30),
+        (&mut seen, Every(beat)),
+        async || client.call_tool(params("whoami", json!({}))).await,
+    )
+    .await;
+    assert_eq!(first_text(&r), "vault");
 }
 
 /// A static token from `mcp-bridge auth set` (read from stdin) is kept in the

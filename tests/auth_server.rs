@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::auth::{self, AuthServer, IssParam, ProtectedUpstream, Protection, TokenFailure};
-use common::{Era, TestServer};
+use common::{Era, Now, TestServer, eventually_woken};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -228,15 +228,18 @@ fn initialize() -> Value {
 /// Read a (possibly SSE) body until it contains `needle`; bounded by `T`.
 async fn read_until(mut r: reqwest::Response, needle: &str) -> String {
     let mut body = String::new();
-    let deadline = tokio::time::Instant::now() + T;
-    while !body.contains(needle) {
-        match tokio::time::timeout_at(deadline, r.chunk()).await {
-            Ok(Ok(Some(c))) => body.push_str(&String::from_utf8_lossy(&c)),
-            Ok(Ok(None)) => break,
-            Ok(Err(e)) => panic!("body error: {e}"),
-            Err(_) => panic!("timed out waiting for {needle:?}; have {body:?}"),
+    eventually_woken(&format!("{needle:?} in the body"), T, Now, async || {
+        if body.contains(needle) {
+            return Ok(());
         }
-    }
+        match r.chunk().await {
+            Ok(Some(c)) => body.push_str(&String::from_utf8_lossy(&c)),
+            Ok(None) => return Ok(()),
+            Err(e) => panic!("body error: {e}"),
+        }
+        Err(body.clone())
+    })
+    .await;
     body
 }
 

@@ -75,28 +75,31 @@ impl Rig {
         self.proxy.set(Fault::None);
         self.proxy.only_matching(None);
         let start = Instant::now();
-        let deadline = start + Duration::from_secs(20);
         let mut errors = Vec::new();
         let mut n = 0;
-        loop {
+        let (client, flaky) = (&self.client, &self.flaky.server.probe);
+        let flaky_calls = || flaky.calls.load(Ordering::SeqCst);
+        // The bridge re-lists and announces on reconnect; check again on that or a beat.
+        let wake = (&mut self.seen, Every(Duration::from_millis(500)));
+        eventually_woken("flaky to recover", Duration::from_secs(20), wake, async || {
             n += 1;
-            let before = self.flaky_calls();
-            match self.echo("flaky", &format!("again {n}")).await {
+            let before = flaky_calls();
+            match call_echo(client, "flaky", &format!("again {n}")).await {
                 Ok(t) => {
                     assert_eq!(t, format!("again {n}"));
-                    assert_eq!(self.flaky_calls(), before + 1, "delivered exactly once");
-                    return (start.elapsed(), errors);
+                    assert_eq!(flaky_calls(), before + 1, "delivered exactly once");
+                    Ok(())
                 }
                 Err(e) => {
                     assert_names_flaky(&e);
-                    assert!(self.flaky_calls() <= before + 1, "delivered twice: {e:?}");
+                    assert!(flaky_calls() <= before + 1, "delivered twice: {e:?}");
                     errors.push(e.message.to_string());
+                    Err(errors.clone())
                 }
             }
-            assert!(Instant::now() < deadline, "flaky never recovered: {errors:?}");
-            // The bridge re-lists and announces on reconnect; wait for that or a beat.
-            let _ = tokio::time::timeout(Duration::from_millis(500), self.seen.recv()).await;
-        }
+        })
+        .await;
+        (start.elapsed(), errors)
     }
 }
 

@@ -125,20 +125,22 @@ async fn restarted_server_is_used_again() {
     let again = Upstream::start_on(TestServer::new(Era::Legacy, "alpha"), port);
     // The first call may land while the bridge notices; within a bounded number of
     // attempts a call must succeed on the new instance.
-    let deadline = Instant::now() + Duration::from_secs(30);
     let mut errors = Vec::new();
-    loop {
-        match client.call_tool(params("whoami", json!({}))).await {
-            Ok(r) => {
-                assert_eq!(first_text(&r), "alpha");
-                break;
-            }
-            Err(e) => errors.push(format!("{e}")),
-        }
-        assert!(Instant::now() < deadline, "never recovered: {errors:?}");
-        // Wait for the bridge to reconnect: it re-lists and announces on reconnect.
-        let _ = tokio::time::timeout(Duration::from_secs(2), seen.recv()).await;
-    }
+    // Wait for the bridge to reconnect: it re-lists and announces on reconnect.
+    let wake = (&mut seen, Every(Duration::from_secs(2)));
+    let r = eventually_woken(
+        "a call on the new instance",
+        Duration::from_secs(30),
+        wake,
+        async || {
+            client.call_tool(params("whoami", json!({}))).await.map_err(|e| {
+                errors.push(format!("{e}"));
+                errors.clone()
+            })
+        },
+    )
+    .await;
+    assert_eq!(first_text(&r), "alpha");
     assert!(errors.len() <= 3, "{errors:?}");
     assert!(again.server.probe.calls.load(Ordering::SeqCst) >= 1);
 }
@@ -314,17 +316,24 @@ async fn malformed_input_gets_errors_and_serving_continues() {
 /// Calls `whoami` (a request line from `call(id, tool)`) until the bridge is
 /// connected to its one upstream.
 async fn until_connected(raw: &mut Raw, call: impl Fn(&str, &str) -> String) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    for id in 9000.. {
-        raw.send(&call(&id.to_string(), "whoami")).await;
-        let v = raw.answer().await;
-        assert_eq!(v["id"], json!(id), "{v}");
-        if v["result"]["isError"] != json!(true) && v["error"].is_null() {
-            return;
-        }
-        assert!(Instant::now() < deadline, "never connected: {v}");
-        tokio::task::yield_now().await;
-    }
+    let mut ids = 9000..;
+    eventually_woken(
+        "the bridge to connect upstream",
+        Duration::from_secs(20),
+        Now,
+        async || {
+            let id = ids.next().expect("ids to spare");
+            raw.send(&call(&id.to_string(), "whoami")).await;
+            let v = raw.answer().await;
+            assert_eq!(v["id"], json!(id), "{v}");
+            if v["result"]["isError"] != json!(true) && v["error"].is_null() {
+                Ok(())
+            } else {
+                Err(v)
+            }
+        },
+    )
+    .await
 }
 
 /// A 2025-11-25 `tools/call` line without arguments.
@@ -467,26 +476,31 @@ async fn stdin_eof_exits_and_closes_sessions() {
     let mut raw = Raw::spawn(&home);
     raw.initialize().await;
     // Wait until the bridge is connected upstream: a call goes through.
-    let deadline = Instant::now() + Duration::from_secs(20);
     let mut id = 100;
-    loop {
-        id += 1;
-        raw.send(&format!(
-            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"whoami"}}}}"#
-        ))
-        .await;
-        let v = loop {
-            let v = raw.recv().await;
-            if v["id"] == json!(id) {
-                break v;
+    eventually_woken(
+        "a call to go through",
+        Duration::from_secs(20),
+        Every(Duration::from_millis(50)),
+        async || {
+            id += 1;
+            raw.send(&format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"whoami"}}}}"#
+            ))
+            .await;
+            let v = loop {
+                let v = raw.recv().await;
+                if v["id"] == json!(id) {
+                    break v;
+                }
+            };
+            if v["result"]["content"][0]["text"] == json!("alpha") {
+                Ok(())
+            } else {
+                Err(v)
             }
-        };
-        if v["result"]["content"][0]["text"] == json!("alpha") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never connected: {v}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        },
+    )
+    .await;
     let start = Instant::now();
     drop(raw.stdin.take());
     let status = tokio::time::timeout(Duration::from_secs(5), raw.child.wait())

@@ -160,10 +160,8 @@ impl Everything {
 
     /// Poll a TCP connect (bounded) until the server accepts connections.
     async fn wait_accepting(&mut self) {
-        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
-        let mut poll = tokio::time::interval(Duration::from_millis(50));
-        loop {
-            poll.tick().await;
+        let what = format!("server-everything to accept connections on 127.0.0.1:{}", self.port);
+        eventually_woken(&what, START_TIMEOUT, Every(Duration::from_millis(50)), async || {
             if let Some(status) = self.child.try_wait().unwrap() {
                 panic!(
                     "server-everything exited ({status}) before accepting connections on 127.0.0.1:{}:\n{}",
@@ -172,16 +170,12 @@ impl Everything {
                 );
             }
             let connect = tokio::net::TcpStream::connect(("127.0.0.1", self.port));
-            if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(1), connect).await {
-                return;
+            match tokio::time::timeout(Duration::from_secs(1), connect).await {
+                Ok(Ok(_)) => Ok(()),
+                _ => Err(Text(format!("no connection; its log:\n{}", self.log_text()))),
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "server-everything did not accept connections on 127.0.0.1:{} within {START_TIMEOUT:?}:\n{}",
-                self.port,
-                self.log_text()
-            );
-        }
+        })
+        .await
     }
 
     /// Every listening TCP socket on our port is bound to 127.0.0.1 (Linux: read
@@ -543,18 +537,22 @@ async fn check_long_running_with_progress(
         "{name}: {r:?}"
     );
     let mut got = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !got.contains(&steps) {
-        match tokio::time::timeout_at(deadline, seen.recv()).await {
-            Ok(Some(Seen::Progress(p))) => {
+    let what = format!("{name}: the final progress {steps} to reach the IDE");
+    eventually_woken(&what, Duration::from_secs(5), Now, async || {
+        if got.contains(&steps) {
+            return Ok(());
+        }
+        match seen.recv().await {
+            Some(Seen::Progress(p)) => {
                 assert_eq!(p.progress_token, token, "{name}: progress with a foreign token");
                 got.push(p.progress);
             }
-            Ok(Some(_)) => {}
-            Ok(None) => panic!("bridge went away"),
-            Err(_) => panic!("{name}: final progress {steps} never reached the IDE; got {got:?}"),
+            Some(_) => {}
+            None => panic!("bridge went away"),
         }
-    }
+        Err(got.clone())
+    })
+    .await;
 }
 
 /// After server-everything restarts on the same port (every session gone), calls
@@ -585,33 +583,37 @@ async fn bridge_recovers_when_server_everything_restarts() {
     // call timeout (4 s) and by ours (10 s); the whole wait by 30 s.
     let mut attempts = Vec::new();
     let started = tokio::time::Instant::now();
-    let deadline = started + Duration::from_secs(30);
-    let mut poll = tokio::time::interval(Duration::from_millis(500));
-    loop {
-        poll.tick().await;
-        let p = CallToolRequestParams::new("echo").with_arguments(echo("after"));
-        let r = tokio::time::timeout(Duration::from_secs(10), s.client.call_tool(p)).await;
-        let ok = matches!(&r, Ok(Ok(r)) if r.is_error != Some(true) && all_text(r).contains("Echo: after"));
-        let shown = match &r {
-            Ok(Ok(r)) => format!("is_error={:?} {:?}", r.is_error, all_text(r)),
-            Ok(Err(e)) => format!("JSON-RPC error {e:?}"),
-            Err(_) => "no answer from the bridge within 10 s".to_owned(),
-        };
-        attempts.push(format!("  after {:.1?}: {shown}", started.elapsed()));
-        if ok {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "BRIDGE BUG: after server-everything restarted, calls through the bridge never worked again \
-             within 30 s. server-everything answers the bridge's POSTs with the old Mcp-Session-Id with \
-             HTTP 400 {{\"jsonrpc\":\"2.0\",\"error\":{{\"code\":-32000,\"message\":\"Bad Request: No valid \
-             session ID provided\"}}}} (no id), which rmcp cannot match to the request; the bridge neither \
-             treats it as an expired session (re-initialize, retry) nor reconnects. Attempts:\n{}\n\
-             server-everything (restarted) log:\n{}",
-            attempts.join("\n"),
-            s.everything.log_text()
-        );
-    }
+    let what = "calls through the bridge to work again after server-everything restarted. If they never \
+                do, that is a BRIDGE BUG: server-everything answers the bridge's POSTs with the old \
+                Mcp-Session-Id with HTTP 400 {\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32000,\"message\":\
+                \"Bad Request: No valid session ID provided\"}} (no id), which rmcp cannot match to the \
+                request; the bridge neither treats it as an expired session (re-initialize, retry) nor \
+                reconnects";
+    let s = &s;
+    eventually_woken(
+        what,
+        Duration::from_secs(30),
+        Every(Duration::from_millis(500)),
+        async || {
+            let p = CallToolRequestParams::new("echo").with_arguments(echo("after"));
+            let r = tokio::time::timeout(Duration::from_secs(10), s.client.call_tool(p)).await;
+            let ok = matches!(&r, Ok(Ok(r)) if r.is_error != Some(true) && all_text(r).contains("Echo: after"));
+            let shown = match &r {
+                Ok(Ok(r)) => format!("is_error={:?} {:?}", r.is_error, all_text(r)),
+                Ok(Err(e)) => format!("JSON-RPC error {e:?}"),
+                Err(_) => "no answer from the bridge within 10 s".to_owned(),
+            };
+            attempts.push(format!("  after {:.1?}: {shown}", started.elapsed()));
+            if ok {
+                return Ok(());
+            }
+            Err(Text(format!(
+                "attempts:\n{}\nserver-everything (restarted) log:\n{}",
+                attempts.join("\n"),
+                s.everything.log_text()
+            )))
+        },
+    )
+    .await;
     println!("attempts after restart:\n{}", attempts.join("\n"));
 }

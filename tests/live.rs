@@ -158,14 +158,15 @@ struct Stderr {
 impl Stderr {
     /// Wait (bounded) for a log line containing `text`.
     async fn wait_for(&mut self, text: &str) -> String {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
-                Ok(Some(l)) if l.contains(text) => return l,
-                Ok(Some(_)) => {}
-                _ => panic!("no log line with {text:?}; got:\n{}", self.all.lock().unwrap()),
+        let what = format!("a log line with {text:?}");
+        eventually_woken(&what, Duration::from_secs(20), Now, async || {
+            match self.lines.recv().await {
+                Some(l) if l.contains(text) => Ok(l),
+                Some(_) => Err(Text(format!("the log so far:\n{}", self.all.lock().unwrap()))),
+                None => panic!("no log line with {text:?}; got:\n{}", self.all.lock().unwrap()),
             }
-        }
+        })
+        .await
     }
 
     fn count(&self, text: &str) -> usize {
@@ -369,16 +370,17 @@ async fn load_balancer_cookie_is_kept_and_idle_sessions_are_pinged() {
     assert_eq!(first_text(&r), "sticky");
 
     // Idle: POSTs keep arriving (pings; periodic re-listing is off).
-    let before = probe.http.lock().unwrap().iter().filter(|(m, _)| m == "POST").count();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let now = probe.http.lock().unwrap().iter().filter(|(m, _)| m == "POST").count();
+    let posts = || probe.http.lock().unwrap().iter().filter(|(m, _)| m == "POST").count();
+    let before = posts();
+    eventually("three keepalive pings", Duration::from_secs(20), async || {
+        let now = posts();
         if now >= before + 3 {
-            break;
+            Ok(())
+        } else {
+            Err(format!("{} POSTs", now - before))
         }
-        assert!(tokio::time::Instant::now() < deadline, "no keepalive pings");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
     assert_eq!(probe.calls.load(Ordering::SeqCst), 1);
 }
 
@@ -436,16 +438,17 @@ async fn status_reports_the_serving_bridge() {
             .unwrap_or_else(|| panic!("no {id} in {v}"))
     };
     // The bridge publishes within a moment of connecting; poll, bounded.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let v = loop {
+    let every = Every(Duration::from_millis(100));
+    let v = eventually_woken("all servers published", Duration::from_secs(20), every, async || {
         let v = status().await;
         let ready = |id| server(&v, id)["state"] == "ready";
         if ready("alpha") && ready("beta") && server(&v, "gone")["state"] == "failed" {
-            break v;
+            Ok(v)
+        } else {
+            Err(Text(format!("{v:#}")))
         }
-        assert!(tokio::time::Instant::now() < deadline, "never all published: {v:#}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     let (a, b, g) = (server(&v, "alpha"), server(&v, "beta"), server(&v, "gone"));
     assert_eq!(a["source"], "registry");
     assert_eq!(b["source"], "config");
@@ -465,8 +468,8 @@ async fn status_reports_the_serving_bridge() {
     // A broken edit: the running bridge refuses it and says so; `status` fails
     // on the config (exit 64) but still shows what the bridge reports.
     home.write_config("[[servers]]\nname = \"beta\"\nurl = \n");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
+    let every = Every(Duration::from_millis(100));
+    eventually_woken("the refused edit to show", Duration::from_secs(20), every, async || {
         let (code, v) = status_exit().await;
         assert_eq!(code, Some(64));
         if v["bridges"][0]["config_error"]
@@ -475,30 +478,24 @@ async fn status_reports_the_serving_bridge() {
         {
             assert_eq!(server(&v, "alpha")["state"], "ready", "{v}");
             assert_eq!(server(&v, "beta")["state"], "ready", "{v}");
-            break;
+            return Ok(());
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the refused edit never showed: {v:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        Err(Text(format!("{v:#}")))
+    })
+    .await;
 
     home.write_config(&config);
 
     // The bridge exits with its IDE; its published state goes with it.
     drop(client);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
+    let every = Every(Duration::from_millis(100));
+    eventually_woken("the bridge's state to go", Duration::from_secs(20), every, async || {
         let v = status().await;
         if v["bridges"].as_array().unwrap().is_empty() {
             assert_ne!(server(&v, "alpha")["state"], "ready", "{v}");
-            break;
+            return Ok(());
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the bridge's state stayed: {v:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        Err(Text(format!("{v:#}")))
+    })
+    .await;
 }

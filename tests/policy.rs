@@ -11,6 +11,19 @@ use rmcp::ServiceExt;
 use rmcp::transport::TokioChildProcess;
 use serde_json::json;
 
+/// Wait (bounded) until the bridge lists `wipe`, listing again on `wake`.
+async fn wipe_listed(ide: &rmcp::Peer<rmcp::RoleClient>, wake: impl Wake) {
+    eventually_woken("the tool wipe", std::time::Duration::from_secs(20), wake, async || {
+        let tools = ide.list_all_tools().await.unwrap();
+        if tools.iter().any(|t| t.name == "wipe") {
+            Ok(())
+        } else {
+            Err(tools.len())
+        }
+    })
+    .await
+}
+
 /// A registry file whose `alpha` entry carries the operator's tool rules.
 fn registry_with_rules(home: &Home, alpha: &str, beta: &str) -> std::path::PathBuf {
     let mut page = mcp_bridge::commands::demo::registry_page(&[
@@ -170,11 +183,7 @@ async fn approval_without_elicitation_is_refused_with_advice() {
     let home = Home::new();
     home.servers_config(&[("alpha", &alpha.url)], "");
     let client = ().serve(TokioChildProcess::new(bridge_command(&home, &[])).unwrap()).await.unwrap();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !client.list_all_tools().await.unwrap().iter().any(|t| t.name == "wipe") {
-        assert!(tokio::time::Instant::now() < deadline, "no tools");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    wipe_listed(client.peer(), Every(std::time::Duration::from_millis(50))).await;
     let r = client.call_tool(params("wipe", json!({}))).await.unwrap();
     assert_eq!(r.is_error, Some(true));
     let t = text_of(&r);
@@ -222,16 +231,18 @@ async fn calls_are_audited_and_summarised() {
 
     // The bridge flushes its log as it exits; wait (bounded) for all six lines.
     let log = home.path().join("state/audit.jsonl");
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    let lines: Vec<serde_json::Value> = loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let lines: Vec<_> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        if lines.len() >= 6 {
-            break lines;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "audit log: {text}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let every = Every(std::time::Duration::from_millis(50));
+    let lines: Vec<serde_json::Value> = eventually_woken(
+        "six audit lines",
+        std::time::Duration::from_secs(20),
+        every,
+        async || {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let lines: Vec<_> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+            if lines.len() >= 6 { Ok(lines) } else { Err(Text(text)) }
+        },
+    )
+    .await;
     let outcomes: Vec<_> = lines
         .iter()
         .map(|l| l["outcome"].as_str().unwrap().to_owned())
@@ -355,11 +366,7 @@ async fn approval_for_a_2026_ide_is_an_input_round() {
         .await
         .unwrap();
     // A modern IDE hears of list changes only on a listen stream: poll, bounded.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !client.list_all_tools().await.unwrap().iter().any(|t| t.name == "wipe") {
-        assert!(tokio::time::Instant::now() < deadline, "no tools");
-        let _ = tokio::time::timeout(std::time::Duration::from_millis(50), seen.recv()).await;
-    }
+    wipe_listed(client.peer(), (&mut seen, Every(std::time::Duration::from_millis(50)))).await;
     // rmcp's client drives the round through the test IDE's elicitation handler.
     let r = client
         .call_tool(params("wipe", json!({ "text": "decline-me" })))

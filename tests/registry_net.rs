@@ -301,14 +301,15 @@ impl Bridge {
 
     /// Wait (bounded) for a stderr line containing `text`.
     async fn wait_log(&mut self, text: &str) -> String {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            match tokio::time::timeout_at(deadline, self.err.recv()).await {
-                Ok(Some(l)) if l.contains(text) => return l,
-                Ok(Some(_)) => {}
-                _ => panic!("no log line with {text:?}; stderr:\n{}", self.stderr()),
+        let what = format!("a log line with {text:?}");
+        eventually_woken(&what, Duration::from_secs(30), Now, async || {
+            match self.err.recv().await {
+                Some(l) if l.contains(text) => Ok(l),
+                Some(_) => Err(Text(format!("stderr:\n{}", self.stderr()))),
+                None => panic!("no log line with {text:?}; stderr:\n{}", self.stderr()),
             }
-        }
+        })
+        .await
     }
 
     fn stderr(&self) -> String {

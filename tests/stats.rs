@@ -2,33 +2,25 @@
 //! rotated files and all, skips a garbage line, applies the config's
 //! `[audit.minutes_saved]`, and limits itself to `--since`.
 
+mod common;
+
 use std::io::Write;
-use std::path::Path;
 use std::time::Duration;
 
+use common::{Home, cli, run_ok};
 use mcp_bridge::audit::{self, AuditLog, Outcome, Record};
 use mcp_bridge::config::AuditConfig;
 use serde_json::{Value, json};
 
-fn stats(home: &Path, args: &[&str]) -> (String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-bridge"))
-        .arg("stats")
-        .args(args)
-        .env("MCP_BRIDGE_HOME", home)
-        .env_remove("MCP_BRIDGE_CONFIG")
-        .env_remove("NO_COLOR")
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    assert!(out.status.success(), "{stderr}");
-    (stdout, stderr)
+/// `mcp-bridge stats ARGS` in `home`, which must succeed: its stdout and stderr.
+async fn stats(home: &Home, args: &[&str]) -> (String, String) {
+    let mut cmd = cli(home, &[&["stats"], args].concat());
+    cmd.env_remove("NO_COLOR");
+    run_ok(cmd).await
 }
 
-fn stats_json(home: &Path, since: &str) -> Value {
-    let (out, _) = stats(home, &["--json", "--since", since]);
+async fn stats_json(home: &Home, since: &str) -> Value {
+    let (out, _) = stats(home, &["--json", "--since", since]).await;
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
@@ -59,12 +51,8 @@ fn row<'a>(v: &'a Value, key: &str, server: &str, tool: Option<&str>) -> &'a Val
 /// all` counts all fifteen and the garbage line, `--since 1h` only the recent ones.
 #[tokio::test]
 async fn stats_sums_up_the_audit_log() {
-    let home = tempfile::tempdir().unwrap();
-    std::fs::write(
-        home.path().join("config.toml"),
-        "[audit.minutes_saved]\n\"jira__create_*\" = 6\n\"jira__*\" = 1\n",
-    )
-    .unwrap();
+    let home = Home::new();
+    home.write_config("[audit.minutes_saved]\n\"jira__create_*\" = 6\n\"jira__*\" = 1\n");
     let state = home.path().join("state");
     // About four lines a file: the records below rotate twice.
     let cfg = AuditConfig {
@@ -104,7 +92,7 @@ async fn stats_sums_up_the_audit_log() {
     assert!(state.join("audit.1.jsonl").exists(), "the log rotated");
     assert!(state.join("audit.2.jsonl").exists(), "the log rotated twice");
 
-    let all = stats_json(home.path(), "all");
+    let all = stats_json(&home, "all").await;
     assert_eq!(all["skipped_lines"], 1);
     assert_eq!(all["since_ms"], Value::Null);
     assert_eq!(all["log"], state.join("audit.jsonl").display().to_string());
@@ -138,7 +126,7 @@ async fn stats_sums_up_the_audit_log() {
         (Some(50.0), Some(1_000.0))
     );
 
-    let recent = stats_json(home.path(), "1h");
+    let recent = stats_json(&home, "1h").await;
     assert!(recent["since_ms"].as_u64().unwrap() > old);
     assert_eq!(recent["totals"]["calls"], 12);
     assert_eq!(recent["totals"]["errors"], 2);
@@ -155,7 +143,7 @@ async fn stats_sums_up_the_audit_log() {
     );
 
     // The table (stdout is a pipe: no colour).
-    let (table, _) = stats(home.path(), &["--since", "1h"]);
+    let (table, _) = stats(&home, &["--since", "1h"]).await;
     assert!(!table.contains('\x1b'), "{table}");
     assert!(table.contains("period:      the last 1 h"), "{table}");
     assert!(table.contains("time saved:  0.7 h (43 min)"), "{table}");
@@ -169,10 +157,10 @@ async fn stats_sums_up_the_audit_log() {
 
 /// Nothing recorded in the period: a friendly line naming the log; a bad
 /// `--since` is a usage error.
-#[test]
-fn empty_log_and_bad_since() {
-    let home = tempfile::tempdir().unwrap();
-    let (out, _) = stats(home.path(), &[]);
+#[tokio::test]
+async fn empty_log_and_bad_since() {
+    let home = Home::new();
+    let (out, _) = stats(&home, &[]).await;
     let log = home.path().join("state").join("audit.jsonl");
     assert_eq!(
         out,
@@ -181,20 +169,15 @@ fn empty_log_and_bad_since() {
             log.display()
         )
     );
-    let v = stats_json(home.path(), "all");
+    let v = stats_json(&home, "all").await;
     assert_eq!(v["totals"]["calls"], 0);
     assert_eq!(v["servers"], json!([]));
 
-    std::fs::write(home.path().join("config.toml"), "[audit]\nenabled = false\n").unwrap();
-    let (_, err) = stats(home.path(), &[]);
+    home.write_config("[audit]\nenabled = false\n");
+    let (_, err) = stats(&home, &[]).await;
     assert!(err.contains("enabled = false"), "{err}");
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-bridge"))
-        .args(["stats", "--since", "a week"])
-        .env("MCP_BRIDGE_HOME", home.path())
-        .env_remove("MCP_BRIDGE_CONFIG")
-        .output()
-        .unwrap();
+    let out = cli(&home, &["stats", "--since", "a week"]).output().await.unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("30m, 24h, 7d"));
 }

@@ -2,28 +2,19 @@
 //! processes: a live snapshot (its lock held by this test process) is merged with
 //! the config; a crashed bridge's snapshot is removed and ignored.
 
+mod common;
+
+use common::{Home, cli, run_ok};
 use mcp_bridge::state::{Publisher, ServerState, Snapshot, now_unix};
 use serde_json::Value;
 
-fn status(home: &std::path::Path, args: &[&str]) -> (String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-bridge"))
-        .arg("status")
-        .args(args)
-        .env("MCP_BRIDGE_HOME", home)
-        .env("MCP_BRIDGE_CREDENTIAL_STORE", "file")
-        .env_remove("MCP_BRIDGE_CONFIG")
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    assert!(out.status.success(), "{stderr}");
-    (stdout, stderr)
+/// `mcp-bridge status ARGS` in `home`, which must succeed: its stdout and stderr.
+async fn status(home: &Home, args: &[&str]) -> (String, String) {
+    run_ok(cli(home, &[&["status"], args].concat())).await
 }
 
-fn status_json(home: &std::path::Path) -> Value {
-    let (out, _) = status(home, &["--json"]);
+async fn status_json(home: &Home) -> Value {
+    let (out, _) = status(home, &["--json"]).await;
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
@@ -38,17 +29,16 @@ fn server<'a>(v: &'a Value, id: &str) -> &'a Value {
 
 const NOTES: &str = "http://127.0.0.1:9/notes/mcp";
 
-fn home_with_config() -> tempfile::TempDir {
-    let home = tempfile::tempdir().unwrap();
-    let config = format!("[[servers]]\nname = \"notes\"\nurl = \"{NOTES}\"\n");
-    std::fs::write(home.path().join("config.toml"), config).unwrap();
+fn home_with_config() -> Home {
+    let home = Home::new();
+    home.servers_config(&[("notes", NOTES)], "");
     home
 }
 
 /// A live bridge's states and counts show up, with its pid; a server only it knows
 /// is listed too; once it is gone, the config alone is shown.
-#[test]
-fn live_state_is_merged_and_goes_away_with_the_bridge() {
+#[tokio::test]
+async fn live_state_is_merged_and_goes_away_with_the_bridge() {
     let home = home_with_config();
     let state_dir = home.path().join("state");
     let publisher = Publisher::open(&state_dir).unwrap();
@@ -81,7 +71,7 @@ fn live_state_is_merged_and_goes_away_with_the_bridge() {
     };
     publisher.write(&snapshot).unwrap();
 
-    let v = status_json(home.path());
+    let v = status_json(&home).await;
     assert_eq!(v["bridges"][0]["pid"], std::process::id(), "{v}");
     let notes = server(&v, "notes");
     assert_eq!(notes["state"], "ready");
@@ -96,25 +86,25 @@ fn live_state_is_merged_and_goes_away_with_the_bridge() {
         "{v}"
     );
 
-    let (text, _) = status(home.path(), &[]);
+    let (text, _) = status(&home, &[]).await;
     assert!(!text.contains('\x1b'), "no colour when stdout is not a terminal");
     assert!(text.contains(&format!("pid {}", std::process::id())), "{text}");
     let row = text.lines().find(|l| l.starts_with("notes")).unwrap();
     assert!(row.contains("ready") && row.contains(" s ago"), "{row}");
 
     drop(publisher);
-    let v = status_json(home.path());
+    let v = status_json(&home).await;
     assert_eq!(v["bridges"], serde_json::json!([]));
     assert_eq!(server(&v, "notes")["state"], "not running");
     assert_eq!(server(&v, "notes")["tools"], Value::Null);
     assert_eq!(v["servers"].as_array().unwrap().len(), 1);
-    let (text, _) = status(home.path(), &[]);
+    let (text, _) = status(&home, &[]).await;
     assert!(text.contains("no bridge running"), "{text}");
 }
 
 /// A snapshot whose bridge died (no lock held) is not believed, and is cleaned up.
-#[test]
-fn a_crashed_bridge_is_not_reported() {
+#[tokio::test]
+async fn a_crashed_bridge_is_not_reported() {
     let home = home_with_config();
     let run = home.path().join("state").join("run");
     std::fs::create_dir_all(&run).unwrap();
@@ -130,7 +120,7 @@ fn a_crashed_bridge_is_not_reported() {
     };
     std::fs::write(run.join("999999.json"), serde_json::to_vec(&dead).unwrap()).unwrap();
     std::fs::write(run.join("999999.lock"), b"").unwrap();
-    let v = status_json(home.path());
+    let v = status_json(&home).await;
     assert_eq!(v["bridges"], serde_json::json!([]));
     assert_eq!(server(&v, "notes")["state"], "not running");
     assert_eq!(std::fs::read_dir(&run).unwrap().count(), 0, "stale files removed");

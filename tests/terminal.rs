@@ -75,12 +75,7 @@ fn start() -> String {
 
 /// Run `mcp-bridge ARGS` in `home`; its stdout, which must be a success.
 async fn run(home: &Home, args: &[&str]) -> String {
-    let out = cli(home, args).output().await.unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8(out.stdout).expect("stdout is UTF-8"),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    assert!(out.status.success(), "{args:?}: {stderr}\n{stdout}");
+    let (stdout, stderr) = run_ok(cli(home, args)).await;
     assert_no_controls(&stderr);
     stdout
 }

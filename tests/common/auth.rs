@@ -565,20 +565,15 @@ impl AuthState {
     /// Wait (at most `timeout`) until `f` returns `Some` for the log; panics with `what` on
     /// timeout. Wakes on every change, so no polling interval.
     pub async fn wait_until<T>(&self, what: &str, timeout: Duration, f: impl Fn(&AsLog) -> Option<T>) -> T {
-        let mut rx = self.version.subscribe();
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            rx.borrow_and_update();
+        super::eventually_woken(what, timeout, self.version.subscribe(), async || {
             // A copy, so that `f` may call back into the state without deadlocking.
-            if let Some(t) = f(&self.log()) {
-                return t;
-            }
-            match tokio::time::timeout_at(deadline, rx.changed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => panic!("authorization server state dropped while waiting for {what}"),
-                Err(_) => panic!("timed out after {timeout:?} waiting for {what}"),
-            }
-        }
+            let log = self.log();
+            f(&log).ok_or_else(|| {
+                let grants: Vec<_> = log.tokens.iter().map(|t| (t.grant_type.clone(), t.ok())).collect();
+                format!("token requests (grant type, ok): {grants:?}")
+            })
+        })
+        .await
     }
 }
 
@@ -1484,19 +1479,16 @@ impl ResourceGuard {
     }
     /// Wait (at most `timeout`) until `f` returns `Some` for the events; panics with `what`.
     pub async fn wait_until<T>(&self, what: &str, timeout: Duration, f: impl Fn(&[GuardEvent]) -> Option<T>) -> T {
-        let mut rx = self.version.subscribe();
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            rx.borrow_and_update();
-            if let Some(t) = f(&self.events()) {
-                return t;
-            }
-            match tokio::time::timeout_at(deadline, rx.changed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => panic!("guard dropped while waiting for {what}"),
-                Err(_) => panic!("timed out after {timeout:?} waiting for {what}"),
-            }
-        }
+        super::eventually_woken(what, timeout, self.version.subscribe(), async || {
+            let events = self.events();
+            f(&events).ok_or_else(|| {
+                events
+                    .iter()
+                    .map(|e| (e.rpc_method.clone(), e.status))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .await
     }
 
     fn record(&self, e: GuardEvent) {

@@ -54,6 +54,20 @@ pub struct Stats {
     pub last_head_len: AtomicUsize,
 }
 
+impl Stats {
+    /// The counters in one line, for a wait that timed out.
+    fn summary(&self) -> String {
+        let n = |c: &AtomicUsize| c.load(Ordering::SeqCst);
+        format!(
+            "{} connections, {} requests, {} faulted, {} answered by the proxy",
+            n(&self.connections),
+            n(&self.requests),
+            n(&self.faulted),
+            n(&self.answered)
+        )
+    }
+}
+
 struct Shared {
     fault: watch::Sender<Fault>,
     /// Faults apply only to requests whose head or body contains this text
@@ -124,20 +138,14 @@ impl FaultProxy {
         &self.shared.stats
     }
 
-    /// Wait (bounded) until `pred` holds for the counters.
+    /// Wait (bounded) until `pred` holds for the counters, checking again whenever
+    /// one moves.
     pub async fn wait_until(&self, what: &str, within: Duration, pred: impl Fn(&Stats) -> bool) {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let moved = self.shared.moved.notified();
-            tokio::pin!(moved);
-            moved.as_mut().enable();
-            if pred(&self.shared.stats) {
-                return;
-            }
-            if tokio::time::timeout_at(deadline, moved).await.is_err() {
-                panic!("timed out waiting for the proxy: {what}");
-            }
-        }
+        let stats = &self.shared.stats;
+        super::eventually_woken(&format!("the proxy: {what}"), within, &self.shared.moved, async || {
+            if pred(stats) { Ok(()) } else { Err(stats.summary()) }
+        })
+        .await
     }
 }
 

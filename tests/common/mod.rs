@@ -669,6 +669,23 @@ pub fn cli(home: &Home, args: &[&str]) -> tokio::process::Command {
     cmd
 }
 
+/// Run `cmd` (from [`cli`]) to its end; its stdout (UTF-8) and stderr, which must
+/// be a success.
+pub async fn run_ok(mut cmd: tokio::process::Command) -> (String, String) {
+    let args: Vec<_> = cmd
+        .as_std()
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let out = cmd.output().await.unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "{args:?}: {stderr}\n{stdout}");
+    (stdout, stderr)
+}
+
 pub type Client = RunningService<RoleClient, Ide>;
 
 /// Spawn `mcp-bridge serve` in `home` and connect the test IDE to it.
@@ -728,6 +745,134 @@ pub async fn spawn_bridge_with_pid(
     (client, rx, pid)
 }
 
+/// How often [`eventually`] checks again when nothing tells it of a change.
+pub const POLL: Duration = Duration::from_millis(20);
+
+/// What tells a wait that the thing it waits for may have changed, so that it
+/// checks again: a timer, a channel, a `Notify`. `next` is called before each
+/// check and arms at once, so a change made during the check is not missed.
+pub trait Wake {
+    /// Resolves on the next change after this call; `Err` says why none can come.
+    fn next(&mut self) -> impl Future<Output = Result<(), &'static str>> + '_;
+}
+
+/// Check again after this long: polling, for state nothing signals.
+pub struct Every(pub Duration);
+
+impl Wake for Every {
+    fn next(&mut self) -> impl Future<Output = Result<(), &'static str>> + '_ {
+        let d = self.0;
+        async move {
+            tokio::time::sleep(d).await;
+            Ok(())
+        }
+    }
+}
+
+/// Check again at once: the check itself waits (it reads the next line,
+/// chunk or message of a stream).
+pub struct Now;
+
+impl Wake for Now {
+    fn next(&mut self) -> impl Future<Output = Result<(), &'static str>> + '_ {
+        std::future::ready(Ok(()))
+    }
+}
+
+/// Every message is a possible change (the test IDE's `Seen` notifications).
+impl<T> Wake for mpsc::UnboundedReceiver<T> {
+    async fn next(&mut self) -> Result<(), &'static str> {
+        self.recv().await.map(drop).ok_or("the channel it listened on closed")
+    }
+}
+
+/// A new version of the value is a possible change.
+impl<T> Wake for tokio::sync::watch::Receiver<T> {
+    fn next(&mut self) -> impl Future<Output = Result<(), &'static str>> + '_ {
+        self.mark_unchanged();
+        async move { self.changed().await.map_err(|_| "the state it watched was dropped") }
+    }
+}
+
+/// A `notify_waiters` is a possible change (registered before the check).
+impl Wake for &Notify {
+    fn next(&mut self) -> impl Future<Output = Result<(), &'static str>> + '_ {
+        let mut notified = Box::pin(self.notified());
+        notified.as_mut().enable();
+        async move {
+            notified.await;
+            Ok(())
+        }
+    }
+}
+
+impl<W: Wake> Wake for &mut W {
+    fn next(&mut self) -> impl Future<Output = Result<(), &'static str>> + '_ {
+        (**self).next()
+    }
+}
+
+/// Whichever comes first: a signal, or a beat when the signal may not come.
+impl<A: Wake, B: Wake> Wake for (A, B) {
+    fn next(&mut self) -> impl Future<Output = Result<(), &'static str>> + '_ {
+        let (a, b) = (self.0.next(), self.1.next());
+        async move {
+            tokio::select! {
+                r = a => r,
+                r = b => r,
+            }
+        }
+    }
+}
+
+/// Text shown as it is (lines, no quotes) where a wait names what it saw last.
+pub struct Text(pub String);
+
+impl std::fmt::Debug for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Check `probe` until it returns `Ok`, for at most `within`, checking again every
+/// [`POLL`]. `Err` carries what the check saw, which the panic on timeout shows.
+pub async fn eventually<T, O: std::fmt::Debug>(
+    what: &str,
+    within: Duration,
+    probe: impl AsyncFnMut() -> Result<T, O>,
+) -> T {
+    eventually_woken(what, within, Every(POLL), probe).await
+}
+
+/// [`eventually`], checking again whenever `wake` signals a possible change. The
+/// deadline bounds the checks too: a check still running at the deadline fails
+/// the wait. Panics naming `what` and the last thing a check saw.
+pub async fn eventually_woken<T, O: std::fmt::Debug>(
+    what: &str,
+    within: Duration,
+    mut wake: impl Wake,
+    mut probe: impl AsyncFnMut() -> Result<T, O>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut last: Option<O> = None;
+    loop {
+        let next = wake.next();
+        match tokio::time::timeout_at(deadline, probe()).await {
+            Ok(Ok(t)) => return t,
+            Ok(Err(seen)) => last = Some(seen),
+            Err(_) => {
+                panic!("timed out after {within:?} waiting for {what} (a check was still running); last seen: {last:?}")
+            }
+        }
+        let last = last.as_ref().expect("set just above");
+        match tokio::time::timeout_at(deadline, next).await {
+            Ok(Ok(())) => {}
+            Ok(Err(gone)) => panic!("{gone} while waiting for {what}; last seen: {last:?}"),
+            Err(_) => panic!("timed out after {within:?} waiting for {what}; last seen: {last:?}"),
+        }
+    }
+}
+
 /// Tool names the bridge currently lists.
 pub async fn tool_names(c: &Client) -> Vec<String> {
     let mut v: Vec<String> = c
@@ -742,24 +887,22 @@ pub async fn tool_names(c: &Client) -> Vec<String> {
 }
 
 /// Wait (bounded) until the bridge lists a tool satisfying `pred`, re-listing on
-/// every `tools/list_changed` it sends.
+/// every notification the test IDE receives (`tools/list_changed` among them).
 pub async fn wait_for_tools(
     c: &Client,
     seen: &mut mpsc::UnboundedReceiver<Seen>,
     pred: impl Fn(&[String]) -> bool,
 ) -> Vec<String> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let names = tool_names(c).await;
-        if pred(&names) {
-            return names;
-        }
-        match tokio::time::timeout_at(deadline, seen.recv()).await {
-            Ok(Some(_)) => continue,
-            Ok(None) => panic!("bridge went away"),
-            Err(_) => panic!("timed out waiting for tools; have {names:?}"),
-        }
-    }
+    eventually_woken(
+        "the tools the test expects",
+        Duration::from_secs(20),
+        seen,
+        async || {
+            let names = tool_names(c).await;
+            if pred(&names) { Ok(names) } else { Err(names) }
+        },
+    )
+    .await
 }
 
 pub fn params(name: &str, args: Value) -> CallToolRequestParams {
