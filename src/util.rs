@@ -24,6 +24,7 @@ pub trait Locked<T: ?Sized> {
 
 impl<T: ?Sized> Locked<T> for Mutex<T> {
     fn locked(&self) -> MutexGuard<'_, T> {
+        #[allow(clippy::disallowed_methods)] // the one place a lock's poisoning is decided
         self.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -36,9 +37,11 @@ pub trait RwLocked<T: ?Sized> {
 
 impl<T: ?Sized> RwLocked<T> for RwLock<T> {
     fn read_locked(&self) -> RwLockReadGuard<'_, T> {
+        #[allow(clippy::disallowed_methods)] // the one place a lock's poisoning is decided
         self.read().unwrap_or_else(PoisonError::into_inner)
     }
     fn write_locked(&self) -> RwLockWriteGuard<'_, T> {
+        #[allow(clippy::disallowed_methods)] // the one place a lock's poisoning is decided
         self.write().unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -4,6 +4,7 @@
 
 mod common;
 
+use mcp_bridge::util::Locked;
 use std::time::Duration;
 
 use common::auth::{self, AuthServer, IssParam, ProtectedUpstream, Protection, TokenFailure};
@@ -380,7 +381,7 @@ async fn discovery_and_challenges() {
     assert!(ev[3].had_token && !ev[0].had_token);
     assert_eq!(ev[0].rpc_method.as_deref(), Some("initialize"));
     // The TestServer probe still records every HTTP request (PRM and /mcp).
-    assert!(up.server.probe.http.lock().unwrap().len() >= 6);
+    assert!(up.server.probe.http.locked().len() >= 6);
 }
 
 #[tokio::test]

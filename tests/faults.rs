@@ -3,6 +3,7 @@
 
 mod common;
 
+use mcp_bridge::util::Locked;
 use std::process::Stdio;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -160,7 +161,7 @@ async fn registry_over_http_with_two_pages() {
             let (page1, page2, h) = (page1.clone(), page2.clone(), h.clone());
             async move {
                 let q = q.0.unwrap_or_default();
-                h.lock().unwrap().push(q.clone());
+                h.locked().push(q.clone());
                 let mut body = if q.contains("cursor=") { page2 } else { page1 };
                 if !q.contains("cursor=") {
                     body["metadata"]["nextCursor"] = json!("page 2/x");
@@ -180,7 +181,7 @@ async fn registry_over_http_with_two_pages() {
         n.contains(&"alpha__echo".into()) && n.contains(&"beta__echo".into())
     })
     .await;
-    let hits = hits.lock().unwrap().clone();
+    let hits = hits.locked().clone();
     assert_eq!(hits.len(), 2, "{hits:?}");
     assert!(
         hits[1].contains("cursor=page+2%2Fx") || hits[1].contains("cursor=page%202%2Fx"),
@@ -202,7 +203,7 @@ async fn adhoc_urls_with_headers() {
     let names = wait_for_tools(&client, &mut seen, |n| n.len() == TOOLS).await;
     assert!(names.contains(&"echo".to_string()), "{names:?}");
     client.call_tool(params("echo", json!({"text": "x"}))).await.unwrap();
-    let http = alpha.server.probe.http.lock().unwrap().clone();
+    let http = alpha.server.probe.http.locked().clone();
     assert!(
         !http.is_empty() && http.iter().all(|(_, h)| h.as_deref() == Some("hello")),
         "{http:?}"
@@ -514,8 +515,7 @@ async fn stdin_eof_exits_and_closes_sessions() {
         .server
         .probe
         .http
-        .lock()
-        .unwrap()
+        .locked()
         .iter()
         .map(|(m, _)| m.clone())
         .collect();

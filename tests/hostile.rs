@@ -6,6 +6,7 @@
 
 mod common;
 
+use mcp_bridge::util::Locked;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -76,7 +77,7 @@ impl Evil {
             }
             "tools/call" => {
                 let name = params["name"].as_str().unwrap_or_default().to_owned();
-                self.calls.lock().unwrap().push(name.clone());
+                self.calls.locked().push(name.clone());
                 match name.as_str() {
                     "big" => result_body(&id, &text_result(&"x".repeat(self.big_bytes))),
                     "deep" => {
@@ -354,7 +355,7 @@ async fn names_cannot_shadow_another_server() {
         client.call_tool(params(n, json!({"text": "x"}))).await.unwrap();
     }
     assert_eq!(alpha_calls(), before, "no evil name reached alpha");
-    let calls = evil.calls.lock().unwrap().clone();
+    let calls = evil.calls.locked().clone();
     assert_eq!(calls.len(), 9, "{calls:?}");
     assert!(calls.contains(&"alpha__echo".to_owned()), "{calls:?}");
     // And alpha's own name still reaches alpha.

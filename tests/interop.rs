@@ -14,6 +14,7 @@
 
 mod common;
 
+use mcp_bridge::util::Locked;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -144,7 +145,7 @@ impl Everything {
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stream).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    log.lock().unwrap().push(format!("[node {tag}] {line}"));
+                    log.locked().push(format!("[node {tag}] {line}"));
                 }
             });
         }
@@ -215,7 +216,7 @@ impl Everything {
     }
 
     fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
+        self.log.locked().join("\n")
     }
 }
 

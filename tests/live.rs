@@ -5,6 +5,7 @@
 
 mod common;
 
+use mcp_bridge::util::Locked;
 use std::process::Stdio;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -68,7 +69,7 @@ impl TestRegistry {
                     let since = url::form_urlencoded::parse(q.as_bytes())
                         .find(|(k, _)| k == "updated_since")
                         .map(|(_, v)| v.into_owned());
-                    let mut s = st.lock().unwrap();
+                    let mut s = st.locked();
                     s.queries.push(format!("{since:?} {q}"));
                     let _ = polled.send(());
                     match s.fault {
@@ -114,7 +115,7 @@ impl TestRegistry {
     }
 
     fn change(&self, f: impl FnOnce(&mut Vec<Value>)) {
-        let mut s = self.state.lock().unwrap();
+        let mut s = self.state.locked();
         f(&mut s.entries);
         s.generation += 1;
     }
@@ -142,8 +143,8 @@ async fn spawn_with_stderr(home: &Home, args: &[&str]) -> (Client, mpsc::Unbound
     tokio::spawn(async move {
         let mut lines = BufReader::new(stderr.unwrap()).lines();
         while let Ok(Some(l)) = lines.next_line().await {
-            a.lock().unwrap().push_str(&l);
-            a.lock().unwrap().push('\n');
+            a.locked().push_str(&l);
+            a.locked().push('\n');
             let _ = ltx.send(l);
         }
     });
@@ -162,15 +163,15 @@ impl Stderr {
         eventually_woken(&what, Duration::from_secs(20), Now, async || {
             match self.lines.recv().await {
                 Some(l) if l.contains(text) => Ok(l),
-                Some(_) => Err(Text(format!("the log so far:\n{}", self.all.lock().unwrap()))),
-                None => panic!("no log line with {text:?}; got:\n{}", self.all.lock().unwrap()),
+                Some(_) => Err(Text(format!("the log so far:\n{}", self.all.locked()))),
+                None => panic!("no log line with {text:?}; got:\n{}", self.all.locked()),
             }
         })
         .await
     }
 
     fn count(&self, text: &str) -> usize {
-        self.all.lock().unwrap().matches(text).count()
+        self.all.locked().matches(text).count()
     }
 }
 
@@ -201,7 +202,7 @@ async fn registry_changes_apply_live_and_an_outage_keeps_serving() {
     // Unchanged polls are incremental and conditional.
     polls(&mut polled, 3).await;
     {
-        let s = reg.state.lock().unwrap();
+        let s = reg.state.locked();
         let last = s.queries.last().unwrap();
         assert!(
             last.contains("updated_since") && last.contains("2026-11-02T00:00:00Z"),
@@ -235,9 +236,9 @@ async fn registry_changes_apply_live_and_an_outage_keeps_serving() {
     assert!(client.call_tool(params("alpha__echo", json!({}))).await.is_err());
 
     // The registry goes down, then answers garbage: everything keeps serving.
-    reg.state.lock().unwrap().fault = 1;
+    reg.state.locked().fault = 1;
     polls(&mut polled, 3).await;
-    reg.state.lock().unwrap().fault = 2;
+    reg.state.locked().fault = 2;
     polls(&mut polled, 3).await;
     let names = tool_names(&client).await;
     assert!(
@@ -251,14 +252,9 @@ async fn registry_changes_apply_live_and_an_outage_keeps_serving() {
     assert_eq!(first_text(&r), "still here");
 
     // It comes back: said once, as is the outage.
-    reg.state.lock().unwrap().fault = 0;
+    reg.state.locked().fault = 0;
     log.wait_for("the registry answers again").await;
-    assert_eq!(
-        log.count("keeping the last good list"),
-        1,
-        "{}",
-        log.all.lock().unwrap()
-    );
+    assert_eq!(log.count("keeping the last good list"), 1, "{}", log.all.locked());
     drop(client);
 }
 
@@ -281,7 +277,7 @@ async fn config_edits_apply_live_and_broken_ones_change_nothing() {
     // A broken edit: refused, with the line, and nothing changes.
     home.write_config(&format!("{naming}\n[[servers]]\nname = \"alpha\"\nurl = \n"));
     log.wait_for("The change was not applied").await;
-    let refused = log.all.lock().unwrap().clone();
+    let refused = log.all.locked().clone();
     assert!(refused.contains("line 6"), "{refused}");
     let names = tool_names(&client).await;
     assert!(names.contains(&"alpha__echo".into()) && names.contains(&"beta__echo".into()));
@@ -370,7 +366,7 @@ async fn load_balancer_cookie_is_kept_and_idle_sessions_are_pinged() {
     assert_eq!(first_text(&r), "sticky");
 
     // Idle: POSTs keep arriving (pings; periodic re-listing is off).
-    let posts = || probe.http.lock().unwrap().iter().filter(|(m, _)| m == "POST").count();
+    let posts = || probe.http.locked().iter().filter(|(m, _)| m == "POST").count();
     let before = posts();
     eventually("three keepalive pings", Duration::from_secs(20), async || {
         let now = posts();

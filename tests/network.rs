@@ -7,6 +7,7 @@
 
 mod common;
 
+use mcp_bridge::util::Locked;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -64,7 +65,7 @@ async fn https_server(
                         let method = serde_json::from_slice::<Value>(&bytes)
                             .ok()
                             .and_then(|v| v["method"].as_str().map(str::to_owned));
-                        log.lock().unwrap().push(Seen {
+                        log.locked().push(Seen {
                             connection,
                             version: parts.version,
                             method,
@@ -153,7 +154,7 @@ async fn http2_by_alpn_shares_one_connection() {
         for (i, text) in calls.iter().enumerate() {
             assert_eq!(text, &format!("at once {i}"));
         }
-        let seen = seen.lock().unwrap().clone();
+        let seen = seen.locked().clone();
         assert!(!seen.is_empty());
         assert!(
             seen.iter().all(|s| s.version == http::Version::HTTP_2),
@@ -184,7 +185,7 @@ async fn http1_when_h2_is_not_offered() {
     home.servers_config(&[("h1", &url)], "");
     let (client, _log) = spawn_logged(&home, "mcp_bridge=debug").await;
     assert_eq!(echo(&client, "echo", "over http/1.1").await, "over http/1.1");
-    let seen = seen.lock().unwrap().clone();
+    let seen = seen.locked().clone();
     assert!(seen.iter().all(|s| s.version == http::Version::HTTP_11), "{seen:?}");
     client.cancel().await.unwrap();
     stop.cancel();

@@ -7,6 +7,7 @@
 
 mod common;
 
+use mcp_bridge::util::Locked;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -79,7 +80,7 @@ impl Registry {
     }
 
     fn set_mode(&self, mode: Mode) {
-        self.state.lock().unwrap().mode = mode;
+        self.state.locked().mode = mode;
     }
 
     /// Let hung requests be answered (as `Serve`).
@@ -97,7 +98,7 @@ async fn answer(
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let _ = tx.send(query.clone());
-    let mode = st.lock().unwrap().mode;
+    let mode = st.locked().mode;
     if mode == Mode::Hang {
         let _ = gate.wait_for(|open| *open).await;
     }
@@ -107,7 +108,7 @@ async fn answer(
             .and_then(|(_, v)| v.parse::<usize>().ok())
     };
     let body = {
-        let s = st.lock().unwrap();
+        let s = st.locked();
         let from = arg("cursor").unwrap_or(0).min(s.count);
         let to = (from + arg("limit").unwrap_or(100).min(s.page)).min(s.count);
         let servers: Vec<Value> = (from..to).map(|i| (s.make)(i)).collect();
@@ -149,7 +150,7 @@ async fn answer(
                     if chunk.is_empty() {
                         return None;
                     }
-                    st.lock().unwrap().huge_sent += chunk.len();
+                    st.locked().huge_sent += chunk.len();
                     Some((Ok::<_, std::io::Error>(chunk.clone()), sent + chunk.len()))
                 }
             });
@@ -209,7 +210,7 @@ impl Bridge {
         let (l, mut lines) = (log.clone(), BufReader::new(child.stderr.take().unwrap()).lines());
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
-                l.lock().unwrap().push(line.clone());
+                l.locked().push(line.clone());
                 let _ = etx.send(line);
             }
         });
@@ -313,7 +314,7 @@ impl Bridge {
     }
 
     fn stderr(&self) -> String {
-        self.log.lock().unwrap().join("\n")
+        self.log.locked().join("\n")
     }
 
     /// Wait for the process to end; how long it took.
@@ -540,7 +541,7 @@ async fn an_oversized_page_is_refused_and_the_last_good_copy_kept() {
     let line = b.wait_log("larger than the limit").await;
     assert!(line.contains("65536 bytes ([registry] max_page_bytes)"), "{line}");
     // Streamed: refused after about the limit, not after the page (which never ends).
-    let sent = reg.state.lock().unwrap().huge_sent;
+    let sent = reg.state.locked().huge_sent;
     assert!(sent < 100_000_000, "{sent}");
     assert_eq!(b.tools(3).await, first);
     drop(b.stdin.take());

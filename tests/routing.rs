@@ -3,6 +3,7 @@
 
 mod common;
 
+use mcp_bridge::util::Locked;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -307,8 +308,8 @@ async fn resource_subscriptions_route_both_ways() {
         .subscribe(SubscribeRequestParams::new(uri.clone()))
         .await
         .unwrap();
-    assert_eq!(*s.legacy.server.probe.subscribed.lock().unwrap(), ["mem://shared"]);
-    assert!(s.modern.server.probe.subscribed.lock().unwrap().is_empty());
+    assert_eq!(*s.legacy.server.probe.subscribed.locked(), ["mem://shared"]);
+    assert!(s.modern.server.probe.subscribed.locked().is_empty());
     s.client
         .call_tool(params("alpha__touch", json!({"text": "mem://shared"})))
         .await

@@ -133,6 +133,7 @@ mod tests {
     //! between the test storing it and the task reading the clock, which moves a
     //! refresh due at 65–75 s (jitter) to 64–75 s.
 
+    use crate::util::Locked;
     use std::collections::VecDeque;
     use std::sync::Mutex as StdMutex;
 
@@ -194,10 +195,10 @@ mod tests {
                 at: self.start.elapsed(),
                 presented: form.get("refresh_token").map(|t| t.to_string()).unwrap_or_default(),
             });
-            let answer = self.answers.lock().unwrap().pop_front().unwrap_or(Answer::Hang);
+            let answer = self.answers.locked().pop_front().unwrap_or(Answer::Hang);
             let (status, json) = match answer {
                 Answer::Tokens => {
-                    let mut n = self.issued.lock().unwrap();
+                    let mut n = self.issued.locked();
                     *n += 1;
                     (200, tokens(&format!("r{}", *n + 1), LIFETIME))
                 }

@@ -14,6 +14,7 @@
 
 #![allow(dead_code)]
 
+use mcp_bridge::util::Locked;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -358,7 +359,7 @@ impl AuthState {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.locked()
     }
 
     fn changed(&self) {
@@ -1458,10 +1459,10 @@ pub struct ResourceGuard {
 
 impl ResourceGuard {
     pub fn configure(&self, f: impl FnOnce(&mut Protection)) {
-        f(&mut self.opts.lock().unwrap_or_else(|e| e.into_inner()));
+        f(&mut self.opts.locked());
     }
     pub fn protection(&self) -> Protection {
-        self.opts.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.opts.locked().clone()
     }
     /// Require `scope` to call `tool`.
     pub fn set_tool_scope(&self, tool: &str, scope: &str) {
@@ -1471,7 +1472,7 @@ impl ResourceGuard {
     }
     /// Every request seen on `/mcp`.
     pub fn events(&self) -> Vec<GuardEvent> {
-        self.events.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.events.locked().clone()
     }
     /// How many requests were answered with `status`.
     pub fn count(&self, status: u16) -> usize {
@@ -1492,7 +1493,7 @@ impl ResourceGuard {
     }
 
     fn record(&self, e: GuardEvent) {
-        self.events.lock().unwrap_or_else(|e| e.into_inner()).push(e);
+        self.events.locked().push(e);
         self.version.send_modify(|v| *v += 1);
     }
 
@@ -1701,7 +1702,7 @@ pub fn start_protected_on(
                     .get("x-test")
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned);
-                probe.http.lock().unwrap().push((req.method().to_string(), header));
+                probe.http.locked().push((req.method().to_string(), header));
                 next.run(req).await
             }
         };

@@ -10,6 +10,7 @@
 //! so decided per request, as a load balancer's would be. Connection reuse has
 //! its own tests (tests/network.rs).
 
+use mcp_bridge::util::Locked;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -131,7 +132,7 @@ impl FaultProxy {
 
     /// Apply faults only to requests containing `text` (`None`: all requests).
     pub fn only_matching(&self, text: Option<&str>) {
-        *self.shared.only.lock().unwrap() = text.map(str::to_owned);
+        *self.shared.only.locked() = text.map(str::to_owned);
     }
 
     pub fn stats(&self) -> &Stats {
@@ -218,7 +219,7 @@ async fn connection(s: Arc<Shared>, mut client: TcpStream) -> std::io::Result<()
         return Ok(());
     };
     s.bump(&s.stats.requests);
-    let matches = match &*s.only.lock().unwrap() {
+    let matches = match &*s.only.locked() {
         None => true,
         Some(t) => first.windows(t.len()).any(|w| w == t.as_bytes()),
     };

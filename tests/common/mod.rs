@@ -4,6 +4,7 @@
 
 #![allow(dead_code, deprecated)]
 
+use mcp_bridge::util::Locked;
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -142,7 +143,7 @@ impl TestServer {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         self.probe.calls.fetch_add(1, Ordering::SeqCst);
-        *self.probe.last_meta.lock().unwrap() = serde_json::to_value(&ctx.meta).ok();
+        *self.probe.last_meta.locked() = serde_json::to_value(&ctx.meta).ok();
         let text = |s: String| Ok(CallToolResponse::Complete(text_result(s)));
         match p.name.as_ref() {
             // With `link`: a resource link and an embedded resource for that URI.
@@ -325,7 +326,7 @@ impl ServerHandler for TestServer {
     }
 
     async fn subscribe(&self, p: SubscribeRequestParams, _: RequestContext<RoleServer>) -> Result<(), McpError> {
-        self.probe.subscribed.lock().unwrap().push(p.uri);
+        self.probe.subscribed.locked().push(p.uri);
         Ok(())
     }
 
@@ -464,7 +465,7 @@ pub fn app(s: &TestServer) -> axum::Router {
                 .get("x-test")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
-            probe.http.lock().unwrap().push((req.method().to_string(), header));
+            probe.http.locked().push((req.method().to_string(), header));
             next.run(req).await
         }
     };
