@@ -80,8 +80,8 @@ pub enum Command {
     /// latency, result sizes, time saved. Colour on a terminal unless NO_COLOR is set.
     Stats {
         /// The period to sum up: 30m, 24h, 7d, 2w, or all.
-        #[arg(long, default_value = "7d", value_name = "DURATION", value_parser = crate::commands::stats::parse_since)]
-        since: crate::commands::stats::Since,
+        #[arg(long, default_value = "7d", value_name = "DURATION", value_parser = crate::audit::parse_since)]
+        since: crate::audit::Since,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,

@@ -38,6 +38,7 @@ pub mod downstream;
 pub mod install;
 pub mod live;
 pub mod logging;
+pub mod net;
 pub mod policy;
 pub mod registry;
 pub mod samples;

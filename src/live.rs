@@ -161,7 +161,7 @@ pub async fn load_registry(cfg: &Config, paths: &Paths) -> RegistryCopy {
         return copy;
     }
     copy.pending = false;
-    let client = crate::upstream::http::builder().build().unwrap_or_default();
+    let client = crate::net::builder().build().unwrap_or_default();
     let fetched = tokio::time::timeout(
         secs(cfg.timeouts.connect),
         registry::sync::fetch_since(&client, &url, rc, None, None),
@@ -305,7 +305,7 @@ impl Live {
             paths,
             cfg,
             registry,
-            client: crate::upstream::http::builder().build().unwrap_or_default(),
+            client: crate::net::builder().build().unwrap_or_default(),
             said,
             failures: 0,
             capped: false,

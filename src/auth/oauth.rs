@@ -82,7 +82,7 @@ pub async fn manager(
 ) -> Result<AuthorizationManager, rmcp::transport::auth::AuthError> {
     let mut m = if send_resource {
         let mut m = AuthorizationManager::new(url).await?;
-        m.with_client(crate::upstream::http::builder().build()?)?;
+        m.with_client(crate::net::builder().build()?)?;
         m
     } else {
         let inner = rmcp::transport::auth::default_oauth_http_client()?;
@@ -129,7 +129,7 @@ pub fn strip_param(query: &str, name: &str) -> String {
 /// challenge of the first 401 (for the `resource_metadata` URL and the scopes
 /// it wants: a server may let `initialize` through and challenge only later).
 async fn challenge(url: &str) -> Result<Option<String>, LoginError> {
-    let client = crate::upstream::http::builder().build().map_err(failed)?;
+    let client = crate::net::builder().build().map_err(failed)?;
     let info = serde_json::json!({"name": "mcp-bridge", "version": env!("CARGO_PKG_VERSION")});
     let probes = [
         serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "server/discover", "params": {"_meta": {

@@ -112,7 +112,7 @@ async fn registry(r: &mut Report, cfg: &Config, paths: &crate::config::Paths) {
         return;
     }
     let Some(url) = &rc.url else { return };
-    let client = crate::upstream::http::builder().build().unwrap_or_default();
+    let client = crate::net::builder().build().unwrap_or_default();
     let fetched = tokio::time::timeout(
         secs(cfg.timeouts.connect),
         crate::registry::sync::fetch_since(&client, url, rc, None, None),

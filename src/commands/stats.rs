@@ -3,80 +3,18 @@
 //! (server and tool names escaped: they are the servers' words), `--json` for
 //! a script.
 //!
-//! Only [`stats`] does IO. [`parse_since`], [`summarise`], [`render`] and
+//! Only [`stats`] does IO. [`summarise`], [`render`] and
 //! [`to_json`] are plain functions over plain data, tested below.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use super::out;
 use super::table::{Align, Paint, table};
 use crate::app::{self, ServeOptions};
-use crate::audit::{self, Outcome, Record};
+use crate::audit::{self, Outcome, Record, Since};
 use crate::util::glob_match;
-
-/// Which records `stats` looks at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Since {
-    All,
-    /// Calls that started at most this long ago.
-    Last(Duration),
-}
-
-impl Since {
-    /// `the last 7 d`, `all time`.
-    pub fn label(self) -> String {
-        match self {
-            Since::All => "all time".into(),
-            Since::Last(d) => {
-                let s = d.as_secs();
-                let (n, unit) = [(86_400, "d"), (3_600, "h"), (60, "min"), (1, "s")]
-                    .into_iter()
-                    .find(|(u, _)| s % u == 0)
-                    .map(|(u, name)| (s / u, name))
-                    .unwrap_or((s, "s"));
-                format!("the last {n} {unit}")
-            }
-        }
-    }
-
-    /// The earliest start time included, for records stamped in unix ms.
-    pub fn since_ms(self, now_ms: u64) -> Option<u64> {
-        match self {
-            Since::All => None,
-            Since::Last(d) => Some(now_ms.saturating_sub(d.as_millis() as u64)),
-        }
-    }
-}
-
-/// `30m`, `24h`, `7d` (also `s` and `w`), or `all`.
-pub fn parse_since(s: &str) -> Result<Since, String> {
-    let s = s.trim();
-    if s.eq_ignore_ascii_case("all") {
-        return Ok(Since::All);
-    }
-    let bad = || format!("{s:?} is not a period: use a number and a unit (30m, 24h, 7d) or `all`");
-    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        _ => return Err(bad()),
-    };
-    if n == 0 {
-        return Err(format!("{s:?}: the period must be longer than 0"));
-    }
-    n.checked_mul(secs)
-        .filter(|&t| t <= 100 * 365 * 86_400)
-        .map(|t| Since::Last(Duration::from_secs(t)))
-        .ok_or_else(|| format!("{s:?} is too long: use `all`"))
-}
 
 /// Figures for one group of calls (one tool, one server, or all).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -560,25 +498,6 @@ mod tests {
             ("jira__*".into(), 0.5),
             ("jira__search".into(), 100.0), // shadowed: the first match wins
         ]
-    }
-
-    #[test]
-    fn since_parses() {
-        assert_eq!(parse_since("all"), Ok(Since::All));
-        assert_eq!(parse_since("30m"), Ok(Since::Last(Duration::from_secs(1_800))));
-        assert_eq!(parse_since("24h"), Ok(Since::Last(Duration::from_secs(86_400))));
-        assert_eq!(parse_since("7d"), Ok(Since::Last(Duration::from_secs(604_800))));
-        assert_eq!(parse_since("2w"), Ok(Since::Last(Duration::from_secs(1_209_600))));
-        for bad in ["", "7", "d", "7 d", "7x", "-1d", "1.5h", "0m", "99999999999999999d"] {
-            assert!(parse_since(bad).is_err(), "{bad:?}");
-        }
-        assert_eq!(parse_since("7d").unwrap().label(), "the last 7 d");
-        assert_eq!(parse_since("36h").unwrap().label(), "the last 36 h");
-        assert_eq!(parse_since("90m").unwrap().label(), "the last 90 min");
-        assert_eq!(Since::All.label(), "all time");
-        assert_eq!(parse_since("1h").unwrap().since_ms(10_000_000), Some(6_400_000));
-        assert_eq!(parse_since("1h").unwrap().since_ms(5), Some(0));
-        assert_eq!(Since::All.since_ms(5), None);
     }
 
     /// Nearest rank over 1..=n: p50 of 20 is the 10th, p95 the 19th; of 4, the

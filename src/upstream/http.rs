@@ -1,5 +1,7 @@
-//! The one place HTTP clients for upstream servers are built. Authentication will
-//! wrap the client made here; everything else about HTTP stays in rmcp.
+//! The HTTP side of each upstream server: its reqwest clients (from
+//! [`crate::net::builder`], with the server's headers and cookie jar) under rmcp's
+//! Streamable HTTP transport, and the per-server choice between reused
+//! connections and a new one per request (see [`Upstream`]).
 
 use crate::util::Locked;
 use std::collections::HashMap;
@@ -24,42 +26,6 @@ pub enum HttpError {
     BadHeader { server: String, name: String },
     #[error("cannot build an HTTP client: {0}")]
     Build(String),
-}
-
-/// How long an idle connection is kept for reuse: below the idle timeouts of
-/// common load balancers (60 s and up), so that the bridge closes first rather
-/// than send a request on a connection the other side is closing.
-pub const POOL_IDLE: Duration = Duration::from_secs(50);
-
-/// An HTTP/2 connection with streams open (a long SSE answer, a GET stream) is
-/// pinged this often, and dropped when a ping is not answered within as long:
-/// a connection that died on the way (NAT, a sleeping laptop) is noticed.
-const H2_PING: Duration = Duration::from_secs(30);
-
-/// The shared builder settings, also used for the registry and OAuth clients: one
-/// shared TLS configuration whose system roots load on first use (see
-/// [`super::tls`]), which offers HTTP/2 and HTTP/1.1 by ALPN; idle connections
-/// kept for [`POOL_IDLE`]; only same-origin 307/308 redirects; and no global
-/// timeout (it would cut long SSE streams; the bridge times calls itself).
-pub fn builder() -> reqwest::ClientBuilder {
-    let policy = reqwest::redirect::Policy::custom(|a| {
-        let keeps_body = matches!(a.status().as_u16(), 307 | 308);
-        let same_origin = a.previous().first().is_some_and(|u| u.origin() == a.url().origin());
-        if !keeps_body || !same_origin {
-            a.stop()
-        } else if a.previous().len() > 10 {
-            a.error("too many redirects")
-        } else {
-            a.follow()
-        }
-    });
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(super::tls::client_config())
-        .pool_idle_timeout(POOL_IDLE)
-        .http2_keep_alive_interval(H2_PING)
-        .http2_keep_alive_timeout(H2_PING)
-        .redirect(policy)
-        .user_agent(concat!("mcp-bridge/", env!("CARGO_PKG_VERSION")))
 }
 
 /// The HTTP side of one upstream server: reqwest clients made from its spec,
@@ -180,7 +146,7 @@ pub fn client(spec: &ServerSpec, cancel: &CancellationToken) -> Result<Upstream,
 /// A client with the server's headers and cookie jar, keeping up to `idle`
 /// idle connections.
 fn build(headers: &HeaderMap, jar: &Arc<reqwest::cookie::Jar>, idle: usize) -> Result<reqwest::Client, HttpError> {
-    builder()
+    crate::net::builder()
         .pool_max_idle_per_host(idle)
         .default_headers(headers.clone())
         .cookie_provider(jar.clone())

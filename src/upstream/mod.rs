@@ -13,7 +13,6 @@ pub mod client;
 pub mod errors;
 pub mod http;
 mod owner;
-pub mod tls;
 
 use crate::util::Locked;
 use std::sync::Arc;
