@@ -127,6 +127,13 @@ async fn debounce(first: PathBuf, rx: &mut mpsc::UnboundedReceiver<PathBuf>) -> 
     touched
 }
 
+/// Run a file read on a blocking thread: the runtime is one thread, and a read
+/// of a slow disk (a network home, a registry copy of megabytes) would stall
+/// every server and the IDE. `None` only when the runtime is shutting down.
+async fn off_thread<T: Send + 'static>(read: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    tokio::task::spawn_blocking(read).await.ok()
+}
+
 /// Keep `mirror` as the registry cache for `url`, off the runtime thread: the
 /// copy is serialised here, and the durable write (up to megabytes, synced)
 /// runs on a blocking thread. Awaited, so writes land in the order of polls.
@@ -368,7 +375,7 @@ impl Live {
                     let before = (self.registry_file(), self.api_url());
                     let refetch = touched.contains(&self.paths.config_file) && self.reload_config(&bridge).await;
                     if self.registry_file().is_some_and(|f| touched.contains(&f)) {
-                        self.reload_registry_file();
+                        self.reload_registry_file().await;
                         self.apply(&bridge).await;
                     }
                     let moved = (self.registry_file(), self.api_url()) != before;
@@ -463,9 +470,11 @@ impl Live {
     /// reason (its line and key) and everything stays as it was. Returns whether
     /// the registry source changed (it is then to be asked at once).
     async fn reload_config(&mut self, bridge: &Arc<Bridge>) -> bool {
-        let mut next = match Config::load(&self.paths.config_file) {
-            Ok(c) => c,
-            Err(e) => {
+        let file = self.paths.config_file.clone();
+        let mut next = match off_thread(move || Config::load(&file)).await {
+            Some(Ok(c)) => c,
+            None => return false,
+            Some(Err(e)) => {
                 tracing::error!("{e}\nThe change was not applied; the bridge keeps the previous configuration.");
                 self.state.locked().config_error = Some(e.to_string());
                 bridge.changed.notify_one();
@@ -493,7 +502,11 @@ impl Live {
             // A new source is asked at once (`pending` with nothing cached for
             // it: no list request waits, only the first start's do); until it
             // answers, nothing of the old one is kept.
-            self.registry = load_local(&self.cfg, &self.paths);
+            let (cfg, paths) = (self.cfg.clone(), self.paths.clone());
+            let Some(copy) = off_thread(move || load_local(&cfg, &paths)).await else {
+                return false;
+            };
+            self.registry = copy;
             self.failures = 0;
             self.capped = false;
             self.polls_since_full = 0;
@@ -503,9 +516,13 @@ impl Live {
         refetch
     }
 
-    fn reload_registry_file(&mut self) {
+    async fn reload_registry_file(&mut self) {
         let Some(file) = self.registry_file() else { return };
-        match registry::read_file(&file) {
+        let path = file.clone();
+        let Some(read) = off_thread(move || registry::read_file(&path)).await else {
+            return;
+        };
+        match read {
             Ok(servers) => {
                 if self.registry.last_error.take().is_some() {
                     tracing::info!("registry file {} reads again", file.display());
