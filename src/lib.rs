@@ -15,12 +15,14 @@
 //! library (IDE config files), `tools`, `call` and `doctor` run a bridge in
 //! process, `demo` launches `serve` in front of the [`samples`].
 //!
-//! Protocol knowledge stays at the edges: `downstream` (stdio, IDE side) and
-//! `upstream` (Streamable HTTP). `catalog`, `discovery`, `config` and `registry`
-//! parsing do no network IO. stdout is written in two places only: by
+//! Protocol knowledge stays at the edges: `downstream` (stdio, IDE side),
+//! `upstream` (Streamable HTTP) and `auth` (OAuth), all on the HTTP client of
+//! [`net`]. `catalog`, `policy`, `discovery`, config parsing and registry
+//! resolution do no IO; the config's file and environment are read in
+//! `config::load` alone. stdout is written in two places only: by
 //! `downstream::stdio` under `serve`, and by [`commands::out::print`] for every
 //! other command (`print!` is denied below; `std::io::stdout` is banned in
-//! clippy.toml but there).
+//! clippy.toml but there). The layers and invariants are in ARCHITECTURE.md.
 
 #![deny(clippy::print_stdout)] // stdout is the protocol (see ARCHITECTURE.md)
 

@@ -1,4 +1,4 @@
-//! HTTPS upstreams: the bridge's shared TLS configuration (src/upstream/tls.rs)
+//! HTTPS upstreams: the bridge's shared TLS configuration (src/net/tls.rs)
 //! verifies server certificates against the system roots, loaded on first use.
 //! A TLS terminator on 127.0.0.1 (certificate for 127.0.0.1 issued by a test CA
 //! in tests/fixtures/tls) sits in front of a real rmcp server; the system roots

@@ -2,8 +2,10 @@
 //! on top of rmcp's `auth` feature, credentials in the OS credential store (or a
 //! 0600 file), and the adapter that lets rmcp read and write them.
 //!
-//! `upstream` asks this module for an authorised HTTP client; only this module and
-//! `upstream` know HTTP. rmcp gaps are filled here, one place each:
+//! `upstream::owner` wraps each server's HTTP client (from [`crate::net`]) in
+//! rmcp's `AuthClient` with this module's credentials and runs its refresher;
+//! `upstream` asks [`auto`] for a step-up login. OAuth is known here alone. rmcp
+//! gaps are filled here, one place each:
 //! - the client secret is not persisted by rmcp: kept in our [`store::Entry`];
 //! - `get_access_token` reads the store on every request: cached in
 //!   [`ServerCredentials`];
