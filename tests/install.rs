@@ -138,7 +138,7 @@ fn install_reinstall_dry_run_uninstall_for_every_client() {
         let written = std::fs::read(&file).unwrap();
         let written_text = String::from_utf8(written.clone()).unwrap();
         assert_eq!(
-            edit::get(&written_text, key, "mcp-bridge").unwrap(),
+            edit::get(&written_text, *key, "mcp-bridge").unwrap(),
             Some(expected_entry(client)),
             "{client}: {written_text}"
         );

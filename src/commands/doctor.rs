@@ -254,13 +254,13 @@ fn ides(r: &mut Report, m: &Machine) {
             let Ok(text) = std::fs::read_to_string(path) else {
                 continue;
             };
-            let named = install::edit::get(&text, c.top_key(), install::DEFAULT_NAME);
-            let renamed = install::edit::entries_with_command(&text, c.top_key(), install::is_bridge_command);
+            let named = install::edit::get(&text, c.place(), install::DEFAULT_NAME);
+            let renamed = install::edit::entries_with_command(&text, c.place(), install::is_bridge_command);
             let entry = match (named, renamed) {
                 (Ok(Some(e)), _) => Some(e),
                 (Ok(None), Ok(names)) => names
                     .first()
-                    .and_then(|n| install::edit::get(&text, c.top_key(), n).ok().flatten()),
+                    .and_then(|n| install::edit::get(&text, c.place(), n).ok().flatten()),
                 (Err(e), _) | (_, Err(e)) => {
                     r.fix(format!(
                         "{}: {} does not parse ({e}); the IDE cannot read it either",

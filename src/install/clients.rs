@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
+use super::edit::{Format, Place};
+
 /// An IDE with an MCP server list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum Client {
@@ -154,6 +156,14 @@ impl Client {
             Client::ClaudeDesktop => "Claude Desktop",
             Client::ClaudeCode => "Claude Code",
             Client::Windsurf => "Windsurf",
+        }
+    }
+
+    /// Where the server entries are: the file's format and key.
+    pub fn place(self) -> Place<'static> {
+        Place {
+            format: Format::Json,
+            key: self.top_key(),
         }
     }
 

@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 pub use clients::{Client, Machine, Scope};
+use edit::Place;
 
 /// The entry name IDEs show (short: Claude Code shows tools as
 /// `mcp__<entry>__<tool>`).
@@ -327,13 +328,13 @@ fn write_backup(bak: &Path, bytes: &[u8]) -> std::io::Result<()> {
     })
 }
 
-/// Put the entry `name` = `entry` into the file at `path` (under `top_key`).
+/// Put the entry `name` = `entry` into the file at `path` (at `place`).
 /// An entry the user renamed (same bridge command, another name) is updated
 /// under its own name rather than duplicated.
 pub fn install_file(
     path: &Path,
     bounds: Bounds,
-    top_key: &str,
+    place: Place,
     name: &str,
     entry: &Value,
     dry_run: bool,
@@ -345,15 +346,15 @@ pub fn install_file(
         source,
     };
     let mut target = name.to_owned();
-    if edit::get(text, top_key, name).map_err(edit_err)?.is_none()
-        && let Some(renamed) = edit::entries_with_command(text, top_key, is_bridge_command)
+    if edit::get(text, place, name).map_err(edit_err)?.is_none()
+        && let Some(renamed) = edit::entries_with_command(text, place, is_bridge_command)
             .map_err(edit_err)?
             .into_iter()
             .next()
     {
         target = renamed;
     }
-    let Some(next) = edit::upsert(text, top_key, &target, entry).map_err(edit_err)? else {
+    let Some(next) = edit::upsert(text, place, &target, entry).map_err(edit_err)? else {
         return Ok(Outcome::Unchanged);
     };
     commit(path, &found, Some(&next), bounds, dry_run)
@@ -366,7 +367,7 @@ pub fn install_file(
 pub fn uninstall_file(
     path: &Path,
     bounds: Bounds,
-    top_key: &str,
+    place: Place,
     name: &str,
     dry_run: bool,
 ) -> Result<Outcome, InstallError> {
@@ -374,13 +375,13 @@ pub fn uninstall_file(
     let Some((text, _)) = &found.current else {
         return Ok(Outcome::Absent);
     };
-    let next = edit::remove(text, top_key, name).map_err(|source| InstallError::Edit {
+    let next = edit::remove(text, place, name).map_err(|source| InstallError::Edit {
         path: path.display().to_string(),
         source,
     })?;
     match next {
         None => Ok(Outcome::Absent),
-        Some(next) if edit::is_fresh(&next, top_key) && !found.link => commit(path, &found, None, bounds, dry_run),
+        Some(next) if edit::is_fresh(&next, place) && !found.link => commit(path, &found, None, bounds, dry_run),
         Some(next) => commit(path, &found, Some(&next), bounds, dry_run),
     }
 }
@@ -531,7 +532,7 @@ pub fn install(opts: &Options) -> anyhow::Result<Run> {
         .into_iter()
         .map(|(client, path)| {
             let entry = client.entry(&command, &args, &env);
-            let outcome = install_file(&path, bounds, client.top_key(), &opts.name, &entry, opts.dry_run);
+            let outcome = install_file(&path, bounds, client.place(), &opts.name, &entry, opts.dry_run);
             FileRun { client, path, outcome }
         })
         .collect();
@@ -547,7 +548,7 @@ pub fn uninstall(opts: &Options) -> Run {
     let files = files
         .into_iter()
         .map(|(client, path)| {
-            let outcome = uninstall_file(&path, bounds, client.top_key(), &opts.name, opts.dry_run);
+            let outcome = uninstall_file(&path, bounds, client.place(), &opts.name, opts.dry_run);
             FileRun { client, path, outcome }
         })
         .collect();

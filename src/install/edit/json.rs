@@ -1,4 +1,4 @@
-//! Edits one entry in an IDE's MCP config file, as text.
+//! Edits of JSON and JSONC files, as text.
 //!
 //! The files look like `{ "<top_key>": { "<name>": <entry>, … }, … }` and are JSON,
 //! or JSONC in VS Code. Edits go through jsonc-parser's concrete syntax tree, so
@@ -33,18 +33,7 @@ use jsonc_parser::ParseOptions;
 use jsonc_parser::cst::{CstContainerNode, CstInputValue, CstNode, CstObject, CstObjectProp, CstRootNode};
 use serde_json::{Map, Value};
 
-/// Why a file could not be edited. Never contains file contents beyond the error position.
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum EditError {
-    #[error("line {line}, column {column}: {message}")]
-    Parse {
-        line: usize,
-        column: usize,
-        message: String,
-    },
-    #[error("{key} is not an object (line {line})")]
-    NotAnObject { key: String, line: usize },
-}
+use super::EditError;
 
 const BOM: char = '\u{feff}';
 
@@ -145,30 +134,12 @@ pub fn entries_with_command(text: &str, top_key: &str, pred: impl Fn(&str) -> bo
     };
     let mut names: Vec<String> = Vec::new();
     for name in top.properties().iter().filter_map(|p| p.decoded_name()) {
-        let command = entries.get(&name).and_then(|e| e.get("command"));
-        if !names.contains(&name) && command.and_then(Value::as_str).is_some_and(&pred) {
+        let command = entries.get(&name).and_then(super::entry_command);
+        if !names.contains(&name) && command.is_some_and(&pred) {
             names.push(name);
         }
     }
     Ok(names)
-}
-
-/// A unified diff of `old` → `new` labelled with `path`, for `--dry-run` (3 lines of context; CRLF shown
-/// without the \r; empty string when equal).
-///
-/// Line endings are compared without the `\r` too, so a change of line endings
-/// alone shows as no diff; edits here never make one.
-pub fn diff(path: &str, old: &str, new: &str) -> String {
-    if old == new {
-        return String::new();
-    }
-    let old = old.replace("\r\n", "\n");
-    let new = new.replace("\r\n", "\n");
-    similar::TextDiff::from_lines(&old, &new)
-        .unified_diff()
-        .context_radius(3)
-        .header(path, path)
-        .to_string()
 }
 
 /// JSONC as VS Code reads it: comments and trailing commas, nothing looser.
@@ -365,6 +336,7 @@ fn minimal_document(top_key: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::install::edit::diff;
     use serde_json::json;
 
     const BIN: &str = "/opt/mcp bridge/bin/mcp-bridge";
@@ -385,7 +357,10 @@ mod tests {
 
     macro_rules! fixture {
         ($file:literal) => {
-            ($file, include_str!(concat!("../../tests/fixtures/ide/", $file)))
+            (
+                $file,
+                include_str!(concat!("../../../tests/fixtures/ide/", $file)),
+            )
         };
     }
 
