@@ -4,10 +4,11 @@
 //!
 //! Clients keep their servers under one key of a JSON, JSONC, TOML or YAML file.
 //! A [`Place`] names the format and the key; each format's edits live in its own
-//! module ([`json`]), with the same five operations. A plain `&str` is the JSON
+//! module ([`json`], [`toml`]), with the same five operations. A plain `&str` is the JSON
 //! place of that key, as for most clients.
 
 pub mod json;
+pub mod toml;
 
 use serde_json::Value;
 
@@ -22,6 +23,9 @@ pub enum EditError {
     },
     #[error("{key} is not an object (line {line})")]
     NotAnObject { key: String, line: usize },
+    /// The entry holds a value the file's format cannot write (`null` in TOML).
+    #[error("{key}: {reason}")]
+    Unrepresentable { key: String, reason: String },
 }
 
 /// A config file's format.
@@ -29,6 +33,8 @@ pub enum EditError {
 pub enum Format {
     /// JSON, or JSONC (comments, trailing commas) where the client reads it.
     Json,
+    /// TOML (Codex): the servers are the tables `[<key>.<name>]`.
+    Toml,
 }
 
 /// Where a client keeps its MCP servers: the file's format and the key of the
@@ -59,6 +65,7 @@ pub fn upsert<'a>(
     let place = place.into();
     match place.format {
         Format::Json => json::upsert(text, place.key, name, entry),
+        Format::Toml => toml::upsert(text, place.key, name, entry),
     }
 }
 
@@ -67,6 +74,7 @@ pub fn remove<'a>(text: &str, place: impl Into<Place<'a>>, name: &str) -> Result
     let place = place.into();
     match place.format {
         Format::Json => json::remove(text, place.key, name),
+        Format::Toml => toml::remove(text, place.key, name),
     }
 }
 
@@ -76,6 +84,7 @@ pub fn is_fresh<'a>(text: &str, place: impl Into<Place<'a>>) -> bool {
     let place = place.into();
     match place.format {
         Format::Json => json::is_fresh(text, place.key),
+        Format::Toml => toml::is_fresh(text, place.key),
     }
 }
 
@@ -84,6 +93,7 @@ pub fn get<'a>(text: &str, place: impl Into<Place<'a>>, name: &str) -> Result<Op
     let place = place.into();
     match place.format {
         Format::Json => json::get(text, place.key, name),
+        Format::Toml => toml::get(text, place.key, name),
     }
 }
 
@@ -97,6 +107,7 @@ pub fn entries_with_command<'a>(
     let place = place.into();
     match place.format {
         Format::Json => json::entries_with_command(text, place.key, pred),
+        Format::Toml => toml::entries_with_command(text, place.key, pred),
     }
 }
 
