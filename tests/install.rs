@@ -736,3 +736,138 @@ fn a_config_that_does_not_exist_is_refused() {
     let written = std::fs::read_to_string(h.path().join(".cursor/mcp.json")).unwrap();
     assert!(written.contains("nowhere.toml"), "{written}");
 }
+
+/// Codex's TOML place, as the tests read its file.
+const CODEX: edit::Place<'static> = edit::Place {
+    format: edit::Format::Toml,
+    key: "mcp_servers",
+};
+
+/// The entry `install codex` writes for this binary.
+fn codex_entry() -> Value {
+    json!({ "command": BIN, "args": ["serve"], "startup_timeout_sec": 30 })
+}
+
+/// `mcp-bridge ARGS` as `Home::run_env`, and `CODEX_HOME` unset unless `env` sets it.
+fn run_codex(home: &Home, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(home.project())
+        .env("HOME", home.path())
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("APPDATA")
+        .env_remove("LOCALAPPDATA")
+        .env_remove("CLAUDE_CONFIG_DIR")
+        .env_remove("MCP_BRIDGE_CONFIG")
+        .env_remove("MCP_BRIDGE_HOME")
+        .env_remove("CODEX_HOME")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+/// `install codex` into a `~/.codex/config.toml` with comments, other tables
+/// and servers: the file keeps every line and gains the `[mcp_servers.mcp-bridge]`
+/// table, backed up once; again, nothing changes; `doctor` sees the entry;
+/// `uninstall codex` gives back the original bytes.
+#[test]
+fn codex_install_keeps_the_toml_file_and_uninstall_restores_it() {
+    let home = Home::new();
+    let original = fixture("codex-config.toml");
+    let file = home.put(".codex/config.toml", &original);
+
+    let dry = run_codex(&home, &["install", "codex", "--dry-run", "--binary", BIN], &[]);
+    assert!(dry.status.success(), "{}", text(&dry.stderr));
+    assert!(
+        text(&dry.stdout).contains("+[mcp_servers.mcp-bridge]"),
+        "{}",
+        text(&dry.stdout)
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), original);
+
+    let out = run_codex(&home, &["install", "codex", "--binary", BIN], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("codex mcp list"), "{}", text(&out.stdout));
+    let written = String::from_utf8(std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(edit::get(&written, CODEX, "mcp-bridge").unwrap(), Some(codex_entry()));
+    for line in text(&original).lines() {
+        assert!(written.lines().any(|l| l == line), "lost {line:?}:\n{written}");
+    }
+    assert!(written.contains("\n[mcp_servers.mcp-bridge]\ncommand = "), "{written}");
+    // The other servers are still what they were.
+    assert_eq!(
+        edit::entries_with_command(&written, CODEX, |c| c == "npx").unwrap(),
+        ["github"]
+    );
+    let bak = home.path().join(".codex/config.toml.mcp-bridge.bak");
+    assert_eq!(std::fs::read(&bak).unwrap(), original);
+
+    let again = run_codex(&home, &["install", "codex", "--binary", BIN], &[]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert!(text(&again.stdout).contains("already up to date"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), written);
+
+    let doctor_env = [
+        ("MCP_BRIDGE_HOME", home.path().join("bridge").display().to_string()),
+        ("MCP_BRIDGE_CREDENTIAL_STORE", "file".to_owned()),
+    ];
+    let doctor_env: Vec<(&str, &str)> = doctor_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let said = text(&run_codex(&home, &["doctor"], &doctor_env).stdout);
+    assert!(
+        said.lines()
+            .any(|l| l.starts_with("OK    Codex") && l.contains("config.toml") && l.contains(BIN)),
+        "{said}"
+    );
+
+    let un = run_codex(&home, &["uninstall", "codex"], &[]);
+    assert!(un.status.success(), "{}", text(&un.stderr));
+    assert_eq!(text(&std::fs::read(&file).unwrap()), text(&original));
+    assert_eq!(std::fs::read(&bak).unwrap(), original);
+}
+
+/// `CODEX_HOME` names Codex's home: the file is created there (not in
+/// `~/.codex`) with the bridge's environment as `[mcp_servers.mcp-bridge.env]`,
+/// and uninstall removes the file it created; `--all` finds Codex by that home.
+#[test]
+fn codex_home_is_respected() {
+    let home = Home::new();
+    let codex_home = home.path().join("tools/codex");
+    std::fs::create_dir_all(&codex_home).unwrap();
+    let bridge_home = home.path().join("bridge");
+    let env = [
+        ("CODEX_HOME", codex_home.display().to_string()),
+        ("MCP_BRIDGE_HOME", bridge_home.display().to_string()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = run_codex(&home, &["install", "--all", "--binary", BIN], &env);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let file = codex_home.join("config.toml");
+    let written = std::fs::read_to_string(&file).unwrap();
+    let mut expected = codex_entry();
+    expected["env"] = json!({ "MCP_BRIDGE_HOME": bridge_home.display().to_string() });
+    assert_eq!(edit::get(&written, CODEX, "mcp-bridge").unwrap(), Some(expected));
+    assert!(
+        written.starts_with("[mcp_servers.mcp-bridge]\n") && written.contains("\n[mcp_servers.mcp-bridge.env]\n"),
+        "{written}"
+    );
+    assert!(!home.path().join(".codex").exists());
+
+    let un = run_codex(&home, &["uninstall", "codex"], &env);
+    assert!(un.status.success(), "{}", text(&un.stderr));
+    assert!(text(&un.stdout).contains("which held only"), "{}", text(&un.stdout));
+    assert!(!file.exists());
+}
+
+/// A config.toml that does not parse is left exactly as it was, the line named.
+#[test]
+fn codex_corrupt_toml_is_left_untouched() {
+    let home = Home::new();
+    let corrupt = b"model = \"o3\"\n\n[mcp_servers.github\ncommand = \"npx\"\n";
+    let file = home.put(".codex/config.toml", corrupt);
+    let out = run_codex(&home, &["install", "codex", "--binary", BIN], &[]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("line 3") && err.contains("left untouched"), "{err}");
+    assert_eq!(std::fs::read(&file).unwrap(), corrupt);
+    assert!(!home.path().join(".codex/config.toml.mcp-bridge.bak").exists());
+}

@@ -1,8 +1,8 @@
 //! The IDEs `install` knows: where each keeps its MCP server list on Linux,
-//! macOS and Windows, which top-level key holds the servers, and the exact
-//! entry that launches the bridge. Path resolution is a pure function of a
-//! [`Machine`], so every OS's rules are tested on any host; [`find_command`]
-//! finds what an entry launches (a path, or a name on `PATH`).
+//! macOS and Windows, which key of which format (JSON, TOML) holds the
+//! servers, and the exact entry that launches the bridge. Path resolution is a
+//! pure function of a [`Machine`], so every OS's rules are tested on any host;
+//! [`find_command`] finds what an entry launches (a path, or a name on `PATH`).
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +19,7 @@ pub enum Client {
     ClaudeDesktop,
     ClaudeCode,
     Windsurf,
+    Codex,
 }
 
 /// Whose file: the user's (all projects) or the current project's.
@@ -50,6 +51,8 @@ pub struct Machine {
     pub xdg_config: Option<PathBuf>,
     /// `$CLAUDE_CONFIG_DIR` (Claude Code).
     pub claude_config_dir: Option<PathBuf>,
+    /// `$CODEX_HOME` (Codex; default `~/.codex`).
+    pub codex_home: Option<PathBuf>,
     /// The project for `--scope project`.
     pub project: PathBuf,
     /// Claude Desktop's MSIX package directories
@@ -98,6 +101,7 @@ impl Machine {
             local_appdata,
             xdg_config: env_path("XDG_CONFIG_HOME"),
             claude_config_dir: env_path("CLAUDE_CONFIG_DIR"),
+            codex_home: env_path("CODEX_HOME"),
             project: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
             claude_msix,
         }
@@ -118,6 +122,12 @@ impl Machine {
             Os::Linux => self.xdg_config.clone().unwrap_or_else(|| self.home.join(".config")),
         }
     }
+
+    /// Codex's home: `$CODEX_HOME`, else `~/.codex` on every OS
+    /// (`%USERPROFILE%\.codex` on Windows).
+    fn codex_home(&self) -> PathBuf {
+        self.codex_home.clone().unwrap_or_else(|| self.home.join(".codex"))
+    }
 }
 
 /// Why a client has no file for a scope.
@@ -130,12 +140,13 @@ pub enum PathError {
 }
 
 impl Client {
-    pub const ALL: [Client; 5] = [
+    pub const ALL: [Client; 6] = [
         Client::Cursor,
         Client::VsCode,
         Client::ClaudeDesktop,
         Client::ClaudeCode,
         Client::Windsurf,
+        Client::Codex,
     ];
 
     /// The name on the command line.
@@ -146,6 +157,7 @@ impl Client {
             Client::ClaudeDesktop => "claude-desktop",
             Client::ClaudeCode => "claude-code",
             Client::Windsurf => "windsurf",
+            Client::Codex => "codex",
         }
     }
 
@@ -156,13 +168,18 @@ impl Client {
             Client::ClaudeDesktop => "Claude Desktop",
             Client::ClaudeCode => "Claude Code",
             Client::Windsurf => "Windsurf",
+            Client::Codex => "Codex",
         }
     }
 
     /// Where the server entries are: the file's format and key.
     pub fn place(self) -> Place<'static> {
+        let format = match self {
+            Client::Codex => Format::Toml,
+            _ => Format::Json,
+        };
         Place {
-            format: Format::Json,
+            format,
             key: self.top_key(),
         }
     }
@@ -171,6 +188,7 @@ impl Client {
     pub fn top_key(self) -> &'static str {
         match self {
             Client::VsCode => "servers",
+            Client::Codex => "mcp_servers",
             _ => "mcpServers",
         }
     }
@@ -201,6 +219,9 @@ impl Client {
             (Client::ClaudeCode, Scope::Project) => vec![m.project.join(".mcp.json")],
             (Client::Windsurf, Scope::User) => vec![m.home.join(".codeium").join("windsurf").join("mcp_config.json")],
             (Client::ClaudeDesktop | Client::Windsurf, Scope::Project) => return Err(no_scope()),
+            (Client::Codex, Scope::User) => vec![m.codex_home().join("config.toml")],
+            // Read by Codex only in a project the user trusts.
+            (Client::Codex, Scope::Project) => vec![m.project.join(".codex").join("config.toml")],
         })
     }
 
@@ -216,6 +237,7 @@ impl Client {
                 base.join(".claude.json").is_file() || m.home.join(".claude").is_dir()
             }
             Client::Windsurf => m.home.join(".codeium").join("windsurf").is_dir(),
+            Client::Codex => m.codex_home().is_dir(),
         }
     }
 
@@ -225,6 +247,16 @@ impl Client {
         match self {
             Client::VsCode | Client::ClaudeCode => {
                 json!({ "type": "stdio", "command": command, "args": args, "env": env })
+            }
+            // Codex gives a server 10 s to start by default; the bridge may wait
+            // longer for upstream logins. No empty `[….env]` table.
+            Client::Codex => {
+                let mut e =
+                    json!({ "command": command, "args": args, "startup_timeout_sec": CODEX_STARTUP_TIMEOUT_SEC });
+                if !env.is_empty() {
+                    e["env"] = Value::Object(env.clone());
+                }
+                e
             }
             _ => json!({ "command": command, "args": args, "env": env }),
         }
@@ -238,9 +270,16 @@ impl Client {
             Client::ClaudeDesktop => "quit Claude Desktop fully (tray or menu bar) and start it again",
             Client::ClaudeCode => "start a new Claude Code session (`/mcp` shows it)",
             Client::Windsurf => "press refresh in Windsurf's MCP panel",
+            Client::Codex => {
+                "start a new Codex session (`codex mcp list` shows it; a project's .codex/config.toml is read only \
+                 in a trusted project)"
+            }
         }
     }
 }
+
+/// Codex's `startup_timeout_sec` for the bridge's entry (Codex's default is 10).
+pub const CODEX_STARTUP_TIMEOUT_SEC: u64 = 30;
 
 /// Claude Desktop's file: on Windows the MSIX package's virtualised path when
 /// the app is packaged (the classic path is then silently ignored), preferring
@@ -348,6 +387,7 @@ mod tests {
             local_appdata: local,
             xdg_config: None,
             claude_config_dir: None,
+            codex_home: None,
             project: PathBuf::from("/work/proj"),
             claude_msix: Vec::new(),
         }
@@ -475,6 +515,54 @@ mod tests {
         );
         assert_eq!(Client::VsCode.top_key(), "servers");
         assert_eq!(Client::Windsurf.top_key(), "mcpServers");
+    }
+
+    /// Codex: `$CODEX_HOME/config.toml`, else `~/.codex/config.toml` on every
+    /// OS; a project's `.codex/config.toml`; TOML under `mcp_servers`; an entry
+    /// with a startup timeout and `env` only when there is one.
+    #[test]
+    fn codex_paths_place_and_entry() {
+        let (l, mac, w) = (machine(Os::Linux), machine(Os::MacOs), machine(Os::Windows));
+        assert_eq!(
+            one(Client::Codex, Scope::User, &l),
+            Path::new("/home/ann/.codex/config.toml")
+        );
+        assert_eq!(
+            one(Client::Codex, Scope::User, &mac),
+            Path::new("/Users/ann/.codex/config.toml")
+        );
+        assert_eq!(
+            one(Client::Codex, Scope::User, &w),
+            Path::new(r"C:\Users\Ann Lee").join(".codex").join("config.toml")
+        );
+        let mut x = machine(Os::Linux);
+        x.codex_home = Some("/srv/codex".into());
+        assert_eq!(one(Client::Codex, Scope::User, &x), Path::new("/srv/codex/config.toml"));
+        assert_eq!(
+            one(Client::Codex, Scope::Project, &l),
+            Path::new("/work/proj/.codex/config.toml")
+        );
+        assert_eq!(
+            Client::Codex.place(),
+            Place {
+                format: Format::Toml,
+                key: "mcp_servers"
+            }
+        );
+        assert_eq!(Client::Cursor.place().format, Format::Json);
+
+        let args = vec!["serve".to_owned()];
+        let mut env = serde_json::Map::new();
+        assert_eq!(
+            Client::Codex.entry("/bin/mcp-bridge", &args, &env),
+            json!({"command": "/bin/mcp-bridge", "args": ["serve"], "startup_timeout_sec": 30})
+        );
+        env.insert("MCP_BRIDGE_HOME".into(), json!("/b"));
+        assert_eq!(
+            Client::Codex.entry("/bin/mcp-bridge", &args, &env),
+            json!({"command": "/bin/mcp-bridge", "args": ["serve"], "startup_timeout_sec": 30,
+                   "env": {"MCP_BRIDGE_HOME": "/b"}})
+        );
     }
 
     #[test]
