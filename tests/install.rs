@@ -871,3 +871,24 @@ fn codex_corrupt_toml_is_left_untouched() {
     assert_eq!(std::fs::read(&file).unwrap(), corrupt);
     assert!(!home.path().join(".codex/config.toml.mcp-bridge.bak").exists());
 }
+
+/// At project scope Codex's entry is the shared one (`mcp-bridge` from PATH,
+/// `serve`, the startup timeout) in the project's `.codex/config.toml`, which
+/// Codex reads in a trusted project; no backup in the repository, and the file
+/// install created goes with uninstall.
+#[test]
+fn codex_project_entry_is_shared() {
+    let home = Home::new();
+    let out = run_codex(&home, &["install", "codex", "--scope", "project"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let file = home.project().join(".codex/config.toml");
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        written,
+        "[mcp_servers.mcp-bridge]\ncommand = \"mcp-bridge\"\nargs = [\"serve\"]\nstartup_timeout_sec = 30\n"
+    );
+    assert_eq!(tree(&home.project()), [".codex", ".codex/config.toml"]);
+    let un = run_codex(&home, &["uninstall", "codex", "--scope", "project"], &[]);
+    assert!(un.status.success(), "{}", text(&un.stderr));
+    assert!(!file.exists());
+}
