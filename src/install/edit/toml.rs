@@ -21,8 +21,10 @@
 //!
 //! `upsert` followed by `remove` gives back the original bytes: a `top_key` that
 //! `upsert` created holds nothing afterwards and is left out, so an empty file
-//! comes back empty (which [`is_fresh`] says). The one exception is an existing
-//! entry that was updated: `remove` cannot know what it held before.
+//! comes back empty (which [`is_fresh`] says). Exceptions: a last line without
+//! its line break gets one (toml_edit ends every line it writes), and an
+//! existing entry that was updated cannot be restored (`remove` cannot know
+//! what it held before).
 
 use serde_json::{Map, Value};
 use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, TableLike};
@@ -569,6 +571,42 @@ mod tests {
         let new = upserted(text);
         assert_eq!(get(&new, TOP, "a"), get(text, TOP, "a"));
         assert_eq!(remove(&new, TOP, NAME), Ok(Some(text.to_owned())));
+    }
+
+    /// Upsert then remove gives back the bytes of other layouts too; where the
+    /// table lands in each is pinned.
+    #[test]
+    fn round_trips_of_other_layouts() {
+        let cases = [
+            // (file, what upsert makes of it)
+            ("", TABLE.to_owned()),
+            ("model = \"o3\"", format!("model = \"o3\"\n\n{TABLE}")),
+            ("# only a comment\n", format!("{TABLE}# only a comment\n")),
+            (
+                "model = \"o3\"\n\n# the end\n",
+                format!("model = \"o3\"\n\n{TABLE}\n# the end\n"),
+            ),
+            ("[mcp_servers]\n", format!("[mcp_servers]\n\n{TABLE}")),
+            (
+                "[mcp_servers.a]\ncommand = \"x\"\n[other]\nk = 1\n",
+                format!("[mcp_servers.a]\ncommand = \"x\"\n\n{TABLE}[other]\nk = 1\n"),
+            ),
+            (
+                "[mcp_servers.a]\ncommand = \"x\"\n\t\n",
+                format!("[mcp_servers.a]\ncommand = \"x\"\n\n{TABLE}\t\n"),
+            ),
+        ];
+        for (text, expected) in cases {
+            let new = upserted(text);
+            assert_eq!(new, expected, "{text:?}");
+            // The one normalisation: a last line without its line break gets one.
+            let back = if text.is_empty() || text.ends_with('\n') {
+                text.to_owned()
+            } else {
+                format!("{text}\n")
+            };
+            assert_eq!(remove(&new, TOP, NAME), Ok(Some(back)), "{text:?}");
+        }
     }
 
     /// A file that does not parse, a `mcp_servers` that is not a table, and a
