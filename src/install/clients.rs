@@ -19,6 +19,10 @@ pub enum Client {
     ClaudeDesktop,
     ClaudeCode,
     Windsurf,
+    Gemini,
+    Copilot,
+    #[value(name = "opencode")]
+    OpenCode,
 }
 
 /// Whose file: the user's (all projects) or the current project's.
@@ -50,6 +54,11 @@ pub struct Machine {
     pub xdg_config: Option<PathBuf>,
     /// `$CLAUDE_CONFIG_DIR` (Claude Code).
     pub claude_config_dir: Option<PathBuf>,
+    /// `$GEMINI_CLI_HOME` (Gemini CLI): stands for the home directory, so its
+    /// files are in `$GEMINI_CLI_HOME/.gemini`.
+    pub gemini_cli_home: Option<PathBuf>,
+    /// `$COPILOT_HOME` (Copilot CLI): replaces `~/.copilot`.
+    pub copilot_home: Option<PathBuf>,
     /// The project for `--scope project`.
     pub project: PathBuf,
     /// Claude Desktop's MSIX package directories
@@ -98,6 +107,8 @@ impl Machine {
             local_appdata,
             xdg_config: env_path("XDG_CONFIG_HOME"),
             claude_config_dir: env_path("CLAUDE_CONFIG_DIR"),
+            gemini_cli_home: env_path("GEMINI_CLI_HOME"),
+            copilot_home: env_path("COPILOT_HOME"),
             project: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
             claude_msix,
         }
@@ -118,6 +129,25 @@ impl Machine {
             Os::Linux => self.xdg_config.clone().unwrap_or_else(|| self.home.join(".config")),
         }
     }
+
+    /// `~/.gemini`, or `$GEMINI_CLI_HOME/.gemini`.
+    fn gemini_dir(&self) -> PathBuf {
+        self.gemini_cli_home.as_ref().unwrap_or(&self.home).join(".gemini")
+    }
+
+    /// `~/.copilot`, or `$COPILOT_HOME`.
+    fn copilot_dir(&self) -> PathBuf {
+        self.copilot_home.clone().unwrap_or_else(|| self.home.join(".copilot"))
+    }
+
+    /// opencode's directory: `$XDG_CONFIG_HOME/opencode` or
+    /// `~/.config/opencode` on every OS (it follows XDG on macOS and Windows too).
+    fn opencode_dir(&self) -> PathBuf {
+        self.xdg_config
+            .clone()
+            .unwrap_or_else(|| self.home.join(".config"))
+            .join("opencode")
+    }
 }
 
 /// Why a client has no file for a scope.
@@ -130,12 +160,15 @@ pub enum PathError {
 }
 
 impl Client {
-    pub const ALL: [Client; 5] = [
+    pub const ALL: [Client; 8] = [
         Client::Cursor,
         Client::VsCode,
         Client::ClaudeDesktop,
         Client::ClaudeCode,
         Client::Windsurf,
+        Client::Gemini,
+        Client::Copilot,
+        Client::OpenCode,
     ];
 
     /// The name on the command line.
@@ -146,6 +179,9 @@ impl Client {
             Client::ClaudeDesktop => "claude-desktop",
             Client::ClaudeCode => "claude-code",
             Client::Windsurf => "windsurf",
+            Client::Gemini => "gemini",
+            Client::Copilot => "copilot",
+            Client::OpenCode => "opencode",
         }
     }
 
@@ -156,6 +192,9 @@ impl Client {
             Client::ClaudeDesktop => "Claude Desktop",
             Client::ClaudeCode => "Claude Code",
             Client::Windsurf => "Windsurf",
+            Client::Gemini => "Gemini CLI",
+            Client::Copilot => "Copilot CLI",
+            Client::OpenCode => "opencode",
         }
     }
 
@@ -171,6 +210,7 @@ impl Client {
     pub fn top_key(self) -> &'static str {
         match self {
             Client::VsCode => "servers",
+            Client::OpenCode => "mcp",
             _ => "mcpServers",
         }
     }
@@ -201,6 +241,14 @@ impl Client {
             (Client::ClaudeCode, Scope::Project) => vec![m.project.join(".mcp.json")],
             (Client::Windsurf, Scope::User) => vec![m.home.join(".codeium").join("windsurf").join("mcp_config.json")],
             (Client::ClaudeDesktop | Client::Windsurf, Scope::Project) => return Err(no_scope()),
+            (Client::Gemini, Scope::User) => vec![m.gemini_dir().join("settings.json")],
+            (Client::Gemini, Scope::Project) => vec![m.project.join(".gemini").join("settings.json")],
+            (Client::Copilot, Scope::User) => vec![m.copilot_dir().join("mcp-config.json")],
+            // Not the `.mcp.json` Copilot also reads: that is Claude Code's
+            // project file, whose entry has another shape.
+            (Client::Copilot, Scope::Project) => vec![m.project.join(".github").join("mcp.json")],
+            (Client::OpenCode, Scope::User) => vec![opencode_file(&m.opencode_dir())],
+            (Client::OpenCode, Scope::Project) => vec![opencode_file(&m.project)],
         })
     }
 
@@ -216,6 +264,9 @@ impl Client {
                 base.join(".claude.json").is_file() || m.home.join(".claude").is_dir()
             }
             Client::Windsurf => m.home.join(".codeium").join("windsurf").is_dir(),
+            Client::Gemini => m.gemini_dir().is_dir(),
+            Client::Copilot => m.copilot_dir().is_dir(),
+            Client::OpenCode => m.opencode_dir().is_dir(),
         }
     }
 
@@ -225,6 +276,23 @@ impl Client {
         match self {
             Client::VsCode | Client::ClaudeCode => {
                 json!({ "type": "stdio", "command": command, "args": args, "env": env })
+            }
+            // Gemini's `timeout` bounds every request, tool calls included
+            // (default 10 minutes): written so that a first start with a
+            // browser login fits, not shortened. No `"trust": true`: that
+            // would skip Gemini's confirmation for every tool of every server.
+            Client::Gemini => {
+                json!({ "command": command, "args": args, "env": env, "timeout": GEMINI_TIMEOUT_MS })
+            }
+            // Without `tools`, Copilot CLI offers none of the server's tools.
+            Client::Copilot => {
+                json!({ "type": "local", "command": command, "args": args, "env": env, "tools": ["*"] })
+            }
+            // One `command` array, program first; `environment`, not `env`.
+            Client::OpenCode => {
+                let mut line = vec![command.to_owned()];
+                line.extend(args.iter().cloned());
+                json!({ "type": "local", "command": line, "enabled": true, "environment": env })
             }
             _ => json!({ "command": command, "args": args, "env": env }),
         }
@@ -238,7 +306,46 @@ impl Client {
             Client::ClaudeDesktop => "quit Claude Desktop fully (tray or menu bar) and start it again",
             Client::ClaudeCode => "start a new Claude Code session (`/mcp` shows it)",
             Client::Windsurf => "press refresh in Windsurf's MCP panel",
+            Client::Gemini => "start a new Gemini CLI session in a trusted folder (`gemini mcp list` shows it)",
+            Client::Copilot => "start a new Copilot CLI session (`/mcp show` lists it)",
+            Client::OpenCode => "start opencode again (`opencode mcp list` shows it)",
         }
+    }
+
+    /// What the person must know beyond the file, for `install` at `scope`.
+    pub fn note(self, scope: Scope, m: &Machine) -> Option<String> {
+        match (self, scope) {
+            (Client::Gemini, _) => {
+                let folder = match scope {
+                    Scope::User => "each folder you run gemini in".to_owned(),
+                    Scope::Project => m.project.display().to_string(),
+                };
+                Some(format!(
+                    "note: Gemini CLI starts a local MCP server only in a trusted folder. The bridge does not trust \
+                     folders for you (trust also lets a folder's own settings, .env and hooks take effect): trust \
+                     {folder} when gemini asks (or with /permissions), or add \"<folder>\": \"TRUST_FOLDER\" to {}",
+                    m.gemini_dir().join("trustedFolders.json").display()
+                ))
+            }
+            (Client::Copilot, Scope::Project) => Some(
+                "note: Copilot CLI reads a project's .github/mcp.json only once you have trusted the folder".into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// Gemini CLI's request timeout for the bridge's entry, in milliseconds.
+pub const GEMINI_TIMEOUT_MS: u64 = 600_000;
+
+/// opencode's file in `dir`: `opencode.jsonc` when that is the one there,
+/// else `opencode.json` (opencode reads both, JSONC in either).
+fn opencode_file(dir: &Path) -> PathBuf {
+    let jsonc = dir.join("opencode.jsonc");
+    if jsonc.is_file() && !dir.join("opencode.json").is_file() {
+        jsonc
+    } else {
+        dir.join("opencode.json")
     }
 }
 
@@ -348,6 +455,8 @@ mod tests {
             local_appdata: local,
             xdg_config: None,
             claude_config_dir: None,
+            gemini_cli_home: None,
+            copilot_home: None,
             project: PathBuf::from("/work/proj"),
             claude_msix: Vec::new(),
         }
@@ -475,6 +584,136 @@ mod tests {
         );
         assert_eq!(Client::VsCode.top_key(), "servers");
         assert_eq!(Client::Windsurf.top_key(), "mcpServers");
+    }
+
+    /// Gemini CLI, Copilot CLI and opencode: the same file on every OS, under
+    /// the home directory or the variable that moves it.
+    #[test]
+    fn terminal_agent_paths_per_os() {
+        let (l, mac, w) = (machine(Os::Linux), machine(Os::MacOs), machine(Os::Windows));
+        let win_home = Path::new(r"C:\Users\Ann Lee");
+        assert_eq!(
+            one(Client::Gemini, Scope::User, &l),
+            Path::new("/home/ann/.gemini/settings.json")
+        );
+        assert_eq!(
+            one(Client::Gemini, Scope::User, &mac),
+            Path::new("/Users/ann/.gemini/settings.json")
+        );
+        assert_eq!(
+            one(Client::Gemini, Scope::User, &w),
+            win_home.join(".gemini").join("settings.json")
+        );
+        assert_eq!(
+            one(Client::Copilot, Scope::User, &l),
+            Path::new("/home/ann/.copilot/mcp-config.json")
+        );
+        assert_eq!(
+            one(Client::Copilot, Scope::User, &mac),
+            Path::new("/Users/ann/.copilot/mcp-config.json")
+        );
+        assert_eq!(
+            one(Client::Copilot, Scope::User, &w),
+            win_home.join(".copilot").join("mcp-config.json")
+        );
+        // opencode follows XDG on every OS, not Application Support / %APPDATA%.
+        assert_eq!(
+            one(Client::OpenCode, Scope::User, &l),
+            Path::new("/home/ann/.config/opencode/opencode.json")
+        );
+        assert_eq!(
+            one(Client::OpenCode, Scope::User, &mac),
+            Path::new("/Users/ann/.config/opencode/opencode.json")
+        );
+        assert_eq!(
+            one(Client::OpenCode, Scope::User, &w),
+            win_home.join(".config").join("opencode").join("opencode.json")
+        );
+        let mut x = machine(Os::MacOs);
+        x.gemini_cli_home = Some("/g".into());
+        x.copilot_home = Some("/c".into());
+        x.xdg_config = Some("/x".into());
+        assert_eq!(
+            one(Client::Gemini, Scope::User, &x),
+            Path::new("/g/.gemini/settings.json")
+        );
+        assert_eq!(one(Client::Copilot, Scope::User, &x), Path::new("/c/mcp-config.json"));
+        assert_eq!(
+            one(Client::OpenCode, Scope::User, &x),
+            Path::new("/x/opencode/opencode.json")
+        );
+    }
+
+    #[test]
+    fn terminal_agent_project_paths() {
+        let m = machine(Os::Linux);
+        assert_eq!(
+            one(Client::Gemini, Scope::Project, &m),
+            Path::new("/work/proj/.gemini/settings.json")
+        );
+        // Not Claude Code's .mcp.json, whose entry has another shape.
+        assert_eq!(
+            one(Client::Copilot, Scope::Project, &m),
+            Path::new("/work/proj/.github/mcp.json")
+        );
+        assert_eq!(
+            one(Client::OpenCode, Scope::Project, &m),
+            Path::new("/work/proj/opencode.json")
+        );
+    }
+
+    /// opencode.jsonc when it is the only file there, else opencode.json.
+    #[test]
+    fn opencode_prefers_the_file_that_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(opencode_file(dir.path()), dir.path().join("opencode.json"));
+        std::fs::write(dir.path().join("opencode.jsonc"), "{}").unwrap();
+        assert_eq!(opencode_file(dir.path()), dir.path().join("opencode.jsonc"));
+        std::fs::write(dir.path().join("opencode.json"), "{}").unwrap();
+        assert_eq!(opencode_file(dir.path()), dir.path().join("opencode.json"));
+    }
+
+    #[test]
+    fn terminal_agent_entries() {
+        let args = vec!["serve".to_owned(), "--config".to_owned(), "/c.toml".to_owned()];
+        let mut env = serde_json::Map::new();
+        env.insert("MCP_BRIDGE_HOME".into(), json!("/h"));
+        assert_eq!(
+            Client::Gemini.entry("/bin/mcp-bridge", &args, &env),
+            json!({"command": "/bin/mcp-bridge", "args": ["serve", "--config", "/c.toml"],
+                   "env": {"MCP_BRIDGE_HOME": "/h"}, "timeout": 600_000})
+        );
+        assert_eq!(
+            Client::Copilot.entry("/bin/mcp-bridge", &args, &env),
+            json!({"type": "local", "command": "/bin/mcp-bridge", "args": ["serve", "--config", "/c.toml"],
+                   "env": {"MCP_BRIDGE_HOME": "/h"}, "tools": ["*"]})
+        );
+        let oc = Client::OpenCode.entry("/bin/mcp-bridge", &args, &env);
+        assert_eq!(
+            oc,
+            json!({"type": "local", "command": ["/bin/mcp-bridge", "serve", "--config", "/c.toml"],
+                   "enabled": true, "environment": {"MCP_BRIDGE_HOME": "/h"}})
+        );
+        assert_eq!(super::super::edit::entry_command(&oc), Some("/bin/mcp-bridge"));
+        assert_eq!(Client::OpenCode.top_key(), "mcp");
+        assert_eq!(Client::Gemini.top_key(), "mcpServers");
+        assert_eq!(Client::Copilot.top_key(), "mcpServers");
+    }
+
+    /// Gemini's trust is the person's decision: a note names the folder and the
+    /// file, at both scopes.
+    #[test]
+    fn gemini_trust_is_a_note() {
+        let m = machine(Os::Linux);
+        let project = Client::Gemini.note(Scope::Project, &m).unwrap();
+        assert!(project.contains("/work/proj"), "{project}");
+        assert!(project.contains("/home/ann/.gemini/trustedFolders.json"), "{project}");
+        assert!(project.contains("TRUST_FOLDER"), "{project}");
+        let user = Client::Gemini.note(Scope::User, &m).unwrap();
+        assert!(user.contains("each folder"), "{user}");
+        assert!(Client::Copilot.note(Scope::Project, &m).is_some());
+        assert_eq!(Client::Copilot.note(Scope::User, &m), None);
+        assert_eq!(Client::OpenCode.note(Scope::User, &m), None);
     }
 
     #[test]
