@@ -951,3 +951,55 @@ fn doctor_and_all_see_terminal_agents() {
         );
     }
 }
+
+/// Kiro (user and project), LM Studio and Cline (user only): the entry goes
+/// in beside what is there, once; uninstall gives the file back, or removes a
+/// file that held only the entry.
+#[test]
+fn kiro_lm_studio_cline_install_and_uninstall() {
+    let home = Home::new();
+    let kiro = fixture("kiro-mcp.json");
+    let kiro_file = home.put(".kiro/settings/mcp.json", &kiro);
+    let lm = home.path().join(".lmstudio/mcp.json");
+    let cline = home
+        .path()
+        .join(".config/Code/User/globalStorage/saoudrizwan.claude-dev/settings/cline_mcp_settings.json");
+    let clients = ["install", "kiro", "lm-studio", "cline", "--binary", BIN];
+    let out = home.run(BIN, &clients);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for file in [&kiro_file, &lm, &cline] {
+        let t = std::fs::read_to_string(file).unwrap();
+        assert_eq!(
+            edit::get(&t, "mcpServers", "mcp-bridge").unwrap(),
+            Some(expected_entry("cursor")),
+            "{}",
+            file.display()
+        );
+    }
+    let kiro_text = std::fs::read_to_string(&kiro_file).unwrap();
+    assert!(edit::get(&kiro_text, "mcpServers", "aws-docs").unwrap().is_some());
+    let again = home.run(BIN, &clients);
+    assert_eq!(
+        text(&again.stdout).matches("already up to date").count(),
+        3,
+        "{}",
+        text(&again.stdout)
+    );
+
+    let un = home.run(BIN, &["uninstall", "kiro", "lm-studio", "cline"]);
+    assert!(un.status.success(), "{}", text(&un.stderr));
+    assert_eq!(std::fs::read(&kiro_file).unwrap(), kiro);
+    assert!(!lm.exists() && !cline.exists());
+
+    let out = home.run(BIN, &["install", "kiro", "--scope", "project"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let t = std::fs::read_to_string(home.project().join(".kiro/settings/mcp.json")).unwrap();
+    assert_eq!(
+        edit::get(&t, "mcpServers", "mcp-bridge").unwrap(),
+        Some(project_entry("kiro"))
+    );
+    for no_project in ["lm-studio", "cline"] {
+        let out = home.run(BIN, &["install", no_project, "--scope", "project"]);
+        assert!(!out.status.success(), "{no_project}");
+    }
+}

@@ -23,6 +23,10 @@ pub enum Client {
     Copilot,
     #[value(name = "opencode")]
     OpenCode,
+    Kiro,
+    #[value(name = "lm-studio")]
+    LmStudio,
+    Cline,
 }
 
 /// Whose file: the user's (all projects) or the current project's.
@@ -160,7 +164,7 @@ pub enum PathError {
 }
 
 impl Client {
-    pub const ALL: [Client; 8] = [
+    pub const ALL: [Client; 11] = [
         Client::Cursor,
         Client::VsCode,
         Client::ClaudeDesktop,
@@ -169,6 +173,9 @@ impl Client {
         Client::Gemini,
         Client::Copilot,
         Client::OpenCode,
+        Client::Kiro,
+        Client::LmStudio,
+        Client::Cline,
     ];
 
     /// The name on the command line.
@@ -182,6 +189,9 @@ impl Client {
             Client::Gemini => "gemini",
             Client::Copilot => "copilot",
             Client::OpenCode => "opencode",
+            Client::Kiro => "kiro",
+            Client::LmStudio => "lm-studio",
+            Client::Cline => "cline",
         }
     }
 
@@ -195,6 +205,9 @@ impl Client {
             Client::Gemini => "Gemini CLI",
             Client::Copilot => "Copilot CLI",
             Client::OpenCode => "opencode",
+            Client::Kiro => "Kiro",
+            Client::LmStudio => "LM Studio",
+            Client::Cline => "Cline",
         }
     }
 
@@ -249,6 +262,11 @@ impl Client {
             (Client::Copilot, Scope::Project) => vec![m.project.join(".github").join("mcp.json")],
             (Client::OpenCode, Scope::User) => vec![opencode_file(&m.opencode_dir())],
             (Client::OpenCode, Scope::Project) => vec![opencode_file(&m.project)],
+            (Client::Kiro, Scope::User) => vec![m.home.join(".kiro").join("settings").join("mcp.json")],
+            (Client::Kiro, Scope::Project) => vec![m.project.join(".kiro").join("settings").join("mcp.json")],
+            (Client::LmStudio, Scope::User) => vec![m.home.join(".lmstudio").join("mcp.json")],
+            (Client::Cline, Scope::User) => vec![cline_dir(m).join("settings").join("cline_mcp_settings.json")],
+            (Client::LmStudio | Client::Cline, Scope::Project) => return Err(no_scope()),
         })
     }
 
@@ -267,6 +285,9 @@ impl Client {
             Client::Gemini => m.gemini_dir().is_dir(),
             Client::Copilot => m.copilot_dir().is_dir(),
             Client::OpenCode => m.opencode_dir().is_dir(),
+            Client::Kiro => m.home.join(".kiro").is_dir(),
+            Client::LmStudio => m.home.join(".lmstudio").is_dir(),
+            Client::Cline => cline_dir(m).is_dir(),
         }
     }
 
@@ -309,6 +330,9 @@ impl Client {
             Client::Gemini => "start a new Gemini CLI session in a trusted folder (`gemini mcp list` shows it)",
             Client::Copilot => "start a new Copilot CLI session (`/mcp show` lists it)",
             Client::OpenCode => "start opencode again (`opencode mcp list` shows it)",
+            Client::Kiro => "Kiro reconnects when the file is saved (see the MCP servers panel)",
+            Client::LmStudio => "LM Studio loads it from mcp.json (Program tab, Install > Edit mcp.json shows it)",
+            Client::Cline => "Cline reloads it (MCP Servers > Installed in Cline's panel)",
         }
     }
 
@@ -333,6 +357,15 @@ impl Client {
             _ => None,
         }
     }
+}
+
+/// Cline's VS Code extension storage (stable VS Code).
+fn cline_dir(m: &Machine) -> PathBuf {
+    m.app_config()
+        .join("Code")
+        .join("User")
+        .join("globalStorage")
+        .join("saoudrizwan.claude-dev")
 }
 
 /// Gemini CLI's request timeout for the bridge's entry, in milliseconds.
@@ -698,6 +731,61 @@ mod tests {
         assert_eq!(Client::OpenCode.top_key(), "mcp");
         assert_eq!(Client::Gemini.top_key(), "mcpServers");
         assert_eq!(Client::Copilot.top_key(), "mcpServers");
+    }
+
+    #[test]
+    fn kiro_lm_studio_cline_paths() {
+        let (l, mac, w) = (machine(Os::Linux), machine(Os::MacOs), machine(Os::Windows));
+        let win_home = Path::new(r"C:\Users\Ann Lee");
+        assert_eq!(
+            one(Client::Kiro, Scope::User, &mac),
+            Path::new("/Users/ann/.kiro/settings/mcp.json")
+        );
+        assert_eq!(
+            one(Client::Kiro, Scope::User, &w),
+            win_home.join(".kiro").join("settings").join("mcp.json")
+        );
+        assert_eq!(
+            one(Client::Kiro, Scope::Project, &l),
+            Path::new("/work/proj/.kiro/settings/mcp.json")
+        );
+        assert_eq!(
+            one(Client::LmStudio, Scope::User, &l),
+            Path::new("/home/ann/.lmstudio/mcp.json")
+        );
+        assert_eq!(
+            one(Client::LmStudio, Scope::User, &w),
+            win_home.join(".lmstudio").join("mcp.json")
+        );
+        let cline = "saoudrizwan.claude-dev/settings/cline_mcp_settings.json";
+        assert_eq!(
+            one(Client::Cline, Scope::User, &l),
+            Path::new("/home/ann/.config/Code/User/globalStorage").join(cline)
+        );
+        assert_eq!(
+            one(Client::Cline, Scope::User, &mac),
+            Path::new("/Users/ann/Library/Application Support/Code/User/globalStorage").join(cline)
+        );
+        assert_eq!(
+            one(Client::Cline, Scope::User, &w),
+            Path::new(r"C:\Users\Ann Lee\AppData\Roaming")
+                .join("Code")
+                .join("User")
+                .join("globalStorage")
+                .join("saoudrizwan.claude-dev")
+                .join("settings")
+                .join("cline_mcp_settings.json")
+        );
+        for c in [Client::LmStudio, Client::Cline] {
+            assert!(matches!(c.paths(Scope::Project, &l), Err(PathError::NoScope { .. })));
+        }
+        for c in [Client::Kiro, Client::LmStudio, Client::Cline] {
+            assert_eq!(
+                c.entry("/b", &["serve".to_owned()], &serde_json::Map::new()),
+                json!({"command": "/b", "args": ["serve"], "env": {}})
+            );
+            assert_eq!(c.top_key(), "mcpServers");
+        }
     }
 
     /// Gemini's trust is the person's decision: a note names the folder and the
