@@ -351,9 +351,11 @@ impl Client {
                     m.gemini_dir().join("trustedFolders.json").display()
                 ))
             }
-            (Client::Copilot, Scope::Project) => Some(
-                "note: Copilot CLI reads a project's .github/mcp.json only once you have trusted the folder".into(),
-            ),
+            (Client::Copilot, Scope::Project) => Some(format!(
+                "note: Copilot CLI reads a project's .github/mcp.json only once you have trusted the folder: when \
+                 copilot asks, or under \"trusted_folders\" in {}",
+                m.copilot_dir().join("config.json").display()
+            )),
             _ => None,
         }
     }
@@ -799,7 +801,8 @@ mod tests {
         assert!(project.contains("TRUST_FOLDER"), "{project}");
         let user = Client::Gemini.note(Scope::User, &m).unwrap();
         assert!(user.contains("each folder"), "{user}");
-        assert!(Client::Copilot.note(Scope::Project, &m).is_some());
+        let copilot = Client::Copilot.note(Scope::Project, &m).unwrap();
+        assert!(copilot.contains("/home/ann/.copilot/config.json"), "{copilot}");
         assert_eq!(Client::Copilot.note(Scope::User, &m), None);
         assert_eq!(Client::OpenCode.note(Scope::User, &m), None);
     }
