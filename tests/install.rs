@@ -1003,3 +1003,32 @@ fn kiro_lm_studio_cline_install_and_uninstall() {
         assert!(!out.status.success(), "{no_project}");
     }
 }
+
+/// At project scope the Gemini note is left out when trustedFolders.json
+/// already trusts the project, and says so when it distrusts it; the file is
+/// only read.
+#[test]
+fn gemini_project_note_follows_trusted_folders() {
+    let home = Home::new();
+    let project = std::fs::canonicalize(home.project()).unwrap();
+    let rules = |level: &str| {
+        format!(
+            "{{\n  // mine\n  {:?}: \"{level}\"\n}}\n",
+            project.display().to_string()
+        )
+    };
+    let trusted = rules("TRUST_FOLDER");
+    let file = home.put(".gemini/trustedFolders.json", trusted.as_bytes());
+    let out = home.run_env(BIN, &["install", "gemini", "--scope", "project"], &NO_AGENT_HOMES);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(!said.contains("note: Gemini"), "{said}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), trusted);
+
+    std::fs::write(&file, rules("DO_NOT_TRUST")).unwrap();
+    let out = home.run_env(BIN, &["install", "gemini", "--scope", "project"], &NO_AGENT_HOMES);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(said.contains("as not trusted"), "{said}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), rules("DO_NOT_TRUST"));
+}

@@ -340,15 +340,30 @@ impl Client {
     pub fn note(self, scope: Scope, m: &Machine) -> Option<String> {
         match (self, scope) {
             (Client::Gemini, _) => {
-                let folder = match scope {
-                    Scope::User => "each folder you run gemini in".to_owned(),
-                    Scope::Project => m.project.display().to_string(),
+                let rules = m.gemini_dir().join("trustedFolders.json");
+                let (folder, key) = match scope {
+                    Scope::User => ("each folder you run gemini in".to_owned(), "<folder>".to_owned()),
+                    Scope::Project => {
+                        let text = std::fs::read_to_string(&rules).unwrap_or_default();
+                        match gemini_trusts(&text, &m.project) {
+                            Some(true) => return None,
+                            Some(false) => {
+                                return Some(format!(
+                                    "note: {} marks {} as not trusted, so Gemini CLI will not start the bridge \
+                                     there until you trust the folder (/permissions in gemini)",
+                                    rules.display(),
+                                    m.project.display()
+                                ));
+                            }
+                            None => (m.project.display().to_string(), m.project.display().to_string()),
+                        }
+                    }
                 };
                 Some(format!(
                     "note: Gemini CLI starts a local MCP server only in a trusted folder. The bridge does not trust \
                      folders for you (trust also lets a folder's own settings, .env and hooks take effect): trust \
-                     {folder} when gemini asks (or with /permissions), or add \"<folder>\": \"TRUST_FOLDER\" to {}",
-                    m.gemini_dir().join("trustedFolders.json").display()
+                     {folder} when gemini asks (or with /permissions), or add \"{key}\": \"TRUST_FOLDER\" to {}",
+                    rules.display()
                 ))
             }
             (Client::Copilot, Scope::Project) => Some(format!(
@@ -368,6 +383,32 @@ fn cline_dir(m: &Machine) -> PathBuf {
         .join("User")
         .join("globalStorage")
         .join("saoudrizwan.claude-dev")
+}
+
+/// Whether Gemini CLI's trusted-folders rules (`trustedFolders.json`: a map
+/// of absolute path to `TRUST_FOLDER`, `TRUST_PARENT` or `DO_NOT_TRUST`) trust
+/// `folder`, as Gemini decides it: the longest matching rule wins, and
+/// `TRUST_PARENT` stands for the rule path's parent. `None` when no rule
+/// matches or the text does not parse (Gemini then asks).
+pub fn gemini_trusts(rules: &str, folder: &Path) -> Option<bool> {
+    let root = jsonc_parser::cst::CstRootNode::parse(rules, &Default::default()).ok()?;
+    let Some(Value::Object(rules)) = root.value()?.to_serde_value() else {
+        return None;
+    };
+    let mut best: Option<(usize, &str)> = None;
+    for (rule, level) in &rules {
+        let level = level.as_str()?;
+        let rule_path = Path::new(rule);
+        let covers = match level {
+            "TRUST_PARENT" => rule_path.parent().is_some_and(|p| folder.starts_with(p)),
+            "TRUST_FOLDER" | "DO_NOT_TRUST" => folder.starts_with(rule_path),
+            _ => return None,
+        };
+        if covers && best.is_none_or(|(len, _)| rule.len() > len) {
+            best = Some((rule.len(), level));
+        }
+    }
+    best.map(|(_, level)| level != "DO_NOT_TRUST")
 }
 
 /// Gemini CLI's request timeout for the bridge's entry, in milliseconds.
@@ -733,6 +774,34 @@ mod tests {
         assert_eq!(Client::OpenCode.top_key(), "mcp");
         assert_eq!(Client::Gemini.top_key(), "mcpServers");
         assert_eq!(Client::Copilot.top_key(), "mcpServers");
+    }
+
+    /// Gemini's own rule: the longest matching path wins; TRUST_PARENT trusts
+    /// the rule path's parent and all below it.
+    #[test]
+    fn gemini_trust_rules() {
+        let p = Path::new("/work/proj");
+        assert_eq!(gemini_trusts("", p), None);
+        assert_eq!(gemini_trusts("{}", p), None);
+        assert_eq!(gemini_trusts("not json", p), None);
+        assert_eq!(gemini_trusts(r#"{"/work/proj": "TRUST_FOLDER"}"#, p), Some(true));
+        assert_eq!(gemini_trusts(r#"{"/work": "TRUST_FOLDER"}"#, p), Some(true));
+        assert_eq!(gemini_trusts(r#"{"/work/projector": "TRUST_FOLDER"}"#, p), None);
+        assert_eq!(gemini_trusts(r#"{"/work/other": "TRUST_PARENT"}"#, p), Some(true));
+        assert_eq!(gemini_trusts(r#"{"/work/proj/sub": "TRUST_FOLDER"}"#, p), None);
+        assert_eq!(
+            gemini_trusts(
+                "{\n  // Gemini strips comments\n  \"/work\": \"TRUST_FOLDER\",\n  \"/work/proj\": \"DO_NOT_TRUST\"\n}",
+                p
+            ),
+            Some(false)
+        );
+        assert_eq!(
+            gemini_trusts(r#"{"/work": "DO_NOT_TRUST", "/work/proj": "TRUST_FOLDER"}"#, p),
+            Some(true)
+        );
+        // An unknown level: Gemini refuses the whole file.
+        assert_eq!(gemini_trusts(r#"{"/work/proj": "YES"}"#, p), None);
     }
 
     #[test]
