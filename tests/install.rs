@@ -952,22 +952,33 @@ fn doctor_and_all_see_terminal_agents() {
     }
 }
 
-/// Kiro (user and project), LM Studio and Cline (user only): the entry goes
-/// in beside what is there, once; uninstall gives the file back, or removes a
-/// file that held only the entry.
+/// Cline's variables, unset.
+const NO_CLINE_ENV: [(&str, &str); 3] = [
+    ("CLINE_MCP_SETTINGS_PATH", ""),
+    ("CLINE_DATA_DIR", ""),
+    ("CLINE_DIR", ""),
+];
+
+/// Kiro (user and project), LM Studio and Cline (user only; its 4.x shared
+/// file, and the pre-4.0 file in VS Code's globalStorage when that exists):
+/// the entry goes in beside what is there, once; uninstall gives the file
+/// back, or removes a file that held only the entry.
 #[test]
 fn kiro_lm_studio_cline_install_and_uninstall() {
     let home = Home::new();
     let kiro = fixture("kiro-mcp.json");
     let kiro_file = home.put(".kiro/settings/mcp.json", &kiro);
     let lm = home.path().join(".lmstudio/mcp.json");
-    let cline = home
-        .path()
-        .join(".config/Code/User/globalStorage/saoudrizwan.claude-dev/settings/cline_mcp_settings.json");
+    let cline = home.path().join(".cline/data/settings/cline_mcp_settings.json");
+    let legacy_text = b"{\n  \"mcpServers\": {\n    \"fs\": { \"command\": \"npx\", \"disabled\": true }\n  }\n}\n";
+    let legacy = home.put(
+        ".config/Code/User/globalStorage/saoudrizwan.claude-dev/settings/cline_mcp_settings.json",
+        legacy_text,
+    );
     let clients = ["install", "kiro", "lm-studio", "cline", "--binary", BIN];
-    let out = home.run(BIN, &clients);
+    let out = home.run_env(BIN, &clients, &NO_CLINE_ENV);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    for file in [&kiro_file, &lm, &cline] {
+    for file in [&kiro_file, &lm, &cline, &legacy] {
         let t = std::fs::read_to_string(file).unwrap();
         assert_eq!(
             edit::get(&t, "mcpServers", "mcp-bridge").unwrap(),
@@ -978,18 +989,31 @@ fn kiro_lm_studio_cline_install_and_uninstall() {
     }
     let kiro_text = std::fs::read_to_string(&kiro_file).unwrap();
     assert!(edit::get(&kiro_text, "mcpServers", "aws-docs").unwrap().is_some());
-    let again = home.run(BIN, &clients);
+    let again = home.run_env(BIN, &clients, &NO_CLINE_ENV);
     assert_eq!(
         text(&again.stdout).matches("already up to date").count(),
-        3,
+        4,
         "{}",
         text(&again.stdout)
     );
 
-    let un = home.run(BIN, &["uninstall", "kiro", "lm-studio", "cline"]);
+    let un = home.run_env(BIN, &["uninstall", "kiro", "lm-studio", "cline"], &NO_CLINE_ENV);
     assert!(un.status.success(), "{}", text(&un.stderr));
     assert_eq!(std::fs::read(&kiro_file).unwrap(), kiro);
     assert!(!lm.exists() && !cline.exists());
+    assert_eq!(std::fs::read(&legacy).unwrap(), legacy_text);
+
+    // CLINE_DIR moves the shared file.
+    let moved = home.path().join("cl");
+    let env = [
+        ("CLINE_DIR", moved.to_str().unwrap()),
+        ("CLINE_DATA_DIR", ""),
+        ("CLINE_MCP_SETTINGS_PATH", ""),
+    ];
+    let out = home.run_env(BIN, &["install", "cline", "--binary", BIN], &env);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(moved.join("data/settings/cline_mcp_settings.json").is_file());
+    assert!(!cline.exists());
 
     let out = home.run(BIN, &["install", "kiro", "--scope", "project"]);
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -63,6 +63,9 @@ pub struct Machine {
     pub gemini_cli_home: Option<PathBuf>,
     /// `$COPILOT_HOME` (Copilot CLI): replaces `~/.copilot`.
     pub copilot_home: Option<PathBuf>,
+    /// Cline's `$CLINE_MCP_SETTINGS_PATH` (the file), `$CLINE_DATA_DIR` and
+    /// `$CLINE_DIR` (default `~/.cline`), in that order of precedence.
+    pub cline_env: [Option<PathBuf>; 3],
     /// The project for `--scope project`.
     pub project: PathBuf,
     /// Claude Desktop's MSIX package directories
@@ -113,6 +116,11 @@ impl Machine {
             claude_config_dir: env_path("CLAUDE_CONFIG_DIR"),
             gemini_cli_home: env_path("GEMINI_CLI_HOME"),
             copilot_home: env_path("COPILOT_HOME"),
+            cline_env: [
+                env_path("CLINE_MCP_SETTINGS_PATH"),
+                env_path("CLINE_DATA_DIR"),
+                env_path("CLINE_DIR"),
+            ],
             project: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
             claude_msix,
         }
@@ -265,7 +273,14 @@ impl Client {
             (Client::Kiro, Scope::User) => vec![m.home.join(".kiro").join("settings").join("mcp.json")],
             (Client::Kiro, Scope::Project) => vec![m.project.join(".kiro").join("settings").join("mcp.json")],
             (Client::LmStudio, Scope::User) => vec![m.home.join(".lmstudio").join("mcp.json")],
-            (Client::Cline, Scope::User) => vec![cline_dir(m).join("settings").join("cline_mcp_settings.json")],
+            (Client::Cline, Scope::User) => {
+                let mut v = vec![cline_file(m)];
+                let legacy = cline_legacy_file(m);
+                if legacy.is_file() {
+                    v.push(legacy);
+                }
+                v
+            }
             (Client::LmStudio | Client::Cline, Scope::Project) => return Err(no_scope()),
         })
     }
@@ -287,7 +302,13 @@ impl Client {
             Client::OpenCode => m.opencode_dir().is_dir(),
             Client::Kiro => m.home.join(".kiro").is_dir(),
             Client::LmStudio => m.home.join(".lmstudio").is_dir(),
-            Client::Cline => cline_dir(m).is_dir(),
+            Client::Cline => {
+                cline_file(m).parent().and_then(Path::parent).is_some_and(Path::is_dir)
+                    || cline_legacy_file(m)
+                        .parent()
+                        .and_then(Path::parent)
+                        .is_some_and(Path::is_dir)
+            }
         }
     }
 
@@ -376,13 +397,31 @@ impl Client {
     }
 }
 
-/// Cline's VS Code extension storage (stable VS Code).
-fn cline_dir(m: &Machine) -> PathBuf {
+const CLINE_FILE: &str = "cline_mcp_settings.json";
+
+/// The file Cline 4.x (extension, CLI and JetBrains) shares:
+/// `~/.cline/data/settings/cline_mcp_settings.json`, moved by its variables.
+fn cline_file(m: &Machine) -> PathBuf {
+    let [file, data, dir] = &m.cline_env;
+    if let Some(file) = file {
+        return file.clone();
+    }
+    let data = data
+        .clone()
+        .unwrap_or_else(|| dir.clone().unwrap_or_else(|| m.home.join(".cline")).join("data"));
+    data.join("settings").join(CLINE_FILE)
+}
+
+/// Where the VS Code extension before 4.0 kept it (stable VS Code's
+/// globalStorage); 4.x migrates it on its first start.
+fn cline_legacy_file(m: &Machine) -> PathBuf {
     m.app_config()
         .join("Code")
         .join("User")
         .join("globalStorage")
         .join("saoudrizwan.claude-dev")
+        .join("settings")
+        .join(CLINE_FILE)
 }
 
 /// Whether Gemini CLI's trusted-folders rules (`trustedFolders.json`: a map
@@ -533,6 +572,7 @@ mod tests {
             claude_config_dir: None,
             gemini_cli_home: None,
             copilot_home: None,
+            cline_env: [None, None, None],
             project: PathBuf::from("/work/proj"),
             claude_msix: Vec::new(),
         }
@@ -828,25 +868,40 @@ mod tests {
             one(Client::LmStudio, Scope::User, &w),
             win_home.join(".lmstudio").join("mcp.json")
         );
-        let cline = "saoudrizwan.claude-dev/settings/cline_mcp_settings.json";
         assert_eq!(
             one(Client::Cline, Scope::User, &l),
-            Path::new("/home/ann/.config/Code/User/globalStorage").join(cline)
-        );
-        assert_eq!(
-            one(Client::Cline, Scope::User, &mac),
-            Path::new("/Users/ann/Library/Application Support/Code/User/globalStorage").join(cline)
+            Path::new("/home/ann/.cline/data/settings/cline_mcp_settings.json")
         );
         assert_eq!(
             one(Client::Cline, Scope::User, &w),
-            Path::new(r"C:\Users\Ann Lee\AppData\Roaming")
-                .join("Code")
-                .join("User")
-                .join("globalStorage")
-                .join("saoudrizwan.claude-dev")
+            win_home
+                .join(".cline")
+                .join("data")
                 .join("settings")
                 .join("cline_mcp_settings.json")
         );
+        let cline = "saoudrizwan.claude-dev/settings/cline_mcp_settings.json";
+        assert_eq!(
+            cline_legacy_file(&l),
+            Path::new("/home/ann/.config/Code/User/globalStorage").join(cline)
+        );
+        assert_eq!(
+            cline_legacy_file(&mac),
+            Path::new("/Users/ann/Library/Application Support/Code/User/globalStorage").join(cline)
+        );
+        let mut x = machine(Os::Linux);
+        x.cline_env = [None, None, Some("/cd".into())];
+        assert_eq!(
+            one(Client::Cline, Scope::User, &x),
+            Path::new("/cd/data/settings/cline_mcp_settings.json")
+        );
+        x.cline_env[1] = Some("/data".into());
+        assert_eq!(
+            one(Client::Cline, Scope::User, &x),
+            Path::new("/data/settings/cline_mcp_settings.json")
+        );
+        x.cline_env[0] = Some("/f.json".into());
+        assert_eq!(one(Client::Cline, Scope::User, &x), Path::new("/f.json"));
         for c in [Client::LmStudio, Client::Cline] {
             assert!(matches!(c.paths(Scope::Project, &l), Err(PathError::NoScope { .. })));
         }
