@@ -959,7 +959,7 @@ const NO_CLINE_ENV: [(&str, &str); 3] = [
     ("CLINE_DIR", ""),
 ];
 
-/// Kiro (user and project), LM Studio and Cline (user only; its 4.x shared
+/// Kiro and Amazon Q (user and project), LM Studio and Cline (user only; its 4.x shared
 /// file, and the pre-4.0 file in VS Code's globalStorage when that exists):
 /// the entry goes in beside what is there, once; uninstall gives the file
 /// back, or removes a file that held only the entry.
@@ -1002,6 +1002,22 @@ fn kiro_lm_studio_cline_install_and_uninstall() {
     assert_eq!(std::fs::read(&kiro_file).unwrap(), kiro);
     assert!(!lm.exists() && !cline.exists());
     assert_eq!(std::fs::read(&legacy).unwrap(), legacy_text);
+
+    // Amazon Q Developer CLI: its legacy mcp.json, at both scopes.
+    let out = home.run(BIN, &["install", "amazon-q", "--binary", BIN]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let t = std::fs::read_to_string(home.path().join(".aws/amazonq/mcp.json")).unwrap();
+    assert_eq!(
+        edit::get(&t, "mcpServers", "mcp-bridge").unwrap(),
+        Some(expected_entry("cursor"))
+    );
+    let out = home.run(BIN, &["install", "amazon-q", "--scope", "project"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let t = std::fs::read_to_string(home.project().join(".amazonq/mcp.json")).unwrap();
+    assert_eq!(
+        edit::get(&t, "mcpServers", "mcp-bridge").unwrap(),
+        Some(project_entry("q"))
+    );
 
     // CLINE_DIR moves the shared file.
     let moved = home.path().join("cl");

@@ -27,6 +27,7 @@ pub enum Client {
     #[value(name = "lm-studio")]
     LmStudio,
     Cline,
+    AmazonQ,
 }
 
 /// Whose file: the user's (all projects) or the current project's.
@@ -172,7 +173,7 @@ pub enum PathError {
 }
 
 impl Client {
-    pub const ALL: [Client; 11] = [
+    pub const ALL: [Client; 12] = [
         Client::Cursor,
         Client::VsCode,
         Client::ClaudeDesktop,
@@ -184,6 +185,7 @@ impl Client {
         Client::Kiro,
         Client::LmStudio,
         Client::Cline,
+        Client::AmazonQ,
     ];
 
     /// The name on the command line.
@@ -200,6 +202,7 @@ impl Client {
             Client::Kiro => "kiro",
             Client::LmStudio => "lm-studio",
             Client::Cline => "cline",
+            Client::AmazonQ => "amazon-q",
         }
     }
 
@@ -216,6 +219,7 @@ impl Client {
             Client::Kiro => "Kiro",
             Client::LmStudio => "LM Studio",
             Client::Cline => "Cline",
+            Client::AmazonQ => "Amazon Q Developer CLI",
         }
     }
 
@@ -282,6 +286,8 @@ impl Client {
                 v
             }
             (Client::LmStudio | Client::Cline, Scope::Project) => return Err(no_scope()),
+            (Client::AmazonQ, Scope::User) => vec![m.home.join(".aws").join("amazonq").join("mcp.json")],
+            (Client::AmazonQ, Scope::Project) => vec![m.project.join(".amazonq").join("mcp.json")],
         })
     }
 
@@ -301,6 +307,7 @@ impl Client {
             Client::Copilot => m.copilot_dir().is_dir(),
             Client::OpenCode => m.opencode_dir().is_dir(),
             Client::Kiro => m.home.join(".kiro").is_dir(),
+            Client::AmazonQ => m.home.join(".aws").join("amazonq").is_dir(),
             Client::LmStudio => m.home.join(".lmstudio").is_dir(),
             Client::Cline => {
                 cline_file(m).parent().and_then(Path::parent).is_some_and(Path::is_dir)
@@ -354,6 +361,7 @@ impl Client {
             Client::Kiro => "Kiro reconnects when the file is saved (see the MCP servers panel)",
             Client::LmStudio => "LM Studio loads it from mcp.json (Program tab, Install > Edit mcp.json shows it)",
             Client::Cline => "Cline reloads it (MCP Servers > Installed in Cline's panel)",
+            Client::AmazonQ => "start a new `q chat` session (`/mcp` shows it)",
         }
     }
 
@@ -905,7 +913,19 @@ mod tests {
         for c in [Client::LmStudio, Client::Cline] {
             assert!(matches!(c.paths(Scope::Project, &l), Err(PathError::NoScope { .. })));
         }
-        for c in [Client::Kiro, Client::LmStudio, Client::Cline] {
+        assert_eq!(
+            one(Client::AmazonQ, Scope::User, &l),
+            Path::new("/home/ann/.aws/amazonq/mcp.json")
+        );
+        assert_eq!(
+            one(Client::AmazonQ, Scope::User, &mac),
+            Path::new("/Users/ann/.aws/amazonq/mcp.json")
+        );
+        assert_eq!(
+            one(Client::AmazonQ, Scope::Project, &l),
+            Path::new("/work/proj/.amazonq/mcp.json")
+        );
+        for c in [Client::Kiro, Client::LmStudio, Client::Cline, Client::AmazonQ] {
             assert_eq!(
                 c.entry("/b", &["serve".to_owned()], &serde_json::Map::new()),
                 json!({"command": "/b", "args": ["serve"], "env": {}})
