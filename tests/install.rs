@@ -892,3 +892,339 @@ fn codex_project_entry_is_shared() {
     assert!(un.status.success(), "{}", text(&un.stderr));
     assert!(!file.exists());
 }
+
+/// The terminal agents' variables, unset (an empty value counts as unset), so a
+/// test sees only the files it puts in its temp HOME.
+const NO_AGENT_HOMES: [(&str, &str); 2] = [("GEMINI_CLI_HOME", ""), ("COPILOT_HOME", "")];
+
+/// Gemini CLI, Copilot CLI and opencode: each client, its fixture, where its
+/// user file lives (Linux), its key, and the entry `install --binary BIN` writes.
+fn agent_cases() -> Vec<(&'static str, &'static str, &'static str, &'static str, Value)> {
+    vec![
+        (
+            "gemini",
+            "gemini-settings.json",
+            ".gemini/settings.json",
+            "mcpServers",
+            json!({ "command": BIN, "args": ["serve"], "env": {}, "timeout": 600_000 }),
+        ),
+        (
+            "copilot",
+            "copilot-mcp-config.json",
+            ".copilot/mcp-config.json",
+            "mcpServers",
+            json!({ "type": "local", "command": BIN, "args": ["serve"], "env": {}, "tools": ["*"] }),
+        ),
+        (
+            "opencode",
+            "opencode.jsonc",
+            ".config/opencode/opencode.jsonc",
+            "mcp",
+            json!({ "type": "local", "command": [BIN, "serve"], "enabled": true, "environment": {} }),
+        ),
+    ]
+}
+
+/// For each terminal agent, on a real-world file (comments where the client
+/// reads them, other servers, opencode's trailing commas): install adds the
+/// entry in the client's shape and keeps the rest, a second install writes
+/// nothing, uninstall gives back the original bytes; Gemini's trust is a note.
+#[test]
+fn terminal_agents_install_reinstall_uninstall() {
+    for (client, fixture_name, rel, key, entry) in agent_cases() {
+        let home = Home::new();
+        let original = fixture(fixture_name);
+        let file = home.put(rel, &original);
+
+        let out = home.run_env(BIN, &["install", client, "--binary", BIN], &NO_AGENT_HOMES);
+        assert!(out.status.success(), "{client}: {}", text(&out.stderr));
+        let said = text(&out.stdout);
+        assert!(said.contains(&file.display().to_string()), "{client}: {said}");
+        let written = std::fs::read(&file).unwrap();
+        let written_text = String::from_utf8(written.clone()).unwrap();
+        assert_eq!(
+            edit::get(&written_text, key, "mcp-bridge").unwrap(),
+            Some(entry),
+            "{client}: {written_text}"
+        );
+        let original_text = String::from_utf8(original.clone()).unwrap();
+        for line in original_text.lines().filter(|l| l.contains("//") || l.contains("/*")) {
+            assert!(written_text.contains(line.trim()), "{client}: lost comment {line:?}");
+        }
+        // The other server is still there, as it was.
+        let other = if client == "opencode" { "jira" } else { "github" };
+        let other = if client == "copilot" { "playwright" } else { other };
+        assert_eq!(
+            edit::get(&written_text, key, other).unwrap(),
+            edit::get(&original_text, key, other).unwrap(),
+            "{client}"
+        );
+        assert!(edit::get(&written_text, key, other).unwrap().is_some(), "{client}");
+        if client == "gemini" {
+            assert!(
+                said.contains("trusted folder") && said.contains("TRUST_FOLDER"),
+                "{said}"
+            );
+            assert!(!home.path().join(".gemini/trustedFolders.json").exists());
+        } else {
+            assert!(!said.contains("TRUST_FOLDER"), "{client}: {said}");
+        }
+
+        let again = home.run_env(BIN, &["install", client, "--binary", BIN], &NO_AGENT_HOMES);
+        assert!(again.status.success(), "{client}: {}", text(&again.stderr));
+        assert!(text(&again.stdout).contains("already up to date"), "{client}");
+        assert_eq!(std::fs::read(&file).unwrap(), written, "{client}");
+
+        let un = home.run_env(BIN, &["uninstall", client], &NO_AGENT_HOMES);
+        assert!(un.status.success(), "{client}: {}", text(&un.stderr));
+        assert_eq!(text(&std::fs::read(&file).unwrap()), original_text, "{client}");
+        let bak = PathBuf::from(format!("{}.mcp-bridge.bak", file.display()));
+        assert_eq!(std::fs::read(&bak).unwrap(), original, "{client}");
+    }
+}
+
+/// `GEMINI_CLI_HOME` (a home: files in its `.gemini`), `COPILOT_HOME` (the
+/// directory itself) and `XDG_CONFIG_HOME` (opencode) move the user files;
+/// nothing is written at the default places.
+#[test]
+fn terminal_agents_follow_their_variables() {
+    let home = Home::new();
+    let g = home.path().join("g");
+    let c = home.path().join("c");
+    let x = home.path().join("x");
+    let env = [
+        ("GEMINI_CLI_HOME", g.to_str().unwrap()),
+        ("COPILOT_HOME", c.to_str().unwrap()),
+        ("XDG_CONFIG_HOME", x.to_str().unwrap()),
+    ];
+    let out = home.run_env(
+        BIN,
+        &["install", "gemini", "copilot", "opencode", "--binary", BIN],
+        &env,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for (file, key) in [
+        (g.join(".gemini/settings.json"), "mcpServers"),
+        (c.join("mcp-config.json"), "mcpServers"),
+        (x.join("opencode/opencode.json"), "mcp"),
+    ] {
+        let t = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        assert!(edit::get(&t, key, "mcp-bridge").unwrap().is_some(), "{t}");
+    }
+    // The note names the trusted-folders file under GEMINI_CLI_HOME.
+    let said = text(&out.stdout);
+    assert!(
+        said.contains(&g.join(".gemini/trustedFolders.json").display().to_string()),
+        "{said}"
+    );
+    for default in [".gemini", ".copilot", ".config"] {
+        assert!(!home.path().join(default).exists(), "{default} was created");
+    }
+    let un = home.run_env(BIN, &["uninstall", "gemini", "copilot", "opencode"], &env);
+    assert!(un.status.success(), "{}", text(&un.stderr));
+    // Files that held only the entry are gone.
+    assert!(!c.join("mcp-config.json").exists());
+    assert!(!x.join("opencode/opencode.json").exists());
+}
+
+/// Project scope: Gemini's `.gemini/settings.json`, Copilot's
+/// `.github/mcp.json` (not Claude Code's `.mcp.json`), opencode's existing
+/// `opencode.jsonc`; each a project entry; the project is not trusted behind
+/// the person's back, the note says how.
+#[test]
+fn terminal_agents_project_scope() {
+    let home = Home::new();
+    let oc = fixture("opencode.jsonc");
+    let oc_file = home.put("proj/opencode.jsonc", &oc);
+    let out = home.run_env(
+        BIN,
+        &["install", "gemini", "copilot", "opencode", "--scope", "project"],
+        &NO_AGENT_HOMES,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let p = home.project();
+    let read = |rel: &str| std::fs::read_to_string(p.join(rel)).unwrap();
+    assert_eq!(
+        edit::get(&read(".gemini/settings.json"), "mcpServers", "mcp-bridge").unwrap(),
+        Some(json!({ "command": "mcp-bridge", "args": ["serve"], "env": {}, "timeout": 600_000 }))
+    );
+    assert_eq!(
+        edit::get(&read(".github/mcp.json"), "mcpServers", "mcp-bridge").unwrap(),
+        Some(json!({ "type": "local", "command": "mcp-bridge", "args": ["serve"], "env": {}, "tools": ["*"] }))
+    );
+    assert_eq!(
+        edit::get(&read("opencode.jsonc"), "mcp", "mcp-bridge").unwrap(),
+        Some(json!({ "type": "local", "command": ["mcp-bridge", "serve"], "enabled": true, "environment": {} }))
+    );
+    assert!(!p.join("opencode.json").exists());
+    assert!(!p.join(".mcp.json").exists());
+    assert!(!home.path().join(".gemini").exists(), "trustedFolders.json written");
+    let said = text(&out.stdout);
+    assert!(
+        said.contains(&p.display().to_string()) && said.contains("TRUST_FOLDER"),
+        "{said}"
+    );
+    assert!(said.contains(".github/mcp.json only once you have trusted"), "{said}");
+
+    let un = home.run_env(
+        BIN,
+        &["uninstall", "gemini", "copilot", "opencode", "--scope", "project"],
+        &NO_AGENT_HOMES,
+    );
+    assert!(un.status.success(), "{}", text(&un.stderr));
+    assert!(!p.join(".gemini/settings.json").exists());
+    assert!(!p.join(".github/mcp.json").exists());
+    assert_eq!(std::fs::read(&oc_file).unwrap(), oc);
+}
+
+/// `doctor` finds each agent's entry and what it launches (opencode's
+/// command is an array); `--all` finds the agents whose directory exists.
+#[test]
+fn doctor_and_all_see_terminal_agents() {
+    let home = Home::new();
+    for dir in [".gemini", ".copilot", ".config/opencode"] {
+        std::fs::create_dir_all(home.path().join(dir)).unwrap();
+    }
+    let out = home.run_env(BIN, &["install", "--all", "--binary", BIN], &NO_AGENT_HOMES);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(said.contains("Cursor: not found"), "{said}");
+    for title in ["Gemini CLI", "Copilot CLI", "opencode"] {
+        assert!(said.contains(&format!("{title}: added")), "{title}: {said}");
+    }
+    let bridge_home = home.path().join("bridge").display().to_string();
+    let mut env = vec![
+        ("MCP_BRIDGE_HOME", bridge_home.as_str()),
+        ("MCP_BRIDGE_CREDENTIAL_STORE", "file"),
+    ];
+    env.extend(NO_AGENT_HOMES);
+    let said = text(&home.run_env(BIN, &["doctor"], &env).stdout);
+    for title in ["Gemini CLI", "Copilot CLI", "opencode"] {
+        assert!(
+            said.lines()
+                .any(|l| l.starts_with(&format!("OK    {title}:")) && l.contains(&format!("launches {BIN}"))),
+            "{title}: {said}"
+        );
+    }
+}
+
+/// Cline's variables, unset.
+const NO_CLINE_ENV: [(&str, &str); 3] = [
+    ("CLINE_MCP_SETTINGS_PATH", ""),
+    ("CLINE_DATA_DIR", ""),
+    ("CLINE_DIR", ""),
+];
+
+/// Kiro and Amazon Q (user and project), LM Studio and Cline (user only; its 4.x shared
+/// file, and the pre-4.0 file in VS Code's globalStorage when that exists):
+/// the entry goes in beside what is there, once; uninstall gives the file
+/// back, or removes a file that held only the entry.
+#[test]
+fn kiro_lm_studio_cline_install_and_uninstall() {
+    let home = Home::new();
+    let kiro = fixture("kiro-mcp.json");
+    let kiro_file = home.put(".kiro/settings/mcp.json", &kiro);
+    let lm = home.path().join(".lmstudio/mcp.json");
+    let cline = home.path().join(".cline/data/settings/cline_mcp_settings.json");
+    let legacy_text = b"{\n  \"mcpServers\": {\n    \"fs\": { \"command\": \"npx\", \"disabled\": true }\n  }\n}\n";
+    let legacy = home.put(
+        ".config/Code/User/globalStorage/saoudrizwan.claude-dev/settings/cline_mcp_settings.json",
+        legacy_text,
+    );
+    let clients = ["install", "kiro", "lm-studio", "cline", "--binary", BIN];
+    let out = home.run_env(BIN, &clients, &NO_CLINE_ENV);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for file in [&kiro_file, &lm, &cline, &legacy] {
+        let t = std::fs::read_to_string(file).unwrap();
+        assert_eq!(
+            edit::get(&t, "mcpServers", "mcp-bridge").unwrap(),
+            Some(expected_entry("cursor")),
+            "{}",
+            file.display()
+        );
+    }
+    let kiro_text = std::fs::read_to_string(&kiro_file).unwrap();
+    assert!(edit::get(&kiro_text, "mcpServers", "aws-docs").unwrap().is_some());
+    let again = home.run_env(BIN, &clients, &NO_CLINE_ENV);
+    assert_eq!(
+        text(&again.stdout).matches("already up to date").count(),
+        4,
+        "{}",
+        text(&again.stdout)
+    );
+
+    let un = home.run_env(BIN, &["uninstall", "kiro", "lm-studio", "cline"], &NO_CLINE_ENV);
+    assert!(un.status.success(), "{}", text(&un.stderr));
+    assert_eq!(std::fs::read(&kiro_file).unwrap(), kiro);
+    assert!(!lm.exists() && !cline.exists());
+    assert_eq!(std::fs::read(&legacy).unwrap(), legacy_text);
+
+    // Amazon Q Developer CLI: its legacy mcp.json, at both scopes.
+    let out = home.run(BIN, &["install", "amazon-q", "--binary", BIN]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let t = std::fs::read_to_string(home.path().join(".aws/amazonq/mcp.json")).unwrap();
+    assert_eq!(
+        edit::get(&t, "mcpServers", "mcp-bridge").unwrap(),
+        Some(expected_entry("cursor"))
+    );
+    let out = home.run(BIN, &["install", "amazon-q", "--scope", "project"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let t = std::fs::read_to_string(home.project().join(".amazonq/mcp.json")).unwrap();
+    assert_eq!(
+        edit::get(&t, "mcpServers", "mcp-bridge").unwrap(),
+        Some(project_entry("q"))
+    );
+
+    // CLINE_DIR moves the shared file.
+    let moved = home.path().join("cl");
+    let env = [
+        ("CLINE_DIR", moved.to_str().unwrap()),
+        ("CLINE_DATA_DIR", ""),
+        ("CLINE_MCP_SETTINGS_PATH", ""),
+    ];
+    let out = home.run_env(BIN, &["install", "cline", "--binary", BIN], &env);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(moved.join("data/settings/cline_mcp_settings.json").is_file());
+    assert!(!cline.exists());
+
+    let out = home.run(BIN, &["install", "kiro", "--scope", "project"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let t = std::fs::read_to_string(home.project().join(".kiro/settings/mcp.json")).unwrap();
+    assert_eq!(
+        edit::get(&t, "mcpServers", "mcp-bridge").unwrap(),
+        Some(project_entry("kiro"))
+    );
+    for no_project in ["lm-studio", "cline"] {
+        let out = home.run(BIN, &["install", no_project, "--scope", "project"]);
+        assert!(!out.status.success(), "{no_project}");
+    }
+}
+
+/// At project scope the Gemini note is left out when trustedFolders.json
+/// already trusts the project, and says so when it distrusts it; the file is
+/// only read.
+#[test]
+fn gemini_project_note_follows_trusted_folders() {
+    let home = Home::new();
+    let project = std::fs::canonicalize(home.project()).unwrap();
+    let rules = |level: &str| {
+        format!(
+            "{{\n  // mine\n  {:?}: \"{level}\"\n}}\n",
+            project.display().to_string()
+        )
+    };
+    let trusted = rules("TRUST_FOLDER");
+    let file = home.put(".gemini/trustedFolders.json", trusted.as_bytes());
+    let out = home.run_env(BIN, &["install", "gemini", "--scope", "project"], &NO_AGENT_HOMES);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(!said.contains("note: Gemini"), "{said}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), trusted);
+
+    std::fs::write(&file, rules("DO_NOT_TRUST")).unwrap();
+    let out = home.run_env(BIN, &["install", "gemini", "--scope", "project"], &NO_AGENT_HOMES);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(said.contains("as not trusted"), "{said}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), rules("DO_NOT_TRUST"));
+}

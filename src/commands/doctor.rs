@@ -272,7 +272,7 @@ fn ides(r: &mut Report, m: &Machine) {
             };
             let Some(entry) = entry else { continue };
             found = true;
-            let command = entry.get("command").and_then(|v| v.as_str()).unwrap_or_default();
+            let command = install::edit::entry_command(&entry).unwrap_or_default();
             let scope_flag = if *scope == Scope::Project {
                 " --scope project"
             } else {

@@ -20,6 +20,15 @@ pub enum Client {
     ClaudeCode,
     Windsurf,
     Codex,
+    Gemini,
+    Copilot,
+    #[value(name = "opencode")]
+    OpenCode,
+    Kiro,
+    #[value(name = "lm-studio")]
+    LmStudio,
+    Cline,
+    AmazonQ,
 }
 
 /// Whose file: the user's (all projects) or the current project's.
@@ -53,6 +62,14 @@ pub struct Machine {
     pub claude_config_dir: Option<PathBuf>,
     /// `$CODEX_HOME` (Codex; default `~/.codex`).
     pub codex_home: Option<PathBuf>,
+    /// `$GEMINI_CLI_HOME` (Gemini CLI): stands for the home directory, so its
+    /// files are in `$GEMINI_CLI_HOME/.gemini`.
+    pub gemini_cli_home: Option<PathBuf>,
+    /// `$COPILOT_HOME` (Copilot CLI): replaces `~/.copilot`.
+    pub copilot_home: Option<PathBuf>,
+    /// Cline's `$CLINE_MCP_SETTINGS_PATH` (the file), `$CLINE_DATA_DIR` and
+    /// `$CLINE_DIR` (default `~/.cline`), in that order of precedence.
+    pub cline_env: [Option<PathBuf>; 3],
     /// The project for `--scope project`.
     pub project: PathBuf,
     /// Claude Desktop's MSIX package directories
@@ -102,6 +119,13 @@ impl Machine {
             xdg_config: env_path("XDG_CONFIG_HOME"),
             claude_config_dir: env_path("CLAUDE_CONFIG_DIR"),
             codex_home: env_path("CODEX_HOME"),
+            gemini_cli_home: env_path("GEMINI_CLI_HOME"),
+            copilot_home: env_path("COPILOT_HOME"),
+            cline_env: [
+                env_path("CLINE_MCP_SETTINGS_PATH"),
+                env_path("CLINE_DATA_DIR"),
+                env_path("CLINE_DIR"),
+            ],
             project: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
             claude_msix,
         }
@@ -128,6 +152,25 @@ impl Machine {
     fn codex_home(&self) -> PathBuf {
         self.codex_home.clone().unwrap_or_else(|| self.home.join(".codex"))
     }
+
+    /// `~/.gemini`, or `$GEMINI_CLI_HOME/.gemini`.
+    fn gemini_dir(&self) -> PathBuf {
+        self.gemini_cli_home.as_ref().unwrap_or(&self.home).join(".gemini")
+    }
+
+    /// `~/.copilot`, or `$COPILOT_HOME`.
+    fn copilot_dir(&self) -> PathBuf {
+        self.copilot_home.clone().unwrap_or_else(|| self.home.join(".copilot"))
+    }
+
+    /// opencode's directory: `$XDG_CONFIG_HOME/opencode` or
+    /// `~/.config/opencode` on every OS (it follows XDG on macOS and Windows too).
+    fn opencode_dir(&self) -> PathBuf {
+        self.xdg_config
+            .clone()
+            .unwrap_or_else(|| self.home.join(".config"))
+            .join("opencode")
+    }
 }
 
 /// Why a client has no file for a scope.
@@ -140,13 +183,20 @@ pub enum PathError {
 }
 
 impl Client {
-    pub const ALL: [Client; 6] = [
+    pub const ALL: [Client; 13] = [
         Client::Cursor,
         Client::VsCode,
         Client::ClaudeDesktop,
         Client::ClaudeCode,
         Client::Windsurf,
         Client::Codex,
+        Client::Gemini,
+        Client::Copilot,
+        Client::OpenCode,
+        Client::Kiro,
+        Client::LmStudio,
+        Client::Cline,
+        Client::AmazonQ,
     ];
 
     /// The name on the command line.
@@ -158,6 +208,13 @@ impl Client {
             Client::ClaudeCode => "claude-code",
             Client::Windsurf => "windsurf",
             Client::Codex => "codex",
+            Client::Gemini => "gemini",
+            Client::Copilot => "copilot",
+            Client::OpenCode => "opencode",
+            Client::Kiro => "kiro",
+            Client::LmStudio => "lm-studio",
+            Client::Cline => "cline",
+            Client::AmazonQ => "amazon-q",
         }
     }
 
@@ -169,6 +226,13 @@ impl Client {
             Client::ClaudeCode => "Claude Code",
             Client::Windsurf => "Windsurf",
             Client::Codex => "Codex",
+            Client::Gemini => "Gemini CLI",
+            Client::Copilot => "Copilot CLI",
+            Client::OpenCode => "opencode",
+            Client::Kiro => "Kiro",
+            Client::LmStudio => "LM Studio",
+            Client::Cline => "Cline",
+            Client::AmazonQ => "Amazon Q Developer CLI",
         }
     }
 
@@ -189,6 +253,7 @@ impl Client {
         match self {
             Client::VsCode => "servers",
             Client::Codex => "mcp_servers",
+            Client::OpenCode => "mcp",
             _ => "mcpServers",
         }
     }
@@ -222,6 +287,28 @@ impl Client {
             (Client::Codex, Scope::User) => vec![m.codex_home().join("config.toml")],
             // Read by Codex only in a project the user trusts.
             (Client::Codex, Scope::Project) => vec![m.project.join(".codex").join("config.toml")],
+            (Client::Gemini, Scope::User) => vec![m.gemini_dir().join("settings.json")],
+            (Client::Gemini, Scope::Project) => vec![m.project.join(".gemini").join("settings.json")],
+            (Client::Copilot, Scope::User) => vec![m.copilot_dir().join("mcp-config.json")],
+            // Not the `.mcp.json` Copilot also reads: that is Claude Code's
+            // project file, whose entry has another shape.
+            (Client::Copilot, Scope::Project) => vec![m.project.join(".github").join("mcp.json")],
+            (Client::OpenCode, Scope::User) => vec![opencode_file(&m.opencode_dir())],
+            (Client::OpenCode, Scope::Project) => vec![opencode_file(&m.project)],
+            (Client::Kiro, Scope::User) => vec![m.home.join(".kiro").join("settings").join("mcp.json")],
+            (Client::Kiro, Scope::Project) => vec![m.project.join(".kiro").join("settings").join("mcp.json")],
+            (Client::LmStudio, Scope::User) => vec![m.home.join(".lmstudio").join("mcp.json")],
+            (Client::Cline, Scope::User) => {
+                let mut v = vec![cline_file(m)];
+                let legacy = cline_legacy_file(m);
+                if legacy.is_file() {
+                    v.push(legacy);
+                }
+                v
+            }
+            (Client::LmStudio | Client::Cline, Scope::Project) => return Err(no_scope()),
+            (Client::AmazonQ, Scope::User) => vec![m.home.join(".aws").join("amazonq").join("mcp.json")],
+            (Client::AmazonQ, Scope::Project) => vec![m.project.join(".amazonq").join("mcp.json")],
         })
     }
 
@@ -238,6 +325,19 @@ impl Client {
             }
             Client::Windsurf => m.home.join(".codeium").join("windsurf").is_dir(),
             Client::Codex => m.codex_home().is_dir(),
+            Client::Gemini => m.gemini_dir().is_dir(),
+            Client::Copilot => m.copilot_dir().is_dir(),
+            Client::OpenCode => m.opencode_dir().is_dir(),
+            Client::Kiro => m.home.join(".kiro").is_dir(),
+            Client::AmazonQ => m.home.join(".aws").join("amazonq").is_dir(),
+            Client::LmStudio => m.home.join(".lmstudio").is_dir(),
+            Client::Cline => {
+                cline_file(m).parent().and_then(Path::parent).is_some_and(Path::is_dir)
+                    || cline_legacy_file(m)
+                        .parent()
+                        .and_then(Path::parent)
+                        .is_some_and(Path::is_dir)
+            }
         }
     }
 
@@ -258,6 +358,23 @@ impl Client {
                 }
                 e
             }
+            // Gemini's `timeout` bounds every request, tool calls included
+            // (default 10 minutes): written so that a first start with a
+            // browser login fits, not shortened. No `"trust": true`: that
+            // would skip Gemini's confirmation for every tool of every server.
+            Client::Gemini => {
+                json!({ "command": command, "args": args, "env": env, "timeout": GEMINI_TIMEOUT_MS })
+            }
+            // Without `tools`, Copilot CLI offers none of the server's tools.
+            Client::Copilot => {
+                json!({ "type": "local", "command": command, "args": args, "env": env, "tools": ["*"] })
+            }
+            // One `command` array, program first; `environment`, not `env`.
+            Client::OpenCode => {
+                let mut line = vec![command.to_owned()];
+                line.extend(args.iter().cloned());
+                json!({ "type": "local", "command": line, "enabled": true, "environment": env })
+            }
             _ => json!({ "command": command, "args": args, "env": env }),
         }
     }
@@ -274,7 +391,120 @@ impl Client {
                 "start a new Codex session (`codex mcp list` shows it; a project's .codex/config.toml is read only \
                  in a trusted project)"
             }
+            Client::Gemini => "start a new Gemini CLI session in a trusted folder (`gemini mcp list` shows it)",
+            Client::Copilot => "start a new Copilot CLI session (`/mcp show` lists it)",
+            Client::OpenCode => "start opencode again (`opencode mcp list` shows it)",
+            Client::Kiro => "Kiro reconnects when the file is saved (see the MCP servers panel)",
+            Client::LmStudio => "LM Studio loads it from mcp.json (Program tab, Install > Edit mcp.json shows it)",
+            Client::Cline => "Cline reloads it (MCP Servers > Installed in Cline's panel)",
+            Client::AmazonQ => "start a new `q chat` session (`/mcp` shows it)",
         }
+    }
+
+    /// What the person must know beyond the file, for `install` at `scope`.
+    pub fn note(self, scope: Scope, m: &Machine) -> Option<String> {
+        match (self, scope) {
+            (Client::Gemini, _) => {
+                let rules = m.gemini_dir().join("trustedFolders.json");
+                let (folder, key) = match scope {
+                    Scope::User => ("each folder you run gemini in".to_owned(), "<folder>".to_owned()),
+                    Scope::Project => {
+                        let text = std::fs::read_to_string(&rules).unwrap_or_default();
+                        match gemini_trusts(&text, &m.project) {
+                            Some(true) => return None,
+                            Some(false) => {
+                                return Some(format!(
+                                    "note: {} marks {} as not trusted, so Gemini CLI will not start the bridge \
+                                     there until you trust the folder (/permissions in gemini)",
+                                    rules.display(),
+                                    m.project.display()
+                                ));
+                            }
+                            None => (m.project.display().to_string(), m.project.display().to_string()),
+                        }
+                    }
+                };
+                Some(format!(
+                    "note: Gemini CLI starts a local MCP server only in a trusted folder. The bridge does not trust \
+                     folders for you (trust also lets a folder's own settings, .env and hooks take effect): trust \
+                     {folder} when gemini asks (or with /permissions), or add \"{key}\": \"TRUST_FOLDER\" to {}",
+                    rules.display()
+                ))
+            }
+            (Client::Copilot, Scope::Project) => Some(format!(
+                "note: Copilot CLI reads a project's .github/mcp.json only once you have trusted the folder: when \
+                 copilot asks, or under \"trusted_folders\" in {}",
+                m.copilot_dir().join("config.json").display()
+            )),
+            _ => None,
+        }
+    }
+}
+
+const CLINE_FILE: &str = "cline_mcp_settings.json";
+
+/// The file Cline 4.x (extension, CLI and JetBrains) shares:
+/// `~/.cline/data/settings/cline_mcp_settings.json`, moved by its variables.
+fn cline_file(m: &Machine) -> PathBuf {
+    let [file, data, dir] = &m.cline_env;
+    if let Some(file) = file {
+        return file.clone();
+    }
+    let data = data
+        .clone()
+        .unwrap_or_else(|| dir.clone().unwrap_or_else(|| m.home.join(".cline")).join("data"));
+    data.join("settings").join(CLINE_FILE)
+}
+
+/// Where the VS Code extension before 4.0 kept it (stable VS Code's
+/// globalStorage); 4.x migrates it on its first start.
+fn cline_legacy_file(m: &Machine) -> PathBuf {
+    m.app_config()
+        .join("Code")
+        .join("User")
+        .join("globalStorage")
+        .join("saoudrizwan.claude-dev")
+        .join("settings")
+        .join(CLINE_FILE)
+}
+
+/// Whether Gemini CLI's trusted-folders rules (`trustedFolders.json`: a map
+/// of absolute path to `TRUST_FOLDER`, `TRUST_PARENT` or `DO_NOT_TRUST`) trust
+/// `folder`, as Gemini decides it: the longest matching rule wins, and
+/// `TRUST_PARENT` stands for the rule path's parent. `None` when no rule
+/// matches or the text does not parse (Gemini then asks).
+pub fn gemini_trusts(rules: &str, folder: &Path) -> Option<bool> {
+    let root = jsonc_parser::cst::CstRootNode::parse(rules, &Default::default()).ok()?;
+    let Some(Value::Object(rules)) = root.value()?.to_serde_value() else {
+        return None;
+    };
+    let mut best: Option<(usize, &str)> = None;
+    for (rule, level) in &rules {
+        let level = level.as_str()?;
+        let rule_path = Path::new(rule);
+        let covers = match level {
+            "TRUST_PARENT" => rule_path.parent().is_some_and(|p| folder.starts_with(p)),
+            "TRUST_FOLDER" | "DO_NOT_TRUST" => folder.starts_with(rule_path),
+            _ => return None,
+        };
+        if covers && best.is_none_or(|(len, _)| rule.len() > len) {
+            best = Some((rule.len(), level));
+        }
+    }
+    best.map(|(_, level)| level != "DO_NOT_TRUST")
+}
+
+/// Gemini CLI's request timeout for the bridge's entry, in milliseconds.
+pub const GEMINI_TIMEOUT_MS: u64 = 600_000;
+
+/// opencode's file in `dir`: `opencode.jsonc` when that is the one there,
+/// else `opencode.json` (opencode reads both, JSONC in either).
+fn opencode_file(dir: &Path) -> PathBuf {
+    let jsonc = dir.join("opencode.jsonc");
+    if jsonc.is_file() && !dir.join("opencode.json").is_file() {
+        jsonc
+    } else {
+        dir.join("opencode.json")
     }
 }
 
@@ -388,6 +618,9 @@ mod tests {
             xdg_config: None,
             claude_config_dir: None,
             codex_home: None,
+            gemini_cli_home: None,
+            copilot_home: None,
+            cline_env: [None, None, None],
             project: PathBuf::from("/work/proj"),
             claude_msix: Vec::new(),
         }
@@ -563,6 +796,247 @@ mod tests {
             json!({"command": "/bin/mcp-bridge", "args": ["serve"], "startup_timeout_sec": 30,
                    "env": {"MCP_BRIDGE_HOME": "/b"}})
         );
+    }
+
+    /// Gemini CLI, Copilot CLI and opencode: the same file on every OS, under
+    /// the home directory or the variable that moves it.
+    #[test]
+    fn terminal_agent_paths_per_os() {
+        let (l, mac, w) = (machine(Os::Linux), machine(Os::MacOs), machine(Os::Windows));
+        let win_home = Path::new(r"C:\Users\Ann Lee");
+        assert_eq!(
+            one(Client::Gemini, Scope::User, &l),
+            Path::new("/home/ann/.gemini/settings.json")
+        );
+        assert_eq!(
+            one(Client::Gemini, Scope::User, &mac),
+            Path::new("/Users/ann/.gemini/settings.json")
+        );
+        assert_eq!(
+            one(Client::Gemini, Scope::User, &w),
+            win_home.join(".gemini").join("settings.json")
+        );
+        assert_eq!(
+            one(Client::Copilot, Scope::User, &l),
+            Path::new("/home/ann/.copilot/mcp-config.json")
+        );
+        assert_eq!(
+            one(Client::Copilot, Scope::User, &mac),
+            Path::new("/Users/ann/.copilot/mcp-config.json")
+        );
+        assert_eq!(
+            one(Client::Copilot, Scope::User, &w),
+            win_home.join(".copilot").join("mcp-config.json")
+        );
+        // opencode follows XDG on every OS, not Application Support / %APPDATA%.
+        assert_eq!(
+            one(Client::OpenCode, Scope::User, &l),
+            Path::new("/home/ann/.config/opencode/opencode.json")
+        );
+        assert_eq!(
+            one(Client::OpenCode, Scope::User, &mac),
+            Path::new("/Users/ann/.config/opencode/opencode.json")
+        );
+        assert_eq!(
+            one(Client::OpenCode, Scope::User, &w),
+            win_home.join(".config").join("opencode").join("opencode.json")
+        );
+        let mut x = machine(Os::MacOs);
+        x.gemini_cli_home = Some("/g".into());
+        x.copilot_home = Some("/c".into());
+        x.xdg_config = Some("/x".into());
+        assert_eq!(
+            one(Client::Gemini, Scope::User, &x),
+            Path::new("/g/.gemini/settings.json")
+        );
+        assert_eq!(one(Client::Copilot, Scope::User, &x), Path::new("/c/mcp-config.json"));
+        assert_eq!(
+            one(Client::OpenCode, Scope::User, &x),
+            Path::new("/x/opencode/opencode.json")
+        );
+    }
+
+    #[test]
+    fn terminal_agent_project_paths() {
+        let m = machine(Os::Linux);
+        assert_eq!(
+            one(Client::Gemini, Scope::Project, &m),
+            Path::new("/work/proj/.gemini/settings.json")
+        );
+        // Not Claude Code's .mcp.json, whose entry has another shape.
+        assert_eq!(
+            one(Client::Copilot, Scope::Project, &m),
+            Path::new("/work/proj/.github/mcp.json")
+        );
+        assert_eq!(
+            one(Client::OpenCode, Scope::Project, &m),
+            Path::new("/work/proj/opencode.json")
+        );
+    }
+
+    /// opencode.jsonc when it is the only file there, else opencode.json.
+    #[test]
+    fn opencode_prefers_the_file_that_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(opencode_file(dir.path()), dir.path().join("opencode.json"));
+        std::fs::write(dir.path().join("opencode.jsonc"), "{}").unwrap();
+        assert_eq!(opencode_file(dir.path()), dir.path().join("opencode.jsonc"));
+        std::fs::write(dir.path().join("opencode.json"), "{}").unwrap();
+        assert_eq!(opencode_file(dir.path()), dir.path().join("opencode.json"));
+    }
+
+    #[test]
+    fn terminal_agent_entries() {
+        let args = vec!["serve".to_owned(), "--config".to_owned(), "/c.toml".to_owned()];
+        let mut env = serde_json::Map::new();
+        env.insert("MCP_BRIDGE_HOME".into(), json!("/h"));
+        assert_eq!(
+            Client::Gemini.entry("/bin/mcp-bridge", &args, &env),
+            json!({"command": "/bin/mcp-bridge", "args": ["serve", "--config", "/c.toml"],
+                   "env": {"MCP_BRIDGE_HOME": "/h"}, "timeout": 600_000})
+        );
+        assert_eq!(
+            Client::Copilot.entry("/bin/mcp-bridge", &args, &env),
+            json!({"type": "local", "command": "/bin/mcp-bridge", "args": ["serve", "--config", "/c.toml"],
+                   "env": {"MCP_BRIDGE_HOME": "/h"}, "tools": ["*"]})
+        );
+        let oc = Client::OpenCode.entry("/bin/mcp-bridge", &args, &env);
+        assert_eq!(
+            oc,
+            json!({"type": "local", "command": ["/bin/mcp-bridge", "serve", "--config", "/c.toml"],
+                   "enabled": true, "environment": {"MCP_BRIDGE_HOME": "/h"}})
+        );
+        assert_eq!(super::super::edit::entry_command(&oc), Some("/bin/mcp-bridge"));
+        assert_eq!(Client::OpenCode.top_key(), "mcp");
+        assert_eq!(Client::Gemini.top_key(), "mcpServers");
+        assert_eq!(Client::Copilot.top_key(), "mcpServers");
+    }
+
+    /// Gemini's own rule: the longest matching path wins; TRUST_PARENT trusts
+    /// the rule path's parent and all below it.
+    #[test]
+    fn gemini_trust_rules() {
+        let p = Path::new("/work/proj");
+        assert_eq!(gemini_trusts("", p), None);
+        assert_eq!(gemini_trusts("{}", p), None);
+        assert_eq!(gemini_trusts("not json", p), None);
+        assert_eq!(gemini_trusts(r#"{"/work/proj": "TRUST_FOLDER"}"#, p), Some(true));
+        assert_eq!(gemini_trusts(r#"{"/work": "TRUST_FOLDER"}"#, p), Some(true));
+        assert_eq!(gemini_trusts(r#"{"/work/projector": "TRUST_FOLDER"}"#, p), None);
+        assert_eq!(gemini_trusts(r#"{"/work/other": "TRUST_PARENT"}"#, p), Some(true));
+        assert_eq!(gemini_trusts(r#"{"/work/proj/sub": "TRUST_FOLDER"}"#, p), None);
+        assert_eq!(
+            gemini_trusts(
+                "{\n  // Gemini strips comments\n  \"/work\": \"TRUST_FOLDER\",\n  \"/work/proj\": \"DO_NOT_TRUST\"\n}",
+                p
+            ),
+            Some(false)
+        );
+        assert_eq!(
+            gemini_trusts(r#"{"/work": "DO_NOT_TRUST", "/work/proj": "TRUST_FOLDER"}"#, p),
+            Some(true)
+        );
+        // An unknown level: Gemini refuses the whole file.
+        assert_eq!(gemini_trusts(r#"{"/work/proj": "YES"}"#, p), None);
+    }
+
+    #[test]
+    fn kiro_lm_studio_cline_paths() {
+        let (l, mac, w) = (machine(Os::Linux), machine(Os::MacOs), machine(Os::Windows));
+        let win_home = Path::new(r"C:\Users\Ann Lee");
+        assert_eq!(
+            one(Client::Kiro, Scope::User, &mac),
+            Path::new("/Users/ann/.kiro/settings/mcp.json")
+        );
+        assert_eq!(
+            one(Client::Kiro, Scope::User, &w),
+            win_home.join(".kiro").join("settings").join("mcp.json")
+        );
+        assert_eq!(
+            one(Client::Kiro, Scope::Project, &l),
+            Path::new("/work/proj/.kiro/settings/mcp.json")
+        );
+        assert_eq!(
+            one(Client::LmStudio, Scope::User, &l),
+            Path::new("/home/ann/.lmstudio/mcp.json")
+        );
+        assert_eq!(
+            one(Client::LmStudio, Scope::User, &w),
+            win_home.join(".lmstudio").join("mcp.json")
+        );
+        assert_eq!(
+            one(Client::Cline, Scope::User, &l),
+            Path::new("/home/ann/.cline/data/settings/cline_mcp_settings.json")
+        );
+        assert_eq!(
+            one(Client::Cline, Scope::User, &w),
+            win_home
+                .join(".cline")
+                .join("data")
+                .join("settings")
+                .join("cline_mcp_settings.json")
+        );
+        let cline = "saoudrizwan.claude-dev/settings/cline_mcp_settings.json";
+        assert_eq!(
+            cline_legacy_file(&l),
+            Path::new("/home/ann/.config/Code/User/globalStorage").join(cline)
+        );
+        assert_eq!(
+            cline_legacy_file(&mac),
+            Path::new("/Users/ann/Library/Application Support/Code/User/globalStorage").join(cline)
+        );
+        let mut x = machine(Os::Linux);
+        x.cline_env = [None, None, Some("/cd".into())];
+        assert_eq!(
+            one(Client::Cline, Scope::User, &x),
+            Path::new("/cd/data/settings/cline_mcp_settings.json")
+        );
+        x.cline_env[1] = Some("/data".into());
+        assert_eq!(
+            one(Client::Cline, Scope::User, &x),
+            Path::new("/data/settings/cline_mcp_settings.json")
+        );
+        x.cline_env[0] = Some("/f.json".into());
+        assert_eq!(one(Client::Cline, Scope::User, &x), Path::new("/f.json"));
+        for c in [Client::LmStudio, Client::Cline] {
+            assert!(matches!(c.paths(Scope::Project, &l), Err(PathError::NoScope { .. })));
+        }
+        assert_eq!(
+            one(Client::AmazonQ, Scope::User, &l),
+            Path::new("/home/ann/.aws/amazonq/mcp.json")
+        );
+        assert_eq!(
+            one(Client::AmazonQ, Scope::User, &mac),
+            Path::new("/Users/ann/.aws/amazonq/mcp.json")
+        );
+        assert_eq!(
+            one(Client::AmazonQ, Scope::Project, &l),
+            Path::new("/work/proj/.amazonq/mcp.json")
+        );
+        for c in [Client::Kiro, Client::LmStudio, Client::Cline, Client::AmazonQ] {
+            assert_eq!(
+                c.entry("/b", &["serve".to_owned()], &serde_json::Map::new()),
+                json!({"command": "/b", "args": ["serve"], "env": {}})
+            );
+            assert_eq!(c.top_key(), "mcpServers");
+        }
+    }
+
+    /// Gemini's trust is the person's decision: a note names the folder and the
+    /// file, at both scopes.
+    #[test]
+    fn gemini_trust_is_a_note() {
+        let m = machine(Os::Linux);
+        let project = Client::Gemini.note(Scope::Project, &m).unwrap();
+        assert!(project.contains("/work/proj"), "{project}");
+        assert!(project.contains("/home/ann/.gemini/trustedFolders.json"), "{project}");
+        assert!(project.contains("TRUST_FOLDER"), "{project}");
+        let user = Client::Gemini.note(Scope::User, &m).unwrap();
+        assert!(user.contains("each folder"), "{user}");
+        let copilot = Client::Copilot.note(Scope::Project, &m).unwrap();
+        assert!(copilot.contains("/home/ann/.copilot/config.json"), "{copilot}");
+        assert_eq!(Client::Copilot.note(Scope::User, &m), None);
+        assert_eq!(Client::OpenCode.note(Scope::User, &m), None);
     }
 
     #[test]

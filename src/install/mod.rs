@@ -528,6 +528,11 @@ pub fn install(opts: &Options) -> anyhow::Result<Run> {
     let (command, args, env) = entry_parts(opts, &mut notes)?;
     let (files, skipped) = targets(opts, &m);
     let bounds = Bounds::of(opts.scope, &m);
+    for (i, (client, _)) in files.iter().enumerate() {
+        if !files[..i].iter().any(|(c, _)| c == client) {
+            notes.extend(client.note(opts.scope, &m));
+        }
+    }
     let files = files
         .into_iter()
         .map(|(client, path)| {
