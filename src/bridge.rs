@@ -181,6 +181,7 @@ impl Bridge {
         let Some(rx) = self.events_rx.locked().take() else {
             return;
         };
+        self.name_for_ide();
         {
             // Hold the spec list while spawning, so a concurrent reconfigure
             // sees either no handles or all of them.
@@ -196,6 +197,34 @@ impl Bridge {
             self.started.send_replace(true);
         }
         tokio::spawn(self.clone().event_loop(rx));
+    }
+
+    /// The names the IDE gets: the settings', fitted to what the IDE does to
+    /// tool names (`Naming::for_client`), once it has said who it is.
+    fn naming(&self, settings: &Settings) -> Naming {
+        settings.naming.for_client(self.ide.client_name().as_deref())
+    }
+
+    /// Rebuild the catalog (seeded from the disk cache under the settings'
+    /// naming) with the names for the IDE that has just initialised. The IDE
+    /// has listed nothing yet, so nothing is announced.
+    fn name_for_ide(&self) {
+        let settings = self.settings();
+        let naming = self.naming(&settings);
+        if naming == settings.naming {
+            return;
+        }
+        if let Some(p) = crate::ide::profile(self.ide.client_name().as_deref()) {
+            tracing::debug!(
+                client = p.client,
+                max_len = naming.max_len,
+                "tool names fitted to the IDE"
+            );
+        }
+        let specs = self.specs.read_locked();
+        let lists = self.lists.locked();
+        let next = Catalog::build_with(&lists, specs.len(), &naming, &settings.policy(&specs));
+        *self.catalog.write_locked() = Arc::new(next);
     }
 
     fn spawn_upstream(&self, spec: ServerSpec) -> Arc<UpstreamHandle> {
@@ -294,7 +323,12 @@ impl Bridge {
                 lists.remove(id.as_str());
             }
             let settings = self.settings();
-            let next = Catalog::build_with(&lists, current.len(), &settings.naming, &settings.policy(&current));
+            let next = Catalog::build_with(
+                &lists,
+                current.len(),
+                &self.naming(&settings),
+                &settings.policy(&current),
+            );
             let mut cat = self.catalog.write_locked();
             let changes = next.changes_from(&cat);
             *cat = Arc::new(next);
@@ -542,7 +576,7 @@ impl Bridge {
                 return Changes::default();
             }
             all.insert(server.clone(), Arc::new(lists.clone()));
-            let next = Catalog::build_with(&all, specs.len(), &settings.naming, &settings.policy(&specs));
+            let next = Catalog::build_with(&all, specs.len(), &self.naming(&settings), &settings.policy(&specs));
             let mut cur = self.catalog.write_locked();
             let changes = next.changes_from(&cur);
             *cur = Arc::new(next);
