@@ -974,7 +974,7 @@ mod tests {
             ("claude-code", keeps_word_dash, 64),
             ("gemini-cli-mcp-client", keeps_gemini, 63),
             ("codex-mcp-client", keeps_word, 64),
-            ("github-copilot-cli", keeps_word_dash, 64),
+            ("github-copilot-developer", keeps_word_dash, 64),
             ("cursor-vscode", keeps_word_dash, 60),
             ("windsurf-client", keeps_word_dash, 60),
             ("Visual Studio Code", keeps_word_dash, 64),

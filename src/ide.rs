@@ -83,8 +83,9 @@ pub const DEFAULT_MAX_TOOLS: usize = 128;
 
 /// Known clients, the more specific first (Cursor's name contains "vscode").
 const PROFILES: &[Profile] = &[
-    // Claude Code: `mcp__<server>__<tool>`, the whole name at most 64 and
-    // `[A-Za-z0-9_-]` (Anthropic's tool names); clientInfo "claude-code".
+    // Claude Code 2.1.332 (its binary): clientInfo "claude-code"; tools
+    // `mcp__<server>__<tool>`, the server name with `[^A-Za-z0-9_-]` made `_`
+    // (normalizeMcpServerName); 64 at most, as Anthropic's tool names.
     Profile {
         client: "Claude Code",
         matches: &["claude-code"],
@@ -118,8 +119,9 @@ const PROFILES: &[Profile] = &[
         charset: Charset::Word,
         max_tools: DEFAULT_MAX_TOOLS,
     },
-    // Copilot CLI: `<server>-<tool>` (issue 16, tried by hand), OpenAI
-    // function names `[A-Za-z0-9_-]{1,64}`.
+    // Copilot CLI: clientInfo "github-copilot-developer" (github/copilot-cli
+    // #1268, 1.0.25); tools `<server>-<tool>` (#191, and issue 16 by hand);
+    // OpenAI function names `[A-Za-z0-9_-]{1,64}`.
     Profile {
         client: "Copilot CLI",
         matches: &["copilot"],
@@ -129,8 +131,9 @@ const PROFILES: &[Profile] = &[
         charset: Charset::WordDash,
         max_tools: DEFAULT_MAX_TOOLS,
     },
-    // Cursor ("cursor-vscode"): server and tool name together at most 60
-    // characters; a tool budget of 40 (Cursor warns past it).
+    // Cursor ("cursor-vscode"): "Combined server and tool name length (65)
+    // exceeds 60 characters" filters a tool out (its own message, no
+    // separator counted); a tool budget of 40 (Cursor warns past it).
     Profile {
         client: "Cursor",
         matches: &["cursor"],
@@ -140,7 +143,8 @@ const PROFILES: &[Profile] = &[
         charset: Charset::WordDash,
         max_tools: 40,
     },
-    // Windsurf: Cursor's 60-character rule, at most 50 tools listed.
+    // Windsurf (not verified): Cursor's 60-character rule assumed, at most 50
+    // tools listed as before.
     Profile {
         client: "Windsurf",
         matches: &["windsurf", "codeium"],
@@ -150,7 +154,8 @@ const PROFILES: &[Profile] = &[
         charset: Charset::WordDash,
         max_tools: 50,
     },
-    // VS Code ("Visual Studio Code"): `mcp_<server>_<tool>`, 64 characters.
+    // VS Code ("Visual Studio Code"; not verified against its source):
+    // `mcp_<server>_<tool>`, 64 characters.
     Profile {
         client: "VS Code",
         matches: &["visual studio code", "vscode"],
@@ -160,7 +165,7 @@ const PROFILES: &[Profile] = &[
         charset: Charset::WordDash,
         max_tools: DEFAULT_MAX_TOOLS,
     },
-    // opencode: `<server>_<tool>`, non-word characters made `_`.
+    // opencode (not verified against its source): `<server>_<tool>`.
     Profile {
         client: "opencode",
         matches: &["opencode"],
@@ -170,7 +175,7 @@ const PROFILES: &[Profile] = &[
         charset: Charset::WordDash,
         max_tools: DEFAULT_MAX_TOOLS,
     },
-    // Goose: `<extension>__<tool>`.
+    // Goose (not verified against its source): `<extension>__<tool>`.
     Profile {
         client: "Goose",
         matches: &["goose"],
@@ -205,6 +210,7 @@ mod tests {
         assert_eq!(who("gemini-cli-mcp-client"), Some("Gemini CLI"));
         assert_eq!(who("codex-mcp-client"), Some("Codex"));
         assert_eq!(who("Codex-MCP-Client"), Some("Codex"));
+        assert_eq!(who("github-copilot-developer"), Some("Copilot CLI"));
         assert_eq!(who("cursor-vscode"), Some("Cursor"));
         assert_eq!(who("Visual Studio Code"), Some("VS Code"));
         assert_eq!(who("Visual Studio Code - Insiders"), Some("VS Code"));

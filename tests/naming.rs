@@ -278,3 +278,44 @@ async fn cached_catalog_is_renamed_before_the_first_list() {
         "a tools/list_changed for a rename nobody had seen"
     );
 }
+
+/// A 2026-07-28 IDE has no `initialize`: it names itself in each request's
+/// `_meta`, and its very first `tools/list` already gets its names (Codex's
+/// here), which route.
+#[tokio::test]
+async fn a_modern_ide_is_named_by_its_request_meta() {
+    let home = home().await;
+    let mut raw = common::Raw::spawn(&home);
+    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"codex-mcp-client","version":"1"}}"#;
+    raw.send(&format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{{{meta}}}}}"#
+    ))
+    .await;
+    let listed = raw.answer().await;
+    let names: Vec<String> = listed["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{listed}"))
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names.len(), 2 * TOOLS.len(), "{names:?}");
+    for n in &names {
+        let full = format!("{}{n}", CODEX.prefix);
+        assert!(full.len() <= CODEX.limit, "{full} is {} long", full.len());
+        assert!(n.chars().all(CODEX.keeps), "Codex would rewrite {n}");
+    }
+    let long = names
+        .iter()
+        .find(|n| n.starts_with("knowledge_base_prod1__search_"))
+        .unwrap_or_else(|| panic!("{names:?}"));
+    raw.send(&format!(
+        r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"{long}",{meta}}}}}"#
+    ))
+    .await;
+    let r = raw.answer().await;
+    assert_eq!(
+        r["result"]["content"][0]["text"],
+        json!(format!("{SERVER}:{LONG}")),
+        "{r}"
+    );
+}
