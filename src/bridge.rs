@@ -93,6 +93,8 @@ pub struct Bridge {
     listeners: Mutex<Vec<SubscriptionSink>>,
     /// Where every forwarded tool call is recorded (unset: nowhere).
     audit: std::sync::OnceLock<crate::audit::AuditLog>,
+    /// Whether the IDE has been sent a tool list (a rename after that is news).
+    tools_listed: std::sync::atomic::AtomicBool,
     pub shutdown: CancellationToken,
 }
 
@@ -152,6 +154,7 @@ impl Bridge {
             listeners: Mutex::new(Vec::new()),
             first: watch::Sender::new(first),
             audit: std::sync::OnceLock::new(),
+            tools_listed: Default::default(),
             started: tokio::sync::watch::Sender::new(false),
             store,
             shutdown,
@@ -181,6 +184,7 @@ impl Bridge {
         let Some(rx) = self.events_rx.locked().take() else {
             return;
         };
+        let _ = self.name_for_ide(); // nothing listed yet: nothing to announce
         {
             // Hold the spec list while spawning, so a concurrent reconfigure
             // sees either no handles or all of them.
@@ -196,6 +200,57 @@ impl Bridge {
             self.started.send_replace(true);
         }
         tokio::spawn(self.clone().event_loop(rx));
+    }
+
+    /// The names the IDE gets: the settings', fitted to what the IDE does to
+    /// tool names (`Naming::for_client`), once it has said who it is.
+    fn naming(&self, settings: &Settings) -> Naming {
+        settings.naming.for_client(self.ide.client_name().as_deref())
+    }
+
+    /// Rebuild the catalog (seeded from the disk cache under the settings'
+    /// naming) with the names for the IDE that has just said who it is; what
+    /// changed. Called from [`Bridge::start`], before the IDE can list.
+    fn name_for_ide(&self) -> Changes {
+        let settings = self.settings();
+        let naming = self.naming(&settings);
+        if naming == settings.naming {
+            return Changes::default();
+        }
+        if let Some(p) = crate::ide::profile(self.ide.client_name().as_deref()) {
+            tracing::debug!(
+                client = p.client,
+                max_len = naming.max_len,
+                "tool names fitted to the IDE"
+            );
+        }
+        let specs = self.specs.read_locked();
+        let lists = self.lists.locked();
+        let next = Catalog::build_with(&lists, specs.len(), &naming, &settings.policy(&specs));
+        let mut cat = self.catalog.write_locked();
+        let changes = next.changes_from(&cat);
+        *cat = Arc::new(next);
+        changes
+    }
+
+    /// A 2026-07-28 IDE names itself in each request's `_meta`, not in an
+    /// `initialize`: the first name heard renames the catalog for it. The
+    /// rename is announced only if the IDE had already listed tools under the
+    /// old names (it normally names itself in that very first request).
+    pub async fn learn_client(&self, name: Option<String>) {
+        let Some(name) = name else { return };
+        if !self.ide.learn_name(&name) {
+            return;
+        }
+        let changes = self.name_for_ide();
+        if self.tools_listed.load(std::sync::atomic::Ordering::SeqCst) {
+            self.announce(changes).await;
+        }
+    }
+
+    /// The IDE has been sent a tool list.
+    pub fn note_tools_listed(&self) {
+        self.tools_listed.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn spawn_upstream(&self, spec: ServerSpec) -> Arc<UpstreamHandle> {
@@ -294,7 +349,12 @@ impl Bridge {
                 lists.remove(id.as_str());
             }
             let settings = self.settings();
-            let next = Catalog::build_with(&lists, current.len(), &settings.naming, &settings.policy(&current));
+            let next = Catalog::build_with(
+                &lists,
+                current.len(),
+                &self.naming(&settings),
+                &settings.policy(&current),
+            );
             let mut cat = self.catalog.write_locked();
             let changes = next.changes_from(&cat);
             *cat = Arc::new(next);
@@ -542,7 +602,7 @@ impl Bridge {
                 return Changes::default();
             }
             all.insert(server.clone(), Arc::new(lists.clone()));
-            let next = Catalog::build_with(&all, specs.len(), &settings.naming, &settings.policy(&specs));
+            let next = Catalog::build_with(&all, specs.len(), &self.naming(&settings), &settings.policy(&specs));
             let mut cur = self.catalog.write_locked();
             let changes = next.changes_from(&cur);
             *cur = Arc::new(next);

@@ -15,6 +15,7 @@ use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::ide::Charset;
 use crate::policy::{Decision, Kind, Policy};
 
 /// How IDE-facing names are derived from upstream names.
@@ -37,6 +38,11 @@ pub struct Naming {
     pub separator: String,
     /// Upper bound on a generated name, at most 128 (MCP's limit).
     pub max_len: usize,
+    /// The characters a name may hold; others become `_` (and the name gets a hash).
+    pub charset: Charset,
+    /// The config set `separator` or `max_length`: its settings hold whatever
+    /// the IDE is ([`Naming::for_client`] leaves them).
+    pub fixed: bool,
 }
 
 impl Default for Naming {
@@ -45,6 +51,8 @@ impl Default for Naming {
             prefix: PrefixMode::Auto,
             separator: "__".into(),
             max_len: 64,
+            charset: Charset::Portable,
+            fixed: false,
         }
     }
 }
@@ -56,6 +64,22 @@ impl Naming {
             PrefixMode::Always => true,
             PrefixMode::Never => false,
             PrefixMode::Auto => servers > 1,
+        }
+    }
+
+    /// The naming for the IDE that said `client` in `initialize`: names the
+    /// client will neither shorten nor rewrite once it has put its own prefix
+    /// before them (`ide::Profile`), for the bridge's default entry name. An
+    /// unknown client, or settings the config fixed, are kept unchanged.
+    pub fn for_client(&self, client: Option<&str>) -> Naming {
+        let Some(p) = crate::ide::profile(client).filter(|_| !self.fixed) else {
+            return self.clone();
+        };
+        Naming {
+            max_len: self.max_len.min(p.budget(crate::ide::ENTRY)),
+            charset: p.charset,
+            separator: sanitize_in(&self.separator, p.charset),
+            ..self.clone()
         }
     }
 }
@@ -464,16 +488,12 @@ impl Catalog {
 
 /// Replace characters outside `[A-Za-z0-9_.-]` with `_`.
 pub fn sanitize(name: &str) -> String {
-    let s: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    sanitize_in(name, Charset::Portable)
+}
+
+/// Replace characters `charset` does not allow with `_`; never empty.
+pub fn sanitize_in(name: &str, charset: Charset) -> String {
+    let s: String = name.chars().map(|c| if charset.allows(c) { c } else { '_' }).collect();
     if s.is_empty() { "_".into() } else { s }
 }
 
@@ -510,14 +530,15 @@ fn truncate_with_hash(name: &str, server: &str, original: &str, max_len: usize) 
 
 fn unique_name(server: &str, original: &str, prefix: bool, naming: &Naming, taken: &mut HashSet<String>) -> String {
     let max_len = naming.max_len.clamp(16, 128);
+    let clean = |s: &str| sanitize_in(s, naming.charset);
     let base = if prefix {
-        format!("{}{}{}", sanitize(server), naming.separator, sanitize(original))
+        format!("{}{}{}", clean(server), naming.separator, clean(original))
     } else {
-        sanitize(original)
+        clean(original)
     };
     // A name that had to be sanitised or shortened carries a hash of the original,
     // so two originals that sanitise alike never collide silently.
-    let mut name = if base.len() > max_len || sanitize(original) != original {
+    let mut name = if base.len() > max_len || clean(original) != original {
         truncate_with_hash(&base, server, original, max_len)
     } else {
         base
@@ -934,6 +955,73 @@ mod tests {
         let ch = c2.changes_from(&c1);
         assert!(ch.tools && !ch.prompts && !ch.resources);
         assert!(!Catalog::build(&s1, 1, &n).changes_from(&c1).any());
+    }
+
+    /// For every known client: a 60-character tool name from a 20-character
+    /// server fits the client's limit once its prefix is on; names with `-`,
+    /// `.` or `/` are ones the client keeps as they are (so routing by what it
+    /// sends back is exact); and no two names meet once the client has applied
+    /// its own rules. The client's rules are written out here, apart from the
+    /// profile table.
+    #[test]
+    fn names_fit_each_clients_prefix_and_rules() {
+        // (clientInfo.name, the characters that client keeps, its limit)
+        type Keeps = fn(char) -> bool;
+        let keeps_word_dash = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+        let keeps_gemini = |c: char| c.is_ascii_alphanumeric() || "_.:-".contains(c);
+        let keeps_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        let clients: [(&str, Keeps, usize); 9] = [
+            ("claude-code", keeps_word_dash, 64),
+            ("gemini-cli-mcp-client", keeps_gemini, 63),
+            ("codex-mcp-client", keeps_word, 64),
+            ("github-copilot-developer", keeps_word_dash, 64),
+            ("cursor-vscode", keeps_word_dash, 60),
+            ("windsurf-client", keeps_word_dash, 60),
+            ("Visual Studio Code", keeps_word_dash, 64),
+            ("opencode", keeps_word_dash, 64),
+            ("goose", keeps_word_dash, 64),
+        ];
+        let long = format!("{}-{}.{}", "a".repeat(30), "b".repeat(19), "c".repeat(9));
+        assert_eq!(long.len(), 60);
+        let server = "twenty-char-server-x";
+        assert_eq!(server.len(), 20);
+        let tools = [long.as_str(), "get-item", "get_item", "get.item", "a/b", "a_b", "plain"];
+        let s = servers(vec![(server, lists(&tools)), ("other", lists(&["get-item", "plain"]))]);
+        for (client, keeps, limit) in clients {
+            let naming = Naming::default().for_client(Some(client));
+            let p = crate::ide::profile(Some(client)).unwrap();
+            let c = Catalog::build(&s, 2, &naming);
+            let mut seen = HashSet::new();
+            for name in names(&c) {
+                let rewritten: String = name.chars().map(|ch| if keeps(ch) { ch } else { '_' }).collect();
+                assert_eq!(rewritten, name, "{client} would rewrite {name}");
+                let full = format!("{}{name}", p.prefix(crate::ide::ENTRY));
+                assert!(full.len() <= limit, "{client}: {full} is {} long", full.len());
+                assert!(seen.insert(full.clone()), "{client}: {full} twice");
+                assert!(c.tool(&name).is_some(), "{client}: {name} not routed");
+            }
+            assert_eq!(seen.len(), tools.len() + 2, "{client}");
+            // The same inputs give the same names (stable across restarts).
+            assert_eq!(names(&Catalog::build(&s, 2, &naming)), names(&c));
+        }
+    }
+
+    /// Unknown clients, and names the config fixed, keep the settings.
+    #[test]
+    fn unknown_clients_and_fixed_settings_keep_the_naming() {
+        let n = Naming::default();
+        assert_eq!(n.for_client(Some("some-agent")), n);
+        assert_eq!(n.for_client(None), n);
+        let fixed = Naming {
+            separator: ".".into(),
+            max_len: 100,
+            fixed: true,
+            ..Naming::default()
+        };
+        assert_eq!(fixed.for_client(Some("codex-mcp-client")), fixed);
+        let claude = n.for_client(Some("Claude-Code"));
+        assert_eq!((claude.max_len, claude.charset), (47, Charset::WordDash));
+        assert_eq!(n.for_client(Some("codex-mcp-client")).charset, Charset::Word);
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! [`catalog`], which is pure data; [`discovery`] indexes its tools for search
 //! when the catalog is too long to list. A serving bridge publishes its live state
 //! through [`state`], and records every forwarded tool call in the [`audit`]
-//! log. [`policy`] decides what the IDE may see and call.
+//! log. [`policy`] decides what the IDE may see and call; [`ide`] knows what each
+//! known IDE does to tool names (its prefix, length limit and characters) and how
+//! many tools it copes with.
 //!
 //! Every other subcommand is in [`commands`], parsed by [`cli`]: `status` reads
 //! that state, `stats` sums up the audit log, `install` drives the [`install`]
@@ -37,6 +39,7 @@ pub mod commands;
 pub mod config;
 pub mod discovery;
 pub mod downstream;
+pub mod ide;
 pub mod install;
 pub mod live;
 pub mod logging;

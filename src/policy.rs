@@ -206,14 +206,7 @@ impl Policy {
         if let Some(n) = self.config.max_tools {
             return n;
         }
-        let c = client.unwrap_or_default().to_ascii_lowercase();
-        if c.contains("cursor") {
-            40
-        } else if c.contains("windsurf") || c.contains("codeium") {
-            50
-        } else {
-            128
-        }
+        crate::ide::max_tools(client)
     }
 
     /// How to stop being asked for a tool, given why it is asked.

@@ -714,7 +714,12 @@ proptest! {
         separator in proptest::sample::select(&["__", ".", "-", "_"][..]),
         max_len in prop_oneof![Just(16usize), Just(64), Just(128), 0usize..200],
     ) {
-        let naming = Naming { prefix, separator: separator.into(), max_len };
+        let naming = Naming {
+            prefix,
+            separator: separator.into(),
+            max_len,
+            ..Naming::default()
+        };
         let servers: BTreeMap<Arc<str>, Arc<ServerLists>> = lists
             .iter()
             .map(|(s, tools)| {

@@ -238,6 +238,11 @@ pub struct NamingConfig {
     pub max_length: usize,
     /// Items per page in IDE-facing list results; 0 = everything in one page.
     pub page_size: usize,
+    /// `separator` or `max_length` differs from its default: names follow
+    /// them for every IDE, not the IDE's own rules (set by [`Config::parse`];
+    /// the defaults written out, as in the example config, fix nothing).
+    #[serde(skip)]
+    pub fixed: bool,
 }
 
 impl Default for NamingConfig {
@@ -248,6 +253,7 @@ impl Default for NamingConfig {
             separator: n.separator,
             max_length: n.max_len,
             page_size: 0,
+            fixed: false,
         }
     }
 }
@@ -258,6 +264,8 @@ impl NamingConfig {
             prefix: self.prefix,
             separator: self.separator.clone(),
             max_len: self.max_length,
+            fixed: self.fixed,
+            ..Naming::default()
         }
     }
 }
@@ -478,10 +486,12 @@ pub fn xdg_dirs(home: &Path, env: impl Fn(&str) -> Option<OsString>) -> OsDirs {
 impl Config {
     /// Parse and validate config text; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.into(),
             message: e.to_string().trim_end().replace('\n', "\n  "),
         })?;
+        let defaults = NamingConfig::default();
+        cfg.naming.fixed = cfg.naming.separator != defaults.separator || cfg.naming.max_length != defaults.max_length;
         // Every validation error names a line (found by property tests: some named
         // none). `key_line` finds a `key = ...` assignment, else any line naming
         // the key; `quoted` a string value in either kind of TOML quotes.
@@ -773,6 +783,10 @@ mod tests {
         let text = include_str!("../../config/config.example.toml");
         let cfg = parse(text).unwrap();
         assert_eq!(cfg.naming.separator, "__");
+        assert!(
+            !cfg.naming.fixed,
+            "the defaults written out leave names to the IDE's rules"
+        );
         assert_eq!(cfg.timeouts, Timeouts::default());
         assert_eq!(cfg.audit, AuditConfig::default());
     }
@@ -883,6 +897,20 @@ mod tests {
     #[test]
     fn empty_is_default() {
         assert_eq!(parse("").unwrap(), Config::default());
+    }
+
+    /// A `[naming]` that asks for another separator or length holds for every
+    /// IDE (`catalog::Naming::for_client` keeps it); the defaults do not.
+    #[test]
+    fn naming_fixed_by_the_config() {
+        assert!(parse("[naming]\nmax_length = 40\n").unwrap().naming.naming().fixed);
+        assert!(parse("[naming]\nseparator = \"-\"\n").unwrap().naming.naming().fixed);
+        assert!(
+            !parse("[naming]\nmax_length = 64\nprefix = \"always\"\n")
+                .unwrap()
+                .naming
+                .fixed
+        );
     }
 
     /// Errors name the file and the line.

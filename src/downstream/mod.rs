@@ -101,9 +101,11 @@ impl ServerHandler for Downstream {
     async fn list_tools(
         &self,
         p: Option<PaginatedRequestParams>,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
+        self.bridge.learn_client(ctx.meta.client_info().map(|i| i.name)).await;
         self.bridge.first_lists().await;
+        self.bridge.note_tools_listed();
         let cat = self.bridge.catalog();
         let budget = cat.policy().max_tools(self.bridge.ide.client_name().as_deref());
         let Some(tools) = cat.listed_tools(budget) else {
@@ -121,6 +123,7 @@ impl ServerHandler for Downstream {
         params: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
+        self.bridge.learn_client(ctx.meta.client_info().map(|i| i.name)).await;
         self.call(params, ctx).await
     }
 

@@ -140,6 +140,9 @@ impl ProgressRouter {
 pub struct IdeLink {
     peer: OnceLock<Peer<RoleServer>>,
     caps: OnceLock<ClientCapabilities>,
+    /// The `clientInfo.name` a 2026-07-28 IDE sent in a request's `_meta`
+    /// (it has no `initialize`, so rmcp keeps no peer info).
+    named: OnceLock<String>,
     /// Lowest log level the IDE asked for with `logging/setLevel`, as a rank
     /// (0 = debug .. 7 = emergency); until it asks, warnings and above.
     log_level: std::sync::atomic::AtomicU8,
@@ -186,8 +189,16 @@ impl IdeLink {
     /// The capabilities the IDE declared, mirrored upstream on its behalf.
     /// The IDE's `clientInfo.name` (for per-IDE presets).
     pub fn client_name(&self) -> Option<String> {
-        let info = self.peer.get()?.peer_info()?;
-        Some(info.client_info.name.clone())
+        match self.peer.get().and_then(|p| p.peer_info()) {
+            Some(info) => Some(info.client_info.name.clone()),
+            None => self.named.get().cloned(),
+        }
+    }
+
+    /// Remember the name a 2026-07-28 IDE gave in a request's `_meta`; whether
+    /// it is new (the first, and no `initialize` named the IDE).
+    pub fn learn_name(&self, name: &str) -> bool {
+        self.client_name().is_none() && self.named.set(name.to_owned()).is_ok()
     }
 
     pub fn capabilities(&self) -> ClientCapabilities {
