@@ -129,10 +129,10 @@ pub enum Command {
 /// Which IDE files `install` and `uninstall` change.
 #[derive(Debug, Clone, clap::Args)]
 pub struct InstallArgs {
-    /// The IDEs (cursor, vscode, claude-desktop, claude-code, windsurf).
+    /// The IDEs and agents to write the entry for (`mcp-bridge install --help` lists them).
     #[arg(value_enum, required_unless_present = "all")]
     pub clients: Vec<crate::install::Client>,
-    /// Every IDE found on this machine.
+    /// Every IDE and agent found on this machine.
     #[arg(long, conflicts_with = "clients")]
     pub all: bool,
     /// The user's file (all projects) or the current project's (shared with

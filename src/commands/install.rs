@@ -16,7 +16,8 @@ pub fn install(opts: &ServeOptions, target: &InstallArgs, binary: Option<PathBuf
     print_lines(&run.skipped)?;
     anyhow::ensure!(
         !run.files.is_empty(),
-        "no IDE to install into: name one (cursor, vscode, claude-desktop, claude-code, windsurf)"
+        "no IDE or agent to install into: name one ({})",
+        install::Client::ALL.map(install::Client::id).join(", ")
     );
     let failed = tell(&run.files, &target.name, installed)?;
     print_lines(&run.notes)?;
