@@ -19,6 +19,11 @@
 //! `claude mcp list` (offline, no account) reports the entry connected, and an
 //! entry with a broken config with the bridge's message.
 //!
+//! And Gemini CLI, opencode and Codex the same way (`mcp-bridge install <client>`
+//! into a temp HOME, then the client's own `mcp list`): Gemini CLI and opencode
+//! connect to the bridge (Gemini CLI only in a trusted folder); Codex's list
+//! does not connect, so it proves the entry is read as written.
+//!
 //! Versions are pinned in `tests/interop/package.json` (+ lock) and
 //! `tests/interop/requirements.txt`, installed by `tests/interop/setup.sh`, which
 //! these tests run themselves when something is missing. `MCP_BRIDGE_SKIP_INTEROP=1`
@@ -44,6 +49,9 @@ const MARKS: &[&str] = &[
     "node_modules/@modelcontextprotocol/sdk/package.json",
     "node_modules/@modelcontextprotocol/client/package.json",
     "node_modules/.bin/claude",
+    "node_modules/.bin/gemini",
+    "node_modules/.bin/opencode",
+    "node_modules/.bin/codex",
     ".venv/bin/python",
 ];
 
@@ -558,5 +566,283 @@ async fn claude_code_mcp_list_reports_the_installed_bridge_connected() {
     assert!(
         misconfigured.contains("mcp-bridge cannot start") && misconfigured.contains("line 2"),
         "the config error is not shown: {misconfigured}"
+    );
+}
+
+// ---- Gemini CLI, opencode and Codex (npm), issue 16 requirement 4 ----
+
+/// A real client from `tests/interop/node_modules/.bin`, failing with the way to
+/// get it when it is missing.
+fn npm_client(name: &str) -> PathBuf {
+    ensure_installed(MARKS);
+    let bin = interop_dir().join("node_modules/.bin").join(name);
+    assert!(
+        bin.exists(),
+        "{} missing: run tests/interop/setup.sh (or set MCP_BRIDGE_SKIP_INTEROP=1)",
+        bin.display()
+    );
+    bin
+}
+
+/// `program` run as the user of the world's empty HOME, in `cwd`: every place a
+/// client or the bridge looks for its files (XDG dirs, `CODEX_HOME`) is inside
+/// that HOME, the variables that would move them or reach a model API are
+/// removed, and update checks are off, so nothing leaves the machine.
+fn as_user(world: &World, cwd: &std::path::Path, program: &std::path::Path) -> tokio::process::Command {
+    let u = &world.user;
+    let mut c = tokio::process::Command::new(program);
+    c.current_dir(cwd)
+        .env("HOME", u)
+        .env("XDG_CONFIG_HOME", u.join(".config"))
+        .env("XDG_DATA_HOME", u.join(".local/share"))
+        .env("XDG_STATE_HOME", u.join(".local/state"))
+        .env("XDG_CACHE_HOME", u.join(".cache"))
+        .env("CODEX_HOME", u.join(".codex"))
+        .env("MCP_BRIDGE_HOME", world.home.path())
+        .env("MCP_BRIDGE_CREDENTIAL_STORE", "file")
+        .env("BROWSER", "true")
+        .env("OPENCODE_DISABLE_AUTOUPDATE", "1")
+        .env("OPENCODE_DISABLE_MODELS_FETCH", "1")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    for v in [
+        "MCP_BRIDGE_CONFIG",
+        "GEMINI_CLI_HOME",
+        "GEMINI_CLI_TRUST_WORKSPACE",
+        "GEMINI_CLI_TRUSTED_FOLDERS_PATH",
+        "GEMINI_CLI_SYSTEM_SETTINGS_PATH",
+        "GEMINI_CLI_SYSTEM_DEFAULTS_PATH",
+        "GEMINI_RESTRICTED_MODE",
+        "GEMINI_API_KEY",
+        "GOOGLE_API_KEY",
+        "GOOGLE_GEMINI_BASE_URL",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "OPENCODE_CONFIG",
+        "OPENCODE_CONFIG_DIR",
+        "OPENCODE_CONFIG_CONTENT",
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+    ] {
+        c.env_remove(v);
+    }
+    c
+}
+
+/// `mcp-bridge install <client> --binary <the built binary>` as the world's user.
+async fn install_for(world: &World, cwd: &std::path::Path, client: &str) -> PathBuf {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_mcp-bridge"));
+    let out = tokio::time::timeout(
+        SCRIPT_TIMEOUT,
+        as_user(world, cwd, &bin)
+            .args(["install", client, "--binary"])
+            .arg(&bin)
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("mcp-bridge install {client} finishes"))
+    .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "mcp-bridge install {client}: {said}");
+    bin
+}
+
+/// Runs a client command to its end (bounded), returning stdout and stderr
+/// without ANSI colour codes. These `mcp list` commands exit 0 even when a
+/// server fails, so the caller reads the text.
+async fn client_output(cmd: &mut tokio::process::Command, what: &str) -> (String, String) {
+    let started = Instant::now();
+    let out = tokio::time::timeout(SCRIPT_TIMEOUT, cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("`{what}` did not finish in {SCRIPT_TIMEOUT:?}"))
+        .unwrap_or_else(|e| panic!("`{what}` does not start: {e}"));
+    let stdout = strip_ansi(&String::from_utf8_lossy(&out.stdout));
+    let stderr = strip_ansi(&String::from_utf8_lossy(&out.stderr));
+    println!("`{what}` took {:.1?}:\n{stdout}\n{stderr}", started.elapsed());
+    assert!(
+        out.status.success(),
+        "`{what}` failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    (stdout, stderr)
+}
+
+/// `s` without ANSI escape sequences (`ESC [ … letter`).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.next() == Some('[') {
+                for d in chars.by_ref() {
+                    if d.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The one line of `text` that names the server `name` (as `name:` or `name `).
+fn server_line(text: &str, name: &str, what: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .find(|l| {
+            l.split_whitespace()
+                .any(|w| w == name || w.strip_suffix(':') == Some(name))
+        })
+        .unwrap_or_else(|| panic!("no line for {name} in `{what}`:\n{text}"))
+        .to_owned()
+}
+
+#[test]
+fn strip_ansi_keeps_the_text() {
+    assert_eq!(
+        strip_ansi("\u{1b}[32m✓\u{1b}[0m mcp-bridge \u{1b}[2mconnected"),
+        "✓ mcp-bridge connected"
+    );
+    assert_eq!(
+        server_line("x\n  ✓ mcp-bridge: /b serve (stdio) - Connected\n", "mcp-bridge", "t"),
+        "✓ mcp-bridge: /b serve (stdio) - Connected"
+    );
+}
+
+/// Gemini CLI 0.61 (npm `@google/gemini-cli`): after `mcp-bridge install gemini`
+/// into an empty temp HOME, `gemini mcp list` (which spawns each server and sends
+/// `initialize` and `ping`; no account, no network) reports the bridge
+/// `Connected` once the folder is trusted in `~/.gemini/trustedFolders.json`,
+/// and `Disabled` before: Gemini CLI's folder trust is on by default and also
+/// suppresses user-level servers, which is why `install gemini` has to say so.
+/// A second entry whose binary does not exist is `Disconnected` in the same run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gemini_cli_mcp_list_connects_the_installed_bridge_in_a_trusted_folder_only() {
+    if skip_requested() {
+        return;
+    }
+    let gemini = npm_client("gemini");
+    let world = World::new();
+    let project = world.user.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let bin = install_for(&world, &project, "gemini").await;
+    let settings = world.user.join(".gemini/settings.json");
+    let written = std::fs::read_to_string(&settings).unwrap();
+    let mut cfg: Value = serde_json::from_str(&written).unwrap();
+    let missing = world.user.join("no-such-dir/mcp-bridge");
+    cfg["mcpServers"]["broken"] = json!({ "command": missing, "args": ["serve"] });
+    std::fs::write(&settings, cfg.to_string()).unwrap();
+
+    let what = "gemini mcp list (untrusted folder)";
+    let (stdout, stderr) = client_output(as_user(&world, &project, &gemini).args(["mcp", "list"]), what).await;
+    let all = format!("{stdout}\n{stderr}");
+    let ours = server_line(&all, "mcp-bridge", what);
+    assert!(ours.ends_with("Disabled"), "untrusted: {ours}\n{all}");
+    assert!(all.contains("untrusted"), "no word on the untrusted folder:\n{all}");
+
+    let real = std::fs::canonicalize(&project).unwrap();
+    std::fs::write(
+        world.user.join(".gemini/trustedFolders.json"),
+        json!({ real.to_string_lossy(): "TRUST_FOLDER" }).to_string(),
+    )
+    .unwrap();
+    let what = "gemini mcp list (trusted folder)";
+    let (stdout, stderr) = client_output(as_user(&world, &project, &gemini).args(["mcp", "list"]), what).await;
+    let all = format!("{stdout}\n{stderr}");
+    let ours = server_line(&all, "mcp-bridge", what);
+    assert!(
+        ours.contains(&format!("{} serve", bin.display())) && ours.ends_with("- Connected"),
+        "the installed bridge is not reported connected: {ours}\n{all}"
+    );
+    let broken = server_line(&all, "broken", what);
+    assert!(broken.ends_with("Disconnected"), "{broken}\n{all}");
+}
+
+/// opencode 1.18 (npm `opencode-ai`): after `mcp-bridge install opencode` into an
+/// empty temp HOME (`$XDG_CONFIG_HOME/opencode/opencode.json`), `opencode mcp
+/// list` (which spawns each server, initializes and lists its tools; offline)
+/// reports the bridge `connected`, and an entry whose binary does not exist
+/// `failed`. The bridge it started ran on the world's config and reached both
+/// upstreams: their catalog is cached in the world's home afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opencode_mcp_list_reports_the_installed_bridge_connected() {
+    if skip_requested() {
+        return;
+    }
+    let opencode = npm_client("opencode");
+    let world = World::new();
+    let project = world.user.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let bin = install_for(&world, &project, "opencode").await;
+    let file = world.user.join(".config/opencode/opencode.json");
+    let written = std::fs::read_to_string(&file).unwrap();
+    let mut cfg: Value = serde_json::from_str(&written).unwrap();
+    assert_eq!(cfg["mcp"]["mcp-bridge"]["command"][0], json!(bin), "{written}");
+    let missing = world.user.join("no-such-dir/mcp-bridge");
+    cfg["mcp"]["broken"] = json!({ "type": "local", "command": [missing, "serve"], "enabled": true });
+    std::fs::write(&file, cfg.to_string()).unwrap();
+
+    let what = "opencode mcp list";
+    let (stdout, stderr) = client_output(as_user(&world, &project, &opencode).args(["mcp", "list"]), what).await;
+    let all = format!("{stdout}\n{stderr}");
+    let ours = server_line(&all, "mcp-bridge", what);
+    assert!(
+        ours.contains("connected") && !ours.contains("failed"),
+        "the installed bridge is not reported connected: {ours}\n{all}"
+    );
+    let broken = server_line(&all, "broken", what);
+    assert!(broken.contains("failed"), "{broken}\n{all}");
+    // The bridge opencode started ran on the world's home (the entry carries
+    // `MCP_BRIDGE_HOME`) and listed both upstreams: their catalog is cached there.
+    let cache = world.home.path().join("cache/catalog.json");
+    let catalog = std::fs::read_to_string(&cache)
+        .unwrap_or_else(|e| panic!("no catalog cache at {} after `{what}`: {e}", cache.display()));
+    let catalog: Value = serde_json::from_str(&catalog).unwrap();
+    for upstream in [OLD, NEW] {
+        let tools = &catalog["servers"][upstream]["lists"]["tools"];
+        assert!(
+            tools.as_array().is_some_and(|t| t.iter().any(|t| t["name"] == "echo")),
+            "the bridge's catalog lacks {upstream}'s echo: {catalog}"
+        );
+    }
+}
+
+/// Codex 0.171 (npm `@openai/codex`): `codex mcp list --json` does not start
+/// servers, so this proves the file, not the connection: after `mcp-bridge install
+/// codex` into an empty temp `CODEX_HOME`, the real Codex reads
+/// `config.toml` and lists `mcp-bridge`, enabled, as a stdio server running our
+/// binary with `serve`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_mcp_list_reads_the_installed_entry() {
+    if skip_requested() {
+        return;
+    }
+    let codex = npm_client("codex");
+    let world = World::new();
+    let project = world.user.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let bin = install_for(&world, &project, "codex").await;
+    assert!(world.user.join(".codex/config.toml").is_file());
+
+    let what = "codex mcp list --json";
+    let (stdout, stderr) = client_output(as_user(&world, &project, &codex).args(["mcp", "list", "--json"]), what).await;
+    let listed: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("`{what}` is not JSON ({e}):\n{stdout}\n{stderr}"));
+    let entries = listed.as_array().unwrap_or_else(|| panic!("not a list: {listed}"));
+    let ours = entries
+        .iter()
+        .find(|e| e["name"] == "mcp-bridge")
+        .unwrap_or_else(|| panic!("no mcp-bridge in `{what}`: {listed}"));
+    assert_eq!(ours["enabled"], json!(true), "{ours}");
+    assert_eq!(ours["transport"]["type"], "stdio", "{ours}");
+    assert_eq!(ours["transport"]["command"], json!(bin), "{ours}");
+    assert_eq!(ours["transport"]["args"], json!(["serve"]), "{ours}");
+    // `install` ran with `MCP_BRIDGE_HOME` set, so the entry carries it.
+    assert_eq!(
+        ours["transport"]["env"]["MCP_BRIDGE_HOME"],
+        json!(world.home.path()),
+        "{ours}"
     );
 }

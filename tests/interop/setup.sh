@@ -4,8 +4,11 @@
 #   - npm (package.json + package-lock.json) into tests/interop/node_modules:
 #     the MCP reference server @modelcontextprotocol/server-everything, the
 #     TypeScript SDK clients @modelcontextprotocol/sdk (v1) and
-#     @modelcontextprotocol/client (v2), and Claude Code (@anthropic-ai/claude-code,
-#     a native binary shipped in its per-platform npm package);
+#     @modelcontextprotocol/client (v2), and the real clients Claude Code
+#     (@anthropic-ai/claude-code), Gemini CLI (@google/gemini-cli), opencode
+#     (opencode-ai) and Codex (@openai/codex); all but Gemini CLI are native
+#     binaries shipped in per-platform npm packages (optionalDependencies), so
+#     nothing is downloaded from anywhere but the npm registry;
 #   - PyPI (requirements.txt) into the venv tests/interop/.venv: the MCP Python
 #     SDK `mcp`.
 # Idempotent: each part does nothing when what is installed matches the pins.
@@ -63,6 +66,14 @@ if [ ! -x node_modules/.bin/claude ]; then
   echo "tests/interop/setup.sh: Claude Code's binary node_modules/.bin/claude is missing (no package for this platform?)" >&2
   exit 1
 fi
+# The real clients of tests/clients.rs start (their per-platform binary is there
+# and runs).
+for bin in gemini opencode codex; do
+  if ! version=$(node_modules/.bin/$bin --version 2>&1); then
+    echo "tests/interop/setup.sh: node_modules/.bin/$bin does not start (no package for this platform?): $version" >&2
+    exit 1
+  fi
+done
 
 # ---- Python ----
 want_sum=$(sha256sum requirements.txt | cut -d' ' -f1)
