@@ -67,6 +67,13 @@ impl Home {
             .env_remove("CLAUDE_CONFIG_DIR")
             .env_remove("MCP_BRIDGE_CONFIG")
             .env_remove("MCP_BRIDGE_HOME")
+            // The clients' own homes: only what a test puts in its temp HOME.
+            .env_remove("CODEX_HOME")
+            .env_remove("GEMINI_CLI_HOME")
+            .env_remove("COPILOT_HOME")
+            .env_remove("CLINE_MCP_SETTINGS_PATH")
+            .env_remove("CLINE_DATA_DIR")
+            .env_remove("CLINE_DIR")
             .envs(env.iter().copied())
             .output()
             .unwrap()
@@ -748,24 +755,6 @@ fn codex_entry() -> Value {
     json!({ "command": BIN, "args": ["serve"], "startup_timeout_sec": 30 })
 }
 
-/// `mcp-bridge ARGS` as `Home::run_env`, and `CODEX_HOME` unset unless `env` sets it.
-fn run_codex(home: &Home, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(home.project())
-        .env("HOME", home.path())
-        .env_remove("XDG_CONFIG_HOME")
-        .env_remove("APPDATA")
-        .env_remove("LOCALAPPDATA")
-        .env_remove("CLAUDE_CONFIG_DIR")
-        .env_remove("MCP_BRIDGE_CONFIG")
-        .env_remove("MCP_BRIDGE_HOME")
-        .env_remove("CODEX_HOME")
-        .envs(env.iter().copied())
-        .output()
-        .unwrap()
-}
-
 /// `install codex` into a `~/.codex/config.toml` with comments, other tables
 /// and servers: the file keeps every line and gains the `[mcp_servers.mcp-bridge]`
 /// table, backed up once; again, nothing changes; `doctor` sees the entry;
@@ -776,7 +765,7 @@ fn codex_install_keeps_the_toml_file_and_uninstall_restores_it() {
     let original = fixture("codex-config.toml");
     let file = home.put(".codex/config.toml", &original);
 
-    let dry = run_codex(&home, &["install", "codex", "--dry-run", "--binary", BIN], &[]);
+    let dry = home.run_env(BIN, &["install", "codex", "--dry-run", "--binary", BIN], &[]);
     assert!(dry.status.success(), "{}", text(&dry.stderr));
     assert!(
         text(&dry.stdout).contains("+[mcp_servers.mcp-bridge]"),
@@ -785,7 +774,7 @@ fn codex_install_keeps_the_toml_file_and_uninstall_restores_it() {
     );
     assert_eq!(std::fs::read(&file).unwrap(), original);
 
-    let out = run_codex(&home, &["install", "codex", "--binary", BIN], &[]);
+    let out = home.run_env(BIN, &["install", "codex", "--binary", BIN], &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("codex mcp list"), "{}", text(&out.stdout));
     let written = String::from_utf8(std::fs::read(&file).unwrap()).unwrap();
@@ -802,7 +791,7 @@ fn codex_install_keeps_the_toml_file_and_uninstall_restores_it() {
     let bak = home.path().join(".codex/config.toml.mcp-bridge.bak");
     assert_eq!(std::fs::read(&bak).unwrap(), original);
 
-    let again = run_codex(&home, &["install", "codex", "--binary", BIN], &[]);
+    let again = home.run_env(BIN, &["install", "codex", "--binary", BIN], &[]);
     assert!(again.status.success(), "{}", text(&again.stderr));
     assert!(text(&again.stdout).contains("already up to date"));
     assert_eq!(std::fs::read_to_string(&file).unwrap(), written);
@@ -812,14 +801,14 @@ fn codex_install_keeps_the_toml_file_and_uninstall_restores_it() {
         ("MCP_BRIDGE_CREDENTIAL_STORE", "file".to_owned()),
     ];
     let doctor_env: Vec<(&str, &str)> = doctor_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let said = text(&run_codex(&home, &["doctor"], &doctor_env).stdout);
+    let said = text(&home.run_env(BIN, &["doctor"], &doctor_env).stdout);
     assert!(
         said.lines()
             .any(|l| l.starts_with("OK    Codex") && l.contains("config.toml") && l.contains(BIN)),
         "{said}"
     );
 
-    let un = run_codex(&home, &["uninstall", "codex"], &[]);
+    let un = home.run_env(BIN, &["uninstall", "codex"], &[]);
     assert!(un.status.success(), "{}", text(&un.stderr));
     assert_eq!(text(&std::fs::read(&file).unwrap()), text(&original));
     assert_eq!(std::fs::read(&bak).unwrap(), original);
@@ -839,7 +828,7 @@ fn codex_home_is_respected() {
         ("MCP_BRIDGE_HOME", bridge_home.display().to_string()),
     ];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let out = run_codex(&home, &["install", "--all", "--binary", BIN], &env);
+    let out = home.run_env(BIN, &["install", "--all", "--binary", BIN], &env);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let file = codex_home.join("config.toml");
     let written = std::fs::read_to_string(&file).unwrap();
@@ -852,7 +841,7 @@ fn codex_home_is_respected() {
     );
     assert!(!home.path().join(".codex").exists());
 
-    let un = run_codex(&home, &["uninstall", "codex"], &env);
+    let un = home.run_env(BIN, &["uninstall", "codex"], &env);
     assert!(un.status.success(), "{}", text(&un.stderr));
     assert!(text(&un.stdout).contains("which held only"), "{}", text(&un.stdout));
     assert!(!file.exists());
@@ -864,7 +853,7 @@ fn codex_corrupt_toml_is_left_untouched() {
     let home = Home::new();
     let corrupt = b"model = \"o3\"\n\n[mcp_servers.github\ncommand = \"npx\"\n";
     let file = home.put(".codex/config.toml", corrupt);
-    let out = run_codex(&home, &["install", "codex", "--binary", BIN], &[]);
+    let out = home.run_env(BIN, &["install", "codex", "--binary", BIN], &[]);
     let err = text(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("line 3") && err.contains("left untouched"), "{err}");
@@ -879,7 +868,7 @@ fn codex_corrupt_toml_is_left_untouched() {
 #[test]
 fn codex_project_entry_is_shared() {
     let home = Home::new();
-    let out = run_codex(&home, &["install", "codex", "--scope", "project"], &[]);
+    let out = home.run_env(BIN, &["install", "codex", "--scope", "project"], &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let file = home.project().join(".codex/config.toml");
     let written = std::fs::read_to_string(&file).unwrap();
@@ -888,7 +877,7 @@ fn codex_project_entry_is_shared() {
         "[mcp_servers.mcp-bridge]\ncommand = \"mcp-bridge\"\nargs = [\"serve\"]\nstartup_timeout_sec = 30\n"
     );
     assert_eq!(tree(&home.project()), [".codex", ".codex/config.toml"]);
-    let un = run_codex(&home, &["uninstall", "codex", "--scope", "project"], &[]);
+    let un = home.run_env(BIN, &["uninstall", "codex", "--scope", "project"], &[]);
     assert!(un.status.success(), "{}", text(&un.stderr));
     assert!(!file.exists());
 }

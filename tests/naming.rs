@@ -137,16 +137,20 @@ const CODEX: Client = Client {
     keeps: |c| c.is_ascii_alphanumeric() || c == '_',
 };
 
-/// Every listed name fits `client` after its prefix, is one it keeps as it
-/// is, and is unique; calling each reaches each upstream tool exactly once.
-async fn check(ide: &Ide, client: &Client) -> Vec<String> {
-    let names: Vec<String> = ide
-        .list_all_tools()
+/// The names the IDE lists, in order.
+async fn names_of(ide: &Ide) -> Vec<String> {
+    ide.list_all_tools()
         .await
         .unwrap()
         .into_iter()
         .map(|t| t.name.to_string())
-        .collect();
+        .collect()
+}
+
+/// Every listed name fits `client` after its prefix, is one it keeps as it
+/// is, and is unique; calling each reaches each upstream tool exactly once.
+async fn check(ide: &Ide, client: &Client) -> Vec<String> {
+    let names = names_of(ide).await;
     assert_eq!(names.len(), 2 * TOOLS.len(), "{}: {names:?}", client.name);
     let mut seen = BTreeSet::new();
     for n in &names {
@@ -233,13 +237,7 @@ async fn configured_naming_wins() {
     let (a, b) = (upstream(SERVER).await, upstream("other").await);
     home.servers_config(&[(SERVER, &a), ("other", &b)], "[naming]\nmax_length = 100\n");
     let (ide, _) = connect(&home, CLAUDE.name).await;
-    let names: Vec<String> = ide
-        .list_all_tools()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.name.to_string())
-        .collect();
+    let names = names_of(&ide).await;
     assert!(names.contains(&format!("{SERVER}__{LONG}")), "{names:?}");
 }
 
@@ -250,13 +248,7 @@ async fn configured_naming_wins() {
 async fn cached_catalog_is_renamed_before_the_first_list() {
     let home = home().await;
     let (first, _) = connect(&home, "some-agent").await;
-    let before: Vec<String> = first
-        .list_all_tools()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.name.to_string())
-        .collect();
+    let before = names_of(&first).await;
     let cache = home.path().join("cache/catalog.json");
     eventually(
         "the catalog cache",

@@ -31,15 +31,11 @@
 
 use jsonc_parser::ParseOptions;
 use jsonc_parser::cst::{CstContainerNode, CstInputValue, CstNode, CstObject, CstObjectProp, CstRootNode};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::EditError;
+use super::{EditError, ordered};
 
 const BOM: char = '\u{feff}';
-
-/// Fields of an entry written first, in the order the IDE docs use. serde_json's
-/// map is sorted, which would put `args` before `command`.
-const ENTRY_FIELD_ORDER: [&str; 4] = ["type", "command", "args", "env"];
 
 /// Insert or replace `text[top_key][name] = entry`, keeping everything else byte-for-byte
 /// where possible: other entries, unknown keys, key order, comments, trailing commas,
@@ -283,19 +279,7 @@ fn update(prop: &CstObjectProp, entry: &Value) {
     }
 }
 
-/// `fields` with [`ENTRY_FIELD_ORDER`] first, then the rest in map order.
-fn ordered(fields: &Map<String, Value>) -> Vec<(&String, &Value)> {
-    let mut fields: Vec<_> = fields.iter().collect();
-    fields.sort_by_key(|(name, _)| {
-        ENTRY_FIELD_ORDER
-            .iter()
-            .position(|known| known == name)
-            .unwrap_or(ENTRY_FIELD_ORDER.len())
-    });
-    fields
-}
-
-/// An entry as jsonc-parser input, its own fields in [`ENTRY_FIELD_ORDER`].
+/// An entry as jsonc-parser input, its own fields in [`super::ENTRY_FIELD_ORDER`].
 fn entry_input(entry: &Value) -> CstInputValue {
     match entry {
         Value::Object(fields) => CstInputValue::Object(

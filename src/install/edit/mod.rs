@@ -10,7 +10,7 @@
 pub mod json;
 pub mod toml;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Why a file could not be edited. Never contains file contents beyond the error position.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -109,6 +109,22 @@ pub fn entries_with_command<'a>(
         Format::Json => json::entries_with_command(text, place.key, pred),
         Format::Toml => toml::entries_with_command(text, place.key, pred),
     }
+}
+
+/// Fields of an entry written first, in the order the clients' docs use (a JSON
+/// map is sorted, which would put `args` before `command`); the rest follow.
+const ENTRY_FIELD_ORDER: [&str; 4] = ["type", "command", "args", "env"];
+
+/// `fields` with [`ENTRY_FIELD_ORDER`] first, then the rest in map order.
+fn ordered(fields: &Map<String, Value>) -> Vec<(&String, &Value)> {
+    let mut fields: Vec<_> = fields.iter().collect();
+    fields.sort_by_key(|(name, _)| {
+        ENTRY_FIELD_ORDER
+            .iter()
+            .position(|known| known == name)
+            .unwrap_or(ENTRY_FIELD_ORDER.len())
+    });
+    fields
 }
 
 /// The program an entry launches, whatever the client calls it: `command` as a

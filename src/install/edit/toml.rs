@@ -29,13 +29,9 @@
 use serde_json::{Map, Value};
 use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, TableLike};
 
-use super::EditError;
+use super::{EditError, ordered};
 
 const BOM: char = '\u{feff}';
-
-/// Fields of an entry written first, in the order the clients' docs use.
-/// serde_json's map is sorted, which would put `args` before `command`.
-const ENTRY_FIELD_ORDER: [&str; 4] = ["type", "command", "args", "env"];
 
 /// Insert or replace `[top_key.name] = entry`, keeping everything else byte for
 /// byte. `top_key` is created if missing (as an implicit table: only
@@ -289,18 +285,6 @@ fn append(table: &mut dyn TableLike, inline: bool, name: &str, mut item: Item) {
         }
     }
     table.insert(name, item);
-}
-
-/// `fields` with [`ENTRY_FIELD_ORDER`] first, then the rest in map order.
-fn ordered(fields: &Map<String, Value>) -> Vec<(&String, &Value)> {
-    let mut fields: Vec<_> = fields.iter().collect();
-    fields.sort_by_key(|(name, _)| {
-        ENTRY_FIELD_ORDER
-            .iter()
-            .position(|known| known == name)
-            .unwrap_or(ENTRY_FIELD_ORDER.len())
-    });
-    fields
 }
 
 /// A standard table of `fields`; with `sub_tables`, its object fields are
