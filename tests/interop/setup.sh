@@ -44,11 +44,14 @@ if [ -z "$npm_mismatch" ] && [ node_modules/.package-lock.json -nt package-lock.
   echo "npm test dependencies already installed in tests/interop/node_modules"
 else
   if [ -n "$npm_mismatch" ]; then echo "installing npm test dependencies: $npm_mismatch"; fi
-  if [ -f package-lock.json ]; then
-    npm ci --no-audit --no-fund --loglevel=error
-  else
-    npm install --no-audit --no-fund --loglevel=error
-  fi
+  # `npm install --no-save`, not `npm ci`: the lock has no entries for the
+  # other platforms' opencode binaries (opencode-darwin-*, -windows-*, -musl:
+  # optional dependencies the registry did not serve when it was made), and
+  # `npm ci` refuses a lock that misses any optional dependency. `install`
+  # takes every locked version as locked, skips what does not fit this
+  # platform, and with --no-save leaves the lock as committed; the pins are
+  # checked below.
+  npm install --no-save --no-audit --no-fund --loglevel=error
   npm_mismatch=$(node -e '
     const deps = require("./package.json").dependencies;
     for (const [name, want] of Object.entries(deps)) {
