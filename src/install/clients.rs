@@ -1,4 +1,4 @@
-//! The IDEs `install` knows: where each keeps its MCP server list on Linux,
+//! The IDEs and agents `install` knows (13): where each keeps its MCP server list on Linux,
 //! macOS and Windows, which key of which format (JSON, TOML) holds the
 //! servers, and the exact entry that launches the bridge. Path resolution is a
 //! pure function of a [`Machine`], so every OS's rules are tested on any host;
