@@ -1217,3 +1217,50 @@ fn gemini_project_note_follows_trusted_folders() {
     assert!(said.contains("as not trusted"), "{said}");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), rules("DO_NOT_TRUST"));
 }
+
+/// Zed: its `settings.json` (JSON with comments, holding everything else Zed
+/// is set to) gains `context_servers.mcp-bridge` and keeps the rest byte for
+/// byte; a second install changes nothing; uninstall takes out only the entry
+/// (`context_servers` stays, empty); the project's `.zed/settings.json` gets
+/// the shared entry.
+#[test]
+fn zed_settings_keep_everything_else() {
+    let home = Home::new();
+    let settings = b"// Zed settings\n//\n// For information on how to configure Zed, see the Zed\n// documentation: https://zed.dev/docs/configuring-zed\n{\n  \"theme\": \"One Dark\", // the dark one\n  \"ui_font_size\": 16,\n  \"buffer_font_size\": 15,\n}\n";
+    let file = home.put(".config/zed/settings.json", settings);
+    let out = home.run(BIN, &["install", "zed", "--binary", BIN]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        edit::get(&written, "context_servers", "mcp-bridge").unwrap(),
+        Some(expected_entry("cursor"))
+    );
+    assert!(written.starts_with("// Zed settings\n"), "{written}");
+    assert!(
+        written.contains("\"theme\": \"One Dark\", // the dark one\n"),
+        "{written}"
+    );
+    let again = home.run(BIN, &["install", "zed", "--binary", BIN]);
+    assert!(
+        text(&again.stdout).contains("already up to date"),
+        "{}",
+        text(&again.stdout)
+    );
+
+    let un = home.run(BIN, &["uninstall", "zed"]);
+    assert!(un.status.success(), "{}", text(&un.stderr));
+    let left = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(edit::get(&left, "context_servers", "mcp-bridge").unwrap(), None);
+    assert!(
+        left.starts_with("// Zed settings\n") && left.contains("\"ui_font_size\": 16,"),
+        "{left}"
+    );
+
+    let out = home.run(BIN, &["install", "zed", "--scope", "project"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let t = std::fs::read_to_string(home.project().join(".zed/settings.json")).unwrap();
+    assert_eq!(
+        edit::get(&t, "context_servers", "mcp-bridge").unwrap(),
+        Some(project_entry("zed"))
+    );
+}

@@ -1,4 +1,4 @@
-//! The IDEs and agents `install` knows (13): where each keeps its MCP server list on Linux,
+//! The IDEs and agents `install` knows (14): where each keeps its MCP server list on Linux,
 //! macOS and Windows, which key of which format (JSON, TOML) holds the
 //! servers, and the exact entry that launches the bridge. Path resolution is a
 //! pure function of a [`Machine`], so every OS's rules are tested on any host;
@@ -29,6 +29,7 @@ pub enum Client {
     LmStudio,
     Cline,
     AmazonQ,
+    Zed,
 }
 
 /// Whose file: the user's (all projects) or the current project's.
@@ -158,6 +159,19 @@ impl Machine {
         self.gemini_cli_home.as_ref().unwrap_or(&self.home).join(".gemini")
     }
 
+    /// Zed's settings directory: `$XDG_CONFIG_HOME/zed` or `~/.config/zed` on
+    /// Linux and macOS, `%APPDATA%\\Zed` on Windows.
+    fn zed_dir(&self) -> PathBuf {
+        match self.os {
+            Os::Windows => self.appdata().join("Zed"),
+            Os::Linux | Os::MacOs => self
+                .xdg_config
+                .clone()
+                .unwrap_or_else(|| self.home.join(".config"))
+                .join("zed"),
+        }
+    }
+
     /// `~/.copilot`, or `$COPILOT_HOME`.
     fn copilot_dir(&self) -> PathBuf {
         self.copilot_home.clone().unwrap_or_else(|| self.home.join(".copilot"))
@@ -183,7 +197,7 @@ pub enum PathError {
 }
 
 impl Client {
-    pub const ALL: [Client; 13] = [
+    pub const ALL: [Client; 14] = [
         Client::Cursor,
         Client::VsCode,
         Client::ClaudeDesktop,
@@ -197,6 +211,7 @@ impl Client {
         Client::LmStudio,
         Client::Cline,
         Client::AmazonQ,
+        Client::Zed,
     ];
 
     /// The name on the command line.
@@ -215,6 +230,7 @@ impl Client {
             Client::LmStudio => "lm-studio",
             Client::Cline => "cline",
             Client::AmazonQ => "amazon-q",
+            Client::Zed => "zed",
         }
     }
 
@@ -233,6 +249,7 @@ impl Client {
             Client::LmStudio => "LM Studio",
             Client::Cline => "Cline",
             Client::AmazonQ => "Amazon Q Developer CLI",
+            Client::Zed => "Zed",
         }
     }
 
@@ -254,6 +271,7 @@ impl Client {
             Client::VsCode => "servers",
             Client::Codex => "mcp_servers",
             Client::OpenCode => "mcp",
+            Client::Zed => "context_servers",
             _ => "mcpServers",
         }
     }
@@ -309,6 +327,8 @@ impl Client {
             (Client::LmStudio | Client::Cline, Scope::Project) => return Err(no_scope()),
             (Client::AmazonQ, Scope::User) => vec![m.home.join(".aws").join("amazonq").join("mcp.json")],
             (Client::AmazonQ, Scope::Project) => vec![m.project.join(".amazonq").join("mcp.json")],
+            (Client::Zed, Scope::User) => vec![m.zed_dir().join("settings.json")],
+            (Client::Zed, Scope::Project) => vec![m.project.join(".zed").join("settings.json")],
         })
     }
 
@@ -330,6 +350,7 @@ impl Client {
             Client::OpenCode => m.opencode_dir().is_dir(),
             Client::Kiro => m.home.join(".kiro").is_dir(),
             Client::AmazonQ => m.home.join(".aws").join("amazonq").is_dir(),
+            Client::Zed => m.zed_dir().is_dir(),
             Client::LmStudio => m.home.join(".lmstudio").is_dir(),
             Client::Cline => {
                 cline_file(m).parent().and_then(Path::parent).is_some_and(Path::is_dir)
@@ -398,6 +419,7 @@ impl Client {
             Client::LmStudio => "LM Studio loads it from mcp.json (Program tab, Install > Edit mcp.json shows it)",
             Client::Cline => "Cline reloads it (MCP Servers > Installed in Cline's panel)",
             Client::AmazonQ => "start a new `q chat` session (`/mcp` shows it)",
+            Client::Zed => "Zed reloads settings.json when it is saved (the Agent panel's settings list the server)",
         }
     }
 
@@ -1020,6 +1042,43 @@ mod tests {
             );
             assert_eq!(c.top_key(), "mcpServers");
         }
+    }
+
+    /// Zed: `settings.json` under `~/.config/zed` (Linux, macOS) or
+    /// `%APPDATA%\\Zed` (Windows), the project's `.zed/settings.json`; servers
+    /// under `context_servers` in the plain shape.
+    #[test]
+    fn zed_paths_place_and_entry() {
+        let one = |scope, m: &Machine| Client::Zed.paths(scope, m).unwrap().remove(0);
+        assert_eq!(
+            one(Scope::User, &machine(Os::Linux)),
+            Path::new("/home/ann/.config/zed/settings.json")
+        );
+        assert_eq!(
+            one(Scope::User, &machine(Os::MacOs)),
+            Path::new("/Users/ann/.config/zed/settings.json")
+        );
+        assert_eq!(
+            one(Scope::User, &machine(Os::Windows)),
+            Path::new(r"C:\Users\Ann Lee\AppData\Roaming")
+                .join("Zed")
+                .join("settings.json")
+        );
+        assert_eq!(
+            one(Scope::Project, &machine(Os::Linux)),
+            Path::new("/work/proj/.zed/settings.json")
+        );
+        assert_eq!(
+            Client::Zed.place(),
+            Place {
+                format: Format::Json,
+                key: "context_servers"
+            }
+        );
+        assert_eq!(
+            Client::Zed.entry("/b", &["serve".to_owned()], &serde_json::Map::new()),
+            json!({"command": "/b", "args": ["serve"], "env": {}})
+        );
     }
 
     /// Gemini's trust is the person's decision: a note names the folder and the
