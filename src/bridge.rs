@@ -237,8 +237,14 @@ impl Bridge {
     /// `initialize`: the first name heard renames the catalog for it. The
     /// rename is announced only if the IDE had already listed tools under the
     /// old names (it normally names itself in that very first request).
-    pub async fn learn_client(&self, name: Option<String>) {
-        let Some(name) = name else { return };
+    ///
+    /// `name` reads it from the request: only called while the IDE is unnamed,
+    /// so a named one (every IDE after its first request) pays nothing per call.
+    pub async fn learn_client(&self, name: impl FnOnce() -> Option<String>) {
+        if self.ide.has_name() {
+            return;
+        }
+        let Some(name) = name() else { return };
         if !self.ide.learn_name(&name) {
             return;
         }

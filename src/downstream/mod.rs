@@ -103,7 +103,9 @@ impl ServerHandler for Downstream {
         p: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        self.bridge.learn_client(ctx.meta.client_info().map(|i| i.name)).await;
+        self.bridge
+            .learn_client(|| ctx.meta.client_info().map(|i| i.name))
+            .await;
         self.bridge.first_lists().await;
         self.bridge.note_tools_listed();
         let cat = self.bridge.catalog();
@@ -123,7 +125,9 @@ impl ServerHandler for Downstream {
         params: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        self.bridge.learn_client(ctx.meta.client_info().map(|i| i.name)).await;
+        self.bridge
+            .learn_client(|| ctx.meta.client_info().map(|i| i.name))
+            .await;
         self.call(params, ctx).await
     }
 

@@ -198,7 +198,13 @@ impl IdeLink {
     /// Remember the name a 2026-07-28 IDE gave in a request's `_meta`; whether
     /// it is new (the first, and no `initialize` named the IDE).
     pub fn learn_name(&self, name: &str) -> bool {
-        self.client_name().is_none() && self.named.set(name.to_owned()).is_ok()
+        !self.has_name() && self.named.set(name.to_owned()).is_ok()
+    }
+
+    /// Whether the IDE has named itself (in `initialize` or a request's
+    /// `_meta`): a check without copying the name, made on every call.
+    pub fn has_name(&self) -> bool {
+        self.named.get().is_some() || self.peer.get().and_then(|p| p.peer_info()).is_some()
     }
 
     pub fn capabilities(&self) -> ClientCapabilities {
