@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::auth::*;
 use common::*;
+use rmcp::model::{ClientRequest, Request, ServerResult};
 use serde_json::json;
 
 /// A `$BROWSER` that writes the URL it is asked to open into a file, so the test
@@ -807,4 +808,197 @@ async fn login_times_out_clearly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no browser login within"), "{err}");
     assert!(err.contains("mcp-bridge login"), "{err}");
+}
+
+/// Calls until the bridge offers a new login through the IDE (after the
+/// authorization server revoked every grant): the link the IDE was given.
+/// Calls before that fail (the login is not noticed yet); a call made once it
+/// is noticed waits for the login, and is dropped here.
+async fn link_after_revocation(
+    client: &Client,
+    seen: &mut tokio::sync::mpsc::UnboundedReceiver<Seen>,
+) -> (String, String, String) {
+    let beat = Duration::from_millis(300);
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let call = async {
+                let _ = client.call_tool(params("whoami", json!({}))).await;
+                // Paces the calls that fail before the login is noticed.
+                tokio::time::sleep(beat).await;
+            };
+            tokio::select! {
+                s = seen.recv() => if let Some(Seen::Link { url, id, message }) = s {
+                    return (url, id, message);
+                },
+                _ = call => {}
+            }
+        }
+    })
+    .await
+    .expect("a login link in the IDE within 30 s")
+}
+
+/// A call sent now (its progress token is the IDE's), not yet answered.
+async fn send_whoami(client: &Client) -> rmcp::service::RequestHandle<rmcp::RoleClient> {
+    client
+        .send_request_with_option(
+            ClientRequest::CallToolRequest(Request::new(params("whoami", json!({})))),
+            rmcp::service::PeerRequestOptions::no_options(),
+        )
+        .await
+        .unwrap()
+}
+
+/// An IDE that declares URL-mode elicitation is offered the login link
+/// instead of a browser tab; a call made while the login is pending says it
+/// waits (progress), and completes once the user has logged in. The IDE is
+/// told the elicitation is complete.
+#[tokio::test]
+async fn the_ide_offers_the_login_link_and_the_call_waits_for_it() {
+    let auth = AuthServer::start();
+    let protected = start_protected(TestServer::new(Era::Legacy, "vault"), &auth, Protection::default());
+    let home = Home::new();
+    home.servers_config(
+        &[("vault", &protected.url)],
+        "[timeouts]\nready_wait = 2\nbackoff_max = 1\n",
+    );
+    login(&home, "vault").await;
+    let (browser, opened) = fake_browser(home.path());
+    let _ = std::fs::remove_file(&opened);
+    let (client, mut seen) = spawn_bridge_links(&home, &[("BROWSER", browser.to_str())], Links::Accept).await;
+    wait_for_tools(&client, &mut seen, |n| n.contains(&"whoami".into())).await;
+    auth.revoke_all();
+    let (url, id, message) = link_after_revocation(&client, &mut seen).await;
+    assert!(url.starts_with(&auth.authorization_endpoint()), "{url}");
+    assert!(
+        message.contains("'vault'") && message.contains("127.0.0.1"),
+        "{message}"
+    );
+    assert!(!id.is_empty(), "a 2025-11-25 URL elicitation has an id");
+
+    let pending = send_whoami(&client).await;
+    let token = pending.progress_token.clone();
+    let waiting = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Some(Seen::Progress(p)) = seen.recv().await
+                && p.progress_token == token
+            {
+                return p.message.unwrap_or_default();
+            }
+        }
+    })
+    .await
+    .expect("the call says it waits for the login");
+    assert!(waiting.contains("log in to 'vault'"), "{waiting}");
+    let visit = browse(&url, true).await;
+    assert_eq!(visit.callback_status, Some(200), "{visit:?}");
+    let ServerResult::CallToolResult(r) = tokio::time::timeout(Duration::from_secs(30), pending.await_response())
+        .await
+        .expect("the call completes after the login")
+        .unwrap()
+    else {
+        panic!("not a tool result")
+    };
+    assert_eq!(first_text(&r), "vault", "{r:?}");
+    let done = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(Seen::LinkDone(done)) = seen.recv().await {
+                return done;
+            }
+        }
+    })
+    .await
+    .expect("notifications/elicitation/complete");
+    assert_eq!(done, id);
+    assert!(!opened.exists(), "no browser tab was opened");
+}
+
+/// Declining the link in the IDE ends the waiting call with a clear refusal,
+/// and no browser opens behind the user's back.
+#[tokio::test]
+async fn a_declined_login_link_refuses_the_call() {
+    let auth = AuthServer::start();
+    let protected = start_protected(TestServer::new(Era::Modern, "vault"), &auth, Protection::default());
+    let home = Home::new();
+    home.servers_config(
+        &[("vault", &protected.url)],
+        "[timeouts]\nready_wait = 2\nbackoff_max = 1\n",
+    );
+    login(&home, "vault").await;
+    let (browser, opened) = fake_browser(home.path());
+    let _ = std::fs::remove_file(&opened);
+    let (client, mut seen) = spawn_bridge_links(&home, &[("BROWSER", browser.to_str())], Links::Decline).await;
+    wait_for_tools(&client, &mut seen, |n| n.contains(&"whoami".into())).await;
+    auth.revoke_all();
+    link_after_revocation(&client, &mut seen).await;
+    // The next call asks for a login again (the link is offered again) and is
+    // refused when the user declines it.
+    let r = tokio::time::timeout(Duration::from_secs(30), client.call_tool(params("whoami", json!({}))))
+        .await
+        .expect("an answer")
+        .expect("a tool result, not a protocol error");
+    assert_eq!(r.is_error, Some(true), "{r:?}");
+    let text = first_text(&r);
+    assert!(text.contains("login to 'vault' was declined"), "{text}");
+    assert!(text.contains("mcp-bridge login vault"), "{text}");
+    assert!(!opened.exists(), "no browser tab was opened");
+}
+
+/// A 2026-07-28 IDE that declares URL elicitation cannot be sent a request: the
+/// call ends with an input-required round carrying the link and the bridge's
+/// request state; the retry with the answer completes once the login has.
+#[tokio::test]
+async fn a_modern_ide_gets_the_login_link_as_an_input_round() {
+    let auth = AuthServer::start();
+    let protected = start_protected(TestServer::new(Era::Modern, "vault"), &auth, Protection::default());
+    let home = Home::new();
+    home.servers_config(
+        &[("vault", &protected.url)],
+        "[timeouts]\nready_wait = 2\nbackoff_max = 1\n",
+    );
+    login(&home, "vault").await;
+    let mut raw = Raw::spawn(&home);
+    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{"url":{}}},"io.modelcontextprotocol/clientInfo":{"name":"modern-ide","version":"1"}}"#;
+    let mut id = 0;
+    let mut call = async |raw: &mut Raw, extra: &str| {
+        id += 1;
+        raw.send(&format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"whoami","arguments":{{}}{extra},{meta}}}}}"#
+        ))
+        .await;
+        raw.answer().await
+    };
+    let first = call(&mut raw, "").await;
+    assert_eq!(first["result"]["content"][0]["text"], json!("vault"), "{first}");
+    auth.revoke_all();
+    let round = eventually(
+        "an input round with the login link",
+        Duration::from_secs(30),
+        async || {
+            let r = call(&mut raw, "").await;
+            if r["result"]["resultType"] == json!("input_required") {
+                Ok(r)
+            } else {
+                Err(r)
+            }
+        },
+    )
+    .await;
+    let ask = &round["result"]["inputRequests"]["mcp-bridge/login"];
+    assert_eq!(ask["method"], json!("elicitation/create"), "{round}");
+    assert_eq!(ask["params"]["mode"], json!("url"), "{round}");
+    let url = ask["params"]["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with(&auth.authorization_endpoint()), "{url}");
+    let state = round["result"]["requestState"].as_str().unwrap().to_owned();
+    let visit = browse(&url, true).await;
+    assert_eq!(visit.callback_status, Some(200), "{visit:?}");
+    let answered = format!(
+        r#","inputResponses":{{"mcp-bridge/login":{{"action":"accept"}}}},"requestState":{}"#,
+        json!(state)
+    );
+    let done = call(&mut raw, &answered).await;
+    assert_eq!(done["result"]["content"][0]["text"], json!("vault"), "{done}");
+    // The bridge's state is single-use.
+    let again = call(&mut raw, &answered).await;
+    assert_eq!(again["result"]["isError"], json!(true), "{again}");
 }

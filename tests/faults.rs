@@ -235,7 +235,7 @@ async fn modern_ide_is_served() {
     let mode = rmcp::ClientLifecycleMode::Discover {
         preferred_versions: vec![ProtocolVersion::V_2026_07_28],
     };
-    let client = rmcp::ClientServiceExt::serve_with_lifecycle(Ide { seen: tx }, transport, mode)
+    let client = rmcp::ClientServiceExt::serve_with_lifecycle(Ide::new(tx), transport, mode)
         .await
         .unwrap();
     let info = client.peer_info().unwrap();

@@ -136,7 +136,7 @@ async fn spawn_with_stderr(home: &Home, args: &[&str]) -> (Client, mpsc::Unbound
     let (tx, rx) = mpsc::unbounded_channel();
     let cmd = bridge_command(home, args);
     let (transport, stderr) = TokioChildProcess::builder(cmd).stderr(Stdio::piped()).spawn().unwrap();
-    let client = Ide { seen: tx }.serve(transport).await.expect("bridge initialises");
+    let client = Ide::new(tx).serve(transport).await.expect("bridge initialises");
     let (ltx, lrx) = mpsc::unbounded_channel();
     let all = Arc::new(Mutex::new(String::new()));
     let a = all.clone();

@@ -103,10 +103,7 @@ async fn spawn_logged(home: &Home, rust_log: &str) -> (Client, mpsc::UnboundedRe
         }
     });
     let (seen_tx, _) = mpsc::unbounded_channel();
-    let client = Ide { seen: seen_tx }
-        .serve(transport)
-        .await
-        .expect("bridge initialises");
+    let client = Ide::new(seen_tx).serve(transport).await.expect("bridge initialises");
     (client, log)
 }
 

@@ -362,7 +362,7 @@ async fn approval_for_a_2026_ide_is_an_input_round() {
     let mode = rmcp::ClientLifecycleMode::Discover {
         preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
     };
-    let client = rmcp::ClientServiceExt::serve_with_lifecycle(Ide { seen: tx }, transport, mode)
+    let client = rmcp::ClientServiceExt::serve_with_lifecycle(Ide::new(tx), transport, mode)
         .await
         .unwrap();
     // A modern IDE hears of list changes only on a listen stream: poll, bounded.

@@ -2,22 +2,35 @@
 //! starts the browser flow by itself, in the background, as users of IDE bridges
 //! expect. Several bridge processes (one per IDE window) share the store; a login
 //! lock file makes sure that only one of them opens a browser tab, and the others
-//! pick the tokens up when it is done.
+//! pick the tokens up when it is done. The caller may show the link another
+//! way than the browser (the IDE, through [`oauth::ShowLink`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::oauth::ShowLink;
 use super::{ServerCredentials, TokenStore, oauth};
 use crate::registry::ServerSpec;
 
 /// Run (or wait for) the login of `spec`. Returns whether tokens are now there.
-pub async fn login(spec: &ServerSpec, store: Arc<TokenStore>, timeout: Duration) -> bool {
-    run(spec, store, timeout, None).await
+pub async fn login(
+    spec: &ServerSpec,
+    store: Arc<TokenStore>,
+    timeout: Duration,
+    show: Option<Arc<dyn ShowLink>>,
+) -> bool {
+    run(spec, store, timeout, None, show).await
 }
 
 /// Step-up after `403 insufficient_scope`: log in again asking for the union of
 /// the scopes granted so far, the configured ones and the challenged ones.
-pub async fn step_up(spec: &ServerSpec, store: Arc<TokenStore>, challenged: &str, timeout: Duration) -> bool {
+pub async fn step_up(
+    spec: &ServerSpec,
+    store: Arc<TokenStore>,
+    challenged: &str,
+    timeout: Duration,
+    show: Option<Arc<dyn ShowLink>>,
+) -> bool {
     use rmcp::transport::auth::CredentialStore;
     let creds = ServerCredentials::new(store.clone(), &spec.url);
     let mut scopes: Vec<String> = creds
@@ -38,11 +51,17 @@ pub async fn step_up(spec: &ServerSpec, store: Arc<TokenStore>, challenged: &str
             scopes.push(s.to_owned());
         }
     }
-    tracing::warn!(server = %spec.id, "{} asks for more access ({challenged}): opening the browser", spec.id);
-    run(spec, store, timeout, Some(scopes)).await
+    tracing::warn!(server = %spec.id, "{} asks for more access ({challenged}): logging in again", spec.id);
+    run(spec, store, timeout, Some(scopes), show).await
 }
 
-async fn run(spec: &ServerSpec, store: Arc<TokenStore>, timeout: Duration, scopes: Option<Vec<String>>) -> bool {
+async fn run(
+    spec: &ServerSpec,
+    store: Arc<TokenStore>,
+    timeout: Duration,
+    scopes: Option<Vec<String>>,
+    show: Option<Arc<dyn ShowLink>>,
+) -> bool {
     let step_up = scopes.is_some();
     let creds = ServerCredentials::new(store.clone(), &spec.url);
     let key = creds.key().to_owned();
@@ -57,7 +76,7 @@ async fn run(spec: &ServerSpec, store: Arc<TokenStore>, timeout: Duration, scope
                 return true;
             }
             if !step_up {
-                tracing::warn!(server = %spec.id, "{} needs a login: opening the browser", spec.id);
+                tracing::warn!(server = %spec.id, "{} needs a login: starting one", spec.id);
             }
             let opts = oauth::LoginOptions {
                 client_id: spec.oauth.client_id.clone(),
@@ -67,6 +86,7 @@ async fn run(spec: &ServerSpec, store: Arc<TokenStore>, timeout: Duration, scope
                 send_resource: !spec.oauth.omit_resource,
                 client_metadata_url: spec.oauth.client_metadata_url.clone(),
                 timeout: Some(timeout),
+                show,
             };
             match oauth::login(&spec.url, creds, &opts).await {
                 Ok(()) => {

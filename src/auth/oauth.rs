@@ -1,7 +1,8 @@
 //! The interactive login: discovery from the server's 401, PKCE S256 (refused when
 //! the authorization server does not advertise it), client registration in the
 //! spec's order (pre-registered id, else dynamic registration as a native app),
-//! the browser opened on the authorization URL, a one-shot loopback listener on
+//! the authorization URL shown to the user (by a [`ShowLink`] when the caller
+//! has one, e.g. the IDE; else the browser is opened), a one-shot loopback listener on
 //! 127.0.0.1 for the redirect (`state` and `iss` checked by rmcp), and the code
 //! exchanged for tokens that land in the credential store.
 
@@ -24,6 +25,8 @@ pub enum LoginError {
     Timeout(Duration),
     #[error("the authorization server refused: {0}")]
     Denied(String),
+    #[error("the login link was declined in the IDE")]
+    Declined,
     #[error("login failed: {0}")]
     Failed(String),
 }
@@ -41,6 +44,37 @@ pub struct LoginOptions {
     pub send_resource: bool,
     /// Client ID Metadata Document URL, used when the server supports CIMD.
     pub client_metadata_url: Option<String>,
+    /// Who shows the user the authorization link; `None`: the browser.
+    pub show: Option<Arc<dyn ShowLink>>,
+}
+
+/// The authorization link of a login in progress.
+#[derive(Debug, Clone)]
+pub struct LoginLink {
+    /// The authorization URL the user opens.
+    pub url: String,
+    /// A fresh id for this login (the MCP `elicitationId` when shown in an IDE).
+    pub id: String,
+}
+
+/// How a login's link reached the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    /// Shown (or handed to whoever shows it); the login waits for the redirect.
+    Shown,
+    /// The user said no: the login ends at once with [`LoginError::Declined`].
+    Declined,
+    /// It could not be shown this way: the browser is opened instead.
+    Unable,
+}
+
+/// Shows the authorization link of a login to the user, instead of the browser:
+/// the IDE, for the bridge (`upstream::login`). The login waits for the redirect
+/// while `show` runs, so a user who opens the link before answering is not lost.
+pub trait ShowLink: Send + Sync {
+    fn show<'a>(&'a self, link: &'a LoginLink) -> futures::future::BoxFuture<'a, Shown>;
+    /// The login ended (`ok`: tokens stored), after `show` said [`Shown::Shown`].
+    fn finished(&self, link: &LoginLink, ok: bool);
 }
 
 impl Default for LoginOptions {
@@ -53,6 +87,7 @@ impl Default for LoginOptions {
             timeout: None,
             send_resource: true,
             client_metadata_url: None,
+            show: None,
         }
     }
 }
@@ -63,6 +98,7 @@ impl std::fmt::Debug for LoginOptions {
             .field("client_id", &self.client_id)
             .field("client_secret", &self.client_secret.as_ref().map(|_| "[REDACTED]"))
             .field("scopes", &self.scopes)
+            .field("show", &self.show.as_ref().map(|_| "ShowLink"))
             .finish()
     }
 }
@@ -262,20 +298,56 @@ pub async fn login(url: &str, creds: ServerCredentials, opts: &LoginOptions) -> 
     {
         auth_url = format!("{base}?{}", strip_param(query, "resource"));
     }
-    open_browser(&auth_url);
     let timeout = opts.timeout.unwrap_or(Duration::from_secs(300));
-    let callback = tokio::time::timeout(timeout, accept_callback(&listener, port))
-        .await
-        .map_err(|_| LoginError::Timeout(timeout))??;
-    if let Err(e) = state.handle_callback_url(&callback.url).await {
-        callback.reply(false, &e.to_string()).await;
-        return Err(failed(e));
+    let link = LoginLink {
+        url: auth_url,
+        id: format!("{:032x}", rand::random::<u128>()),
+    };
+    let ended = async {
+        let callback = tokio::time::timeout(timeout, await_redirect(&listener, port, &link, opts.show.as_deref()))
+            .await
+            .map_err(|_| LoginError::Timeout(timeout))??;
+        if let Err(e) = state.handle_callback_url(&callback.url).await {
+            callback.reply(false, &e.to_string()).await;
+            return Err(failed(e));
+        }
+        callback.reply(true, "").await;
+        // Remember the redirect URI the client is bound to, for the next login.
+        let secret = opts.client_secret.clone().or_else(|| reuse.and_then(|(_, _, s)| s));
+        creds.remember_registration(redirect, secret).await.map_err(failed)
     }
-    callback.reply(true, "").await;
-    // Remember the redirect URI the client is bound to, for the next login.
-    let secret = opts.client_secret.clone().or_else(|| reuse.and_then(|(_, _, s)| s));
-    creds.remember_registration(redirect, secret).await.map_err(failed)?;
-    Ok(())
+    .await;
+    if let Some(show) = &opts.show {
+        show.finished(&link, ended.is_ok());
+    }
+    ended
+}
+
+/// Show the user `link` (through `show`, else the browser) and wait for the
+/// browser's redirect to the loopback listener.
+async fn await_redirect(
+    listener: &tokio::net::TcpListener,
+    port: u16,
+    link: &LoginLink,
+    show: Option<&dyn ShowLink>,
+) -> Result<Callback, LoginError> {
+    let waiting = accept_callback(listener, port);
+    let Some(show) = show else {
+        open_browser(&link.url);
+        return waiting.await;
+    };
+    tokio::pin!(waiting);
+    // The redirect may come before the IDE answers (the user opened the link
+    // at once): whichever is first.
+    tokio::select! {
+        shown = show.show(link) => match shown {
+            Shown::Shown => {}
+            Shown::Declined => return Err(LoginError::Declined),
+            Shown::Unable => open_browser(&link.url),
+        },
+        callback = &mut waiting => return callback,
+    }
+    waiting.await
 }
 
 /// Open `url` in the user's browser: `$BROWSER` when set (a command; `%s` is

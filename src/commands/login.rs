@@ -76,6 +76,7 @@ fn options(s: &ServerSpec, timeout: Duration) -> oauth::LoginOptions {
         send_resource: !s.oauth.omit_resource,
         client_metadata_url: s.oauth.client_metadata_url.clone(),
         timeout: Some(timeout),
+        show: None,
     }
 }
 

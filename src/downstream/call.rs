@@ -1,5 +1,6 @@
 //! The path of a `tools/call`: the discovery meta-tools, routing under the
-//! policy (hidden tools refused, approval asked for), forwarding with the input
+//! policy (hidden tools refused, approval asked for), a login the server waits
+//! for (offered through the IDE, [`login`]), forwarding with the input
 //! rounds a modern server may ask a legacy IDE for, and the audit record of how
 //! the call ended. Cancellation by the IDE is a typed outcome here
 //! ([`CallError::Cancelled`]), not a text to look for.
@@ -12,7 +13,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer};
 
 use super::errors::{CANCELLED, refused, unexpected};
-use super::{Downstream, approval};
+use super::{Downstream, approval, login};
 use crate::config::secs;
 use crate::upstream::{RequestError, RequestFailure};
 
@@ -131,6 +132,14 @@ impl Downstream {
         };
         note.server = route.server.to_string();
         note.tool = route.name.clone();
+        let up = self.upstream(&route).await?;
+        match self.login_gate(&up, &mut params, &ctx, false).await? {
+            login::Gate::Go => {}
+            login::Gate::Ask(round) => return Ok(CallToolResponse::InputRequired(*round)),
+            login::Gate::Refuse(text) => {
+                return Ok(note.declined(text));
+            }
+        }
         if let Some(why) = approval {
             let ask = approval::Ask {
                 tool: &params.name,
@@ -153,10 +162,7 @@ impl Downstream {
                 match gate {
                     approval::Gate::Ask(round) => return Ok(CallToolResponse::InputRequired(*round)),
                     approval::Gate::Refuse(text) => {
-                        note.refusal = Some(crate::audit::Outcome::Declined);
-                        return Ok(CallToolResponse::Complete(CallToolResult::error(vec![
-                            ContentBlock::text(text),
-                        ])));
+                        return Ok(note.declined(text));
                     }
                     approval::Gate::Go { strip } => {
                         // The bridge's own question and state never reach the server.
@@ -172,19 +178,35 @@ impl Downstream {
                     }
                 }
             } else if let Err(text) = self.approvals.check(ask, &ctx.peer, &caps, wait).await {
-                note.refusal = Some(crate::audit::Outcome::Declined);
-                return Ok(CallToolResponse::Complete(CallToolResult::error(vec![
-                    ContentBlock::text(text),
-                ])));
+                return Ok(note.declined(text));
             }
         }
-        let up = self.upstream(&route).await?;
         let route_server = route.server.clone();
         params.name = route.name.into();
         let modern_ide = self.bridge.ide.is_modern();
+        let mut logged_in_again = false;
         for _ in 0..MAX_INPUT_ROUNDS {
             let req = ClientRequest::CallToolRequest(Request::new(params.clone()));
-            match self.forward(&up, req, &ctx).await? {
+            let answer = match self.forward(&up, req, &ctx).await {
+                // The server refused the login before running the call: log in
+                // again through the IDE, where it opens links, and send it once more.
+                Err(e)
+                    if matches!(e.failure, RequestFailure::LoginRefused)
+                        && !logged_in_again
+                        && self.ide_opens_links(&ctx) =>
+                {
+                    logged_in_again = true;
+                    match self.login_gate(&up, &mut params, &ctx, true).await? {
+                        login::Gate::Go => continue,
+                        login::Gate::Ask(round) => return Ok(CallToolResponse::InputRequired(*round)),
+                        login::Gate::Refuse(text) => {
+                            return Ok(note.declined(text));
+                        }
+                    }
+                }
+                other => other?,
+            };
+            match answer {
                 ServerResult::CallToolResult(mut r) => {
                     self.ide_uris(&route_server, &mut r.content);
                     return Ok(CallToolResponse::Complete(r));
@@ -318,8 +340,17 @@ impl Downstream {
 struct CallNote {
     server: String,
     tool: String,
-    /// Set when the bridge itself refused the call (policy, approval).
+    /// Set when the bridge itself refused the call (policy, approval, login).
     refusal: Option<crate::audit::Outcome>,
+}
+
+impl CallNote {
+    /// The call was not made because the user said no (approval, login):
+    /// `text` says so to the IDE as a tool error.
+    fn declined(&mut self, text: String) -> CallToolResponse {
+        self.refusal = Some(crate::audit::Outcome::Declined);
+        CallToolResponse::Complete(CallToolResult::error(vec![ContentBlock::text(text)]))
+    }
 }
 
 /// The size of a result for the audit log, without serialising the text it

@@ -74,6 +74,13 @@ impl From<RequestError> for McpError {
                 ),
                 Some(serde_json::json!({ "server": server, "scope": scope })),
             ),
+            RequestFailure::LoginRefused => McpError::internal_error(
+                format!(
+                    "server '{server}' ({url}) no longer accepts the login (HTTP 401); the call was not run. \
+                     The bridge is connecting again to start a new login; if none appears, run `mcp-bridge login {server}`"
+                ),
+                Some(serde_json::json!({ "server": server, "url": url })),
+            ),
             RequestFailure::Cancelled => McpError::internal_error(CANCELLED, None),
             RequestFailure::Service { error, timeout } => service(&server, &url, error, timeout),
         }

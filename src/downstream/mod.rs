@@ -12,6 +12,7 @@ mod call;
 pub mod era;
 mod errors;
 pub mod ids;
+mod login;
 mod route;
 pub mod stdio;
 pub mod unconfigured;
@@ -36,6 +37,8 @@ pub struct Downstream {
     bridge: Arc<Bridge>,
     /// What the user allowed for this IDE session.
     approvals: Arc<approval::Approvals>,
+    /// Login links out to a 2026-07-28 IDE.
+    logins: Arc<login::Logins>,
 }
 
 impl Downstream {
@@ -43,6 +46,7 @@ impl Downstream {
         Downstream {
             bridge,
             approvals: Arc::default(),
+            logins: Arc::default(),
         }
     }
 }

@@ -12,6 +12,7 @@
 pub mod client;
 pub mod errors;
 pub mod http;
+pub mod login;
 mod owner;
 
 use crate::util::Locked;
@@ -94,6 +95,10 @@ pub enum RequestFailure {
     /// HTTP 403 `insufficient_scope`, and a step-up login did not help (or
     /// could not be started): the scopes the server asks for.
     NeedsScope(String),
+    /// HTTP 401 on a live connection: the server no longer takes the login
+    /// (revoked, expired) and did not run the request. The owner has been
+    /// told to connect again, which starts a new login.
+    LoginRefused,
     /// The IDE cancelled the request; the server was told.
     Cancelled,
     /// rmcp's error: the server's own, a timeout (`timeout` seconds without a
@@ -148,6 +153,12 @@ pub struct UpstreamHandle {
     task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Where this server's credentials live, for step-up.
     store: Option<crate::auth::oauth::Store>,
+    /// The IDE, which may show a login's link.
+    ide: Arc<IdeLink>,
+    /// The owner's logins, as calls see them.
+    login: login::StatusCell,
+    login_asked: Arc<std::sync::atomic::AtomicBool>,
+    login_now: Arc<Notify>,
 }
 
 impl UpstreamHandle {
@@ -171,9 +182,12 @@ impl UpstreamHandle {
         let reconnect = Arc::new(Notify::new());
         let cancel = parent.child_token();
         let last_error = LastError::default();
+        let login: login::StatusCell = Arc::new(watch::channel(login::LoginStatus::default()).0);
+        let login_now = Arc::new(Notify::new());
+        let login_asked = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let handler = UpstreamClient {
             server: id.clone(),
-            ide,
+            ide: ide.clone(),
             progress: progress.clone(),
             refresh: refresh.clone(),
             events: events.clone(),
@@ -191,6 +205,9 @@ impl UpstreamHandle {
             changed,
             last_error: last_error.clone(),
             legacy_hint,
+            login: login.clone(),
+            login_asked: login_asked.clone(),
+            login_now: login_now.clone(),
         }));
         Arc::new(UpstreamHandle {
             spec,
@@ -202,7 +219,57 @@ impl UpstreamHandle {
             cancel,
             task: tokio::sync::Mutex::new(Some(task)),
             store,
+            ide,
+            login,
+            login_asked,
+            login_now,
         })
+    }
+
+    /// How long a login this bridge starts may wait for the user; `None` when
+    /// it starts none (`[auth] auto_login` off, or no credential store).
+    pub fn login_wait(&self) -> Option<Duration> {
+        self.store.as_ref().and_then(|s| s.auto_login)
+    }
+
+    /// The server's latest login.
+    pub fn login_status(&self) -> login::LoginStatus {
+        self.login.borrow().clone()
+    }
+
+    /// Ask for a login for a call: the one running, else a new one the owner
+    /// starts (after one more connection attempt). Returns its round.
+    pub fn ask_login(&self) -> u64 {
+        let s = self.login.borrow();
+        if s.running {
+            return s.round;
+        }
+        self.login_asked.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.login_now.notify_one();
+        s.round + 1
+    }
+
+    /// Wait (at most `wait`) until login `round` has a link, or has ended.
+    pub async fn login_link(&self, round: u64, wait: Duration) -> Option<login::LoginStatus> {
+        login::wait_for(&self.login, wait, |s| {
+            s.round >= round && (s.url.is_some() || !s.running)
+        })
+        .await
+    }
+
+    /// Wait (at most `wait`) until login `round` (or a later one) has ended.
+    /// After a successful one, the owner connects again: wait for that too
+    /// (within `ready_wait`), so that the next request finds the connection.
+    pub async fn login_ended(&self, round: u64, wait: Duration, ready_wait: Duration) -> Option<login::LoginOutcome> {
+        let mut state = self.state.clone();
+        state.borrow_and_update();
+        let s = login::wait_for(&self.login, wait, |s| s.round >= round && !s.running).await?;
+        let outcome = s.outcome?;
+        if outcome == login::LoginOutcome::LoggedIn && matches!(*state.borrow(), ConnState::Failed { .. }) {
+            // The owner leaves `Failed` once it is told of the login.
+            let _ = tokio::time::timeout(ready_wait, state.changed()).await;
+        }
+        Some(outcome)
     }
 
     pub fn state(&self) -> ConnState {
@@ -355,7 +422,8 @@ impl UpstreamHandle {
         let (Some(wait), Some(tokens)) = (lazy.auto_login, lazy.get().await) else {
             return false;
         };
-        crate::auth::auto::step_up(&self.spec, tokens, scope, wait).await
+        let show = login::IdeShow::new(self.id.clone(), self.ide.clone(), None, false, wait);
+        crate::auth::auto::step_up(&self.spec, tokens, scope, wait, Some(Arc::new(show))).await
     }
 
     /// Send `request` on `peer` once, with the IDE's progress token mapped and
@@ -374,6 +442,12 @@ impl UpstreamHandle {
         let failed =
             |error: rmcp::ServiceError| match errors::insufficient_scope(error.auth_challenge(), &self.spec.url) {
                 Some(scope) => RequestFailure::NeedsScope(scope),
+                None if error.is_authorization_required() => {
+                    // Only a new connection finds out whether a login is needed
+                    // (the refresher may still have a token to try).
+                    self.reconnect.notify_one();
+                    RequestFailure::LoginRefused
+                }
                 None => RequestFailure::Service { error, timeout },
             };
         let handle = peer.send_request_with_option(request, opts).await.map_err(failed)?;

@@ -361,6 +361,11 @@ pub(super) struct Owner {
     pub(super) changed: Arc<Notify>,
     pub(super) last_error: LastError,
     pub(super) legacy_hint: Option<bool>,
+    /// The logins this task starts, as calls see them.
+    pub(super) login: super::login::StatusCell,
+    /// A call asks for a login (the IDE can show its link): set, then notified.
+    pub(super) login_asked: Arc<std::sync::atomic::AtomicBool>,
+    pub(super) login_now: Arc<Notify>,
 }
 
 /// The owner task: runs until `owner.cancel` is cancelled, then reports
@@ -379,6 +384,9 @@ pub(super) async fn run(owner: Owner) {
         changed,
         last_error: last_error_at,
         mut legacy_hint,
+        login,
+        login_asked,
+        login_now,
     } = owner;
     let id = handler.server.clone();
     let report = |s: ConnState| {
@@ -444,8 +452,12 @@ pub(super) async fn run(owner: Owner) {
                 // browser flow once per episode (one process among several
                 // opens the tab), and retry as soon as it is done.
                 let mut login_started = false;
+                // A call asked for a login: start one even if one was tried
+                // this outage.
+                let by_call = login_asked.swap(false, std::sync::atomic::Ordering::SeqCst);
                 if let Some(needs) = &needs
-                    && !auto_login_tried
+                    && (!auto_login_tried || by_call)
+                    && !login_running.load(std::sync::atomic::Ordering::SeqCst)
                     && let Some(lazy) = &store
                     && let Some(wait) = lazy.auto_login
                     && let Some(tokens) = lazy.get().await
@@ -456,11 +468,23 @@ pub(super) async fn run(owner: Owner) {
                     let (needs, root) = (needs.clone(), cancel.clone());
                     let running = login_running.clone();
                     running.store(true, std::sync::atomic::Ordering::SeqCst);
+                    let status = login.clone();
+                    super::login::started(&status);
+                    let show = super::login::IdeShow::new(
+                        id.clone(),
+                        handler.ide.clone(),
+                        Some(status.clone()),
+                        by_call,
+                        wait,
+                    );
+                    let show: Option<Arc<dyn crate::auth::oauth::ShowLink>> = Some(Arc::new(show));
                     tokio::spawn(async move {
                         let login = async {
                             match needs {
-                                NeedsLogin::Login => crate::auth::auto::login(&spec2, tokens, wait).await,
-                                NeedsLogin::MoreScope(s) => crate::auth::auto::step_up(&spec2, tokens, &s, wait).await,
+                                NeedsLogin::Login => crate::auth::auto::login(&spec2, tokens, wait, show).await,
+                                NeedsLogin::MoreScope(s) => {
+                                    crate::auth::auto::step_up(&spec2, tokens, &s, wait, show).await
+                                }
                             }
                         };
                         // Shutting down ends the login (its loopback listener
@@ -470,6 +494,7 @@ pub(super) async fn run(owner: Owner) {
                             ok = login => ok,
                         };
                         running.store(false, std::sync::atomic::Ordering::SeqCst);
+                        super::login::ended(&status, ok);
                         if ok {
                             retry.notify_one();
                         } else {
@@ -478,7 +503,7 @@ pub(super) async fn run(owner: Owner) {
                     });
                 }
                 if needs.is_some() && auto_login_tried {
-                    e = format!("{e} (a login was started in your browser)");
+                    e = format!("{e} (a login was started)");
                 }
                 // Say it once per outage, not once per retry.
                 if attempt == 0 {
@@ -506,6 +531,8 @@ pub(super) async fn run(owner: Owner) {
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     _ = retry_now.notified() => continue,
+                    // Try once more first: another process may have logged in.
+                    _ = login_now.notified() => continue,
                     _ = tokio::time::sleep(crate::util::backoff(attempt, secs(timeouts.backoff_max))) => continue,
                 }
             }

@@ -542,20 +542,64 @@ pub enum Seen {
     PromptsChanged,
     ResourcesChanged,
     ResourceUpdated(String),
+    /// A URL-mode elicitation (the IDE "opened" nothing: the test browses it).
+    Link {
+        url: String,
+        id: String,
+        message: String,
+    },
+    /// `notifications/elicitation/complete` for this elicitation id.
+    LinkDone(String),
+}
+
+/// What the test IDE does with URL-mode elicitation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Links {
+    /// Not declared (`elicitation: {form: {}}`), as most IDEs.
+    Unable,
+    /// Declared; every link is accepted (and reported as [`Seen::Link`]).
+    Accept,
+    /// Declared; every link is declined (and reported).
+    Decline,
 }
 
 /// The IDE: answers sampling, elicitation and roots, records notifications.
 #[derive(Clone)]
 pub struct Ide {
     pub seen: mpsc::UnboundedSender<Seen>,
+    pub links: Links,
+}
+
+impl Ide {
+    pub fn new(seen: mpsc::UnboundedSender<Seen>) -> Ide {
+        Ide {
+            seen,
+            links: Links::Unable,
+        }
+    }
 }
 
 impl ClientHandler for Ide {
     fn get_info(&self) -> ClientConfig {
+        let elicitation = match self.links {
+            Links::Unable => json!({ "form": {} }),
+            _ => json!({ "form": {}, "url": {} }),
+        };
         let caps: ClientCapabilities = from_json(json!({
-            "sampling": {}, "elicitation": { "form": {} }, "roots": { "listChanged": true }
+            "sampling": {}, "elicitation": elicitation, "roots": { "listChanged": true }
         }));
         ClientConfig::new(caps, Implementation::new("test-ide", "1.0"))
+    }
+
+    async fn on_custom_notification(&self, n: CustomNotification, _: NotificationContext<RoleClient>) {
+        if n.method == "notifications/elicitation/complete" {
+            let id = n
+                .params
+                .as_ref()
+                .and_then(|p| p["elicitationId"].as_str())
+                .unwrap_or_default();
+            let _ = self.seen.send(Seen::LinkDone(id.to_owned()));
+        }
     }
 
     async fn create_elicitation(
@@ -565,6 +609,23 @@ impl ClientHandler for Ide {
     ) -> Result<ElicitResult, McpError> {
         let msg = match &p {
             ElicitRequestParams::FormElicitationParams { message, .. } => message.clone(),
+            ElicitRequestParams::UrlElicitationParams {
+                message,
+                url,
+                elicitation_id,
+                ..
+            } => {
+                let _ = self.seen.send(Seen::Link {
+                    url: url.clone(),
+                    id: elicitation_id.clone(),
+                    message: message.clone(),
+                });
+                let action = match self.links {
+                    Links::Decline => "decline",
+                    _ => "accept",
+                };
+                return Ok(from_json(json!({ "action": action })));
+            }
             _ => "?".into(),
         };
         // The user's behaviour, chosen by the text a test put in the question.
@@ -700,7 +761,20 @@ pub async fn spawn_bridge_env(
     args: &[&str],
     env: &[(&str, Option<&str>)],
 ) -> (Client, mpsc::UnboundedReceiver<Seen>) {
-    let (tx, rx) = mpsc::unbounded_channel();
+    spawn_ide(env_command(home, args, env), Links::Unable).await
+}
+
+/// `serve` in `home` with environment changes, connected to a test IDE that
+/// handles URL-mode elicitation as `links` says.
+pub async fn spawn_bridge_links(
+    home: &Home,
+    env: &[(&str, Option<&str>)],
+    links: Links,
+) -> (Client, mpsc::UnboundedReceiver<Seen>) {
+    spawn_ide(env_command(home, &[], env), links).await
+}
+
+fn env_command(home: &Home, args: &[&str], env: &[(&str, Option<&str>)]) -> tokio::process::Command {
     let mut cmd = bridge_command(home, args);
     for (k, v) in env {
         match v {
@@ -708,8 +782,16 @@ pub async fn spawn_bridge_env(
             None => cmd.env_remove(k),
         };
     }
+    cmd
+}
+
+async fn spawn_ide(cmd: tokio::process::Command, links: Links) -> (Client, mpsc::UnboundedReceiver<Seen>) {
+    let (tx, rx) = mpsc::unbounded_channel();
     let transport = TokioChildProcess::new(cmd).unwrap();
-    let client = Ide { seen: tx }.serve(transport).await.expect("bridge initialises");
+    let client = Ide { seen: tx, links }
+        .serve(transport)
+        .await
+        .expect("bridge initialises");
     (client, rx)
 }
 
@@ -726,7 +808,7 @@ pub async fn spawn_with_stderr(
         String::from_utf8_lossy(&out).into_owned()
     });
     let (tx, rx) = mpsc::unbounded_channel();
-    let client = Ide { seen: tx }.serve(transport).await.expect("bridge initialises");
+    let client = Ide::new(tx).serve(transport).await.expect("bridge initialises");
     (client, rx, read)
 }
 
@@ -742,7 +824,7 @@ pub async fn spawn_bridge_with_pid(
     cmd.env("RUST_LOG", rust_log);
     let transport = TokioChildProcess::new(cmd).unwrap();
     let pid = transport.id().expect("the bridge is running");
-    let client = Ide { seen: tx }.serve(transport).await.expect("bridge initialises");
+    let client = Ide::new(tx).serve(transport).await.expect("bridge initialises");
     (client, rx, pid)
 }
 
