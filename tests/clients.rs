@@ -995,7 +995,9 @@ async fn copilot_cli_calls_a_bridged_tool_through_a_loopback_model() {
 /// on a loopback Anthropic Messages API (`ANTHROPIC_BASE_URL`, streamed SSE)
 /// lists the bridge's tools to the model as `mcp__mcp-bridge__<tool>`, calls the
 /// bridged echo when asked (allowed for the bridge's tools only, with
-/// `--allowedTools mcp__mcp-bridge`), and sends its result back.
+/// `--allowedTools mcp__mcp-bridge`), and sends its result back. With
+/// `ENABLE_TOOL_SEARCH=false`: by default Claude Code offers MCP tools only
+/// through its ToolSearch tool, which this stand-in does not script.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claude_code_calls_a_bridged_tool_through_a_loopback_model() {
     if skip_requested() {
@@ -1017,6 +1019,9 @@ async fn claude_code_calls_a_bridged_tool_through_a_loopback_model() {
         .env("ANTHROPIC_API_KEY", "test")
         .env("DISABLE_AUTOUPDATER", "1")
         .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        // MCP tools in the request's `tools`, not deferred behind ToolSearch
+        // (on by default in 2.1.332, even for a custom base URL).
+        .env("ENABLE_TOOL_SEARCH", "false")
         .args([
             "-p",
             "Call the echo tool of the mcp-bridge server.",
