@@ -24,6 +24,12 @@
 //! connect to the bridge (Gemini CLI only in a trusted folder); Codex's list
 //! does not connect, so it proves the entry is read as written.
 //!
+//! And one prompt each for GitHub Copilot CLI, Claude Code and Codex, pointed
+//! through their documented base-URL settings at the loopback model API of
+//! `tests/common/model_api.rs`, which asks for the bridged `echo` with a fresh
+//! nonce: the agent's tool result must carry the nonce and the upstream must
+//! have run the call.
+//!
 //! Versions are pinned in `tests/interop/package.json` (+ lock) and
 //! `tests/interop/requirements.txt`, installed by `tests/interop/setup.sh`, which
 //! these tests run themselves when something is missing. `MCP_BRIDGE_SKIP_INTEROP=1`
@@ -52,6 +58,7 @@ const MARKS: &[&str] = &[
     "node_modules/.bin/gemini",
     "node_modules/.bin/opencode",
     "node_modules/.bin/codex",
+    "node_modules/.bin/copilot",
     ".venv/bin/python",
 ];
 
@@ -885,6 +892,7 @@ async fn model_for(nonce: &str, final_text: &str) -> ModelApi {
     ModelApi::start(Plan {
         pick: Box::new(|name: &str| name.ends_with("echo") && name.contains(OLD)),
         arguments: json!({ "text": nonce }),
+        code: None,
         final_text: final_text.to_owned(),
     })
     .await
@@ -918,6 +926,7 @@ fn check_round_trip(
         context()
     );
     let results = api.seen(|s| s.results.clone());
+    println!("the tool result the agent sent back: {results:?}");
     assert!(
         results.iter().any(|r| r.contains(nonce)),
         "no tool result with {nonce} came back to the model: {results:?}\n{}",
@@ -1031,5 +1040,54 @@ async fn claude_code_calls_a_bridged_tool_through_a_loopback_model() {
     let output = agent_output(&mut cmd, what, &api).await;
     let name = check_round_trip(&world, &api, &nonce, &output, |n| n.starts_with("mcp__mcp-bridge__"));
     println!("Claude Code named the bridged echo {name:?}");
+    assert!(output.contains(&done), "the final answer is not shown:\n{output}");
+}
+
+/// Codex 0.171.0 (npm `@openai/codex`): after `mcp-bridge install codex` into an
+/// empty temp `CODEX_HOME`, `codex exec` on a loopback Responses API (the
+/// `openai_base_url` setting; the stand-in refuses Codex's WebSocket attempt
+/// with 404, so it falls back to HTTP POST with SSE) calls the bridged echo when
+/// asked and sends its result back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_calls_a_bridged_tool_through_a_loopback_model() {
+    if skip_requested() {
+        return;
+    }
+    let codex = npm_client("codex");
+    let world = World::new();
+    let project = world.user.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    install_for(&world, &project, "codex").await;
+    assert!(world.user.join(".codex/config.toml").is_file());
+
+    let nonce = nonce();
+    let done = format!("done with {nonce}");
+    // Codex 0.171 offers MCP tools only to the scripts of its `exec` tool (code
+    // mode), under `tools.<namespace>__<tool>` with `-` turned into `_`.
+    let script =
+        format!("const r = await tools.mcp__mcp_bridge__{OLD}__echo({{ text: {nonce:?} }});\ntext(JSON.stringify(r));");
+    let api = ModelApi::start(Plan {
+        pick: Box::new(|_: &str| false),
+        arguments: json!({}),
+        code: Some(("exec".into(), script)),
+        final_text: done.clone(),
+    })
+    .await;
+    let what = "codex exec";
+    let mut cmd = as_user(&world, &project, &codex);
+    cmd.env("OPENAI_API_KEY", "test")
+        .args(["exec", "--skip-git-repo-check", "-c"])
+        .arg(format!("openai_base_url=\"{}/v1\"", api.base()))
+        .args(["-c", "approval_policy=\"never\"", "-c", "analytics.enabled=false"])
+        .arg("Call the echo tool of the mcp-bridge server.");
+    let output = agent_output(&mut cmd, what, &api).await;
+    check_round_trip(&world, &api, &nonce, &output, |n| n == "exec");
+    // The bridge was listed to the model as a deferred namespace, with its
+    // `instructions` as the description.
+    let log = api.log();
+    assert!(
+        log.contains("Deferred tool namespaces:\\n- mcp__mcp_bridge: mcp-bridge"),
+        "{log}"
+    );
     assert!(output.contains(&done), "the final answer is not shown:\n{output}");
 }

@@ -35,6 +35,11 @@ pub struct Plan {
     pub pick: Box<dyn Fn(&str) -> bool + Send + Sync>,
     /// The call's arguments.
     pub arguments: Value,
+    /// For agents that offer MCP tools only to code they run (Codex's code mode):
+    /// the custom tool to call instead (`exec`), and its input (a script that
+    /// calls the MCP tool). Used when the request offers that tool and none that
+    /// `pick` accepts.
+    pub code: Option<(String, String)>,
     /// The final answer, once the tool result is back.
     pub final_text: String,
 }
@@ -140,6 +145,12 @@ async fn handle(State(api): State<Arc<Api>>, method: Method, uri: Uri, body: Byt
             seen.called = Some(name.clone());
             seen.offered = offered.clone();
             Turn::Call(name.clone(), api.script.arguments.to_string())
+        } else if let (None, Some((tool, input))) = (&seen.called, &api.script.code)
+            && offered.contains(tool)
+        {
+            seen.called = Some(tool.clone());
+            seen.offered = offered.clone();
+            Turn::Custom(tool.clone(), input.clone())
         } else {
             eprintln!(
                 "model stand-in: {wire:?} request answered with plain text (offered {offered:?}): {}",
@@ -161,24 +172,32 @@ async fn handle(State(api): State<Arc<Api>>, method: Method, uri: Uri, body: Byt
 enum Turn {
     /// Call the tool (name, arguments as JSON text).
     Call(String, String),
+    /// Call a custom (free-form input) tool: name, input. Responses only.
+    Custom(String, String),
     Text(String),
 }
 
-/// The tool names a request offers.
+/// The tool names a request offers: its `tools`, and for Responses also the
+/// tools an input item carries (Codex 0.171 sends them in its developer
+/// message), each tool of a `namespace` by its own name.
 fn offered_tools(wire: Wire, body: &Value) -> Vec<String> {
+    let mut lists = vec![&body["tools"]];
+    if let Wire::Responses = wire {
+        lists.extend(body["input"].as_array().into_iter().flatten().map(|i| &i["tools"]));
+    }
     let mut out = Vec::new();
-    for t in body["tools"].as_array().into_iter().flatten() {
+    for t in lists.into_iter().filter_map(Value::as_array).flatten() {
+        if t["type"] == "namespace" {
+            for inner in t["tools"].as_array().into_iter().flatten() {
+                out.extend(inner["name"].as_str().map(str::to_owned));
+            }
+            continue;
+        }
         let name = match wire {
             Wire::Chat => &t["function"]["name"],
             Wire::Messages | Wire::Responses => &t["name"],
         };
         out.extend(name.as_str().map(str::to_owned));
-        // Responses: tools grouped in a namespace.
-        for inner in t["tools"].as_array().into_iter().flatten() {
-            if let (Some(ns), Some(n)) = (t["name"].as_str(), inner["name"].as_str()) {
-                out.push(format!("{ns}{n}"));
-            }
-        }
     }
     out
 }
@@ -219,7 +238,8 @@ fn tool_results(wire: Wire, body: &Value) -> Vec<String> {
         }
         Wire::Responses => {
             for i in body["input"].as_array().into_iter().flatten() {
-                if i["type"] == "function_call_output" && i["call_id"] == CALL_ID {
+                let output = i["type"] == "function_call_output" || i["type"] == "custom_tool_call_output";
+                if output && i["call_id"] == CALL_ID {
                     out.push(text_of(&i["output"]));
                 }
             }
@@ -254,6 +274,7 @@ fn sse(events: Vec<(Option<&str>, String)>) -> Response {
 /// OpenAI Chat Completions.
 fn chat(turn: &Turn, model: &str, stream: bool) -> Response {
     let (message, delta, finish) = match turn {
+        Turn::Custom(..) => unreachable!("custom tools are offered only on the Responses wire"),
         Turn::Call(name, args) => {
             let call = json!({ "id": CALL_ID, "type": "function", "function": { "name": name, "arguments": args } });
             let mut streamed = call.clone();
@@ -307,6 +328,7 @@ fn chat(turn: &Turn, model: &str, stream: bool) -> Response {
 /// Anthropic Messages.
 fn messages(turn: &Turn, model: &str, stream: bool) -> Response {
     let (block, stop) = match turn {
+        Turn::Custom(..) => unreachable!("custom tools are offered only on the Responses wire"),
         Turn::Call(name, args) => (
             json!({ "type": "tool_use", "id": CALL_ID, "name": name,
                     "input": serde_json::from_str::<Value>(args).unwrap() }),
@@ -322,6 +344,7 @@ fn messages(turn: &Turn, model: &str, stream: bool) -> Response {
         }));
     }
     let (start, delta) = match turn {
+        Turn::Custom(..) => unreachable!(),
         Turn::Call(name, args) => (
             json!({ "type": "tool_use", "id": CALL_ID, "name": name, "input": {} }),
             json!({ "type": "input_json_delta", "partial_json": args }),
@@ -368,6 +391,10 @@ fn responses(turn: &Turn, model: &str) -> Response {
         Turn::Call(name, args) => json!({
             "type": "function_call", "id": "fc_standin", "call_id": CALL_ID,
             "name": name, "arguments": args, "status": "completed"
+        }),
+        Turn::Custom(name, input) => json!({
+            "type": "custom_tool_call", "id": "ctc_standin", "call_id": CALL_ID,
+            "name": name, "input": input, "status": "completed"
         }),
         Turn::Text(t) => json!({
             "type": "message", "id": "msg_standin", "role": "assistant", "status": "completed",
