@@ -878,7 +878,7 @@ async fn codex_mcp_list_reads_the_installed_entry() {
 #[path = "common/model_api.rs"]
 mod model_api;
 
-use model_api::{ModelApi, Plan};
+use model_api::{ModelApi, Plan, SearchInput};
 
 /// A text no run can have seen before.
 fn nonce() -> String {
@@ -893,6 +893,7 @@ async fn model_for(nonce: &str, final_text: &str) -> ModelApi {
         pick: Box::new(|name: &str| name.ends_with("echo") && name.contains(OLD)),
         arguments: json!({ "text": nonce }),
         code: None,
+        search: None,
         final_text: final_text.to_owned(),
     })
     .await
@@ -1004,11 +1005,22 @@ async fn copilot_cli_calls_a_bridged_tool_through_a_loopback_model() {
 /// on a loopback Anthropic Messages API (`ANTHROPIC_BASE_URL`, streamed SSE)
 /// lists the bridge's tools to the model as `mcp__mcp-bridge__<tool>`, calls the
 /// bridged echo when asked (allowed for the bridge's tools only, with
-/// `--allowedTools mcp__mcp-bridge`), and sends its result back. With
-/// `ENABLE_TOOL_SEARCH=false`: by default Claude Code offers MCP tools only
-/// through its ToolSearch tool, which this stand-in does not script.
+/// `--allowedTools mcp__mcp-bridge`), and sends its result back. Here with
+/// `ENABLE_TOOL_SEARCH=false`, so the bridge's tools are in the request's `tools`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claude_code_calls_a_bridged_tool_through_a_loopback_model() {
+    claude_code_case(false).await;
+}
+
+/// The same as Claude Code runs by default (2.1.332, even on a custom base
+/// URL): MCP tools are deferred, named only in the system prompt; the model
+/// loads the bridged echo with `ToolSearch` (`select:<name>`), then calls it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_code_calls_a_bridged_tool_found_with_tool_search() {
+    claude_code_case(true).await;
+}
+
+async fn claude_code_case(tool_search: bool) {
     if skip_requested() {
         return;
     }
@@ -1021,25 +1033,46 @@ async fn claude_code_calls_a_bridged_tool_through_a_loopback_model() {
 
     let nonce = nonce();
     let done = format!("done with {nonce}");
-    let api = model_for(&nonce, &done).await;
+    let api = ModelApi::start(Plan {
+        pick: Box::new(|name: &str| name.ends_with("echo") && name.contains(OLD)),
+        arguments: json!({ "text": nonce }),
+        code: None,
+        search: tool_search.then(|| -> (String, SearchInput) {
+            (
+                "ToolSearch".into(),
+                Box::new(|name: &str| json!({ "query": format!("select:{name}") })),
+            )
+        }),
+        final_text: done.clone(),
+    })
+    .await;
     let what = "claude -p";
     let mut cmd = as_user(&world, &project, &claude);
     cmd.env("ANTHROPIC_BASE_URL", api.base())
         .env("ANTHROPIC_API_KEY", "test")
         .env("DISABLE_AUTOUPDATER", "1")
         .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-        // MCP tools in the request's `tools`, not deferred behind ToolSearch
-        // (on by default in 2.1.332, even for a custom base URL).
-        .env("ENABLE_TOOL_SEARCH", "false")
         .args([
             "-p",
             "Call the echo tool of the mcp-bridge server.",
             "--allowedTools",
             "mcp__mcp-bridge",
         ]);
+    if tool_search {
+        // Claude Code's default: unset.
+        cmd.env_remove("ENABLE_TOOL_SEARCH");
+    } else {
+        cmd.env("ENABLE_TOOL_SEARCH", "false");
+    }
     let output = agent_output(&mut cmd, what, &api).await;
     let name = check_round_trip(&world, &api, &nonce, &output, |n| n.starts_with("mcp__mcp-bridge__"));
     println!("Claude Code named the bridged echo {name:?}");
+    let searched = api.seen(|s| s.searched.clone());
+    if tool_search {
+        assert_eq!(searched, Some(("ToolSearch".into(), name)), "{}", api.log());
+    } else {
+        assert_eq!(searched, None);
+    }
     assert!(output.contains(&done), "the final answer is not shown:\n{output}");
 }
 
@@ -1070,6 +1103,7 @@ async fn codex_calls_a_bridged_tool_through_a_loopback_model() {
         pick: Box::new(|_: &str| false),
         arguments: json!({}),
         code: Some(("exec".into(), script)),
+        search: None,
         final_text: done.clone(),
     })
     .await;

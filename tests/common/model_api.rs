@@ -11,6 +11,12 @@
 //! - else, if its `tools` list offers a tool that [`Plan::pick`] accepts, and no
 //!   call was asked for yet, the answer asks to call it with [`Plan::arguments`]
 //!   (the tool's name as the agent spelled it is recorded);
+//! - else, for an agent that defers its MCP tools behind a search tool
+//!   ([`Plan::search`]), the answer calls that tool once for the deferred tool
+//!   the request names, and the call is made when a later request offers it;
+//! - else, for an agent that offers MCP tools only to code it runs
+//!   ([`Plan::code`]), the answer calls its code tool with a script that calls
+//!   the MCP tool;
 //! - else the answer is a plain text (agents also send side requests: titles,
 //!   summaries), and the request is logged to stderr.
 //!
@@ -29,6 +35,9 @@ use axum::response::Response;
 use mcp_bridge::util::Locked;
 use serde_json::{Value, json};
 
+/// The search tool's input for a deferred tool's name.
+pub type SearchInput = Box<dyn Fn(&str) -> Value + Send + Sync>;
+
 /// What the scripted model does.
 pub struct Plan {
     /// Which offered tool to call, by its name as the agent spelled it.
@@ -40,6 +49,12 @@ pub struct Plan {
     /// calls the MCP tool). Used when the request offers that tool and none that
     /// `pick` accepts.
     pub code: Option<(String, String)>,
+    /// For agents that defer MCP tools behind a search tool (Claude Code's
+    /// ToolSearch): that tool's name, and its input for the deferred tool's
+    /// name. Called once when the request offers the search tool but no tool
+    /// that `pick` accepts, and mentions one `pick` accepts in its text (the
+    /// deferred list); the call itself waits for a request that offers it.
+    pub search: Option<(String, SearchInput)>,
     /// The final answer, once the tool result is back.
     pub final_text: String,
 }
@@ -55,6 +70,8 @@ pub struct Seen {
     pub called: Option<String>,
     /// The text of every tool result sent back for that call.
     pub results: Vec<String>,
+    /// The search made first (tool, deferred name), if any.
+    pub searched: Option<(String, String)>,
 }
 
 struct Api {
@@ -70,6 +87,8 @@ pub struct ModelApi {
 
 /// The call id the stand-in gives its one tool call.
 const CALL_ID: &str = "call_standin_1";
+/// The call id of the search made first, if any.
+const SEARCH_ID: &str = "call_standin_search";
 
 impl ModelApi {
     /// Serve `script` on 127.0.0.1 at a free port, in the current runtime.
@@ -144,7 +163,16 @@ async fn handle(State(api): State<Arc<Api>>, method: Method, uri: Uri, body: Byt
         } else if let (None, Some(name)) = (&seen.called, offered.iter().find(|n| (api.script.pick)(n))) {
             seen.called = Some(name.clone());
             seen.offered = offered.clone();
-            Turn::Call(name.clone(), api.script.arguments.to_string())
+            Turn::Call(CALL_ID, name.clone(), api.script.arguments.to_string())
+        } else if let (None, None, Some((tool, input)), Some(name)) = (
+            &seen.called,
+            &seen.searched,
+            &api.script.search,
+            mentioned(&body).into_iter().find(|n| (api.script.pick)(n)),
+        ) && offered.contains(tool)
+        {
+            seen.searched = Some((tool.clone(), name.clone()));
+            Turn::Call(SEARCH_ID, tool.clone(), input(&name).to_string())
         } else if let (None, Some((tool, input))) = (&seen.called, &api.script.code)
             && offered.contains(tool)
         {
@@ -170,8 +198,8 @@ async fn handle(State(api): State<Arc<Api>>, method: Method, uri: Uri, body: Byt
 
 /// The model's answer to one request.
 enum Turn {
-    /// Call the tool (name, arguments as JSON text).
-    Call(String, String),
+    /// Call a tool (call id, name, arguments as JSON text).
+    Call(&'static str, String, String),
     /// Call a custom (free-form input) tool: name, input. Responses only.
     Custom(String, String),
     Text(String),
@@ -199,6 +227,26 @@ fn offered_tools(wire: Wire, body: &Value) -> Vec<String> {
         };
         out.extend(name.as_str().map(str::to_owned));
     }
+    out
+}
+
+/// Every word of every string in a request (split at whitespace, quotes,
+/// commas and brackets): where an agent names its deferred tools.
+fn mentioned(body: &Value) -> Vec<String> {
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => out.extend(
+                s.split(|c: char| c.is_whitespace() || "\"'`,;()[]{}<>".contains(c))
+                    .filter(|w| !w.is_empty())
+                    .map(str::to_owned),
+            ),
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            Value::Object(o) => o.values().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(body, &mut out);
     out
 }
 
@@ -275,8 +323,8 @@ fn sse(events: Vec<(Option<&str>, String)>) -> Response {
 fn chat(turn: &Turn, model: &str, stream: bool) -> Response {
     let (message, delta, finish) = match turn {
         Turn::Custom(..) => unreachable!("custom tools are offered only on the Responses wire"),
-        Turn::Call(name, args) => {
-            let call = json!({ "id": CALL_ID, "type": "function", "function": { "name": name, "arguments": args } });
+        Turn::Call(id, name, args) => {
+            let call = json!({ "id": id, "type": "function", "function": { "name": name, "arguments": args } });
             let mut streamed = call.clone();
             streamed["index"] = json!(0);
             (
@@ -329,8 +377,8 @@ fn chat(turn: &Turn, model: &str, stream: bool) -> Response {
 fn messages(turn: &Turn, model: &str, stream: bool) -> Response {
     let (block, stop) = match turn {
         Turn::Custom(..) => unreachable!("custom tools are offered only on the Responses wire"),
-        Turn::Call(name, args) => (
-            json!({ "type": "tool_use", "id": CALL_ID, "name": name,
+        Turn::Call(id, name, args) => (
+            json!({ "type": "tool_use", "id": id, "name": name,
                     "input": serde_json::from_str::<Value>(args).unwrap() }),
             "tool_use",
         ),
@@ -345,8 +393,8 @@ fn messages(turn: &Turn, model: &str, stream: bool) -> Response {
     }
     let (start, delta) = match turn {
         Turn::Custom(..) => unreachable!(),
-        Turn::Call(name, args) => (
-            json!({ "type": "tool_use", "id": CALL_ID, "name": name, "input": {} }),
+        Turn::Call(id, name, args) => (
+            json!({ "type": "tool_use", "id": id, "name": name, "input": {} }),
             json!({ "type": "input_json_delta", "partial_json": args }),
         ),
         Turn::Text(t) => (
@@ -388,8 +436,8 @@ fn messages(turn: &Turn, model: &str, stream: bool) -> Response {
 /// OpenAI Responses (always streamed: Codex asks for SSE).
 fn responses(turn: &Turn, model: &str) -> Response {
     let item = match turn {
-        Turn::Call(name, args) => json!({
-            "type": "function_call", "id": "fc_standin", "call_id": CALL_ID,
+        Turn::Call(id, name, args) => json!({
+            "type": "function_call", "id": format!("fc_{id}"), "call_id": id,
             "name": name, "arguments": args, "status": "completed"
         }),
         Turn::Custom(name, input) => json!({
