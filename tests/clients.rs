@@ -1112,7 +1112,18 @@ async fn codex_calls_a_bridged_tool_through_a_loopback_model() {
     cmd.env("OPENAI_API_KEY", "test")
         .args(["exec", "--skip-git-repo-check", "-c"])
         .arg(format!("openai_base_url=\"{}/v1\"", api.base()))
-        .args(["-c", "approval_policy=\"never\"", "-c", "analytics.enabled=false"])
+        .args(["-c", "approval_policy=\"never\""])
+        // Nothing but loopback: no analytics, no update check (api.github.com),
+        // no plugin marketplace (`git ls-remote` of github.com/openai/plugins),
+        // no ChatGPT apps (chatgpt.com).
+        .args([
+            "-c",
+            "analytics.enabled=false",
+            "-c",
+            "check_for_update_on_startup=false",
+        ])
+        .args(["-c", "features.plugins=false", "-c", "features.remote_plugin=false"])
+        .args(["-c", "features.apps=false"])
         .arg("Call the echo tool of the mcp-bridge server.");
     let output = agent_output(&mut cmd, what, &api).await;
     check_round_trip(&world, &api, &nonce, &output, |n| n == "exec");
