@@ -24,6 +24,12 @@
 //! connect to the bridge (Gemini CLI only in a trusted folder); Codex's list
 //! does not connect, so it proves the entry is read as written.
 //!
+//! And one prompt each for GitHub Copilot CLI, Claude Code and Codex, pointed
+//! through their documented base-URL settings at the loopback model API of
+//! `tests/common/model_api.rs`, which asks for the bridged `echo` with a fresh
+//! nonce: the agent's tool result must carry the nonce and the upstream must
+//! have run the call.
+//!
 //! Versions are pinned in `tests/interop/package.json` (+ lock) and
 //! `tests/interop/requirements.txt`, installed by `tests/interop/setup.sh`, which
 //! these tests run themselves when something is missing. `MCP_BRIDGE_SKIP_INTEROP=1`
@@ -52,6 +58,7 @@ const MARKS: &[&str] = &[
     "node_modules/.bin/gemini",
     "node_modules/.bin/opencode",
     "node_modules/.bin/codex",
+    "node_modules/.bin/copilot",
     ".venv/bin/python",
 ];
 
@@ -587,7 +594,8 @@ fn npm_client(name: &str) -> PathBuf {
 /// `program` run as the user of the world's empty HOME, in `cwd`: every place a
 /// client or the bridge looks for its files (XDG dirs, `CODEX_HOME`) is inside
 /// that HOME, the variables that would move them or reach a model API are
-/// removed, and update checks are off, so nothing leaves the machine.
+/// removed, and update checks are off, so nothing leaves the machine. (The
+/// one-prompt tests set a loopback model API on top.)
 fn as_user(world: &World, cwd: &std::path::Path, program: &std::path::Path) -> tokio::process::Command {
     let u = &world.user;
     let mut c = tokio::process::Command::new(program);
@@ -598,6 +606,7 @@ fn as_user(world: &World, cwd: &std::path::Path, program: &std::path::Path) -> t
         .env("XDG_STATE_HOME", u.join(".local/state"))
         .env("XDG_CACHE_HOME", u.join(".cache"))
         .env("CODEX_HOME", u.join(".codex"))
+        .env("COPILOT_HOME", u.join(".copilot"))
         .env("MCP_BRIDGE_HOME", world.home.path())
         .env("MCP_BRIDGE_CREDENTIAL_STORE", "file")
         .env("BROWSER", "true")
@@ -623,6 +632,15 @@ fn as_user(world: &World, cwd: &std::path::Path, program: &std::path::Path) -> t
         "OPENCODE_CONFIG_CONTENT",
         "OPENAI_API_KEY",
         "OPENAI_BASE_URL",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "CLAUDE_CONFIG_DIR",
+        "COPILOT_ALLOW_ALL",
+        "COPILOT_PROVIDER_BASE_URL",
+        "COPILOT_PROVIDER_API_KEY",
+        "COPILOT_MODEL",
+        "GH_TOKEN",
+        "GITHUB_TOKEN",
     ] {
         c.env_remove(v);
     }
@@ -845,4 +863,277 @@ async fn codex_mcp_list_reads_the_installed_entry() {
         json!(world.home.path()),
         "{ours}"
     );
+}
+
+// ---- One-prompt runs through a loopback model API (issue 16 requirement 4) ----
+//
+// Copilot CLI, Claude Code and Codex have no `mcp list` that connects, or one
+// that proves less than a call: each is installed into with `mcp-bridge install
+// <client>`, pointed through its documented base-URL setting at the stand-in of
+// `tests/common/model_api.rs`, and given one prompt. The stand-in asks for the
+// bridged `echo` of the `old` upstream with a fresh nonce, and the test checks
+// that the result the agent sent back carries the nonce and that the upstream
+// ran the call.
+
+#[path = "common/model_api.rs"]
+mod model_api;
+
+use model_api::{ModelApi, Plan, SearchInput};
+
+/// A text no run can have seen before.
+fn nonce() -> String {
+    format!("nonce-{:016x}", rand::random::<u64>())
+}
+
+/// The stand-in for one run: call the `old` upstream's `echo` (whatever prefix
+/// the agent puts before the bridge's name) with `{"text": nonce}`, then say
+/// `final_text`.
+async fn model_for(nonce: &str, final_text: &str) -> ModelApi {
+    ModelApi::start(Plan {
+        pick: Box::new(|name: &str| name.ends_with("echo") && name.contains(OLD)),
+        arguments: json!({ "text": nonce }),
+        code: None,
+        search: None,
+        final_text: final_text.to_owned(),
+    })
+    .await
+}
+
+/// After an agent's run: the stand-in asked for the bridged echo (named as
+/// `expect_name` says), the agent sent its result back with the nonce in it,
+/// and the `old` upstream ran exactly that one call. Returns the name the agent
+/// gave the tool.
+fn check_round_trip(
+    world: &World,
+    api: &ModelApi,
+    nonce: &str,
+    output: &str,
+    expect_name: impl Fn(&str) -> bool,
+) -> String {
+    let context = || {
+        format!(
+            "---- agent output ----\n{output}\n---- model API requests ----\n{}",
+            api.log()
+        )
+    };
+    let called = api
+        .seen(|s| s.called.clone())
+        .unwrap_or_else(|| panic!("the agent never offered the bridged echo to the model\n{}", context()));
+    let offered = api.seen(|s| s.offered.clone());
+    println!("the agent named the bridged tool {called:?}; it offered {offered:?}");
+    assert!(
+        expect_name(&called),
+        "unexpected name for the bridged echo: {called}\n{}",
+        context()
+    );
+    let results = api.seen(|s| s.results.clone());
+    println!("the tool result the agent sent back: {results:?}");
+    assert!(
+        results.iter().any(|r| r.contains(nonce)),
+        "no tool result with {nonce} came back to the model: {results:?}\n{}",
+        context()
+    );
+    let calls = world._old.server.probe.calls.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(calls, 1, "the old upstream ran {calls} calls\n{}", context());
+    called
+}
+
+/// Runs an agent to its end (bounded), returning stdout + stderr; it must succeed.
+async fn agent_output(cmd: &mut tokio::process::Command, what: &str, api: &ModelApi) -> String {
+    let started = Instant::now();
+    let out = tokio::time::timeout(SCRIPT_TIMEOUT, cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("`{what}` did not finish in {SCRIPT_TIMEOUT:?}\n{}", api.log()))
+        .unwrap_or_else(|e| panic!("`{what}` does not start: {e}"));
+    let all = format!(
+        "---- stdout ----\n{}\n---- stderr ----\n{}",
+        strip_ansi(&String::from_utf8_lossy(&out.stdout)),
+        strip_ansi(&String::from_utf8_lossy(&out.stderr))
+    );
+    println!("`{what}` took {:.1?} ({})", started.elapsed(), out.status);
+    assert!(
+        out.status.success(),
+        "`{what}` failed ({}):\n{all}\n---- model API requests ----\n{}",
+        out.status,
+        api.log()
+    );
+    all
+}
+
+/// GitHub Copilot CLI 1.0.102 (npm `@github/copilot`): after `mcp-bridge install
+/// copilot` into an empty temp `COPILOT_HOME`, `copilot -p … --allow-all-tools`
+/// offline (`COPILOT_OFFLINE`), on a loopback OpenAI-compatible provider
+/// (`COPILOT_PROVIDER_BASE_URL`, Chat Completions), lists the bridge's tools to
+/// the model as `mcp-bridge-<tool>`, calls the bridged echo when asked, and
+/// sends its result (the nonce, through the bridge from the upstream) back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copilot_cli_calls_a_bridged_tool_through_a_loopback_model() {
+    if skip_requested() {
+        return;
+    }
+    let copilot = npm_client("copilot");
+    let world = World::new();
+    let project = world.user.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    install_for(&world, &project, "copilot").await;
+    assert!(world.user.join(".copilot/mcp-config.json").is_file());
+
+    let nonce = nonce();
+    let done = format!("done with {nonce}");
+    let api = model_for(&nonce, &done).await;
+    let what = "copilot -p";
+    let mut cmd = as_user(&world, &project, &copilot);
+    cmd.env("COPILOT_OFFLINE", "true")
+        .env("COPILOT_AUTO_UPDATE", "false")
+        .env("COPILOT_PROVIDER_BASE_URL", format!("{}/v1", api.base()))
+        .env("COPILOT_PROVIDER_TYPE", "openai")
+        .env("COPILOT_PROVIDER_API_KEY", "test")
+        .env("COPILOT_MODEL", "gpt-4.1")
+        .args([
+            "-p",
+            "Call the echo tool of the mcp-bridge server.",
+            "--allow-all-tools",
+        ]);
+    let output = agent_output(&mut cmd, what, &api).await;
+    let name = check_round_trip(&world, &api, &nonce, &output, |n| n.starts_with("mcp-bridge-"));
+    println!("Copilot CLI named the bridged echo {name:?}");
+    assert!(output.contains(&done), "the final answer is not shown:\n{output}");
+}
+
+/// Claude Code 2.1.332 (npm `@anthropic-ai/claude-code`): after `mcp-bridge
+/// install claude-code` into an empty temp HOME (`~/.claude.json`), `claude -p`
+/// on a loopback Anthropic Messages API (`ANTHROPIC_BASE_URL`, streamed SSE)
+/// lists the bridge's tools to the model as `mcp__mcp-bridge__<tool>`, calls the
+/// bridged echo when asked (allowed for the bridge's tools only, with
+/// `--allowedTools mcp__mcp-bridge`), and sends its result back. Here with
+/// `ENABLE_TOOL_SEARCH=false`, so the bridge's tools are in the request's `tools`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_code_calls_a_bridged_tool_through_a_loopback_model() {
+    claude_code_case(false).await;
+}
+
+/// The same as Claude Code runs by default (2.1.332, even on a custom base
+/// URL): MCP tools are deferred, named only in the system prompt; the model
+/// loads the bridged echo with `ToolSearch` (`select:<name>`), then calls it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_code_calls_a_bridged_tool_found_with_tool_search() {
+    claude_code_case(true).await;
+}
+
+async fn claude_code_case(tool_search: bool) {
+    if skip_requested() {
+        return;
+    }
+    let claude = npm_client("claude");
+    let world = World::new();
+    let project = world.user.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    install_for(&world, &project, "claude-code").await;
+    assert!(world.user.join(".claude.json").is_file());
+
+    let nonce = nonce();
+    let done = format!("done with {nonce}");
+    let api = ModelApi::start(Plan {
+        pick: Box::new(|name: &str| name.ends_with("echo") && name.contains(OLD)),
+        arguments: json!({ "text": nonce }),
+        code: None,
+        search: tool_search.then(|| -> (String, SearchInput) {
+            (
+                "ToolSearch".into(),
+                Box::new(|name: &str| json!({ "query": format!("select:{name}") })),
+            )
+        }),
+        final_text: done.clone(),
+    })
+    .await;
+    let what = "claude -p";
+    let mut cmd = as_user(&world, &project, &claude);
+    cmd.env("ANTHROPIC_BASE_URL", api.base())
+        .env("ANTHROPIC_API_KEY", "test")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .args([
+            "-p",
+            "Call the echo tool of the mcp-bridge server.",
+            "--allowedTools",
+            "mcp__mcp-bridge",
+        ]);
+    if tool_search {
+        // Claude Code's default: unset.
+        cmd.env_remove("ENABLE_TOOL_SEARCH");
+    } else {
+        cmd.env("ENABLE_TOOL_SEARCH", "false");
+    }
+    let output = agent_output(&mut cmd, what, &api).await;
+    let name = check_round_trip(&world, &api, &nonce, &output, |n| n.starts_with("mcp__mcp-bridge__"));
+    println!("Claude Code named the bridged echo {name:?}");
+    let searched = api.seen(|s| s.searched.clone());
+    if tool_search {
+        assert_eq!(searched, Some(("ToolSearch".into(), name)), "{}", api.log());
+    } else {
+        assert_eq!(searched, None);
+    }
+    assert!(output.contains(&done), "the final answer is not shown:\n{output}");
+}
+
+/// Codex 0.171.0 (npm `@openai/codex`): after `mcp-bridge install codex` into an
+/// empty temp `CODEX_HOME`, `codex exec` on a loopback Responses API (the
+/// `openai_base_url` setting; the stand-in refuses Codex's WebSocket attempt
+/// with 404, so it falls back to HTTP POST with SSE) lists the bridge as the
+/// deferred namespace `mcp__mcp_bridge`, runs the model's `exec` script that
+/// calls `tools.mcp__mcp_bridge__old__echo` (MCP tools reach the model only
+/// through code mode in 0.171), and sends the result back. `approval_policy =
+/// "never"` lets the call run unattended; nothing else is changed for the
+/// bridge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_calls_a_bridged_tool_through_a_loopback_model() {
+    if skip_requested() {
+        return;
+    }
+    let codex = npm_client("codex");
+    let world = World::new();
+    let project = world.user.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    install_for(&world, &project, "codex").await;
+    assert!(world.user.join(".codex/config.toml").is_file());
+
+    let nonce = nonce();
+    let done = format!("done with {nonce}");
+    // Codex 0.171 offers MCP tools only to the scripts of its `exec` tool (code
+    // mode), under `tools.<namespace>__<tool>` with `-` turned into `_`.
+    let script =
+        format!("const r = await tools.mcp__mcp_bridge__{OLD}__echo({{ text: {nonce:?} }});\ntext(JSON.stringify(r));");
+    let api = ModelApi::start(Plan {
+        pick: Box::new(|_: &str| false),
+        arguments: json!({}),
+        code: Some(("exec".into(), script)),
+        search: None,
+        final_text: done.clone(),
+    })
+    .await;
+    let what = "codex exec";
+    let mut cmd = as_user(&world, &project, &codex);
+    cmd.env("OPENAI_API_KEY", "test")
+        .args(["exec", "--skip-git-repo-check", "-c"])
+        .arg(format!("openai_base_url=\"{}/v1\"", api.base()))
+        .args(["-c", "approval_policy=\"never\""])
+        // Nothing but loopback: no analytics, no update check (api.github.com),
+        // no plugin marketplace (`git ls-remote` of github.com/openai/plugins),
+        // no ChatGPT apps (chatgpt.com).
+        .args([
+            "-c",
+            "analytics.enabled=false",
+            "-c",
+            "check_for_update_on_startup=false",
+        ])
+        .args(["-c", "features.plugins=false", "-c", "features.remote_plugin=false"])
+        .args(["-c", "features.apps=false"])
+        .arg("Call the echo tool of the mcp-bridge server.");
+    let output = agent_output(&mut cmd, what, &api).await;
+    check_round_trip(&world, &api, &nonce, &output, |n| n == "exec");
+    // The bridge was listed to the model as a deferred namespace, `-` turned
+    // into `_`.
+    let log = api.log();
+    assert!(log.contains("Deferred tool namespaces:\\n- mcp__mcp_bridge:"), "{log}");
+    assert!(output.contains(&done), "the final answer is not shown:\n{output}");
 }

@@ -6,7 +6,8 @@
 #     TypeScript SDK clients @modelcontextprotocol/sdk (v1) and
 #     @modelcontextprotocol/client (v2), and the real clients Claude Code
 #     (@anthropic-ai/claude-code), Gemini CLI (@google/gemini-cli), opencode
-#     (opencode-ai) and Codex (@openai/codex); all but Gemini CLI are native
+#     (opencode-ai), Codex (@openai/codex) and GitHub Copilot CLI
+#     (@github/copilot); all but Gemini CLI are native
 #     binaries shipped in per-platform npm packages (optionalDependencies), so
 #     nothing is downloaded from anywhere but the npm registry;
 #   - PyPI (requirements.txt) into the venv tests/interop/.venv: the MCP Python
@@ -71,7 +72,7 @@ if [ ! -x node_modules/.bin/claude ]; then
 fi
 # The real clients of tests/clients.rs start (their per-platform binary is there
 # and runs).
-for bin in gemini opencode codex; do
+for bin in gemini opencode codex copilot; do
   if ! version=$(node_modules/.bin/$bin --version 2>&1); then
     echo "tests/interop/setup.sh: node_modules/.bin/$bin does not start (no package for this platform?): $version" >&2
     exit 1
