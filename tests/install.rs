@@ -1264,3 +1264,115 @@ fn zed_settings_keep_everything_else() {
         Some(project_entry("zed"))
     );
 }
+
+const GOOSE: edit::Place<'static> = edit::Place {
+    format: edit::Format::Yaml,
+    key: "extensions",
+};
+
+/// `GOOSE_PATH_ROOT` unset for Goose's tests (empty is ignored, as by Goose).
+const NO_GOOSE_ROOT: [(&str, &str); 1] = [("GOOSE_PATH_ROOT", "")];
+
+fn goose_entry() -> Value {
+    json!({
+        "enabled": true, "type": "stdio", "name": "mcp-bridge", "description": "",
+        "cmd": BIN, "args": ["serve"], "envs": {}, "timeout": 300,
+    })
+}
+
+/// `install goose` into a `~/.config/goose/config.yaml` with comments, Goose's
+/// own keys and other extensions: the file keeps every line and gains
+/// `extensions.mcp-bridge`, backed up once; again, nothing changes; `doctor`
+/// sees the entry; `uninstall goose` gives back the original bytes.
+#[test]
+fn goose_install_keeps_the_yaml_file_and_uninstall_restores_it() {
+    let home = Home::new();
+    let original = fixture("goose-config.yaml");
+    let file = home.put(".config/goose/config.yaml", &original);
+
+    let dry = home.run_env(BIN, &["install", "goose", "--dry-run", "--binary", BIN], &NO_GOOSE_ROOT);
+    assert!(dry.status.success(), "{}", text(&dry.stderr));
+    assert!(text(&dry.stdout).contains("+  mcp-bridge:"), "{}", text(&dry.stdout));
+    assert_eq!(std::fs::read(&file).unwrap(), original);
+
+    let out = home.run_env(BIN, &["install", "goose", "--binary", BIN], &NO_GOOSE_ROOT);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("goose session"), "{}", text(&out.stdout));
+    let written = String::from_utf8(std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(edit::get(&written, GOOSE, "mcp-bridge").unwrap(), Some(goose_entry()));
+    for line in text(&original).lines() {
+        assert!(written.lines().any(|l| l == line), "lost {line:?}:\n{written}");
+    }
+    assert!(written.contains("\n  mcp-bridge:\n    enabled: true\n"), "{written}");
+    assert_eq!(
+        edit::entries_with_command(&written, GOOSE, |c| c == "npx").unwrap(),
+        ["github"]
+    );
+    let bak = home.path().join(".config/goose/config.yaml.mcp-bridge.bak");
+    assert_eq!(std::fs::read(&bak).unwrap(), original);
+
+    let again = home.run_env(BIN, &["install", "goose", "--binary", BIN], &NO_GOOSE_ROOT);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert!(text(&again.stdout).contains("already up to date"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), written);
+
+    let doctor_env = [
+        ("MCP_BRIDGE_HOME", home.path().join("bridge").display().to_string()),
+        ("MCP_BRIDGE_CREDENTIAL_STORE", "file".to_owned()),
+        ("GOOSE_PATH_ROOT", String::new()),
+    ];
+    let doctor_env: Vec<(&str, &str)> = doctor_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let said = text(&home.run_env(BIN, &["doctor"], &doctor_env).stdout);
+    assert!(
+        said.lines()
+            .any(|l| l.starts_with("OK    Goose") && l.contains("config.yaml") && l.contains(BIN)),
+        "{said}"
+    );
+
+    let un = home.run_env(BIN, &["uninstall", "goose"], &NO_GOOSE_ROOT);
+    assert!(un.status.success(), "{}", text(&un.stderr));
+    assert_eq!(text(&std::fs::read(&file).unwrap()), text(&original));
+}
+
+/// `install --all` finds Goose by its config directory and creates the file
+/// there; uninstall removes the file it created. Goose has no project scope.
+#[test]
+fn goose_is_found_by_install_all() {
+    let home = Home::new();
+    let dir = home.path().join(".config/goose");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut env = NO_AGENT_HOMES.to_vec();
+    env.extend(NO_GOOSE_ROOT);
+    let out = home.run_env(BIN, &["install", "--all", "--binary", BIN], &env);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let file = dir.join("config.yaml");
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(edit::get(&written, GOOSE, "mcp-bridge").unwrap(), Some(goose_entry()));
+    assert!(written.starts_with("extensions:\n  mcp-bridge:\n"), "{written}");
+
+    let un = home.run_env(BIN, &["uninstall", "goose"], &env);
+    assert!(un.status.success(), "{}", text(&un.stderr));
+    assert!(!file.exists(), "{}", text(&un.stdout));
+
+    let out = home.run_env(BIN, &["install", "goose", "--scope", "project"], &env);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stdout).contains("Goose has no project configuration"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(!home.project().join(".config").exists());
+}
+
+/// A config.yaml that does not parse is left exactly as it was, the line named.
+#[test]
+fn goose_corrupt_yaml_is_left_untouched() {
+    let home = Home::new();
+    let corrupt = b"GOOSE_MODEL: o3\nextensions:\n  github: {cmd: npx\n";
+    let file = home.put(".config/goose/config.yaml", corrupt);
+    let out = home.run_env(BIN, &["install", "goose", "--binary", BIN], &NO_GOOSE_ROOT);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("line 4") && err.contains("left untouched"), "{err}");
+    assert_eq!(std::fs::read(&file).unwrap(), corrupt);
+}

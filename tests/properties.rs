@@ -846,3 +846,69 @@ fn rfc3339_key_multibyte_offset() {
     assert_eq!(rfc3339_key("2026-01-01T00:00:00+é:12"), None);
     assert_eq!(rfc3339_key("2026-01-01T00:00:00+01:00"), Some((1_767_222_000, 0)));
 }
+
+const GOOSE_CONFIG: &str = include_str!("fixtures/ide/goose-config.yaml");
+const YAML: edit::Place<'static> = edit::Place {
+    format: edit::Format::Yaml,
+    key: "extensions",
+};
+
+/// Strings that YAML could misread: quotes, colons, `#`, line breaks,
+/// unicode, control characters, words YAML reads as booleans or null.
+fn yaml_string() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => "[a-z:#\"' \\n\\t\\\\{}\\[\\],&*!|>%@`ü🙂\u{2028}\u{85}\u{feff}-]{0,12}",
+        1 => any::<String>(),
+        1 => proptest::sample::select(&["yes", "no", "null", "~", "true", "1", "0x1F", ".inf", "- a", "? x", ""][..])
+            .prop_map(str::to_owned),
+    ]
+}
+
+/// A Goose-like entry: strings, numbers, booleans, lists and nested env maps.
+fn yaml_entry() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        yaml_string().prop_map(Value::from),
+    ];
+    let value = leaf.prop_recursive(3, 16, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            proptest::collection::btree_map(yaml_string(), inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    });
+    proptest::collection::btree_map(
+        prop_oneof![
+            proptest::sample::select(&["cmd", "args", "envs", "type", "timeout"][..]).prop_map(str::to_owned),
+            yaml_string()
+        ],
+        value,
+        0..6,
+    )
+    .prop_map(|m| Value::Object(m.into_iter().collect()))
+}
+
+proptest! {
+    #![proptest_config(config(96))]
+
+    /// Upserting any entry under any new name into a real Goose config (LF or
+    /// CRLF) reads back as that entry, a second upsert writes nothing, and
+    /// remove gives back the original bytes.
+    #[test]
+    fn yaml_upsert_reads_back_and_remove_restores(
+        name in yaml_string(),
+        entry in yaml_entry(),
+        crlf in any::<bool>(),
+    ) {
+        let original = if crlf { GOOSE_CONFIG.replace('\n', "\r\n") } else { GOOSE_CONFIG.to_owned() };
+        prop_assume!(edit::get(&original, YAML, &name).unwrap().is_none());
+        let new = edit::upsert(&original, YAML, &name, &entry).unwrap().unwrap();
+        prop_assert_eq!(edit::get(&new, YAML, &name).unwrap(), Some(entry.clone()));
+        prop_assert_eq!(edit::upsert(&new, YAML, &name, &entry).unwrap(), None);
+        prop_assert_eq!(edit::get(&new, YAML, "github").unwrap(), edit::get(&original, YAML, "github").unwrap());
+        prop_assert_eq!(edit::remove(&new, YAML, &name).unwrap(), Some(original));
+    }
+}

@@ -1,5 +1,5 @@
-//! The IDEs and agents `install` knows (14): where each keeps its MCP server list on Linux,
-//! macOS and Windows, which key of which format (JSON, TOML) holds the
+//! The IDEs and agents `install` knows (15): where each keeps its MCP server list on Linux,
+//! macOS and Windows, which key of which format (JSON, TOML, YAML) holds the
 //! servers, and the exact entry that launches the bridge. Path resolution is a
 //! pure function of a [`Machine`], so every OS's rules are tested on any host;
 //! [`find_command`] finds what an entry launches (a path, or a name on `PATH`).
@@ -30,6 +30,7 @@ pub enum Client {
     Cline,
     AmazonQ,
     Zed,
+    Goose,
 }
 
 /// Whose file: the user's (all projects) or the current project's.
@@ -71,6 +72,8 @@ pub struct Machine {
     /// Cline's `$CLINE_MCP_SETTINGS_PATH` (the file), `$CLINE_DATA_DIR` and
     /// `$CLINE_DIR` (default `~/.cline`), in that order of precedence.
     pub cline_env: [Option<PathBuf>; 3],
+    /// `$GOOSE_PATH_ROOT` (Goose; used only when absolute): its config is in `<root>/config`.
+    pub goose_path_root: Option<PathBuf>,
     /// The project for `--scope project`.
     pub project: PathBuf,
     /// Claude Desktop's MSIX package directories
@@ -127,6 +130,7 @@ impl Machine {
                 env_path("CLINE_DATA_DIR"),
                 env_path("CLINE_DIR"),
             ],
+            goose_path_root: env_path("GOOSE_PATH_ROOT").filter(|p| p.is_absolute()),
             project: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
             claude_msix,
         }
@@ -172,6 +176,23 @@ impl Machine {
         }
     }
 
+    /// Goose's config directory (its `etcetera` app strategy, XDG on macOS
+    /// too): `$GOOSE_PATH_ROOT/config`, else `$XDG_CONFIG_HOME/goose` or
+    /// `~/.config/goose` on Linux and macOS, `%APPDATA%\\Block\\goose\\config` on Windows.
+    fn goose_dir(&self) -> PathBuf {
+        if let Some(root) = &self.goose_path_root {
+            return root.join("config");
+        }
+        match self.os {
+            Os::Windows => self.appdata().join("Block").join("goose").join("config"),
+            Os::Linux | Os::MacOs => self
+                .xdg_config
+                .clone()
+                .unwrap_or_else(|| self.home.join(".config"))
+                .join("goose"),
+        }
+    }
+
     /// `~/.copilot`, or `$COPILOT_HOME`.
     fn copilot_dir(&self) -> PathBuf {
         self.copilot_home.clone().unwrap_or_else(|| self.home.join(".copilot"))
@@ -197,7 +218,7 @@ pub enum PathError {
 }
 
 impl Client {
-    pub const ALL: [Client; 14] = [
+    pub const ALL: [Client; 15] = [
         Client::Cursor,
         Client::VsCode,
         Client::ClaudeDesktop,
@@ -212,6 +233,7 @@ impl Client {
         Client::Cline,
         Client::AmazonQ,
         Client::Zed,
+        Client::Goose,
     ];
 
     /// The name on the command line.
@@ -231,6 +253,7 @@ impl Client {
             Client::Cline => "cline",
             Client::AmazonQ => "amazon-q",
             Client::Zed => "zed",
+            Client::Goose => "goose",
         }
     }
 
@@ -250,6 +273,7 @@ impl Client {
             Client::Cline => "Cline",
             Client::AmazonQ => "Amazon Q Developer CLI",
             Client::Zed => "Zed",
+            Client::Goose => "Goose",
         }
     }
 
@@ -257,6 +281,7 @@ impl Client {
     pub fn place(self) -> Place<'static> {
         let format = match self {
             Client::Codex => Format::Toml,
+            Client::Goose => Format::Yaml,
             _ => Format::Json,
         };
         Place {
@@ -272,6 +297,7 @@ impl Client {
             Client::Codex => "mcp_servers",
             Client::OpenCode => "mcp",
             Client::Zed => "context_servers",
+            Client::Goose => "extensions",
             _ => "mcpServers",
         }
     }
@@ -329,6 +355,9 @@ impl Client {
             (Client::AmazonQ, Scope::Project) => vec![m.project.join(".amazonq").join("mcp.json")],
             (Client::Zed, Scope::User) => vec![m.zed_dir().join("settings.json")],
             (Client::Zed, Scope::Project) => vec![m.project.join(".zed").join("settings.json")],
+            (Client::Goose, Scope::User) => vec![m.goose_dir().join("config.yaml")],
+            // Goose reads extensions from its user config only (recipes aside).
+            (Client::Goose, Scope::Project) => return Err(no_scope()),
         })
     }
 
@@ -351,6 +380,7 @@ impl Client {
             Client::Kiro => m.home.join(".kiro").is_dir(),
             Client::AmazonQ => m.home.join(".aws").join("amazonq").is_dir(),
             Client::Zed => m.zed_dir().is_dir(),
+            Client::Goose => m.goose_dir().is_dir(),
             Client::LmStudio => m.home.join(".lmstudio").is_dir(),
             Client::Cline => {
                 cline_file(m).parent().and_then(Path::parent).is_some_and(Path::is_dir)
@@ -396,6 +426,19 @@ impl Client {
                 line.extend(args.iter().cloned());
                 json!({ "type": "local", "command": line, "enabled": true, "environment": env })
             }
+            // Goose's stdio extension: `name`, `cmd` and `args` are required,
+            // `enabled` is the entry's own; its `timeout` (seconds, default
+            // 300) bounds each call, which may include a first login.
+            Client::Goose => json!({
+                "enabled": true,
+                "type": "stdio",
+                "name": super::DEFAULT_NAME,
+                "description": "",
+                "cmd": command,
+                "args": args,
+                "envs": env,
+                "timeout": GOOSE_TIMEOUT_SEC,
+            }),
             _ => json!({ "command": command, "args": args, "env": env }),
         }
     }
@@ -420,6 +463,7 @@ impl Client {
             Client::Cline => "Cline reloads it (MCP Servers > Installed in Cline's panel)",
             Client::AmazonQ => "start a new `q chat` session (`/mcp` shows it)",
             Client::Zed => "Zed reloads settings.json when it is saved (the Agent panel's settings list the server)",
+            Client::Goose => "start a new goose session (`goose info -v` shows the config)",
         }
     }
 
@@ -529,6 +573,10 @@ fn opencode_file(dir: &Path) -> PathBuf {
         dir.join("opencode.json")
     }
 }
+
+/// Goose's `timeout` (seconds) for the bridge's extension: Goose's own
+/// default, long enough for a call that waits for an upstream login.
+pub const GOOSE_TIMEOUT_SEC: u64 = 300;
 
 /// Codex's `startup_timeout_sec` for the bridge's entry (Codex's default is 10).
 pub const CODEX_STARTUP_TIMEOUT_SEC: u64 = 30;
@@ -643,6 +691,7 @@ mod tests {
             gemini_cli_home: None,
             copilot_home: None,
             cline_env: [None, None, None],
+            goose_path_root: None,
             project: PathBuf::from("/work/proj"),
             claude_msix: Vec::new(),
         }
@@ -1042,6 +1091,67 @@ mod tests {
             );
             assert_eq!(c.top_key(), "mcpServers");
         }
+    }
+
+    /// Goose: `config.yaml` under `~/.config/goose` (Linux, macOS, following
+    /// `$XDG_CONFIG_HOME`), `%APPDATA%\\Block\\goose\\config` (Windows), or
+    /// `$GOOSE_PATH_ROOT/config`; no project scope; YAML under `extensions`;
+    /// a stdio extension entry.
+    #[test]
+    fn goose_paths_place_and_entry() {
+        let one = |m: &Machine| Client::Goose.paths(Scope::User, m).unwrap().remove(0);
+        assert_eq!(
+            one(&machine(Os::Linux)),
+            Path::new("/home/ann/.config/goose/config.yaml")
+        );
+        assert_eq!(
+            one(&machine(Os::MacOs)),
+            Path::new("/Users/ann/.config/goose/config.yaml")
+        );
+        let w = machine(Os::Windows);
+        assert_eq!(
+            one(&w),
+            w.appdata
+                .clone()
+                .unwrap()
+                .join("Block")
+                .join("goose")
+                .join("config")
+                .join("config.yaml")
+        );
+        let mut x = machine(Os::Linux);
+        x.xdg_config = Some("/xdg".into());
+        assert_eq!(one(&x), Path::new("/xdg/goose/config.yaml"));
+        x.goose_path_root = Some("/srv/goose".into());
+        assert_eq!(one(&x), Path::new("/srv/goose/config/config.yaml"));
+        assert_eq!(
+            Client::Goose.paths(Scope::Project, &machine(Os::Linux)),
+            Err(PathError::NoScope {
+                client: "Goose",
+                scope: "project"
+            })
+        );
+        assert_eq!(
+            Client::Goose.place(),
+            Place {
+                format: Format::Yaml,
+                key: "extensions"
+            }
+        );
+        let mut env = serde_json::Map::new();
+        env.insert("MCP_BRIDGE_HOME".into(), json!("/b"));
+        assert_eq!(
+            Client::Goose.entry("/bin/mcp-bridge", &["serve".to_owned()], &env),
+            json!({
+                "enabled": true, "type": "stdio", "name": "mcp-bridge", "description": "",
+                "cmd": "/bin/mcp-bridge", "args": ["serve"], "envs": {"MCP_BRIDGE_HOME": "/b"},
+                "timeout": 300,
+            })
+        );
+        assert_eq!(
+            crate::install::edit::entry_command(&Client::Goose.entry("/b", &[], &env)),
+            Some("/b")
+        );
     }
 
     /// Zed: `settings.json` under `~/.config/zed` (Linux, macOS) or

@@ -4,11 +4,12 @@
 //!
 //! Clients keep their servers under one key of a JSON, JSONC, TOML or YAML file.
 //! A [`Place`] names the format and the key; each format's edits live in its own
-//! module ([`json`], [`toml`]), with the same five operations. A plain `&str` is the JSON
+//! module ([`json`], [`toml`], [`yaml`]), with the same five operations. A plain `&str` is the JSON
 //! place of that key, as for most clients.
 
 pub mod json;
 pub mod toml;
+pub mod yaml;
 
 use serde_json::{Map, Value};
 
@@ -35,6 +36,8 @@ pub enum Format {
     Json,
     /// TOML (Codex): the servers are the tables `[<key>.<name>]`.
     Toml,
+    /// YAML (Goose): the servers are the block mapping `<key>:` at the top level.
+    Yaml,
 }
 
 /// Where a client keeps its MCP servers: the file's format and the key of the
@@ -66,6 +69,7 @@ pub fn upsert<'a>(
     match place.format {
         Format::Json => json::upsert(text, place.key, name, entry),
         Format::Toml => toml::upsert(text, place.key, name, entry),
+        Format::Yaml => yaml::upsert(text, place.key, name, entry),
     }
 }
 
@@ -75,6 +79,7 @@ pub fn remove<'a>(text: &str, place: impl Into<Place<'a>>, name: &str) -> Result
     match place.format {
         Format::Json => json::remove(text, place.key, name),
         Format::Toml => toml::remove(text, place.key, name),
+        Format::Yaml => yaml::remove(text, place.key, name),
     }
 }
 
@@ -85,6 +90,7 @@ pub fn is_fresh<'a>(text: &str, place: impl Into<Place<'a>>) -> bool {
     match place.format {
         Format::Json => json::is_fresh(text, place.key),
         Format::Toml => toml::is_fresh(text, place.key),
+        Format::Yaml => yaml::is_fresh(text, place.key),
     }
 }
 
@@ -94,6 +100,7 @@ pub fn get<'a>(text: &str, place: impl Into<Place<'a>>, name: &str) -> Result<Op
     match place.format {
         Format::Json => json::get(text, place.key, name),
         Format::Toml => toml::get(text, place.key, name),
+        Format::Yaml => yaml::get(text, place.key, name),
     }
 }
 
@@ -108,6 +115,7 @@ pub fn entries_with_command<'a>(
     match place.format {
         Format::Json => json::entries_with_command(text, place.key, pred),
         Format::Toml => toml::entries_with_command(text, place.key, pred),
+        Format::Yaml => yaml::entries_with_command(text, place.key, pred),
     }
 }
 
