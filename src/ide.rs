@@ -175,7 +175,8 @@ const PROFILES: &[Profile] = &[
         charset: Charset::WordDash,
         max_tools: DEFAULT_MAX_TOOLS,
     },
-    // Goose (not verified against its source): `<extension>__<tool>`.
+    // Goose (from its source, block/goose): `<extension>__<tool>`, the
+    // extension's name lowercased; no length limit of its own.
     Profile {
         client: "Goose",
         matches: &["goose"],

@@ -71,6 +71,7 @@ impl Home {
             .env_remove("CODEX_HOME")
             .env_remove("GEMINI_CLI_HOME")
             .env_remove("COPILOT_HOME")
+            .env_remove("GOOSE_PATH_ROOT")
             .env_remove("CLINE_MCP_SETTINGS_PATH")
             .env_remove("CLINE_DATA_DIR")
             .env_remove("CLINE_DIR")

@@ -536,7 +536,11 @@ pub fn install(opts: &Options) -> anyhow::Result<Run> {
     let files = files
         .into_iter()
         .map(|(client, path)| {
-            let entry = client.entry(&command, &args, &env);
+            let mut entry = client.entry(&command, &args, &env);
+            // Goose repeats the entry's key inside it.
+            if let Some(n) = entry.get_mut("name") {
+                *n = Value::String(opts.name.clone());
+            }
             let outcome = install_file(&path, bounds, client.place(), &opts.name, &entry, opts.dry_run);
             FileRun { client, path, outcome }
         })
