@@ -810,6 +810,43 @@ async fn login_times_out_clearly() {
     assert!(err.contains("mcp-bridge login"), "{err}");
 }
 
+/// A protected server `vault` the user has logged in to, and a bridge serving it
+/// to a test IDE that handles login links as `links` says, with a `$BROWSER`
+/// that records any tab opened (`opened`).
+struct LinkWorld {
+    auth: AuthServer,
+    _protected: ProtectedUpstream,
+    _home: Home,
+    client: Client,
+    seen: tokio::sync::mpsc::UnboundedReceiver<Seen>,
+    opened: PathBuf,
+}
+
+impl LinkWorld {
+    async fn start(era: Era, links: Links) -> LinkWorld {
+        let auth = AuthServer::start();
+        let protected = start_protected(TestServer::new(era, "vault"), &auth, Protection::default());
+        let home = Home::new();
+        home.servers_config(
+            &[("vault", &protected.url)],
+            "[timeouts]\nready_wait = 2\nbackoff_max = 1\n",
+        );
+        login(&home, "vault").await;
+        let (browser, opened) = fake_browser(home.path());
+        let _ = std::fs::remove_file(&opened);
+        let (client, mut seen) = spawn_bridge_links(&home, &[("BROWSER", browser.to_str())], links).await;
+        wait_for_tools(&client, &mut seen, |n| n.contains(&"whoami".into())).await;
+        LinkWorld {
+            auth,
+            _protected: protected,
+            _home: home,
+            client,
+            seen,
+            opened,
+        }
+    }
+}
+
 /// Calls until the bridge offers a new login through the IDE (after the
 /// authorization server revoked every grant): the link the IDE was given.
 /// Calls before that fail (the login is not noticed yet); a call made once it
@@ -855,20 +892,10 @@ async fn send_whoami(client: &Client) -> rmcp::service::RequestHandle<rmcp::Role
 /// told the elicitation is complete.
 #[tokio::test]
 async fn the_ide_offers_the_login_link_and_the_call_waits_for_it() {
-    let auth = AuthServer::start();
-    let protected = start_protected(TestServer::new(Era::Legacy, "vault"), &auth, Protection::default());
-    let home = Home::new();
-    home.servers_config(
-        &[("vault", &protected.url)],
-        "[timeouts]\nready_wait = 2\nbackoff_max = 1\n",
-    );
-    login(&home, "vault").await;
-    let (browser, opened) = fake_browser(home.path());
-    let _ = std::fs::remove_file(&opened);
-    let (client, mut seen) = spawn_bridge_links(&home, &[("BROWSER", browser.to_str())], Links::Accept).await;
-    wait_for_tools(&client, &mut seen, |n| n.contains(&"whoami".into())).await;
+    let w = LinkWorld::start(Era::Legacy, Links::Accept).await;
+    let (auth, client, mut seen, opened) = (&w.auth, &w.client, w.seen, &w.opened);
     auth.revoke_all();
-    let (url, id, message) = link_after_revocation(&client, &mut seen).await;
+    let (url, id, message) = link_after_revocation(client, &mut seen).await;
     assert!(url.starts_with(&auth.authorization_endpoint()), "{url}");
     assert!(
         message.contains("'vault'") && message.contains("127.0.0.1"),
@@ -876,7 +903,7 @@ async fn the_ide_offers_the_login_link_and_the_call_waits_for_it() {
     );
     assert!(!id.is_empty(), "a 2025-11-25 URL elicitation has an id");
 
-    let pending = send_whoami(&client).await;
+    let pending = send_whoami(client).await;
     let token = pending.progress_token.clone();
     let waiting = tokio::time::timeout(Duration::from_secs(20), async {
         loop {
@@ -917,20 +944,10 @@ async fn the_ide_offers_the_login_link_and_the_call_waits_for_it() {
 /// and no browser opens behind the user's back.
 #[tokio::test]
 async fn a_declined_login_link_refuses_the_call() {
-    let auth = AuthServer::start();
-    let protected = start_protected(TestServer::new(Era::Modern, "vault"), &auth, Protection::default());
-    let home = Home::new();
-    home.servers_config(
-        &[("vault", &protected.url)],
-        "[timeouts]\nready_wait = 2\nbackoff_max = 1\n",
-    );
-    login(&home, "vault").await;
-    let (browser, opened) = fake_browser(home.path());
-    let _ = std::fs::remove_file(&opened);
-    let (client, mut seen) = spawn_bridge_links(&home, &[("BROWSER", browser.to_str())], Links::Decline).await;
-    wait_for_tools(&client, &mut seen, |n| n.contains(&"whoami".into())).await;
+    let w = LinkWorld::start(Era::Modern, Links::Decline).await;
+    let (auth, client, mut seen, opened) = (&w.auth, &w.client, w.seen, &w.opened);
     auth.revoke_all();
-    link_after_revocation(&client, &mut seen).await;
+    link_after_revocation(client, &mut seen).await;
     // The next call asks for a login again (the link is offered again) and is
     // refused when the user declines it.
     let r = tokio::time::timeout(Duration::from_secs(30), client.call_tool(params("whoami", json!({}))))

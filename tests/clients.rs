@@ -647,6 +647,37 @@ fn as_user(world: &World, cwd: &std::path::Path, program: &std::path::Path) -> t
     c
 }
 
+/// A real client, and a user for whom the bridge is installed in it.
+struct Installed {
+    /// The client's program, from tests/interop.
+    program: PathBuf,
+    world: World,
+    /// An empty folder in the user's home, the client's working directory.
+    project: PathBuf,
+    /// The bridge binary the entry launches.
+    bin: PathBuf,
+}
+
+/// The real client `npm_bin`, and an empty temp user (with a `project` folder)
+/// for whom `mcp-bridge install <client>` has run; `None` when the interop
+/// tests are skipped on request.
+async fn installed(npm_bin: &str, client: &str) -> Option<Installed> {
+    if skip_requested() {
+        return None;
+    }
+    let program = npm_client(npm_bin);
+    let world = World::new();
+    let project = world.user.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let bin = install_for(&world, &project, client).await;
+    Some(Installed {
+        program,
+        world,
+        project,
+        bin,
+    })
+}
+
 /// `mcp-bridge install <client> --binary <the built binary>` as the world's user.
 async fn install_for(world: &World, cwd: &std::path::Path, client: &str) -> PathBuf {
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_mcp-bridge"));
@@ -738,14 +769,15 @@ fn strip_ansi_keeps_the_text() {
 /// A second entry whose binary does not exist is `Disconnected` in the same run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gemini_cli_mcp_list_connects_the_installed_bridge_in_a_trusted_folder_only() {
-    if skip_requested() {
+    let Some(Installed {
+        program: gemini,
+        world,
+        project,
+        bin,
+    }) = installed("gemini", "gemini").await
+    else {
         return;
-    }
-    let gemini = npm_client("gemini");
-    let world = World::new();
-    let project = world.user.join("project");
-    std::fs::create_dir_all(&project).unwrap();
-    let bin = install_for(&world, &project, "gemini").await;
+    };
     let settings = world.user.join(".gemini/settings.json");
     let written = std::fs::read_to_string(&settings).unwrap();
     let mut cfg: Value = serde_json::from_str(&written).unwrap();
@@ -786,14 +818,15 @@ async fn gemini_cli_mcp_list_connects_the_installed_bridge_in_a_trusted_folder_o
 /// upstreams: their catalog is cached in the world's home afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opencode_mcp_list_reports_the_installed_bridge_connected() {
-    if skip_requested() {
+    let Some(Installed {
+        program: opencode,
+        world,
+        project,
+        bin,
+    }) = installed("opencode", "opencode").await
+    else {
         return;
-    }
-    let opencode = npm_client("opencode");
-    let world = World::new();
-    let project = world.user.join("project");
-    std::fs::create_dir_all(&project).unwrap();
-    let bin = install_for(&world, &project, "opencode").await;
+    };
     let file = world.user.join(".config/opencode/opencode.json");
     let written = std::fs::read_to_string(&file).unwrap();
     let mut cfg: Value = serde_json::from_str(&written).unwrap();
@@ -834,14 +867,15 @@ async fn opencode_mcp_list_reports_the_installed_bridge_connected() {
 /// binary with `serve`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codex_mcp_list_reads_the_installed_entry() {
-    if skip_requested() {
+    let Some(Installed {
+        program: codex,
+        world,
+        project,
+        bin,
+    }) = installed("codex", "codex").await
+    else {
         return;
-    }
-    let codex = npm_client("codex");
-    let world = World::new();
-    let project = world.user.join("project");
-    std::fs::create_dir_all(&project).unwrap();
-    let bin = install_for(&world, &project, "codex").await;
+    };
     assert!(world.user.join(".codex/config.toml").is_file());
 
     let what = "codex mcp list --json";
@@ -968,14 +1002,15 @@ async fn agent_output(cmd: &mut tokio::process::Command, what: &str, api: &Model
 /// sends its result (the nonce, through the bridge from the upstream) back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copilot_cli_calls_a_bridged_tool_through_a_loopback_model() {
-    if skip_requested() {
+    let Some(Installed {
+        program: copilot,
+        world,
+        project,
+        ..
+    }) = installed("copilot", "copilot").await
+    else {
         return;
-    }
-    let copilot = npm_client("copilot");
-    let world = World::new();
-    let project = world.user.join("project");
-    std::fs::create_dir_all(&project).unwrap();
-    install_for(&world, &project, "copilot").await;
+    };
     assert!(world.user.join(".copilot/mcp-config.json").is_file());
 
     let nonce = nonce();
@@ -1021,14 +1056,15 @@ async fn claude_code_calls_a_bridged_tool_found_with_tool_search() {
 }
 
 async fn claude_code_case(tool_search: bool) {
-    if skip_requested() {
+    let Some(Installed {
+        program: claude,
+        world,
+        project,
+        ..
+    }) = installed("claude", "claude-code").await
+    else {
         return;
-    }
-    let claude = npm_client("claude");
-    let world = World::new();
-    let project = world.user.join("project");
-    std::fs::create_dir_all(&project).unwrap();
-    install_for(&world, &project, "claude-code").await;
+    };
     assert!(world.user.join(".claude.json").is_file());
 
     let nonce = nonce();
@@ -1087,14 +1123,15 @@ async fn claude_code_case(tool_search: bool) {
 /// bridge.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codex_calls_a_bridged_tool_through_a_loopback_model() {
-    if skip_requested() {
+    let Some(Installed {
+        program: codex,
+        world,
+        project,
+        ..
+    }) = installed("codex", "codex").await
+    else {
         return;
-    }
-    let codex = npm_client("codex");
-    let world = World::new();
-    let project = world.user.join("project");
-    std::fs::create_dir_all(&project).unwrap();
-    install_for(&world, &project, "codex").await;
+    };
     assert!(world.user.join(".codex/config.toml").is_file());
 
     let nonce = nonce();
