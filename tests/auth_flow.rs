@@ -976,13 +976,17 @@ async fn a_modern_ide_gets_the_login_link_as_an_input_round() {
     login(&home, "vault").await;
     let mut raw = Raw::spawn(&home);
     let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{"url":{}}},"io.modelcontextprotocol/clientInfo":{"name":"modern-ide","version":"1"}}"#;
-    let mut id = 0;
-    let mut call = async |raw: &mut Raw, extra: &str| {
-        id += 1;
+    let ids = std::sync::atomic::AtomicU64::new(0);
+    // Sends a call of `whoami` with `extra` params (answered by `raw.answer()`).
+    let send = async |raw: &mut Raw, extra: &str| {
+        let id = ids.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         raw.send(&format!(
             r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"whoami","arguments":{{}}{extra},{meta}}}}}"#
         ))
         .await;
+    };
+    let call = async |raw: &mut Raw, extra: &str| {
+        send(raw, extra).await;
         raw.answer().await
     };
     let first = call(&mut raw, "").await;
@@ -1007,13 +1011,15 @@ async fn a_modern_ide_gets_the_login_link_as_an_input_round() {
     let url = ask["params"]["url"].as_str().unwrap().to_owned();
     assert!(url.starts_with(&auth.authorization_endpoint()), "{url}");
     let state = round["result"]["requestState"].as_str().unwrap().to_owned();
-    let visit = browse(&url, true).await;
-    assert_eq!(visit.callback_status, Some(200), "{visit:?}");
     let answered = format!(
         r#","inputResponses":{{"mcp-bridge/login":{{"action":"accept"}}}},"requestState":{}"#,
         json!(state)
     );
-    let done = call(&mut raw, &answered).await;
+    // The retry comes before the user has logged in: it waits for the login.
+    send(&mut raw, &answered).await;
+    let visit = browse(&url, true).await;
+    assert_eq!(visit.callback_status, Some(200), "{visit:?}");
+    let done = raw.answer().await;
     assert_eq!(done["result"]["content"][0]["text"], json!("vault"), "{done}");
     // The bridge's state is single-use.
     let again = call(&mut raw, &answered).await;

@@ -39,6 +39,8 @@ const STATE_PREFIX: &str = "mcp-bridge/login:";
 /// How long a 2026-07-28 IDE's call waits for the login to have a link
 /// (discovery and client registration: a few round trips).
 const LINK_WAIT: Duration = Duration::from_secs(30);
+/// How often a call waiting for a login says so.
+const PROGRESS_EVERY: Duration = Duration::from_secs(15);
 /// Beyond the login's own limit, for the login to report its end.
 const END_MARGIN: Duration = Duration::from_secs(5);
 
@@ -184,18 +186,26 @@ impl Downstream {
         let ready = secs(self.bridge.settings().timeouts.ready_wait);
         let status = up.login_status();
         let ended = status.round >= round && !status.running;
-        if let Some(token) = ctx.meta.get_progress_token()
-            && !ended
-        {
-            // Says why the call takes a while (and keeps alive the IDE's
-            // timeout where it resets on progress).
-            let note = ProgressNotificationParam::new(token, 0.0)
-                .with_message(format!("Waiting for you to log in to '{}'", up.id));
-            let _ = ctx.peer.notify_progress(note).await;
-        }
+        // Says why the call takes a while, again every so often (which keeps
+        // alive the IDE's timeout where progress resets it).
+        let progress = async {
+            match ctx.meta.get_progress_token() {
+                Some(token) if !ended => {
+                    for step in 0u32.. {
+                        let note = ProgressNotificationParam::new(token.clone(), f64::from(step))
+                            .with_message(format!("Waiting for you to log in to '{}'", up.id));
+                        let _ = ctx.peer.notify_progress(note).await;
+                        tokio::time::sleep(PROGRESS_EVERY).await;
+                    }
+                }
+                _ => {}
+            }
+            std::future::pending::<()>().await
+        };
         let outcome = tokio::select! {
             o = up.login_ended(round, wait, ready) => o,
             _ = ctx.ct.cancelled() => return Err(CallError::Cancelled),
+            _ = progress => unreachable!("progress never ends"),
         };
         Ok(match outcome {
             Some(LoginOutcome::Declined) => Gate::Refuse(format!(

@@ -25,6 +25,10 @@ use tokio::sync::watch;
 use super::client::IdeLink;
 use crate::auth::oauth::{LoginLink, ShowLink, Shown};
 
+/// Longest wait for a 2025-11-25 IDE to answer the link before the browser
+/// opens as well (the login itself goes on waiting for the user).
+const IDE_ANSWER: Duration = Duration::from_secs(60);
+
 /// How the latest login of a server ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoginOutcome {
@@ -60,10 +64,12 @@ pub fn started(status: &StatusCell) {
     });
 }
 
-/// Mark the running round as ended (a decline seen by [`IdeShow`] is kept).
+/// Mark the running round as ended (a decline seen by [`IdeShow`] is kept);
+/// its link, whose listener is gone, is no longer handed out.
 pub fn ended(status: &StatusCell, ok: bool) {
     status.send_modify(|s| {
         s.running = false;
+        s.url = None;
         s.outcome = Some(match (ok, s.outcome) {
             (true, _) => LoginOutcome::LoggedIn,
             (false, Some(LoginOutcome::Declined)) => LoginOutcome::Declined,
@@ -91,7 +97,7 @@ pub struct IdeShow {
     pub status: Option<StatusCell>,
     /// A 2026-07-28 IDE's call asked for this login and hands the link out.
     pub by_call: bool,
-    /// How long the IDE may take to answer.
+    /// How long the login waits for the user.
     pub timeout: Duration,
     /// The elicitation sent, to be completed when the login ends.
     sent: std::sync::OnceLock<String>,
@@ -148,7 +154,9 @@ impl ShowLink for IdeShow {
             };
             let _ = self.sent.set(link.id.clone());
             tracing::info!(server = %self.server, "offering the login link to the IDE");
-            match peer.create_elicitation_with_timeout(params, Some(self.timeout)).await {
+            // An IDE that does not answer in time gets the browser too.
+            let answer = self.timeout.min(IDE_ANSWER);
+            match peer.create_elicitation_with_timeout(params, Some(answer)).await {
                 Ok(r) if r.action == ElicitationAction::Accept => Shown::Shown,
                 Ok(_) => {
                     tracing::warn!(server = %self.server, "the login to {} was declined in the IDE", self.server);
@@ -198,10 +206,14 @@ mod tests {
             let cell = cell.clone();
             tokio::spawn(async move { wait_for(&cell, Duration::from_secs(5), |s| s.round >= 1 && !s.running).await })
         };
-        cell.send_modify(|s| s.outcome = Some(LoginOutcome::Declined));
+        cell.send_modify(|s| {
+            s.outcome = Some(LoginOutcome::Declined);
+            s.url = Some("http://127.0.0.1:1/authorize".into());
+        });
         ended(&cell, false);
         let s = waiting.await.unwrap().unwrap();
         assert_eq!((s.round, s.outcome), (1, Some(LoginOutcome::Declined)));
+        assert_eq!(s.url, None, "an ended login's link is not handed out");
         started(&cell);
         assert_eq!(cell.borrow().outcome, None, "a new round forgets the last outcome");
         ended(&cell, false);

@@ -249,27 +249,43 @@ impl UpstreamHandle {
         s.round + 1
     }
 
-    /// Wait (at most `wait`) until login `round` has a link, or has ended.
+    /// Wait (at most `wait`) until login `round` has a link, or has ended;
+    /// `None` also when the server connects (or stops) first, with no login.
     pub async fn login_link(&self, round: u64, wait: Duration) -> Option<login::LoginStatus> {
-        login::wait_for(&self.login, wait, |s| {
-            s.round >= round && (s.url.is_some() || !s.running)
-        })
-        .await
+        let state = self.fresh_state();
+        tokio::select! {
+            s = login::wait_for(&self.login, wait, |s| s.round >= round && (s.url.is_some() || !s.running)) => s,
+            _ = connected_or_stopped(state) => None,
+        }
     }
 
     /// Wait (at most `wait`) until login `round` (or a later one) has ended.
     /// After a successful one, the owner connects again: wait for that too
     /// (within `ready_wait`), so that the next request finds the connection.
+    /// A server that connects first (another process logged in, a refresh
+    /// worked) counts as logged in; one that stops, as no outcome.
     pub async fn login_ended(&self, round: u64, wait: Duration, ready_wait: Duration) -> Option<login::LoginOutcome> {
-        let mut state = self.state.clone();
-        state.borrow_and_update();
-        let s = login::wait_for(&self.login, wait, |s| s.round >= round && !s.running).await?;
+        let mut state = self.fresh_state();
+        let s = tokio::select! {
+            s = login::wait_for(&self.login, wait, |s| s.round >= round && !s.running) => s?,
+            ready = connected_or_stopped(self.fresh_state()) => {
+                return ready.then_some(login::LoginOutcome::LoggedIn);
+            }
+        };
         let outcome = s.outcome?;
-        if outcome == login::LoginOutcome::LoggedIn && matches!(*state.borrow(), ConnState::Failed { .. }) {
-            // The owner leaves `Failed` once it is told of the login.
-            let _ = tokio::time::timeout(ready_wait, state.changed()).await;
+        if outcome == login::LoginOutcome::LoggedIn {
+            // The owner leaves `Failed` once it is told of the login (it may
+            // report `Failed` again for attempts made while the login ran).
+            let _ = tokio::time::timeout(ready_wait, state.wait_for(|s| !matches!(s, ConnState::Failed { .. }))).await;
         }
         Some(outcome)
+    }
+
+    /// A receiver of the connection state that has seen the current one.
+    fn fresh_state(&self) -> watch::Receiver<ConnState> {
+        let mut rx = self.state.clone();
+        rx.borrow_and_update();
+        rx
     }
 
     pub fn state(&self) -> ConnState {
@@ -480,6 +496,21 @@ impl UpstreamHandle {
         self.cancel.cancel();
         if let Some(task) = self.task.lock().await.take() {
             let _ = tokio::time::timeout(Duration::from_millis(900), task).await;
+        }
+    }
+}
+
+/// Resolves once the connection state changes to `Ready` (`true`) or
+/// `Stopped` (`false`) after `state`'s current value.
+async fn connected_or_stopped(mut state: watch::Receiver<ConnState>) -> bool {
+    loop {
+        if state.changed().await.is_err() {
+            return false;
+        }
+        match *state.borrow_and_update() {
+            ConnState::Ready { .. } => return true,
+            ConnState::Stopped => return false,
+            _ => {}
         }
     }
 }

@@ -454,14 +454,17 @@ pub(super) async fn run(owner: Owner) {
                 let mut login_started = false;
                 // A call asked for a login: start one even if one was tried
                 // this outage.
-                let by_call = login_asked.swap(false, std::sync::atomic::Ordering::SeqCst);
+                let asked = login_asked.load(std::sync::atomic::Ordering::SeqCst);
                 if let Some(needs) = &needs
-                    && (!auto_login_tried || by_call)
+                    && (!auto_login_tried || asked)
                     && !login_running.load(std::sync::atomic::Ordering::SeqCst)
                     && let Some(lazy) = &store
                     && let Some(wait) = lazy.auto_login
                     && let Some(tokens) = lazy.get().await
                 {
+                    // Taken only by a login that starts: a call that asked
+                    // while none could start still gets one.
+                    let by_call = login_asked.swap(false, std::sync::atomic::Ordering::SeqCst);
                     auto_login_tried = true;
                     login_started = true;
                     let (spec2, retry, events, id) = (spec.clone(), retry_now.clone(), events.clone(), id.clone());
@@ -488,9 +491,13 @@ pub(super) async fn run(owner: Owner) {
                             }
                         };
                         // Shutting down ends the login (its loopback listener
-                        // and the cross-process login lock go with it).
+                        // and the cross-process login lock go with it); calls
+                        // waiting on it are told.
                         let ok = tokio::select! {
-                            _ = root.cancelled() => return,
+                            _ = root.cancelled() => {
+                                super::login::ended(&status, false);
+                                return;
+                            }
                             ok = login => ok,
                         };
                         running.store(false, std::sync::atomic::Ordering::SeqCst);
@@ -538,6 +545,12 @@ pub(super) async fn run(owner: Owner) {
             }
         };
         auto_login_tried = false;
+        // Connected: what calls asked of the outage before is answered. A
+        // permit left by a request that failed on the old connection would
+        // otherwise end this one at once.
+        login_asked.store(false, std::sync::atomic::Ordering::SeqCst);
+        let _ = futures::FutureExt::now_or_never(login_now.notified());
+        let _ = futures::FutureExt::now_or_never(reconnect.notified());
         let peer = running.peer().clone();
         // Refreshers must see failures, not a stale cached list (rmcp serves its
         // cached list on error by default).
