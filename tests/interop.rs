@@ -618,3 +618,189 @@ async fn bridge_recovers_when_server_everything_restarts() {
     .await;
     println!("attempts after restart:\n{}", attempts.join("\n"));
 }
+
+/// A server behind a login (the test authorization server), logged in with
+/// `mcp-bridge login`, then the official SDK's client (`ts_client.mjs <sdk>
+/// <mode>` in its login mode) connected to the bridge; the login is revoked
+/// once the client holds the tool list, so the bridge needs a new one. What
+/// the client printed when done, and the world to check it against.
+struct SdkLogin {
+    done: Value,
+    auth: common::auth::AuthServer,
+    /// Where the bridge's `$BROWSER` would have written a URL it opened.
+    opened: PathBuf,
+    _protected: common::auth::ProtectedUpstream,
+    _home: Home,
+    _dir: tempfile::TempDir,
+}
+
+/// Bounds the whole client run (connect, revocation, the new login, the calls).
+const SDK_LOGIN_TIMEOUT: Duration = Duration::from_secs(90);
+
+async fn sdk_login(era: Era, sdk: &str, mode: &str) -> Option<SdkLogin> {
+    use common::auth::{AuthServer, Protection, start_protected};
+    use tokio::io::AsyncWriteExt;
+    if skip_requested() {
+        return None;
+    }
+    ensure_installed(&["node_modules/@modelcontextprotocol/sdk/package.json"]);
+    let auth = AuthServer::start();
+    let protected = start_protected(TestServer::new(era, "vault"), &auth, Protection::default());
+    let home = Home::new();
+    home.servers_config(
+        &[("vault", &protected.url)],
+        "[timeouts]\nready_wait = 2\nbackoff_max = 1\n",
+    );
+    common::interop::cli_login(&home, "vault").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (browser, opened) = common::interop::fake_browser(dir.path());
+    let bridge_env = json!({
+        "MCP_BRIDGE_HOME": home.path(),
+        "HOME": home.path(),
+        "PATH": std::env::var("PATH").unwrap_or_default(),
+        "MCP_BRIDGE_CREDENTIAL_STORE": "file",
+        "BROWSER": browser,
+        "RUST_LOG": std::env::var("RUST_LOG").unwrap_or_else(|_| "mcp_bridge=debug".into()),
+    });
+    let mut cmd = Command::new(find_node());
+    cmd.arg(interop_dir().join("ts_client.mjs"))
+        .arg(sdk)
+        .arg(mode)
+        .current_dir(interop_dir())
+        .env("BRIDGE_BIN", env!("CARGO_BIN_EXE_mcp-bridge"))
+        .env("BRIDGE_ENV", bridge_env.to_string())
+        .env("LOGIN_CALL", "whoami")
+        .env("LOGIN_DEADLINE_MS", "60000")
+        .env("TIMEOUT_MS", "30000")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().expect("node starts");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let run = async {
+        let ready: Value = serde_json::from_str(&lines.next_line().await.unwrap().expect("a ready line")).unwrap();
+        assert_eq!(ready["event"], json!("ready"), "{ready}");
+        assert!(
+            ready["tools"].as_array().unwrap().contains(&json!("whoami")),
+            "the client lists the protected server's tools: {ready}"
+        );
+        auth.revoke_all();
+        stdin.write_all(b"go\n").await.unwrap();
+        stdin.flush().await.unwrap();
+        let done = lines.next_line().await.unwrap().expect("a done line");
+        serde_json::from_str::<Value>(&done).unwrap()
+    };
+    let done = tokio::time::timeout(SDK_LOGIN_TIMEOUT, run)
+        .await
+        .unwrap_or_else(|_| panic!("{sdk} {mode}: the SDK client did not finish within {SDK_LOGIN_TIMEOUT:?}"));
+    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    println!("{sdk} {mode} printed: {done:#}");
+    assert_eq!(done["event"], json!("done"), "{done}");
+    assert!(done.get("error").is_none(), "{done}");
+    Some(SdkLogin {
+        done,
+        auth,
+        opened,
+        _protected: protected,
+        _home: home,
+        _dir: dir,
+    })
+}
+
+/// The text of a tool result the script printed.
+fn printed_text(result: &Value) -> &str {
+    result["content"][0]["text"].as_str().unwrap_or_default()
+}
+
+/// What every IDE login proves: the link offered was the authorization
+/// server's, on loopback, once; the client "opened" it (redirects followed to
+/// the bridge's callback, loopback only), which logged in again (a second code
+/// exchange); the call then completed; no browser tab was opened.
+fn assert_logged_in_through_the_ide(s: &SdkLogin) -> &Value {
+    let d = &s.done;
+    let links = d["elicitations"].as_array().unwrap();
+    assert_eq!(links.len(), 1, "one link for one login: {d}");
+    let link = &links[0];
+    assert_eq!(link["mode"], json!("url"), "{d}");
+    assert!(link.get("refused").is_none(), "{d}");
+    let url = link["url"].as_str().unwrap();
+    assert!(url.starts_with(&s.auth.authorization_endpoint()), "{url}");
+    let message = link["message"].as_str().unwrap_or_default();
+    assert!(message.contains("'vault'"), "{message}");
+    let visits = d["visits"].as_array().unwrap();
+    assert_eq!(visits.len(), 1, "{d}");
+    assert_eq!(visits[0]["status"], json!(200), "{d}");
+    assert_eq!(visits[0]["loopbackOnly"], json!(true), "{d}");
+    assert!(
+        visits[0]["body"].as_str().unwrap_or_default().contains("Logged in"),
+        "the redirect reached the bridge's callback: {d}"
+    );
+    assert_eq!(s.auth.log().code_exchanges(), 2, "the CLI login, then the IDE's");
+    assert_eq!(printed_text(&d["final"]), "vault", "{d}");
+    assert!(!s.opened.exists(), "no browser tab was opened");
+    link
+}
+
+/// The TypeScript SDK v1 (2025-11-25) as an IDE with URL-mode elicitation:
+/// after the login is revoked, the bridge sends it the login link
+/// (`elicitation/create`, mode url); a call made while the login is pending
+/// says it waits (progress) and completes once the client has opened the link;
+/// the bridge then sends `notifications/elicitation/complete` for that link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ts_sdk_v1_logs_in_through_a_url_elicitation() {
+    let Some(s) = sdk_login(Era::Legacy, "v1", "legacy").await else {
+        return;
+    };
+    let link = assert_logged_in_through_the_ide(&s);
+    let id = link["elicitationId"]
+        .as_str()
+        .expect("a 2025-11-25 URL elicitation has an id");
+    let d = &s.done;
+    assert_eq!(d["completes"], json!([id]), "{d}");
+    let pending = &d["pending"];
+    assert!(
+        pending["progress"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("log in to 'vault'"),
+        "the call made while the login is pending says it waits: {d}"
+    );
+    assert_eq!(printed_text(&pending["result"]), "vault", "{d}");
+}
+
+/// The TypeScript SDK v2 pinned to 2026-07-28, as an IDE with URL-mode
+/// elicitation: the bridge answers the call that needs the new login with an
+/// input-required round carrying the link; the SDK's own multi-round-trip
+/// driver hands it to the registered elicitation handler (which opens it and
+/// accepts) and retries with the answer and the bridge's request state; the
+/// retry waits for the login and returns the tool's result. The script never
+/// sees the round: `callTool` resolves with the result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ts_sdk_v2_logs_in_through_an_input_round() {
+    let Some(s) = sdk_login(Era::Modern, "v2", "2026-07-28").await else {
+        return;
+    };
+    assert_logged_in_through_the_ide(&s);
+    let d = &s.done;
+    // 2026-07-28 has no `notifications/elicitation/complete` (the SDK's
+    // 2026 URL-mode schema has no elicitationId either).
+    assert_eq!(d["completes"], json!([]), "{d}");
+    // The SDK's driver said it fulfilled the round, on the call that got it.
+    // The first call after the revocation is the one that needed the login,
+    // and it completes.
+    let attempts = d["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 1, "{d}");
+    let last = &attempts[0];
+    assert_eq!(printed_text(&last["result"]), "vault", "{d}");
+    assert!(
+        last["progress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m.as_str().unwrap_or_default().contains("Fulfilling input required")),
+        "the SDK ran the round itself: {d}"
+    );
+    assert!(d.get("pending").is_none(), "{d}");
+}
