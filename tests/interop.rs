@@ -637,13 +637,25 @@ struct SdkLogin {
 /// Bounds the whole client run (connect, revocation, the new login, the calls).
 const SDK_LOGIN_TIMEOUT: Duration = Duration::from_secs(90);
 
-async fn sdk_login(era: Era, sdk: &str, mode: &str) -> Option<SdkLogin> {
+/// Which official SDK plays the IDE, and how it negotiates.
+enum Sdk {
+    /// `ts_client.mjs <sdk> <mode>`.
+    Ts(&'static str, &'static str),
+    /// `py_client.py <mode>`.
+    Py(&'static str),
+}
+
+async fn sdk_login(era: Era, sdk: Sdk) -> Option<SdkLogin> {
     use common::auth::{AuthServer, Protection, start_protected};
     use tokio::io::AsyncWriteExt;
     if skip_requested() {
         return None;
     }
-    ensure_installed(&["node_modules/@modelcontextprotocol/sdk/package.json"]);
+    ensure_installed(&[
+        "node_modules/@modelcontextprotocol/sdk/package.json",
+        "node_modules/@modelcontextprotocol/client/package.json",
+        ".venv/bin/python",
+    ]);
     let auth = AuthServer::start();
     let protected = start_protected(TestServer::new(era, "vault"), &auth, Protection::default());
     let home = Home::new();
@@ -662,11 +674,25 @@ async fn sdk_login(era: Era, sdk: &str, mode: &str) -> Option<SdkLogin> {
         "BROWSER": browser,
         "RUST_LOG": std::env::var("RUST_LOG").unwrap_or_else(|_| "mcp_bridge=debug".into()),
     });
-    let mut cmd = Command::new(find_node());
-    cmd.arg(interop_dir().join("ts_client.mjs"))
-        .arg(sdk)
-        .arg(mode)
-        .current_dir(interop_dir())
+    let (mut cmd, what) = match sdk {
+        Sdk::Ts(v, mode) => {
+            let mut c = Command::new(find_node());
+            c.arg(interop_dir().join("ts_client.mjs")).arg(v).arg(mode);
+            (c, format!("ts_client.mjs {v} {mode}"))
+        }
+        Sdk::Py(mode) => {
+            let py = interop_dir().join(".venv/bin/python");
+            assert!(
+                py.exists(),
+                "the Python SDK is not installed ({}): run tests/interop/setup.sh",
+                py.display()
+            );
+            let mut c = Command::new(py);
+            c.arg(interop_dir().join("py_client.py")).arg(mode);
+            (c, format!("py_client.py {mode}"))
+        }
+    };
+    cmd.current_dir(interop_dir())
         .env("BRIDGE_BIN", env!("CARGO_BIN_EXE_mcp-bridge"))
         .env("BRIDGE_ENV", bridge_env.to_string())
         .env("LOGIN_CALL", "whoami")
@@ -694,9 +720,9 @@ async fn sdk_login(era: Era, sdk: &str, mode: &str) -> Option<SdkLogin> {
     };
     let done = tokio::time::timeout(SDK_LOGIN_TIMEOUT, run)
         .await
-        .unwrap_or_else(|_| panic!("{sdk} {mode}: the SDK client did not finish within {SDK_LOGIN_TIMEOUT:?}"));
+        .unwrap_or_else(|_| panic!("{what}: the SDK client did not finish within {SDK_LOGIN_TIMEOUT:?}"));
     let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
-    println!("{sdk} {mode} printed: {done:#}");
+    println!("{what} printed: {done:#}");
     assert_eq!(done["event"], json!("done"), "{done}");
     assert!(done.get("error").is_none(), "{done}");
     Some(SdkLogin {
@@ -750,10 +776,28 @@ fn assert_logged_in_through_the_ide(s: &SdkLogin) -> &Value {
 /// the bridge then sends `notifications/elicitation/complete` for that link.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ts_sdk_v1_logs_in_through_a_url_elicitation() {
-    let Some(s) = sdk_login(Era::Legacy, "v1", "legacy").await else {
+    let Some(s) = sdk_login(Era::Legacy, Sdk::Ts("v1", "legacy")).await else {
         return;
     };
-    let link = assert_logged_in_through_the_ide(&s);
+    assert_legacy_ide_login(&s);
+}
+
+/// The Python SDK (`mcp`) on the initialize handshake (2025-11-25), with an
+/// elicitation callback (which declares URL-mode elicitation): as the
+/// TypeScript v1 client above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_logs_in_through_a_url_elicitation() {
+    let Some(s) = sdk_login(Era::Modern, Sdk::Py("legacy")).await else {
+        return;
+    };
+    assert_legacy_ide_login(&s);
+}
+
+/// A 2025-11-25 IDE's login: the link has an id, and its completion is
+/// notified; the call made while the login was pending said it waits and
+/// completed with the tool's result.
+fn assert_legacy_ide_login(s: &SdkLogin) {
+    let link = assert_logged_in_through_the_ide(s);
     let id = link["elicitationId"]
         .as_str()
         .expect("a 2025-11-25 URL elicitation has an id");
@@ -779,7 +823,7 @@ async fn ts_sdk_v1_logs_in_through_a_url_elicitation() {
 /// sees the round: `callTool` resolves with the result.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ts_sdk_v2_logs_in_through_an_input_round() {
-    let Some(s) = sdk_login(Era::Modern, "v2", "2026-07-28").await else {
+    let Some(s) = sdk_login(Era::Modern, Sdk::Ts("v2", "2026-07-28")).await else {
         return;
     };
     assert_logged_in_through_the_ide(&s);
