@@ -11,6 +11,13 @@
 //! The server listens on all interfaces by default, so it is always started with
 //! `node --require tests/interop/loopback.cjs`, which forces every listener of the
 //! process onto 127.0.0.1; the test also checks the listening socket's address.
+//!
+//! Also the official SDK clients (`ts_client.mjs` v1 and v2, `py_client.py`, in
+//! their login mode) as IDEs that open login links: a server behind the test
+//! authorization server, its login revoked while the client is connected; the
+//! client is offered the new login's link (URL-mode `elicitation/create` on
+//! 2025-11-25, an input-required round on 2026-07-28), opens it (loopback only)
+//! and the call completes (`*_logs_in_through_*`).
 
 mod common;
 
