@@ -11,6 +11,13 @@
 //! The server listens on all interfaces by default, so it is always started with
 //! `node --require tests/interop/loopback.cjs`, which forces every listener of the
 //! process onto 127.0.0.1; the test also checks the listening socket's address.
+//!
+//! Also the official SDK clients (`ts_client.mjs` v1 and v2, `py_client.py`, in
+//! their login mode) as IDEs that open login links: a server behind the test
+//! authorization server, its login revoked while the client is connected; the
+//! client is offered the new login's link (URL-mode `elicitation/create` on
+//! 2025-11-25, an input-required round on 2026-07-28), opens it (loopback only)
+//! and the call completes (`*_logs_in_through_*`).
 
 mod common;
 
@@ -617,4 +624,252 @@ async fn bridge_recovers_when_server_everything_restarts() {
     )
     .await;
     println!("attempts after restart:\n{}", attempts.join("\n"));
+}
+
+/// A server behind a login (the test authorization server), logged in with
+/// `mcp-bridge login`, then the official SDK's client (`ts_client.mjs <sdk>
+/// <mode>` in its login mode) connected to the bridge; the login is revoked
+/// once the client holds the tool list, so the bridge needs a new one. What
+/// the client printed when done, and the world to check it against.
+struct SdkLogin {
+    done: Value,
+    auth: common::auth::AuthServer,
+    /// Where the bridge's `$BROWSER` would have written a URL it opened.
+    opened: PathBuf,
+    _protected: common::auth::ProtectedUpstream,
+    _home: Home,
+    _dir: tempfile::TempDir,
+}
+
+/// Bounds the whole client run (connect, revocation, the new login, the calls).
+const SDK_LOGIN_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Which official SDK plays the IDE, and how it negotiates.
+enum Sdk {
+    /// `ts_client.mjs <sdk> <mode>`.
+    Ts(&'static str, &'static str),
+    /// `py_client.py <mode>`.
+    Py(&'static str),
+}
+
+async fn sdk_login(era: Era, sdk: Sdk) -> Option<SdkLogin> {
+    use common::auth::{AuthServer, Protection, start_protected};
+    use tokio::io::AsyncWriteExt;
+    if skip_requested() {
+        return None;
+    }
+    ensure_installed(&[
+        "node_modules/@modelcontextprotocol/sdk/package.json",
+        "node_modules/@modelcontextprotocol/client/package.json",
+        ".venv/bin/python",
+    ]);
+    let auth = AuthServer::start();
+    let protected = start_protected(TestServer::new(era, "vault"), &auth, Protection::default());
+    let home = Home::new();
+    home.servers_config(
+        &[("vault", &protected.url)],
+        "[timeouts]\nready_wait = 2\nbackoff_max = 1\n",
+    );
+    common::interop::cli_login(&home, "vault").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (browser, opened) = common::interop::fake_browser(dir.path());
+    let bridge_env = json!({
+        "MCP_BRIDGE_HOME": home.path(),
+        "HOME": home.path(),
+        "PATH": std::env::var("PATH").unwrap_or_default(),
+        "MCP_BRIDGE_CREDENTIAL_STORE": "file",
+        "BROWSER": browser,
+        "RUST_LOG": std::env::var("RUST_LOG").unwrap_or_else(|_| "mcp_bridge=debug".into()),
+    });
+    let (mut cmd, what) = match sdk {
+        Sdk::Ts(v, mode) => {
+            let mut c = Command::new(find_node());
+            c.arg(interop_dir().join("ts_client.mjs")).arg(v).arg(mode);
+            (c, format!("ts_client.mjs {v} {mode}"))
+        }
+        Sdk::Py(mode) => {
+            let py = interop_dir().join(".venv/bin/python");
+            assert!(
+                py.exists(),
+                "the Python SDK is not installed ({}): run tests/interop/setup.sh",
+                py.display()
+            );
+            let mut c = Command::new(py);
+            c.arg(interop_dir().join("py_client.py")).arg(mode);
+            (c, format!("py_client.py {mode}"))
+        }
+    };
+    cmd.current_dir(interop_dir())
+        .env("BRIDGE_BIN", env!("CARGO_BIN_EXE_mcp-bridge"))
+        .env("BRIDGE_ENV", bridge_env.to_string())
+        .env("LOGIN_CALL", "whoami")
+        .env("LOGIN_DEADLINE_MS", "60000")
+        .env("TIMEOUT_MS", "30000")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().expect("node starts");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let run = async {
+        let ready: Value = serde_json::from_str(&lines.next_line().await.unwrap().expect("a ready line")).unwrap();
+        assert_eq!(ready["event"], json!("ready"), "{ready}");
+        assert!(
+            ready["tools"].as_array().unwrap().contains(&json!("whoami")),
+            "the client lists the protected server's tools: {ready}"
+        );
+        auth.revoke_all();
+        stdin.write_all(b"go\n").await.unwrap();
+        stdin.flush().await.unwrap();
+        let done = lines.next_line().await.unwrap().expect("a done line");
+        serde_json::from_str::<Value>(&done).unwrap()
+    };
+    let done = tokio::time::timeout(SDK_LOGIN_TIMEOUT, run)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: the SDK client did not finish within {SDK_LOGIN_TIMEOUT:?}"));
+    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    println!("{what} printed: {done:#}");
+    assert_eq!(done["event"], json!("done"), "{done}");
+    assert!(done.get("error").is_none(), "{done}");
+    Some(SdkLogin {
+        done,
+        auth,
+        opened,
+        _protected: protected,
+        _home: home,
+        _dir: dir,
+    })
+}
+
+/// The text of a tool result the script printed.
+fn printed_text(result: &Value) -> &str {
+    result["content"][0]["text"].as_str().unwrap_or_default()
+}
+
+/// What every IDE login proves: the link offered was the authorization
+/// server's, on loopback, once; the client "opened" it (redirects followed to
+/// the bridge's callback, loopback only), which logged in again (a second code
+/// exchange); the call then completed; no browser tab was opened.
+fn assert_logged_in_through_the_ide(s: &SdkLogin) -> &Value {
+    let d = &s.done;
+    let links = d["elicitations"].as_array().unwrap();
+    assert_eq!(links.len(), 1, "one link for one login: {d}");
+    let link = &links[0];
+    assert_eq!(link["mode"], json!("url"), "{d}");
+    assert!(link.get("refused").is_none(), "{d}");
+    let url = link["url"].as_str().unwrap();
+    assert!(url.starts_with(&s.auth.authorization_endpoint()), "{url}");
+    let message = link["message"].as_str().unwrap_or_default();
+    assert!(message.contains("'vault'"), "{message}");
+    let visits = d["visits"].as_array().unwrap();
+    assert_eq!(visits.len(), 1, "{d}");
+    assert_eq!(visits[0]["status"], json!(200), "{d}");
+    assert_eq!(visits[0]["loopbackOnly"], json!(true), "{d}");
+    assert!(
+        visits[0]["body"].as_str().unwrap_or_default().contains("Logged in"),
+        "the redirect reached the bridge's callback: {d}"
+    );
+    assert_eq!(s.auth.log().code_exchanges(), 2, "the CLI login, then the IDE's");
+    assert_eq!(printed_text(&d["final"]), "vault", "{d}");
+    assert!(!s.opened.exists(), "no browser tab was opened");
+    link
+}
+
+/// The TypeScript SDK v1 (2025-11-25) as an IDE with URL-mode elicitation:
+/// after the login is revoked, the bridge sends it the login link
+/// (`elicitation/create`, mode url); a call made while the login is pending
+/// says it waits (progress) and completes once the client has opened the link;
+/// the bridge then sends `notifications/elicitation/complete` for that link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ts_sdk_v1_logs_in_through_a_url_elicitation() {
+    let Some(s) = sdk_login(Era::Legacy, Sdk::Ts("v1", "legacy")).await else {
+        return;
+    };
+    assert_legacy_ide_login(&s);
+}
+
+/// The Python SDK (`mcp`) on the initialize handshake (2025-11-25), with an
+/// elicitation callback (which declares URL-mode elicitation): as the
+/// TypeScript v1 client above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_logs_in_through_a_url_elicitation() {
+    let Some(s) = sdk_login(Era::Modern, Sdk::Py("legacy")).await else {
+        return;
+    };
+    assert_legacy_ide_login(&s);
+}
+
+/// A 2025-11-25 IDE's login: the link has an id, and its completion is
+/// notified; the call made while the login was pending said it waits and
+/// completed with the tool's result.
+fn assert_legacy_ide_login(s: &SdkLogin) {
+    let link = assert_logged_in_through_the_ide(s);
+    let id = link["elicitationId"]
+        .as_str()
+        .expect("a 2025-11-25 URL elicitation has an id");
+    let d = &s.done;
+    assert_eq!(d["completes"], json!([id]), "{d}");
+    let pending = &d["pending"];
+    assert!(
+        pending["progress"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("log in to 'vault'"),
+        "the call made while the login is pending says it waits: {d}"
+    );
+    assert_eq!(printed_text(&pending["result"]), "vault", "{d}");
+}
+
+/// The TypeScript SDK v2 pinned to 2026-07-28, as an IDE with URL-mode
+/// elicitation: the bridge answers the call that needs the new login with an
+/// input-required round carrying the link; the SDK's own multi-round-trip
+/// driver hands it to the registered elicitation handler (which opens it and
+/// accepts) and retries with the answer and the bridge's request state; the
+/// retry waits for the login and returns the tool's result. The script never
+/// sees the round: `callTool` resolves with the result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ts_sdk_v2_logs_in_through_an_input_round() {
+    let Some(s) = sdk_login(Era::Modern, Sdk::Ts("v2", "2026-07-28")).await else {
+        return;
+    };
+    let call = assert_modern_ide_login(&s);
+    // The SDK's driver said it fulfilled the round.
+    assert!(
+        call["progress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m.as_str().unwrap_or_default().contains("Fulfilling input required")),
+        "the SDK ran the round itself: {}",
+        s.done
+    );
+}
+
+/// The Python SDK (`mcp`) pinned to 2026-07-28 (`Client(mode="2026-07-28")`):
+/// its `call_tool` runs the input-required round itself through the
+/// elicitation callback, as the TypeScript v2 client above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_2026_07_28_logs_in_through_an_input_round() {
+    let Some(s) = sdk_login(Era::Legacy, Sdk::Py("2026-07-28")).await else {
+        return;
+    };
+    assert_modern_ide_login(&s);
+}
+
+/// A 2026-07-28 IDE's login: the first call after the revocation is the one
+/// that needed the login, and the SDK's `callTool` resolves with the tool's
+/// result (it answered the round and retried by itself; the script never saw
+/// the round). 2026-07-28 has no `notifications/elicitation/complete` (nor an
+/// elicitationId in URL mode: TS v2 drops it, Python keeps it as optional).
+/// That call, as printed.
+fn assert_modern_ide_login(s: &SdkLogin) -> &Value {
+    assert_logged_in_through_the_ide(s);
+    let d = &s.done;
+    assert_eq!(d["completes"], json!([]), "{d}");
+    assert!(d.get("pending").is_none(), "{d}");
+    let attempts = d["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 1, "{d}");
+    assert_eq!(printed_text(&attempts[0]["result"]), "vault", "{d}");
+    &attempts[0]
 }

@@ -51,3 +51,59 @@ pub fn ensure_installed(marks: &[&str]) {
         }
     });
 }
+
+/// A `$BROWSER` that writes the URL it is asked to open into a file (the
+/// second path; written whole, by rename), so a test can tell whether a
+/// browser tab was opened and play it with `auth::browse`.
+pub fn fake_browser(dir: &Path) -> (PathBuf, PathBuf) {
+    let script = dir.join("browser.sh");
+    let out = dir.join("opened-url.txt");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$1\" > '{}.tmp'\nmv '{}.tmp' '{}'\n",
+            out.display(),
+            out.display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    (script, out)
+}
+
+/// `mcp-bridge login NAME` in `home`, its browser step played by
+/// `auth::browse` (the test authorization server approves at once); bounded.
+pub async fn cli_login(home: &super::Home, name: &str) {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let (browser, out) = fake_browser(dir.path());
+    let mut cmd = super::cli(home, &["login", name]);
+    cmd.env("BROWSER", &browser)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let child = cmd.spawn().unwrap();
+    let url = super::eventually("the login to open the browser", Duration::from_secs(20), async || {
+        std::fs::read_to_string(&out)
+            .map(|s| s.trim().to_owned())
+            .map_err(|e| e.kind())
+    })
+    .await;
+    let visit = super::auth::browse(&url, true).await;
+    assert_eq!(visit.callback_status, Some(200), "{visit:?}");
+    let output = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("mcp-bridge login ends after the browser step")
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "mcp-bridge login {name} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
