@@ -819,6 +819,11 @@ fn assert_legacy_ide_login(s: &SdkLogin) {
         "the call made while the login is pending says it waits: {d}"
     );
     assert_eq!(printed_text(&pending["result"]), "vault", "{d}");
+    // The call that met the revoked login (HTTP 401) waited for the new one
+    // and was sent once more: it is the only attempt, and it succeeded.
+    let attempts = d["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 1, "{d}");
+    assert_eq!(printed_text(&attempts[0]["result"]), "vault", "{d}");
 }
 
 /// The TypeScript SDK v2 pinned to 2026-07-28, as an IDE with URL-mode
