@@ -189,6 +189,20 @@ const PROFILES: &[Profile] = &[
         charset: Charset::WordDash,
         max_tools: DEFAULT_MAX_TOOLS,
     },
+    // Continue (continuedev/continue@d0a3c0b6, core/tools/mcpToolName.ts;
+    // clientInfo "continue-client", MCPConnection.ts): `<server>_<tool>`, the
+    // server lowercased with runs outside `[a-z0-9]` made `_`; no limit of its
+    // own, so the model APIs' 64. `Word` so that the entry's `-` becomes `_`
+    // as Continue does (tool names then lose `-` too: safe, not required).
+    Profile {
+        client: "Continue",
+        matches: &["continue-client"],
+        before: "",
+        between: "_",
+        limit: 64,
+        charset: Charset::Word,
+        max_tools: DEFAULT_MAX_TOOLS,
+    },
     // Goose (from its source, block/goose): `<extension>__<tool>`, the
     // extension's name lowercased; no length limit of its own.
     Profile {
@@ -233,6 +247,7 @@ mod tests {
         assert_eq!(who("opencode"), Some("opencode"));
         assert_eq!(who("goose"), Some("Goose"));
         assert_eq!(who("Roo Code"), Some("Roo Code"));
+        assert_eq!(who("continue-client"), Some("Continue"));
         assert_eq!(who("some-agent"), None);
         assert_eq!(profile(None), None);
     }
@@ -246,6 +261,7 @@ mod tests {
         assert_eq!(p("copilot"), "mcp-bridge-");
         assert_eq!(p("cursor-vscode"), "mcp-bridge");
         assert_eq!(p("Roo Code"), "mcp--mcp-bridge--");
+        assert_eq!(p("continue-client"), "mcp_bridge_");
         let roo = profile(Some("Roo Code")).unwrap();
         assert_eq!(roo.budget(ENTRY), 64 - 17);
         assert_eq!(roo.prefix("my.bridge"), "mcp--my_bridge--");

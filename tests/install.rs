@@ -1519,3 +1519,54 @@ fn visual_studio_is_windows_only() {
     assert!(!home.path().join(".mcp.json").exists());
     assert_eq!(tree(&home.project()), Vec::<String>::new());
 }
+
+/// Continue, at project scope: a file of the bridge's own in
+/// `.continue/mcpServers/`, Claude Desktop's shape; again, nothing changes;
+/// `doctor` sees it; uninstall removes the file it created. Its user config
+/// (a YAML list) is not edited, and `install --all` says what to do instead.
+#[test]
+fn continue_gets_a_project_file_of_its_own() {
+    let home = Home::new();
+    let beside = home.put(
+        "proj/.continue/mcpServers/playwright.yaml",
+        b"name: Playwright\nversion: 0.0.1\nschema: v1\nmcpServers:\n  - name: Browser\n    command: npx\n",
+    );
+    let out = home.run(BIN, &["install", "continue", "--scope", "project"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let file = home.project().join(".continue/mcpServers/mcp-bridge.json");
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        edit::get(&written, "mcpServers", "mcp-bridge").unwrap(),
+        Some(project_entry("continue"))
+    );
+    let again = home.run(BIN, &["install", "continue", "--scope", "project"]);
+    assert!(
+        text(&again.stdout).contains("already up to date"),
+        "{}",
+        text(&again.stdout)
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), written);
+
+    let bridge_home = home.path().join("bridge").display().to_string();
+    let env = [
+        ("MCP_BRIDGE_HOME", bridge_home.as_str()),
+        ("MCP_BRIDGE_CREDENTIAL_STORE", "file"),
+    ];
+    let said = text(&home.run_env(BIN, &["doctor"], &env).stdout);
+    assert!(
+        said.lines()
+            .any(|l| l.contains("Continue:") && l.contains("mcp-bridge.json")),
+        "{said}"
+    );
+
+    let un = home.run(BIN, &["uninstall", "continue", "--scope", "project"]);
+    assert!(un.status.success(), "{}", text(&un.stderr));
+    assert!(!file.exists());
+    assert!(beside.is_file());
+
+    std::fs::create_dir_all(home.path().join(".continue")).unwrap();
+    let out = home.run_env(BIN, &["install", "--all", "--binary", BIN], &NO_AGENT_HOMES);
+    let said = text(&out.stdout);
+    assert!(said.contains("Continue keeps user-wide servers"), "{said}");
+    assert!(!home.path().join(".continue/config.yaml").exists());
+}

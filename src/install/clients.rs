@@ -1,4 +1,4 @@
-//! The IDEs and agents `install` knows (18): where each keeps its MCP server list on Linux,
+//! The IDEs and agents `install` knows (19): where each keeps its MCP server list on Linux,
 //! macOS and Windows, which key of which format (JSON, TOML, YAML) holds the
 //! servers, and the exact entry that launches the bridge. Path resolution is a
 //! pure function of a [`Machine`], so every OS's rules are tested on any host;
@@ -34,6 +34,7 @@ pub enum Client {
     RooCode,
     VisualStudio,
     Junie,
+    Continue,
 }
 
 /// Whose file: the user's (all projects) or the current project's.
@@ -221,7 +222,7 @@ pub enum PathError {
 }
 
 impl Client {
-    pub const ALL: [Client; 18] = [
+    pub const ALL: [Client; 19] = [
         Client::Cursor,
         Client::VsCode,
         Client::ClaudeDesktop,
@@ -240,6 +241,7 @@ impl Client {
         Client::RooCode,
         Client::VisualStudio,
         Client::Junie,
+        Client::Continue,
     ];
 
     /// The name on the command line.
@@ -263,6 +265,7 @@ impl Client {
             Client::RooCode => "roo-code",
             Client::VisualStudio => "visual-studio",
             Client::Junie => "junie",
+            Client::Continue => "continue",
         }
     }
 
@@ -286,6 +289,7 @@ impl Client {
             Client::RooCode => "Roo Code",
             Client::VisualStudio => "Visual Studio",
             Client::Junie => "Junie",
+            Client::Continue => "Continue",
         }
     }
 
@@ -380,6 +384,23 @@ impl Client {
             (Client::VisualStudio, Scope::Project) => vec![m.project.join(".vs").join("mcp.json")],
             (Client::Junie, Scope::User) => vec![m.home.join(".junie").join("mcp").join("mcp.json")],
             (Client::Junie, Scope::Project) => vec![m.project.join(".junie").join("mcp").join("mcp.json")],
+            // Continue's user config lists its servers in a YAML sequence, which
+            // the bridge's editors (one map of entries per file) do not edit.
+            (Client::Continue, Scope::User) => {
+                return Err(PathError::Unsupported(
+                    "Continue keeps user-wide servers in a list in ~/.continue/config.yaml, which install does not \
+                     edit; install it for this project with --scope project (.continue/mcpServers/mcp-bridge.json)"
+                        .into(),
+                ));
+            }
+            // A file of its own, in the Claude Desktop format Continue reads
+            // from `.continue/mcpServers/`.
+            (Client::Continue, Scope::Project) => vec![
+                m.project
+                    .join(".continue")
+                    .join("mcpServers")
+                    .join(format!("{}.json", super::DEFAULT_NAME)),
+            ],
         })
     }
 
@@ -412,6 +433,7 @@ impl Client {
                         .is_some_and(|l| l.join("Microsoft").join("VisualStudio").is_dir())
             }
             Client::Junie => m.home.join(".junie").is_dir(),
+            Client::Continue => m.home.join(".continue").is_dir(),
             Client::LmStudio => m.home.join(".lmstudio").is_dir(),
             Client::Cline => {
                 cline_file(m).parent().and_then(Path::parent).is_some_and(Path::is_dir)
@@ -506,6 +528,7 @@ impl Client {
                  picker (agent mode): they are off by default"
             }
             Client::Junie => "restart Junie (Settings > Tools > Junie > MCP Settings lists it)",
+            Client::Continue => "Continue picks it up from .continue/mcpServers (its tools work in agent mode)",
         }
     }
 
@@ -1417,6 +1440,34 @@ mod tests {
         assert_eq!(
             Client::Junie.entry("/b", &["serve".to_owned()], &serde_json::Map::new()),
             json!({"command": "/b", "args": ["serve"], "env": {}})
+        );
+    }
+
+    /// Continue: project scope only, a file of the bridge's own in
+    /// `.continue/mcpServers/`, Claude Desktop's shape.
+    #[test]
+    fn continue_paths_place_and_entry() {
+        for os in [Os::Linux, Os::MacOs, Os::Windows] {
+            assert_eq!(
+                one(Client::Continue, Scope::Project, &machine(os)),
+                Path::new("/work/proj")
+                    .join(".continue")
+                    .join("mcpServers")
+                    .join("mcp-bridge.json")
+            );
+            let e = Client::Continue.paths(Scope::User, &machine(os)).unwrap_err();
+            assert!(e.to_string().contains("--scope project"), "{e}");
+        }
+        assert_eq!(
+            Client::Continue.place(),
+            Place {
+                format: Format::Json,
+                key: "mcpServers"
+            }
+        );
+        assert_eq!(
+            Client::Continue.entry("mcp-bridge", &["serve".to_owned()], &serde_json::Map::new()),
+            json!({"command": "mcp-bridge", "args": ["serve"], "env": {}})
         );
     }
 
