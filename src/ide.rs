@@ -175,6 +175,34 @@ const PROFILES: &[Profile] = &[
         charset: Charset::WordDash,
         max_tools: DEFAULT_MAX_TOOLS,
     },
+    // Roo Code 3.52.1 (RooCodeInc/Roo-Code@cb836567, src/utils/mcp-name.ts
+    // `buildMcpToolName`; McpHub.ts sends clientInfo "Roo Code"):
+    // `mcp--<server>--<tool>`, each part with whitespace made `_`, other
+    // characters outside `[A-Za-z0-9_-]` deleted, `--` made `-`, `_` put before
+    // a leading digit or `-`; the whole cut to 64.
+    Profile {
+        client: "Roo Code",
+        matches: &["roo code", "roo-code"],
+        before: "mcp--",
+        between: "--",
+        limit: 64,
+        charset: Charset::WordDash,
+        max_tools: DEFAULT_MAX_TOOLS,
+    },
+    // Continue (continuedev/continue@d0a3c0b6, core/tools/mcpToolName.ts;
+    // clientInfo "continue-client", MCPConnection.ts): `<server>_<tool>`, the
+    // server lowercased with runs outside `[a-z0-9]` made `_`; no limit of its
+    // own, so the model APIs' 64. `Word` so that the entry's `-` becomes `_`
+    // as Continue does (tool names then lose `-` too: safe, not required).
+    Profile {
+        client: "Continue",
+        matches: &["continue-client"],
+        before: "",
+        between: "_",
+        limit: 64,
+        charset: Charset::Word,
+        max_tools: DEFAULT_MAX_TOOLS,
+    },
     // Goose (from its source, block/goose): `<extension>__<tool>`, the
     // extension's name lowercased; no length limit of its own.
     Profile {
@@ -218,6 +246,8 @@ mod tests {
         assert_eq!(who("windsurf-client"), Some("Windsurf"));
         assert_eq!(who("opencode"), Some("opencode"));
         assert_eq!(who("goose"), Some("Goose"));
+        assert_eq!(who("Roo Code"), Some("Roo Code"));
+        assert_eq!(who("continue-client"), Some("Continue"));
         assert_eq!(who("some-agent"), None);
         assert_eq!(profile(None), None);
     }
@@ -230,6 +260,11 @@ mod tests {
         assert_eq!(p("codex-mcp-client"), "mcp__mcp_bridge__");
         assert_eq!(p("copilot"), "mcp-bridge-");
         assert_eq!(p("cursor-vscode"), "mcp-bridge");
+        assert_eq!(p("Roo Code"), "mcp--mcp-bridge--");
+        assert_eq!(p("continue-client"), "mcp_bridge_");
+        let roo = profile(Some("Roo Code")).unwrap();
+        assert_eq!(roo.budget(ENTRY), 64 - 17);
+        assert_eq!(roo.prefix("my.bridge"), "mcp--my_bridge--");
         let claude = profile(Some("claude-code")).unwrap();
         assert_eq!(claude.budget(ENTRY), 64 - 17);
         assert_eq!(claude.prefix("my bridge"), "mcp__my_bridge__");

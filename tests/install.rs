@@ -1377,3 +1377,196 @@ fn goose_corrupt_yaml_is_left_untouched() {
     assert!(err.contains("line 4") && err.contains("left untouched"), "{err}");
     assert_eq!(std::fs::read(&file).unwrap(), corrupt);
 }
+
+/// Roo Code (its file in VS Code's globalStorage) and Junie: each client, its
+/// fixture, where its user file lives (Linux), its title, and the entry
+/// `install --binary BIN` writes.
+fn ide_extension_cases() -> Vec<(&'static str, &'static str, &'static str, &'static str, Value)> {
+    vec![
+        (
+            "roo-code",
+            "roo-mcp-settings.json",
+            ".config/Code/User/globalStorage/rooveterinaryinc.roo-cline/settings/mcp_settings.json",
+            "Roo Code",
+            json!({ "type": "stdio", "command": BIN, "args": ["serve"], "env": {}, "timeout": 300 }),
+        ),
+        (
+            "junie",
+            "junie-mcp.json",
+            ".junie/mcp/mcp.json",
+            "Junie",
+            json!({ "command": BIN, "args": ["serve"], "env": {} }),
+        ),
+    ]
+}
+
+/// Roo Code and Junie on files as they write them (other servers, Roo's
+/// approvals and remote entries): install adds the entry beside them, backed
+/// up once; again, nothing changes; `doctor` sees it; uninstall gives back the
+/// original bytes. At project scope, the shared entry goes into `.roo/mcp.json`
+/// and `.junie/mcp/mcp.json`.
+#[test]
+fn roo_code_and_junie_install_reinstall_uninstall() {
+    for (client, fixture_name, rel, title, entry) in ide_extension_cases() {
+        let home = Home::new();
+        let original = fixture(fixture_name);
+        let file = home.put(rel, &original);
+        let before = String::from_utf8(original.clone()).unwrap();
+
+        let out = home.run(BIN, &["install", client, "--binary", BIN]);
+        assert!(out.status.success(), "{client}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).contains(&format!("{title}: added")),
+            "{}",
+            text(&out.stdout)
+        );
+        let written = String::from_utf8(std::fs::read(&file).unwrap()).unwrap();
+        assert_eq!(
+            edit::get(&written, "mcpServers", "mcp-bridge").unwrap(),
+            Some(entry),
+            "{written}"
+        );
+        let others = ["filesystem", "github", "postgres"];
+        for name in others.into_iter().filter(|n| before.contains(&format!("\"{n}\""))) {
+            assert_eq!(
+                edit::get(&written, "mcpServers", name).unwrap(),
+                edit::get(&before, "mcpServers", name).unwrap(),
+                "{client}: {name}"
+            );
+        }
+        let bak = PathBuf::from(format!("{}.mcp-bridge.bak", file.display()));
+        assert_eq!(std::fs::read(&bak).unwrap(), original, "{client}: backup");
+
+        let again = home.run(BIN, &["install", client, "--binary", BIN]);
+        assert!(again.status.success(), "{client}: {}", text(&again.stderr));
+        assert!(text(&again.stdout).contains("already up to date"), "{client}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), written, "{client}");
+
+        let bridge_home = home.path().join("bridge").display().to_string();
+        let env = [
+            ("MCP_BRIDGE_HOME", bridge_home.as_str()),
+            ("MCP_BRIDGE_CREDENTIAL_STORE", "file"),
+        ];
+        let said = text(&home.run_env(BIN, &["doctor"], &env).stdout);
+        assert!(
+            said.lines()
+                .any(|l| l.starts_with(&format!("OK    {title}:")) && l.contains(&format!("launches {BIN}"))),
+            "{client}: {said}"
+        );
+
+        let un = home.run(BIN, &["uninstall", client]);
+        assert!(un.status.success(), "{client}: {}", text(&un.stderr));
+        assert_eq!(text(&std::fs::read(&file).unwrap()), before, "{client}");
+
+        let out = home.run(BIN, &["install", client, "--scope", "project"]);
+        assert!(out.status.success(), "{client}: {}", text(&out.stderr));
+        let project_file = match client {
+            "roo-code" => home.project().join(".roo/mcp.json"),
+            _ => home.project().join(".junie/mcp/mcp.json"),
+        };
+        let t = std::fs::read_to_string(&project_file).unwrap();
+        let mut shared = json!({ "command": "mcp-bridge", "args": ["serve"], "env": {} });
+        if client == "roo-code" {
+            shared["type"] = json!("stdio");
+            shared["timeout"] = json!(300);
+        }
+        assert_eq!(edit::get(&t, "mcpServers", "mcp-bridge").unwrap(), Some(shared), "{t}");
+        let un = home.run(BIN, &["uninstall", client, "--scope", "project"]);
+        assert!(un.status.success(), "{client}: {}", text(&un.stderr));
+        assert!(!project_file.exists(), "{client}");
+    }
+}
+
+/// `install --all` finds Roo Code by its globalStorage folder and Junie by
+/// `~/.junie`, and creates their files there; Visual Studio, Windows only, is
+/// not found on this OS.
+#[test]
+fn install_all_finds_roo_code_and_junie() {
+    let home = Home::new();
+    let roo = home
+        .path()
+        .join(".config/Code/User/globalStorage/rooveterinaryinc.roo-cline");
+    std::fs::create_dir_all(&roo).unwrap();
+    std::fs::create_dir_all(home.path().join(".junie")).unwrap();
+    let out = home.run_env(BIN, &["install", "--all", "--binary", BIN], &NO_AGENT_HOMES);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    for title in ["Roo Code", "Junie"] {
+        assert!(said.contains(&format!("{title}: added")), "{title}: {said}");
+    }
+    assert!(said.contains("Visual Studio: not found"), "{said}");
+    for file in [
+        roo.join("settings/mcp_settings.json"),
+        home.path().join(".junie/mcp/mcp.json"),
+    ] {
+        let t = std::fs::read_to_string(&file).unwrap();
+        assert!(edit::get(&t, "mcpServers", "mcp-bridge").unwrap().is_some(), "{t}");
+    }
+}
+
+/// Visual Studio exists on Windows only: elsewhere `install visual-studio`
+/// says so at either scope and creates nothing.
+#[cfg(not(windows))]
+#[test]
+fn visual_studio_is_windows_only() {
+    let home = Home::new();
+    for scope in ["user", "project"] {
+        let out = home.run(BIN, &["install", "visual-studio", "--scope", scope]);
+        assert!(!out.status.success(), "{scope}");
+        let said = text(&out.stdout) + &text(&out.stderr);
+        assert!(said.contains("Visual Studio runs on Windows only"), "{said}");
+    }
+    assert!(!home.path().join(".mcp.json").exists());
+    assert_eq!(tree(&home.project()), Vec::<String>::new());
+}
+
+/// Continue, at project scope: a file of the bridge's own in
+/// `.continue/mcpServers/`, Claude Desktop's shape; again, nothing changes;
+/// `doctor` sees it; uninstall removes the file it created. Its user config
+/// (a YAML list) is not edited, and `install --all` says what to do instead.
+#[test]
+fn continue_gets_a_project_file_of_its_own() {
+    let home = Home::new();
+    let beside = home.put(
+        "proj/.continue/mcpServers/playwright.yaml",
+        b"name: Playwright\nversion: 0.0.1\nschema: v1\nmcpServers:\n  - name: Browser\n    command: npx\n",
+    );
+    let out = home.run(BIN, &["install", "continue", "--scope", "project"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let file = home.project().join(".continue/mcpServers/mcp-bridge.json");
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        edit::get(&written, "mcpServers", "mcp-bridge").unwrap(),
+        Some(project_entry("continue"))
+    );
+    let again = home.run(BIN, &["install", "continue", "--scope", "project"]);
+    assert!(
+        text(&again.stdout).contains("already up to date"),
+        "{}",
+        text(&again.stdout)
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), written);
+
+    let bridge_home = home.path().join("bridge").display().to_string();
+    let env = [
+        ("MCP_BRIDGE_HOME", bridge_home.as_str()),
+        ("MCP_BRIDGE_CREDENTIAL_STORE", "file"),
+    ];
+    let said = text(&home.run_env(BIN, &["doctor"], &env).stdout);
+    assert!(
+        said.lines()
+            .any(|l| l.contains("Continue:") && l.contains("mcp-bridge.json")),
+        "{said}"
+    );
+
+    let un = home.run(BIN, &["uninstall", "continue", "--scope", "project"]);
+    assert!(un.status.success(), "{}", text(&un.stderr));
+    assert!(!file.exists());
+    assert!(beside.is_file());
+
+    std::fs::create_dir_all(home.path().join(".continue")).unwrap();
+    let out = home.run_env(BIN, &["install", "--all", "--binary", BIN], &NO_AGENT_HOMES);
+    let said = text(&out.stdout);
+    assert!(said.contains("Continue keeps user-wide servers"), "{said}");
+    assert!(!home.path().join(".continue/config.yaml").exists());
+}

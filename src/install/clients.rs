@@ -1,4 +1,4 @@
-//! The IDEs and agents `install` knows (15): where each keeps its MCP server list on Linux,
+//! The IDEs and agents `install` knows (19): where each keeps its MCP server list on Linux,
 //! macOS and Windows, which key of which format (JSON, TOML, YAML) holds the
 //! servers, and the exact entry that launches the bridge. Path resolution is a
 //! pure function of a [`Machine`], so every OS's rules are tested on any host;
@@ -31,6 +31,10 @@ pub enum Client {
     AmazonQ,
     Zed,
     Goose,
+    RooCode,
+    VisualStudio,
+    Junie,
+    Continue,
 }
 
 /// Whose file: the user's (all projects) or the current project's.
@@ -218,7 +222,7 @@ pub enum PathError {
 }
 
 impl Client {
-    pub const ALL: [Client; 15] = [
+    pub const ALL: [Client; 19] = [
         Client::Cursor,
         Client::VsCode,
         Client::ClaudeDesktop,
@@ -234,6 +238,10 @@ impl Client {
         Client::AmazonQ,
         Client::Zed,
         Client::Goose,
+        Client::RooCode,
+        Client::VisualStudio,
+        Client::Junie,
+        Client::Continue,
     ];
 
     /// The name on the command line.
@@ -254,6 +262,10 @@ impl Client {
             Client::AmazonQ => "amazon-q",
             Client::Zed => "zed",
             Client::Goose => "goose",
+            Client::RooCode => "roo-code",
+            Client::VisualStudio => "visual-studio",
+            Client::Junie => "junie",
+            Client::Continue => "continue",
         }
     }
 
@@ -274,6 +286,10 @@ impl Client {
             Client::AmazonQ => "Amazon Q Developer CLI",
             Client::Zed => "Zed",
             Client::Goose => "Goose",
+            Client::RooCode => "Roo Code",
+            Client::VisualStudio => "Visual Studio",
+            Client::Junie => "Junie",
+            Client::Continue => "Continue",
         }
     }
 
@@ -293,7 +309,7 @@ impl Client {
     /// The key that holds the server entries.
     pub fn top_key(self) -> &'static str {
         match self {
-            Client::VsCode => "servers",
+            Client::VsCode | Client::VisualStudio => "servers",
             Client::Codex => "mcp_servers",
             Client::OpenCode => "mcp",
             Client::Zed => "context_servers",
@@ -312,14 +328,7 @@ impl Client {
         Ok(match (self, scope) {
             (Client::Cursor, Scope::User) => vec![m.home.join(".cursor").join("mcp.json")],
             (Client::Cursor, Scope::Project) => vec![m.project.join(".cursor").join("mcp.json")],
-            (Client::VsCode, Scope::User) => {
-                let mut v = vec![m.app_config().join("Code").join("User").join("mcp.json")];
-                let insiders = m.app_config().join("Code - Insiders");
-                if insiders.is_dir() {
-                    v.push(insiders.join("User").join("mcp.json"));
-                }
-                v
-            }
+            (Client::VsCode, Scope::User) => vscode_user_dirs(m).into_iter().map(|d| d.join("mcp.json")).collect(),
             (Client::VsCode, Scope::Project) => vec![m.project.join(".vscode").join("mcp.json")],
             (Client::ClaudeDesktop, Scope::User) => vec![claude_desktop(m)?],
             (Client::ClaudeCode, Scope::User) => {
@@ -358,6 +367,40 @@ impl Client {
             (Client::Goose, Scope::User) => vec![m.goose_dir().join("config.yaml")],
             // Goose reads extensions from its user config only (recipes aside).
             (Client::Goose, Scope::Project) => return Err(no_scope()),
+            // The extension's globalStorage in VS Code (and Insiders, when installed).
+            (Client::RooCode, Scope::User) => vscode_user_dirs(m)
+                .into_iter()
+                .map(|d| roo_dir(&d).join("settings").join("mcp_settings.json"))
+                .collect(),
+            (Client::RooCode, Scope::Project) => vec![m.project.join(".roo").join("mcp.json")],
+            (Client::VisualStudio, _) if m.os != Os::Windows => {
+                return Err(PathError::Unsupported(
+                    "Visual Studio runs on Windows only (Visual Studio for Mac, retired, had no MCP support)".into(),
+                ));
+            }
+            (Client::VisualStudio, Scope::User) => vec![m.home.join(".mcp.json")],
+            // Visual Studio's own file for this solution (per user); not the
+            // `.mcp.json` it also reads, which is Claude Code's project file.
+            (Client::VisualStudio, Scope::Project) => vec![m.project.join(".vs").join("mcp.json")],
+            (Client::Junie, Scope::User) => vec![m.home.join(".junie").join("mcp").join("mcp.json")],
+            (Client::Junie, Scope::Project) => vec![m.project.join(".junie").join("mcp").join("mcp.json")],
+            // Continue's user config lists its servers in a YAML sequence, which
+            // the bridge's editors (one map of entries per file) do not edit.
+            (Client::Continue, Scope::User) => {
+                return Err(PathError::Unsupported(
+                    "Continue keeps user-wide servers in a list in ~/.continue/config.yaml, which install does not \
+                     edit; install it for this project with --scope project (.continue/mcpServers/mcp-bridge.json)"
+                        .into(),
+                ));
+            }
+            // A file of its own, in the Claude Desktop format Continue reads
+            // from `.continue/mcpServers/`.
+            (Client::Continue, Scope::Project) => vec![
+                m.project
+                    .join(".continue")
+                    .join("mcpServers")
+                    .join(format!("{}.json", super::DEFAULT_NAME)),
+            ],
         })
     }
 
@@ -381,6 +424,16 @@ impl Client {
             Client::AmazonQ => m.home.join(".aws").join("amazonq").is_dir(),
             Client::Zed => m.zed_dir().is_dir(),
             Client::Goose => m.goose_dir().is_dir(),
+            Client::RooCode => vscode_user_dirs(m).iter().any(|d| roo_dir(d).is_dir()),
+            // Visual Studio keeps per-user data in %LOCALAPPDATA%\Microsoft\VisualStudio.
+            Client::VisualStudio => {
+                m.os == Os::Windows
+                    && m.local_appdata
+                        .as_ref()
+                        .is_some_and(|l| l.join("Microsoft").join("VisualStudio").is_dir())
+            }
+            Client::Junie => m.home.join(".junie").is_dir(),
+            Client::Continue => m.home.join(".continue").is_dir(),
             Client::LmStudio => m.home.join(".lmstudio").is_dir(),
             Client::Cline => {
                 cline_file(m).parent().and_then(Path::parent).is_some_and(Path::is_dir)
@@ -396,8 +449,13 @@ impl Client {
     /// IDE's shape.
     pub fn entry(self, command: &str, args: &[String], env: &serde_json::Map<String, Value>) -> Value {
         match self {
-            Client::VsCode | Client::ClaudeCode => {
+            Client::VsCode | Client::ClaudeCode | Client::VisualStudio => {
                 json!({ "type": "stdio", "command": command, "args": args, "env": env })
+            }
+            // Roo's `timeout` (seconds, default 60) bounds each call, which may
+            // include a first login. No `alwaysAllow`: approving tools is the user's.
+            Client::RooCode => {
+                json!({ "type": "stdio", "command": command, "args": args, "env": env, "timeout": ROO_TIMEOUT_SEC })
             }
             // Codex gives a server 10 s to start by default; the bridge may wait
             // longer for upstream logins. No empty `[….env]` table.
@@ -464,6 +522,13 @@ impl Client {
             Client::AmazonQ => "start a new `q chat` session (`/mcp` shows it)",
             Client::Zed => "Zed reloads settings.json when it is saved (the Agent panel's settings list the server)",
             Client::Goose => "start a new goose session (`goose info -v` shows the config)",
+            Client::RooCode => "Roo Code reloads it when the file is saved (MCP Servers in Roo's panel lists it)",
+            Client::VisualStudio => {
+                "Visual Studio reloads it when the file is saved; enable the bridge's tools in the Copilot Chat tool \
+                 picker (agent mode): they are off by default"
+            }
+            Client::Junie => "restart Junie (Settings > Tools > Junie > MCP Settings lists it)",
+            Client::Continue => "Continue picks it up from .continue/mcpServers (its tools work in agent mode)",
         }
     }
 
@@ -502,10 +567,37 @@ impl Client {
                  copilot asks, or under \"trusted_folders\" in {}",
                 m.copilot_dir().join("config.json").display()
             )),
+            (Client::VisualStudio, Scope::Project) => Some(
+                "note: .vs/mcp.json is Visual Studio's per-user file for this solution (.vs is usually not under \
+                 version control); Visual Studio also reads .vscode/mcp.json, so `mcp-bridge install vscode --scope \
+                 project` gives the whole team the entry"
+                    .to_owned(),
+            ),
             _ => None,
         }
     }
 }
+
+/// VS Code's user directories (`<app config>/Code/User`, and `Code -
+/// Insiders/User` when Insiders is installed), the first the primary one.
+fn vscode_user_dirs(m: &Machine) -> Vec<PathBuf> {
+    let mut v = vec![m.app_config().join("Code").join("User")];
+    let insiders = m.app_config().join("Code - Insiders");
+    if insiders.is_dir() {
+        v.push(insiders.join("User"));
+    }
+    v
+}
+
+/// Roo Code's globalStorage in a VS Code user directory (VS Code lowercases
+/// the extension id `RooVeterinaryInc.roo-cline`).
+fn roo_dir(vscode_user: &Path) -> PathBuf {
+    vscode_user.join("globalStorage").join("rooveterinaryinc.roo-cline")
+}
+
+/// Roo Code's `timeout` (seconds; its default is 60) for the bridge's entry:
+/// long enough for a call that waits for an upstream login.
+pub const ROO_TIMEOUT_SEC: u64 = 300;
 
 const CLINE_FILE: &str = "cline_mcp_settings.json";
 
@@ -1206,6 +1298,177 @@ mod tests {
         assert!(copilot.contains("/home/ann/.copilot/config.json"), "{copilot}");
         assert_eq!(Client::Copilot.note(Scope::User, &m), None);
         assert_eq!(Client::OpenCode.note(Scope::User, &m), None);
+    }
+
+    /// Roo Code: its file in the extension's globalStorage under VS Code's
+    /// user directory on each OS (Insiders too once installed), the project's
+    /// `.roo/mcp.json`; a stdio entry with a timeout, no `alwaysAllow`.
+    #[test]
+    fn roo_code_paths_place_and_entry() {
+        let roo = "globalStorage/rooveterinaryinc.roo-cline/settings/mcp_settings.json";
+        assert_eq!(
+            Client::RooCode.paths(Scope::User, &machine(Os::Linux)).unwrap(),
+            [Path::new("/home/ann/.config/Code/User").join(roo)]
+        );
+        assert_eq!(
+            one(Client::RooCode, Scope::User, &machine(Os::MacOs)),
+            Path::new("/Users/ann/Library/Application Support/Code/User").join(roo)
+        );
+        assert_eq!(
+            one(Client::RooCode, Scope::User, &machine(Os::Windows)),
+            Path::new(r"C:\Users\Ann Lee\AppData\Roaming")
+                .join("Code")
+                .join("User")
+                .join("globalStorage")
+                .join("rooveterinaryinc.roo-cline")
+                .join("settings")
+                .join("mcp_settings.json")
+        );
+        let mut x = machine(Os::Linux);
+        x.xdg_config = Some("/xdg".into());
+        assert_eq!(
+            one(Client::RooCode, Scope::User, &x),
+            Path::new("/xdg/Code/User").join(roo)
+        );
+        let dir = tempfile::tempdir().unwrap();
+        x.xdg_config = Some(dir.path().to_path_buf());
+        assert!(!Client::RooCode.looks_installed(&x));
+        std::fs::create_dir_all(
+            dir.path()
+                .join("Code - Insiders/User/globalStorage/rooveterinaryinc.roo-cline"),
+        )
+        .unwrap();
+        assert_eq!(
+            Client::RooCode.paths(Scope::User, &x).unwrap(),
+            [
+                dir.path().join("Code/User").join(roo),
+                dir.path().join("Code - Insiders/User").join(roo)
+            ]
+        );
+        assert!(Client::RooCode.looks_installed(&x));
+        assert_eq!(
+            one(Client::RooCode, Scope::Project, &machine(Os::Linux)),
+            Path::new("/work/proj/.roo/mcp.json")
+        );
+        assert_eq!(
+            Client::RooCode.place(),
+            Place {
+                format: Format::Json,
+                key: "mcpServers"
+            }
+        );
+        let entry = Client::RooCode.entry("/b", &["serve".to_owned()], &serde_json::Map::new());
+        assert_eq!(
+            entry,
+            json!({"type": "stdio", "command": "/b", "args": ["serve"], "env": {}, "timeout": 300})
+        );
+        assert!(entry.get("alwaysAllow").is_none());
+    }
+
+    /// Visual Studio: Windows only; `%USERPROFILE%\.mcp.json` and the
+    /// solution's `.vs\mcp.json`, under `servers`, VS Code's entry shape.
+    #[test]
+    fn visual_studio_paths_place_and_entry() {
+        let w = machine(Os::Windows);
+        assert_eq!(
+            one(Client::VisualStudio, Scope::User, &w),
+            Path::new(r"C:\Users\Ann Lee").join(".mcp.json")
+        );
+        assert_eq!(
+            one(Client::VisualStudio, Scope::Project, &w),
+            Path::new("/work/proj").join(".vs").join("mcp.json")
+        );
+        for os in [Os::Linux, Os::MacOs] {
+            for scope in [Scope::User, Scope::Project] {
+                let e = Client::VisualStudio.paths(scope, &machine(os)).unwrap_err();
+                assert!(e.to_string().contains("Windows only"), "{e}");
+            }
+            assert!(!Client::VisualStudio.looks_installed(&machine(os)));
+        }
+        assert!(!Client::VisualStudio.looks_installed(&w));
+        let dir = tempfile::tempdir().unwrap();
+        let mut x = machine(Os::Windows);
+        x.local_appdata = Some(dir.path().to_path_buf());
+        std::fs::create_dir_all(dir.path().join("Microsoft").join("VisualStudio")).unwrap();
+        assert!(Client::VisualStudio.looks_installed(&x));
+        assert_eq!(
+            Client::VisualStudio.place(),
+            Place {
+                format: Format::Json,
+                key: "servers"
+            }
+        );
+        assert_eq!(
+            Client::VisualStudio.entry("C:\\b.exe", &["serve".to_owned()], &serde_json::Map::new()),
+            json!({"type": "stdio", "command": "C:\\b.exe", "args": ["serve"], "env": {}})
+        );
+        let note = Client::VisualStudio.note(Scope::Project, &w).unwrap();
+        assert!(note.contains("install vscode --scope project"), "{note}");
+        assert_eq!(Client::VisualStudio.note(Scope::User, &w), None);
+    }
+
+    /// Junie: `~/.junie/mcp/mcp.json` on every OS, the project's
+    /// `.junie/mcp/mcp.json`; `mcpServers`, no `type`.
+    #[test]
+    fn junie_paths_place_and_entry() {
+        assert_eq!(
+            one(Client::Junie, Scope::User, &machine(Os::Linux)),
+            Path::new("/home/ann/.junie/mcp/mcp.json")
+        );
+        assert_eq!(
+            one(Client::Junie, Scope::User, &machine(Os::MacOs)),
+            Path::new("/Users/ann/.junie/mcp/mcp.json")
+        );
+        assert_eq!(
+            one(Client::Junie, Scope::User, &machine(Os::Windows)),
+            Path::new(r"C:\Users\Ann Lee")
+                .join(".junie")
+                .join("mcp")
+                .join("mcp.json")
+        );
+        assert_eq!(
+            one(Client::Junie, Scope::Project, &machine(Os::Linux)),
+            Path::new("/work/proj/.junie/mcp/mcp.json")
+        );
+        assert_eq!(
+            Client::Junie.place(),
+            Place {
+                format: Format::Json,
+                key: "mcpServers"
+            }
+        );
+        assert_eq!(
+            Client::Junie.entry("/b", &["serve".to_owned()], &serde_json::Map::new()),
+            json!({"command": "/b", "args": ["serve"], "env": {}})
+        );
+    }
+
+    /// Continue: project scope only, a file of the bridge's own in
+    /// `.continue/mcpServers/`, Claude Desktop's shape.
+    #[test]
+    fn continue_paths_place_and_entry() {
+        for os in [Os::Linux, Os::MacOs, Os::Windows] {
+            assert_eq!(
+                one(Client::Continue, Scope::Project, &machine(os)),
+                Path::new("/work/proj")
+                    .join(".continue")
+                    .join("mcpServers")
+                    .join("mcp-bridge.json")
+            );
+            let e = Client::Continue.paths(Scope::User, &machine(os)).unwrap_err();
+            assert!(e.to_string().contains("--scope project"), "{e}");
+        }
+        assert_eq!(
+            Client::Continue.place(),
+            Place {
+                format: Format::Json,
+                key: "mcpServers"
+            }
+        );
+        assert_eq!(
+            Client::Continue.entry("mcp-bridge", &["serve".to_owned()], &serde_json::Map::new()),
+            json!({"command": "mcp-bridge", "args": ["serve"], "env": {}})
+        );
     }
 
     #[test]
