@@ -111,7 +111,11 @@ proptest! {
             Line::Skip => {
                 let trimmed = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&line);
                 let blank = trimmed.iter().all(u8::is_ascii_whitespace);
-                let v: Option<Value> = serde_json::from_slice(trimmed).ok();
+                // A response whose strings are not UTF-8 is still a response
+                // (never answered): read it as text with the bad bytes replaced.
+                let v: Option<Value> = serde_json::from_slice(trimmed)
+                    .ok()
+                    .or_else(|| serde_json::from_str(&String::from_utf8_lossy(trimmed)).ok());
                 let notification = v.as_ref().is_some_and(|v| {
                     v.get("id").is_none() && v.get("method").is_some_and(Value::is_string)
                 });
