@@ -9,32 +9,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::auth::*;
+use common::interop::fake_browser;
 use common::*;
 use rmcp::model::{ClientRequest, Request, ServerResult};
 use serde_json::json;
-
-/// A `$BROWSER` that writes the URL it is asked to open into a file, so the test
-/// can play the user's browser with `browse`.
-fn fake_browser(dir: &Path) -> (PathBuf, PathBuf) {
-    let script = dir.join("browser.sh");
-    let out = dir.join("opened-url.txt");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\nprintf '%s\\n' \"$1\" > '{}.tmp'\nmv '{}.tmp' '{}'\n",
-            out.display(),
-            out.display(),
-            out.display()
-        ),
-    )
-    .unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    (script, out)
-}
 
 /// Wait (bounded) until the fake browser was asked to open a URL.
 async fn opened_url(out: &Path) -> String {

@@ -300,10 +300,11 @@ impl UpstreamHandle {
     /// The login the server waits for: its last failure was a refused login,
     /// and it has not connected since.
     pub fn needs_login(&self) -> Option<NeedsLogin> {
-        if matches!(self.state(), ConnState::Ready { .. }) {
+        // Asked on every call: no copy of the state, nor of the failure's text.
+        if matches!(*self.state.borrow(), ConnState::Ready { .. }) {
             return None;
         }
-        self.last_failure()?.needs_login
+        self.last_error.locked().as_ref()?.needs_login.clone()
     }
 
     /// Wait until the first connection attempt has an outcome (connected, or
