@@ -199,6 +199,7 @@ impl OAuthArgs {
             redirect_port: None,
             omit_resource: false,
             client_metadata_url: self.client_metadata_url.clone(),
+            client_credentials: None,
         }
     }
 

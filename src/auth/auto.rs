@@ -62,6 +62,11 @@ async fn run(
     scopes: Option<Vec<String>>,
     show: Option<Arc<dyn ShowLink>>,
 ) -> bool {
+    // A server reached with client credentials never gets a browser login:
+    // the owner fetches its tokens (see `client_credentials`).
+    if spec.oauth.client_credentials.is_some() {
+        return false;
+    }
     let step_up = scopes.is_some();
     let creds = ServerCredentials::new(store.clone(), &spec.url);
     let key = creds.key().to_owned();

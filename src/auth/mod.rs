@@ -13,6 +13,7 @@
 //! - PKCE support only warned about when absent: [`oauth::login`] refuses.
 
 pub mod auto;
+pub mod client_credentials;
 pub mod oauth;
 pub mod refresh;
 pub mod store;

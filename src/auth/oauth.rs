@@ -164,7 +164,7 @@ pub fn strip_param(query: &str, name: &str) -> String {
 /// (`server/discover`, then `initialize`), and return the `WWW-Authenticate`
 /// challenge of the first 401 (for the `resource_metadata` URL and the scopes
 /// it wants: a server may let `initialize` through and challenge only later).
-async fn challenge(url: &str) -> Result<Option<String>, LoginError> {
+pub(crate) async fn challenge(url: &str) -> Result<Option<String>, LoginError> {
     let client = crate::net::builder().build().map_err(failed)?;
     let info = serde_json::json!({"name": "mcp-bridge", "version": env!("CARGO_PKG_VERSION")});
     let probes = [

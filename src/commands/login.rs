@@ -88,6 +88,24 @@ pub async fn login(opts: &ServeOptions, which: Option<&str>, oauth_args: &OAuthS
     let mut done = 0;
     for s in &servers {
         let creds = ServerCredentials::new(store.clone(), &s.url);
+        // Client credentials: a token now, no browser (a check of the setup).
+        if s.oauth.client_credentials.is_some() {
+            match crate::auth::client_credentials::fetch(s, creds).await {
+                Ok(()) => {
+                    done += 1;
+                    eprintln!(
+                        "got a token for {} ({}) with client credentials",
+                        s.id,
+                        printable(&s.url)
+                    );
+                }
+                Err(e) => {
+                    failures += 1;
+                    eprintln!("{}", printable_lines(&e.to_string()));
+                }
+            }
+            continue;
+        }
         match oauth::login(&s.url, creds, &options(s, secs(cfg.auth.login_timeout))).await {
             Ok(()) => {
                 done += 1;

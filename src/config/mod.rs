@@ -223,6 +223,72 @@ pub struct ServerOAuth {
     /// the authorization server supports CIMD and no client id is given.
     #[serde(default)]
     pub client_metadata_url: Option<String>,
+    /// `client_credentials`: the bridge gets its tokens itself, with no browser
+    /// (agents, CI); absent: the interactive login.
+    #[serde(default)]
+    pub grant: Option<Grant>,
+    /// How the client authenticates at the token endpoint (client credentials);
+    /// absent: what the authorization server lists.
+    #[serde(default)]
+    pub token_endpoint_auth_method: Option<TokenAuthMethod>,
+    /// PEM private key for `private_key_jwt` (PKCS#8, SEC1 EC or PKCS#1 RSA).
+    #[serde(default)]
+    pub private_key_file: Option<std::path::PathBuf>,
+}
+
+/// `oauth.grant`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Grant {
+    AuthorizationCode,
+    ClientCredentials,
+}
+
+/// `oauth.token_endpoint_auth_method` (RFC 8414 names).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenAuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    PrivateKeyJwt,
+}
+
+impl TokenAuthMethod {
+    /// The RFC 8414 name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenAuthMethod::ClientSecretBasic => "client_secret_basic",
+            TokenAuthMethod::ClientSecretPost => "client_secret_post",
+            TokenAuthMethod::PrivateKeyJwt => "private_key_jwt",
+        }
+    }
+}
+
+impl ServerOAuth {
+    /// What is missing or contradictory in a client-credentials setup, if anything.
+    pub fn client_credentials_problem(&self) -> Option<String> {
+        if self.grant != Some(Grant::ClientCredentials) {
+            return (self.token_endpoint_auth_method.is_some() || self.private_key_file.is_some())
+                .then(|| "oauth.token_endpoint_auth_method and oauth.private_key_file need oauth.grant = \"client_credentials\"".into());
+        }
+        if self.client_id.is_none() {
+            return Some("oauth.grant = \"client_credentials\" needs oauth.client_id".into());
+        }
+        let jwt = self.token_endpoint_auth_method == Some(TokenAuthMethod::PrivateKeyJwt);
+        match (jwt || self.private_key_file.is_some(), &self.private_key_file, &self.client_secret_env) {
+            (true, None, _) => Some("oauth.token_endpoint_auth_method = \"private_key_jwt\" needs oauth.private_key_file".into()),
+            (true, Some(_), Some(_)) => {
+                Some("give oauth.private_key_file or oauth.client_secret_env, not both".into())
+            }
+            (true, Some(_), None) if !jwt && self.token_endpoint_auth_method.is_some() => {
+                Some("oauth.private_key_file goes with token_endpoint_auth_method = \"private_key_jwt\"".into())
+            }
+            (false, _, None) => Some(
+                "oauth.grant = \"client_credentials\" needs oauth.client_secret_env (the name of an environment variable holding the secret) or oauth.private_key_file".into(),
+            ),
+            _ => None,
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -637,6 +703,9 @@ impl Config {
                     ));
                 }
             }
+            if let Some(p) = s.oauth.client_credentials_problem() {
+                return Err(invalid(format!("server {:?}{}: {p}", s.name, server_line(i, &s.name))));
+            }
         }
         for (pattern, minutes) in &cfg.audit.minutes_saved {
             if !(*minutes >= 0.0 && *minutes <= MINUTES.max) {
@@ -809,6 +878,48 @@ mod tests {
         assert!(e.contains("max_bytes"), "{e}");
         let e = parse("[audit]\nargs = true\n").unwrap_err().to_string();
         assert!(e.contains("args"), "{e}");
+    }
+
+    /// Client credentials: a secret only by the name of an environment variable,
+    /// or a private key file; what is
+    /// missing or contradictory is said with the server and its line.
+    #[test]
+    fn client_credentials_settings_are_checked() {
+        let server =
+            |oauth: &str| format!("[[servers]]\nname = \"a\"\nurl = \"https://a.example\"\n[servers.oauth]\n{oauth}\n");
+        let ok = parse(&server(
+            "grant = \"client_credentials\"\nclient_id = \"ci\"\nclient_secret_env = \"CI_SECRET\"",
+        ))
+        .unwrap();
+        assert_eq!(ok.servers[0].oauth.grant, Some(Grant::ClientCredentials));
+        let jwt = parse(&server(
+            "grant = \"client_credentials\"\nclient_id = \"ci\"\nprivate_key_file = \"/k.pem\"\ntoken_endpoint_auth_method = \"private_key_jwt\"",
+        ))
+        .unwrap();
+        assert_eq!(
+            jwt.servers[0].oauth.token_endpoint_auth_method,
+            Some(TokenAuthMethod::PrivateKeyJwt)
+        );
+        for (bad, says) in [
+            (
+                "grant = \"client_credentials\"\nclient_id = \"ci\"",
+                "client_secret_env",
+            ),
+            ("grant = \"client_credentials\"\nclient_secret_env = \"X\"", "client_id"),
+            (
+                "grant = \"client_credentials\"\nclient_id = \"ci\"\ntoken_endpoint_auth_method = \"private_key_jwt\"",
+                "private_key_file",
+            ),
+            (
+                "grant = \"client_credentials\"\nclient_id = \"ci\"\nclient_secret_env = \"X\"\nprivate_key_file = \"/k\"",
+                "not both",
+            ),
+            ("client_id = \"ci\"\nprivate_key_file = \"/k\"", "need oauth.grant"),
+        ] {
+            let e = parse(&server(bad)).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+            assert!(!e.contains("s3cret"), "{e}");
+        }
     }
 
     /// Every number in the file has a range: the defaults are inside it, and a

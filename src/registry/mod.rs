@@ -87,6 +87,19 @@ pub struct OAuthSettings {
     pub omit_resource: bool,
     /// Client ID Metadata Document URL (CIMD).
     pub client_metadata_url: Option<String>,
+    /// Set: the bridge gets tokens itself with the client credentials grant
+    /// (`client_id` and `client_secret`, or a private key), never a browser.
+    pub client_credentials: Option<ClientCredentials>,
+}
+
+/// The client credentials grant's client authentication (`client_id` and
+/// `client_secret` are [`OAuthSettings`]' own).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientCredentials {
+    /// Configured; `None`: what the authorization server lists.
+    pub method: Option<crate::config::TokenAuthMethod>,
+    /// `private_key_jwt`'s PEM key.
+    pub private_key_file: Option<std::path::PathBuf>,
 }
 
 impl fmt::Debug for OAuthSettings {
@@ -96,6 +109,7 @@ impl fmt::Debug for OAuthSettings {
             .field("client_secret", &self.client_secret.as_ref().map(|_| "[REDACTED]"))
             .field("scopes", &self.scopes)
             .field("redirect_port", &self.redirect_port)
+            .field("client_credentials", &self.client_credentials)
             .finish()
     }
 }
@@ -371,6 +385,7 @@ fn resolve_entry(raw: &Value, rc: &RegistryConfig, env: Env) -> Result<Option<Ca
                 .and_then(|p| u16::try_from(p).ok()),
             omit_resource: o.get("resource").and_then(Value::as_bool) == Some(false),
             client_metadata_url: o.get("clientMetadataUrl").and_then(Value::as_str).map(str::to_owned),
+            client_credentials: None,
         })
         .unwrap_or_default();
     let rules = crate::policy::ServerRules::from_meta(bridge_meta(&entry, "tools"));
@@ -467,6 +482,17 @@ pub fn resolve_with(cfg: &Config, registry: &[Value], adhoc: &AdHoc, env: Env) -
                 None => failed = Some(format!("bearer_token_env: environment variable {var} is not set")),
             }
         }
+        let client_credentials =
+            (s.oauth.grant == Some(crate::config::Grant::ClientCredentials)).then(|| ClientCredentials {
+                method: s.oauth.token_endpoint_auth_method,
+                private_key_file: s.oauth.private_key_file.clone(),
+            });
+        let client_secret = s.oauth.client_secret_env.as_deref().and_then(env);
+        if let (Some(_), Some(var), None) = (&client_credentials, &s.oauth.client_secret_env, &client_secret) {
+            failed = Some(format!(
+                "oauth.client_secret_env: environment variable {var} is not set"
+            ));
+        }
         if let Some(reason) = failed {
             out.problems.push(Problem {
                 server: s.name.clone(),
@@ -484,11 +510,12 @@ pub fn resolve_with(cfg: &Config, registry: &[Value], adhoc: &AdHoc, env: Env) -
             call_timeout: s.call_timeout,
             oauth: OAuthSettings {
                 client_id: s.oauth.client_id.clone(),
-                client_secret: s.oauth.client_secret_env.as_deref().and_then(env),
+                client_secret,
                 scopes: s.oauth.scopes.clone(),
                 redirect_port: s.oauth.redirect_port,
                 omit_resource: s.oauth.resource == Some(false),
                 client_metadata_url: s.oauth.client_metadata_url.clone(),
+                client_credentials,
             },
             keep_alive: s.keep_alive.unwrap_or(cfg.http.keep_alive),
             max_message_bytes: cfg.http.max_message_bytes,

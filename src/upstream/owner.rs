@@ -152,6 +152,14 @@ async fn connect(
         // One read of the store: static credentials set with `mcp-bridge auth set`
         // join the configured headers; stored tokens select the OAuth client.
         let creds = crate::auth::ServerCredentials::new(store, &spec.url);
+        // Client credentials: a token before the first request, no browser, no
+        // refresh token (a new token when this one runs out or is refused).
+        let cc = spec.oauth.client_credentials.is_some();
+        if cc && !crate::auth::client_credentials::usable(&creds).await {
+            crate::auth::client_credentials::fetch(spec, creds.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+        }
         let entry = creds.entry().await.unwrap_or_default();
         let has_tokens = entry.oauth.as_ref().is_some_and(|c| c.token_response.is_some());
         let mut with = spec.clone();
@@ -187,6 +195,16 @@ async fn connect(
             let stop = CancellationToken::new();
             let (id, manager, s) = (spec.id.clone(), auth.auth_manager.clone(), stop.clone());
             let root = cancel.clone();
+            if cc {
+                let spec = spec.clone();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = root.cancelled() => {}
+                        _ = crate::auth::client_credentials::renew(spec, creds, s.clone()) => {}
+                    }
+                });
+                return Ok((running, Some(stop)));
+            }
             tokio::spawn(async move {
                 let outcome = tokio::select! {
                     _ = root.cancelled() => return,
@@ -434,7 +452,17 @@ pub(super) async fn run(owner: Owner) {
                     use rmcp::transport::auth::CredentialStore;
                     let _ = crate::auth::ServerCredentials::new(tokens, &spec.url).clear().await;
                 }
+                let cc = spec.oauth.client_credentials.is_some();
                 let (mut e, needs) = match f {
+                    // No login to do: the next attempt gets a new token.
+                    Failure::NeedsLogin { .. } if cc => (
+                        "the server refused the token got with client credentials (HTTP 401); a new one is fetched on the next attempt".to_owned(),
+                        None,
+                    ),
+                    Failure::NeedsScope(scope) if cc => (
+                        format!("the client credentials lack the scope the server asks for ({scope}, HTTP 403): add it to oauth.scopes and grant it to the client at the authorization server"),
+                        None,
+                    ),
                     Failure::NeedsLogin { .. } => (
                         format!("{NEEDS_LOGIN} (HTTP 401): run `mcp-bridge login {id}`"),
                         Some(NeedsLogin::Login),
