@@ -188,6 +188,18 @@ pub struct OAuthArgs {
     /// the authorization server supports them (dynamic registration otherwise).
     #[arg(long, value_name = "URL")]
     pub client_metadata_url: Option<String>,
+    /// Get tokens with the client credentials grant (agents, CI): no browser,
+    /// no refresh token. Needs --client-id and a secret
+    /// (MCP_BRIDGE_CLIENT_SECRET) or --private-key-file.
+    #[arg(long)]
+    pub client_credentials: bool,
+    /// PEM private key for private_key_jwt client authentication (RFC 7523).
+    #[arg(long, value_name = "FILE")]
+    pub private_key_file: Option<PathBuf>,
+    /// client_secret_basic, client_secret_post or private_key_jwt (default:
+    /// what the authorization server lists).
+    #[arg(long, value_name = "METHOD")]
+    pub token_endpoint_auth_method: Option<crate::config::TokenAuthMethod>,
 }
 
 impl OAuthArgs {
@@ -199,12 +211,41 @@ impl OAuthArgs {
             redirect_port: None,
             omit_resource: false,
             client_metadata_url: self.client_metadata_url.clone(),
-            client_credentials: None,
+            client_credentials: self.client_credentials.then(|| crate::registry::ClientCredentials {
+                method: self.token_endpoint_auth_method,
+                private_key_file: self.private_key_file.clone(),
+            }),
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.client_id.is_none() && self.client_secret.is_none() && self.scopes.is_empty()
+        self.client_id.is_none() && self.client_secret.is_none() && self.scopes.is_empty() && !self.client_credentials
+    }
+
+    /// What is missing or contradictory in these flags, if anything (the
+    /// config's `[servers.oauth]` is checked the same way, in its own words).
+    pub fn problem(&self) -> Option<String> {
+        use crate::config::TokenAuthMethod as M;
+        let key = self.private_key_file.is_some();
+        if !self.client_credentials {
+            return (key || self.token_endpoint_auth_method.is_some())
+                .then(|| "--private-key-file and --token-endpoint-auth-method go with --client-credentials".into());
+        }
+        if self.client_id.is_none() {
+            return Some("--client-credentials needs --client-id".into());
+        }
+        let jwt = self.token_endpoint_auth_method == Some(M::PrivateKeyJwt);
+        match (key, jwt, self.client_secret.is_some(), self.token_endpoint_auth_method) {
+            (false, true, _, _) => Some("--token-endpoint-auth-method private_key_jwt needs --private-key-file".into()),
+            (true, _, true, _) => Some(
+                "give --private-key-file or a client secret (MCP_BRIDGE_CLIENT_SECRET), not both".into(),
+            ),
+            (true, false, _, Some(m)) => Some(format!("--private-key-file goes with private_key_jwt, not {}", m.as_str())),
+            (false, false, false, _) => Some(
+                "--client-credentials needs a client secret (the environment variable MCP_BRIDGE_CLIENT_SECRET) or --private-key-file".into(),
+            ),
+            _ => None,
+        }
     }
 }
 
@@ -246,5 +287,65 @@ mod tests {
         assert_eq!(parse_header("X-Key: a:b ").unwrap(), ("X-Key".into(), "a:b".into()));
         assert!(parse_header("nocolon").is_err());
         assert!(parse_header("bad name: x").is_err());
+    }
+
+    #[test]
+    fn client_credentials_flags_are_checked_together() {
+        let args = |a: &[&str]| {
+            let mut argv = vec!["mcp-bridge", "serve", "http://127.0.0.1:1/mcp"];
+            argv.extend_from_slice(a);
+            match Cli::try_parse_from(argv).unwrap().command {
+                Command::Serve { oauth, .. } => oauth,
+                _ => unreachable!(),
+            }
+        };
+        let ok = args(&["--client-credentials", "--client-id", "ci", "--client-secret", "s"]);
+        assert_eq!(ok.problem(), None);
+        assert!(ok.settings().client_credentials.is_some());
+        let key = args(&[
+            "--client-credentials",
+            "--client-id",
+            "ci",
+            "--private-key-file",
+            "/k.pem",
+        ]);
+        assert_eq!(key.problem(), None);
+        for (a, says) in [
+            (&["--private-key-file", "/k"][..], "go with --client-credentials"),
+            (
+                &["--client-credentials", "--client-secret", "s"][..],
+                "needs --client-id",
+            ),
+            (
+                &["--client-credentials", "--client-id", "ci"][..],
+                "MCP_BRIDGE_CLIENT_SECRET",
+            ),
+            (
+                &[
+                    "--client-credentials",
+                    "--client-id",
+                    "ci",
+                    "--client-secret",
+                    "s",
+                    "--private-key-file",
+                    "/k",
+                ][..],
+                "not both",
+            ),
+            (
+                &[
+                    "--client-credentials",
+                    "--client-id",
+                    "ci",
+                    "--token-endpoint-auth-method",
+                    "private_key_jwt",
+                ][..],
+                "needs --private-key-file",
+            ),
+        ] {
+            let p = args(a).problem().unwrap_or_default();
+            assert!(p.contains(says), "{a:?}: {p:?}");
+        }
+        assert!(Cli::try_parse_from(["mcp-bridge", "serve", "--token-endpoint-auth-method", "jwt"]).is_err());
     }
 }

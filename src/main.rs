@@ -53,7 +53,10 @@ async fn run(cli: Cli) -> ExitCode {
             prefix,
             oauth,
         } => serve(opts, urls, &headers, prefix, &oauth).await,
-        Command::Login { server, oauth } => report(login::login(&opts, server.as_deref(), &oauth.settings()).await),
+        Command::Login { server, oauth } => match oauth.problem() {
+            Some(p) => usage(&p),
+            None => report(login::login(&opts, server.as_deref(), &oauth.settings()).await),
+        },
         Command::Logout { server } => report(login::logout(&opts, server.as_deref()).await),
         Command::Auth { action } => report(login::auth(&opts, &action).await),
         Command::Tools { json } => report(tools::tools(&opts, json).await),
@@ -85,11 +88,11 @@ async fn serve(
 ) -> ExitCode {
     let headers = match headers.iter().map(|h| parse_header(h)).collect::<Result<Vec<_>, _>>() {
         Ok(h) => h,
-        Err(e) => {
-            eprintln!("mcp-bridge: {e}");
-            return ExitCode::from(64);
-        }
+        Err(e) => return usage(&e.to_string()),
     };
+    if let Some(p) = oauth.problem() {
+        return usage(&p);
+    }
     let opts = ServeOptions {
         adhoc: AdHoc {
             urls,
@@ -118,6 +121,12 @@ async fn serve(
             ExitCode::FAILURE
         }
     }
+}
+
+/// Flags that cannot work together: said on stderr, exit 64 (EX_USAGE).
+fn usage(problem: &str) -> ExitCode {
+    eprintln!("mcp-bridge: {problem}");
+    ExitCode::from(64)
 }
 
 /// Exit status of a terminal command: its error on stderr (escaped: it may

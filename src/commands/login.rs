@@ -63,6 +63,9 @@ async fn targets(
         if !oauth.scopes.is_empty() {
             s.oauth.scopes = oauth.scopes.clone();
         }
+        if oauth.client_credentials.is_some() {
+            s.oauth.client_credentials = oauth.client_credentials.clone();
+        }
     }
     Ok(servers)
 }

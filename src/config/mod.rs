@@ -253,6 +253,17 @@ pub enum TokenAuthMethod {
     PrivateKeyJwt,
 }
 
+impl std::str::FromStr for TokenAuthMethod {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        [Self::ClientSecretBasic, Self::ClientSecretPost, Self::PrivateKeyJwt]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| format!("{s:?} is not client_secret_basic, client_secret_post or private_key_jwt"))
+    }
+}
+
 impl TokenAuthMethod {
     /// The RFC 8414 name.
     pub fn as_str(self) -> &'static str {

@@ -368,26 +368,10 @@ fn resolve_entry(raw: &Value, rc: &RegistryConfig, env: Env) -> Result<Option<Ca
             ));
         }
     }
-    let oauth = bridge_meta(&entry, "oauth")
-        .map(|o| OAuthSettings {
-            client_id: o.get("clientId").and_then(Value::as_str).map(str::to_owned),
-            client_secret: None,
-            scopes: o
-                .get("scopes")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
-                .unwrap_or_default(),
-            redirect_port: o
-                .get("redirectPorts")
-                .and_then(Value::as_array)
-                .and_then(|a| a.first())
-                .and_then(Value::as_u64)
-                .and_then(|p| u16::try_from(p).ok()),
-            omit_resource: o.get("resource").and_then(Value::as_bool) == Some(false),
-            client_metadata_url: o.get("clientMetadataUrl").and_then(Value::as_str).map(str::to_owned),
-            client_credentials: None,
-        })
-        .unwrap_or_default();
+    let oauth = match bridge_meta(&entry, "oauth") {
+        Some(o) => meta_oauth(o, env).map_err(&problem)?,
+        None => OAuthSettings::default(),
+    };
     let rules = crate::policy::ServerRules::from_meta(bridge_meta(&entry, "tools"));
     Ok(Some(Candidate {
         name,
@@ -397,6 +381,58 @@ fn resolve_entry(raw: &Value, rc: &RegistryConfig, env: Env) -> Result<Option<Ca
         oauth,
         rules,
     }))
+}
+
+/// A registry entry's `oauth` meta (camelCase, as the registry's own fields).
+/// A registry holds no secret: `clientSecretEnv` names the variable that does,
+/// `privateKeyFile` a path on the user's machine.
+fn meta_oauth(o: &Value, env: Env) -> Result<OAuthSettings, String> {
+    let text = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_owned);
+    let client_credentials = match text("grant").as_deref() {
+        None | Some("authorization_code") => None,
+        Some("client_credentials") => Some(ClientCredentials {
+            method: text("tokenEndpointAuthMethod")
+                .map(|m| m.parse())
+                .transpose()
+                .map_err(|e| format!("oauth tokenEndpointAuthMethod: {e}"))?,
+            private_key_file: text("privateKeyFile").map(std::path::PathBuf::from),
+        }),
+        Some(other) => return Err(format!("oauth grant {other:?} is not one the bridge knows")),
+    };
+    let client_secret = match text("clientSecretEnv") {
+        Some(var) => {
+            Some(env(&var).ok_or_else(|| format!("oauth clientSecretEnv: environment variable {var} is not set"))?)
+        }
+        None => None,
+    };
+    if let Some(cc) = &client_credentials {
+        let has_id = o.get("clientId").is_some();
+        match (has_id, client_secret.is_some(), cc.private_key_file.is_some()) {
+            (false, ..) => return Err("oauth grant client_credentials needs clientId".into()),
+            (true, false, false) => {
+                return Err("oauth grant client_credentials needs clientSecretEnv or privateKeyFile".into());
+            }
+            _ => {}
+        }
+    }
+    Ok(OAuthSettings {
+        client_id: text("clientId"),
+        client_secret,
+        scopes: o
+            .get("scopes")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .unwrap_or_default(),
+        redirect_port: o
+            .get("redirectPorts")
+            .and_then(Value::as_array)
+            .and_then(|a| a.first())
+            .and_then(Value::as_u64)
+            .and_then(|p| u16::try_from(p).ok()),
+        omit_resource: o.get("resource").and_then(Value::as_bool) == Some(false),
+        client_metadata_url: text("clientMetadataUrl"),
+        client_credentials,
+    })
 }
 
 /// Everything `serve` bridges: config servers, registry entries, CLI URLs.
@@ -828,6 +864,53 @@ mod tests {
         assert_eq!(r.problems.len(), 1);
         assert_eq!(r.problems[0].server, "b");
         assert!(r.problems[0].reason.contains("UNSET"), "{}", r.problems[0].reason);
+    }
+
+    #[test]
+    fn registry_meta_asks_for_client_credentials_without_holding_a_secret() {
+        use serde_json::json;
+        let env = |var: &str| (var == "JOBS_SECRET").then(|| "s3".to_owned());
+        let ok = meta_oauth(
+            &json!({"grant": "client_credentials", "clientId": "ci", "clientSecretEnv": "JOBS_SECRET"}),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(ok.client_secret.as_deref(), Some("s3"));
+        assert_eq!(ok.client_credentials, Some(ClientCredentials::default()));
+        let key = meta_oauth(
+            &json!({"grant": "client_credentials", "clientId": "ci", "privateKeyFile": "/k.pem",
+                    "tokenEndpointAuthMethod": "private_key_jwt"}),
+            &env,
+        )
+        .unwrap();
+        let cc = key.client_credentials.unwrap();
+        assert_eq!(cc.method, Some(crate::config::TokenAuthMethod::PrivateKeyJwt));
+        assert_eq!(cc.private_key_file.as_deref(), Some(std::path::Path::new("/k.pem")));
+        for (meta, says) in [
+            (
+                json!({"grant": "client_credentials", "clientSecretEnv": "JOBS_SECRET"}),
+                "needs clientId",
+            ),
+            (
+                json!({"grant": "client_credentials", "clientId": "ci"}),
+                "needs clientSecretEnv",
+            ),
+            (
+                json!({"grant": "client_credentials", "clientId": "ci", "clientSecretEnv": "NOPE"}),
+                "NOPE is not set",
+            ),
+            (json!({"grant": "password"}), "\"password\" is not one"),
+            (
+                json!({"grant": "client_credentials", "clientId": "ci", "privateKeyFile": "/k", "tokenEndpointAuthMethod": "jwt"}),
+                "not client_secret_basic",
+            ),
+        ] {
+            let e = meta_oauth(&meta, &env).unwrap_err();
+            assert!(e.contains(says), "{meta}: {e}");
+        }
+        // An interactive login's meta is read as before.
+        let login = meta_oauth(&json!({"clientId": "c", "scopes": ["a"]}), &env).unwrap();
+        assert_eq!((login.client_credentials, login.scopes), (None, vec!["a".to_owned()]));
     }
 
     #[test]

@@ -142,10 +142,23 @@ function bridgeEnv(home) {
 const CIMD_URL = 'https://conformance-test.local/client-metadata.json';
 const CIMD_FLAG = '--client-metadata-url';
 
-function bridgeArgs() {
+// Client credentials (SEP-1046): the scenario's pre-registered client, its
+// secret in the environment (bridgeEnv) or its private key in a file only the
+// user can read, as an agent or a CI job would keep them.
+const CLIENT_CREDENTIALS = new Set(['auth/client-credentials-basic', 'auth/client-credentials-jwt']);
+
+function bridgeArgs(home) {
   const args = ['serve', serverUrl];
   if (context.client_id) args.push('--client-id', context.client_id);
   else if (scenario.startsWith('auth/')) args.push(CIMD_FLAG, CIMD_URL);
+  if (CLIENT_CREDENTIALS.has(scenario)) {
+    args.push('--client-credentials');
+    if (context.private_key_pem) {
+      const key = join(home, 'client-key.pem');
+      writeFileSync(key, context.private_key_pem, { mode: 0o600 });
+      args.push('--private-key-file', key);
+    }
+  }
   return args;
 }
 
@@ -278,7 +291,7 @@ async function main() {
 
   const transport = new StdioClientTransport({
     command: bridgeBin,
-    args: bridgeArgs(),
+    args: bridgeArgs(home),
     env: bridgeEnv(home),
     stderr: 'inherit'
   });

@@ -2,7 +2,8 @@
 # The official MCP conformance suite's client scenarios, with `mcp-bridge serve URL`
 # as the client under test and adapter.mjs playing the IDE in front of it.
 #
-#   tests/conformance/run.sh                 every non-extension client scenario
+#   tests/conformance/run.sh                 every client scenario (of the extension
+#                                            ones, those the bridge implements)
 #   tests/conformance/run.sh auth/iss-normalized sse-retry   only these
 #   tests/conformance/run.sh --patient ...   diagnosis: the IDE waits for the
 #                                            bridge's tools before calling
@@ -15,7 +16,9 @@
 # Each scenario runs at every spec version it applies to among 2025-11-25 (the
 # stateful wire) and 2026-07-28 (the stateless wire); a scenario that applies to
 # neither (the 2025-03-26 back-compat ones) runs at the last version it applies to.
-# Extension scenarios (optional by definition, SEP-1730) are not run.
+# Extension scenarios (optional by definition, SEP-1730) run only where the bridge
+# implements the extension (the auth ones in `extensions` below); they carry no
+# spec version and run once, unfiltered.
 #
 # Prints one line per run and a closing 'N passed, N failed' line; exits non-zero
 # when any run failed, warned, timed out, passed no check at all (the bridge never
@@ -72,6 +75,8 @@ echo "== building the bridge"
 export MCP_BRIDGE_BIN="$root/target/debug/mcp-bridge"
 
 # ---- scenarios ---------------------------------------------------------------
+# The extensions the bridge implements: client credentials (SEP-1046).
+extensions=" auth/client-credentials-basic auth/client-credentials-jwt "
 # `conformance list` prints "  - NAME [VERSION,...]" per scenario, client
 # scenarios under "Client scenarios"; extension ones are tagged [extension].
 runs=()
@@ -83,7 +88,11 @@ while read -r name tags; do
   fi
   tags=${tags#[}
   tags=${tags%]}
-  case ",$tags," in *,extension,*) continue ;; esac
+  case ",$tags," in *,extension,*)
+    case "$extensions" in *" $name "*) runs+=("$name@extension") ;; esac
+    continue
+    ;;
+  esac
   picked=0
   for v in 2025-11-25 2026-07-28; do
     case ",$tags," in *,"$v",*)
@@ -133,8 +142,10 @@ for run in "${runs[@]}"; do
   fi
   t0=$SECONDS
   status=0
+  at=(--spec-version "$version")
+  [ "$version" = extension ] && at=()
   CONFORMANCE_IDE_PATIENT=$patient CONFORMANCE_IDE_REPORT="$dir/ide.txt" timeout 90 conformance client \
-    --command "node $here/adapter.mjs" --scenario "$name" --spec-version "$version" \
+    --command "node $here/adapter.mjs" --scenario "$name" "${at[@]}" \
     --timeout 45000 -o "$dir" >"$dir/runner.log" 2>&1 || status=$?
   [ "$status" = 124 ] && echo "killed after 90 s" >>"$dir/runner.log"
   checks=$(find "$dir" -name checks.json | head -n 1)
