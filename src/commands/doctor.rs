@@ -187,7 +187,10 @@ async fn servers(
                     Some(st) => crate::auth::ServerCredentials::new(st.clone(), url).entry().await,
                     None => None,
                 };
-                let auth = super::status::auth_state(configured_header, entry.as_ref(), crate::util::now_unix());
+                let mut auth = super::status::auth_state(configured_header, entry.as_ref(), crate::util::now_unix());
+                if u.spec.oauth.client_credentials.is_some() {
+                    auth = super::status::client_credentials(auth);
+                }
                 r.ok(format!(
                     "server {id} ({url}): connected, protocol {protocol}, {tools} tools; auth: {}",
                     auth.long(id)

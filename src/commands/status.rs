@@ -209,6 +209,11 @@ pub(super) enum Auth {
     },
     /// The store itself failed (a locked keyring).
     StoreFailed(String),
+    /// Tokens the bridge gets itself with client credentials: never a login.
+    ClientCredentials {
+        /// The stored token's time left, if there is one that has not run out.
+        expires_in: Option<u64>,
+    },
 }
 
 impl Auth {
@@ -226,6 +231,12 @@ impl Auth {
                 "unreadable credentials in {location} ({why}): run `mcp-bridge logout {target}` to remove them, then log in again"
             ),
             Auth::StoreFailed(e) => format!("unknown ({e})"),
+            Auth::ClientCredentials { expires_in: Some(s) } => {
+                format!("client credentials (token expires in {s} s; renewed before)")
+            }
+            Auth::ClientCredentials { expires_in: None } => {
+                "client credentials (a token is fetched when the bridge connects)".into()
+            }
         }
     }
 
@@ -246,6 +257,10 @@ impl Auth {
             Auth::None => "none".into(),
             Auth::Unreadable { .. } => "unreadable".into(),
             Auth::StoreFailed(_) => "store error".into(),
+            Auth::ClientCredentials { expires_in: Some(s) } => {
+                format!("client credentials, {} left", format_duration(*s))
+            }
+            Auth::ClientCredentials { expires_in: None } => "client credentials".into(),
         }
     }
 }
@@ -285,12 +300,27 @@ pub(super) fn auth_state(configured_header: bool, entry: Option<&Entry>, now: u6
     Auth::None
 }
 
+/// The state of a server whose tokens come from client credentials, from what
+/// the store holds for it.
+pub(super) fn client_credentials(stored: Auth) -> Auth {
+    match stored {
+        Auth::LoggedIn { expires_in } => Auth::ClientCredentials { expires_in },
+        Auth::Unreadable { .. } | Auth::StoreFailed(_) => stored,
+        _ => Auth::ClientCredentials { expires_in: None },
+    }
+}
+
 /// A bridge that cannot reach a server for want of a login says so: that wins over
 /// the store (whose tokens the server may have revoked) unless the server is ready,
 /// or the stored entry is unreadable (which has to go before a login helps).
 fn effective_auth(stored: Auth, row: &Row) -> Auth {
     if matches!(stored, Auth::Unreadable { .. } | Auth::StoreFailed(_)) {
         return stored;
+    }
+    // Such a server is never logged in to: an expired or refused token is
+    // replaced by the bridge (a refused secret is the row's last error).
+    if row.client_credentials {
+        return client_credentials(stored);
     }
     if row.needs_login && row.state != "ready" {
         Auth::NeedsLogin
@@ -337,6 +367,8 @@ struct Row {
     bridge: Option<u32>,
     /// The config sends an `Authorization` header.
     configured_header: bool,
+    /// The bridge gets this server's tokens with client credentials.
+    client_credentials: bool,
 }
 
 impl Row {
@@ -393,11 +425,13 @@ fn merge(specs: &[ServerSpec], live: &[Snapshot], cache: &CatalogCache) -> Vec<R
                 needs_login: false,
                 bridge: None,
                 configured_header: false,
+                client_credentials: false,
             },
         };
         row.name = Some(s.display_name.clone());
         row.source = state::source_label(&s.source).into();
         row.configured_header = configured_header;
+        row.client_credentials = s.oauth.client_credentials.is_some();
         rows.push(row);
     }
     for snap in live {
@@ -434,6 +468,7 @@ fn from_published(st: &state::ServerState, pid: u32) -> Row {
         needs_login: st.needs_login,
         bridge: Some(pid),
         configured_header: false,
+        client_credentials: false,
     }
 }
 
@@ -929,6 +964,30 @@ mod tests {
         let mut ready = rows[0].clone();
         ready.state = "ready".into();
         assert_eq!(effective_auth(stored.clone(), &ready), stored);
+    }
+
+    /// A client-credentials server is never "logged in" nor "needs login": its
+    /// token's time left, or nothing when the bridge has yet to fetch one
+    /// (an expired token with no refresh token would read "needs login").
+    #[test]
+    fn client_credentials_servers_never_need_a_login() {
+        let mut s = spec("jobs", "http://jobs/mcp", Source::Config);
+        s.oauth.client_credentials = Some(Default::default());
+        let rows = merge(&[s], &[], &CatalogCache::default());
+        let live = Auth::LoggedIn { expires_in: Some(90) };
+        assert_eq!(
+            effective_auth(live, &rows[0]),
+            Auth::ClientCredentials { expires_in: Some(90) }
+        );
+        let expired = effective_auth(Auth::NeedsLogin, &rows[0]);
+        assert_eq!(expired, Auth::ClientCredentials { expires_in: None });
+        assert!(!expired.needs_action());
+        assert_eq!(expired.short(), "client credentials");
+        let unreadable = Auth::Unreadable {
+            location: "f".into(),
+            why: "bad".into(),
+        };
+        assert_eq!(effective_auth(unreadable.clone(), &rows[0]), unreadable);
     }
 
     /// The state file of a bridge from before `needs_login` still reads; its
