@@ -150,19 +150,27 @@ pub struct InstallArgs {
 #[derive(Debug, Subcommand)]
 pub enum AuthAction {
     /// Read a token from stdin and send it as `Authorization: Bearer <token>`
-    /// (or, with --header, as that header's value) to SERVER.
+    /// (or, with --header, as that header's value) to SERVER. With
+    /// --private-key, read a PEM private key that SERVER's client credentials
+    /// sign with (private_key_jwt), instead of a key file.
     Set {
         /// Server name (its prefix) or URL.
         server: String,
         /// Store the value for this header instead of a bearer token.
         #[arg(long, value_name = "NAME")]
         header: Option<String>,
+        /// Store a PEM private key for private_key_jwt.
+        #[arg(long, conflicts_with = "header")]
+        private_key: bool,
     },
     /// Remove what `auth set` stored for SERVER.
     Clear {
         server: String,
         #[arg(long, value_name = "NAME")]
         header: Option<String>,
+        /// Remove the stored private key.
+        #[arg(long, conflicts_with = "header")]
+        private_key: bool,
     },
 }
 
@@ -236,13 +244,16 @@ impl OAuthArgs {
         }
         let jwt = self.token_endpoint_auth_method == Some(M::PrivateKeyJwt);
         match (key, jwt, self.client_secret.is_some(), self.token_endpoint_auth_method) {
-            (false, true, _, _) => Some("--token-endpoint-auth-method private_key_jwt needs --private-key-file".into()),
+            // private_key_jwt with no file: the key `auth set --private-key` stored.
+            (false, true, true, _) => Some(
+                "--token-endpoint-auth-method private_key_jwt signs with a private key, not a client secret".into(),
+            ),
             (true, _, true, _) => Some(
                 "give --private-key-file or a client secret (MCP_BRIDGE_CLIENT_SECRET), not both".into(),
             ),
             (true, false, _, Some(m)) => Some(format!("--private-key-file goes with private_key_jwt, not {}", m.as_str())),
             (false, false, false, _) => Some(
-                "--client-credentials needs a client secret (the environment variable MCP_BRIDGE_CLIENT_SECRET) or --private-key-file".into(),
+                "--client-credentials needs a client secret (the environment variable MCP_BRIDGE_CLIENT_SECRET), --private-key-file, or --token-endpoint-auth-method private_key_jwt with a key stored by `mcp-bridge auth set URL --private-key`".into(),
             ),
             _ => None,
         }
@@ -337,10 +348,12 @@ mod tests {
                     "--client-credentials",
                     "--client-id",
                     "ci",
+                    "--client-secret",
+                    "s",
                     "--token-endpoint-auth-method",
                     "private_key_jwt",
                 ][..],
-                "needs --private-key-file",
+                "not a client secret",
             ),
         ] {
             let p = args(a).problem().unwrap_or_default();

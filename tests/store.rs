@@ -65,13 +65,19 @@ async fn auth_of(home: &Home) -> String {
     v["servers"][0]["auth"].as_str().unwrap().to_owned()
 }
 
+/// The entry files of the file store.
+fn entry_files(home: &Home) -> Vec<PathBuf> {
+    let Ok(dir) = std::fs::read_dir(home.path().join("state/credentials")) else {
+        return Vec::new();
+    };
+    dir.map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect()
+}
+
 /// The one entry file of the file store.
 fn entry_file(home: &Home) -> PathBuf {
-    let files: Vec<PathBuf> = std::fs::read_dir(home.path().join("state/credentials"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
+    let files = entry_files(home);
     assert_eq!(files.len(), 1, "{files:?}");
     files[0].clone()
 }
@@ -267,4 +273,51 @@ async fn the_file_store_fallback_is_said_once_when_needed() {
     let said = auth_set_headless(&home, "tok-3").await;
     assert_eq!(said.matches(FALLBACK).count(), 1, "a new reason is said: {said}");
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), reason);
+}
+
+/// A private key for `private_key_jwt` kept in the credential store: `auth set
+/// --private-key` reads a PEM from stdin, refuses what is not one (storing
+/// nothing), never echoes it, and `auth clear --private-key` removes it; a key
+/// beside a static credential survives the credential's removal.
+#[tokio::test]
+async fn a_private_key_is_kept_in_the_store_and_never_shown() {
+    let notes = Upstream::start(TestServer::new(Era::Legacy, "notes"));
+    let home = Home::new();
+    home.servers_config(&[("notes", &notes.url)], "");
+    let pem =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys/client-es256.pem"))
+            .unwrap();
+    let body = pem.lines().nth(1).unwrap().to_owned();
+
+    let out = run(&home, &["auth", "set", "notes", "--private-key"], "not a key\n").await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not a PEM private key"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(entry_files(&home), Vec::<PathBuf>::new());
+
+    let said = ok(&home, &["auth", "set", "notes", "--private-key"], &pem).await;
+    assert!(said.contains("stored the private key for notes"), "{said}");
+    let file = entry_file(&home);
+    let stored: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(stored["private_key"].as_str(), Some(pem.as_str()));
+    ok(&home, &["auth", "set", "notes"], "tok-1\n").await;
+    for args in [&["status"][..], &["status", "--json"], &["doctor"]] {
+        let out = run(&home, args, "").await;
+        let all = text(&out.stdout) + &text(&out.stderr);
+        assert!(!all.contains(&body), "{args:?} shows the key: {all}");
+    }
+
+    // Removing the bearer keeps the key; removing the key leaves nothing.
+    ok(&home, &["auth", "clear", "notes"], "").await;
+    let stored: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert!(
+        stored["private_key"].is_string() && stored.get("headers").is_none(),
+        "{stored}"
+    );
+    let said = ok(&home, &["auth", "clear", "notes", "--private-key"], "").await;
+    assert!(said.contains("removed the private key for notes"), "{said}");
+    assert!(!file.exists());
 }

@@ -119,7 +119,7 @@ pub fn assertion(client_id: &str, issuer: &str, key: &[u8], alg: Algorithm, now:
         Algorithm::ES256 | Algorithm::ES384 => jsonwebtoken::EncodingKey::from_ec_pem(key),
         _ => jsonwebtoken::EncodingKey::from_rsa_pem(key),
     }
-    .map_err(|e| format!("oauth.private_key_file is not a {alg:?} private key in PEM: {e}"))?;
+    .map_err(|e| format!("the private key is not a {alg:?} private key in PEM: {e}"))?;
     let mut header = jsonwebtoken::Header::new(alg);
     header.typ = Some("client-authentication+jwt".into());
     let jti: [u8; 16] = rand::random();
@@ -131,7 +131,15 @@ pub fn assertion(client_id: &str, issuer: &str, key: &[u8], alg: Algorithm, now:
         "exp": now + 300,
         "jti": jti.iter().map(|b| format!("{b:02x}")).collect::<String>(),
     });
-    jsonwebtoken::encode(&header, &claims, &key).map_err(|e| format!("cannot sign with oauth.private_key_file: {e}"))
+    jsonwebtoken::encode(&header, &claims, &key).map_err(|e| format!("cannot sign with the private key: {e}"))
+}
+
+/// Whether `pem` is a private key an assertion can be signed with.
+pub fn check_key(pem: &str) -> Result<(), String> {
+    let b = pem.as_bytes();
+    let fits = jsonwebtoken::EncodingKey::from_ec_pem(b).is_ok() || jsonwebtoken::EncodingKey::from_rsa_pem(b).is_ok();
+    fits.then_some(())
+        .ok_or_else(|| "not a PEM private key (PKCS#8, SEC1 EC or PKCS#1 RSA)".to_owned())
 }
 
 /// Whether a token endpoint may receive client credentials: HTTPS, or plain
@@ -268,7 +276,13 @@ pub async fn fetch(spec: &ServerSpec, creds: ServerCredentials) -> Result<(), Er
     }
     let mut metadata = meta.metadata;
     let methods = listed(&metadata, "token_endpoint_auth_methods_supported");
-    let method = choose(cc.method, cc.private_key_file.is_some(), methods.as_deref()).map_err(|e| error(spec, e))?;
+    // A key set with `mcp-bridge auth set --private-key` stands for a key file.
+    let stored_key = match &cc.private_key_file {
+        Some(_) => None,
+        None => creds.entry().await.and_then(|e| e.private_key),
+    };
+    let has_key = cc.private_key_file.is_some() || stored_key.is_some();
+    let method = choose(cc.method, has_key, methods.as_deref()).map_err(|e| error(spec, e))?;
     let resource = Some(resource(spec, challenge.as_deref()).await);
     let scopes = spec.oauth.scopes.clone();
     if !endpoint_allowed(&metadata.token_endpoint) {
@@ -287,7 +301,7 @@ pub async fn fetch(spec: &ServerSpec, creds: ServerCredentials) -> Result<(), Er
                 "the authorization server refused the client credentials ({}, client {client_id}): {e}; check oauth.client_id and the {}",
                 method.as_str(),
                 if method == TokenAuthMethod::PrivateKeyJwt {
-                    "key registered for it (oauth.private_key_file)"
+                    "key registered for it (oauth.private_key_file, or the one `mcp-bridge auth set --private-key` stored)"
                 } else {
                     "secret in the variable oauth.client_secret_env names"
                 }
@@ -316,15 +330,25 @@ pub async fn fetch(spec: &ServerSpec, creds: ServerCredentials) -> Result<(), Er
         tracing::debug!(server = %spec.id, method = method.as_str(), "got a token with client credentials");
         return Ok(());
     }
-    let path = cc
-        .private_key_file
-        .clone()
-        .ok_or_else(|| error(spec, "private_key_jwt needs oauth.private_key_file"))?;
-    let shown = path.display().to_string();
-    let key = tokio::task::spawn_blocking(move || std::fs::read(&path))
-        .await
-        .map_err(|e| error(spec, e))?
-        .map_err(|e| error(spec, format!("cannot read oauth.private_key_file {shown}: {e}")))?;
+    let key = match (&cc.private_key_file, stored_key) {
+        (Some(path), _) => {
+            let (path, shown) = (path.clone(), path.display().to_string());
+            tokio::task::spawn_blocking(move || std::fs::read(&path))
+                .await
+                .map_err(|e| error(spec, e))?
+                .map_err(|e| error(spec, format!("cannot read oauth.private_key_file {shown}: {e}")))?
+        }
+        (None, Some(pem)) => pem.into_bytes(),
+        (None, None) => {
+            return Err(error(
+                spec,
+                format!(
+                    "private_key_jwt needs a key: set oauth.private_key_file, or store one with `mcp-bridge auth set {} --private-key < key.pem`",
+                    spec.id
+                ),
+            ));
+        }
+    };
     let issuer = metadata.issuer.clone().ok_or_else(|| {
         error(
             spec,

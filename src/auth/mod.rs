@@ -168,17 +168,34 @@ impl ServerCredentials {
         name: String,
         value: Option<String>,
     ) -> Result<Option<store::StoreError>, AuthError> {
+        self.update(move |entry| match value {
+            Some(v) => {
+                entry.headers.insert(name, v);
+            }
+            None => {
+                entry.headers.remove(&name);
+            }
+        })
+        .await
+    }
+
+    /// Store (or, with `None`, remove) the PEM private key this server's
+    /// `private_key_jwt` signs with; an unreadable entry as for
+    /// [`Self::set_static_header`].
+    pub async fn set_private_key(&self, pem: Option<String>) -> Result<Option<store::StoreError>, AuthError> {
+        self.update(move |entry| entry.private_key = pem).await
+    }
+
+    /// Change this server's entry (replacing an unreadable one, whose error is
+    /// returned); an entry left with nothing in it is deleted.
+    async fn update(
+        &self,
+        change: impl FnOnce(&mut store::Entry) + Send + 'static,
+    ) -> Result<Option<store::StoreError>, AuthError> {
         self.blocking(move |s, k| {
             let store::ForUpdate { mut entry, replaces } = s.get_for_update(k)?;
-            match value {
-                Some(v) => {
-                    entry.headers.insert(name, v);
-                }
-                None => {
-                    entry.headers.remove(&name);
-                }
-            }
-            if entry.headers.is_empty() && entry.oauth.is_none() && entry.client_secret.is_none() {
+            change(&mut entry);
+            if entry.is_empty() {
                 s.delete(k)?;
             } else {
                 s.put(k, &entry)?;
@@ -220,14 +237,18 @@ impl CredentialStore for ServerCredentials {
     async fn clear(&self) -> Result<(), AuthError> {
         *self.cache.locked() = Some(None);
         self.blocking(|s, k| {
-            // Keep a static credential or a client secret; drop the tokens.
-            // An unreadable entry holds nothing to keep: it goes.
+            // Keep a static credential, a client secret or a private key; drop
+            // the tokens. An unreadable entry holds nothing to keep: it goes.
             match s.get(k) {
-                Ok(Some(mut e)) if !e.headers.is_empty() || e.client_secret.is_some() => {
+                Ok(Some(mut e)) => {
                     e.oauth = None;
-                    s.put(k, &e)
+                    if e.is_empty() {
+                        s.delete(k).map(|_| ())
+                    } else {
+                        s.put(k, &e)
+                    }
                 }
-                Ok(Some(_)) | Err(store::StoreError::Corrupt { .. }) => s.delete(k).map(|_| ()),
+                Err(store::StoreError::Corrupt { .. }) => s.delete(k).map(|_| ()),
                 Ok(None) => Ok(()),
                 Err(e) => Err(e),
             }

@@ -64,6 +64,17 @@ pub struct Entry {
     /// Static headers set with `mcp-bridge auth set` (e.g. a bearer token).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// A PEM private key for `private_key_jwt`, set with `mcp-bridge auth set
+    /// --private-key` (in place of `oauth.private_key_file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<String>,
+}
+
+impl Entry {
+    /// Nothing left worth keeping (the entry is deleted rather than written).
+    pub fn is_empty(&self) -> bool {
+        self.headers.is_empty() && self.oauth.is_none() && self.client_secret.is_none() && self.private_key.is_none()
+    }
 }
 
 impl fmt::Debug for Entry {
@@ -74,6 +85,7 @@ impl fmt::Debug for Entry {
             .field("client_secret", &self.client_secret.as_ref().map(|_| "[REDACTED]"))
             .field("redirect_uri", &self.redirect_uri)
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("private_key", &self.private_key.as_ref().map(|_| "[REDACTED]"))
             .finish()
     }
 }

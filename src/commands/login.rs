@@ -157,19 +157,38 @@ pub async fn logout(opts: &ServeOptions, which: Option<&str>) -> anyhow::Result<
     Ok(())
 }
 
-/// `mcp-bridge auth set|clear SERVER`: a static credential read from stdin, kept in
-/// the credential store, never echoed.
+/// `mcp-bridge auth set|clear SERVER`: a static credential (or a private key)
+/// read from stdin, kept in the credential store, never echoed.
 pub async fn auth(opts: &ServeOptions, action: &crate::cli::AuthAction) -> anyhow::Result<()> {
     use crate::cli::AuthAction;
     let (paths, cfg, store, _log) = open(opts).await?;
-    let (server, header) = match action {
-        AuthAction::Set { server, header } | AuthAction::Clear { server, header } => (server, header),
+    let (server, header, private_key) = match action {
+        AuthAction::Set {
+            server,
+            header,
+            private_key,
+        }
+        | AuthAction::Clear {
+            server,
+            header,
+            private_key,
+        } => (server, header, *private_key),
     };
     let targets = targets(&cfg, &paths, Some(server), &OAuthSettings::default()).await?;
     let s = &targets[0];
     let creds = ServerCredentials::new(store, &s.url);
-    let name = header.clone().unwrap_or_else(|| "Authorization".into());
-    match action {
+    let name = if private_key {
+        "the private key".to_owned()
+    } else {
+        header.clone().unwrap_or_else(|| "Authorization".into())
+    };
+    let replaced = match action {
+        AuthAction::Set { .. } if private_key => {
+            let mut pem = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut pem)?;
+            crate::auth::client_credentials::check_key(&pem).map_err(|e| anyhow::anyhow!("stdin: {e}"))?;
+            creds.set_private_key(Some(pem)).await?
+        }
         AuthAction::Set { .. } => {
             let mut line = String::new();
             std::io::stdin().read_line(&mut line)?;
@@ -186,25 +205,27 @@ pub async fn auth(opts: &ServeOptions, action: &crate::cli::AuthAction) -> anyho
             };
             reqwest::header::HeaderValue::from_str(&value)
                 .map_err(|_| anyhow::anyhow!("the value is not a valid HTTP header value"))?;
-            match creds.set_static_header(name.clone(), Some(value)).await? {
-                Some(StoreError::Corrupt { location, message, .. }) => eprintln!(
-                    "stored {name} for {} in the credential store, replacing unreadable credentials at {} ({})",
-                    s.id,
-                    printable(&location),
-                    printable(&message)
-                ),
-                _ => eprintln!("stored {name} for {} in the credential store", s.id),
-            }
+            creds.set_static_header(name.clone(), Some(value)).await?
         }
-        AuthAction::Clear { .. } => match creds.set_static_header(name.clone(), None).await? {
-            Some(StoreError::Corrupt { location, message, .. }) => eprintln!(
-                "removed unreadable credentials for {} from {} ({})",
-                s.id,
-                printable(&location),
-                printable(&message)
-            ),
-            _ => eprintln!("removed {name} for {}", s.id),
-        },
+        AuthAction::Clear { .. } if private_key => creds.set_private_key(None).await?,
+        AuthAction::Clear { .. } => creds.set_static_header(name.clone(), None).await?,
+    };
+    let set = matches!(action, AuthAction::Set { .. });
+    match (replaced, set) {
+        (Some(StoreError::Corrupt { location, message, .. }), true) => eprintln!(
+            "stored {name} for {} in the credential store, replacing unreadable credentials at {} ({})",
+            s.id,
+            printable(&location),
+            printable(&message)
+        ),
+        (Some(StoreError::Corrupt { location, message, .. }), false) => eprintln!(
+            "removed unreadable credentials for {} from {} ({})",
+            s.id,
+            printable(&location),
+            printable(&message)
+        ),
+        (_, true) => eprintln!("stored {name} for {} in the credential store", s.id),
+        (_, false) => eprintln!("removed {name} for {}", s.id),
     }
     Ok(())
 }

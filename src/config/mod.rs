@@ -287,7 +287,10 @@ impl ServerOAuth {
         }
         let jwt = self.token_endpoint_auth_method == Some(TokenAuthMethod::PrivateKeyJwt);
         match (jwt || self.private_key_file.is_some(), &self.private_key_file, &self.client_secret_env) {
-            (true, None, _) => Some("oauth.token_endpoint_auth_method = \"private_key_jwt\" needs oauth.private_key_file".into()),
+            // private_key_jwt with no file: the key `mcp-bridge auth set --private-key` stored.
+            (true, None, Some(_)) => Some(
+                "oauth.token_endpoint_auth_method = \"private_key_jwt\" signs with a private key, not oauth.client_secret_env".into(),
+            ),
             (true, Some(_), Some(_)) => {
                 Some("give oauth.private_key_file or oauth.client_secret_env, not both".into())
             }
@@ -295,7 +298,7 @@ impl ServerOAuth {
                 Some("oauth.private_key_file goes with token_endpoint_auth_method = \"private_key_jwt\"".into())
             }
             (false, _, None) => Some(
-                "oauth.grant = \"client_credentials\" needs oauth.client_secret_env (the name of an environment variable holding the secret) or oauth.private_key_file".into(),
+                "oauth.grant = \"client_credentials\" needs oauth.client_secret_env (the name of an environment variable holding the secret), oauth.private_key_file, or token_endpoint_auth_method = \"private_key_jwt\" with a key stored by `mcp-bridge auth set <server> --private-key`".into(),
             ),
             _ => None,
         }
@@ -911,6 +914,11 @@ mod tests {
             jwt.servers[0].oauth.token_endpoint_auth_method,
             Some(TokenAuthMethod::PrivateKeyJwt)
         );
+        // The key may be in the credential store instead of a file.
+        parse(&server(
+            "grant = \"client_credentials\"\nclient_id = \"ci\"\ntoken_endpoint_auth_method = \"private_key_jwt\"",
+        ))
+        .unwrap();
         for (bad, says) in [
             (
                 "grant = \"client_credentials\"\nclient_id = \"ci\"",
@@ -918,8 +926,8 @@ mod tests {
             ),
             ("grant = \"client_credentials\"\nclient_secret_env = \"X\"", "client_id"),
             (
-                "grant = \"client_credentials\"\nclient_id = \"ci\"\ntoken_endpoint_auth_method = \"private_key_jwt\"",
-                "private_key_file",
+                "grant = \"client_credentials\"\nclient_id = \"ci\"\ntoken_endpoint_auth_method = \"private_key_jwt\"\nclient_secret_env = \"X\"",
+                "not oauth.client_secret_env",
             ),
             (
                 "grant = \"client_credentials\"\nclient_id = \"ci\"\nclient_secret_env = \"X\"\nprivate_key_file = \"/k\"",
