@@ -374,9 +374,17 @@ pub async fn id_token(idp: &Idp, store: Option<Arc<TokenStore>>) -> Result<Strin
     ];
     let mut v = match client_credentials::token_request(&meta.token_endpoint, form, &idp_auth(idp)).await {
         Ok(v) => v,
-        Err(e) if e.code.is_some() => {
+        // The refresh token is dead: the login goes (the registration stays),
+        // so that `status` says the session has ended.
+        Err(e) if e.code.as_deref() == Some("invalid_grant") => {
             tracing::warn!("the identity provider refused to renew its login ({e})");
+            let _ = creds.clear().await;
             return Err(IdTokenError::SessionEnded);
+        }
+        Err(e) if e.code.is_some() => {
+            return Err(IdTokenError::Other(format!(
+                "the identity provider refused to renew its login ({e}): check [auth.idp] client_id and client_secret_env"
+            )));
         }
         Err(e) => {
             return Err(IdTokenError::Other(format!(
@@ -642,6 +650,20 @@ mod tests {
             IdTokenError::SessionEnded.to_string(),
             "the identity provider session has ended: run `mcp-bridge login --idp`"
         );
+    }
+
+    /// rmcp keeps a token response's extra fields through the store's
+    /// serialization: the IdP login's `id_token` is read back from it.
+    #[test]
+    fn the_stored_idp_login_keeps_its_id_token() {
+        let token = client_credentials::token_response(serde_json::json!({
+            "access_token": "at", "token_type": "Bearer", "expires_in": 3600,
+            "refresh_token": "rt", "id_token": "h.p.s", "scope": "openid offline_access"
+        }))
+        .unwrap();
+        let c = StoredCredentials::new("bridge".into(), Some(token), vec![], Some(1));
+        let back: StoredCredentials = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(stored_tokens(&back), (Some("h.p.s".into()), Some("rt".into())));
     }
 
     /// The IdP is asked with Basic when it gave the bridge a secret, else

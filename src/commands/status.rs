@@ -742,6 +742,36 @@ fn render(r: &Report, now: u64, colour: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server reached through the IdP says so, with its token and the IdP's
+    /// session; an ended session is something to act on, with the command.
+    #[test]
+    fn servers_through_the_idp_say_so() {
+        use crate::auth::enterprise::Session;
+        let via = |session: Session, token: Auth| Auth::ViaIdp {
+            issuer: "https://idp.example.com".into(),
+            session,
+            token: Box::new(token),
+        };
+        let live = via(Session::Live { exp: None }, Auth::LoggedIn { expires_in: Some(600) });
+        assert_eq!(live.short(), "via idp, 10 min left");
+        assert_eq!(
+            live.long("sql"),
+            "via idp https://idp.example.com: token expires in 600 s; identity provider session live"
+        );
+        assert!(!live.needs_action());
+        let ended = via(Session::Ended, Auth::None);
+        assert_eq!(ended.short(), "via idp, login --idp");
+        assert!(
+            ended.long("sql").ends_with("run `mcp-bridge login --idp`"),
+            "{}",
+            ended.long("sql")
+        );
+        assert!(ended.needs_action());
+        let renewable = via(Session::Renewable, Auth::None);
+        assert!(renewable.long("sql").contains("no token yet"));
+        assert!(!renewable.needs_action());
+    }
     use crate::commands::table::strip_ansi;
     use crate::registry::Source;
     use crate::state::{RegistryState, ServerState};

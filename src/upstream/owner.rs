@@ -166,9 +166,10 @@ async fn connect(
         if ent && !crate::auth::client_credentials::usable(&creds).await {
             crate::auth::enterprise::fetch(spec, creds.clone(), Some(store.clone()))
                 .await
+                // The message alone: the owner's reports name the server.
                 .map_err(|e| match e.idp_login {
-                    true => Failure::NeedsIdpLogin(e.to_string()),
-                    false => Failure::Other(e.to_string()),
+                    true => Failure::NeedsIdpLogin(e.message),
+                    false => Failure::Other(e.message),
                 })?;
         }
         let entry = creds.entry().await.unwrap_or_default();
