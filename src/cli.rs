@@ -52,6 +52,10 @@ pub enum Command {
     Login {
         /// Server name (its prefix, e.g. `jira`) or URL.
         server: Option<String>,
+        /// Sign in to the identity provider (`[auth.idp]`, or --idp-issuer):
+        /// one browser login that opens every server with `grant = "enterprise"`.
+        #[arg(long, conflicts_with = "server")]
+        idp: bool,
         #[command(flatten)]
         oauth: OAuthArgs,
     },
@@ -201,13 +205,30 @@ pub struct OAuthArgs {
     /// (MCP_BRIDGE_CLIENT_SECRET) or --private-key-file.
     #[arg(long)]
     pub client_credentials: bool,
-    /// PEM private key for private_key_jwt client authentication (RFC 7523).
+    /// PEM private key for private_key_jwt client authentication (RFC 7523),
+    /// with --client-credentials or --idp-issuer.
     #[arg(long, value_name = "FILE")]
     pub private_key_file: Option<PathBuf>,
     /// client_secret_basic, client_secret_post or private_key_jwt (default:
     /// what the authorization server lists).
     #[arg(long, value_name = "METHOD")]
     pub token_endpoint_auth_method: Option<crate::config::TokenAuthMethod>,
+
+    // Enterprise-managed authorization (SEP-990) for the URLs given here:
+    // tokens from the identity provider's ID token, no browser for the server;
+    // `--client-id` (and MCP_BRIDGE_CLIENT_SECRET) are the bridge's at the
+    // server's authorization server.
+    /// The issuer of the identity provider whose ID token opens these servers
+    /// (enterprise-managed authorization; needs --idp-client-id and --client-id).
+    #[arg(long, value_name = "ISSUER", requires = "idp_client_id")]
+    pub idp_issuer: Option<String>,
+    /// The bridge's client id at that identity provider.
+    #[arg(long, value_name = "ID", requires = "idp_issuer")]
+    pub idp_client_id: Option<String>,
+    /// The bridge's client secret at the identity provider, if it has one
+    /// (from the environment only).
+    #[arg(skip = std::env::var(crate::auth::enterprise::ENV_IDP_CLIENT_SECRET).ok())]
+    pub idp_client_secret: Option<String>,
 }
 
 impl OAuthArgs {
@@ -219,15 +240,41 @@ impl OAuthArgs {
             redirect_port: None,
             omit_resource: false,
             client_metadata_url: self.client_metadata_url.clone(),
-            client_credentials: self.client_credentials.then(|| crate::registry::ClientCredentials {
-                method: self.token_endpoint_auth_method,
-                private_key_file: self.private_key_file.clone(),
-            }),
+            client_credentials: self.client_credentials.then(|| self.client_auth()),
+            enterprise: self.enterprise(),
         }
     }
 
+    /// The enterprise grant the `--idp-*` flags ask for.
+    fn enterprise(&self) -> Option<crate::registry::Enterprise> {
+        let (issuer, client_id) = (self.idp_issuer.clone()?, self.idp_client_id.clone()?);
+        Some(crate::registry::Enterprise {
+            idp: crate::registry::Idp {
+                issuer,
+                client_id,
+                client_secret: self.idp_client_secret.clone(),
+                scopes: crate::config::idp_scopes(),
+                redirect_port: None,
+            },
+            client: self.client_auth(),
+        })
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.client_id.is_none() && self.client_secret.is_none() && self.scopes.is_empty() && !self.client_credentials
+        self.client_id.is_none()
+            && self.client_secret.is_none()
+            && self.scopes.is_empty()
+            && !self.client_credentials
+            && self.idp_issuer.is_none()
+    }
+
+    /// How the bridge authenticates at the token endpoint of the servers'
+    /// authorization server (client credentials, enterprise).
+    fn client_auth(&self) -> crate::registry::ClientCredentials {
+        crate::registry::ClientCredentials {
+            method: self.token_endpoint_auth_method,
+            private_key_file: self.private_key_file.clone(),
+        }
     }
 
     /// What is missing or contradictory in these flags, if anything (the
@@ -235,12 +282,21 @@ impl OAuthArgs {
     pub fn problem(&self) -> Option<String> {
         use crate::config::TokenAuthMethod as M;
         let key = self.private_key_file.is_some();
-        if !self.client_credentials {
-            return (key || self.token_endpoint_auth_method.is_some())
-                .then(|| "--private-key-file and --token-endpoint-auth-method go with --client-credentials".into());
-        }
+        let grant = match (self.client_credentials, self.idp_issuer.is_some()) {
+            (true, true) => {
+                return Some("--client-credentials and --idp-issuer are two ways to get tokens: give one".into());
+            }
+            (false, false) => {
+                return (key || self.token_endpoint_auth_method.is_some()).then(|| {
+                    "--private-key-file and --token-endpoint-auth-method go with --client-credentials or --idp-issuer"
+                        .into()
+                });
+            }
+            (true, false) => "--client-credentials",
+            (false, true) => "--idp-issuer",
+        };
         if self.client_id.is_none() {
-            return Some("--client-credentials needs --client-id".into());
+            return Some(format!("{grant} needs --client-id"));
         }
         let jwt = self.token_endpoint_auth_method == Some(M::PrivateKeyJwt);
         match (key, jwt, self.client_secret.is_some(), self.token_endpoint_auth_method) {
@@ -248,13 +304,16 @@ impl OAuthArgs {
             (false, true, true, _) => Some(
                 "--token-endpoint-auth-method private_key_jwt signs with a private key, not a client secret".into(),
             ),
-            (true, _, true, _) => Some(
-                "give --private-key-file or a client secret (MCP_BRIDGE_CLIENT_SECRET), not both".into(),
-            ),
-            (true, false, _, Some(m)) => Some(format!("--private-key-file goes with private_key_jwt, not {}", m.as_str())),
-            (false, false, false, _) => Some(
-                "--client-credentials needs a client secret (the environment variable MCP_BRIDGE_CLIENT_SECRET), --private-key-file, or --token-endpoint-auth-method private_key_jwt with a key stored by `mcp-bridge auth set URL --private-key`".into(),
-            ),
+            (true, _, true, _) => {
+                Some("give --private-key-file or a client secret (MCP_BRIDGE_CLIENT_SECRET), not both".into())
+            }
+            (true, false, _, Some(m)) => Some(format!(
+                "--private-key-file goes with private_key_jwt, not {}",
+                m.as_str()
+            )),
+            (false, false, false, _) => Some(format!(
+                "{grant} needs a client secret (the environment variable MCP_BRIDGE_CLIENT_SECRET), --private-key-file, or --token-endpoint-auth-method private_key_jwt with a key stored by `mcp-bridge auth set URL --private-key`"
+            )),
             _ => None,
         }
     }

@@ -53,8 +53,9 @@ async fn run(cli: Cli) -> ExitCode {
             prefix,
             oauth,
         } => serve(opts, urls, &headers, prefix, &oauth).await,
-        Command::Login { server, oauth } => match oauth.problem() {
+        Command::Login { idp, server, oauth } => match oauth.problem() {
             Some(p) => usage(&p),
+            None if idp => report(login::login_idp(&opts, &oauth.settings()).await),
             None => report(login::login(&opts, server.as_deref(), &oauth.settings()).await),
         },
         Command::Logout { server } => report(login::logout(&opts, server.as_deref()).await),

@@ -75,8 +75,9 @@ echo "== building the bridge"
 export MCP_BRIDGE_BIN="$root/target/debug/mcp-bridge"
 
 # ---- scenarios ---------------------------------------------------------------
-# The extensions the bridge implements: client credentials (SEP-1046).
-extensions=" auth/client-credentials-basic auth/client-credentials-jwt "
+# The extensions the bridge implements: client credentials (SEP-1046) and
+# enterprise-managed authorization (SEP-990).
+extensions=" auth/client-credentials-basic auth/client-credentials-jwt auth/enterprise-managed-authorization "
 # `conformance list` prints "  - NAME [VERSION,...]" per scenario, client
 # scenarios under "Client scenarios"; extension ones are tagged [extension].
 runs=()
