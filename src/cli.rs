@@ -52,6 +52,10 @@ pub enum Command {
     Login {
         /// Server name (its prefix, e.g. `jira`) or URL.
         server: Option<String>,
+        /// Sign in to the identity provider (`[auth.idp]`, or --idp-issuer):
+        /// one browser login that opens every server with `grant = "enterprise"`.
+        #[arg(long, conflicts_with = "server")]
+        idp: bool,
         #[command(flatten)]
         oauth: OAuthArgs,
     },
@@ -188,6 +192,22 @@ pub struct OAuthArgs {
     /// the authorization server supports them (dynamic registration otherwise).
     #[arg(long, value_name = "URL")]
     pub client_metadata_url: Option<String>,
+
+    // Enterprise-managed authorization (SEP-990) for the URLs given here:
+    // tokens from the identity provider's ID token, no browser for the server;
+    // `--client-id` (and MCP_BRIDGE_CLIENT_SECRET) are the bridge's at the
+    // server's authorization server.
+    /// The issuer of the identity provider whose ID token opens these servers
+    /// (enterprise-managed authorization; needs --idp-client-id and --client-id).
+    #[arg(long, value_name = "ISSUER", requires = "idp_client_id")]
+    pub idp_issuer: Option<String>,
+    /// The bridge's client id at that identity provider.
+    #[arg(long, value_name = "ID", requires = "idp_issuer")]
+    pub idp_client_id: Option<String>,
+    /// The bridge's client secret at the identity provider, if it has one
+    /// (from the environment only).
+    #[arg(skip = std::env::var(crate::auth::enterprise::ENV_IDP_CLIENT_SECRET).ok())]
+    pub idp_client_secret: Option<String>,
 }
 
 impl OAuthArgs {
@@ -200,11 +220,27 @@ impl OAuthArgs {
             omit_resource: false,
             client_metadata_url: self.client_metadata_url.clone(),
             client_credentials: None,
+            enterprise: self.enterprise(),
         }
     }
 
+    /// The enterprise grant the `--idp-*` flags ask for.
+    fn enterprise(&self) -> Option<crate::registry::Enterprise> {
+        let (issuer, client_id) = (self.idp_issuer.clone()?, self.idp_client_id.clone()?);
+        Some(crate::registry::Enterprise {
+            idp: crate::registry::Idp {
+                issuer,
+                client_id,
+                client_secret: self.idp_client_secret.clone(),
+                scopes: crate::config::idp_scopes(),
+                redirect_port: None,
+            },
+            client: Default::default(),
+        })
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.client_id.is_none() && self.client_secret.is_none() && self.scopes.is_empty()
+        self.client_id.is_none() && self.client_secret.is_none() && self.scopes.is_empty() && self.idp_issuer.is_none()
     }
 }
 

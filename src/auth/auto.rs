@@ -62,9 +62,10 @@ async fn run(
     scopes: Option<Vec<String>>,
     show: Option<Arc<dyn ShowLink>>,
 ) -> bool {
-    // A server reached with client credentials never gets a browser login:
-    // the owner fetches its tokens (see `client_credentials`).
-    if spec.oauth.client_credentials.is_some() {
+    // A server reached with client credentials or through the IdP never gets
+    // a browser login: the owner fetches its tokens (see `client_credentials`,
+    // `enterprise`; the IdP's own login is `mcp-bridge login --idp`).
+    if spec.oauth.headless() {
         return false;
     }
     let step_up = scopes.is_some();
@@ -92,6 +93,7 @@ async fn run(
                 client_metadata_url: spec.oauth.client_metadata_url.clone(),
                 timeout: Some(timeout),
                 show,
+                idp: false,
             };
             match oauth::login(&spec.url, creds, &opts).await {
                 Ok(()) => {

@@ -31,7 +31,7 @@ use rmcp::transport::auth::{
 
 use super::{ServerCredentials, oauth};
 use crate::config::TokenAuthMethod;
-use crate::registry::ServerSpec;
+use crate::registry::{ClientCredentials, ServerSpec};
 
 /// Why no token could be had. The text names the server and what to fix, and
 /// holds no secret (rmcp's messages carry the server's `error` and
@@ -43,7 +43,7 @@ pub struct Error {
     pub message: String,
 }
 
-fn error(spec: &ServerSpec, message: impl std::fmt::Display) -> Error {
+pub(crate) fn error(spec: &ServerSpec, message: impl std::fmt::Display) -> Error {
     Error {
         server: spec.id.clone(),
         message: message.to_string(),
@@ -149,6 +149,152 @@ pub fn endpoint_allowed(url: &str) -> bool {
     }
 }
 
+/// How a token request authenticates the client, at an authorization server
+/// or an identity provider. `Debug` never shows a secret or an assertion.
+#[derive(Clone)]
+pub enum ClientAuth {
+    /// RFC 6749 §2.3.1 `Authorization: Basic`, id and secret form-encoded first.
+    Basic { client_id: String, secret: String },
+    /// `client_id` and `client_secret` in the body.
+    Post { client_id: String, secret: String },
+    /// RFC 7523 §2.2: a signed assertion in the body, no `client_id` (its
+    /// `sub` names the client).
+    Assertion(String),
+    /// A public client: `client_id` in the body only.
+    Public { client_id: String },
+}
+
+impl std::fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientAuth::Basic { client_id, .. } => write!(f, "Basic({client_id:?}, [REDACTED])"),
+            ClientAuth::Post { client_id, .. } => write!(f, "Post({client_id:?}, [REDACTED])"),
+            ClientAuth::Assertion(_) => f.write_str("Assertion([REDACTED])"),
+            ClientAuth::Public { client_id } => write!(f, "Public({client_id:?})"),
+        }
+    }
+}
+
+impl ClientAuth {
+    /// The body fields this method adds to a token request.
+    pub fn form_fields(&self) -> Vec<(&'static str, String)> {
+        match self {
+            ClientAuth::Basic { .. } => vec![],
+            ClientAuth::Post { client_id, secret } => {
+                vec![("client_id", client_id.clone()), ("client_secret", secret.clone())]
+            }
+            ClientAuth::Assertion(a) => vec![
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned(),
+                ),
+                ("client_assertion", a.clone()),
+            ],
+            ClientAuth::Public { client_id } => vec![("client_id", client_id.clone())],
+        }
+    }
+
+    /// The `Authorization` header value this method sends, if any.
+    pub fn header(&self) -> Option<String> {
+        let ClientAuth::Basic { client_id, secret } = self else {
+            return None;
+        };
+        let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+        Some(format!(
+            "Basic {}",
+            base64(format!("{}:{}", enc(client_id), enc(secret)).as_bytes())
+        ))
+    }
+}
+
+/// Standard base64 with padding (RFC 4648 §4), for a Basic header.
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A token endpoint's refusal (RFC 6749 §5.2: `error`, `error_description`),
+/// or why it could not be asked. The text holds no part of the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenError {
+    /// The `error` code, when the endpoint gave one.
+    pub code: Option<String>,
+    pub text: String,
+}
+
+impl std::fmt::Display for TokenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// `POST` a form to a token endpoint, authenticated with `auth`, and return
+/// its JSON answer. Redirects are not followed (a body with credentials goes
+/// to the URL the metadata named, nowhere else).
+pub async fn token_request(
+    endpoint: &str,
+    mut form: Vec<(&'static str, String)>,
+    auth: &ClientAuth,
+) -> Result<serde_json::Value, TokenError> {
+    let plain = |text: String| TokenError { code: None, text };
+    form.extend(auth.form_fields());
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&form)
+        .finish();
+    let client = crate::net::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| plain(e.to_string()))?;
+    let mut req = client
+        .post(endpoint)
+        .header("accept", "application/json")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body);
+    if let Some(h) = auth.header() {
+        req = req.header("authorization", h);
+    }
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| plain(format!("cannot reach the token endpoint {endpoint}: {e}")))?;
+    let status = resp.status();
+    let body = resp.bytes().await.map_err(|e| plain(e.to_string()))?;
+    if !status.is_success() {
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let field = |k: &str| {
+            v.get(k)
+                .and_then(|x| x.as_str())
+                .map(|x| crate::util::printable(x).into_owned())
+        };
+        let code = field("error");
+        let text = match (&code, field("error_description")) {
+            (Some(e), Some(d)) => format!("HTTP {status}: {e}: {d}"),
+            (Some(e), None) => format!("HTTP {status}: {e}"),
+            _ => format!("HTTP {status}"),
+        };
+        return Err(TokenError { code, text });
+    }
+    serde_json::from_slice(&body).map_err(|e| plain(format!("the token endpoint's answer is not JSON: {e}")))
+}
+
+/// An access token response from JSON.
+pub fn token_response(v: serde_json::Value) -> Result<OAuthTokenResponse, String> {
+    serde_json::from_value(v).map_err(|e| format!("the token endpoint's answer is not a token response: {e}"))
+}
+
 /// `private_key_jwt` token request: the assertion in the body, no `client_id`
 /// (RFC 7523 §3: the assertion's `sub` names the client).
 async fn exchange_jwt(
@@ -157,49 +303,22 @@ async fn exchange_jwt(
     scopes: &[String],
     resource: Option<&str>,
 ) -> Result<OAuthTokenResponse, String> {
-    let mut form = vec![
-        ("grant_type", "client_credentials"),
-        (
-            "client_assertion_type",
-            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-        ),
-        ("client_assertion", assertion),
-    ];
+    let mut form = vec![("grant_type", "client_credentials".to_owned())];
     let scope = scopes.join(" ");
     if !scope.is_empty() {
-        form.push(("scope", &scope));
+        form.push(("scope", scope));
     }
     if let Some(r) = resource {
-        form.push(("resource", r));
+        form.push(("resource", r.to_owned()));
     }
-    // Built before any await: the serializer is not `Send`.
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(&form)
-        .finish();
-    let client = crate::net::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| e.to_string())?;
-    let resp = client
-        .post(&metadata.token_endpoint)
-        .header("accept", "application/json")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach the token endpoint {}: {e}", metadata.token_endpoint))?;
-    let status = resp.status();
-    let body = resp.bytes().await.map_err(|e| e.to_string())?;
-    if !status.is_success() {
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(crate::util::printable);
-        return Err(match (field("error"), field("error_description")) {
-            (Some(e), Some(d)) => format!("HTTP {status}: {e}: {d}"),
-            (Some(e), None) => format!("HTTP {status}: {e}"),
-            _ => format!("HTTP {status}"),
-        });
-    }
-    serde_json::from_slice(&body).map_err(|e| format!("the token endpoint's answer is not a token response: {e}"))
+    let v = token_request(
+        &metadata.token_endpoint,
+        form,
+        &ClientAuth::Assertion(assertion.to_owned()),
+    )
+    .await
+    .map_err(|e| e.text)?;
+    token_response(v)
 }
 
 /// `metadata` listing only `method`, so that rmcp authenticates that way.
@@ -210,7 +329,7 @@ fn narrow(metadata: &mut AuthorizationMetadata, method: TokenAuthMethod) {
     );
 }
 
-fn listed(metadata: &AuthorizationMetadata, field: &str) -> Option<Vec<String>> {
+pub(crate) fn listed(metadata: &AuthorizationMetadata, field: &str) -> Option<Vec<String>> {
     metadata
         .additional_fields
         .get(field)
@@ -229,7 +348,7 @@ pub fn resource_metadata_url(challenge: &str) -> Option<&str> {
 }
 
 /// The protected resource's `resource` (RFC 9728), else the server's URL.
-async fn resource(spec: &ServerSpec, challenge: Option<&str>) -> String {
+pub(crate) async fn resource(spec: &ServerSpec, challenge: Option<&str>) -> String {
     let from_prm = async {
         let url = challenge.and_then(resource_metadata_url)?;
         let client = crate::net::builder().build().ok()?;
@@ -237,6 +356,160 @@ async fn resource(spec: &ServerSpec, challenge: Option<&str>) -> String {
         doc.get("resource")?.as_str().map(str::to_owned)
     };
     from_prm.await.unwrap_or_else(|| spec.url.clone())
+}
+
+/// What discovery found for a server: its authorization server's metadata,
+/// the first 401's challenge and the protected resource's `resource`.
+pub struct Discovered {
+    pub metadata: AuthorizationMetadata,
+    pub challenge: Option<String>,
+    pub resource: String,
+    /// The manager that discovered it, with `creds` as its store.
+    pub manager: rmcp::transport::auth::AuthorizationManager,
+}
+
+/// The server's 401, its protected resource metadata and its authorization
+/// server's metadata (which must exist: the token endpoint is needed), for a
+/// grant with no browser (`what` names it in errors).
+pub async fn discover(spec: &ServerSpec, creds: ServerCredentials, what: &str) -> Result<Discovered, Error> {
+    let challenge = oauth::challenge(&spec.url).await.map_err(|e| error(spec, e))?;
+    let m = oauth::manager(&spec.url, creds, !spec.oauth.omit_resource)
+        .await
+        .map_err(|e| error(spec, format!("OAuth set-up failed: {e}")))?;
+    let meta = m
+        .resolve_metadata_from_challenge(challenge.as_deref())
+        .await
+        .map_err(|e| error(spec, format!("authorization server discovery failed: {e}")))?;
+    if !meta.source.is_discovered() {
+        return Err(error(
+            spec,
+            format!(
+                "{} names no authorization server metadata: {what} need its token endpoint",
+                spec.url
+            ),
+        ));
+    }
+    let resource = resource(spec, challenge.as_deref()).await;
+    Ok(Discovered {
+        metadata: meta.metadata,
+        challenge,
+        resource,
+        manager: m,
+    })
+}
+
+/// A refusal when the token endpoint is not HTTPS (or loopback).
+pub fn check_endpoint(spec: &ServerSpec, endpoint: &str, what: &str) -> Result<(), Error> {
+    if endpoint_allowed(endpoint) {
+        return Ok(());
+    }
+    Err(error(
+        spec,
+        format!("the token endpoint {endpoint} is not HTTPS: {what} are sent only over HTTPS (or to loopback)"),
+    ))
+}
+
+/// A fresh `private_key_jwt` assertion for `client_id` at the authorization
+/// server of `metadata`, signed with the key in `path`.
+pub async fn sign(
+    spec: &ServerSpec,
+    client_id: &str,
+    path: &std::path::Path,
+    metadata: &AuthorizationMetadata,
+) -> Result<String, Error> {
+    let shown = path.display().to_string();
+    let path = path.to_owned();
+    let key = tokio::task::spawn_blocking(move || std::fs::read(&path))
+        .await
+        .map_err(|e| error(spec, e))?
+        .map_err(|e| error(spec, format!("cannot read oauth.private_key_file {shown}: {e}")))?;
+    let issuer = metadata.issuer.clone().ok_or_else(|| {
+        error(
+            spec,
+            "the authorization server's metadata has no issuer, which private_key_jwt needs as the audience",
+        )
+    })?;
+    let algs = algorithms(
+        &String::from_utf8_lossy(&key),
+        listed(metadata, "token_endpoint_auth_signing_alg_values_supported").as_deref(),
+    );
+    // The first algorithm the key signs with (a PKCS#8 PEM does not say its type).
+    algs.iter()
+        .map(|alg| assertion(client_id, &issuer, &key, *alg, crate::util::now_unix()))
+        .reduce(|a, b| a.or(b))
+        .unwrap_or_else(|| {
+            Err("the authorization server lists no signing algorithm this key can use (ES256, ES384, RS256, RS384, RS512)".into())
+        })
+        .map_err(|e| error(spec, e))
+}
+
+/// How the bridge authenticates at `spec`'s authorization server with its
+/// client credentials (`client_id` and `client_secret` are `spec.oauth`'s):
+/// the method [`choose`]s, and its secret or a fresh assertion.
+pub async fn authenticate(
+    spec: &ServerSpec,
+    cc: &ClientCredentials,
+    metadata: &AuthorizationMetadata,
+) -> Result<(TokenAuthMethod, ClientAuth), Error> {
+    let client_id = spec
+        .oauth
+        .client_id
+        .clone()
+        .ok_or_else(|| error(spec, "oauth.client_id is not set"))?;
+    let methods = listed(metadata, "token_endpoint_auth_methods_supported");
+    let method = choose(cc.method, cc.private_key_file.is_some(), methods.as_deref()).map_err(|e| error(spec, e))?;
+    let secret = || {
+        spec.oauth
+            .client_secret
+            .clone()
+            .ok_or_else(|| error(spec, "no client secret: set the variable oauth.client_secret_env names"))
+    };
+    let auth = match method {
+        TokenAuthMethod::ClientSecretBasic => ClientAuth::Basic {
+            client_id,
+            secret: secret()?,
+        },
+        TokenAuthMethod::ClientSecretPost => ClientAuth::Post {
+            client_id,
+            secret: secret()?,
+        },
+        TokenAuthMethod::PrivateKeyJwt => {
+            let path = cc
+                .private_key_file
+                .as_deref()
+                .ok_or_else(|| error(spec, "private_key_jwt needs oauth.private_key_file"))?;
+            ClientAuth::Assertion(sign(spec, &client_id, path, metadata).await?)
+        }
+    };
+    Ok((method, auth))
+}
+
+/// Keep `token` (from the authorization server `issuer`) as `spec`'s login.
+pub async fn save(
+    spec: &ServerSpec,
+    creds: &ServerCredentials,
+    client_id: String,
+    token: OAuthTokenResponse,
+    issuer: Option<String>,
+) -> Result<(), Error> {
+    let granted = serde_json::to_value(&token)
+        .ok()
+        .and_then(|v| {
+            Some(
+                v.get("scope")?
+                    .as_str()?
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect(),
+            )
+        })
+        .unwrap_or_default();
+    creds
+        .save(
+            StoredCredentials::new(client_id, Some(token), granted, Some(crate::util::now_unix())).with_issuer(issuer),
+        )
+        .await
+        .map_err(|e| error(spec, format!("cannot store the token: {e}")))
 }
 
 /// Get a token for `spec` with its client credentials and store it in `creds`.
@@ -249,37 +522,17 @@ pub async fn fetch(spec: &ServerSpec, creds: ServerCredentials) -> Result<(), Er
         .client_id
         .clone()
         .ok_or_else(|| error(spec, "oauth.client_id is not set"))?;
-    let challenge = oauth::challenge(&spec.url).await.map_err(|e| error(spec, e))?;
-    let mut m = oauth::manager(&spec.url, creds.clone(), !spec.oauth.omit_resource)
-        .await
-        .map_err(|e| error(spec, format!("OAuth set-up failed: {e}")))?;
-    let meta = m
-        .resolve_metadata_from_challenge(challenge.as_deref())
-        .await
-        .map_err(|e| error(spec, format!("authorization server discovery failed: {e}")))?;
-    if !meta.source.is_discovered() {
-        return Err(error(
-            spec,
-            format!(
-                "{} names no authorization server metadata: client credentials need its token endpoint",
-                spec.url
-            ),
-        ));
-    }
-    let mut metadata = meta.metadata;
+    let Discovered {
+        mut metadata,
+        resource,
+        manager: mut m,
+        ..
+    } = discover(spec, creds.clone(), "client credentials").await?;
     let methods = listed(&metadata, "token_endpoint_auth_methods_supported");
     let method = choose(cc.method, cc.private_key_file.is_some(), methods.as_deref()).map_err(|e| error(spec, e))?;
-    let resource = Some(resource(spec, challenge.as_deref()).await);
+    let resource = Some(resource);
     let scopes = spec.oauth.scopes.clone();
-    if !endpoint_allowed(&metadata.token_endpoint) {
-        return Err(error(
-            spec,
-            format!(
-                "the token endpoint {} is not HTTPS: client credentials are sent only over HTTPS (or to loopback)",
-                metadata.token_endpoint
-            ),
-        ));
-    }
+    check_endpoint(spec, &metadata.token_endpoint, "client credentials")?;
     let refused = |e: String| {
         error(
             spec,
@@ -316,57 +569,15 @@ pub async fn fetch(spec: &ServerSpec, creds: ServerCredentials) -> Result<(), Er
         tracing::debug!(server = %spec.id, method = method.as_str(), "got a token with client credentials");
         return Ok(());
     }
-    let path = cc
-        .private_key_file
-        .clone()
-        .ok_or_else(|| error(spec, "private_key_jwt needs oauth.private_key_file"))?;
-    let shown = path.display().to_string();
-    let key = tokio::task::spawn_blocking(move || std::fs::read(&path))
-        .await
-        .map_err(|e| error(spec, e))?
-        .map_err(|e| error(spec, format!("cannot read oauth.private_key_file {shown}: {e}")))?;
-    let issuer = metadata.issuer.clone().ok_or_else(|| {
-        error(
-            spec,
-            "the authorization server's metadata has no issuer, which private_key_jwt needs as the audience",
-        )
-    })?;
-    let algs = algorithms(
-        &String::from_utf8_lossy(&key),
-        listed(&metadata, "token_endpoint_auth_signing_alg_values_supported").as_deref(),
-    );
-    // The first algorithm the key signs with (a PKCS#8 PEM does not say its type).
-    let signed = algs
-        .iter()
-        .map(|alg| assertion(&client_id, &issuer, &key, *alg, crate::util::now_unix()))
-        .reduce(|a, b| a.or(b))
-        .unwrap_or_else(|| {
-            Err("the authorization server lists no signing algorithm this key can use (ES256, ES384, RS256, RS384, RS512)".into())
-        })
-        .map_err(|e| error(spec, e))?;
+    let (_, auth) = authenticate(spec, cc, &metadata).await?;
+    let ClientAuth::Assertion(signed) = auth else {
+        return Err(error(spec, "private_key_jwt gave no assertion"));
+    };
     let sent_resource = resource.filter(|_| !spec.oauth.omit_resource);
     let token = exchange_jwt(&metadata, &signed, &scopes, sent_resource.as_deref())
         .await
         .map_err(refused)?;
-    let granted = serde_json::to_value(&token)
-        .ok()
-        .and_then(|v| {
-            Some(
-                v.get("scope")?
-                    .as_str()?
-                    .split_whitespace()
-                    .map(str::to_owned)
-                    .collect(),
-            )
-        })
-        .unwrap_or_default();
-    creds
-        .save(
-            StoredCredentials::new(client_id, Some(token), granted, Some(crate::util::now_unix()))
-                .with_issuer(Some(issuer)),
-        )
-        .await
-        .map_err(|e| error(spec, format!("cannot store the token: {e}")))?;
+    save(spec, &creds, client_id, token, metadata.issuer.clone()).await?;
     tracing::debug!(server = %spec.id, method = method.as_str(), "got a token with client credentials");
     Ok(())
 }
@@ -393,9 +604,25 @@ pub async fn usable(creds: &ServerCredentials) -> bool {
 /// failure is retried with backoff while the old token lasts; the connection's
 /// requests read the store, so nothing reconnects.
 pub async fn renew(spec: ServerSpec, creds: ServerCredentials, cancel: tokio_util::sync::CancellationToken) {
+    let c = creds.clone();
+    renew_with(&creds, cancel, move || {
+        let (spec, c) = (spec.clone(), c.clone());
+        async move { fetch(&spec, c).await }
+    })
+    .await
+}
+
+/// [`renew`]'s loop for any grant that gets a whole new token with `fetch`
+/// (client credentials, enterprise).
+pub async fn renew_with<F, Fut, E>(creds: &ServerCredentials, cancel: tokio_util::sync::CancellationToken, fetch: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
     let mut failures = 0u32;
     loop {
-        let Some((received, expires_in)) = lifetime(&creds).await else {
+        let Some((received, expires_in)) = lifetime(creds).await else {
             return;
         };
         let wait = if failures == 0 {
@@ -414,7 +641,7 @@ pub async fn renew(spec: ServerSpec, creds: ServerCredentials, cancel: tokio_uti
         }
         match tokio::select! {
             _ = cancel.cancelled() => return,
-            r = fetch(&spec, creds.clone()) => r,
+            r = fetch() => r,
         } {
             Ok(()) => failures = 0,
             Err(e) => {
@@ -472,6 +699,43 @@ mod tests {
             [A::RS256, A::ES256]
         );
         assert_eq!(algorithms("-----BEGIN RSA PRIVATE KEY-----", None), [A::RS256]);
+    }
+
+    /// Basic client authentication form-encodes id and secret before base64
+    /// (RFC 6749 §2.3.1); `Debug` shows neither the secret nor an assertion.
+    #[test]
+    fn basic_auth_is_encoded_and_secrets_are_not_shown() {
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        let b = ClientAuth::Basic {
+            client_id: "conformance-test-xaa-client".into(),
+            secret: "conformance-test-xaa-secret".into(),
+        };
+        assert_eq!(
+            b.header().unwrap(),
+            "Basic Y29uZm9ybWFuY2UtdGVzdC14YWEtY2xpZW50OmNvbmZvcm1hbmNlLXRlc3QteGFhLXNlY3JldA=="
+        );
+        assert!(b.form_fields().is_empty());
+        let odd = ClientAuth::Basic {
+            client_id: "a:b".into(),
+            secret: "p w".into(),
+        };
+        assert_eq!(odd.header().unwrap(), format!("Basic {}", base64(b"a%3Ab:p+w")));
+        for a in [
+            b,
+            ClientAuth::Post {
+                client_id: "c".into(),
+                secret: "s3cret".into(),
+            },
+            ClientAuth::Assertion("eyJ.s3cret.sig".into()),
+        ] {
+            assert!(!format!("{a:?}").contains("secret"), "{a:?}");
+        }
+        assert_eq!(
+            ClientAuth::Public { client_id: "c".into() }.form_fields(),
+            [("client_id", "c".to_owned())]
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@
 
 pub mod auto;
 pub mod client_credentials;
+pub mod enterprise;
 pub mod oauth;
 pub mod refresh;
 pub mod store;

@@ -46,6 +46,9 @@ pub struct LoginOptions {
     pub client_metadata_url: Option<String>,
     /// Who shows the user the authorization link; `None`: the browser.
     pub show: Option<Arc<dyn ShowLink>>,
+    /// `url` is an identity provider's issuer, not an MCP server: no 401 to
+    /// ask for, its own metadata must exist (`mcp-bridge login --idp`).
+    pub idp: bool,
 }
 
 /// The authorization link of a login in progress.
@@ -88,6 +91,7 @@ impl Default for LoginOptions {
             send_resource: true,
             client_metadata_url: None,
             show: None,
+            idp: false,
         }
     }
 }
@@ -202,13 +206,18 @@ pub(crate) async fn challenge(url: &str) -> Result<Option<String>, LoginError> {
 
 /// Run the browser login for the server at `url` and store its tokens.
 pub async fn login(url: &str, creds: ServerCredentials, opts: &LoginOptions) -> Result<(), LoginError> {
-    let challenge = challenge(url).await?;
+    let challenge = if opts.idp { None } else { challenge(url).await? };
     let previous = creds.entry().await;
     let mut m = manager(url, creds.clone(), opts.send_resource).await.map_err(failed)?;
     let meta = m
         .resolve_metadata_from_challenge(challenge.as_deref())
         .await
         .map_err(failed)?;
+    if opts.idp && !meta.source.is_discovered() {
+        return Err(failed(format!(
+            "the identity provider {url} publishes no OpenID or OAuth metadata: check [auth.idp] issuer"
+        )));
+    }
     if challenge.is_none() && !meta.source.is_discovered() {
         return Err(LoginError::NotProtected { url: url.to_owned() });
     }

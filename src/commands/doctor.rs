@@ -156,6 +156,7 @@ async fn servers(
     if let Some(st) = &store {
         stored_entries(r, st, &resolved.servers).await;
     }
+    idp_chain(r, store.clone(), &resolved.servers).await;
     for p in &resolved.problems {
         r.fix(format!("server {}: not bridged: {}", p.server, p.reason));
     }
@@ -188,11 +189,18 @@ async fn servers(
                     None => None,
                 };
                 let auth = super::status::auth_state(configured_header, entry.as_ref(), crate::util::now_unix());
+                let auth = super::status::via_idp(&u.spec, auth, store.as_ref(), &mut Vec::new()).await;
                 r.ok(format!(
                     "server {id} ({url}): connected, protocol {protocol}, {tools} tools; auth: {}",
                     auth.long(id)
                 ));
             }
+            // The IdP's session: the error says `login --idp`.
+            ConnState::Failed {
+                needs_login: Some(_),
+                error,
+                ..
+            } if u.spec.oauth.enterprise.is_some() => r.fix(format!("server {id} ({url}): {error}")),
             ConnState::Failed {
                 needs_login: Some(_), ..
             } => r.fix(format!(
@@ -208,6 +216,88 @@ async fn servers(
     }
     let _ = client.cancel().await;
     bridge.stop().await;
+}
+
+/// Enterprise-managed authorization, link by link: each identity provider's
+/// discovery and its ID token (present, unexpired); each enterprise server's
+/// protected resource and authorization server metadata, and that the
+/// authorization server takes the JWT bearer grant when it lists grants.
+async fn idp_chain(
+    r: &mut Report,
+    store: Option<std::sync::Arc<crate::auth::store::TokenStore>>,
+    servers: &[crate::registry::ServerSpec],
+) {
+    use crate::auth::enterprise::{self, Session};
+    let mut seen: Vec<&str> = Vec::new();
+    for e in servers.iter().filter_map(|s| s.oauth.enterprise.as_ref()) {
+        let issuer = e.idp.issuer.as_str();
+        if seen.contains(&issuer) {
+            continue;
+        }
+        seen.push(issuer);
+        match enterprise::idp_metadata(issuer).await {
+            Ok(m) => {
+                let exchanges = m
+                    .grant_types_supported
+                    .as_ref()
+                    .is_none_or(|g| g.iter().any(|x| x == enterprise::TOKEN_EXCHANGE));
+                if exchanges {
+                    r.ok(format!(
+                        "identity provider {issuer}: discovery answers (token endpoint {})",
+                        m.token_endpoint
+                    ));
+                } else {
+                    r.fix(format!(
+                        "identity provider {issuer}: its metadata does not list the token exchange grant: ask its administrator to enable identity assertions (ID-JAG) for the bridge's client {}",
+                        e.idp.client_id
+                    ));
+                }
+            }
+            Err(why) => r.fix(format!("identity provider {issuer}: {why}")),
+        }
+        let now = crate::util::now_unix();
+        let left = |exp: Option<u64>| match exp {
+            Some(x) => format!("expires in {} min", x.saturating_sub(now) / 60),
+            None => "no expiry".into(),
+        };
+        match enterprise::session(store.clone(), &e.idp).await {
+            s @ Session::Env { exp } if s.is_usable() => r.ok(format!(
+                "identity provider {issuer}: ID token from {} ({})",
+                enterprise::ENV_ID_TOKEN,
+                left(exp)
+            )),
+            Session::Env { .. } => r.fix(format!(
+                "identity provider {issuer}: the ID token in {} has expired: set a fresh one",
+                enterprise::ENV_ID_TOKEN
+            )),
+            Session::Live { exp } => r.ok(format!("identity provider {issuer}: signed in, ID token {}", left(exp))),
+            Session::Renewable => r.note(format!(
+                "identity provider {issuer}: the ID token has expired; it is renewed with the refresh token on next use"
+            )),
+            Session::Ended => r.fix(format!("identity provider {issuer}: {}", enterprise::SESSION_ENDED)),
+        }
+    }
+    let Some(store) = store else { return };
+    for s in servers.iter().filter(|s| s.oauth.enterprise.is_some()) {
+        let creds = crate::auth::ServerCredentials::new(store.clone(), &s.url);
+        match crate::auth::client_credentials::discover(s, creds, "identity assertions").await {
+            Ok(found) => {
+                let grants = crate::auth::client_credentials::listed(&found.metadata, "grant_types_supported");
+                let issuer = found.metadata.issuer.clone().unwrap_or_default();
+                match grants {
+                    Some(g) if !g.iter().any(|x| x == enterprise::JWT_BEARER) => r.fix(format!(
+                        "server {}: its authorization server {issuer} does not list the JWT bearer grant: it must trust the identity provider for the bridge to get tokens",
+                        s.id
+                    )),
+                    _ => r.ok(format!(
+                        "server {}: resource {} and authorization server {issuer} found for identity assertions",
+                        s.id, found.resource
+                    )),
+                }
+            }
+            Err(e) => r.fix(e.to_string()),
+        }
+    }
 }
 
 /// The credential store's entry of each server: one that exists and cannot be
@@ -229,7 +319,17 @@ async fn stored_entries(
             Err(e) => r.fix(format!("credential store: cannot read the entry of server {id}: {e}")),
         }
     }
-    let known: Vec<String> = servers.iter().map(|s| crate::auth::canonical_key(&s.url)).collect();
+    // The IdPs' logins are entries too (keyed by their issuers).
+    let known: Vec<String> = servers
+        .iter()
+        .map(|s| crate::auth::canonical_key(&s.url))
+        .chain(
+            servers
+                .iter()
+                .filter_map(|s| s.oauth.enterprise.as_ref())
+                .map(|e| crate::auth::canonical_key(&e.idp.issuer)),
+        )
+        .collect();
     for path in store.unreadable_files(&known) {
         r.note(format!(
             "credential store: {} is unreadable and belongs to no configured server: \

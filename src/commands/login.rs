@@ -12,7 +12,7 @@ use crate::app::{self, ServeOptions};
 use crate::auth::store::{StoreError, TokenStore};
 use crate::auth::{ServerCredentials, oauth};
 use crate::config::{Config, Paths, secs};
-use crate::registry::{AdHoc, OAuthSettings, ServerSpec};
+use crate::registry::{AdHoc, Idp, OAuthSettings, ServerSpec};
 use crate::util::{printable, printable_lines};
 
 /// The config, the credential store, and logging for a command that uses the
@@ -56,6 +56,9 @@ async fn targets(
     }
     // Command-line OAuth settings win over configured ones.
     for s in servers.iter_mut() {
+        if oauth.enterprise.is_some() {
+            s.oauth.enterprise = oauth.enterprise.clone();
+        }
         if oauth.client_id.is_some() {
             s.oauth.client_id = oauth.client_id.clone();
             s.oauth.client_secret = oauth.client_secret.clone();
@@ -77,6 +80,7 @@ fn options(s: &ServerSpec, timeout: Duration) -> oauth::LoginOptions {
         client_metadata_url: s.oauth.client_metadata_url.clone(),
         timeout: Some(timeout),
         show: None,
+        idp: false,
     }
 }
 
@@ -88,6 +92,24 @@ pub async fn login(opts: &ServeOptions, which: Option<&str>, oauth_args: &OAuthS
     let mut done = 0;
     for s in &servers {
         let creds = ServerCredentials::new(store.clone(), &s.url);
+        // Enterprise: a token through the IdP now, no browser for the server.
+        if s.oauth.enterprise.is_some() {
+            match crate::auth::enterprise::fetch(s, creds, Some(store.clone())).await {
+                Ok(()) => {
+                    done += 1;
+                    eprintln!(
+                        "got a token for {} ({}) through the identity provider",
+                        s.id,
+                        printable(&s.url)
+                    );
+                }
+                Err(e) => {
+                    failures += 1;
+                    eprintln!("{}", printable_lines(&e.to_string()));
+                }
+            }
+            continue;
+        }
         // Client credentials: a token now, no browser (a check of the setup).
         if s.oauth.client_credentials.is_some() {
             match crate::auth::client_credentials::fetch(s, creds).await {
@@ -122,6 +144,91 @@ pub async fn login(opts: &ServeOptions, which: Option<&str>, oauth_args: &OAuthS
         eprintln!("no server needs a login");
     }
     anyhow::ensure!(failures == 0, "{failures} login(s) failed");
+    Ok(())
+}
+
+/// `mcp-bridge login --idp`: the browser login at the identity provider
+/// (OIDC authorization code with PKCE, through the same loopback flow as a
+/// server's), kept in the store under the IdP's issuer; then every enterprise
+/// server of that IdP gets its token with no browser, each said in a line.
+pub async fn login_idp(opts: &ServeOptions, oauth_args: &OAuthSettings) -> anyhow::Result<()> {
+    use crate::auth::enterprise;
+    let (paths, cfg, store, _log) = open(opts).await?;
+    let servers = targets(&cfg, &paths, None, &OAuthSettings::default()).await?;
+    // The command line's IdP, else `[auth.idp]`, else those registry entries name.
+    let mut idps: Vec<Idp> = Vec::new();
+    if let Some(e) = &oauth_args.enterprise {
+        idps.push(e.idp.clone());
+    } else if let Some(c) = &cfg.auth.idp {
+        idps.push(Idp::from_config(c, &crate::config::env_var).map_err(|e| anyhow::anyhow!(e))?);
+    } else {
+        for s in &servers {
+            if let Some(e) = &s.oauth.enterprise
+                && !idps.iter().any(|i| i.issuer == e.idp.issuer)
+            {
+                idps.push(e.idp.clone());
+            }
+        }
+    }
+    anyhow::ensure!(
+        !idps.is_empty(),
+        "no identity provider is configured: add [auth.idp] (issuer, client_id) to {}, or pass --idp-issuer and --idp-client-id",
+        paths.config_file.display()
+    );
+    let mut failures = 0;
+    for idp in &idps {
+        let creds = enterprise::idp_credentials(store.clone(), idp);
+        let options = oauth::LoginOptions {
+            client_id: Some(idp.client_id.clone()),
+            client_secret: idp.client_secret.clone(),
+            scopes: idp.scopes.clone(),
+            redirect_port: idp.redirect_port,
+            timeout: Some(secs(cfg.auth.login_timeout)),
+            // An IdP is not an MCP resource: no RFC 8707 `resource`.
+            send_resource: false,
+            client_metadata_url: None,
+            show: None,
+            idp: true,
+        };
+        let issuer = printable(&idp.issuer);
+        if let Err(e) = oauth::login(&idp.issuer, creds.clone(), &options).await {
+            failures += 1;
+            eprintln!("identity provider {issuer}: {}", printable_lines(&e.to_string()));
+            continue;
+        }
+        // rmcp keeps the token response's extra fields: the ID token is there.
+        let has_id_token = creds
+            .entry()
+            .await
+            .and_then(|e| e.oauth)
+            .is_some_and(|c| enterprise::stored_tokens(&c).0.is_some());
+        if !has_id_token {
+            failures += 1;
+            eprintln!(
+                "identity provider {issuer}: signed in, but it issued no ID token; check that [auth.idp] scopes include \"openid\""
+            );
+            continue;
+        }
+        eprintln!("signed in to the identity provider {issuer}");
+        for s in servers
+            .iter()
+            .filter(|s| s.oauth.enterprise.as_ref().is_some_and(|e| e.idp.issuer == idp.issuer))
+        {
+            let server_creds = ServerCredentials::new(store.clone(), &s.url);
+            match enterprise::fetch(s, server_creds, Some(store.clone())).await {
+                Ok(()) => eprintln!(
+                    "  {} ({}): reached through the identity provider",
+                    s.id,
+                    printable(&s.url)
+                ),
+                Err(e) => {
+                    failures += 1;
+                    eprintln!("  {}", printable_lines(&e.to_string()));
+                }
+            }
+        }
+    }
+    anyhow::ensure!(failures == 0, "{failures} step(s) failed");
     Ok(())
 }
 

@@ -48,6 +48,7 @@ pub async fn status(opts: &ServeOptions, json: bool) -> anyhow::Result<()> {
         CatalogCache::load(&paths.cache_dir)
     };
     let mut rows = merge(&resolved.servers, &live, &cache);
+    let mut sessions = Vec::new();
     for row in &mut rows {
         let stored = match &store {
             Some(st) => stored_auth(
@@ -58,6 +59,10 @@ pub async fn status(opts: &ServeOptions, json: bool) -> anyhow::Result<()> {
             None => auth_state(row.configured_header, None, now),
         };
         row.auth = effective_auth(stored, row);
+        if let Some(spec) = resolved.servers.iter().find(|s| s.id == row.server && s.url == row.url) {
+            let auth = std::mem::replace(&mut row.auth, Auth::None);
+            row.auth = via_idp(spec, auth, store.as_ref(), &mut sessions).await;
+        }
     }
     let report = Report {
         config: paths.config_file.display().to_string(),
@@ -209,6 +214,13 @@ pub(super) enum Auth {
     },
     /// The store itself failed (a locked keyring).
     StoreFailed(String),
+    /// Enterprise grant: tokens through the identity provider `issuer`;
+    /// `token` is the server's own token's state, `session` the IdP's.
+    ViaIdp {
+        issuer: String,
+        session: crate::auth::enterprise::Session,
+        token: Box<Auth>,
+    },
 }
 
 impl Auth {
@@ -226,12 +238,33 @@ impl Auth {
                 "unreadable credentials in {location} ({why}): run `mcp-bridge logout {target}` to remove them, then log in again"
             ),
             Auth::StoreFailed(e) => format!("unknown ({e})"),
+            Auth::ViaIdp { issuer, session, token } => {
+                use crate::auth::enterprise::Session;
+                let session = match session {
+                    Session::Env { .. } if !session.is_usable() => {
+                        format!("the ID token in {} has expired", crate::auth::enterprise::ENV_ID_TOKEN)
+                    }
+                    Session::Env { .. } => format!("ID token from {}", crate::auth::enterprise::ENV_ID_TOKEN),
+                    Session::Live { .. } => "identity provider session live".into(),
+                    Session::Renewable => "identity provider session live (ID token will be renewed)".into(),
+                    Session::Ended => crate::auth::enterprise::SESSION_ENDED.into(),
+                };
+                let token = match token.as_ref() {
+                    Auth::LoggedIn { expires_in: Some(s) } => format!("token expires in {s} s"),
+                    Auth::LoggedIn { expires_in: None } => "has a token".into(),
+                    _ => "no token yet (exchanged on connect)".into(),
+                };
+                format!("via idp {issuer}: {token}; {session}")
+            }
         }
     }
 
     /// Something the user has to act on.
     fn needs_action(&self) -> bool {
-        matches!(self, Auth::NeedsLogin | Auth::Unreadable { .. } | Auth::StoreFailed(_))
+        match self {
+            Auth::ViaIdp { session, .. } => !session.is_usable(),
+            _ => matches!(self, Auth::NeedsLogin | Auth::Unreadable { .. } | Auth::StoreFailed(_)),
+        }
     }
 
     /// A table cell.
@@ -246,7 +279,41 @@ impl Auth {
             Auth::None => "none".into(),
             Auth::Unreadable { .. } => "unreadable".into(),
             Auth::StoreFailed(_) => "store error".into(),
+            Auth::ViaIdp { session, token, .. } => match token.as_ref() {
+                _ if !session.is_usable() => "via idp, login --idp".into(),
+                Auth::LoggedIn { expires_in: Some(s) } => format!("via idp, {} left", format_duration(*s)),
+                _ => "via idp".into(),
+            },
         }
+    }
+}
+
+/// A server with the enterprise grant: its token's state with the IdP's
+/// session (`sessions` holds each IdP's, read once).
+pub(super) async fn via_idp(
+    spec: &ServerSpec,
+    token: Auth,
+    store: Option<&std::sync::Arc<crate::auth::TokenStore>>,
+    sessions: &mut Vec<(String, crate::auth::enterprise::Session)>,
+) -> Auth {
+    let Some(e) = &spec.oauth.enterprise else {
+        return token;
+    };
+    if matches!(token, Auth::Unreadable { .. } | Auth::StoreFailed(_)) {
+        return token;
+    }
+    let session = match sessions.iter().find(|(i, _)| *i == e.idp.issuer) {
+        Some((_, s)) => s.clone(),
+        None => {
+            let s = crate::auth::enterprise::session(store.cloned(), &e.idp).await;
+            sessions.push((e.idp.issuer.clone(), s.clone()));
+            s
+        }
+    };
+    Auth::ViaIdp {
+        issuer: e.idp.issuer.clone(),
+        session,
+        token: Box::new(token),
     }
 }
 
@@ -675,6 +742,36 @@ fn render(r: &Report, now: u64, colour: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server reached through the IdP says so, with its token and the IdP's
+    /// session; an ended session is something to act on, with the command.
+    #[test]
+    fn servers_through_the_idp_say_so() {
+        use crate::auth::enterprise::Session;
+        let via = |session: Session, token: Auth| Auth::ViaIdp {
+            issuer: "https://idp.example.com".into(),
+            session,
+            token: Box::new(token),
+        };
+        let live = via(Session::Live { exp: None }, Auth::LoggedIn { expires_in: Some(600) });
+        assert_eq!(live.short(), "via idp, 10 min left");
+        assert_eq!(
+            live.long("sql"),
+            "via idp https://idp.example.com: token expires in 600 s; identity provider session live"
+        );
+        assert!(!live.needs_action());
+        let ended = via(Session::Ended, Auth::None);
+        assert_eq!(ended.short(), "via idp, login --idp");
+        assert!(
+            ended.long("sql").ends_with("run `mcp-bridge login --idp`"),
+            "{}",
+            ended.long("sql")
+        );
+        assert!(ended.needs_action());
+        let renewable = via(Session::Renewable, Auth::None);
+        assert!(renewable.long("sql").contains("no token yet"));
+        assert!(!renewable.needs_action());
+    }
     use crate::commands::table::strip_ansi;
     use crate::registry::Source;
     use crate::state::{RegistryState, ServerState};

@@ -72,6 +72,35 @@ pub struct AuthConfig {
     pub login_timeout: f64,
     /// While serving, open the browser by itself for a server that needs a login.
     pub auto_login: bool,
+    /// `[auth.idp]`: the company's identity provider, for servers with
+    /// `oauth.grant = "enterprise"` (one login at the IdP opens them all).
+    pub idp: Option<IdpConfig>,
+}
+
+/// `[auth.idp]`: the identity provider of enterprise-managed authorization
+/// (SEP-990). The bridge signs in to it once (`mcp-bridge login --idp`) and
+/// exchanges the ID token for each enterprise server's access.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IdpConfig {
+    /// The IdP's issuer URL (its OIDC discovery document is under it).
+    pub issuer: String,
+    /// The bridge's client id at the IdP.
+    pub client_id: String,
+    /// Env var holding the bridge's client secret at the IdP, if it has one.
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    /// Scopes of the IdP login.
+    #[serde(default = "idp_scopes")]
+    pub scopes: Vec<String>,
+    /// A fixed loopback port registered with the IdP as redirect URI.
+    #[serde(default)]
+    pub redirect_port: Option<u16>,
+}
+
+/// `[auth.idp] scopes` default: an ID token and a refresh token for it.
+pub fn idp_scopes() -> Vec<String> {
+    vec!["openid".into(), "offline_access".into()]
 }
 
 impl Default for AuthConfig {
@@ -80,6 +109,7 @@ impl Default for AuthConfig {
             store: StoreKind::Auto,
             login_timeout: 300.0,
             auto_login: true,
+            idp: None,
         }
     }
 }
@@ -224,7 +254,8 @@ pub struct ServerOAuth {
     #[serde(default)]
     pub client_metadata_url: Option<String>,
     /// `client_credentials`: the bridge gets its tokens itself, with no browser
-    /// (agents, CI); absent: the interactive login.
+    /// (agents, CI); `enterprise`: from the `[auth.idp]` login (SEP-990), with
+    /// no browser for this server; absent: the interactive login.
     #[serde(default)]
     pub grant: Option<Grant>,
     /// How the client authenticates at the token endpoint (client credentials);
@@ -242,6 +273,21 @@ pub struct ServerOAuth {
 pub enum Grant {
     AuthorizationCode,
     ClientCredentials,
+    /// Enterprise-managed authorization (SEP-990): the IdP's ID token exchanged
+    /// for an identity assertion (RFC 8693), redeemed at this server's
+    /// authorization server (RFC 7523 JWT bearer).
+    Enterprise,
+}
+
+impl Grant {
+    /// The name in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Grant::AuthorizationCode => "authorization_code",
+            Grant::ClientCredentials => "client_credentials",
+            Grant::Enterprise => "enterprise",
+        }
+    }
 }
 
 /// `oauth.token_endpoint_auth_method` (RFC 8414 names).
@@ -265,30 +311,59 @@ impl TokenAuthMethod {
 }
 
 impl ServerOAuth {
-    /// What is missing or contradictory in a client-credentials setup, if anything.
+    /// What is missing or contradictory in a client-credentials or enterprise
+    /// setup (both authenticate the bridge at the authorization server with a
+    /// secret or a private key), if anything.
     pub fn client_credentials_problem(&self) -> Option<String> {
-        if self.grant != Some(Grant::ClientCredentials) {
-            return (self.token_endpoint_auth_method.is_some() || self.private_key_file.is_some())
-                .then(|| "oauth.token_endpoint_auth_method and oauth.private_key_file need oauth.grant = \"client_credentials\"".into());
-        }
+        let g = match self.grant {
+            Some(g @ (Grant::ClientCredentials | Grant::Enterprise)) => g.as_str(),
+            _ => {
+                return (self.token_endpoint_auth_method.is_some() || self.private_key_file.is_some())
+                    .then(|| "oauth.token_endpoint_auth_method and oauth.private_key_file need oauth.grant = \"client_credentials\" or \"enterprise\"".into());
+            }
+        };
         if self.client_id.is_none() {
-            return Some("oauth.grant = \"client_credentials\" needs oauth.client_id".into());
+            return Some(format!("oauth.grant = \"{g}\" needs oauth.client_id"));
         }
         let jwt = self.token_endpoint_auth_method == Some(TokenAuthMethod::PrivateKeyJwt);
-        match (jwt || self.private_key_file.is_some(), &self.private_key_file, &self.client_secret_env) {
-            (true, None, _) => Some("oauth.token_endpoint_auth_method = \"private_key_jwt\" needs oauth.private_key_file".into()),
-            (true, Some(_), Some(_)) => {
-                Some("give oauth.private_key_file or oauth.client_secret_env, not both".into())
+        match (
+            jwt || self.private_key_file.is_some(),
+            &self.private_key_file,
+            &self.client_secret_env,
+        ) {
+            (true, None, _) => {
+                Some("oauth.token_endpoint_auth_method = \"private_key_jwt\" needs oauth.private_key_file".into())
             }
+            (true, Some(_), Some(_)) => Some("give oauth.private_key_file or oauth.client_secret_env, not both".into()),
             (true, Some(_), None) if !jwt && self.token_endpoint_auth_method.is_some() => {
                 Some("oauth.private_key_file goes with token_endpoint_auth_method = \"private_key_jwt\"".into())
             }
-            (false, _, None) => Some(
-                "oauth.grant = \"client_credentials\" needs oauth.client_secret_env (the name of an environment variable holding the secret) or oauth.private_key_file".into(),
-            ),
+            (false, _, None) => Some(format!(
+                "oauth.grant = \"{g}\" needs oauth.client_secret_env (the name of an environment variable holding the secret) or oauth.private_key_file"
+            )),
             _ => None,
         }
     }
+}
+
+/// What is wrong with `[auth.idp]`, if anything.
+pub fn idp_problem(idp: &IdpConfig) -> Option<String> {
+    match url::Url::parse(&idp.issuer) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.query().is_none() && u.fragment().is_none() => {}
+        _ => {
+            return Some(format!(
+                "[auth.idp] issuer {:?} is not an http(s) URL without query or fragment",
+                idp.issuer
+            ));
+        }
+    }
+    if idp.client_id.trim().is_empty() {
+        return Some("[auth.idp] client_id is empty: set the bridge's client id at the identity provider".into());
+    }
+    if !idp.scopes.iter().any(|s| s == "openid") {
+        return Some("[auth.idp] scopes must include \"openid\" (the login is for an ID token)".into());
+    }
+    None
 }
 
 fn yes() -> bool {
@@ -706,6 +781,16 @@ impl Config {
             if let Some(p) = s.oauth.client_credentials_problem() {
                 return Err(invalid(format!("server {:?}{}: {p}", s.name, server_line(i, &s.name))));
             }
+            if s.oauth.grant == Some(Grant::Enterprise) && cfg.auth.idp.is_none() {
+                return Err(invalid(format!(
+                    "server {:?}{}: oauth.grant = \"enterprise\" needs an [auth.idp] section naming the identity provider (issuer and client_id)",
+                    s.name,
+                    server_line(i, &s.name)
+                )));
+            }
+        }
+        if let Some(p) = cfg.auth.idp.as_ref().and_then(idp_problem) {
+            return Err(invalid(format!("{p}{}", section_line("auth.idp", "issuer"))));
         }
         for (pattern, minutes) in &cfg.audit.minutes_saved {
             if !(*minutes >= 0.0 && *minutes <= MINUTES.max) {
@@ -919,6 +1004,66 @@ mod tests {
             let e = parse(&server(bad)).unwrap_err().to_string();
             assert!(e.contains(says), "{bad}: {e}");
             assert!(!e.contains("s3cret"), "{e}");
+        }
+    }
+
+    /// Enterprise-managed authorization: `[auth.idp]` names the identity
+    /// provider (scopes default to an ID token and a refresh token); a server
+    /// with `grant = "enterprise"` authenticates at its authorization server
+    /// like a client-credentials one, and without `[auth.idp]` is refused
+    /// with what to add.
+    #[test]
+    fn enterprise_settings_are_checked() {
+        let idp = "[auth.idp]\nissuer = \"https://idp.example.com\"\nclient_id = \"mcp-bridge\"\nclient_secret_env = \"IDP_SECRET\"\n";
+        let server = |oauth: &str| {
+            format!("[[servers]]\nname = \"sql\"\nurl = \"https://sql.example.com/mcp\"\n[servers.oauth]\n{oauth}\n")
+        };
+        let ok = parse(&format!(
+            "{idp}{}",
+            server("grant = \"enterprise\"\nclient_id = \"bridge-at-sql\"\nclient_secret_env = \"SQL_AS_SECRET\"")
+        ))
+        .unwrap();
+        let i = ok.auth.idp.as_ref().unwrap();
+        assert_eq!(i.issuer, "https://idp.example.com");
+        assert_eq!(i.scopes, ["openid", "offline_access"]);
+        assert_eq!(i.client_secret_env.as_deref(), Some("IDP_SECRET"));
+        assert_eq!(ok.servers[0].oauth.grant, Some(Grant::Enterprise));
+        let e = parse(&server(
+            "grant = \"enterprise\"\nclient_id = \"bridge-at-sql\"\nclient_secret_env = \"SQL_AS_SECRET\"",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("server \"sql\"") && e.contains("needs an [auth.idp] section"),
+            "{e}"
+        );
+        for (bad, says) in [
+            (
+                "grant = \"enterprise\"\nclient_secret_env = \"X\"",
+                "oauth.grant = \"enterprise\" needs oauth.client_id",
+            ),
+            ("grant = \"enterprise\"\nclient_id = \"c\"", "client_secret_env"),
+        ] {
+            let e = parse(&format!("{idp}{}", server(bad))).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        for (bad, says) in [
+            (
+                "[auth.idp]\nissuer = \"idp.example.com\"\nclient_id = \"c\"\n",
+                "is not an http(s) URL",
+            ),
+            (
+                "[auth.idp]\nissuer = \"https://idp.example.com\"\nclient_id = \"\"\n",
+                "client_id is empty",
+            ),
+            (
+                "[auth.idp]\nissuer = \"https://idp.example.com\"\nclient_id = \"c\"\nscopes = [\"email\"]\n",
+                "must include \"openid\"",
+            ),
+            ("[auth.idp]\nissuer = \"https://idp.example.com\"\n", "client_id"),
+        ] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
         }
     }
 

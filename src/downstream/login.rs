@@ -130,7 +130,10 @@ impl Downstream {
                 None => Ok(Gate::Refuse(not_made("the retry carried no answer to the login link."))),
             };
         }
-        if (!refused && up.needs_login().is_none()) || !self.ide_opens_links(ctx) {
+        // No link to show for a server whose tokens the bridge gets itself
+        // (client credentials, the IdP's): its login never starts here, and
+        // the call fails at once with what to do (`mcp-bridge login --idp`).
+        if (!refused && up.needs_login().is_none()) || !self.ide_opens_links(ctx) || up.spec.oauth.headless() {
             return Ok(Gate::Go);
         }
         let round = up.ask_login();

@@ -90,6 +90,71 @@ pub struct OAuthSettings {
     /// Set: the bridge gets tokens itself with the client credentials grant
     /// (`client_id` and `client_secret`, or a private key), never a browser.
     pub client_credentials: Option<ClientCredentials>,
+    /// Set: enterprise-managed authorization (SEP-990): tokens from the IdP
+    /// login, exchanged with no browser for this server (`auth::enterprise`).
+    /// `client_id` and `client_secret` are the bridge's at this server's
+    /// authorization server.
+    pub enterprise: Option<Enterprise>,
+}
+
+impl OAuthSettings {
+    /// Whether the bridge gets this server's tokens itself, never through a
+    /// browser login for it (client credentials, enterprise).
+    pub fn headless(&self) -> bool {
+        self.client_credentials.is_some() || self.enterprise.is_some()
+    }
+}
+
+/// The enterprise grant of one server: its identity provider and how the
+/// bridge authenticates at the server's authorization server (as for client
+/// credentials: a secret, Basic by default, or a private key).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Enterprise {
+    pub idp: Idp,
+    pub client: ClientCredentials,
+}
+
+/// An identity provider, from `[auth.idp]`, the registry entry's `_meta` or
+/// the command line. `Debug` never shows the secret.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Idp {
+    pub issuer: String,
+    /// The bridge's client id at the IdP.
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    pub scopes: Vec<String>,
+    pub redirect_port: Option<u16>,
+}
+
+impl fmt::Debug for Idp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Idp")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "[REDACTED]"))
+            .field("scopes", &self.scopes)
+            .field("redirect_port", &self.redirect_port)
+            .finish()
+    }
+}
+
+impl Idp {
+    /// `[auth.idp]` with its secret read from `env`, or why it cannot be.
+    pub fn from_config(c: &crate::config::IdpConfig, env: Env) -> Result<Idp, String> {
+        let client_secret = match &c.client_secret_env {
+            Some(var) => Some(
+                env(var).ok_or_else(|| format!("auth.idp.client_secret_env: environment variable {var} is not set"))?,
+            ),
+            None => None,
+        };
+        Ok(Idp {
+            issuer: c.issuer.clone(),
+            client_id: c.client_id.clone(),
+            client_secret,
+            scopes: c.scopes.clone(),
+            redirect_port: c.redirect_port,
+        })
+    }
 }
 
 /// The client credentials grant's client authentication (`client_id` and
@@ -110,6 +175,7 @@ impl fmt::Debug for OAuthSettings {
             .field("scopes", &self.scopes)
             .field("redirect_port", &self.redirect_port)
             .field("client_credentials", &self.client_credentials)
+            .field("enterprise", &self.enterprise)
             .finish()
     }
 }
@@ -273,7 +339,13 @@ struct Candidate {
     rules: crate::policy::ServerRules,
 }
 
-fn resolve_entry(raw: &Value, rc: &RegistryConfig, env: Env) -> Result<Option<Candidate>, Problem> {
+/// `idp`: `[auth.idp]`, which wins over an IdP named in the entry's `_meta`.
+fn resolve_entry(
+    raw: &Value,
+    rc: &RegistryConfig,
+    idp: Option<&Result<Idp, String>>,
+    env: Env,
+) -> Result<Option<Candidate>, Problem> {
     let label = raw
         .pointer("/server/name")
         .and_then(Value::as_str)
@@ -368,10 +440,11 @@ fn resolve_entry(raw: &Value, rc: &RegistryConfig, env: Env) -> Result<Option<Ca
             ));
         }
     }
-    let oauth = bridge_meta(&entry, "oauth")
+    let mut oauth = bridge_meta(&entry, "oauth")
         .map(|o| OAuthSettings {
             client_id: o.get("clientId").and_then(Value::as_str).map(str::to_owned),
-            client_secret: None,
+            // Only the name of a variable: a registry never carries a secret.
+            client_secret: o.get("clientSecretEnv").and_then(Value::as_str).and_then(env),
             scopes: o
                 .get("scopes")
                 .and_then(Value::as_array)
@@ -386,8 +459,18 @@ fn resolve_entry(raw: &Value, rc: &RegistryConfig, env: Env) -> Result<Option<Ca
             omit_resource: o.get("resource").and_then(Value::as_bool) == Some(false),
             client_metadata_url: o.get("clientMetadataUrl").and_then(Value::as_str).map(str::to_owned),
             client_credentials: None,
+            enterprise: None,
         })
         .unwrap_or_default();
+    let grant = bridge_meta(&entry, "oauth")
+        .and_then(|o| o.get("grant"))
+        .and_then(Value::as_str);
+    if grant == Some("enterprise") {
+        oauth.enterprise = Some(Enterprise {
+            idp: registry_idp(bridge_meta(&entry, "idp"), idp, env).map_err(&problem)?,
+            client: ClientCredentials::default(),
+        });
+    }
     let rules = crate::policy::ServerRules::from_meta(bridge_meta(&entry, "tools"));
     Ok(Some(Candidate {
         name,
@@ -397,6 +480,39 @@ fn resolve_entry(raw: &Value, rc: &RegistryConfig, env: Env) -> Result<Option<Ca
         oauth,
         rules,
     }))
+}
+
+/// The IdP of a registry entry with the enterprise grant: `[auth.idp]` when
+/// configured, else the entry's `_meta` `idp` (`issuer`, `clientId`, and
+/// `clientSecretEnv`: the name of a variable, never a secret).
+fn registry_idp(meta: Option<&Value>, configured: Option<&Result<Idp, String>>, env: Env) -> Result<Idp, String> {
+    if let Some(c) = configured {
+        return c.clone();
+    }
+    let no_idp = || {
+        "its oauth.grant is \"enterprise\" but no identity provider is named: add [auth.idp] (issuer, client_id) to the config".to_owned()
+    };
+    let m = meta.ok_or_else(no_idp)?;
+    let field = |k: &str| m.get(k).and_then(Value::as_str).map(str::to_owned);
+    let (Some(issuer), Some(client_id)) = (field("issuer"), field("clientId")) else {
+        return Err(no_idp());
+    };
+    if !url::Url::parse(&issuer).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+        return Err(format!("its _meta idp.issuer {issuer:?} is not an http(s) URL"));
+    }
+    let client_secret = match field("clientSecretEnv") {
+        Some(var) => {
+            Some(env(&var).ok_or_else(|| format!("idp.clientSecretEnv: environment variable {var} is not set"))?)
+        }
+        None => None,
+    };
+    Ok(Idp {
+        issuer,
+        client_id,
+        client_secret,
+        scopes: crate::config::idp_scopes(),
+        redirect_port: None,
+    })
 }
 
 /// Everything `serve` bridges: config servers, registry entries, CLI URLs.
@@ -455,6 +571,7 @@ pub fn resolve(cfg: &Config, registry: &[Value], adhoc: &AdHoc) -> Resolved {
 pub fn resolve_with(cfg: &Config, registry: &[Value], adhoc: &AdHoc, env: Env) -> Resolved {
     let mut out = Resolved::default();
     let mut taken = HashSet::new();
+    let idp = cfg.auth.idp.as_ref().map(|c| Idp::from_config(c, env));
     for s in cfg.servers.iter().filter(|s| s.enabled) {
         let mut headers = Vec::new();
         let mut failed = None;
@@ -488,7 +605,31 @@ pub fn resolve_with(cfg: &Config, registry: &[Value], adhoc: &AdHoc, env: Env) -
                 private_key_file: s.oauth.private_key_file.clone(),
             });
         let client_secret = s.oauth.client_secret_env.as_deref().and_then(env);
-        if let (Some(_), Some(var), None) = (&client_credentials, &s.oauth.client_secret_env, &client_secret) {
+        let enterprise = (s.oauth.grant == Some(crate::config::Grant::Enterprise)).then(|| Enterprise {
+            idp: Idp::default(),
+            client: ClientCredentials {
+                method: s.oauth.token_endpoint_auth_method,
+                private_key_file: s.oauth.private_key_file.clone(),
+            },
+        });
+        let enterprise = match (enterprise, &idp) {
+            (Some(e), Some(Ok(i))) => Some(Enterprise { idp: i.clone(), ..e }),
+            (Some(e), Some(Err(why))) => {
+                failed = Some(why.clone());
+                Some(e)
+            }
+            // Config::parse refuses this; a Config built in code may not.
+            (Some(e), None) => {
+                failed = Some("oauth.grant = \"enterprise\" needs [auth.idp]".into());
+                Some(e)
+            }
+            (None, _) => None,
+        };
+        if let (true, Some(var), None) = (
+            client_credentials.is_some() || enterprise.is_some(),
+            &s.oauth.client_secret_env,
+            &client_secret,
+        ) {
             failed = Some(format!(
                 "oauth.client_secret_env: environment variable {var} is not set"
             ));
@@ -516,6 +657,7 @@ pub fn resolve_with(cfg: &Config, registry: &[Value], adhoc: &AdHoc, env: Env) -
                 omit_resource: s.oauth.resource == Some(false),
                 client_metadata_url: s.oauth.client_metadata_url.clone(),
                 client_credentials,
+                enterprise,
             },
             keep_alive: s.keep_alive.unwrap_or(cfg.http.keep_alive),
             max_message_bytes: cfg.http.max_message_bytes,
@@ -525,7 +667,7 @@ pub fn resolve_with(cfg: &Config, registry: &[Value], adhoc: &AdHoc, env: Env) -
     let rc = cfg.registry.clone().unwrap_or_default();
     let mut seen_names = HashSet::new();
     for raw in registry {
-        match resolve_entry(raw, &rc, env) {
+        match resolve_entry(raw, &rc, idp.as_ref(), env) {
             Ok(Some(c)) => {
                 if !seen_names.insert(c.name.clone()) {
                     continue; // an older version of a server already taken
@@ -828,6 +970,64 @@ mod tests {
         assert_eq!(r.problems.len(), 1);
         assert_eq!(r.problems[0].server, "b");
         assert!(r.problems[0].reason.contains("UNSET"), "{}", r.problems[0].reason);
+    }
+
+    /// A registry entry with `grant = "enterprise"` uses `[auth.idp]`, else
+    /// the IdP its `_meta` names; secrets come only by the name of a variable;
+    /// with no IdP anywhere, the entry is a problem saying what to add.
+    #[test]
+    fn enterprise_entries_name_their_idp() {
+        let entry = |meta: Value| {
+            json!({"server": {"name": "com.example/sql", "version": "1",
+                "remotes": [{"type": "streamable-http", "url": "https://sql.example.com/mcp"}]},
+                "_meta": {BRIDGE_META: meta}})
+        };
+        let oauth = json!({"grant": "enterprise", "clientId": "bridge-at-sql", "clientSecretEnv": "SQL_AS_SECRET"});
+        let env = |var: &str| match var {
+            "SQL_AS_SECRET" => Some("as-secret".to_owned()),
+            "IDP_SECRET" => Some("idp-secret".to_owned()),
+            _ => None,
+        };
+        let from_meta = entry(
+            json!({"oauth": oauth, "idp": {"issuer": "https://idp.example.com", "clientId": "bridge", "clientSecretEnv": "IDP_SECRET"}}),
+        );
+        let r = resolve_with(
+            &Config::default(),
+            std::slice::from_ref(&from_meta),
+            &AdHoc::default(),
+            &env,
+        );
+        let o = &r.servers[0].oauth;
+        assert_eq!(o.client_id.as_deref(), Some("bridge-at-sql"));
+        assert_eq!(o.client_secret.as_deref(), Some("as-secret"));
+        let idp = &o.enterprise.as_ref().unwrap().idp;
+        assert_eq!(
+            (idp.issuer.as_str(), idp.client_id.as_str()),
+            ("https://idp.example.com", "bridge")
+        );
+        assert_eq!(idp.client_secret.as_deref(), Some("idp-secret"));
+        assert!(o.headless());
+        assert!(!format!("{o:?}").contains("secret\""), "{o:?}");
+        assert!(!format!("{o:?}").contains("idp-secret"), "{o:?}");
+
+        let cfg = Config::parse(
+            "[auth.idp]\nissuer = \"https://corp-idp.example\"\nclient_id = \"mcp-bridge\"\n",
+            Path::new("c"),
+        )
+        .unwrap();
+        let r = resolve_with(&cfg, &[from_meta], &AdHoc::default(), &env);
+        let idp = &r.servers[0].oauth.enterprise.as_ref().unwrap().idp;
+        assert_eq!(idp.issuer, "https://corp-idp.example");
+        assert_eq!(idp.scopes, ["openid", "offline_access"]);
+
+        let r = resolve_with(
+            &Config::default(),
+            &[entry(json!({"oauth": oauth}))],
+            &AdHoc::default(),
+            &env,
+        );
+        assert!(r.servers.is_empty());
+        assert!(r.problems[0].reason.contains("add [auth.idp]"), "{:?}", r.problems);
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub(super) enum Failure {
     },
     /// HTTP 403 `insufficient_scope`: the scopes the server asks for.
     NeedsScope(String),
+    /// The identity provider's session has ended (enterprise grant): the
+    /// text says to run `mcp-bridge login --idp`; no login for the server.
+    NeedsIdpLogin(String),
     Other(String),
 }
 

@@ -151,7 +151,7 @@ async fn connect(
     let http = if let Some(store) = stored {
         // One read of the store: static credentials set with `mcp-bridge auth set`
         // join the configured headers; stored tokens select the OAuth client.
-        let creds = crate::auth::ServerCredentials::new(store, &spec.url);
+        let creds = crate::auth::ServerCredentials::new(store.clone(), &spec.url);
         // Client credentials: a token before the first request, no browser, no
         // refresh token (a new token when this one runs out or is refused).
         let cc = spec.oauth.client_credentials.is_some();
@@ -159,6 +159,18 @@ async fn connect(
             crate::auth::client_credentials::fetch(spec, creds.clone())
                 .await
                 .map_err(|e| e.to_string())?;
+        }
+        // Enterprise: the same, the token got through the identity provider;
+        // an ended IdP session is a login to do, at the IdP only.
+        let ent = spec.oauth.enterprise.is_some();
+        if ent && !crate::auth::client_credentials::usable(&creds).await {
+            crate::auth::enterprise::fetch(spec, creds.clone(), Some(store.clone()))
+                .await
+                // The message alone: the owner's reports name the server.
+                .map_err(|e| match e.idp_login {
+                    true => Failure::NeedsIdpLogin(e.message),
+                    false => Failure::Other(e.message),
+                })?;
         }
         let entry = creds.entry().await.unwrap_or_default();
         let has_tokens = entry.oauth.as_ref().is_some_and(|c| c.token_response.is_some());
@@ -201,6 +213,16 @@ async fn connect(
                     tokio::select! {
                         _ = root.cancelled() => {}
                         _ = crate::auth::client_credentials::renew(spec, creds, s.clone()) => {}
+                    }
+                });
+                return Ok((running, Some(stop)));
+            }
+            if ent {
+                let spec = spec.clone();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = root.cancelled() => {}
+                        _ = crate::auth::enterprise::renew(spec, creds, Some(store), s.clone()) => {}
                     }
                 });
                 return Ok((running, Some(stop)));
@@ -453,6 +475,7 @@ pub(super) async fn run(owner: Owner) {
                     let _ = crate::auth::ServerCredentials::new(tokens, &spec.url).clear().await;
                 }
                 let cc = spec.oauth.client_credentials.is_some();
+                let ent = spec.oauth.enterprise.is_some();
                 let (mut e, needs) = match f {
                     // No login to do: the next attempt gets a new token.
                     Failure::NeedsLogin { .. } if cc => (
@@ -463,6 +486,18 @@ pub(super) async fn run(owner: Owner) {
                         format!("the client credentials lack the scope the server asks for ({scope}, HTTP 403): add it to oauth.scopes and grant it to the client at the authorization server"),
                         None,
                     ),
+                    // Exchanged again on the next attempt (a fresh ID-JAG).
+                    Failure::NeedsLogin { .. } if ent => (
+                        "the server refused the token got through the identity provider (HTTP 401); a new one is exchanged on the next attempt".to_owned(),
+                        None,
+                    ),
+                    Failure::NeedsScope(scope) if ent => (
+                        format!("the token got through the identity provider lacks the scope the server asks for ({scope}, HTTP 403): add it to oauth.scopes and have the identity provider and the server's authorization server grant it"),
+                        None,
+                    ),
+                    // The IdP's login is gone: typed as a login to do, which
+                    // only `mcp-bridge login --idp` does (never a browser here).
+                    Failure::NeedsIdpLogin(e) => (e, Some(NeedsLogin::Login)),
                     Failure::NeedsLogin { .. } => (
                         format!("{NEEDS_LOGIN} (HTTP 401): run `mcp-bridge login {id}`"),
                         Some(NeedsLogin::Login),
@@ -484,6 +519,7 @@ pub(super) async fn run(owner: Owner) {
                 // this outage.
                 let asked = login_asked.load(std::sync::atomic::Ordering::SeqCst);
                 if let Some(needs) = &needs
+                    && !spec.oauth.headless()
                     && (!auto_login_tried || asked)
                     && !login_running.load(std::sync::atomic::Ordering::SeqCst)
                     && let Some(lazy) = &store

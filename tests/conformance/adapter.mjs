@@ -117,6 +117,23 @@ function filledForm(schema) {
   return content;
 }
 
+// ---- enterprise-managed authorization (SEP-990) ---------------------------
+// The scenario auth/enterprise-managed-authorization hands the client its IdP
+// (issuer, the bridge's client id there) and a pre-issued ID token, as an
+// administrator's setup and an earlier `mcp-bridge login --idp` would; its
+// client_id and client_secret are the bridge's at the server's authorization
+// server (--client-id and MCP_BRIDGE_CLIENT_SECRET, as for the other auth
+// scenarios).
+function enterpriseArgs() {
+  if (!context.idp_issuer) return [];
+  return ['--idp-issuer', context.idp_issuer, '--idp-client-id', context.idp_client_id];
+}
+
+function enterpriseEnv(env) {
+  if (context.idp_id_token) env.MCP_BRIDGE_IDP_ID_TOKEN = context.idp_id_token;
+}
+// ---- end of enterprise-managed authorization ------------------------------
+
 function bridgeEnv(home) {
   const env = { ...process.env };
   for (const k of Object.keys(env)) {
@@ -131,6 +148,7 @@ function bridgeEnv(home) {
     RUST_LOG: process.env.RUST_LOG ?? 'mcp_bridge=debug'
   });
   if (context.client_secret) env.MCP_BRIDGE_CLIENT_SECRET = context.client_secret;
+  enterpriseEnv(env);
   return env;
 }
 
@@ -146,6 +164,7 @@ function bridgeArgs() {
   const args = ['serve', serverUrl];
   if (context.client_id) args.push('--client-id', context.client_id);
   else if (scenario.startsWith('auth/')) args.push(CIMD_FLAG, CIMD_URL);
+  args.push(...enterpriseArgs());
   return args;
 }
 
