@@ -495,3 +495,189 @@ async fn no_secret_in_any_output() {
         }
     }
 }
+
+/// The test IdP and authorization server are honest judges. The IdP's discovery names
+/// the token exchange and ID-JAGs, its JWKS the key; an exchange gives an ID-JAG with
+/// the claims SEP-990 names, and is refused for an audience or resource the policy does
+/// not allow and for an ID token of another client or another key. The AS redeems an
+/// ID-JAG once (a replayed `jti` is refused) and refuses one with a wrong `typ`, `aud`,
+/// `client_id`, `resource`, `exp` or signer, recording which check failed.
+#[tokio::test]
+async fn the_test_idp_and_as_judge_honestly() {
+    let org = Org::new(&["sql"]);
+    let s = org.site("sql");
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let d: Value = http
+        .get(org.idp.discovery_url())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(d["issuer"], json!(org.idp.issuer));
+    assert_eq!(d["token_endpoint"], json!(org.idp.token_endpoint()));
+    assert!(
+        d["grant_types_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(TOKEN_EXCHANGE))
+    );
+    assert_eq!(d["identity_chaining_requested_token_types_supported"], json!([ID_JAG]));
+    let jwks: Value = http
+        .get(d["jwks_uri"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"][0]["kty"], "EC");
+    assert_eq!(jwks["keys"][0]["crv"], "P-256");
+
+    let form = |pairs: &[(&str, &str)]| {
+        url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish()
+    };
+    let post = async |url: String, user: &str, pass: &str, body: String| {
+        // RFC 6749 §2.3.1: id and secret form-encoded before base64 (reqwest does not).
+        let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+        let basic = common::jwt::base64_std(format!("{}:{}", enc(user), enc(pass)).as_bytes());
+        let r = http
+            .post(url)
+            .header("authorization", format!("Basic {basic}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    let exchange = async |subject: &str, audience: &str, resource: &str| {
+        let body = form(&[
+            ("grant_type", TOKEN_EXCHANGE),
+            ("requested_token_type", ID_JAG),
+            ("subject_token", subject),
+            ("subject_token_type", ID_TOKEN),
+            ("audience", audience),
+            ("resource", resource),
+        ]);
+        post(org.idp.token_endpoint(), IDP_CLIENT, IDP_SECRET, body).await
+    };
+    let id_token = org.idp.issue_id_token(IDP_CLIENT);
+    let (status, v) = exchange(&id_token, &s.auth.issuer, &s.up.url).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["issued_token_type"], json!(ID_JAG));
+    let jag = v["access_token"].as_str().unwrap().to_owned();
+    let p = common::jwt::parse(&jag, &org.idp.public_keys()).unwrap();
+    assert!(p.signature_ok);
+    assert_eq!(p.typ(), Some(ID_JAG_TYP));
+    assert_eq!(p.str("iss"), Some(org.idp.issuer.as_str()));
+    assert_eq!(p.str("aud"), Some(s.auth.issuer.as_str()));
+    assert_eq!(p.str("client_id"), Some(s.client_id.as_str()));
+    assert_eq!(p.str("resource"), Some(s.up.url.as_str()));
+    assert_eq!(p.str("sub"), Some("alice"));
+    assert!(p.str("jti").is_some() && p.int("exp").unwrap() > common::jwt::now());
+
+    let other_client = org.idp.issue_id_token("someone-else");
+    let forged = common::jwt::EcKey::generate().sign("JWT", &common::jwt::parse(&id_token, &[]).unwrap().claims);
+    for (subject, audience, resource, error) in [
+        (&id_token, "http://127.0.0.1:1", s.up.url.as_str(), "invalid_target"),
+        (
+            &id_token,
+            s.auth.issuer.as_str(),
+            "http://127.0.0.1:1/mcp",
+            "invalid_target",
+        ),
+        (
+            &other_client,
+            s.auth.issuer.as_str(),
+            s.up.url.as_str(),
+            "invalid_grant",
+        ),
+        (&forged, s.auth.issuer.as_str(), s.up.url.as_str(), "invalid_grant"),
+    ] {
+        let (status, v) = exchange(subject, audience, resource).await;
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (400, Some(error)),
+            "{audience} {resource}: {v}"
+        );
+    }
+
+    let redeem = async |assertion: &str| {
+        let body = form(&[("grant_type", JWT_BEARER), ("assertion", assertion)]);
+        post(s.auth.token_endpoint(), &s.client_id, &s.secret, body).await
+    };
+    let (status, v) = redeem(&jag).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v.get("refresh_token").is_none(), "no refresh token for an ID-JAG");
+    assert!(s.auth.introspect(v["access_token"].as_str().unwrap()).is_ok());
+    let (status, v) = redeem(&jag).await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "replay: {v}"
+    );
+    assert!(!s.auth.id_jag_checks().pop().unwrap().jti_fresh);
+
+    let now = common::jwt::now();
+    let claims = |f: &dyn Fn(&mut Value)| {
+        let mut c = json!({
+            "iss": org.idp.issuer, "sub": "alice", "aud": s.auth.issuer,
+            "client_id": s.client_id, "resource": s.up.url,
+            "jti": common::jwt::random_id(), "iat": now, "exp": now + 300,
+        });
+        f(&mut c);
+        c
+    };
+    type Case = (String, fn(&IdJagCheck) -> bool);
+    let cases: Vec<Case> = vec![
+        (org.idp.sign("JWT", &claims(&|_| {})), |c| !c.typ),
+        (
+            org.idp
+                .sign(ID_JAG_TYP, &claims(&|c| c["aud"] = json!("http://127.0.0.1:1"))),
+            |c| !c.aud,
+        ),
+        (
+            org.idp
+                .sign(ID_JAG_TYP, &claims(&|c| c["client_id"] = json!("someone-else"))),
+            |c| !c.client_id,
+        ),
+        (
+            org.idp.sign(
+                ID_JAG_TYP,
+                &claims(&|c| c["resource"] = json!("http://127.0.0.1:1/mcp")),
+            ),
+            |c| !c.resource,
+        ),
+        (org.idp.sign(ID_JAG_TYP, &claims(&|c| c["exp"] = json!(now - 5))), |c| {
+            !c.exp
+        }),
+        (common::jwt::EcKey::generate().sign(ID_JAG_TYP, &claims(&|_| {})), |c| {
+            !c.signature
+        }),
+    ];
+    for (i, (assertion, failed)) in cases.iter().enumerate() {
+        let (status, v) = redeem(assertion).await;
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "case {i}: {v}"
+        );
+        let check = s.auth.id_jag_checks().pop().unwrap();
+        assert!(failed(&check) && !check.ok(), "case {i}: {check:?}");
+    }
+    // The IdP's client must authenticate: a wrong secret is invalid_client.
+    let body = form(&[
+        ("grant_type", TOKEN_EXCHANGE),
+        ("requested_token_type", ID_JAG),
+        ("subject_token", &id_token),
+        ("subject_token_type", ID_TOKEN),
+        ("audience", &s.auth.issuer),
+        ("resource", &s.up.url),
+    ]);
+    let (status, v) = post(org.idp.token_endpoint(), IDP_CLIENT, "wrong", body).await;
+    assert_eq!((status, v["error"].as_str()), (401, Some("invalid_client")));
+}

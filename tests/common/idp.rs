@@ -265,6 +265,13 @@ impl IdpState {
         t
     }
 
+    /// A JWT signed with the IdP's own key (tests make ID-JAGs with one thing wrong).
+    pub fn sign(&self, typ: &str, claims: &Value) -> String {
+        let t = self.key.sign(typ, claims);
+        self.lock().issued.push(t.clone());
+        t
+    }
+
     /// The public keys, as the JWKS publishes them.
     pub fn public_keys(&self) -> Vec<jsonwebtoken::DecodingKey> {
         vec![self.key.decoding()]
