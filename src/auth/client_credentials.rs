@@ -348,6 +348,9 @@ pub fn resource_metadata_url(challenge: &str) -> Option<&str> {
 }
 
 /// The protected resource's `resource` (RFC 9728), else the server's URL.
+/// A `resource` that does not name this server is not taken: this read is
+/// separate from rmcp's discovery (which checks it), and a server answering
+/// differently the second time must not get a token for another resource.
 pub(crate) async fn resource(spec: &ServerSpec, challenge: Option<&str>) -> String {
     let from_prm = async {
         let url = challenge.and_then(resource_metadata_url)?;
@@ -355,7 +358,27 @@ pub(crate) async fn resource(spec: &ServerSpec, challenge: Option<&str>) -> Stri
         let doc: serde_json::Value = client.get(url).send().await.ok()?.json().await.ok()?;
         doc.get("resource")?.as_str().map(str::to_owned)
     };
-    from_prm.await.unwrap_or_else(|| spec.url.clone())
+    from_prm
+        .await
+        .filter(|r| resource_matches(&spec.url, r))
+        .unwrap_or_else(|| spec.url.clone())
+}
+
+/// Whether the resource identifier `resource` names the server at `url`:
+/// the same origin, and its path equal to the server's or a `/`-bounded
+/// prefix of it (rmcp's rule for protected resource metadata).
+pub fn resource_matches(url: &str, resource: &str) -> bool {
+    let (Ok(u), Ok(r)) = (url::Url::parse(url), url::Url::parse(resource)) else {
+        return false;
+    };
+    if u.scheme() != r.scheme()
+        || u.host_str() != r.host_str()
+        || u.port_or_known_default() != r.port_or_known_default()
+    {
+        return false;
+    }
+    let (up, rp) = (u.path(), r.path());
+    up == rp || (up.starts_with(rp) && (rp.ends_with('/') || up.as_bytes().get(rp.len()) == Some(&b'/')))
 }
 
 /// What discovery found for a server: its authorization server's metadata,
@@ -736,6 +759,19 @@ mod tests {
             ClientAuth::Public { client_id: "c".into() }.form_fields(),
             [("client_id", "c".to_owned())]
         );
+    }
+
+    #[test]
+    fn a_resource_must_name_the_server() {
+        let url = "http://localhost:8/mcp";
+        assert!(resource_matches(url, "http://localhost:8/mcp"));
+        assert!(resource_matches(url, "http://localhost:8/"));
+        assert!(resource_matches("https://a.example/x/mcp", "https://a.example/x"));
+        assert!(!resource_matches(url, "http://localhost:8/mcp/"));
+        assert!(!resource_matches(url, "http://localhost:9/mcp"));
+        assert!(!resource_matches(url, "https://localhost:8/mcp"));
+        assert!(!resource_matches("https://a.example/xy", "https://a.example/x"));
+        assert!(!resource_matches(url, "https://sql.example.com/mcp"));
     }
 
     #[test]

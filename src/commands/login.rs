@@ -236,7 +236,33 @@ pub async fn login_idp(opts: &ServeOptions, oauth_args: &OAuthSettings) -> anyho
 /// credential or a registration), or remove an entry that cannot be read.
 pub async fn logout(opts: &ServeOptions, which: Option<&str>) -> anyhow::Result<()> {
     let (paths, cfg, store, _log) = open(opts).await?;
-    for s in targets(&cfg, &paths, which, &OAuthSettings::default()).await? {
+    let servers = targets(&cfg, &paths, which, &OAuthSettings::default()).await?;
+    // Logging out of everything ends the identity provider's session too:
+    // its ID token would otherwise keep opening the enterprise servers.
+    if which.is_none() {
+        let mut issuers: Vec<Idp> = Vec::new();
+        if let Some(Ok(i)) = cfg
+            .auth
+            .idp
+            .as_ref()
+            .map(|c| Idp::from_config(c, &crate::config::env_var))
+        {
+            issuers.push(i);
+        }
+        for e in servers.iter().filter_map(|s| s.oauth.enterprise.as_ref()) {
+            if !issuers.iter().any(|i| i.issuer == e.idp.issuer) {
+                issuers.push(e.idp.clone());
+            }
+        }
+        for idp in &issuers {
+            let creds = crate::auth::enterprise::idp_credentials(store.clone(), idp);
+            if oauth::has_tokens(&creds).await {
+                oauth::logout(&creds).await?;
+                eprintln!("signed out of the identity provider {}", printable(&idp.issuer));
+            }
+        }
+    }
+    for s in servers {
         let creds = ServerCredentials::new(store.clone(), &s.url);
         match creds.read().await {
             Ok(Some(e)) if e.oauth.as_ref().is_some_and(|c| c.token_response.is_some()) => {
