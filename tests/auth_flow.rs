@@ -54,28 +54,6 @@ async fn login(home: &Home, name: &str) -> (String, String) {
     (stderr, visit.param("code").expect("the redirect carried a code"))
 }
 
-/// Every file under `dir` except the credential store, as text.
-fn written_files(dir: &Path) -> Vec<(PathBuf, String)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                if p.file_name().is_some_and(|n| n != "credentials") {
-                    stack.push(p);
-                }
-            } else {
-                out.push((
-                    p.clone(),
-                    String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned(),
-                ));
-            }
-        }
-    }
-    out
-}
-
 /// `serve` in `home` at `RUST_LOG=rust_log`, connected to a test IDE; the second
 /// value resolves to everything the bridge wrote to stderr once it has exited.
 async fn serve_capturing_stderr(home: &Home, rust_log: &str) -> (Client, tokio::task::JoinHandle<String>) {

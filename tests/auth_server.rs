@@ -317,7 +317,12 @@ async fn discovery_and_challenges() {
         assert_eq!(m["response_types_supported"], json!(["code"]));
         assert_eq!(
             m["grant_types_supported"],
-            json!(["authorization_code", "refresh_token"])
+            json!([
+                "authorization_code",
+                "refresh_token",
+                "client_credentials",
+                "urn:ietf:params:oauth:grant-type:jwt-bearer"
+            ])
         );
         assert_eq!(m["authorization_response_iss_parameter_supported"], true);
         assert!(

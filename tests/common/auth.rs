@@ -4,6 +4,10 @@
 //!   `/authorize` with scripted consent (an immediate 302, or a denial), `/token` with the
 //!   `authorization_code` (PKCE) and `refresh_token` grants, refresh-token rotation and reuse
 //!   detection, and failures on demand. It runs in its own runtime thread on 127.0.0.1:0.
+//!   For agents and enterprises also the `client_credentials` grant (RFC 6749 §4.4) with
+//!   `client_secret_basic`, `client_secret_post` or `private_key_jwt` (RFC 7523 §2.2, every
+//!   check recorded in an [`AssertionCheck`]), and the JWT bearer grant (RFC 7523 §2.1)
+//!   redeeming identity assertion grants (ID-JAGs) from a trusted IdP ([`IdJagCheck`]).
 //! * [`AuthState`]: the shared in-memory state (`Arc<AuthState>`, a `Mutex` inside), with the
 //!   observable logs and the knobs; protected upstreams introspect tokens through it directly.
 //! * [`start_protected`]: a [`TestServer`] behind a bearer-token guard that answers 401/403 with
@@ -105,6 +109,16 @@ pub struct AsConfig {
     /// Advertise `client_id_metadata_document_supported` (tests pre-register the
     /// document's URL as the client, standing for the AS having fetched it).
     pub cimd: bool,
+    /// `token_endpoint_auth_methods_supported`, also the methods the token endpoint accepts
+    /// (`none` = a public client). With `private_key_jwt` the metadata also says
+    /// `token_endpoint_auth_signing_alg_values_supported: ["ES256"]`.
+    pub token_auth_methods: Vec<String>,
+    /// `grant_types_supported`. The token endpoint serves every grant it knows regardless, so
+    /// that a client that ignores the list is seen doing so.
+    pub grant_types: Vec<String>,
+    /// The longest `exp - now` a client assertion may have (RFC 7523 §3: an AS may refuse
+    /// assertions valid too far in the future).
+    pub assertion_max_lifetime_secs: i64,
 }
 
 impl Default for AsConfig {
@@ -128,9 +142,19 @@ impl Default for AsConfig {
             rotate_refresh_tokens: true,
             token_delay: Duration::ZERO,
             cimd: false,
+            token_auth_methods: strings(&["none", "client_secret_basic", "client_secret_post"]),
+            grant_types: strings(&["authorization_code", "refresh_token", "client_credentials", JWT_BEARER]),
+            assertion_max_lifetime_secs: 600,
         }
     }
 }
+
+/// The JWT bearer grant type (RFC 7523 §2.1), which redeems ID-JAGs.
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// `client_assertion_type` of `private_key_jwt` (RFC 7523 §2.2).
+pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// The `typ` of an identity assertion JWT authorization grant.
+pub const ID_JAG_TYP: &str = "oauth-id-jag+jwt";
 
 pub fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
@@ -194,11 +218,95 @@ pub struct TokenRequest {
     pub error: Option<String>,
     /// Whether this failure was forced by [`AuthState::fail_next_token_requests`].
     pub forced: bool,
+    /// How the client authenticated: `client_secret_basic`, `client_secret_post`,
+    /// `private_key_jwt` or `none`.
+    pub auth_method: Option<String>,
+    /// With `private_key_jwt`: what the assertion's checks found.
+    pub assertion: Option<AssertionCheck>,
+    /// With the JWT bearer grant: what the ID-JAG's checks found.
+    pub id_jag: Option<IdJagCheck>,
 }
 
 impl TokenRequest {
     pub fn ok(&self) -> bool {
         self.error.is_none()
+    }
+}
+
+/// The checks of one `private_key_jwt` client assertion (RFC 7523 §3), each result
+/// recorded, with the claims that are not secret. The assertion itself is not kept.
+#[derive(Clone, Debug, Default)]
+pub struct AssertionCheck {
+    /// The header's `alg` and `typ`.
+    pub alg: Option<String>,
+    pub typ: Option<String>,
+    /// Signed (ES256) by the key registered for the client `sub` names.
+    pub signature: bool,
+    /// `iss` = the client id.
+    pub iss: bool,
+    /// `sub` = the client id (and = `client_id` in the body, if sent).
+    pub sub: bool,
+    /// `aud` = exactly this server's issuer, as one string.
+    pub aud: bool,
+    /// `exp` in the future and at most `assertion_max_lifetime_secs` away.
+    pub exp: bool,
+    /// `jti` present and never seen before.
+    pub jti_fresh: bool,
+    /// The claims as sent.
+    pub iss_value: Option<String>,
+    pub sub_value: Option<String>,
+    pub aud_value: Value,
+    pub jti: Option<String>,
+    /// `exp - now` when checked, in seconds.
+    pub exp_in: Option<i64>,
+}
+
+impl AssertionCheck {
+    /// Every check passed.
+    pub fn ok(&self) -> bool {
+        self.signature && self.iss && self.sub && self.aud && self.exp && self.jti_fresh
+    }
+}
+
+/// The checks of one ID-JAG at the JWT bearer grant ([EMA §7.4], draft IDJAG processing
+/// rules), each recorded. The ID-JAG itself is not kept.
+#[derive(Clone, Debug, Default)]
+pub struct IdJagCheck {
+    /// Header `typ` = `oauth-id-jag+jwt`.
+    pub typ: bool,
+    /// Signed by a key of the IdP `iss` names, which this server trusts.
+    pub signature: bool,
+    /// `iss` is a trusted IdP.
+    pub iss: bool,
+    /// `aud` = this server's issuer.
+    pub aud: bool,
+    /// The `client_id` claim = the authenticated client.
+    pub client_id: bool,
+    /// `resource` = a resource this server protects.
+    pub resource: bool,
+    /// `exp` in the future.
+    pub exp: bool,
+    /// `jti` present and never seen before.
+    pub jti_fresh: bool,
+    pub iss_value: Option<String>,
+    pub sub: Option<String>,
+    pub aud_value: Value,
+    pub client_id_value: Option<String>,
+    pub resource_value: Option<String>,
+    pub jti: Option<String>,
+}
+
+impl IdJagCheck {
+    /// Every check passed.
+    pub fn ok(&self) -> bool {
+        self.typ
+            && self.signature
+            && self.iss
+            && self.aud
+            && self.client_id
+            && self.resource
+            && self.exp
+            && self.jti_fresh
     }
 }
 
@@ -224,9 +332,20 @@ impl AsLog {
     }
     /// Successful code exchanges.
     pub fn code_exchanges(&self) -> usize {
+        self.granted("authorization_code")
+    }
+    /// Successful token requests of `grant_type`.
+    pub fn granted(&self, grant_type: &str) -> usize {
         self.tokens
             .iter()
-            .filter(|t| t.ok() && t.grant_type.as_deref() == Some("authorization_code"))
+            .filter(|t| t.ok() && t.grant_type.as_deref() == Some(grant_type))
+            .count()
+    }
+    /// Token requests of `grant_type`, successful or not.
+    pub fn requests(&self, grant_type: &str) -> usize {
+        self.tokens
+            .iter()
+            .filter(|t| t.grant_type.as_deref() == Some(grant_type))
             .count()
     }
 }
@@ -287,6 +406,15 @@ impl std::fmt::Debug for IssuedTokens {
 struct Client {
     secret: Option<String>,
     redirect_uris: Vec<String>,
+    /// The public key of a `private_key_jwt` client.
+    key: Option<jsonwebtoken::DecodingKey>,
+}
+
+/// An IdP whose ID-JAGs the JWT bearer grant accepts: its issuer, and its keys as of now
+/// (read at each check, so a key the IdP rotates in is seen).
+struct TrustedIdp {
+    issuer: String,
+    keys: Box<dyn Fn() -> Vec<jsonwebtoken::DecodingKey> + Send + Sync>,
 }
 
 struct Code {
@@ -336,6 +464,13 @@ struct Inner {
     log: AsLog,
     /// Every token value issued, for tests that grep logs for leaks.
     issued: Vec<String>,
+    /// `jti`s of the client assertions and ID-JAGs accepted so far (replay detection).
+    seen_jtis: HashSet<String>,
+    trusted_idps: Vec<TrustedIdp>,
+    /// The resources this server issues tokens for (the protected upstreams using it).
+    resources: Vec<String>,
+    /// Every client assertion and ID-JAG received, for tests that grep logs for leaks.
+    received: Vec<String>,
 }
 
 /// The shared in-memory state of an authorization server (no `Debug`: it holds tokens).
@@ -442,9 +577,48 @@ impl AuthState {
             Client {
                 secret: secret.map(str::to_owned),
                 redirect_uris: strings(redirect_uris),
+                key: None,
             },
         );
         self.changed();
+    }
+    /// Register a `private_key_jwt` client out of band with its public key (RFC 7523 §2.2).
+    pub fn pre_register_jwt(&self, client_id: &str, key: jsonwebtoken::DecodingKey) {
+        self.lock().clients.insert(
+            client_id.to_owned(),
+            Client {
+                secret: None,
+                redirect_uris: Vec::new(),
+                key: Some(key),
+            },
+        );
+        self.changed();
+    }
+    /// Trust the IdP `issuer` for ID-JAGs, verified with the keys `keys` returns at each
+    /// check (handed in-process: the IdP's JWKS as it stands).
+    pub fn trust_idp(&self, issuer: &str, keys: impl Fn() -> Vec<jsonwebtoken::DecodingKey> + Send + Sync + 'static) {
+        self.lock().trusted_idps.push(TrustedIdp {
+            issuer: issuer.to_owned(),
+            keys: Box::new(keys),
+        });
+        self.changed();
+    }
+    /// A resource (an MCP URL) this server issues tokens for; [`start_protected`] adds its own.
+    pub fn add_resource(&self, resource: &str) {
+        self.lock().resources.push(resource.to_owned());
+    }
+    /// The client-assertion checks of every `private_key_jwt` token request, in order.
+    pub fn assertion_checks(&self) -> Vec<AssertionCheck> {
+        self.lock()
+            .log
+            .tokens
+            .iter()
+            .filter_map(|t| t.assertion.clone())
+            .collect()
+    }
+    /// The ID-JAG checks of every JWT bearer token request, in order.
+    pub fn id_jag_checks(&self) -> Vec<IdJagCheck> {
+        self.lock().log.tokens.iter().filter_map(|t| t.id_jag.clone()).collect()
     }
     /// Forget a client: its tokens stop working and the token endpoint answers `invalid_client`.
     pub fn remove_client(&self, client_id: &str) {
@@ -542,6 +716,10 @@ impl AuthState {
     /// Every access and refresh token value issued so far (to grep logs for leaks).
     pub fn issued_secrets(&self) -> Vec<String> {
         self.lock().issued.clone()
+    }
+    /// Every client assertion and ID-JAG received so far (to grep logs for leaks).
+    pub fn received_assertions(&self) -> Vec<String> {
+        self.lock().received.clone()
     }
 
     // --- observation ---
@@ -663,7 +841,7 @@ fn loopback_match(registered: &str, requested: &str) -> bool {
         && b.fragment().is_none()
 }
 
-fn random_token(prefix: &str) -> String {
+pub(super) fn random_token(prefix: &str) -> String {
     let bytes: [u8; 32] = rand::random();
     let mut s = String::with_capacity(prefix.len() + 65);
     s.push_str(prefix);
@@ -691,7 +869,7 @@ pub fn base64url(data: &[u8]) -> String {
 }
 
 /// Standard base64 decoding (for `Authorization: Basic`), padding optional.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
+pub(super) fn base64_decode(s: &str) -> Option<Vec<u8>> {
     let val = |c: u8| -> Option<u32> {
         Some(match c {
             b'A'..=b'Z' => c - b'A',
@@ -724,11 +902,11 @@ pub fn s256(verifier: &str) -> String {
     base64url(&Sha256::digest(verifier.as_bytes()))
 }
 
-fn form(data: &[u8]) -> HashMap<String, String> {
+pub(super) fn form(data: &[u8]) -> HashMap<String, String> {
     url::form_urlencoded::parse(data).into_owned().collect()
 }
 
-fn json_response(status: StatusCode, v: &Value) -> Response {
+pub(super) fn json_response(status: StatusCode, v: &Value) -> Response {
     let mut r = (status, v.to_string()).into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -737,11 +915,11 @@ fn json_response(status: StatusCode, v: &Value) -> Response {
     r
 }
 
-fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+pub(super) fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     json_response(status, &json!({ "error": error, "error_description": description }))
 }
 
-fn redirect(location: &str) -> Response {
+pub(super) fn redirect(location: &str) -> Response {
     let mut r = StatusCode::FOUND.into_response();
     r.headers_mut().insert(
         header::LOCATION,
@@ -762,12 +940,15 @@ fn metadata(st: &AuthState) -> Value {
         "issuer": cfg.metadata_issuer_override.clone().unwrap_or_else(|| st.issuer.clone()),
         "authorization_endpoint": st.authorization_endpoint(),
         "token_endpoint": st.token_endpoint(),
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": cfg.grant_types,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "scopes_supported": cfg.scopes_supported,
-        "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": cfg.token_auth_methods,
     });
+    if cfg.token_auth_methods.iter().any(|m| m == "private_key_jwt") {
+        m["token_endpoint_auth_signing_alg_values_supported"] = json!(["ES256"]);
+    }
     if cfg.registration {
         m["registration_endpoint"] = json!(st.registration_endpoint());
     }
@@ -883,6 +1064,7 @@ async fn register(State(st): St, body: Bytes) -> Response {
         Client {
             secret: secret.clone(),
             redirect_uris: uris.clone(),
+            key: None,
         },
     );
     record(&mut g, Some(client_id.clone()), StatusCode::CREATED, secret.is_some());
@@ -1014,19 +1196,89 @@ fn authorize_inner(issuer: &str, g: &mut Inner, p: &BTreeMap<String, String>) ->
     (back(&[("code", &code)]), "code".to_owned(), true)
 }
 
-/// Client authentication at the token endpoint: `(client_id, authenticated)`.
-fn client_auth(headers: &HeaderMap, f: &HashMap<String, String>) -> (Option<String>, Option<String>) {
-    if let Some(basic) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-        && let Some(decoded) = base64_decode(basic).and_then(|b| String::from_utf8(b).ok())
-        && let Some((id, secret)) = decoded.split_once(':')
-    {
-        let dec = |s: &str| form(format!("x={s}").as_bytes()).remove("x").unwrap_or_default();
-        return (Some(dec(id)), Some(dec(secret)));
+/// What a token request presented to authenticate its client (RFC 6749 §2.3).
+enum Presented {
+    /// `Authorization: Basic`, id and secret URL-decoded (RFC 6749 §2.3.1).
+    Basic { id: String, secret: String },
+    /// `client_id` and `client_secret` in the body.
+    Post { id: String, secret: String },
+    /// `client_assertion` (RFC 7523 §2.2), with its type and the body's `client_id` if any.
+    Assertion {
+        kind: Option<String>,
+        jwt: String,
+        body_id: Option<String>,
+    },
+    /// No credentials: a public client (its `client_id` in the body).
+    None { id: Option<String> },
+    /// More than one method in one request, which RFC 6749 §2.3 forbids.
+    Several,
+    /// An `Authorization: Basic` header that does not decode to `id:secret`.
+    Malformed,
+}
+
+impl Presented {
+    fn read(headers: &HeaderMap, f: &HashMap<String, String>) -> Presented {
+        let basic = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Basic "));
+        let methods =
+            basic.is_some() as u8 + f.contains_key("client_secret") as u8 + f.contains_key("client_assertion") as u8;
+        if methods > 1 {
+            return Presented::Several;
+        }
+        if let Some(basic) = basic {
+            let Some((id, secret)) = base64_decode(basic)
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|d| d.split_once(':').map(|(a, b)| (a.to_owned(), b.to_owned())))
+            else {
+                return Presented::Malformed;
+            };
+            let dec = |s: &str| form(format!("x={s}").as_bytes()).remove("x").unwrap_or_default();
+            return Presented::Basic {
+                id: dec(&id),
+                secret: dec(&secret),
+            };
+        }
+        if let Some(jwt) = f.get("client_assertion") {
+            return Presented::Assertion {
+                kind: f.get("client_assertion_type").cloned(),
+                jwt: jwt.clone(),
+                body_id: f.get("client_id").cloned(),
+            };
+        }
+        match (f.get("client_id"), f.get("client_secret")) {
+            (Some(id), Some(secret)) => Presented::Post {
+                id: id.clone(),
+                secret: secret.clone(),
+            },
+            (id, _) => Presented::None { id: id.cloned() },
+        }
     }
-    (f.get("client_id").cloned(), f.get("client_secret").cloned())
+
+    /// The RFC 8414 name of the method.
+    fn method(&self) -> &'static str {
+        match self {
+            Presented::Basic { .. } => "client_secret_basic",
+            Presented::Post { .. } => "client_secret_post",
+            Presented::Assertion { .. } => "private_key_jwt",
+            Presented::None { .. } => "none",
+            Presented::Several => "several",
+            Presented::Malformed => "malformed",
+        }
+    }
+
+    /// The client it claims to be (before any check).
+    fn claimed_id(&self) -> Option<String> {
+        match self {
+            Presented::Basic { id, .. } | Presented::Post { id, .. } => Some(id.clone()),
+            Presented::Assertion { jwt, body_id, .. } => body_id
+                .clone()
+                .or_else(|| super::jwt::parse(jwt, &[])?.str("sub").map(str::to_owned)),
+            Presented::None { id } => id.clone(),
+            Presented::Several | Presented::Malformed => None,
+        }
+    }
 }
 
 async fn token(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
@@ -1035,10 +1287,10 @@ async fn token(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
         tokio::time::sleep(delay).await;
     }
     let f = form(&body);
-    let (client_id, secret) = client_auth(&headers, &f);
+    let presented = Presented::read(&headers, &f);
     let mut rec = TokenRequest {
         grant_type: f.get("grant_type").cloned(),
-        client_id: client_id.clone(),
+        client_id: presented.claimed_id(),
         resource: f.get("resource").cloned(),
         scope: f.get("scope").cloned(),
         grant_id: None,
@@ -1046,6 +1298,9 @@ async fn token(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
         status: 200,
         error: None,
         forced: false,
+        auth_method: Some(presented.method().to_owned()),
+        assertion: None,
+        id_jag: None,
     };
     let mut g = st.lock();
     let resp = match g.failures.pop_front() {
@@ -1067,7 +1322,7 @@ async fn token(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
                 }
             }
         }
-        None => token_inner(&mut g, &f, client_id, secret, &mut rec),
+        None => token_inner(&mut g, &st.issuer, &f, presented, &mut rec),
     };
     rec.status = resp.status().as_u16();
     if rec.status != 200 && rec.error.is_none() {
@@ -1079,15 +1334,144 @@ async fn token(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
     resp
 }
 
+/// Authenticate the client of a token request; its id, or the error response.
+fn authenticate(
+    g: &mut Inner,
+    issuer: &str,
+    presented: Presented,
+    rec: &mut TokenRequest,
+) -> Result<String, Box<Response>> {
+    let invalid = |d: &str| Err(Box::new(token_error(StatusCode::UNAUTHORIZED, "invalid_client", d)));
+    match presented {
+        Presented::Several => {
+            return Err(Box::new(token_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "more than one client authentication method",
+            )));
+        }
+        Presented::Malformed => return invalid("malformed Basic credentials"),
+        _ => {}
+    }
+    let method = presented.method();
+    if !g.cfg.token_auth_methods.iter().any(|m| m == method) {
+        return invalid(&format!("{method} is not a token endpoint authentication method here"));
+    }
+    match presented {
+        Presented::Basic { id, secret } | Presented::Post { id, secret } => {
+            let Some(client) = g.clients.get(&id) else {
+                return invalid("unknown client");
+            };
+            if client.key.is_some() {
+                return invalid("this client authenticates with private_key_jwt");
+            }
+            match &client.secret {
+                // A public client's secret means nothing (the old behaviour, kept).
+                None => Ok(id),
+                Some(s) if *s == secret => Ok(id),
+                Some(_) => invalid("client authentication failed"),
+            }
+        }
+        Presented::None { id } => {
+            let Some(id) = id else {
+                return invalid("no client_id");
+            };
+            let Some(client) = g.clients.get(&id) else {
+                return invalid("unknown client");
+            };
+            if client.secret.is_some() || client.key.is_some() {
+                return invalid("client authentication failed");
+            }
+            Ok(id)
+        }
+        Presented::Assertion { kind, jwt, body_id } => check_assertion(g, issuer, kind, &jwt, body_id, rec),
+        Presented::Several | Presented::Malformed => unreachable!("answered above"),
+    }
+}
+
+/// `private_key_jwt`: every RFC 7523 §3 check on the assertion, each recorded.
+fn check_assertion(
+    g: &mut Inner,
+    issuer: &str,
+    kind: Option<String>,
+    jwt: &str,
+    body_id: Option<String>,
+    rec: &mut TokenRequest,
+) -> Result<String, Box<Response>> {
+    let invalid = |d: &str| Err(Box::new(token_error(StatusCode::UNAUTHORIZED, "invalid_client", d)));
+    if kind.as_deref() != Some(CLIENT_ASSERTION_TYPE) {
+        return invalid("client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+    }
+    g.received.push(jwt.to_owned());
+    let Some(unverified) = super::jwt::parse(jwt, &[]) else {
+        return invalid("client_assertion is not a JWT");
+    };
+    // RFC 7523 §3: `sub` names the client; a `client_id` in the body must agree.
+    let Some(id) = body_id.clone().or_else(|| unverified.str("sub").map(str::to_owned)) else {
+        return invalid("the assertion names no client");
+    };
+    rec.client_id = Some(id.clone());
+    let Some(key) = g.clients.get(&id).and_then(|c| c.key.clone()) else {
+        return invalid("no key registered for this client");
+    };
+    let p = super::jwt::parse(jwt, &[key]).expect("parsed above");
+    let exp_in = p.int("exp").map(|e| e - super::jwt::now());
+    let jti = p.str("jti").map(str::to_owned);
+    let check = AssertionCheck {
+        alg: p.header.get("alg").and_then(Value::as_str).map(str::to_owned),
+        typ: p.typ().map(str::to_owned),
+        signature: p.signature_ok,
+        iss: p.str("iss") == Some(&id),
+        sub: p.str("sub") == Some(&id),
+        aud: p.claims.get("aud") == Some(&json!(issuer)),
+        exp: exp_in.is_some_and(|e| e > 0 && e <= g.cfg.assertion_max_lifetime_secs),
+        jti_fresh: jti.as_ref().is_some_and(|j| !g.seen_jtis.contains(j)),
+        iss_value: p.str("iss").map(str::to_owned),
+        sub_value: p.str("sub").map(str::to_owned),
+        aud_value: p.claims.get("aud").cloned().unwrap_or(Value::Null),
+        jti: jti.clone(),
+        exp_in,
+    };
+    // Only a signed assertion uses up its jti: a forgery cannot burn someone's.
+    if check.signature
+        && let Some(j) = jti
+    {
+        g.seen_jtis.insert(j);
+    }
+    let ok = check.ok();
+    let failed = failed_checks(&[
+        ("signature", check.signature),
+        ("iss", check.iss),
+        ("sub", check.sub),
+        ("aud", check.aud),
+        ("exp", check.exp),
+        ("jti (replayed or missing)", check.jti_fresh),
+    ]);
+    rec.assertion = Some(check);
+    if !ok {
+        return invalid(&format!("client assertion refused: {failed}"));
+    }
+    Ok(id)
+}
+
+fn failed_checks(checks: &[(&str, bool)]) -> String {
+    checks
+        .iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The `error` a JSON error response carries (recorded in the log; we built it ourselves).
-fn failure_code(resp: &Response) -> Option<String> {
+pub(super) fn failure_code(resp: &Response) -> Option<String> {
     resp.extensions().get::<ErrorCode>().map(|e| e.0.clone())
 }
 
 #[derive(Clone)]
-struct ErrorCode(String);
+pub(super) struct ErrorCode(pub(super) String);
 
-fn token_error(status: StatusCode, error: &str, description: &str) -> Response {
+pub(super) fn token_error(status: StatusCode, error: &str, description: &str) -> Response {
     let mut r = oauth_error(status, error, description);
     r.extensions_mut().insert(ErrorCode(error.to_owned()));
     r
@@ -1095,33 +1479,156 @@ fn token_error(status: StatusCode, error: &str, description: &str) -> Response {
 
 fn token_inner(
     g: &mut Inner,
+    issuer: &str,
     f: &HashMap<String, String>,
-    client_id: Option<String>,
-    secret: Option<String>,
+    presented: Presented,
     rec: &mut TokenRequest,
 ) -> Response {
-    let Some(client_id) = client_id else {
-        return token_error(StatusCode::UNAUTHORIZED, "invalid_client", "no client_id");
+    let client_id = match authenticate(g, issuer, presented, rec) {
+        Ok(id) => id,
+        Err(r) => return *r,
     };
-    let Some(client) = g.clients.get(&client_id) else {
-        return token_error(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client");
-    };
-    if client.secret.is_some() && client.secret != secret {
-        return token_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "client authentication failed",
-        );
-    }
     match f.get("grant_type").map(String::as_str) {
         Some("authorization_code") => code_grant(g, f, &client_id, rec),
         Some("refresh_token") => refresh_grant(g, f, &client_id, rec),
+        Some("client_credentials") => client_credentials_grant(g, f, &client_id, rec),
+        Some(JWT_BEARER) => jwt_bearer_grant(g, issuer, f, &client_id, rec),
         _ => token_error(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
             "unsupported grant_type",
         ),
     }
+}
+
+/// The scopes a grant asks for: `scope` if given (each known, when the server is strict),
+/// else the default.
+fn requested_scope(g: &Inner, f: &HashMap<String, String>) -> Result<Vec<String>, Box<Response>> {
+    let scope: Vec<String> = match f.get("scope") {
+        Some(s) => s.split_whitespace().map(str::to_owned).collect(),
+        None => g.cfg.default_scope.clone(),
+    };
+    if g.cfg.reject_unknown_scopes && scope.iter().any(|s| !g.cfg.scopes_supported.contains(s)) {
+        return Err(Box::new(token_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            "unknown scope requested",
+        )));
+    }
+    Ok(scope)
+}
+
+fn confidential(g: &Inner, client_id: &str) -> bool {
+    g.clients
+        .get(client_id)
+        .is_some_and(|c| c.secret.is_some() || c.key.is_some())
+}
+
+/// RFC 6749 §4.4: a confidential client gets a token for itself; no refresh token (§4.4.3).
+fn client_credentials_grant(
+    g: &mut Inner,
+    f: &HashMap<String, String>,
+    client_id: &str,
+    rec: &mut TokenRequest,
+) -> Response {
+    if !confidential(g, client_id) {
+        return token_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            "a public client cannot use client_credentials",
+        );
+    }
+    let scope = match requested_scope(g, f) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let resource = f.get("resource").cloned();
+    let grant = g.new_grant(client_id, scope.clone(), resource.clone());
+    rec.grant_id = Some(grant);
+    let (access, _) = g.mint(grant, scope.clone(), resource, None);
+    token_success(g, access, None, &scope)
+}
+
+/// RFC 7523 §2.1 with an ID-JAG as the assertion: every check of the identity assertion
+/// authorization grant draft recorded; the token is for the ID-JAG's `resource`.
+fn jwt_bearer_grant(
+    g: &mut Inner,
+    issuer: &str,
+    f: &HashMap<String, String>,
+    client_id: &str,
+    rec: &mut TokenRequest,
+) -> Response {
+    if !confidential(g, client_id) {
+        return token_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            "ID-JAGs are for confidential clients only",
+        );
+    }
+    let Some(assertion) = f.get("assertion") else {
+        return token_error(StatusCode::BAD_REQUEST, "invalid_request", "missing assertion");
+    };
+    g.received.push(assertion.clone());
+    let Some(unverified) = super::jwt::parse(assertion, &[]) else {
+        return token_error(StatusCode::BAD_REQUEST, "invalid_grant", "the assertion is not a JWT");
+    };
+    let idp = g
+        .trusted_idps
+        .iter()
+        .find(|t| unverified.str("iss") == Some(t.issuer.as_str()));
+    let keys = idp.map(|t| (t.keys)()).unwrap_or_default();
+    let p = super::jwt::parse(assertion, &keys).expect("parsed above");
+    let aud = p.claims.get("aud").cloned().unwrap_or(Value::Null);
+    let jti = p.str("jti").map(str::to_owned);
+    let resource = p.str("resource").map(str::to_owned);
+    let check = IdJagCheck {
+        typ: p.typ() == Some(ID_JAG_TYP),
+        signature: p.signature_ok,
+        iss: idp.is_some(),
+        aud: aud == json!(issuer) || aud == json!([issuer]),
+        client_id: p.str("client_id") == Some(client_id),
+        resource: resource.as_ref().is_some_and(|r| g.resources.contains(r)),
+        exp: p.int("exp").is_some_and(|e| e > super::jwt::now()),
+        jti_fresh: jti.as_ref().is_some_and(|j| !g.seen_jtis.contains(j)),
+        iss_value: p.str("iss").map(str::to_owned),
+        sub: p.str("sub").map(str::to_owned),
+        aud_value: aud,
+        client_id_value: p.str("client_id").map(str::to_owned),
+        resource_value: resource.clone(),
+        jti: jti.clone(),
+    };
+    if check.signature
+        && let Some(j) = jti
+    {
+        g.seen_jtis.insert(j);
+    }
+    let ok = check.ok();
+    let failed = failed_checks(&[
+        ("typ", check.typ),
+        ("signature", check.signature),
+        ("iss (not a trusted IdP)", check.iss),
+        ("aud", check.aud),
+        ("client_id", check.client_id),
+        ("resource", check.resource),
+        ("exp", check.exp),
+        ("jti (replayed or missing)", check.jti_fresh),
+    ]);
+    rec.id_jag = Some(check);
+    if !ok {
+        return token_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            &format!("ID-JAG refused: {failed}"),
+        );
+    }
+    let scope = match requested_scope(g, f) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let grant = g.new_grant(client_id, scope.clone(), resource.clone());
+    rec.grant_id = Some(grant);
+    let (access, _) = g.mint(grant, scope.clone(), resource, None);
+    token_success(g, access, None, &scope)
 }
 
 fn token_success(g: &Inner, access: String, refresh: Option<String>, scope: &[String]) -> Response {
@@ -1326,7 +1833,7 @@ impl Drop for AuthServer {
     }
 }
 
-type Spawned<T> = (SocketAddr, std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>, T);
+pub(super) type Spawned<T> = (SocketAddr, std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>, T);
 
 fn serve_as(port: u16, make: impl FnOnce(String) -> Arc<AuthState> + Send + 'static) -> Spawned<Arc<AuthState>> {
     spawn_server(port, move |addr| {
@@ -1343,7 +1850,7 @@ fn serve_as(port: u16, make: impl FnOnce(String) -> Arc<AuthState> + Send + 'sta
 }
 
 /// Run `make(addr)`'s router on 127.0.0.1:`port` in a runtime thread of its own.
-fn spawn_server<T: Send + 'static>(
+pub(super) fn spawn_server<T: Send + 'static>(
     port: u16,
     make: impl FnOnce(SocketAddr) -> (axum::Router, T) + Send + 'static,
 ) -> Spawned<T> {
@@ -1661,6 +2168,8 @@ pub fn start_protected_on(
     let auth = auth.state.clone();
     let s = server.clone();
     let (addr, kill, thread, guard) = spawn_server(port, move |addr| {
+        // The ID-JAGs this server's AS accepts name this resource.
+        auth.add_resource(&format!("http://{addr}/mcp"));
         let guard = Arc::new(ResourceGuard {
             resource: format!("http://{addr}/mcp"),
             metadata_url: format!("http://{addr}/.well-known/oauth-protected-resource/mcp"),

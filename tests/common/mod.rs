@@ -25,7 +25,9 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{Notify, mpsc};
 pub mod auth;
 pub mod chaos;
+pub mod idp;
 pub mod interop;
+pub mod jwt;
 pub mod tls;
 
 /// Which protocol generation a test server speaks.
@@ -718,6 +720,29 @@ pub fn bridge_command(home: &Home, args: &[&str]) -> tokio::process::Command {
         cmd.env("RUST_LOG", "mcp_bridge=debug");
     }
     cmd
+}
+
+/// Every file under `dir` except the credential store (`credentials/`), as text:
+/// what redaction tests grep for secrets.
+pub fn written_files(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                if p.file_name().is_some_and(|n| n != "credentials") {
+                    stack.push(p);
+                }
+            } else {
+                out.push((
+                    p.clone(),
+                    String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned(),
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// `mcp-bridge ARGS` as a person would run it at a terminal, in `home`, on the
