@@ -682,12 +682,9 @@ async fn the_test_idp_and_as_judge_honestly() {
     assert_eq!((status, v["error"].as_str()), (401, Some("invalid_client")));
 }
 
-/// As for a refreshable login, the call that meets a refused token should wait for the
-/// new one (a new ID-JAG, no browser) and run. Today that call fails with "no longer
-/// accepts the login (HTTP 401) ... run `mcp-bridge login sql`", and only a later call
-/// succeeds (see `call_eventually`).
+/// As for a refreshable login, the call that meets a refused token waits for a new
+/// one (a new ID-JAG, no browser) and runs; the refused token is not presented again.
 #[tokio::test]
-#[ignore = "bridge: the call after a refused enterprise token fails instead of waiting for a new one"]
 async fn the_call_after_a_refused_token_succeeds() {
     let org = Org::new(&["sql"]);
     let (ok, stderr) = org.login_idp().await;
@@ -699,5 +696,8 @@ async fn the_call_after_a_refused_token_succeeds() {
     assert_eq!(first_text(&r), "x");
     assert_eq!(org.site("sql").auth.log().granted(JWT_BEARER), 2);
     assert_eq!(org.browser_opens(), 1);
+    let events = org.site("sql").up.guard.events();
+    let refused = events.iter().filter(|e| e.status == 401 && e.had_token).count();
+    assert_eq!(refused, 1, "the refused token is presented once: {events:?}");
     client.cancel().await.unwrap();
 }

@@ -81,6 +81,13 @@ impl From<RequestError> for McpError {
                 ),
                 Some(serde_json::json!({ "server": server, "url": url })),
             ),
+            RequestFailure::TokenRefused => McpError::internal_error(
+                format!(
+                    "server '{server}' ({url}) refused the bridge's token, and a new one too (HTTP 401); the call was not run. \
+                     Check that its authorization server lets this client (oauth.client_id) use the server: `mcp-bridge status` shows the last error"
+                ),
+                Some(serde_json::json!({ "server": server, "url": url })),
+            ),
             RequestFailure::Cancelled => McpError::internal_error(CANCELLED, None),
             RequestFailure::Service { error, timeout } => service(&server, &url, error, timeout),
         }

@@ -99,6 +99,10 @@ pub enum RequestFailure {
     /// (revoked, expired) and did not run the request. The owner has been
     /// told to connect again, which starts a new login.
     LoginRefused,
+    /// HTTP 401 for a server whose tokens the bridge gets itself (client
+    /// credentials, enterprise), twice: once with the token it had, once with
+    /// a new one. The server ran nothing; the owner connects again.
+    TokenRefused,
     /// The IDE cancelled the request; the server was told.
     Cancelled,
     /// rmcp's error: the server's own, a timeout (`timeout` seconds without a
@@ -407,6 +411,22 @@ impl UpstreamHandle {
             .map_err(|e| self.error(RequestFailure::Unavailable(e)))?;
         let scope = match self.send(peer, request.clone(), timeouts, &caller).await {
             Err(RequestFailure::NeedsScope(scope)) => scope,
+            // The server ran nothing, and the bridge needs no one to get a
+            // token: a new one, and the request sent once more.
+            Err(RequestFailure::LoginRefused) if self.spec.oauth.headless() => {
+                let peer = self
+                    .new_token(wait)
+                    .await
+                    .map_err(|e| self.error(RequestFailure::Unavailable(e)))?;
+                return match self.send(peer, request, timeouts, &caller).await {
+                    Err(RequestFailure::LoginRefused) => {
+                        self.drop_token().await;
+                        self.reconnect.notify_one();
+                        Err(self.error(RequestFailure::TokenRefused))
+                    }
+                    other => other.map_err(|f| self.error(f)),
+                };
+            }
             other => return other.map_err(|f| self.error(f)),
         };
         if !self.step_up(&scope).await {
@@ -428,6 +448,26 @@ impl UpstreamHandle {
             url: self.spec.url.clone(),
             failure,
         }
+    }
+
+    /// Drop the stored access token the server refused, so that the next
+    /// connection of a server whose tokens the bridge gets itself fetches a new
+    /// one (its expiry, as the bridge reads it, may not have come).
+    async fn drop_token(&self) {
+        use rmcp::transport::auth::CredentialStore;
+        if let Some(tokens) = self.store.as_ref() {
+            if let Some(tokens) = tokens.get().await {
+                let _ = crate::auth::ServerCredentials::new(tokens, &self.spec.url)
+                    .clear()
+                    .await;
+            }
+        }
+    }
+
+    /// A new connection with a new token (see [`Self::drop_token`]).
+    async fn new_token(&self, wait: Duration) -> Result<Peer<RoleClient>, UpstreamError> {
+        self.drop_token().await;
+        self.reconnect(wait).await
     }
 
     /// Log in again asking for `scope` too, when this bridge may start logins.
@@ -461,8 +501,12 @@ impl UpstreamHandle {
                 Some(scope) => RequestFailure::NeedsScope(scope),
                 None if error.is_authorization_required() => {
                     // Only a new connection finds out whether a login is needed
-                    // (the refresher may still have a token to try).
-                    self.reconnect.notify_one();
+                    // (the refresher may still have a token to try). A server
+                    // whose tokens the bridge gets itself is reconnected by
+                    // `request`, once the refused token is gone.
+                    if !self.spec.oauth.headless() {
+                        self.reconnect.notify_one();
+                    }
                     RequestFailure::LoginRefused
                 }
                 None => RequestFailure::Service { error, timeout },
