@@ -359,6 +359,56 @@ mod tests {
         assert!(parse_header("bad name: x").is_err());
     }
 
+    /// `--idp-issuer` and `--idp-client-id` make the URLs' grant the
+    /// enterprise one (the AS client from `--client-id`); each needs the other,
+    /// and they do not go with `--client-credentials`.
+    #[test]
+    fn enterprise_flags() {
+        let parse = |a: &[&str]| {
+            let mut argv = vec!["mcp-bridge", "serve", "http://127.0.0.1:1/mcp"];
+            argv.extend_from_slice(a);
+            Cli::try_parse_from(argv).map(|c| match c.command {
+                Command::Serve { oauth, .. } => oauth,
+                _ => unreachable!(),
+            })
+        };
+        let ok = parse(&[
+            "--idp-issuer",
+            "http://127.0.0.1:2",
+            "--idp-client-id",
+            "bridge",
+            "--client-id",
+            "at-as",
+        ])
+        .unwrap();
+        assert_eq!(ok.problem(), None);
+        let s = ok.settings();
+        let e = s.enterprise.as_ref().unwrap();
+        assert_eq!(
+            (e.idp.issuer.as_str(), e.idp.client_id.as_str()),
+            ("http://127.0.0.1:2", "bridge")
+        );
+        assert_eq!(e.idp.scopes, ["openid", "offline_access"]);
+        assert_eq!(s.client_id.as_deref(), Some("at-as"));
+        assert!(s.headless() && s.client_credentials.is_none());
+        assert!(parse(&["--idp-issuer", "http://127.0.0.1:2"]).is_err());
+        assert!(parse(&["--idp-client-id", "bridge"]).is_err());
+        let no_client = parse(&["--idp-issuer", "http://i", "--idp-client-id", "b"]).unwrap();
+        assert!(no_client.problem().unwrap().contains("needs --client-id"));
+        let both = parse(&[
+            "--idp-issuer",
+            "http://i",
+            "--idp-client-id",
+            "b",
+            "--client-id",
+            "c",
+            "--client-credentials",
+        ])
+        .unwrap();
+        assert!(both.problem().unwrap().contains("not both"));
+        assert!(parse(&[]).unwrap().settings().enterprise.is_none());
+    }
+
     #[test]
     fn client_credentials_flags_are_checked_together() {
         let args = |a: &[&str]| {
