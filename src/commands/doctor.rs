@@ -156,7 +156,7 @@ async fn servers(
     if let Some(st) = &store {
         stored_entries(r, st, &resolved.servers).await;
     }
-    idp_chain(r, store.clone(), &resolved.servers).await;
+    idp_chain(r, cfg, store.clone(), &resolved.servers).await;
     for p in &resolved.problems {
         r.fix(format!("server {}: not bridged: {}", p.server, p.reason));
     }
@@ -227,13 +227,34 @@ async fn servers(
 /// authorization server takes the JWT bearer grant when it lists grants.
 async fn idp_chain(
     r: &mut Report,
+    cfg: &Config,
     store: Option<std::sync::Arc<crate::auth::store::TokenStore>>,
     servers: &[crate::registry::ServerSpec],
 ) {
     use crate::auth::enterprise::{self, Session};
+    // `[auth.idp]` even with no enterprise server yet, then those servers'.
+    let configured = match cfg
+        .auth
+        .idp
+        .as_ref()
+        .map(|c| crate::registry::Idp::from_config(c, &crate::config::env_var))
+    {
+        Some(Ok(i)) => Some(i),
+        Some(Err(why)) => {
+            r.fix(format!("[auth.idp]: {why}"));
+            None
+        }
+        None => None,
+    };
     let mut seen: Vec<&str> = Vec::new();
-    for e in servers.iter().filter_map(|s| s.oauth.enterprise.as_ref()) {
-        let issuer = e.idp.issuer.as_str();
+    let idps = configured.iter().chain(
+        servers
+            .iter()
+            .filter_map(|s| s.oauth.enterprise.as_ref())
+            .map(|e| &e.idp),
+    );
+    for idp in idps {
+        let issuer = idp.issuer.as_str();
         if seen.contains(&issuer) {
             continue;
         }
@@ -252,7 +273,7 @@ async fn idp_chain(
                 } else {
                     r.fix(format!(
                         "identity provider {issuer}: its metadata does not list the token exchange grant: ask its administrator to enable identity assertions (ID-JAG) for the bridge's client {}",
-                        e.idp.client_id
+                        idp.client_id
                     ));
                 }
             }
@@ -263,7 +284,7 @@ async fn idp_chain(
             Some(x) => format!("expires in {} min", x.saturating_sub(now) / 60),
             None => "no expiry".into(),
         };
-        match enterprise::session(store.clone(), &e.idp).await {
+        match enterprise::session(store.clone(), idp).await {
             s @ Session::Env { exp } if s.is_usable() => r.ok(format!(
                 "identity provider {issuer}: ID token from {} ({})",
                 enterprise::ENV_ID_TOKEN,
@@ -277,7 +298,9 @@ async fn idp_chain(
             Session::Renewable => r.note(format!(
                 "identity provider {issuer}: the ID token has expired; it is renewed with the refresh token on next use"
             )),
-            Session::Ended => r.fix(format!("identity provider {issuer}: {}", enterprise::SESSION_ENDED)),
+            Session::Ended => r.fix(format!(
+                "identity provider {issuer}: no ID token (never signed in, or the session has ended): run `mcp-bridge login --idp`"
+            )),
         }
     }
     let Some(store) = store else { return };
