@@ -554,6 +554,20 @@ fn to_json(r: &Report, now: u64) -> Value {
                 "state": row.state,
                 "protocol": row.protocol,
                 "auth": row.auth.long(row.login_target()),
+                // Enterprise grant: the IdP it comes through and its session.
+                "idp": match &row.auth {
+                    Auth::ViaIdp { issuer, session, .. } => json!({
+                        "issuer": issuer,
+                        "session": match session {
+                            crate::auth::enterprise::Session::Env { .. } if !session.is_usable() => "expired",
+                            crate::auth::enterprise::Session::Env { .. } => "env",
+                            crate::auth::enterprise::Session::Live { .. } => "live",
+                            crate::auth::enterprise::Session::Renewable => "renewable",
+                            crate::auth::enterprise::Session::Ended => "ended",
+                        },
+                    }),
+                    _ => Value::Null,
+                },
                 "tools": count(row, |c| c.tools),
                 "resources": count(row, |c| c.resources),
                 "resource_templates": count(row, |c| c.resource_templates),
