@@ -93,6 +93,31 @@ pub async fn login(opts: &ServeOptions, which: Option<&str>, oauth_args: &OAuthS
     let servers = targets(&cfg, &paths, which, oauth_args).await?;
     let mut failures = 0;
     let mut done = 0;
+    // Logging in to everything includes the identity provider, when an
+    // enterprise server needs it and it has no session (once per IdP).
+    if which.is_none() {
+        let mut signed: Vec<&str> = Vec::new();
+        for e in servers.iter().filter_map(|s| s.oauth.enterprise.as_ref()) {
+            if signed.contains(&e.idp.issuer.as_str())
+                || crate::auth::enterprise::session(Some(store.clone()), &e.idp).await
+                    != crate::auth::enterprise::Session::Ended
+            {
+                continue;
+            }
+            signed.push(&e.idp.issuer);
+            match sign_in(&e.idp, store.clone(), secs(cfg.auth.login_timeout)).await {
+                Ok(()) => eprintln!("signed in to the identity provider {}", printable(&e.idp.issuer)),
+                Err(why) => {
+                    failures += 1;
+                    eprintln!(
+                        "identity provider {}: {}",
+                        printable(&e.idp.issuer),
+                        printable_lines(&why)
+                    );
+                }
+            }
+        }
+    }
     for s in &servers {
         let creds = ServerCredentials::new(store.clone(), &s.url);
         // Enterprise: a token through the IdP now, no browser for the server.
@@ -150,6 +175,38 @@ pub async fn login(opts: &ServeOptions, which: Option<&str>, oauth_args: &OAuthS
     Ok(())
 }
 
+/// The browser login at the identity provider `idp`, kept under its issuer;
+/// an answer without an ID token is a failure (the scopes lack `openid`).
+async fn sign_in(idp: &Idp, store: Arc<TokenStore>, timeout: Duration) -> Result<(), String> {
+    use crate::auth::enterprise;
+    let creds = enterprise::idp_credentials(store, idp);
+    let options = oauth::LoginOptions {
+        client_id: Some(idp.client_id.clone()),
+        client_secret: idp.client_secret.clone(),
+        scopes: idp.scopes.clone(),
+        redirect_port: idp.redirect_port,
+        timeout: Some(timeout),
+        // An IdP is not an MCP resource: no RFC 8707 `resource`.
+        send_resource: false,
+        client_metadata_url: None,
+        show: None,
+        idp: true,
+    };
+    oauth::login(&idp.issuer, creds.clone(), &options)
+        .await
+        .map_err(|e| e.to_string())?;
+    // rmcp keeps the token response's extra fields: the ID token is there.
+    let has_id_token = creds
+        .entry()
+        .await
+        .and_then(|e| e.oauth)
+        .is_some_and(|c| enterprise::stored_tokens(&c).0.is_some());
+    if !has_id_token {
+        return Err("signed in, but it issued no ID token; check that [auth.idp] scopes include \"openid\"".into());
+    }
+    Ok(())
+}
+
 /// `mcp-bridge login --idp`: the browser login at the identity provider
 /// (OIDC authorization code with PKCE, through the same loopback flow as a
 /// server's), kept in the store under the IdP's issuer; then every enterprise
@@ -180,36 +237,10 @@ pub async fn login_idp(opts: &ServeOptions, oauth_args: &OAuthSettings) -> anyho
     );
     let mut failures = 0;
     for idp in &idps {
-        let creds = enterprise::idp_credentials(store.clone(), idp);
-        let options = oauth::LoginOptions {
-            client_id: Some(idp.client_id.clone()),
-            client_secret: idp.client_secret.clone(),
-            scopes: idp.scopes.clone(),
-            redirect_port: idp.redirect_port,
-            timeout: Some(secs(cfg.auth.login_timeout)),
-            // An IdP is not an MCP resource: no RFC 8707 `resource`.
-            send_resource: false,
-            client_metadata_url: None,
-            show: None,
-            idp: true,
-        };
         let issuer = printable(&idp.issuer);
-        if let Err(e) = oauth::login(&idp.issuer, creds.clone(), &options).await {
+        if let Err(e) = sign_in(idp, store.clone(), secs(cfg.auth.login_timeout)).await {
             failures += 1;
-            eprintln!("identity provider {issuer}: {}", printable_lines(&e.to_string()));
-            continue;
-        }
-        // rmcp keeps the token response's extra fields: the ID token is there.
-        let has_id_token = creds
-            .entry()
-            .await
-            .and_then(|e| e.oauth)
-            .is_some_and(|c| enterprise::stored_tokens(&c).0.is_some());
-        if !has_id_token {
-            failures += 1;
-            eprintln!(
-                "identity provider {issuer}: signed in, but it issued no ID token; check that [auth.idp] scopes include \"openid\""
-            );
+            eprintln!("identity provider {issuer}: {}", printable_lines(&e));
             continue;
         }
         eprintln!("signed in to the identity provider {issuer}");
