@@ -311,7 +311,9 @@ impl OAuthArgs {
                 "--private-key-file goes with private_key_jwt, not {}",
                 m.as_str()
             )),
-            (false, false, false, _) => Some(format!(
+            // The enterprise grant may authenticate as a public client at the
+            // authorization server (its `client_id` alone), if that one allows it.
+            (false, false, false, _) if self.client_credentials => Some(format!(
                 "{grant} needs a client secret (the environment variable MCP_BRIDGE_CLIENT_SECRET), --private-key-file, or --token-endpoint-auth-method private_key_jwt with a key stored by `mcp-bridge auth set URL --private-key`"
             )),
             _ => None,
@@ -405,7 +407,7 @@ mod tests {
             "--client-credentials",
         ])
         .unwrap();
-        assert!(both.problem().unwrap().contains("not both"));
+        assert!(both.problem().unwrap().contains("give one"));
         assert!(parse(&[]).unwrap().settings().enterprise.is_none());
     }
 
