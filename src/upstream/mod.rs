@@ -455,12 +455,12 @@ impl UpstreamHandle {
     /// one (its expiry, as the bridge reads it, may not have come).
     async fn drop_token(&self) {
         use rmcp::transport::auth::CredentialStore;
-        if let Some(tokens) = self.store.as_ref() {
-            if let Some(tokens) = tokens.get().await {
-                let _ = crate::auth::ServerCredentials::new(tokens, &self.spec.url)
-                    .clear()
-                    .await;
-            }
+        if let Some(lazy) = self.store.as_ref()
+            && let Some(tokens) = lazy.get().await
+        {
+            let _ = crate::auth::ServerCredentials::new(tokens, &self.spec.url)
+                .clear()
+                .await;
         }
     }
 
