@@ -120,38 +120,34 @@ pub async fn login(opts: &ServeOptions, which: Option<&str>, oauth_args: &OAuthS
     }
     for s in &servers {
         let creds = ServerCredentials::new(store.clone(), &s.url);
-        // Enterprise: a token through the IdP now, no browser for the server.
-        if s.oauth.enterprise.is_some() {
-            match crate::auth::enterprise::fetch(s, creds, Some(store.clone())).await {
+        // Enterprise or client credentials: a token now, no browser for the
+        // server (a check of the setup).
+        let headless = if s.oauth.enterprise.is_some() {
+            Some((
+                crate::auth::enterprise::fetch(s, creds.clone(), Some(store.clone()))
+                    .await
+                    .map_err(|e| e.to_string()),
+                "through the identity provider",
+            ))
+        } else if s.oauth.client_credentials.is_some() {
+            Some((
+                crate::auth::client_credentials::fetch(s, creds.clone())
+                    .await
+                    .map_err(|e| e.to_string()),
+                "with client credentials",
+            ))
+        } else {
+            None
+        };
+        if let Some((got, how)) = headless {
+            match got {
                 Ok(()) => {
                     done += 1;
-                    eprintln!(
-                        "got a token for {} ({}) through the identity provider",
-                        s.id,
-                        printable(&s.url)
-                    );
+                    eprintln!("got a token for {} ({}) {how}", s.id, printable(&s.url));
                 }
                 Err(e) => {
                     failures += 1;
-                    eprintln!("{}", printable_lines(&e.to_string()));
-                }
-            }
-            continue;
-        }
-        // Client credentials: a token now, no browser (a check of the setup).
-        if s.oauth.client_credentials.is_some() {
-            match crate::auth::client_credentials::fetch(s, creds).await {
-                Ok(()) => {
-                    done += 1;
-                    eprintln!(
-                        "got a token for {} ({}) with client credentials",
-                        s.id,
-                        printable(&s.url)
-                    );
-                }
-                Err(e) => {
-                    failures += 1;
-                    eprintln!("{}", printable_lines(&e.to_string()));
+                    eprintln!("{}", printable_lines(&e));
                 }
             }
             continue;

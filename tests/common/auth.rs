@@ -854,47 +854,18 @@ pub(super) fn random_token(prefix: &str) -> String {
 
 /// base64url without padding (RFC 4648 §5), as PKCE S256 uses.
 pub fn base64url(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
-        for i in 0..=chunk.len() {
-            out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    out
+    base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, data)
 }
 
 /// Standard base64 decoding (for `Authorization: Basic`), padding optional.
 pub(super) fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let val = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let bytes: Vec<u8> = s.trim().trim_end_matches('=').bytes().collect();
-    let mut out = Vec::new();
-    for chunk in bytes.chunks(4) {
-        if chunk.len() == 1 {
-            return None;
-        }
-        let mut n = 0u32;
-        for (i, c) in chunk.iter().enumerate() {
-            n |= val(*c)? << (18 - 6 * i);
-        }
-        for i in 0..chunk.len() - 1 {
-            out.push((n >> (16 - 8 * i)) as u8);
-        }
-    }
-    Some(out)
+    use base64::Engine;
+    let lenient = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    lenient.decode(s.trim()).ok()
 }
 
 /// The PKCE S256 challenge of a verifier.
@@ -1977,6 +1948,25 @@ impl ResourceGuard {
             p.tool_scopes.insert(tool.to_owned(), scope.to_owned());
         });
     }
+    /// The server refused a token (at least once: a background list may meet it
+    /// beside a call), and never saw it again once a newer grant's token was in use.
+    pub fn assert_refused_then_replaced(&self) {
+        let events = self.events();
+        let first = events.iter().find_map(|e| e.grant_id);
+        let new_in_use = events
+            .iter()
+            .position(|e| e.grant_id.is_some() && e.grant_id != first)
+            .unwrap_or_else(|| panic!("no new token was used: {events:?}"));
+        let refused: Vec<usize> = (0..events.len())
+            .filter(|&i| events[i].status == 401 && events[i].had_token)
+            .collect();
+        assert!(!refused.is_empty(), "no token was refused: {events:?}");
+        assert!(
+            refused.iter().all(|&i| i < new_in_use),
+            "a refused token was presented after the new one: {events:?}"
+        );
+    }
+
     /// Every request seen on `/mcp`.
     pub fn events(&self) -> Vec<GuardEvent> {
         self.events.locked().clone()
