@@ -311,9 +311,10 @@ impl OAuthArgs {
                 "--private-key-file goes with private_key_jwt, not {}",
                 m.as_str()
             )),
-            // The enterprise grant may authenticate as a public client at the
-            // authorization server (its `client_id` alone), if that one allows it.
-            (false, false, false, _) if self.client_credentials => Some(format!(
+            // Both grants authenticate the bridge at the authorization server
+            // (confidential clients only, draft-ietf-oauth-identity-assertion-authz-grant),
+            // as `[servers.oauth]` and the registry's meta require too.
+            (false, false, false, _) => Some(format!(
                 "{grant} needs a client secret (the environment variable MCP_BRIDGE_CLIENT_SECRET), --private-key-file, or --token-endpoint-auth-method private_key_jwt with a key stored by `mcp-bridge auth set URL --private-key`"
             )),
             _ => None,
@@ -381,9 +382,26 @@ mod tests {
             "bridge",
             "--client-id",
             "at-as",
+            "--client-secret",
+            "s",
         ])
         .unwrap();
         assert_eq!(ok.problem(), None);
+        let public = parse(&[
+            "--idp-issuer",
+            "http://127.0.0.1:2",
+            "--idp-client-id",
+            "bridge",
+            "--client-id",
+            "at-as",
+        ])
+        .unwrap();
+        assert!(
+            public
+                .problem()
+                .unwrap()
+                .starts_with("--idp-issuer needs a client secret")
+        );
         let s = ok.settings();
         let e = s.enterprise.as_ref().unwrap();
         assert_eq!(
