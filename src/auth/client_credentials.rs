@@ -4,7 +4,8 @@
 //! metadata), then one `POST` to the token endpoint, authenticated with
 //! `client_secret_basic`, `client_secret_post` or `private_key_jwt` (RFC 7523: a
 //! fresh assertion per request, `aud` = the issuer). The token lands in the
-//! credential store like a login's; [`renew`] gets a new one before it expires.
+//! credential store like a login's; [`super::renew_headless`] gets a new one
+//! before it expires.
 //!
 //! rmcp 3.11's `exchange_client_credentials` does the secret methods; its gaps
 //! are filled here, one place each:
@@ -645,20 +646,10 @@ pub async fn usable(creds: &ServerCredentials) -> bool {
     }
 }
 
-/// Get a new token at about 75 % of each one's lifetime, until `cancel`. A
-/// failure is retried with backoff while the old token lasts; the connection's
-/// requests read the store, so nothing reconnects.
-pub async fn renew(spec: ServerSpec, creds: ServerCredentials, cancel: tokio_util::sync::CancellationToken) {
-    let c = creds.clone();
-    renew_with(&creds, cancel, move || {
-        let (spec, c) = (spec.clone(), c.clone());
-        async move { fetch(&spec, c).await }
-    })
-    .await
-}
-
-/// [`renew`]'s loop for any grant that gets a whole new token with `fetch`
-/// (client credentials, enterprise).
+/// Get a new token with `fetch` at about 75 % of each one's lifetime, until
+/// `cancel`, for any grant that gets a whole new token (client credentials,
+/// enterprise). A failure is retried with backoff while the old token lasts;
+/// the connection's requests read the store, so nothing reconnects.
 pub async fn renew_with<F, Fut, E>(creds: &ServerCredentials, cancel: tokio_util::sync::CancellationToken, fetch: F)
 where
     F: Fn() -> Fut,

@@ -18,7 +18,7 @@
 //!    credentials (`client_secret_basic` by default, post, or private_key_jwt:
 //!    [`client_credentials::authenticate`]);
 //! 5. the access token is stored like a login's, renewed at ~75 % of its life
-//!    ([`renew`]), and exchanged again after a 401 (the owner drops the refused
+//!    ([`super::renew_headless`]), and exchanged again after a 401 (the owner drops the refused
 //!    token; the next connect calls [`fetch`]).
 //!
 //! Store keys: a server's access token is its `ServerCredentials` (the server
@@ -540,22 +540,6 @@ pub async fn fetch(spec: &ServerSpec, creds: ServerCredentials, store: Option<Ar
     client_credentials::save(spec, &creds, client_id, token, Some(issuer)).await?;
     tracing::debug!(server = %spec.id, idp = %ent.idp.issuer, "got a token through the identity provider");
     Ok(())
-}
-
-/// Get a new token through the IdP at about 75 % of each one's lifetime, until
-/// `cancel` (as [`client_credentials::renew`]).
-pub async fn renew(
-    spec: ServerSpec,
-    creds: ServerCredentials,
-    store: Option<Arc<TokenStore>>,
-    cancel: tokio_util::sync::CancellationToken,
-) {
-    let c = creds.clone();
-    client_credentials::renew_with(&creds, cancel, move || {
-        let (spec, c, store) = (spec.clone(), c.clone(), store.clone());
-        async move { fetch(&spec, c, store).await }
-    })
-    .await
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ use rmcp::transport::auth::{AuthError, CredentialRefreshGuard, CredentialStore, 
 pub use store::{TokenStore, canonical_key};
 
 use crate::config::StoreKind;
+use crate::registry::ServerSpec;
 
 /// Env var that overrides `[auth] store` (tests use it to stay off the user's keyring).
 pub const ENV_STORE: &str = "MCP_BRIDGE_CREDENTIAL_STORE";
@@ -268,4 +269,35 @@ impl CredentialStore for ServerCredentials {
         self.load_fresh().await?;
         Ok(Some(CredentialRefreshGuard::new(file)))
     }
+}
+
+/// A token for a server whose tokens the bridge gets itself
+/// ([`crate::registry::OAuthSettings::headless`]): through the identity
+/// provider (enterprise), else with client credentials. The error says
+/// whether only `mcp-bridge login --idp` helps.
+pub async fn fetch_headless(
+    spec: &ServerSpec,
+    creds: ServerCredentials,
+    store: Arc<TokenStore>,
+) -> Result<(), enterprise::Error> {
+    if spec.oauth.enterprise.is_some() {
+        enterprise::fetch(spec, creds, Some(store)).await
+    } else {
+        client_credentials::fetch(spec, creds).await.map_err(Into::into)
+    }
+}
+
+/// Renew such a server's token ahead of its expiry, until `cancel`.
+pub async fn renew_headless(
+    spec: ServerSpec,
+    creds: ServerCredentials,
+    store: Arc<TokenStore>,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    let c = creds.clone();
+    client_credentials::renew_with(&creds, cancel, move || {
+        let (spec, c, store) = (spec.clone(), c.clone(), store.clone());
+        async move { fetch_headless(&spec, c, store).await }
+    })
+    .await
 }

@@ -122,32 +122,19 @@ pub async fn login(opts: &ServeOptions, which: Option<&str>, oauth_args: &OAuthS
         let creds = ServerCredentials::new(store.clone(), &s.url);
         // Enterprise or client credentials: a token now, no browser for the
         // server (a check of the setup).
-        let headless = if s.oauth.enterprise.is_some() {
-            Some((
-                crate::auth::enterprise::fetch(s, creds.clone(), Some(store.clone()))
-                    .await
-                    .map_err(|e| e.to_string()),
-                "through the identity provider",
-            ))
-        } else if s.oauth.client_credentials.is_some() {
-            Some((
-                crate::auth::client_credentials::fetch(s, creds.clone())
-                    .await
-                    .map_err(|e| e.to_string()),
-                "with client credentials",
-            ))
-        } else {
-            None
-        };
-        if let Some((got, how)) = headless {
-            match got {
+        if s.oauth.headless() {
+            let how = match s.oauth.enterprise {
+                Some(_) => "through the identity provider",
+                None => "with client credentials",
+            };
+            match crate::auth::fetch_headless(s, creds, store.clone()).await {
                 Ok(()) => {
                     done += 1;
                     eprintln!("got a token for {} ({}) {how}", s.id, printable(&s.url));
                 }
                 Err(e) => {
                     failures += 1;
-                    eprintln!("{}", printable_lines(&e));
+                    eprintln!("{}", printable_lines(&e.to_string()));
                 }
             }
             continue;

@@ -152,19 +152,12 @@ async fn connect(
         // One read of the store: static credentials set with `mcp-bridge auth set`
         // join the configured headers; stored tokens select the OAuth client.
         let creds = crate::auth::ServerCredentials::new(store.clone(), &spec.url);
-        // Client credentials: a token before the first request, no browser, no
-        // refresh token (a new token when this one runs out or is refused).
-        let cc = spec.oauth.client_credentials.is_some();
-        if cc && !crate::auth::client_credentials::usable(&creds).await {
-            crate::auth::client_credentials::fetch(spec, creds.clone())
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        // Enterprise: the same, the token got through the identity provider;
-        // an ended IdP session is a login to do, at the IdP only.
-        let ent = spec.oauth.enterprise.is_some();
-        if ent && !crate::auth::client_credentials::usable(&creds).await {
-            crate::auth::enterprise::fetch(spec, creds.clone(), Some(store.clone()))
+        // Client credentials or enterprise: a token before the first request,
+        // no browser, no refresh token (a new token when this one runs out or
+        // is refused); an ended IdP session is a login to do, at the IdP only.
+        let headless = spec.oauth.headless();
+        if headless && !crate::auth::client_credentials::usable(&creds).await {
+            crate::auth::fetch_headless(spec, creds.clone(), store.clone())
                 .await
                 // The message alone: the owner's reports name the server.
                 .map_err(|e| match e.idp_login {
@@ -207,22 +200,12 @@ async fn connect(
             let stop = CancellationToken::new();
             let (id, manager, s) = (spec.id.clone(), auth.auth_manager.clone(), stop.clone());
             let root = cancel.clone();
-            if cc {
+            if headless {
                 let spec = spec.clone();
                 tokio::spawn(async move {
                     tokio::select! {
                         _ = root.cancelled() => {}
-                        _ = crate::auth::client_credentials::renew(spec, creds, s.clone()) => {}
-                    }
-                });
-                return Ok((running, Some(stop)));
-            }
-            if ent {
-                let spec = spec.clone();
-                tokio::spawn(async move {
-                    tokio::select! {
-                        _ = root.cancelled() => {}
-                        _ = crate::auth::enterprise::renew(spec, creds, Some(store), s.clone()) => {}
+                        _ = crate::auth::renew_headless(spec, creds, store, s.clone()) => {}
                     }
                 });
                 return Ok((running, Some(stop)));
