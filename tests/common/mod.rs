@@ -28,6 +28,7 @@ pub mod chaos;
 pub mod idp;
 pub mod interop;
 pub mod jwt;
+pub mod otlp;
 pub mod tls;
 
 /// Which protocol generation a test server speaks.
@@ -56,6 +57,22 @@ pub struct Probe {
     pub discovers: AtomicUsize,
     /// TCP connections accepted.
     pub connections: AtomicUsize,
+    /// The trace context of every tool call, in order.
+    pub traces: Mutex<Vec<TraceSeen>>,
+}
+
+/// The W3C trace context a tool call reached the test server with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceSeen {
+    /// The upstream tool name.
+    pub tool: String,
+    /// The HTTP header `traceparent` of the request that carried the call.
+    pub header: Option<String>,
+    /// `params._meta.traceparent`.
+    pub meta: Option<String>,
+    /// The id of the SERVER span the server exported for the call (hex), when
+    /// it was given a collector ([`TestServer::otlp`]).
+    pub span: Option<String>,
 }
 
 /// How many tools a `TestServer` lists before `add_tool` is called.
@@ -82,6 +99,10 @@ pub struct TestServer {
     /// do. Off by default (as axum's): an SSE answer is then written in pieces
     /// that meet delayed ACKs on reused connections (src/upstream/http.rs).
     pub nodelay: bool,
+    /// An OTLP/HTTP base URL ([`otlp::Receiver::url`]): each tool call is then
+    /// exported as a SERVER span `tools/call <tool>`, the child of the
+    /// `traceparent` the call came with (`_meta`, else the header).
+    pub otlp: Option<String>,
 }
 
 fn tool(name: &str, desc: &str) -> Tool {
@@ -107,6 +128,7 @@ impl TestServer {
             sticky: false,
             discover_answer: None,
             nodelay: false,
+            otlp: None,
         }
     }
 
@@ -306,8 +328,31 @@ impl ServerHandler for TestServer {
         p: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
+        let start = otlp::unix_ns();
+        let tool = p.name.to_string();
+        let header = ctx
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.headers.get("traceparent"))
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let meta = ctx.meta.get_traceparent().map(str::to_owned);
+        let r = self.call_tool_untyped(p, ctx).await;
+        let span = match &self.otlp {
+            Some(base) => {
+                let parent = meta.as_deref().or(header.as_deref());
+                let service = format!("test-server-{}", self.label);
+                Some(otlp::export_server_span(base, &service, &format!("tools/call {tool}"), parent, start).await)
+            }
+            None => None,
+        };
+        self.probe.traces.locked().push(TraceSeen {
+            tool,
+            header,
+            meta,
+            span,
+        });
         // A 2026-07-28 server MUST send `resultType`; rmcp strips it for older peers.
-        self.call_tool_untyped(p, ctx).await.map(|r| match r {
+        r.map(|r| match r {
             CallToolResponse::Complete(mut r) => {
                 r.result_type.get_or_insert(ResultType::COMPLETE);
                 CallToolResponse::Complete(r)
@@ -716,6 +761,12 @@ pub fn bridge_command(home: &Home, args: &[&str]) -> tokio::process::Command {
         // Nor open a real browser: an automatic login "opens" nothing.
         .env("BROWSER", "true")
         .env_remove("MCP_BRIDGE_CONFIG");
+    // Nor export telemetry to the developer's collector: a test names its own.
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("OTEL_") {
+            cmd.env_remove(k);
+        }
+    }
     if std::env::var_os("RUST_LOG").is_none() {
         cmd.env("RUST_LOG", "mcp_bridge=debug");
     }
