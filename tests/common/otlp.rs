@@ -243,7 +243,7 @@ async fn receive(shared: Arc<Shared>, req: axum::extract::Request) -> axum::resp
     let body = axum::body::to_bytes(body, 64 << 20).await.unwrap_or_default().to_vec();
     let failing = shared.fail.load(Ordering::SeqCst);
     let (status, answer) = {
-        let mut store = shared.store.lock().unwrap_or_else(|e| e.into_inner());
+        let mut store = shared.store.locked();
         let answer = if parts.method != axum::http::Method::POST {
             Err(StatusCode::METHOD_NOT_ALLOWED)
         } else if failing {
@@ -332,7 +332,7 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    (s.len() % 2 == 0 && s.bytes().all(|b| b.is_ascii_hexdigit())).then_some(())?;
+    (s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit())).then_some(())?;
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())

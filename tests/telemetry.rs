@@ -1,0 +1,712 @@
+//! OpenTelemetry export end to end: the spawned bridge, a real rmcp client as
+//! the IDE, test servers of both protocol generations, and an OTLP/HTTP test
+//! collector ([`common::otlp::Receiver`]) on loopback. The bridge flushes what
+//! it holds when stdin closes, so each test makes its calls, closes the IDE,
+//! waits for the bridge to exit and then reads the collector: no sleeps.
+//!
+//! Pinned here: a forwarded call's span joins the IDE's trace and is the
+//! parent of the server's (through `_meta.traceparent` and the `traceparent`
+//! header); the call counters, durations and minutes saved match what the
+//! audit log records; no argument or result reaches the collector; the off
+//! switches send nothing and still pass the IDE's trace context through; a
+//! failing collector is counted in `status`; the resource names the bridge,
+//! a stable pseudonymous user and the IDE.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::otlp::{self, Receiver, SpanSeen};
+use common::*;
+use mcp_bridge::samples::from_json;
+use mcp_bridge::util::Locked;
+use rmcp::model::*;
+use serde_json::{Value, json};
+
+/// The IDE's own span, whose trace the bridge must join.
+const IDE_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const IDE_SPAN: &str = "00f067aa0ba902b7";
+
+fn ide_traceparent() -> String {
+    format!("00-{IDE_TRACE}-{IDE_SPAN}-01")
+}
+
+/// Config naming the collector at `url`, every tool prefixed with its server.
+fn telemetry_config(url: &str, extra: &str) -> String {
+    format!("[naming]\nprefix = \"always\"\n[telemetry]\nendpoint = \"{url}\"\n{extra}")
+}
+
+/// The bridge under test, connected to the test IDE.
+struct Bridge {
+    client: Client,
+    seen: tokio::sync::mpsc::UnboundedReceiver<Seen>,
+    stderr: tokio::task::JoinHandle<String>,
+}
+
+impl Bridge {
+    /// `serve` in `home` with `env` set (the test's own `OTEL_*` are removed by
+    /// [`bridge_command`]).
+    async fn start(home: &Home, env: &[(&str, &str)]) -> Bridge {
+        let mut cmd = bridge_command(home, &[]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let (client, seen, stderr) = spawn_with_stderr(cmd).await;
+        Bridge { client, seen, stderr }
+    }
+
+    /// Wait (bounded) until the bridge lists `name`.
+    async fn wait_for(&mut self, names: &[&str]) {
+        wait_for_tools(&self.client, &mut self.seen, |n| {
+            names.iter().all(|want| n.iter().any(|have| have == want))
+        })
+        .await;
+    }
+
+    async fn call(&self, name: &str, args: Value) -> Result<CallToolResult, rmcp::ServiceError> {
+        self.client.call_tool(params(name, args)).await
+    }
+
+    /// A call whose request carries `_meta.traceparent = traceparent`.
+    async fn call_traced(&self, name: &str, args: Value, traceparent: &str) -> CallToolResult {
+        let mut p = params(name, args);
+        p.meta = Some(from_json(json!({ "traceparent": traceparent })));
+        self.client.call_tool(p).await.unwrap()
+    }
+
+    /// Close the IDE's side (stdin EOF) and wait for the bridge to exit; its
+    /// stderr. It must exit by itself, within its shutdown budget, before rmcp
+    /// would send SIGTERM (3 s): what it exported is then all there is.
+    async fn finish(self) -> String {
+        let start = Instant::now();
+        self.client.cancel().await.unwrap();
+        let stderr = tokio::time::timeout(Duration::from_secs(15), self.stderr)
+            .await
+            .expect("the bridge exited")
+            .unwrap();
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "the bridge took {:?} to exit on stdin EOF:\n{stderr}",
+            start.elapsed()
+        );
+        stderr
+    }
+}
+
+/// `mcp-bridge status --json` in `home`: the `telemetry` object of its one running bridge.
+async fn status_telemetry(home: &Home) -> Value {
+    let (out, _) = run_ok(cli(home, &["status", "--json"])).await;
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let bridges = v["bridges"].as_array().unwrap_or_else(|| panic!("no bridges in {v}"));
+    assert_eq!(bridges.len(), 1, "{v}");
+    bridges[0]["telemetry"].clone()
+}
+
+/// The bridge's CLIENT span for `tools/call <tool>` in `spans`, exactly one.
+fn call_span<'a>(spans: &'a [SpanSeen], tool: &str, pred: impl Fn(&SpanSeen) -> bool) -> &'a SpanSeen {
+    let found: Vec<&SpanSeen> = spans
+        .iter()
+        .filter(|s| s.name() == format!("tools/call {tool}") && pred(s))
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "one span 'tools/call {tool}' among {:#?}",
+        spans
+            .iter()
+            .map(|s| (s.name(), s.trace_id(), s.parent()))
+            .collect::<Vec<_>>()
+    );
+    found[0]
+}
+
+/// No raw body the collector got contains any of `markers`.
+fn assert_no_markers(receiver: &Receiver, markers: &[&str]) {
+    let arrivals = receiver.arrivals();
+    assert!(!arrivals.is_empty());
+    for a in &arrivals {
+        for m in markers {
+            assert!(
+                !a.body.windows(m.len()).any(|w| w == m.as_bytes()),
+                "{m:?} reached the collector in {}",
+                a.path
+            );
+        }
+    }
+}
+
+fn marker(what: &str) -> String {
+    format!("{what}-{}", otlp::hex(&rand::random::<[u8; 8]>()))
+}
+
+/// A call carrying the IDE's `_meta.traceparent` gives a CLIENT span in the
+/// IDE's trace, child of the IDE's span; the server gets `_meta.traceparent`
+/// and the `traceparent` header naming the bridge's span, and its own span is
+/// the bridge span's child. A call without one starts a new trace, passed on
+/// the same way. Connecting and listing have their own spans.
+async fn calls_join_the_ide_trace(era: Era) {
+    let receiver = Receiver::start();
+    let mut server = TestServer::new(era, "alpha");
+    server.otlp = Some(receiver.url.clone());
+    let alpha = Upstream::start(server);
+    let home = Home::new();
+    home.servers_config(&[("alpha", &alpha.url)], &telemetry_config(&receiver.url, ""));
+    let mut bridge = Bridge::start(&home, &[]).await;
+    bridge.wait_for(&["alpha__echo"]).await;
+    let (secret_arg, secret_result) = (marker("argument"), marker("result"));
+
+    let r = bridge
+        .call_traced(
+            "alpha__echo",
+            json!({ "text": secret_result, "other": secret_arg }),
+            &ide_traceparent(),
+        )
+        .await;
+    assert_eq!(first_text(&r), secret_result);
+    let r = bridge.call("alpha__echo", json!({ "text": "untraced" })).await.unwrap();
+    assert_eq!(first_text(&r), "untraced");
+    let stderr = bridge.finish().await;
+
+    assert_eq!(receiver.undecodable(), vec![], "{stderr}");
+    for a in receiver.arrivals() {
+        assert_eq!(a.content_type(), Some("application/x-protobuf"), "{}", a.path);
+        assert_eq!(a.status, 200, "{}", a.path);
+    }
+    let seen = alpha.server.probe.traces.locked().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    let spans = receiver.spans_of("mcp-bridge");
+    let server_spans = receiver.spans_of("test-server-alpha");
+
+    // The traced call.
+    let bridge_span = call_span(&spans, "echo", |s| s.trace_id() == IDE_TRACE);
+    assert_eq!(bridge_span.span.kind, otlp::CLIENT);
+    assert_eq!(bridge_span.parent().as_deref(), Some(IDE_SPAN));
+    assert_ne!(bridge_span.span_id(), IDE_SPAN);
+    assert_eq!(
+        bridge_span.str("mcp.method.name"),
+        Some("tools/call"),
+        "{:?}",
+        bridge_span.keys()
+    );
+    assert_eq!(bridge_span.str("gen_ai.tool.name"), Some("echo"));
+    assert_eq!(bridge_span.str("mcp_bridge.server"), Some("alpha"));
+    assert_eq!(bridge_span.str("mcp_bridge.outcome"), Some("ok"));
+    assert!(
+        bridge_span.int("mcp_bridge.result.bytes").is_some_and(|b| b > 0),
+        "{bridge_span:?}"
+    );
+    assert_eq!(bridge_span.str("error.type"), None);
+    assert_ne!(bridge_span.status_code(), otlp::STATUS_ERROR);
+    assert!(bridge_span.span.end_time_unix_nano >= bridge_span.span.start_time_unix_nano);
+    let expected = format!("00-{IDE_TRACE}-{}-01", bridge_span.span_id());
+    assert_eq!(
+        seen[0].meta.as_deref(),
+        Some(expected.as_str()),
+        "_meta.traceparent the server got"
+    );
+    assert_eq!(
+        seen[0].header.as_deref(),
+        Some(expected.as_str()),
+        "traceparent header the server got"
+    );
+    let server_span = server_spans
+        .iter()
+        .find(|s| Some(s.span_id()) == seen[0].span)
+        .expect("the server's span arrived");
+    assert_eq!(server_span.name(), "tools/call echo");
+    assert_eq!(server_span.trace_id(), IDE_TRACE);
+    assert_eq!(server_span.parent(), Some(bridge_span.span_id()));
+
+    // The untraced call: a new trace, rooted at the bridge's span.
+    let root = call_span(&spans, "echo", |s| s.trace_id() != IDE_TRACE);
+    assert_eq!(root.parent(), None);
+    assert_ne!(root.trace_id(), "0".repeat(32));
+    let expected = format!("00-{}-{}-01", root.trace_id(), root.span_id());
+    assert_eq!(seen[1].meta.as_deref(), Some(expected.as_str()));
+    assert_eq!(seen[1].header.as_deref(), Some(expected.as_str()));
+    let server_span = server_spans
+        .iter()
+        .find(|s| Some(s.span_id()) == seen[1].span)
+        .expect("the server's span arrived");
+    assert_eq!(
+        (server_span.trace_id(), server_span.parent()),
+        (root.trace_id(), Some(root.span_id()))
+    );
+
+    // The bridge's own work on the server, each span its own trace's root.
+    for name in ["mcp_bridge.connect", "mcp_bridge.list"] {
+        let s = spans
+            .iter()
+            .find(|s| s.name() == name && s.str("mcp_bridge.server") == Some("alpha"))
+            .unwrap_or_else(|| panic!("no {name} span for alpha in {:?}", receiver.summary()));
+        assert_eq!(s.parent(), None, "{name}");
+    }
+    assert_no_markers(&receiver, &[&secret_arg, &secret_result]);
+}
+
+/// [`calls_join_the_ide_trace`] with a 2025-11-25 server (sessions).
+#[tokio::test]
+async fn calls_join_the_ide_trace_legacy() {
+    calls_join_the_ide_trace(Era::Legacy).await;
+}
+
+/// [`calls_join_the_ide_trace`] with a 2026-07-28 server (stateless).
+#[tokio::test]
+async fn calls_join_the_ide_trace_modern() {
+    calls_join_the_ide_trace(Era::Modern).await;
+}
+
+/// `(server, tool, outcome)` counts of the audit log's lines.
+fn audit_counts(home: &Home) -> std::collections::BTreeMap<(String, String, String), u64> {
+    let text = std::fs::read_to_string(home.path().join("state/audit.jsonl")).unwrap();
+    let mut counts = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let key = (
+            v["server"].as_str().unwrap().to_owned(),
+            v["tool"].as_str().unwrap().to_owned(),
+            v["outcome"].as_str().unwrap().to_owned(),
+        );
+        *counts.entry(key).or_default() += 1;
+    }
+    counts
+}
+
+/// A scripted sequence, one of each outcome: `mcp_bridge.calls` counts exactly
+/// what the audit log records, by server, tool and outcome; the duration
+/// histogram counts the calls that went upstream; minutes saved follow
+/// `[audit.minutes_saved]` (first matching pattern, `ok` calls only); only the
+/// forwarded calls have spans, a failed one with status ERROR. No argument or
+/// result value reaches the collector.
+#[tokio::test]
+async fn metrics_count_what_the_audit_log_records() {
+    let receiver = Receiver::start();
+    let alpha = Upstream::start(TestServer::new(Era::Legacy, "alpha"));
+    let mut beta = Upstream::start(TestServer::new(Era::Modern, "beta"));
+    let home = Home::new();
+    home.servers_config(
+        &[("alpha", &alpha.url), ("beta", &beta.url)],
+        &telemetry_config(
+            &receiver.url,
+            "[policy]\ndeny = [\"alpha__image\"]\n[audit.minutes_saved]\n\"alpha__echo\" = 2\n\"alpha__*\" = 0.5\n[timeouts]\nready_wait = 2\n",
+        ),
+    );
+    let mut bridge = Bridge::start(&home, &[]).await;
+    bridge.wait_for(&["alpha__echo", "beta__echo"]).await;
+    let (secret_arg, secret_result) = (marker("argument"), marker("result"));
+
+    for _ in 0..3 {
+        let r = bridge
+            .call("alpha__echo", json!({ "text": secret_result, "other": secret_arg }))
+            .await
+            .unwrap();
+        assert_eq!(first_text(&r), secret_result);
+    }
+    assert_eq!(
+        first_text(&bridge.call("alpha__whoami", json!({})).await.unwrap()),
+        "alpha"
+    );
+    let r = bridge.call("alpha__fail", json!({ "text": secret_arg })).await.unwrap();
+    assert_eq!(r.is_error, Some(true));
+    let refused = bridge.call("alpha__image", json!({ "text": secret_arg })).await;
+    assert!(refused.is_err(), "{refused:?}");
+    let declined = bridge
+        .call("alpha__wipe", json!({ "text": "decline-me" }))
+        .await
+        .unwrap();
+    assert_eq!(declined.is_error, Some(true));
+    // Cancelled by the IDE once the server has it.
+    let req = ClientRequest::CallToolRequest(Request::new(params("alpha__slow", json!({ "seconds": 60 }))));
+    let handle = bridge
+        .client
+        .peer()
+        .send_cancellable_request(req, rmcp::service::PeerRequestOptions::no_options())
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), alpha.server.probe.started.notified())
+        .await
+        .expect("the slow call reached the server");
+    handle.cancel(Some("test".into())).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), alpha.server.probe.cancelled.notified())
+        .await
+        .expect("the server saw the cancellation");
+    // A server gone: the call fails.
+    beta.kill();
+    let dead = bridge.call("beta__echo", json!({ "text": secret_arg })).await;
+    assert!(dead.is_err(), "{dead:?}");
+    // Answered after the cancellation: the cancelled call has ended in the bridge.
+    assert_eq!(
+        first_text(&bridge.call("alpha__whoami", json!({})).await.unwrap()),
+        "alpha"
+    );
+    let stderr = bridge.finish().await;
+    assert_eq!(receiver.undecodable(), vec![], "{stderr}");
+
+    let expected: Vec<((&str, &str, &str), u64)> = vec![
+        (("alpha", "echo", "ok"), 3),
+        (("alpha", "fail", "tool_error"), 1),
+        (("alpha", "image", "refused"), 1),
+        (("alpha", "slow", "cancelled"), 1),
+        (("alpha", "whoami", "ok"), 2),
+        (("alpha", "wipe", "declined"), 1),
+        (("beta", "echo", "error"), 1),
+    ];
+    let audit = audit_counts(&home);
+    let audit: Vec<((&str, &str, &str), u64)> = audit
+        .iter()
+        .map(|((s, t, o), n)| ((s.as_str(), t.as_str(), o.as_str()), *n))
+        .collect();
+    assert_eq!(audit, expected, "the audit log's outcomes");
+
+    let m = receiver
+        .last_metrics()
+        .unwrap_or_else(|| panic!("no metrics: {:?}", receiver.summary()));
+    let calls = "mcp_bridge.calls";
+    let all_calls = m.describe(calls);
+    for ((server, tool, outcome), n) in &expected {
+        let attrs = [
+            ("mcp_bridge.server", *server),
+            ("gen_ai.tool.name", *tool),
+            ("mcp_bridge.outcome", *outcome),
+        ];
+        assert_eq!(
+            m.points(calls, &attrs).len(),
+            1,
+            "{server} {tool} {outcome}: {all_calls:#?}"
+        );
+        assert_eq!(
+            m.sum(calls, &attrs),
+            *n as f64,
+            "{server} {tool} {outcome}: {all_calls:#?}"
+        );
+    }
+    assert_eq!(m.sum(calls, &[]), 10.0, "{all_calls:#?}");
+    let Some(opentelemetry_proto::tonic::metrics::v1::metric::Data::Sum(sum)) =
+        m.metric(calls).and_then(|x| x.data.clone())
+    else {
+        panic!("{calls} is not a sum")
+    };
+    assert!(sum.is_monotonic);
+    assert_eq!(sum.aggregation_temporality, 2, "cumulative");
+
+    // Durations: the calls that went upstream (not the refused or declined ones).
+    let dur = "mcp.client.operation.duration";
+    let all_durations = m.describe(dur);
+    assert_eq!(m.metric(dur).map(|x| x.unit.as_str()), Some("s"));
+    let count = |server: &str, tool: &str| {
+        m.histogram_count(
+            dur,
+            &[
+                ("mcp.method.name", "tools/call"),
+                ("mcp_bridge.server", server),
+                ("gen_ai.tool.name", tool),
+            ],
+        )
+    };
+    for (server, tool, n) in [
+        ("alpha", "echo", 3),
+        ("alpha", "whoami", 2),
+        ("alpha", "fail", 1),
+        ("alpha", "slow", 1),
+        ("beta", "echo", 1),
+        ("alpha", "image", 0),
+        ("alpha", "wipe", 0),
+    ] {
+        assert_eq!(count(server, tool), n, "{server} {tool}: {all_durations:#?}");
+    }
+    for p in m.points(dur, &[("mcp_bridge.server", "alpha"), ("gen_ai.tool.name", "echo")]) {
+        assert!(
+            p.attrs().iter().all(|a| a.key != "error.type"),
+            "an ok call has no error.type: {all_durations:#?}"
+        );
+    }
+    assert!(
+        m.points(dur, &[("mcp_bridge.server", "beta")])
+            .iter()
+            .all(|p| p.attrs().iter().any(|a| a.key == "error.type")),
+        "a failed call has an error.type: {all_durations:#?}"
+    );
+
+    // Minutes saved: echo 3 x 2, whoami 2 x 0.5 ("alpha__*"); a tool error saves nothing.
+    let minutes = "mcp_bridge.minutes_saved";
+    let all_minutes = m.describe(minutes);
+    let saved = |tool: &str| m.sum(minutes, &[("mcp_bridge.server", "alpha"), ("gen_ai.tool.name", tool)]);
+    assert_eq!(saved("echo"), 6.0, "{all_minutes:#?}");
+    assert_eq!(saved("whoami"), 1.0, "{all_minutes:#?}");
+    assert_eq!(m.sum(minutes, &[]), 7.0, "{all_minutes:#?}");
+
+    // Spans: one per forwarded call; status ERROR only for the failed one.
+    let spans = receiver.spans_of("mcp-bridge");
+    let outcome_of = |tool: &str, server: &str| -> Vec<String> {
+        let mut v: Vec<String> = spans
+            .iter()
+            .filter(|s| s.name() == format!("tools/call {tool}") && s.str("mcp_bridge.server") == Some(server))
+            .map(|s| s.str("mcp_bridge.outcome").unwrap_or("?").to_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(outcome_of("echo", "alpha"), ["ok", "ok", "ok"]);
+    assert_eq!(outcome_of("fail", "alpha"), ["tool_error"]);
+    assert_eq!(outcome_of("slow", "alpha"), ["cancelled"]);
+    assert_eq!(outcome_of("echo", "beta"), ["error"]);
+    assert_eq!(
+        outcome_of("image", "alpha"),
+        Vec::<String>::new(),
+        "refused: not forwarded"
+    );
+    assert_eq!(
+        outcome_of("wipe", "alpha"),
+        Vec::<String>::new(),
+        "declined: not forwarded"
+    );
+    for s in spans.iter().filter(|s| s.name().starts_with("tools/call ")) {
+        let outcome = s.str("mcp_bridge.outcome").unwrap();
+        assert_eq!(s.span.kind, otlp::CLIENT);
+        assert_eq!(s.status_code() == otlp::STATUS_ERROR, outcome == "error", "{s:?}");
+        assert_eq!(s.str("error.type").is_some(), outcome != "ok", "{s:?}");
+    }
+    assert_no_markers(&receiver, &[&secret_arg, &secret_result]);
+}
+
+/// `OTEL_SDK_DISABLED=true` turns export off whatever the config names: nothing
+/// reaches the collector, `status` shows no telemetry, and the IDE's trace
+/// context reaches the server unchanged.
+#[tokio::test]
+async fn sdk_disabled_exports_nothing() {
+    let receiver = Receiver::start();
+    let alpha = Upstream::start(TestServer::new(Era::Modern, "alpha"));
+    let home = Home::new();
+    home.servers_config(&[("alpha", &alpha.url)], &telemetry_config(&receiver.url, ""));
+    let mut bridge = Bridge::start(&home, &[("OTEL_SDK_DISABLED", "true")]).await;
+    bridge.wait_for(&["alpha__echo"]).await;
+    bridge
+        .call_traced("alpha__echo", json!({ "text": "x" }), &ide_traceparent())
+        .await;
+    assert_eq!(status_telemetry(&home).await, Value::Null);
+    bridge.finish().await;
+    assert_eq!(receiver.arrivals().len(), 0, "{:?}", receiver.summary());
+    let seen = alpha.server.probe.traces.locked().clone();
+    assert_eq!(seen[0].meta, Some(ide_traceparent()));
+}
+
+/// With no `[telemetry]` and no `OTEL_*` variable, telemetry is off: the
+/// IDE's `traceparent` reaches the server unchanged, in `_meta` and as the
+/// header, for both generations.
+#[tokio::test]
+async fn off_by_default_and_the_trace_context_passes_through() {
+    let receiver = Receiver::start();
+    let legacy = Upstream::start(TestServer::new(Era::Legacy, "alpha"));
+    let modern = Upstream::start(TestServer::new(Era::Modern, "beta"));
+    let home = Home::new();
+    home.servers_config(
+        &[("alpha", &legacy.url), ("beta", &modern.url)],
+        "[naming]\nprefix = \"always\"\n",
+    );
+    let mut bridge = Bridge::start(&home, &[]).await;
+    bridge.wait_for(&["alpha__echo", "beta__echo"]).await;
+    for name in ["alpha__echo", "beta__echo"] {
+        bridge
+            .call_traced(name, json!({ "text": "x" }), &ide_traceparent())
+            .await;
+    }
+    // Untraced: nothing is made up.
+    bridge.call("alpha__echo", json!({ "text": "y" })).await.unwrap();
+    assert_eq!(status_telemetry(&home).await, Value::Null);
+    bridge.finish().await;
+    for up in [&legacy, &modern] {
+        let seen = up.server.probe.traces.locked().clone();
+        assert_eq!(seen[0].meta, Some(ide_traceparent()), "{}", up.server.label);
+        assert_eq!(seen[0].header, Some(ide_traceparent()), "{}", up.server.label);
+    }
+    let seen = legacy.server.probe.traces.locked().clone();
+    assert_eq!((seen[1].meta.as_deref(), seen[1].header.as_deref()), (None, None));
+    assert_eq!(receiver.arrivals().len(), 0);
+}
+
+/// `[telemetry] enabled = false` refuses a collector named by the environment.
+#[tokio::test]
+async fn enabled_false_refuses_the_environments_collector() {
+    let receiver = Receiver::start();
+    let alpha = Upstream::start(TestServer::new(Era::Modern, "alpha"));
+    let home = Home::new();
+    home.servers_config(&[("alpha", &alpha.url)], "[telemetry]\nenabled = false\n");
+    let mut bridge = Bridge::start(&home, &[("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.url)]).await;
+    bridge.wait_for(&["echo"]).await;
+    bridge.call("echo", json!({ "text": "x" })).await.unwrap();
+    bridge.finish().await;
+    assert_eq!(receiver.arrivals().len(), 0, "{:?}", receiver.summary());
+}
+
+/// The standard variables alone name the collector: `OTEL_EXPORTER_OTLP_ENDPOINT`
+/// as a base, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` as a full URL used as it is,
+/// and `OTEL_EXPORTER_OTLP_HEADERS` sent with every export but never logged.
+#[tokio::test]
+async fn the_environment_names_the_collector_and_its_headers() {
+    let (base, traces) = (Receiver::start(), Receiver::start());
+    let alpha = Upstream::start(TestServer::new(Era::Legacy, "alpha"));
+    let home = Home::new();
+    home.servers_config(&[("alpha", &alpha.url)], "");
+    let traces_url = format!("{}/custom/traces", traces.url);
+    let mut bridge = Bridge::start(
+        &home,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &base.url),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &traces_url),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=sekrit-4242,x-team=data"),
+        ],
+    )
+    .await;
+    bridge.wait_for(&["echo"]).await;
+    bridge.call("echo", json!({ "text": "x" })).await.unwrap();
+    let status = status_telemetry(&home).await;
+    assert!(!status.to_string().contains("sekrit"), "{status}");
+    let stderr = bridge.finish().await;
+    assert!(!stderr.contains("sekrit-4242"), "a header value was logged:\n{stderr}");
+
+    let paths = |r: &Receiver| {
+        let mut p: Vec<String> = r.arrivals().into_iter().map(|a| a.path).collect();
+        p.dedup();
+        p
+    };
+    assert_eq!(paths(&base), ["/v1/metrics"]);
+    assert_eq!(paths(&traces), ["/custom/traces"]);
+    for a in base.arrivals().into_iter().chain(traces.arrivals()) {
+        let h = |k: &str| a.headers.get(k).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        assert_eq!(h("x-api-key").as_deref(), Some("sekrit-4242"), "{}", a.path);
+        assert_eq!(h("x-team").as_deref(), Some("data"), "{}", a.path);
+        assert_eq!(a.content_type(), Some("application/x-protobuf"));
+    }
+    let spans = traces.spans_of("mcp-bridge");
+    call_span(&spans, "echo", |_| true);
+    assert!(
+        base.last_metrics()
+            .is_some_and(|m| m.sum("mcp_bridge.calls", &[]) == 1.0)
+    );
+}
+
+/// A collector that answers 503: the lost spans and failed exports are
+/// counted in `status --json` (and its table) while the bridge runs, and the
+/// next accepted metric export carries `mcp_bridge.telemetry.dropped`.
+#[tokio::test]
+async fn a_failing_collector_is_counted_in_status() {
+    let receiver = Receiver::start();
+    receiver.fail(true);
+    let alpha = Upstream::start(TestServer::new(Era::Modern, "alpha"));
+    let home = Home::new();
+    home.servers_config(
+        &[("alpha", &alpha.url)],
+        &telemetry_config(&receiver.url, "span_delay = 0.05\nexport_interval = 0.2\n"),
+    );
+    let mut bridge = Bridge::start(&home, &[]).await;
+    bridge.wait_for(&["alpha__echo"]).await;
+    bridge.call("alpha__echo", json!({ "text": "x" })).await.unwrap();
+
+    let wake = (receiver.arrived(), Every(Duration::from_millis(100)));
+    let state = eventually_woken(
+        "status to count the failed exports",
+        Duration::from_secs(20),
+        wake,
+        async || {
+            let t = status_telemetry(&home).await;
+            let n = |k: &str| t[k].as_u64().unwrap_or(0);
+            if n("exports_failed") >= 1 && n("spans_dropped") >= 1 {
+                Ok(t)
+            } else {
+                Err(t)
+            }
+        },
+    )
+    .await;
+    assert_eq!(state["destination"], format!("{}/v1/traces", receiver.url), "{state}");
+    assert!(
+        state["last_error"].as_str().is_some_and(|e| e.contains("503")),
+        "{state}"
+    );
+    let (table, _) = run_ok(cli(&home, &["status"])).await;
+    assert!(table.contains("exports failed"), "{table}");
+    assert!(receiver.arrivals().iter().all(|a| a.status == 503));
+
+    // The collector is back: the next metric export says what was lost.
+    receiver.fail(false);
+    let dropped = receiver
+        .wait("an accepted metric export", Duration::from_secs(20), |r| {
+            r.last_metrics().map(|m| m.sum("mcp_bridge.telemetry.dropped", &[]))
+        })
+        .await;
+    assert!(dropped >= 1.0, "{dropped}");
+    bridge.finish().await;
+}
+
+/// The resource: `service.name`, `service.version`, a `service.instance.id`
+/// per run, `enduser.pseudo.id` stable across runs with the same home (and
+/// neither the user's name nor shared with another home), and the IDE's
+/// `clientInfo.name`; on spans and metrics alike.
+#[tokio::test]
+async fn the_resource_names_the_bridge_a_pseudonymous_user_and_the_ide() {
+    let alpha = Upstream::start(TestServer::new(Era::Modern, "alpha"));
+    let (home, other_home) = (Home::new(), Home::new());
+    let run = async |home: &Home| {
+        let receiver = Receiver::start();
+        home.servers_config(&[("alpha", &alpha.url)], &telemetry_config(&receiver.url, ""));
+        let mut bridge = Bridge::start(home, &[]).await;
+        bridge.wait_for(&["alpha__echo"]).await;
+        bridge.call("alpha__echo", json!({ "text": "x" })).await.unwrap();
+        bridge.finish().await;
+        receiver
+    };
+    let first = run(&home).await;
+    let second = run(&home).await;
+    let other = run(&other_home).await;
+
+    let resource = |r: &Receiver| {
+        let spans = r.spans_of("mcp-bridge");
+        let span = call_span(&spans, "echo", |_| true).clone();
+        let metrics = r.last_metrics().expect("metrics were exported");
+        for key in [
+            "service.name",
+            "service.version",
+            "service.instance.id",
+            "enduser.pseudo.id",
+            "mcp_bridge.client.name",
+        ] {
+            assert_eq!(
+                span.resource_str(key),
+                metrics.resource_str(key),
+                "{key}: the same on spans and metrics"
+            );
+        }
+        let get = |k: &str| {
+            span.resource_str(k)
+                .unwrap_or_else(|| panic!("no {k} in {:?}", span.resource))
+                .to_owned()
+        };
+        assert_eq!(get("service.name"), "mcp-bridge");
+        assert_eq!(get("service.version"), env!("CARGO_PKG_VERSION"));
+        assert_eq!(get("mcp_bridge.client.name"), "test-ide");
+        (get("service.instance.id"), get("enduser.pseudo.id"))
+    };
+    let (a, b, c) = (resource(&first), resource(&second), resource(&other));
+    assert_eq!(a.1, b.1, "the same home, the same pseudonymous user");
+    assert_ne!(a.1, c.1, "another home, another user id");
+    assert_ne!(a.0, b.0, "each run is its own instance");
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_default();
+    for id in [&a.1, &c.1] {
+        assert!(id.len() >= 16 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+        if user.len() >= 3 {
+            assert!(!id.contains(&user), "{id} names the user");
+        }
+    }
+    if user.len() >= 4 {
+        for r in [&first, &second, &other] {
+            for arrival in r.arrivals() {
+                assert!(
+                    !arrival.body.windows(user.len()).any(|w| w == user.as_bytes()),
+                    "the user's name reached the collector"
+                );
+            }
+        }
+    }
+}
