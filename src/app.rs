@@ -142,6 +142,7 @@ pub async fn serve(opts: ServeOptions, paths: Paths, cfg: Config) -> anyhow::Res
     }
     let audit = audit_log(&cfg, &paths);
     bridge.set_audit(audit.clone());
+    let exporting = start_telemetry(&cfg, &paths, live.collector(), &bridge, shutdown.clone());
     // Taking the lock may wait for a reader holding it for an instant: not on
     // the runtime thread.
     let state_dir = paths.state_dir.clone();
@@ -174,11 +175,20 @@ pub async fn serve(opts: ServeOptions, paths: Paths, cfg: Config) -> anyhow::Res
     // However the session ended (even before `initialize`), the whole tree ends
     // with it: the sources' task, the publisher, the upstreams.
     shutdown.cancel();
-    tokio::join!(audit.flush(Duration::from_millis(300)), async {
-        if let Some(task) = publishing {
-            let _ = tokio::time::timeout(Duration::from_millis(300), task).await;
+    tokio::join!(
+        audit.flush(Duration::from_millis(300)),
+        async {
+            if let Some(task) = publishing {
+                let _ = tokio::time::timeout(Duration::from_millis(300), task).await;
+            }
+        },
+        async {
+            // The exporter's last export is bounded by itself (half a second).
+            if let Some(task) = exporting {
+                let _ = tokio::time::timeout(Duration::from_millis(700), task).await;
+            }
         }
-    });
+    );
     // Dropping the last handle removes the published state (two unlinks, off
     // the runtime thread like every other file change while serving).
     if let Some(p) = publisher {
@@ -195,6 +205,45 @@ pub async fn serve_unconfigured(error: &crate::config::ConfigError) -> anyhow::R
     let (r, w) = rmcp::transport::stdio_pipes();
     let message = format!("mcp-bridge cannot start: {error}. Fix it, then restart mcp-bridge in your IDE.");
     crate::downstream::unconfigured::serve(message, r, w, shutdown).await
+}
+
+/// Start the OpenTelemetry export when a collector is named (`[telemetry]`,
+/// `OTEL_*`, or the registry's `collector`) and make it the process's; the
+/// task ends with one last export after `shutdown`.
+fn start_telemetry(
+    cfg: &Config,
+    paths: &Paths,
+    collector: Option<String>,
+    bridge: &Arc<Bridge>,
+    shutdown: CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    use crate::telemetry::{Observed, Observer, Plan, Telemetry};
+    let env = |k: &str| std::env::var(k).ok();
+    let plan = match Plan::resolve(&cfg.telemetry, &env, collector) {
+        Ok(Some(plan)) => plan,
+        Ok(None) => return None,
+        Err(why) => {
+            tracing::warn!("telemetry: {why}");
+            return None;
+        }
+    };
+    tracing::info!("telemetry: exporting to {}", plan.destination());
+    let weak = Arc::downgrade(bridge);
+    let observe: Observer = Arc::new(move || {
+        weak.upgrade()
+            .map(|b| Observed {
+                client_name: b.ide.client_name(),
+                session: b.ide.peer().is_some(),
+                servers: b.connection_states(),
+            })
+            .unwrap_or_default()
+    });
+    let id_file = paths.state_dir.join("telemetry-id");
+    let (telemetry, task) = Telemetry::start(plan, Some(id_file), observe, shutdown);
+    telemetry.notify_on_loss(bridge.changed.clone());
+    crate::telemetry::install(telemetry);
+    bridge.publish_minutes(&bridge.specs());
+    Some(task)
 }
 
 /// The audit log `[audit]` asks for (in the state dir), or one that records nothing.
@@ -230,6 +279,7 @@ async fn publish(
             snapshot.config_error = src.config_error.clone();
         }
         snapshot.servers = bridge.server_states();
+        snapshot.telemetry = crate::telemetry::global().state();
         if written.as_ref() != Some(&snapshot) {
             let mut stamped = snapshot.clone();
             stamped.updated_at = crate::util::now_unix();

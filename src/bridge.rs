@@ -36,6 +36,8 @@ pub struct Settings {
     /// Where the catalog cache lives; `None` disables it.
     pub cache_dir: Option<PathBuf>,
     pub policy: crate::policy::PolicyConfig,
+    /// `[audit.minutes_saved]`, for the telemetry's minutes saved.
+    pub minutes_saved: Vec<(String, f64)>,
 }
 
 impl Settings {
@@ -46,6 +48,7 @@ impl Settings {
             timeouts: cfg.timeouts.clone(),
             cache_dir: if cfg.cache.catalog { cache_dir } else { None },
             policy: cfg.policy.clone(),
+            minutes_saved: cfg.audit.minutes_saved.clone(),
         }
     }
 
@@ -276,6 +279,18 @@ impl Bridge {
         let _ = self.audit.set(log);
     }
 
+    /// Give the telemetry the minutes-saved table of `specs` (the same table
+    /// `stats` reads).
+    pub fn publish_minutes(&self, specs: &[ServerSpec]) {
+        let t = crate::telemetry::global();
+        if t.is_on() {
+            t.set_minutes(crate::commands::stats::minutes_table(
+                &self.settings().minutes_saved,
+                specs,
+            ));
+        }
+    }
+
     /// The audit log, when calls are recorded.
     pub fn audit(&self) -> Option<&crate::audit::AuditLog> {
         self.audit.get()
@@ -307,16 +322,11 @@ impl Bridge {
                 }
                 s.last_refresh = self.refreshed_at(&spec.id);
                 let Some(u) = self.upstream(&spec.id) else { return s };
-                s.state = match u.state() {
-                    ConnState::Connecting { .. } => "connecting",
-                    ConnState::Ready { protocol, .. } => {
-                        s.protocol = Some(protocol.to_string());
-                        "ready"
-                    }
-                    ConnState::Failed { .. } => "failed",
-                    ConnState::Stopped => "stopped",
+                let state = u.state();
+                if let ConnState::Ready { protocol, .. } = &state {
+                    s.protocol = Some(protocol.to_string());
                 }
-                .into();
+                s.state = state_label(&state).into();
                 if let Some(f) = u.last_failure() {
                     s.last_error = Some(f.error);
                     s.last_error_at = Some(f.at);
@@ -328,6 +338,17 @@ impl Bridge {
     }
 
     /// When `id`'s lists were last fetched (unix seconds).
+    /// Each server's id and connection state label (no lists: cheap).
+    pub fn connection_states(&self) -> Vec<(String, String)> {
+        self.specs()
+            .iter()
+            .map(|spec| {
+                let state = self.upstream(&spec.id).map(|u| state_label(&u.state()));
+                (spec.id.clone(), state.unwrap_or("connecting").to_owned())
+            })
+            .collect()
+    }
+
     pub fn refreshed_at(&self, id: &str) -> Option<u64> {
         self.refreshed.locked().get(id).copied()
     }
@@ -350,6 +371,7 @@ impl Bridge {
             let mut current = self.specs.write_locked();
             let plan = Plan::new(&current, &specs);
             *current = specs;
+            self.publish_minutes(&current);
             let mut lists = self.lists.locked();
             for id in &plan.forget {
                 lists.remove(id.as_str());
@@ -771,6 +793,16 @@ impl Plan {
             }
         }
         plan
+    }
+}
+
+/// The label `status` and the telemetry give a connection state.
+fn state_label(s: &ConnState) -> &'static str {
+    match s {
+        ConnState::Connecting { .. } => "connecting",
+        ConnState::Ready { .. } => "ready",
+        ConnState::Failed { .. } => "failed",
+        ConnState::Stopped => "stopped",
     }
 }
 

@@ -49,5 +49,6 @@ pub mod registry;
 pub mod samples;
 pub mod shutdown;
 pub mod state;
+pub mod telemetry;
 pub mod upstream;
 pub mod util;

@@ -322,6 +322,12 @@ impl Live {
         (live, resolved)
     }
 
+    /// The OTLP collector the registry read at start names, if any
+    /// ([`registry::collector`]).
+    pub fn collector(&self) -> Option<String> {
+        registry::collector(&self.registry.mirror.servers)
+    }
+
     /// Whether the registry's first answer is still to come (nothing cached).
     pub fn pending(&self) -> bool {
         self.registry.pending

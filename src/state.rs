@@ -31,6 +31,8 @@ pub struct Snapshot {
     /// Why the last edit of the config file was refused (the bridge runs on
     /// with the configuration before it).
     pub config_error: Option<String>,
+    /// The OpenTelemetry exporter's counts, when it runs.
+    pub telemetry: Option<crate::telemetry::TelemetryState>,
 }
 
 /// The registry as one bridge last saw it.
@@ -314,6 +316,7 @@ mod tests {
                 ..ServerState::default()
             }],
             config_error: None,
+            telemetry: None,
         }
     }
 

@@ -96,8 +96,14 @@ pub async fn run(
         }
         let result = tokio::select! {
             _ = cancel.cancelled() => return Outcome::Stopped,
-            r = async { manager.lock().await.refresh_token().await } => r,
+            r = crate::telemetry::global().traced(
+                "mcp_bridge.token.refresh",
+                &server,
+                |_| "refresh_failed",
+                async { manager.lock().await.refresh_token().await },
+            ) => r,
         };
+        crate::telemetry::global().refresh(&server, result.is_ok());
         match result {
             Ok(_) => {
                 failures = 0;

@@ -196,16 +196,25 @@ fn registry_minutes(cfg: &crate::config::Config, paths: &crate::config::Paths) -
             .unwrap_or_default(),
         (None, None) => Vec::new(),
     };
-    crate::registry::resolve(cfg, &entries, &Default::default())
-        .servers
-        .iter()
-        .flat_map(|s| {
-            s.rules
-                .minutes_saved
-                .iter()
-                .map(move |(g, m)| (format!("{}__{g}", s.id), *m))
-        })
-        .collect()
+    minutes_table(
+        &[],
+        &crate::registry::resolve(cfg, &entries, &Default::default()).servers,
+    )
+}
+
+/// The minutes-saved patterns over `server__tool`: the user's
+/// `[audit.minutes_saved]` first (first match wins), then each server's
+/// registry patterns under its id. `stats` and the telemetry's
+/// `mcp_bridge.minutes_saved` count with the same table.
+pub fn minutes_table(user: &[(String, f64)], specs: &[crate::registry::ServerSpec]) -> Vec<(String, f64)> {
+    let mut table = user.to_vec();
+    table.extend(specs.iter().flat_map(|s| {
+        s.rules
+            .minutes_saved
+            .iter()
+            .map(move |(g, m)| (format!("{}__{g}", s.id), *m))
+    }));
+    table
 }
 
 /// `mcp-bridge stats [--since DURATION] [--json]`: reads the audit log in the

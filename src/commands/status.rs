@@ -138,6 +138,7 @@ struct BridgeInfo {
     updated_at: u64,
     config: String,
     config_error: Option<String>,
+    telemetry: Option<crate::telemetry::TelemetryState>,
 }
 
 impl From<&Snapshot> for BridgeInfo {
@@ -148,6 +149,7 @@ impl From<&Snapshot> for BridgeInfo {
             updated_at: s.updated_at,
             config: s.config.clone(),
             config_error: s.config_error.clone(),
+            telemetry: s.telemetry.clone(),
         }
     }
 }
@@ -589,7 +591,7 @@ fn to_json(r: &Report, now: u64) -> Value {
         "credential_store": r.credential_store,
         "bridges": r.bridges.iter().map(|b| json!({
             "pid": b.pid, "started_at": b.started_at, "updated_at": b.updated_at, "config": b.config,
-            "config_error": b.config_error,
+            "config_error": b.config_error, "telemetry": b.telemetry,
         })).collect::<Vec<_>>(),
         "registry": r.registry.as_ref().map(|g| json!({
             "source": g.source, "age_seconds": g.age_seconds, "last_error": g.last_error, "servers": g.servers,
@@ -688,6 +690,27 @@ fn render(r: &Report, now: u64, colour: bool) -> String {
             line.push_str(&format!(", config {}", printable(&b.config)));
         }
         let _ = writeln!(out, "{label:<19}{line}");
+        if let Some(t) = &b.telemetry {
+            let mut line = format!(
+                "telemetry to {}: {} spans sent, {} metric exports",
+                printable(&t.destination),
+                t.spans_exported,
+                t.metric_exports
+            );
+            let lost = t.spans_dropped > 0 || t.exports_failed > 0;
+            if lost {
+                line.push_str(&format!(
+                    "; {} spans dropped, {} exports failed",
+                    t.spans_dropped, t.exports_failed
+                ));
+            }
+            if let Some(e) = t.last_error.as_ref().filter(|_| lost) {
+                line.push_str(&format!(" (last: {e})"));
+            }
+            let line = printable(&truncate(&line, ERROR_WIDTH * 2)).into_owned();
+            let paint = if lost { Paint::Red } else { Paint::Dim };
+            let _ = writeln!(out, "{:<19}{}", "", paint.apply(&line, colour));
+        }
         if let Some(e) = &b.config_error {
             let e = format!("config edit refused, running with the previous one: {e}");
             let _ = writeln!(
@@ -866,6 +889,7 @@ mod tests {
             registry: None,
             servers,
             config_error: None,
+            telemetry: None,
         }
     }
 
@@ -1202,10 +1226,22 @@ mod tests {
             updated_at: 1_095,
             config: "/c.toml".into(),
             config_error: Some("invalid config file /c.toml: line 3".into()),
+            telemetry: Some(crate::telemetry::TelemetryState {
+                destination: "http://127.0.0.1:4318/v1/traces".into(),
+                spans_exported: 7,
+                spans_dropped: 3,
+                exports_failed: 1,
+                metric_exports: 2,
+                last_error: Some("http://127.0.0.1:4318/v1/traces answered HTTP 503".into()),
+            }),
         }];
         let r = report(sample_rows(), bridges);
         let plain = render(&r, 1_100, false);
         assert!(!plain.contains('\x1b'));
+        assert!(
+            plain.contains("telemetry to http://127.0.0.1:4318/v1/traces: 7 spans sent, 2 metric exports; 3 spans dropped, 1 exports failed (last: http://127.0.0.1:4318/v1/traces answered HTTP 503)"),
+            "{plain}"
+        );
         let lines: Vec<&str> = plain.lines().collect();
         let header = lines.iter().position(|l| l.starts_with("SERVER")).unwrap();
         let col = |l: &str, name: &str| l.find(name).unwrap();

@@ -59,6 +59,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub policy: crate::policy::PolicyConfig,
     pub audit: AuditConfig,
+    pub telemetry: TelemetryConfig,
 }
 
 /// `[auth]`
@@ -538,6 +539,69 @@ impl Default for AuditConfig {
     }
 }
 
+/// `[telemetry]`: OpenTelemetry export of spans and metrics over OTLP
+/// HTTP/protobuf (see [`crate::telemetry`]). Off unless a collector is named
+/// here, by `OTEL_EXPORTER_OTLP_*`, or by the registry.
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// `false` turns export off whoever names a collector; unset: on when one is named.
+    pub enabled: Option<bool>,
+    /// The collector's OTLP/HTTP base URL; `/v1/traces` and `/v1/metrics` are appended.
+    pub endpoint: Option<String>,
+    /// Headers sent with every export (a collector's API key, say).
+    pub headers: BTreeMap<String, String>,
+    /// Export spans.
+    pub traces: bool,
+    /// Export metrics.
+    pub metrics: bool,
+    /// Seconds between metric exports.
+    pub export_interval: f64,
+    /// Seconds a finished span may wait before its batch is sent.
+    pub span_delay: f64,
+    /// Finished spans held for export; more are dropped, and counted.
+    pub max_queue: usize,
+    /// Seconds one export request may take.
+    pub timeout: f64,
+    /// Extra resource attributes (`deployment.environment = "prod"`, say).
+    pub resource_attributes: BTreeMap<String, String>,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            enabled: None,
+            endpoint: None,
+            headers: BTreeMap::new(),
+            traces: true,
+            metrics: true,
+            export_interval: 60.0,
+            span_delay: 5.0,
+            max_queue: 2048,
+            timeout: 10.0,
+            resource_attributes: BTreeMap::new(),
+        }
+    }
+}
+
+/// Header values may be credentials: never printed.
+impl std::fmt::Debug for TelemetryConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelemetryConfig")
+            .field("enabled", &self.enabled)
+            .field("endpoint", &self.endpoint)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("traces", &self.traces)
+            .field("metrics", &self.metrics)
+            .field("export_interval", &self.export_interval)
+            .field("span_delay", &self.span_delay)
+            .field("max_queue", &self.max_queue)
+            .field("timeout", &self.timeout)
+            .field("resource_attributes", &self.resource_attributes)
+            .finish()
+    }
+}
+
 /// A TOML table of `pattern = number` as pairs in file order (the `toml` crate
 /// keeps the order with its `preserve_order` feature).
 fn ordered_table<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, f64)>, D::Error> {
@@ -798,6 +862,14 @@ impl Config {
                 )));
             }
         }
+        if let Some(e) = &cfg.telemetry.endpoint
+            && !url::Url::parse(e).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+        {
+            return Err(invalid(format!(
+                "[telemetry] endpoint {e:?}{} is not an http(s) URL",
+                section_line("telemetry", "endpoint")
+            )));
+        }
         if let Some(p) = cfg.auth.idp.as_ref().and_then(idp_problem) {
             return Err(invalid(format!("{p}{}", section_line("auth.idp", "issuer"))));
         }
@@ -871,6 +943,30 @@ fn numbers(cfg: &Config) -> Vec<(&'static str, &'static str, f64, Range)> {
             range(0.0, 7.0 * DAY, "seconds"),
         ),
         ("timeouts", "keepalive", t.keepalive, range(0.0, DAY, "seconds")),
+        (
+            "telemetry",
+            "export_interval",
+            cfg.telemetry.export_interval,
+            range(0.05, DAY, "seconds"),
+        ),
+        (
+            "telemetry",
+            "span_delay",
+            cfg.telemetry.span_delay,
+            range(0.01, 3_600.0, "seconds"),
+        ),
+        (
+            "telemetry",
+            "max_queue",
+            cfg.telemetry.max_queue as f64,
+            range(1.0, 1_000_000.0, "spans"),
+        ),
+        (
+            "telemetry",
+            "timeout",
+            cfg.telemetry.timeout,
+            range(0.1, 600.0, "seconds"),
+        ),
         (
             "http",
             "max_message_bytes",

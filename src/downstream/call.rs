@@ -59,15 +59,16 @@ impl Downstream {
         params: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let Some(log) = self.bridge.audit() else {
+        let telemetry = crate::telemetry::global();
+        let log = self.bridge.audit();
+        if log.is_none() && !telemetry.is_on() {
             return Ok(self.call_routed(params, ctx, &mut CallNote::default()).await?);
-        };
+        }
         let (ts_ms, started) = (crate::audit::now_ms(), std::time::Instant::now());
         let name = params.name.to_string();
         let arguments = log
-            .include_arguments()
-            .then(|| params.arguments.clone().map(serde_json::Value::Object))
-            .flatten();
+            .filter(|l| l.include_arguments())
+            .and_then(|_| params.arguments.clone().map(serde_json::Value::Object));
         let mut note = CallNote::default();
         let result = self.call_routed(params, ctx, &mut note).await;
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -77,13 +78,19 @@ impl Downstream {
             Ok(CallToolResponse::InputRequired(_)) => return Ok(result?),
             Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => {
                 let text = r.content.first().and_then(|c| c.as_text()).map(|t| t.text.clone());
-                (note.refusal.unwrap_or(Outcome::ToolError), result_size(r), text)
+                (
+                    note.refusal.unwrap_or(Outcome::ToolError),
+                    super::trace::result_size(r),
+                    text,
+                )
             }
-            Ok(CallToolResponse::Complete(r)) => (Outcome::Ok, result_size(r), None),
+            Ok(CallToolResponse::Complete(r)) => (Outcome::Ok, super::trace::result_size(r), None),
             Ok(_) => (Outcome::Ok, 0, None),
             Err(CallError::Cancelled) => (Outcome::Cancelled, 0, Some(CANCELLED.to_owned())),
             Err(CallError::Failed(e)) => (note.refusal.unwrap_or(Outcome::Error), 0, Some(e.message.to_string())),
         };
+        telemetry.call(&note.server, &note.tool, outcome.as_str());
+        let Some(log) = log else { return Ok(result?) };
         log.record(crate::audit::Record {
             ts_ms,
             server: note.server,
@@ -351,32 +358,6 @@ impl CallNote {
         self.refusal = Some(crate::audit::Outcome::Declined);
         CallToolResponse::Complete(CallToolResult::error(vec![ContentBlock::text(text)]))
     }
-}
-
-/// The size of a result for the audit log, without serialising the text it
-/// carries again: text and base64 data lengths, other blocks and structured
-/// content serialised (they are small).
-fn result_size(r: &CallToolResult) -> usize {
-    let content: usize = r
-        .content
-        .iter()
-        .map(|c| {
-            if let Some(t) = c.as_text() {
-                t.text.len()
-            } else if let Some(i) = c.as_image() {
-                i.data.len()
-            } else if let Some(a) = c.as_audio() {
-                a.data.len()
-            } else {
-                serde_json::to_string(c).map_or(0, |s| s.len())
-            }
-        })
-        .sum();
-    let structured = r
-        .structured_content
-        .as_ref()
-        .map_or(0, |v| serde_json::to_string(v).map_or(0, |s| s.len()));
-    content + structured
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod ids;
 mod login;
 mod route;
 pub mod stdio;
+mod trace;
 pub mod unconfigured;
 
 use std::sync::Arc;

@@ -67,7 +67,7 @@ impl Downstream {
     pub(super) async fn forward(
         &self,
         up: &UpstreamHandle,
-        request: ClientRequest,
+        mut request: ClientRequest,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<ServerResult, RequestError> {
         let settings = self.bridge.settings();
@@ -76,7 +76,13 @@ impl Downstream {
             ide: &ctx.peer,
             cancelled: &ctx.ct,
         };
-        up.request(request, &settings.timeouts, caller).await
+        let telemetry = crate::telemetry::global();
+        let traced = super::trace::propagate(telemetry, &mut request, &ctx.meta);
+        let r = up.request(request, &settings.timeouts, caller).await;
+        if let Some(t) = traced {
+            t.finish(telemetry, &up.id, &r);
+        }
+        r
     }
 
     pub(super) async fn read_from(

@@ -455,6 +455,25 @@ fn resolve_entry(
     }))
 }
 
+/// The OTLP collector the registry's operator names for every bridge: the
+/// first entry whose operator `_meta` (`servers[i]._meta`, never the
+/// publisher's `server._meta`: a publisher must not learn who uses what) has
+/// `telemetry.endpoint`, an http(s) URL. The config and `OTEL_*` variables
+/// win over it, and `[telemetry] enabled = false` refuses it.
+pub fn collector(entries: &[Value]) -> Option<String> {
+    entries.iter().find_map(|e| {
+        let url = e
+            .get("_meta")?
+            .get(BRIDGE_META)?
+            .get("telemetry")?
+            .get("endpoint")?
+            .as_str()?;
+        url::Url::parse(url)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+            .then(|| url.to_owned())
+    })
+}
+
 /// A registry entry's `oauth` meta (camelCase, as the registry's own fields).
 /// A registry holds no secret: `clientSecretEnv` names the variable that does,
 /// `privateKeyFile` a path on the user's machine. `idp_meta` is the entry's

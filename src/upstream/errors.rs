@@ -29,6 +29,19 @@ pub(super) enum Failure {
     Other(String),
 }
 
+impl Failure {
+    /// A fixed word for telemetry (`error.type`): never the text, which may
+    /// quote a URL.
+    pub(super) fn kind(&self) -> &'static str {
+        match self {
+            Failure::NeedsLogin { .. } => "needs_login",
+            Failure::NeedsScope(_) => "insufficient_scope",
+            Failure::NeedsIdpLogin(_) => "idp_session_ended",
+            Failure::Other(_) => "connect_failed",
+        }
+    }
+}
+
 impl From<String> for Failure {
     fn from(e: String) -> Failure {
         Failure::Other(e)

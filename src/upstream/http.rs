@@ -348,6 +348,26 @@ async fn answer(client: &reqwest::Client, request: &Probe, message: ClientJsonRp
 }
 
 /// A listing request: cheap and safe to send again.
+/// W3C trace context as HTTP headers (`traceparent`, `tracestate`), copied
+/// from the request's `_meta` where the bridge put it: gateways and servers of
+/// both generations join the trace from the header, 2026-07-28 servers also
+/// from `_meta`. Values that are not valid header values are left out.
+fn trace_headers(message: &ClientJsonRpcMessage, headers: &mut HashMap<HeaderName, HeaderValue>) {
+    use rmcp::model::GetMeta;
+    let ClientJsonRpcMessage::Request(r) = message else {
+        return;
+    };
+    let meta = r.request.get_meta();
+    for (name, value) in [
+        ("traceparent", meta.get_traceparent()),
+        ("tracestate", meta.get_tracestate()),
+    ] {
+        if let Some(v) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
+            headers.insert(HeaderName::from_static(name), v);
+        }
+    }
+}
+
 fn is_listing(message: &ClientJsonRpcMessage) -> bool {
     let ClientJsonRpcMessage::Request(r) = message else {
         return false;
@@ -393,6 +413,8 @@ impl StreamableHttpClient for Upstream {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         limits: StreamableHttpResponseLimits,
     ) -> HttpResult<StreamableHttpPostResponse, reqwest::Error> {
+        let mut custom_headers = custom_headers;
+        trace_headers(&message, &mut custom_headers);
         let watched = self.watching().then(|| {
             if is_listing(&message) {
                 *self.shared.listing.locked() = Some((message.clone(), custom_headers.clone()));

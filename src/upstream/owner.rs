@@ -442,7 +442,12 @@ pub(super) async fn run(owner: Owner) {
             Some(f) => Err(f),
             None => tokio::select! {
                 _ = cancel.cancelled() => break,
-                r = connect(&spec, handler.clone(), &timeouts, store.as_ref(), legacy_hint, &cancel) => r,
+                r = crate::telemetry::global().traced(
+                    "mcp_bridge.connect",
+                    &id,
+                    Failure::kind,
+                    connect(&spec, handler.clone(), &timeouts, store.as_ref(), legacy_hint, &cancel),
+                ) => r,
             },
         };
         let (running, refresher) = match connected {
@@ -545,7 +550,12 @@ pub(super) async fn run(owner: Owner) {
                                 super::login::ended(&status, false);
                                 return;
                             }
-                            ok = login => ok,
+                            ok = crate::telemetry::global().traced(
+                                "mcp_bridge.login",
+                                &id,
+                                |_| "login_failed",
+                                async { if login.await { Ok(()) } else { Err(()) } },
+                            ) => ok.is_ok(),
                         };
                         running.store(false, std::sync::atomic::Ordering::SeqCst);
                         super::login::ended(&status, ok);
@@ -614,7 +624,15 @@ pub(super) async fn run(owner: Owner) {
         let at = |d: Option<Duration>| d.map(|d| tokio::time::Instant::now() + d);
         let legacy = protocol.has_initialize();
         let had_tokens = refresher.is_some();
-        let mut ttl_at = match relist(&peer, &timeouts, &id, &spec.url, &events, legacy, had_tokens).await {
+        let mut ttl_at = match crate::telemetry::global()
+            .traced(
+                "mcp_bridge.list",
+                &id,
+                Failure::kind,
+                relist(&peer, &timeouts, &id, &spec.url, &events, legacy, had_tokens),
+            )
+            .await
+        {
             Ok(t) => at(t),
             Err(f) => {
                 // Connected, but not allowed to list: a login problem.
@@ -698,7 +716,15 @@ pub(super) async fn run(owner: Owner) {
             };
             // A change announced, the server's cache hint, or the fallback.
             if relist_now {
-                match relist(&peer, &timeouts, &id, &spec.url, &events, legacy, had_tokens).await {
+                match crate::telemetry::global()
+                    .traced(
+                        "mcp_bridge.list",
+                        &id,
+                        Failure::kind,
+                        relist(&peer, &timeouts, &id, &spec.url, &events, legacy, had_tokens),
+                    )
+                    .await
+                {
                     Ok(t) => ttl_at = at(t),
                     Err(f) => {
                         // A login problem on a live connection: end it, and

@@ -1,0 +1,545 @@
+//! The export task: OTLP/HTTP with protobuf bodies (`opentelemetry-proto`'s
+//! message types, `prost`'s encoder), on the bridge's runtime and HTTP client
+//! settings. Spans go when [`BATCH`](super::BATCH) are queued or every
+//! `span_delay`; metrics every `export_interval`; both once more, bounded, at
+//! shutdown. Nothing here is on the call path.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1 as pm;
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1 as pt;
+use prost::Message;
+use tokio_util::sync::CancellationToken;
+
+use super::metrics::{Aggregates, DURATION_BOUNDS, Hist};
+use super::{Attr, Kind, Observed, Observer, Plan, Shared, SpanRecord, now_ns};
+use crate::util::Locked;
+
+/// The last export at shutdown gets this long (spans and metrics at once).
+const FINAL: Duration = Duration::from_millis(500);
+
+/// The instrumentation scope of everything the bridge records.
+fn scope() -> InstrumentationScope {
+    InstrumentationScope {
+        name: "mcp-bridge".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        ..Default::default()
+    }
+}
+
+fn kv(key: &str, value: Attr) -> KeyValue {
+    let value = match value {
+        Attr::Str(s) => any_value::Value::StringValue(s),
+        Attr::Int(i) => any_value::Value::IntValue(i),
+    };
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..Default::default()
+    }
+}
+
+fn s(key: &str, value: &str) -> KeyValue {
+    kv(key, Attr::Str(value.to_owned()))
+}
+
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    plan: Plan,
+    id_file: Option<PathBuf>,
+    observe: Observer,
+    shutdown: CancellationToken,
+) {
+    let client = match crate::net::builder().build() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!("telemetry: cannot build an HTTP client, nothing is exported: {e}");
+            return;
+        }
+    };
+    let user = match id_file {
+        Some(path) => tokio::task::spawn_blocking(move || pseudonym(&path))
+            .await
+            .ok()
+            .flatten(),
+        None => None,
+    };
+    let exporter = Exporter {
+        shared,
+        client,
+        base: base_resource(&plan, user),
+        plan,
+        observe,
+    };
+    let start = tokio::time::Instant::now();
+    let mut metric_tick =
+        tokio::time::interval_at(start + exporter.plan.export_interval, exporter.plan.export_interval);
+    metric_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut span_tick = tokio::time::interval_at(start + exporter.plan.span_delay, exporter.plan.span_delay);
+    span_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (traces, metrics) = (exporter.plan.traces.is_some(), exporter.plan.metrics.is_some());
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = metric_tick.tick(), if metrics => exporter.metrics(exporter.plan.timeout).await,
+            _ = span_tick.tick(), if traces => exporter.spans(exporter.plan.timeout).await,
+            _ = exporter.shared.wake.notified() => exporter.spans(exporter.plan.timeout).await,
+        }
+    }
+    let last = FINAL.min(exporter.plan.timeout);
+    tokio::join!(exporter.spans(last), async {
+        if metrics {
+            exporter.metrics(last).await
+        }
+    });
+}
+
+struct Exporter {
+    shared: Arc<Shared>,
+    client: reqwest::Client,
+    plan: Plan,
+    /// Resource attributes known at start; the client name joins at each export.
+    base: Vec<KeyValue>,
+    observe: Observer,
+}
+
+impl Exporter {
+    fn resource(&self, seen: &Observed) -> Resource {
+        let mut attributes = self.base.clone();
+        if let Some(name) = &seen.client_name {
+            attributes.push(s("mcp_bridge.client.name", name));
+        }
+        Resource {
+            attributes,
+            ..Default::default()
+        }
+    }
+
+    async fn spans(&self, wait: Duration) {
+        let batch = std::mem::take(&mut *self.shared.spans.locked());
+        let (Some(url), false) = (&self.plan.traces, batch.is_empty()) else {
+            return;
+        };
+        let n = batch.len() as u64;
+        let seen = (self.observe)();
+        let body = ExportTraceServiceRequest {
+            resource_spans: vec![pt::ResourceSpans {
+                resource: Some(self.resource(&seen)),
+                scope_spans: vec![pt::ScopeSpans {
+                    scope: Some(scope()),
+                    spans: batch.into_iter().map(span).collect(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        match self.post(url, body.encode_to_vec(), wait).await {
+            Ok(()) => {
+                self.shared.spans_exported.fetch_add(n, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::debug!("telemetry: {n} spans lost: {e}");
+                self.shared.lost(n, e);
+            }
+        }
+    }
+
+    async fn metrics(&self, wait: Duration) {
+        let Some(url) = &self.plan.metrics else { return };
+        let seen = (self.observe)();
+        let now = now_ns();
+        let dropped = self.shared.spans_dropped.load(Ordering::Relaxed);
+        let metrics = {
+            let agg = self.shared.agg.locked();
+            encode_metrics(&agg, &seen, dropped, self.shared.start_ns, now)
+        };
+        let body = ExportMetricsServiceRequest {
+            resource_metrics: vec![pm::ResourceMetrics {
+                resource: Some(self.resource(&seen)),
+                scope_metrics: vec![pm::ScopeMetrics {
+                    scope: Some(scope()),
+                    metrics,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        match self.post(url, body.encode_to_vec(), wait).await {
+            Ok(()) => {
+                self.shared.metric_exports.fetch_add(1, Ordering::Relaxed);
+            }
+            // Cumulative: the next export carries these counts too.
+            Err(e) => {
+                tracing::debug!("telemetry: metric export failed: {e}");
+                self.shared.lost(0, e);
+            }
+        }
+    }
+
+    /// One export request; the error names the collector without credentials
+    /// and never carries the request's headers.
+    async fn post(&self, url: &str, body: Vec<u8>, wait: Duration) -> Result<(), String> {
+        let mut req = self
+            .client
+            .post(url)
+            .timeout(wait)
+            .header(reqwest::header::CONTENT_TYPE, "application/x-protobuf");
+        for (k, v) in &self.plan.headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let where_ = super::plan::redact(url);
+        match req.body(body).send().await {
+            Ok(r) if r.status().is_success() => {
+                // Read the (small) answer so the connection is reused.
+                let _ = r.bytes().await;
+                Ok(())
+            }
+            Ok(r) => Err(format!("{where_} answered HTTP {}", r.status().as_u16())),
+            Err(e) if e.is_timeout() => Err(format!("{where_} did not answer within {} ms", wait.as_millis())),
+            Err(e) => Err(format!("{where_}: {}", crate::util::error_chain(&e.without_url()))),
+        }
+    }
+}
+
+fn span(r: SpanRecord) -> pt::Span {
+    let failed = r.error.is_some();
+    pt::Span {
+        trace_id: r.ctx.trace_id.to_vec(),
+        span_id: r.ctx.span_id.to_vec(),
+        trace_state: r.trace_state,
+        parent_span_id: r.parent.map(|p| p.to_vec()).unwrap_or_default(),
+        flags: u32::from(r.ctx.flags) | 0x100 | if r.parent.is_some() { 0x200 } else { 0 },
+        name: r.name,
+        kind: match r.kind {
+            Kind::Internal => pt::span::SpanKind::Internal,
+            Kind::Client => pt::span::SpanKind::Client,
+        } as i32,
+        start_time_unix_nano: r.start_ns,
+        end_time_unix_nano: r.end_ns,
+        attributes: r.attrs.into_iter().map(|(k, v)| kv(k, v)).collect(),
+        status: Some(pt::Status {
+            message: r.error.unwrap_or_default(),
+            code: if failed {
+                pt::status::StatusCode::Error
+            } else {
+                pt::status::StatusCode::Unset
+            } as i32,
+        }),
+        ..Default::default()
+    }
+}
+
+fn int_point(attributes: Vec<KeyValue>, v: i64, start: u64, now: u64) -> pm::NumberDataPoint {
+    pm::NumberDataPoint {
+        attributes,
+        start_time_unix_nano: start,
+        time_unix_nano: now,
+        value: Some(pm::number_data_point::Value::AsInt(v)),
+        ..Default::default()
+    }
+}
+
+fn counter(name: &str, unit: &str, description: &str, points: Vec<pm::NumberDataPoint>) -> pm::Metric {
+    pm::Metric {
+        name: name.into(),
+        unit: unit.into(),
+        description: description.into(),
+        data: Some(pm::metric::Data::Sum(pm::Sum {
+            data_points: points,
+            aggregation_temporality: pm::AggregationTemporality::Cumulative as i32,
+            is_monotonic: true,
+        })),
+        ..Default::default()
+    }
+}
+
+fn gauge(name: &str, description: &str, points: Vec<pm::NumberDataPoint>) -> pm::Metric {
+    pm::Metric {
+        name: name.into(),
+        unit: "1".into(),
+        description: description.into(),
+        data: Some(pm::metric::Data::Gauge(pm::Gauge { data_points: points })),
+        ..Default::default()
+    }
+}
+
+/// The overflow series' only attribute (OpenTelemetry SDK cardinality limits).
+fn overflow() -> Vec<KeyValue> {
+    vec![KeyValue {
+        key: "otel.metric.overflow".into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::BoolValue(true)),
+        }),
+        ..Default::default()
+    }]
+}
+
+/// The metrics of one export: cumulative since `start` (the process's start).
+pub(super) fn encode_metrics(agg: &Aggregates, seen: &Observed, dropped: u64, start: u64, now: u64) -> Vec<pm::Metric> {
+    let calls = agg
+        .calls
+        .iter()
+        .map(|(k, n)| {
+            let attrs = match k {
+                Some(k) => vec![
+                    s("mcp_bridge.server", &k.server),
+                    s("gen_ai.tool.name", &k.tool),
+                    s("mcp_bridge.outcome", k.outcome),
+                ],
+                None => overflow(),
+            };
+            int_point(attrs, *n as i64, start, now)
+        })
+        .collect();
+    let minutes = agg
+        .minutes
+        .iter()
+        .map(|(k, m)| pm::NumberDataPoint {
+            attributes: match k {
+                Some((server, tool)) => vec![s("mcp_bridge.server", server), s("gen_ai.tool.name", tool)],
+                None => overflow(),
+            },
+            start_time_unix_nano: start,
+            time_unix_nano: now,
+            value: Some(pm::number_data_point::Value::AsDouble(*m)),
+            ..Default::default()
+        })
+        .collect();
+    let durations = agg
+        .durations
+        .iter()
+        .map(|(k, h)| histogram_point(k.as_ref(), h, start, now))
+        .collect();
+    let refreshes = agg
+        .refreshes
+        .iter()
+        .map(|((server, outcome), n)| {
+            int_point(
+                vec![s("mcp_bridge.server", server), s("mcp_bridge.outcome", outcome)],
+                *n as i64,
+                start,
+                now,
+            )
+        })
+        .collect();
+    let states = seen
+        .servers
+        .iter()
+        .map(|(server, state)| {
+            int_point(
+                vec![s("mcp_bridge.server", server), s("mcp_bridge.state", state)],
+                1,
+                now,
+                now,
+            )
+        })
+        .collect();
+    vec![
+        counter(
+            "mcp_bridge.calls",
+            "{call}",
+            "Tool calls through the bridge, by server, tool and outcome",
+            calls,
+        ),
+        counter(
+            "mcp_bridge.minutes_saved",
+            "min",
+            "Minutes saved by successful tool calls, per [audit.minutes_saved] and the registry",
+            minutes,
+        ),
+        pm::Metric {
+            name: "mcp.client.operation.duration".into(),
+            unit: "s".into(),
+            description: "Duration of the requests the bridge forwarded, until the server answered".into(),
+            data: Some(pm::metric::Data::Histogram(pm::Histogram {
+                data_points: durations,
+                aggregation_temporality: pm::AggregationTemporality::Cumulative as i32,
+            })),
+            ..Default::default()
+        },
+        counter(
+            "mcp_bridge.token.refreshes",
+            "{refresh}",
+            "OAuth token refreshes ahead of expiry, by outcome",
+            refreshes,
+        ),
+        counter(
+            "mcp_bridge.telemetry.dropped",
+            "{span}",
+            "Spans dropped: the export queue was full or their export failed",
+            vec![int_point(vec![], dropped as i64, start, now)],
+        ),
+        gauge(
+            "mcp_bridge.sessions.active",
+            "IDE sessions this bridge serves",
+            vec![int_point(vec![], i64::from(seen.session), now, now)],
+        ),
+        gauge(
+            "mcp_bridge.server.state",
+            "1 for each server's current connection state",
+            states,
+        ),
+    ]
+}
+
+fn histogram_point(k: Option<&super::metrics::OpKey>, h: &Hist, start: u64, now: u64) -> pm::HistogramDataPoint {
+    let attributes = match k {
+        Some(k) => {
+            let mut a = vec![s("mcp.method.name", &k.method), s("mcp_bridge.server", &k.server)];
+            if let Some(t) = &k.target {
+                let key = if k.method == "prompts/get" {
+                    "gen_ai.prompt.name"
+                } else {
+                    "gen_ai.tool.name"
+                };
+                a.push(s(key, t));
+            }
+            if let Some(e) = k.error {
+                a.push(s("error.type", e));
+            }
+            a
+        }
+        None => overflow(),
+    };
+    pm::HistogramDataPoint {
+        attributes,
+        start_time_unix_nano: start,
+        time_unix_nano: now,
+        count: h.count,
+        sum: Some(h.sum),
+        bucket_counts: h.buckets.to_vec(),
+        explicit_bounds: DURATION_BOUNDS.to_vec(),
+        min: (h.count > 0).then_some(h.min),
+        max: (h.count > 0).then_some(h.max),
+        ..Default::default()
+    }
+}
+
+/// The attributes fixed for the process: service, version, instance, the
+/// pseudonymous user, the OS; then the configured ones. No host name and no
+/// user name: users are counted by `enduser.pseudo.id`.
+fn base_resource(plan: &Plan, user: Option<String>) -> Vec<KeyValue> {
+    let instance: [u8; 16] = rand::random();
+    let mut v = vec![
+        s("service.name", &plan.service_name),
+        s("service.version", env!("CARGO_PKG_VERSION")),
+        s("service.instance.id", &super::hex(&instance)),
+        s("os.type", std::env::consts::OS),
+        s("host.arch", std::env::consts::ARCH),
+    ];
+    if let Some(u) = user {
+        v.push(s("enduser.pseudo.id", &u));
+    }
+    for (k, val) in &plan.resource {
+        v.retain(|a| a.key != *k);
+        v.push(s(k, val));
+    }
+    v
+}
+
+/// The stable pseudonymous user id: 128 random bits kept in `path` (created
+/// 0600 on first use, never derived from the user's name or machine). Two
+/// bridges starting at once agree: only one creates the file.
+fn pseudonym(path: &std::path::Path) -> Option<String> {
+    let valid = |s: &str| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    if let Ok(text) = std::fs::read_to_string(path)
+        && valid(text.trim())
+    {
+        return Some(text.trim().to_owned());
+    }
+    if let Some(dir) = path.parent() {
+        let _ = crate::util::create_private_dir(dir);
+    }
+    let id = super::hex(&rand::random::<[u8; 16]>());
+    // Written whole to a temporary file, then linked in only if no id exists:
+    // a reader never sees half an id, and a concurrent creator's id wins.
+    let dir = path.parent()?;
+    let tmp = tempfile::NamedTempFile::new_in(dir).ok()?;
+    std::fs::write(tmp.path(), format!("{id}\n")).ok()?;
+    match tmp.persist_noclobber(path) {
+        Ok(_) => Some(id),
+        Err(e) => match std::fs::read_to_string(path) {
+            // Another bridge made it first.
+            Ok(t) if valid(t.trim()) => Some(t.trim().to_owned()),
+            // A damaged file: replaced.
+            _ => e.file.persist(path).ok().map(|_| id),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::metrics::{CallKey, OpKey};
+
+    #[test]
+    fn metrics_encode_counts_histograms_and_gauges() {
+        let mut agg = Aggregates::default();
+        agg.call(
+            CallKey {
+                server: "jira".into(),
+                tool: "create".into(),
+                outcome: "ok",
+            },
+            2.5,
+        );
+        agg.operation(
+            OpKey {
+                server: "jira".into(),
+                method: "tools/call".into(),
+                target: Some("create".into()),
+                error: None,
+            },
+            0.3,
+        );
+        let seen = Observed {
+            client_name: Some("ide".into()),
+            session: true,
+            servers: vec![("jira".into(), "ready".into())],
+        };
+        let m = encode_metrics(&agg, &seen, 4, 10, 20);
+        let by = |n: &str| m.iter().find(|x| x.name == n).unwrap().data.clone().unwrap();
+        let Some(pm::metric::Data::Sum(calls)) = Some(by("mcp_bridge.calls")) else {
+            panic!()
+        };
+        assert!(calls.is_monotonic);
+        assert_eq!(calls.data_points[0].value, Some(pm::number_data_point::Value::AsInt(1)));
+        assert_eq!(calls.data_points[0].start_time_unix_nano, 10);
+        let Some(pm::metric::Data::Histogram(h)) = Some(by("mcp.client.operation.duration")) else {
+            panic!()
+        };
+        assert_eq!(h.data_points[0].count, 1);
+        assert_eq!(h.data_points[0].bucket_counts.len(), DURATION_BOUNDS.len() + 1);
+        assert!(h.data_points[0].attributes.iter().any(|a| a.key == "gen_ai.tool.name"));
+        let Some(pm::metric::Data::Sum(d)) = Some(by("mcp_bridge.telemetry.dropped")) else {
+            panic!()
+        };
+        assert_eq!(d.data_points[0].value, Some(pm::number_data_point::Value::AsInt(4)));
+        let Some(pm::metric::Data::Gauge(g)) = Some(by("mcp_bridge.server.state")) else {
+            panic!()
+        };
+        assert_eq!(g.data_points.len(), 1);
+    }
+
+    #[test]
+    fn the_pseudonym_is_stable_and_random() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state").join("telemetry-id");
+        let a = pseudonym(&path).unwrap();
+        assert_eq!(pseudonym(&path).unwrap(), a);
+        let other = tempfile::tempdir().unwrap();
+        assert_ne!(pseudonym(&other.path().join("telemetry-id")).unwrap(), a);
+        // A damaged file is replaced by a new id, which then stays.
+        std::fs::write(&path, "garbage").unwrap();
+        let b = pseudonym(&path).unwrap();
+        assert_ne!(b, a);
+        assert_eq!(pseudonym(&path).unwrap(), b);
+    }
+}

@@ -1,0 +1,301 @@
+//! Where telemetry goes, decided once at start from `[telemetry]`, the
+//! standard `OTEL_*` variables and the registry: plain data, pure, tested
+//! here. The environment of one run wins over the config file, which wins over
+//! the registry's collector; `OTEL_SDK_DISABLED=true` and `enabled = false`
+//! turn export off whoever names a collector.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::config::TelemetryConfig;
+
+/// OTLP/HTTP signal paths appended to a base endpoint (OTLP exporter spec).
+const TRACES_PATH: &str = "v1/traces";
+const METRICS_PATH: &str = "v1/metrics";
+
+/// What the exporter does; `None` from [`Plan::resolve`] means telemetry is off.
+#[derive(Clone, PartialEq)]
+pub struct Plan {
+    /// Full URL spans are POSTed to; `None`: spans are not recorded.
+    pub traces: Option<String>,
+    /// Full URL metrics are POSTed to; `None`: metrics are not recorded.
+    pub metrics: Option<String>,
+    /// Sent with every export (may carry an API key: never printed).
+    pub headers: Vec<(String, String)>,
+    pub timeout: Duration,
+    pub export_interval: Duration,
+    pub span_delay: Duration,
+    pub max_queue: usize,
+    pub service_name: String,
+    /// `OTEL_RESOURCE_ATTRIBUTES`, then `[telemetry] resource_attributes` over them.
+    pub resource: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("traces", &self.traces.as_deref().map(redact))
+            .field("metrics", &self.metrics.as_deref().map(redact))
+            .field("headers", &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field("timeout", &self.timeout)
+            .field("export_interval", &self.export_interval)
+            .field("span_delay", &self.span_delay)
+            .field("max_queue", &self.max_queue)
+            .finish()
+    }
+}
+
+/// A collector the registry names (its operator's `_meta`), the lowest precedence.
+pub type RegistryCollector = Option<String>;
+
+impl Plan {
+    /// Resolve the plan; `env` reads one variable (the process environment in
+    /// `serve`, a map in tests). `Err` is a warning to log: a setting that
+    /// cannot be used, with telemetry then off.
+    pub fn resolve(
+        cfg: &TelemetryConfig,
+        env: &dyn Fn(&str) -> Option<String>,
+        registry: RegistryCollector,
+    ) -> Result<Option<Plan>, String> {
+        let var = |k: &str| env(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        if var("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) || cfg.enabled == Some(false) {
+            return Ok(None);
+        }
+        if let Some(p) = var("OTEL_EXPORTER_OTLP_PROTOCOL")
+            && p != "http/protobuf"
+        {
+            return Err(format!(
+                "OTEL_EXPORTER_OTLP_PROTOCOL={p}: mcp-bridge exports OTLP over http/protobuf only; unset it or set it to http/protobuf (telemetry is off)"
+            ));
+        }
+        let base = var("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .or_else(|| cfg.endpoint.clone())
+            .or(registry);
+        let signal = |specific: &str, path: &str, wanted: bool, exporter: &str| -> Result<Option<String>, String> {
+            if !wanted || var(exporter).is_some_and(|v| v == "none") {
+                return Ok(None);
+            }
+            let url = match (var(specific), &base) {
+                (Some(full), _) => full,
+                (None, Some(b)) => format!("{}/{path}", b.trim_end_matches('/')),
+                (None, None) => return Ok(None),
+            };
+            match url::Url::parse(&url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(Some(url)),
+                _ => Err(format!(
+                    "the OTLP endpoint {} is not an http(s) URL (telemetry is off)",
+                    redact(&url)
+                )),
+            }
+        };
+        let traces = signal(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            TRACES_PATH,
+            cfg.traces,
+            "OTEL_TRACES_EXPORTER",
+        )?;
+        let metrics = signal(
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            METRICS_PATH,
+            cfg.metrics,
+            "OTEL_METRICS_EXPORTER",
+        )?;
+        if traces.is_none() && metrics.is_none() {
+            return Ok(None);
+        }
+        let mut headers: BTreeMap<String, String> = cfg.headers.clone();
+        for (k, v) in pairs(&var("OTEL_EXPORTER_OTLP_HEADERS").unwrap_or_default()) {
+            headers.insert(k, v);
+        }
+        for (k, v) in &headers {
+            if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err()
+                || reqwest::header::HeaderValue::from_str(v).is_err()
+            {
+                return Err(format!(
+                    "the OTLP header {k:?} is not a valid HTTP header (telemetry is off)"
+                ));
+            }
+        }
+        let millis = |k: &str, fallback: f64| {
+            var(k)
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|v| *v > 0.0 && *v < 86_400_000.0)
+                .map_or(Duration::from_secs_f64(fallback), |ms| {
+                    Duration::from_secs_f64(ms / 1000.0)
+                })
+        };
+        let mut resource: BTreeMap<String, String> = pairs(&var("OTEL_RESOURCE_ATTRIBUTES").unwrap_or_default())
+            .into_iter()
+            .collect();
+        resource.extend(cfg.resource_attributes.clone());
+        let service_name = var("OTEL_SERVICE_NAME")
+            .or_else(|| resource.remove("service.name"))
+            .unwrap_or_else(|| "mcp-bridge".to_owned());
+        Ok(Some(Plan {
+            traces,
+            metrics,
+            headers: headers.into_iter().collect(),
+            timeout: millis("OTEL_EXPORTER_OTLP_TIMEOUT", cfg.timeout),
+            export_interval: millis("OTEL_METRIC_EXPORT_INTERVAL", cfg.export_interval),
+            span_delay: millis("OTEL_BSP_SCHEDULE_DELAY", cfg.span_delay),
+            max_queue: var("OTEL_BSP_MAX_QUEUE_SIZE")
+                .and_then(|v| v.parse().ok())
+                .filter(|n| (1..=1_000_000).contains(n))
+                .unwrap_or(cfg.max_queue),
+            service_name,
+            resource: resource.into_iter().collect(),
+        }))
+    }
+
+    /// Where export goes, for `status` and logs: the traces URL, else the
+    /// metrics one, without credentials or query.
+    pub fn destination(&self) -> String {
+        self.traces
+            .as_deref()
+            .or(self.metrics.as_deref())
+            .map(redact)
+            .unwrap_or_default()
+    }
+}
+
+/// `k=v,k2=v2` (W3C baggage syntax, as `OTEL_EXPORTER_OTLP_HEADERS` and
+/// `OTEL_RESOURCE_ATTRIBUTES` use it), values percent-decoded.
+fn pairs(s: &str) -> Vec<(String, String)> {
+    s.split(',')
+        .filter_map(|item| {
+            let (k, v) = item.split_once('=')?;
+            let k = k.trim();
+            let v = percent_decode(v.trim());
+            (!k.is_empty()).then(|| (k.to_owned(), v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("v={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// A URL without user info, query or fragment: safe to show.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        }
+        Err(_) => "(not a URL)".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(cfg: &TelemetryConfig, env: &[(&str, &str)], reg: Option<&str>) -> Result<Option<Plan>, String> {
+        let env: BTreeMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Plan::resolve(cfg, &|k| env.get(k).cloned(), reg.map(str::to_owned))
+    }
+
+    fn with_endpoint(e: &str) -> TelemetryConfig {
+        TelemetryConfig {
+            endpoint: Some(e.into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn off_unless_a_collector_is_named() {
+        assert_eq!(resolve(&TelemetryConfig::default(), &[], None), Ok(None));
+        let on = resolve(&with_endpoint("http://otel:4318/"), &[], None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(on.traces.as_deref(), Some("http://otel:4318/v1/traces"));
+        assert_eq!(on.metrics.as_deref(), Some("http://otel:4318/v1/metrics"));
+        assert_eq!(on.service_name, "mcp-bridge");
+        let reg = resolve(&TelemetryConfig::default(), &[], Some("https://corp/otlp"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(reg.metrics.as_deref(), Some("https://corp/otlp/v1/metrics"));
+    }
+
+    #[test]
+    fn environment_over_config_over_registry_and_switches_win() {
+        let cfg = with_endpoint("http://config:4318");
+        let env = [("OTEL_EXPORTER_OTLP_ENDPOINT", "http://env:4318")];
+        let p = resolve(&cfg, &env, Some("http://registry")).unwrap().unwrap();
+        assert_eq!(p.traces.as_deref(), Some("http://env:4318/v1/traces"));
+        let p = resolve(&cfg, &[], Some("http://registry")).unwrap().unwrap();
+        assert_eq!(p.traces.as_deref(), Some("http://config:4318/v1/traces"));
+        // Signal URLs are used as they are.
+        let env = [("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://t:1/custom")];
+        let p = resolve(&cfg, &env, None).unwrap().unwrap();
+        assert_eq!(p.traces.as_deref(), Some("http://t:1/custom"));
+        assert_eq!(p.metrics.as_deref(), Some("http://config:4318/v1/metrics"));
+        // Off switches.
+        assert_eq!(resolve(&cfg, &[("OTEL_SDK_DISABLED", "TRUE")], None), Ok(None));
+        let off = TelemetryConfig {
+            enabled: Some(false),
+            ..cfg.clone()
+        };
+        assert_eq!(resolve(&off, &[], Some("http://registry")), Ok(None));
+        let p = resolve(&cfg, &[("OTEL_TRACES_EXPORTER", "none")], None)
+            .unwrap()
+            .unwrap();
+        assert_eq!((p.traces, p.metrics.is_some()), (None, true));
+        let no_metrics = TelemetryConfig {
+            metrics: false,
+            ..cfg.clone()
+        };
+        assert!(resolve(&no_metrics, &[], None).unwrap().unwrap().metrics.is_none());
+    }
+
+    #[test]
+    fn headers_resource_and_timings() {
+        let mut cfg = with_endpoint("http://c:4318");
+        cfg.headers.insert("x-team".into(), "a".into());
+        cfg.resource_attributes
+            .insert("deployment.environment".into(), "prod".into());
+        let env = [
+            ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=s%3Dcret, x-team=b"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "service.name=bridge,team=data"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "250"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "not a number"),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "64"),
+        ];
+        let p = resolve(&cfg, &env, None).unwrap().unwrap();
+        assert_eq!(
+            p.headers,
+            vec![("api-key".into(), "s=cret".into()), ("x-team".into(), "b".into())]
+        );
+        assert_eq!(p.service_name, "bridge");
+        assert_eq!(
+            p.resource,
+            vec![
+                ("deployment.environment".into(), "prod".into()),
+                ("team".into(), "data".into())
+            ]
+        );
+        assert_eq!(p.export_interval, Duration::from_millis(250));
+        assert_eq!(p.span_delay, Duration::from_secs(5));
+        assert_eq!(p.max_queue, 64);
+        // Header values never reach Debug output.
+        assert!(!format!("{p:?}").contains("cret"));
+    }
+
+    #[test]
+    fn unusable_settings_are_named() {
+        let cfg = with_endpoint("http://c:4318");
+        let e = resolve(&cfg, &[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")], None).unwrap_err();
+        assert!(e.contains("http/protobuf"), "{e}");
+        let e = resolve(&cfg, &[("OTEL_EXPORTER_OTLP_ENDPOINT", "otel:4318")], None).unwrap_err();
+        assert!(e.contains("not an http(s) URL"), "{e}");
+        let e = resolve(&cfg, &[("OTEL_EXPORTER_OTLP_HEADERS", "bad header=x")], None).unwrap_err();
+        assert!(e.contains("bad header"), "{e}");
+        assert_eq!(redact("https://u:p@c:4318/v1/traces?key=s"), "https://c:4318/v1/traces");
+    }
+}
