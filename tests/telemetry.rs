@@ -437,6 +437,32 @@ async fn metrics_count_what_the_audit_log_records() {
     assert_eq!(saved("whoami"), 1.0, "{all_minutes:#?}");
     assert_eq!(m.sum(minutes, &[]), 7.0, "{all_minutes:#?}");
 
+    // The state gauges: the session being served, one state per server; nothing
+    // dropped, no token refreshed (no login here).
+    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+    let gauge_like = |name: &str| match m.metric(name).and_then(|x| x.data.as_ref()) {
+        Some(Data::Gauge(_)) => true,
+        Some(Data::Sum(s)) => !s.is_monotonic,
+        _ => false,
+    };
+    // (The last export is made as the bridge exits: the session may be over.)
+    assert!(gauge_like("mcp_bridge.sessions.active"));
+    assert_eq!(m.points("mcp_bridge.sessions.active", &[]).len(), 1);
+    assert!(gauge_like("mcp_bridge.server.state"));
+    let states = m.describe("mcp_bridge.server.state");
+    for server in ["alpha", "beta"] {
+        let points = m.points("mcp_bridge.server.state", &[("mcp_bridge.server", server)]);
+        assert_eq!(points.len(), 1, "{server}: {states:?}");
+        assert!(
+            points[0].attrs().iter().any(|a| a.key == "mcp_bridge.state"),
+            "{states:?}"
+        );
+        assert_eq!(m.sum("mcp_bridge.server.state", &[("mcp_bridge.server", server)]), 1.0);
+    }
+    assert_eq!(m.sum("mcp_bridge.telemetry.dropped", &[]), 0.0);
+    assert!(m.metric("mcp_bridge.telemetry.dropped").is_some());
+    assert_eq!(m.points("mcp_bridge.token.refreshes", &[]).len(), 0);
+
     // Spans: one per forwarded call; status ERROR only for the failed one.
     let spans = receiver.spans_of("mcp-bridge");
     let outcome_of = |tool: &str, server: &str| -> Vec<String> {
@@ -589,7 +615,8 @@ async fn the_environment_names_the_collector_and_its_headers() {
 
 /// A collector that answers 503: the lost spans and failed exports are
 /// counted in `status --json` (and its table) while the bridge runs, and the
-/// next accepted metric export carries `mcp_bridge.telemetry.dropped`.
+/// next accepted metric export carries `mcp_bridge.telemetry.dropped`, with the
+/// live session and the server's state.
 #[tokio::test]
 async fn a_failing_collector_is_counted_in_status() {
     let receiver = Receiver::start();
@@ -637,6 +664,18 @@ async fn a_failing_collector_is_counted_in_status() {
         })
         .await;
     assert!(dropped >= 1.0, "{dropped}");
+    // Exported while the IDE is connected: its session, and the server ready.
+    let m = receiver.last_metrics().unwrap();
+    assert_eq!(m.sum("mcp_bridge.sessions.active", &[]), 1.0);
+    assert_eq!(
+        m.sum(
+            "mcp_bridge.server.state",
+            &[("mcp_bridge.server", "alpha"), ("mcp_bridge.state", "ready")]
+        ),
+        1.0,
+        "{:?}",
+        m.describe("mcp_bridge.server.state")
+    );
     bridge.finish().await;
 }
 
@@ -711,4 +750,95 @@ async fn the_resource_names_the_bridge_a_pseudonymous_user_and_the_ide() {
             }
         }
     }
+}
+
+/// Run `mcp-bridge login NAME`, completing the browser step (as `auth_flow`).
+async fn login(home: &Home, name: &str) {
+    let (browser, out) = common::interop::fake_browser(home.path());
+    let mut cmd = cli(home, &["login", name]);
+    cmd.env("BROWSER", &browser)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let child = cmd.spawn().unwrap();
+    let url = eventually("the browser to be opened", Duration::from_secs(20), async || {
+        std::fs::read_to_string(&out)
+            .map(|s| s.trim().to_owned())
+            .map_err(|e| e.kind())
+    })
+    .await;
+    let visit = common::auth::browse(&url, true).await;
+    assert_eq!(visit.callback_status, Some(200), "{visit:?}");
+    let output = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// Refreshes ahead of expiry are spans (`mcp_bridge.token.refresh`, a failed
+/// one with status ERROR and a fixed `error.type`) and counted by outcome in
+/// `mcp_bridge.token.refreshes`; no token reaches the collector.
+#[tokio::test]
+async fn token_refreshes_are_traced_and_counted() {
+    use common::auth::{AuthServer, Protection, TokenFailure, start_protected};
+    let receiver = Receiver::start();
+    let auth = AuthServer::start();
+    auth.set_access_lifetime(3);
+    let protected = start_protected(TestServer::new(Era::Legacy, "vault"), &auth, Protection::default());
+    let home = Home::new();
+    home.servers_config(&[("vault", &protected.url)], &telemetry_config(&receiver.url, ""));
+    login(&home, "vault").await;
+    // The first refresh fails (transient), the retry succeeds.
+    auth.fail_next_token_requests(1, TokenFailure::TemporarilyUnavailable);
+    let mut bridge = Bridge::start(&home, &[]).await;
+    bridge.wait_for(&["vault__echo"]).await;
+    auth.wait_until("a failed refresh, then a good one", Duration::from_secs(30), |log| {
+        (log.refreshes() >= 1 && log.requests("refresh_token") >= 2).then_some(())
+    })
+    .await;
+    assert_eq!(
+        first_text(&bridge.call("vault__whoami", json!({})).await.unwrap()),
+        "vault"
+    );
+    bridge.finish().await;
+    let log = auth.log();
+    let (ok, failed) = (log.refreshes(), log.requests("refresh_token") - log.refreshes());
+    assert!(ok >= 1 && failed >= 1, "{ok} good and {failed} failed refreshes");
+
+    let spans = receiver.spans_of("mcp-bridge");
+    let refreshes: Vec<&SpanSeen> = spans
+        .iter()
+        .filter(|s| s.name() == "mcp_bridge.token.refresh")
+        .collect();
+    assert_eq!(refreshes.len(), ok + failed, "{:?}", receiver.summary());
+    for s in &refreshes {
+        assert_eq!(s.str("mcp_bridge.server"), Some("vault"));
+        assert_eq!(s.parent(), None);
+        let outcome = s.str("mcp_bridge.outcome");
+        assert!(matches!(outcome, Some("ok" | "error")), "{s:?}");
+        assert_eq!(s.status_code() == otlp::STATUS_ERROR, outcome == Some("error"), "{s:?}");
+        assert_eq!(s.str("error.type").is_some(), outcome == Some("error"), "{s:?}");
+    }
+    let failed_spans = refreshes
+        .iter()
+        .filter(|s| s.str("mcp_bridge.outcome") == Some("error"))
+        .count();
+    assert_eq!(failed_spans, failed);
+
+    let m = receiver.last_metrics().expect("metrics were exported");
+    let counted = |outcome: &str| {
+        m.sum(
+            "mcp_bridge.token.refreshes",
+            &[("mcp_bridge.server", "vault"), ("mcp_bridge.outcome", outcome)],
+        )
+    };
+    let all = m.describe("mcp_bridge.token.refreshes");
+    assert_eq!(counted("ok"), ok as f64, "{all:?}");
+    assert_eq!(counted("failed"), failed as f64, "{all:?}");
+    let secrets = auth.issued_secrets();
+    assert!(!secrets.is_empty());
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    assert_no_markers(&receiver, &secrets);
 }
