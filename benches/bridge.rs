@@ -17,6 +17,9 @@
 //! calls in flight, RSS after 100,000 calls against after 1,000, and the size of
 //! the binary.
 //!
+//! Telemetry: the same sequential echo through a bridge with telemetry off and
+//! one exporting over OTLP to a collector on loopback: latency, CPU and RSS.
+//!
 //! Profiles, picked with `MCP_BRIDGE_BENCH_PROFILE=loopback|network|all`
 //! (default `all`, both in one run):
 //!
@@ -835,6 +838,103 @@ async fn calls(metrics_url: &str, notes_url: &str, t: &mut Table) -> anyhow::Res
     Ok(())
 }
 
+/// What a cost of telemetry is: the same sequential echo through a bridge with
+/// telemetry off and one exporting spans and metrics over OTLP to a collector
+/// on loopback (a minimal receiver in this process that answers 200 and counts
+/// what arrives), in interleaved blocks; their p50, p99 and the bridge's CPU
+/// per call. The "direct" column is telemetry off, the "bridge" one on.
+async fn telemetry_cost(metrics_url: &str, t: &mut Table) -> anyhow::Result<()> {
+    let (posts, bytes) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (p, b) = (posts.clone(), bytes.clone());
+    let receive = move |body: axum::body::Bytes| {
+        p.fetch_add(1, Ordering::Relaxed);
+        b.fetch_add(body.len(), Ordering::Relaxed);
+        async { [(axum::http::header::CONTENT_TYPE, "application/x-protobuf")] }
+    };
+    let app = axum::Router::new()
+        .route("/v1/traces", axum::routing::post(receive.clone()))
+        .route("/v1/metrics", axum::routing::post(receive));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let collector = format!("http://{}", listener.local_addr()?);
+    let receiver = tokio::spawn(async move { axum::serve(listener, app).await });
+    let servers = [("metrics".to_owned(), metrics_url.to_owned())];
+    let off_dir = home(&servers)?;
+    let on_dir = home(&servers)?;
+    let cfg = on_dir.path().join("config.toml");
+    let mut text = std::fs::read_to_string(&cfg)?;
+    text.push_str(&format!(
+        "[telemetry]\nendpoint = \"{collector}\"\nspan_delay = 1\nexport_interval = 5\n"
+    ));
+    std::fs::write(&cfg, text)?;
+    let mut off = Bridge::spawn(off_dir.path()).await?;
+    let mut on = Bridge::spawn(on_dir.path()).await?;
+    for b in [&mut off, &mut on] {
+        b.wait_tools(|tools| has(tools, "metrics__echo")).await?;
+    }
+    let echo = Call {
+        name: "echo".into(),
+        args: json!({ "text": "hi" }).as_object().cloned().unwrap_or_default(),
+        expect: "hi",
+    }
+    .bridged("metrics");
+    let mut scratch = Vec::new();
+    timed_calls(off.client.peer(), &echo, WARMUP, &mut scratch).await?;
+    timed_calls(on.client.peer(), &echo, WARMUP, &mut scratch).await?;
+    let (mut lat, mut cpu) = ([Vec::new(), Vec::new()], [Some(Duration::ZERO); 2]);
+    for block in 0..SEQ_BLOCKS {
+        let order = if block % 2 == 0 { [0, 1] } else { [1, 0] };
+        for who in order {
+            let b = if who == 0 { &off } else { &on };
+            let before = cpu_time(b.pid);
+            timed_calls(b.client.peer(), &echo, SEQ_CALLS / SEQ_BLOCKS, &mut lat[who]).await?;
+            cpu[who] = match (cpu[who], before, cpu_time(b.pid)) {
+                (Some(acc), Some(x), Some(y)) => Some(acc + y.saturating_sub(x)),
+                _ => None,
+            };
+        }
+    }
+    let n = lat[0].len();
+    for l in lat.iter_mut() {
+        l.sort();
+    }
+    for (label, p) in [("p50", 50.0), ("p99", 99.0)] {
+        let (a, b) = (pct(&lat[0], p), pct(&lat[1], p));
+        t.row(
+            &format!("telemetry off -> on: echo {label} ({n} calls)"),
+            ms(a),
+            ms(b),
+            &delta(a, b),
+            "",
+        );
+    }
+    let per_call = |c: Option<Duration>| c.map(|c| c / n as u32);
+    let (a, b) = (per_call(cpu[0]), per_call(cpu[1]));
+    t.row(
+        "telemetry off -> on: bridge CPU per call",
+        a.map_or("n/a".into(), ms),
+        b.map_or("n/a".into(), ms),
+        &a.zip(b).map_or(String::new(), |(a, b)| delta(a, b)),
+        "small when on",
+    );
+    t.row(
+        "telemetry off -> on: bridge peak RSS (VmHWM)",
+        mb(vm(off.pid, "VmHWM")),
+        mb(vm(on.pid, "VmHWM")),
+        "",
+        "",
+    );
+    off.close().await;
+    on.close().await;
+    t.note(format!(
+        "telemetry: the collector received {} OTLP requests, {} KB, for {} calls (spans batched every 1 s, metrics every 5 s)",
+        posts.load(Ordering::Relaxed),
+        bytes.load(Ordering::Relaxed) / 1024,
+        n + WARMUP
+    ));
+    receiver.abort();
+    Ok(())
+}
+
 /// Peak RSS of a bridge in front of `RSS_UPSTREAMS` metrics servers, once every
 /// server's tools are listed.
 async fn memory(t: &mut Table) -> anyhow::Result<()> {
@@ -1616,6 +1716,7 @@ async fn loopback_profile(exe: &Path) -> anyhow::Result<()> {
     let mut t = Table::default();
     startup(&metrics.url, &mut t).await.context("startup run")?;
     calls(&metrics.url, &notes.url, &mut t).await.context("call runs")?;
+    telemetry_cost(&metrics.url, &mut t).await.context("telemetry runs")?;
     memory(&mut t).await.context("memory run")?;
 
     println!();

@@ -77,6 +77,7 @@ pub(super) async fn run(
         base: base_resource(&plan, user),
         plan,
         observe,
+        ended: std::sync::atomic::AtomicBool::new(false),
     };
     let start = tokio::time::Instant::now();
     let mut metric_tick =
@@ -94,6 +95,9 @@ pub(super) async fn run(
         }
     }
     let last = FINAL.min(exporter.plan.timeout);
+    // The last export says the session has ended: summed across bridges,
+    // `mcp_bridge.sessions.active` counts only those still serving.
+    exporter.ended.store(true, Ordering::Relaxed);
     tokio::join!(exporter.spans(last), async {
         if metrics {
             exporter.metrics(last).await
@@ -108,6 +112,8 @@ struct Exporter {
     /// Resource attributes known at start; the client name joins at each export.
     base: Vec<KeyValue>,
     observe: Observer,
+    /// Set for the last export, at shutdown.
+    ended: std::sync::atomic::AtomicBool,
 }
 
 impl Exporter {
@@ -153,7 +159,8 @@ impl Exporter {
 
     async fn metrics(&self, wait: Duration) {
         let Some(url) = &self.plan.metrics else { return };
-        let seen = (self.observe)();
+        let mut seen = (self.observe)();
+        seen.session &= !self.ended.load(Ordering::Relaxed);
         let now = now_ns();
         let dropped = self.shared.spans_dropped.load(Ordering::Relaxed);
         let metrics = {
@@ -341,7 +348,7 @@ pub(super) fn encode_metrics(agg: &Aggregates, seen: &Observed, dropped: u64, st
             )
         })
         .collect();
-    vec![
+    let all = vec![
         counter(
             "mcp_bridge.calls",
             "{call}",
@@ -386,7 +393,16 @@ pub(super) fn encode_metrics(agg: &Aggregates, seen: &Observed, dropped: u64, st
             "1 for each server's current connection state",
             states,
         ),
-    ]
+    ];
+    // A metric with no data point yet says nothing: left out.
+    all.into_iter()
+        .filter(|m| match &m.data {
+            Some(pm::metric::Data::Sum(x)) => !x.data_points.is_empty(),
+            Some(pm::metric::Data::Gauge(x)) => !x.data_points.is_empty(),
+            Some(pm::metric::Data::Histogram(x)) => !x.data_points.is_empty(),
+            _ => false,
+        })
+        .collect()
 }
 
 fn histogram_point(k: Option<&super::metrics::OpKey>, h: &Hist, start: u64, now: u64) -> pm::HistogramDataPoint {
