@@ -843,7 +843,7 @@ async fn calls(metrics_url: &str, notes_url: &str, t: &mut Table) -> anyhow::Res
 /// on loopback (a minimal receiver in this process that answers 200 and counts
 /// what arrives), in interleaved blocks; their p50, p99 and the bridge's CPU
 /// per call. The "direct" column is telemetry off, the "bridge" one on.
-async fn telemetry_cost(metrics_url: &str, t: &mut Table) -> anyhow::Result<()> {
+async fn telemetry_cost(metrics_url: &str, notes_url: &str, t: &mut Table) -> anyhow::Result<()> {
     let (posts, bytes) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let (p, b) = (posts.clone(), bytes.clone());
     let receive = move |body: axum::body::Bytes| {
@@ -857,7 +857,11 @@ async fn telemetry_cost(metrics_url: &str, t: &mut Table) -> anyhow::Result<()> 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let collector = format!("http://{}", listener.local_addr()?);
     let receiver = tokio::spawn(async move { axum::serve(listener, app).await });
-    let servers = [("metrics".to_owned(), metrics_url.to_owned())];
+    // Two servers, as in the call runs: tools are listed under their prefix.
+    let servers = [
+        ("metrics".to_owned(), metrics_url.to_owned()),
+        ("notes".to_owned(), notes_url.to_owned()),
+    ];
     let off_dir = home(&servers)?;
     let on_dir = home(&servers)?;
     let cfg = on_dir.path().join("config.toml");
@@ -1716,7 +1720,9 @@ async fn loopback_profile(exe: &Path) -> anyhow::Result<()> {
     let mut t = Table::default();
     startup(&metrics.url, &mut t).await.context("startup run")?;
     calls(&metrics.url, &notes.url, &mut t).await.context("call runs")?;
-    telemetry_cost(&metrics.url, &mut t).await.context("telemetry runs")?;
+    telemetry_cost(&metrics.url, &notes.url, &mut t)
+        .await
+        .context("telemetry runs")?;
     memory(&mut t).await.context("memory run")?;
 
     println!();

@@ -10,6 +10,9 @@
 //! instructions per call from the dump (`Ir` total / calls). The dump is kept under
 //! target/profile/ for `callgrind_annotate`.
 //!
+//! `MCP_BRIDGE_PROFILE_TELEMETRY=1` runs the bridge with telemetry exporting
+//! to a collector on loopback (in this process), for its cost per call.
+//!
 //! Needs `valgrind` on PATH; without it the bench says so and exits 0.
 //! `MCP_BRIDGE_BENCH_BIN` picks another binary (e.g. one built with symbols:
 //! `CARGO_PROFILE_RELEASE_STRIP=false cargo build --release`, for the annotation).
@@ -100,13 +103,26 @@ async fn main() -> anyhow::Result<()> {
     let metrics = samples::serve_http(move || metrics_store.clone(), false, 0).await?;
 
     let home = tempfile::tempdir()?;
-    std::fs::write(
-        home.path().join("config.toml"),
-        format!(
-            "[[servers]]\nname = \"metrics\"\nurl = \"{}\"\n\n[[servers]]\nname = \"notes\"\nurl = \"{}\"\n",
-            metrics.url, notes.url
-        ),
-    )?;
+    let mut config = format!(
+        "[[servers]]\nname = \"metrics\"\nurl = \"{}\"\n\n[[servers]]\nname = \"notes\"\nurl = \"{}\"\n",
+        metrics.url, notes.url
+    );
+    if std::env::var_os("MCP_BRIDGE_PROFILE_TELEMETRY").is_some_and(|v| v == "1") {
+        // Telemetry on, exporting within the measured calls to a collector in
+        // this process that answers 200: its recording and its exports count.
+        let ok = || async { [(axum::http::header::CONTENT_TYPE, "application/x-protobuf")] };
+        let app = axum::Router::new()
+            .route("/v1/traces", axum::routing::post(ok))
+            .route("/v1/metrics", axum::routing::post(ok));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        config.push_str(&format!(
+            "\n[telemetry]\nendpoint = \"http://{}\"\nspan_delay = 0.5\nexport_interval = 2\n",
+            listener.local_addr()?
+        ));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        println!("profile: telemetry on, exporting to a collector on loopback");
+    }
+    std::fs::write(home.path().join("config.toml"), config)?;
     let out_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/profile");
     std::fs::create_dir_all(&out_dir)?;
     let out = out_dir.join("callgrind.out");

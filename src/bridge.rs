@@ -284,10 +284,8 @@ impl Bridge {
     pub fn publish_minutes(&self, specs: &[ServerSpec]) {
         let t = crate::telemetry::global();
         if t.is_on() {
-            t.set_minutes(crate::commands::stats::minutes_table(
-                &self.settings().minutes_saved,
-                specs,
-            ));
+            let servers = specs.iter().map(|s| (s.id.as_str(), &s.rules));
+            t.set_minutes(crate::policy::minutes_table(&self.settings().minutes_saved, servers));
         }
     }
 

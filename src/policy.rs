@@ -221,6 +221,31 @@ impl Policy {
     }
 }
 
+/// Minutes one successful call of `tool` on `server` saves: the first pattern
+/// of `table` matching `server__tool`, else 0.
+pub fn minutes_for(table: &[(String, f64)], server: &str, tool: &str) -> f64 {
+    let key = format!("{server}__{tool}");
+    table
+        .iter()
+        .find(|(pattern, _)| glob_match(pattern, &key))
+        .map_or(0.0, |(_, m)| *m)
+}
+
+/// The minutes-saved patterns over `server__tool`: the user's
+/// `[audit.minutes_saved]` first (first match wins), then each server's
+/// registry patterns under its id. `stats` and the telemetry's
+/// `mcp_bridge.minutes_saved` count with the same table.
+pub fn minutes_table<'a>(
+    user: &[(String, f64)],
+    servers: impl IntoIterator<Item = (&'a str, &'a ServerRules)>,
+) -> Vec<(String, f64)> {
+    let mut table = user.to_vec();
+    for (id, rules) in servers {
+        table.extend(rules.minutes_saved.iter().map(|(g, m)| (format!("{id}__{g}"), *m)));
+    }
+    table
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -842,3 +842,46 @@ async fn token_refreshes_are_traced_and_counted() {
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
     assert_no_markers(&receiver, &secrets);
 }
+
+/// `doctor` says where telemetry goes and whether the collector takes an OTLP
+/// export (an empty one of each signal, sent with the configured headers), and
+/// asks for a fix when it refuses; with no collector it only notes that
+/// telemetry is off.
+#[tokio::test]
+async fn doctor_checks_the_collector() {
+    let receiver = Receiver::start();
+    let home = Home::new();
+    home.servers_config(
+        &[],
+        &telemetry_config(&receiver.url, "headers = { \"x-doctor-key\" = \"doctor-secret-1\" }\n"),
+    );
+    let out = cli(&home, &["doctor"]).output().await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains(&format!(
+            "telemetry: the collector at {}/v1/traces takes OTLP exports",
+            receiver.url
+        )),
+        "{text}"
+    );
+    let arrivals = receiver.arrivals();
+    assert_eq!(arrivals.len(), 2, "one empty export per signal");
+    assert!(
+        arrivals
+            .iter()
+            .all(|a| a.status == 200 && a.headers.get("x-doctor-key").is_some_and(|v| v == "doctor-secret-1"))
+    );
+    assert!(!text.contains("doctor-secret-1"), "{text}");
+
+    receiver.fail(true);
+    let out = cli(&home, &["doctor"]).output().await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("FIX") && text.contains("answered HTTP 503"), "{text}");
+
+    let off = Home::new();
+    off.servers_config(&[], "");
+    let out = cli(&off, &["doctor"]).output().await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("telemetry: off"), "{text}");
+}

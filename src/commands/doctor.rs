@@ -92,6 +92,7 @@ pub async fn run(opts: &ServeOptions) -> anyhow::Result<()> {
         None => r.fix("no credential store could be opened: set [auth] store = \"file\" in the config"),
     }
     servers(&mut r, &cfg, &paths, store).await;
+    telemetry(&mut r, &cfg, &paths).await;
     ides(&mut r, &Machine::detect());
     super::out::print(r.render())?;
     let n = r.problems();
@@ -142,6 +143,23 @@ async fn registry(r: &mut Report, cfg: &Config, paths: &crate::config::Paths) {
                 None => r.fix(format!("{why}; no cached copy either. Check the URL and your network")),
             }
         }
+    }
+}
+
+/// Where `serve` would export telemetry, and whether that collector takes an
+/// (empty) OTLP export.
+async fn telemetry(r: &mut Report, cfg: &Config, paths: &crate::config::Paths) {
+    let collector = crate::registry::collector(&crate::live::load_local(cfg, paths).mirror.servers);
+    let env = |k: &str| std::env::var(k).ok();
+    match crate::telemetry::Plan::resolve(&cfg.telemetry, &env, collector) {
+        Ok(None) => r.note("telemetry: off (no collector named in [telemetry], OTEL_EXPORTER_OTLP_ENDPOINT or the registry)"),
+        Err(why) => r.fix(format!("telemetry: {why}")),
+        Ok(Some(plan)) => match crate::telemetry::probe(&plan).await {
+            Ok(to) => r.ok(format!("telemetry: the collector at {to} takes OTLP exports")),
+            Err(why) => r.fix(format!(
+                "telemetry: {why}; spans would be dropped (metrics are resent whole). Check [telemetry] endpoint and headers"
+            )),
+        },
     }
 }
 

@@ -14,7 +14,7 @@ use super::out;
 use super::table::{Align, Paint, table};
 use crate::app::{self, ServeOptions};
 use crate::audit::{self, Outcome, Record, Since};
-use crate::util::glob_match;
+use crate::policy::{minutes_for, minutes_table};
 
 /// Figures for one group of calls (one tool, one server, or all).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -84,16 +84,6 @@ impl Summary {
     pub fn hours_saved(&self) -> f64 {
         self.total.minutes_saved / 60.0
     }
-}
-
-/// Minutes one successful call of `tool` on `server` saves: the first pattern
-/// matching `server__tool`, else 0.
-pub fn minutes_for(minutes: &[(String, f64)], server: &str, tool: &str) -> f64 {
-    let key = format!("{server}__{tool}");
-    minutes
-        .iter()
-        .find(|(pattern, _)| glob_match(pattern, &key))
-        .map_or(0.0, |(_, m)| *m)
 }
 
 /// Nearest rank: the `ceil(p/100 * n)`-th smallest of `sorted` (1-based).
@@ -196,25 +186,8 @@ fn registry_minutes(cfg: &crate::config::Config, paths: &crate::config::Paths) -
             .unwrap_or_default(),
         (None, None) => Vec::new(),
     };
-    minutes_table(
-        &[],
-        &crate::registry::resolve(cfg, &entries, &Default::default()).servers,
-    )
-}
-
-/// The minutes-saved patterns over `server__tool`: the user's
-/// `[audit.minutes_saved]` first (first match wins), then each server's
-/// registry patterns under its id. `stats` and the telemetry's
-/// `mcp_bridge.minutes_saved` count with the same table.
-pub fn minutes_table(user: &[(String, f64)], specs: &[crate::registry::ServerSpec]) -> Vec<(String, f64)> {
-    let mut table = user.to_vec();
-    table.extend(specs.iter().flat_map(|s| {
-        s.rules
-            .minutes_saved
-            .iter()
-            .map(move |(g, m)| (format!("{}__{g}", s.id), *m))
-    }));
-    table
+    let servers = crate::registry::resolve(cfg, &entries, &Default::default()).servers;
+    minutes_table(&[], servers.iter().map(|s| (s.id.as_str(), &s.rules)))
 }
 
 /// `mcp-bridge stats [--since DURATION] [--json]`: reads the audit log in the

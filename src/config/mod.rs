@@ -1048,6 +1048,7 @@ mod tests {
         );
         assert_eq!(cfg.timeouts, Timeouts::default());
         assert_eq!(cfg.audit, AuditConfig::default());
+        assert_eq!(cfg.telemetry, TelemetryConfig::default());
     }
 
     /// `[audit.minutes_saved]` keeps the file's order, so the first matching

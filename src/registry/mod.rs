@@ -905,6 +905,23 @@ pub fn load_mirror(cache_dir: &Path, source: &str, max_bytes: u64) -> Result<Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The collector comes from the operator's `_meta` only, and only as an
+    /// http(s) URL: a publisher cannot learn who calls its tools.
+    #[test]
+    fn the_collector_is_the_operators() {
+        let entry = |operator: Value, publisher: Value| json!({"server": {"name": "x", "_meta": {BRIDGE_META: publisher}}, "_meta": {BRIDGE_META: operator}});
+        let t = |url: &str| json!({"telemetry": {"endpoint": url}});
+        assert_eq!(
+            collector(&[
+                entry(json!({}), t("https://publisher.example")),
+                entry(t("https://otel.corp"), json!({}))
+            ]),
+            Some("https://otel.corp".into())
+        );
+        assert_eq!(collector(&[entry(t("ftp://otel.corp"), json!({}))]), None);
+        assert_eq!(collector(&[]), None);
+    }
     use serde_json::json;
 
     fn example() -> Vec<Value> {

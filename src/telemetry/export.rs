@@ -190,29 +190,49 @@ impl Exporter {
         }
     }
 
-    /// One export request; the error names the collector without credentials
-    /// and never carries the request's headers.
     async fn post(&self, url: &str, body: Vec<u8>, wait: Duration) -> Result<(), String> {
-        let mut req = self
-            .client
-            .post(url)
-            .timeout(wait)
-            .header(reqwest::header::CONTENT_TYPE, "application/x-protobuf");
-        for (k, v) in &self.plan.headers {
-            req = req.header(k.as_str(), v.as_str());
-        }
-        let where_ = super::plan::redact(url);
-        match req.body(body).send().await {
-            Ok(r) if r.status().is_success() => {
-                // Read the (small) answer so the connection is reused.
-                let _ = r.bytes().await;
-                Ok(())
-            }
-            Ok(r) => Err(format!("{where_} answered HTTP {}", r.status().as_u16())),
-            Err(e) if e.is_timeout() => Err(format!("{where_} did not answer within {} ms", wait.as_millis())),
-            Err(e) => Err(format!("{where_}: {}", crate::util::error_chain(&e.without_url()))),
-        }
+        post(&self.client, &self.plan, url, body, wait).await
     }
+}
+
+/// One export request; the error names the collector without credentials
+/// and never carries the request's headers.
+async fn post(client: &reqwest::Client, plan: &Plan, url: &str, body: Vec<u8>, wait: Duration) -> Result<(), String> {
+    let mut req = client
+        .post(url)
+        .timeout(wait)
+        .header(reqwest::header::CONTENT_TYPE, "application/x-protobuf");
+    for (k, v) in &plan.headers {
+        req = req.header(k.as_str(), v.as_str());
+    }
+    let where_ = super::plan::redact(url);
+    match req.body(body).send().await {
+        Ok(r) if r.status().is_success() => {
+            // Read the (small) answer so the connection is reused.
+            let _ = r.bytes().await;
+            Ok(())
+        }
+        Ok(r) => Err(format!("{where_} answered HTTP {}", r.status().as_u16())),
+        Err(e) if e.is_timeout() => Err(format!("{where_} did not answer within {} ms", wait.as_millis())),
+        Err(e) => Err(format!("{where_}: {}", crate::util::error_chain(&e.without_url()))),
+    }
+}
+
+/// Ask the collector to take an empty export of each signal the plan sends
+/// (`doctor`): OTLP receivers answer 200 to one. Returns where it went.
+pub async fn probe(plan: &Plan) -> Result<String, String> {
+    let client = crate::net::builder()
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+    if let Some(url) = &plan.traces {
+        let body = ExportTraceServiceRequest::default().encode_to_vec();
+        post(&client, plan, url, body, plan.timeout).await?;
+    }
+    if let Some(url) = &plan.metrics {
+        let body = ExportMetricsServiceRequest::default().encode_to_vec();
+        post(&client, plan, url, body, plan.timeout).await?;
+    }
+    Ok(plan.destination())
 }
 
 fn span(r: SpanRecord) -> pt::Span {

@@ -36,6 +36,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+pub use export::probe;
 pub use plan::Plan;
 
 use crate::util::{Locked, RwLocked};
@@ -417,7 +418,7 @@ impl Telemetry {
         let minutes = {
             let table = s.minutes.read_locked();
             if outcome == "ok" && !table.is_empty() {
-                crate::commands::stats::minutes_for(&table, server, tool)
+                crate::policy::minutes_for(&table, server, tool)
             } else {
                 0.0
             }

@@ -101,6 +101,12 @@ impl Plan {
             "OTEL_METRICS_EXPORTER",
         )?;
         if traces.is_none() && metrics.is_none() {
+            if cfg.enabled == Some(true) && base.is_none() && (cfg.traces || cfg.metrics) {
+                return Err(
+                    "[telemetry] enabled = true, but no collector is named: set [telemetry] endpoint or OTEL_EXPORTER_OTLP_ENDPOINT"
+                        .into(),
+                );
+            }
             return Ok(None);
         }
         let mut headers: BTreeMap<String, String> = cfg.headers.clone();
@@ -296,6 +302,12 @@ mod tests {
         assert!(e.contains("not an http(s) URL"), "{e}");
         let e = resolve(&cfg, &[("OTEL_EXPORTER_OTLP_HEADERS", "bad header=x")], None).unwrap_err();
         assert!(e.contains("bad header"), "{e}");
+        let on = TelemetryConfig {
+            enabled: Some(true),
+            ..Default::default()
+        };
+        let e = resolve(&on, &[], None).unwrap_err();
+        assert!(e.contains("no collector is named"), "{e}");
         assert_eq!(redact("https://u:p@c:4318/v1/traces?key=s"), "https://c:4318/v1/traces");
     }
 }

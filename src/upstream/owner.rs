@@ -246,9 +246,25 @@ fn jittered(base: Duration) -> Duration {
     base.mul_f64(rand::rng().random_range(0.8..=1.2))
 }
 
+/// [`list_once`] in a `mcp_bridge.list` span.
+async fn relist(
+    peer: &Peer<RoleClient>,
+    timeouts: &Timeouts,
+    id: &Arc<str>,
+    url: &str,
+    events: &mpsc::UnboundedSender<UpstreamEvent>,
+    legacy: bool,
+    had_tokens: bool,
+) -> Result<Option<Duration>, Failure> {
+    let list = list_once(peer, timeouts, id, url, events, legacy, had_tokens);
+    crate::telemetry::global()
+        .traced("mcp_bridge.list", id, Failure::kind, list)
+        .await
+}
+
 /// List a server and publish the result (the catalog ignores identical lists).
 /// Returns when to list again by the server's own cache hint, if it gave one.
-async fn relist(
+async fn list_once(
     peer: &Peer<RoleClient>,
     timeouts: &Timeouts,
     id: &Arc<str>,
@@ -624,15 +640,7 @@ pub(super) async fn run(owner: Owner) {
         let at = |d: Option<Duration>| d.map(|d| tokio::time::Instant::now() + d);
         let legacy = protocol.has_initialize();
         let had_tokens = refresher.is_some();
-        let mut ttl_at = match crate::telemetry::global()
-            .traced(
-                "mcp_bridge.list",
-                &id,
-                Failure::kind,
-                relist(&peer, &timeouts, &id, &spec.url, &events, legacy, had_tokens),
-            )
-            .await
-        {
+        let mut ttl_at = match relist(&peer, &timeouts, &id, &spec.url, &events, legacy, had_tokens).await {
             Ok(t) => at(t),
             Err(f) => {
                 // Connected, but not allowed to list: a login problem.
@@ -716,15 +724,7 @@ pub(super) async fn run(owner: Owner) {
             };
             // A change announced, the server's cache hint, or the fallback.
             if relist_now {
-                match crate::telemetry::global()
-                    .traced(
-                        "mcp_bridge.list",
-                        &id,
-                        Failure::kind,
-                        relist(&peer, &timeouts, &id, &spec.url, &events, legacy, had_tokens),
-                    )
-                    .await
-                {
+                match relist(&peer, &timeouts, &id, &spec.url, &events, legacy, had_tokens).await {
                     Ok(t) => ttl_at = at(t),
                     Err(f) => {
                         // A login problem on a live connection: end it, and

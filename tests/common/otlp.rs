@@ -443,23 +443,18 @@ impl MetricsSeen {
         let Some(data) = self.metric(name).and_then(|m| m.data.as_ref()) else {
             return Vec::new();
         };
+        let numbers = |points: &[pm::NumberDataPoint]| -> Vec<Point> {
+            points
+                .iter()
+                .map(|p| Point::Number {
+                    attrs: p.attributes.clone(),
+                    value: number(p),
+                })
+                .collect()
+        };
         let all: Vec<Point> = match data {
-            pm::metric::Data::Sum(s) => s
-                .data_points
-                .iter()
-                .map(|p| Point::Number {
-                    attrs: p.attributes.clone(),
-                    value: number(p),
-                })
-                .collect(),
-            pm::metric::Data::Gauge(g) => g
-                .data_points
-                .iter()
-                .map(|p| Point::Number {
-                    attrs: p.attributes.clone(),
-                    value: number(p),
-                })
-                .collect(),
+            pm::metric::Data::Sum(s) => numbers(&s.data_points),
+            pm::metric::Data::Gauge(g) => numbers(&g.data_points),
             pm::metric::Data::Histogram(h) => h
                 .data_points
                 .iter()
