@@ -563,6 +563,9 @@ pub struct TelemetryConfig {
     pub max_queue: usize,
     /// Seconds one export request may take.
     pub timeout: f64,
+    /// Share of new traces whose spans are recorded (0 to 1); a request that
+    /// comes with the IDE's trace follows the IDE's sampling decision.
+    pub sample_ratio: f64,
     /// Extra resource attributes (`deployment.environment = "prod"`, say).
     pub resource_attributes: BTreeMap<String, String>,
 }
@@ -579,6 +582,7 @@ impl Default for TelemetryConfig {
             span_delay: 5.0,
             max_queue: 2048,
             timeout: 10.0,
+            sample_ratio: 1.0,
             resource_attributes: BTreeMap::new(),
         }
     }
@@ -597,6 +601,7 @@ impl std::fmt::Debug for TelemetryConfig {
             .field("span_delay", &self.span_delay)
             .field("max_queue", &self.max_queue)
             .field("timeout", &self.timeout)
+            .field("sample_ratio", &self.sample_ratio)
             .field("resource_attributes", &self.resource_attributes)
             .finish()
     }
@@ -966,6 +971,12 @@ fn numbers(cfg: &Config) -> Vec<(&'static str, &'static str, f64, Range)> {
             "timeout",
             cfg.telemetry.timeout,
             range(0.1, 600.0, "seconds"),
+        ),
+        (
+            "telemetry",
+            "sample_ratio",
+            cfg.telemetry.sample_ratio,
+            range(0.0, 1.0, ""),
         ),
         (
             "http",

@@ -121,6 +121,19 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     })
 }
 
+/// Whether a new trace is recorded at `ratio`: the trace id's last eight
+/// bytes against the ratio of their range, so that every process sampling at
+/// the same ratio decides the same for one trace (the OpenTelemetry
+/// `TraceIdRatioBased` sampler's rule).
+fn sampled(trace_id: &[u8; 16], ratio: f64) -> bool {
+    if ratio >= 1.0 {
+        return true;
+    }
+    let mut low = [0u8; 8];
+    low.copy_from_slice(&trace_id[8..]);
+    (u64::from_be_bytes(low) >> 1) < (ratio.max(0.0) * (1u64 << 63) as f64) as u64
+}
+
 /// An attribute value.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Attr {
@@ -219,6 +232,7 @@ pub(crate) struct Shared {
     traces: bool,
     metrics: bool,
     max_queue: usize,
+    sample_ratio: f64,
     destination: String,
     start_ns: u64,
     spans: Mutex<Vec<SpanRecord>>,
@@ -266,6 +280,7 @@ impl Telemetry {
             traces: plan.traces.is_some(),
             metrics: plan.metrics.is_some(),
             max_queue: plan.max_queue,
+            sample_ratio: plan.sample_ratio,
             destination: plan.destination(),
             start_ns: now_ns(),
             spans: Mutex::new(Vec::new()),
@@ -305,7 +320,7 @@ impl Telemetry {
     /// new trace. `None` when traces are off. A parent that was not sampled
     /// gives a span that is propagated but not recorded.
     pub fn start_span(&self, parent: Option<TraceParent>, trace_state: Option<&str>) -> Option<Span> {
-        self.0.as_ref().filter(|s| s.traces)?;
+        let ratio = self.0.as_ref().filter(|s| s.traces)?.sample_ratio;
         let mut rng = rand::rng();
         let span_id = loop {
             let id: [u8; 8] = rand::Rng::random(&mut rng);
@@ -322,7 +337,7 @@ impl Telemetry {
                         break id;
                     }
                 };
-                (id, 1, None)
+                (id, u8::from(sampled(&id, ratio)), None)
             }
         };
         Some(Span {
@@ -496,6 +511,7 @@ mod tests {
             export_interval: std::time::Duration::from_secs(3600),
             span_delay: std::time::Duration::from_secs(3600),
             max_queue: 2,
+            sample_ratio: 1.0,
             service_name: "mcp-bridge".into(),
             resource: vec![],
         };
@@ -519,5 +535,22 @@ mod tests {
         t.end_span(s, "y".into(), Kind::Client, vec![], None);
         assert_eq!(t.state().unwrap().spans_dropped, 1);
         stop.cancel();
+    }
+
+    #[test]
+    fn new_traces_are_sampled_by_their_id() {
+        let id = |low: u64| {
+            let mut t = [0xffu8; 16];
+            t[8..].copy_from_slice(&low.to_be_bytes());
+            t
+        };
+        assert!(sampled(&id(u64::MAX), 1.0));
+        assert!(!sampled(&id(0), 0.0));
+        assert!(sampled(&id(0), 0.5));
+        assert!(!sampled(&id(u64::MAX), 0.5));
+        let kept = (0..1000u64)
+            .filter(|i| sampled(&id(i.wrapping_mul(0x9e37_79b9_7f4a_7c15)), 0.25))
+            .count();
+        assert!((200..300).contains(&kept), "{kept} of 1000 at 0.25");
     }
 }

@@ -26,6 +26,8 @@ pub struct Plan {
     pub export_interval: Duration,
     pub span_delay: Duration,
     pub max_queue: usize,
+    /// Share of new traces recorded (`OTEL_TRACES_SAMPLER`, `sample_ratio`).
+    pub sample_ratio: f64,
     pub service_name: String,
     /// `OTEL_RESOURCE_ATTRIBUTES`, then `[telemetry] resource_attributes` over them.
     pub resource: Vec<(String, String)>,
@@ -41,6 +43,7 @@ impl std::fmt::Debug for Plan {
             .field("export_interval", &self.export_interval)
             .field("span_delay", &self.span_delay)
             .field("max_queue", &self.max_queue)
+            .field("sample_ratio", &self.sample_ratio)
             .finish()
     }
 }
@@ -109,6 +112,20 @@ impl Plan {
             }
             return Ok(None);
         }
+        let ratio = var("OTEL_TRACES_SAMPLER_ARG").and_then(|v| v.parse::<f64>().ok());
+        let sample_ratio = match var("OTEL_TRACES_SAMPLER").as_deref() {
+            None => cfg.sample_ratio,
+            Some("always_on" | "parentbased_always_on") => 1.0,
+            Some("always_off" | "parentbased_always_off") => 0.0,
+            Some("traceidratio" | "parentbased_traceidratio") => {
+                ratio.filter(|r| (0.0..=1.0).contains(r)).unwrap_or(1.0)
+            }
+            Some(other) => {
+                return Err(format!(
+                    "OTEL_TRACES_SAMPLER={other}: mcp-bridge knows always_on, always_off and traceidratio (parent-based in every case); telemetry is off"
+                ));
+            }
+        };
         let mut headers: BTreeMap<String, String> = cfg.headers.clone();
         for (k, v) in pairs(&var("OTEL_EXPORTER_OTLP_HEADERS").unwrap_or_default()) {
             headers.insert(k, v);
@@ -148,6 +165,7 @@ impl Plan {
                 .and_then(|v| v.parse().ok())
                 .filter(|n| (1..=1_000_000).contains(n))
                 .unwrap_or(cfg.max_queue),
+            sample_ratio,
             service_name,
             resource: resource.into_iter().collect(),
         }))
@@ -308,6 +326,29 @@ mod tests {
         };
         let e = resolve(&on, &[], None).unwrap_err();
         assert!(e.contains("no collector is named"), "{e}");
+        let e = resolve(&cfg, &[("OTEL_TRACES_SAMPLER", "jaeger_remote")], None).unwrap_err();
+        assert!(e.contains("jaeger_remote"), "{e}");
+    }
+
+    #[test]
+    fn the_sampler_comes_from_the_environment_or_the_config() {
+        let mut cfg = with_endpoint("http://c:4318");
+        cfg.sample_ratio = 0.5;
+        let ratio = |env: &[(&str, &str)]| resolve(&cfg, env, None).unwrap().unwrap().sample_ratio;
+        assert_eq!(ratio(&[]), 0.5);
+        assert_eq!(ratio(&[("OTEL_TRACES_SAMPLER", "always_off")]), 0.0);
+        assert_eq!(ratio(&[("OTEL_TRACES_SAMPLER", "parentbased_always_on")]), 1.0);
+        let env = [
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+        ];
+        assert_eq!(ratio(&env), 0.25);
+        // An argument out of range samples everything, as the SDKs do.
+        let env = [
+            ("OTEL_TRACES_SAMPLER", "traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "7"),
+        ];
+        assert_eq!(ratio(&env), 1.0);
         assert_eq!(redact("https://u:p@c:4318/v1/traces?key=s"), "https://c:4318/v1/traces");
     }
 }
