@@ -11,7 +11,8 @@
 # Installs what it needs from the npm registry into tests/conformance/node_modules
 # (idempotent, pinned in package.json and package-lock.json): Node.js 22 (the `node`
 # package, whose platform binary is itself an npm package), the suite and the MCP
-# SDK the adapter uses. Builds the bridge with `cargo build` (a no-op when current).
+# SDK the adapter uses. Builds the bridge with `cargo build` (a no-op when current)
+# unless MCP_BRIDGE_BIN names a binary.
 #
 # Each scenario runs at every spec version it applies to among 2025-11-25 (the
 # stateful wire) and 2026-07-28 (the stateless wire); a scenario that applies to
@@ -70,9 +71,20 @@ case "$node_version" in
 esac
 
 # ---- build -------------------------------------------------------------------
-echo "== building the bridge"
-(cd "$root" && cargo build --quiet --bin mcp-bridge)
-export MCP_BRIDGE_BIN="$root/target/debug/mcp-bridge"
+# MCP_BRIDGE_BIN names a binary already built (CI passes the one `cargo test`
+# built: `cargo build` would build the whole tree again, because the tests'
+# dev-dependencies turn on features of shared crates, tokio's test-util among them).
+if [ -n "${MCP_BRIDGE_BIN:-}" ]; then
+  if [ ! -x "$MCP_BRIDGE_BIN" ]; then
+    echo "tests/conformance/run.sh: MCP_BRIDGE_BIN=$MCP_BRIDGE_BIN is not an executable" >&2
+    exit 1
+  fi
+  echo "== the bridge: $MCP_BRIDGE_BIN"
+else
+  echo "== building the bridge"
+  (cd "$root" && cargo build --quiet --bin mcp-bridge)
+  export MCP_BRIDGE_BIN="$root/target/debug/mcp-bridge"
+fi
 
 # ---- scenarios ---------------------------------------------------------------
 # The extensions the bridge implements: client credentials (SEP-1046) and
