@@ -127,7 +127,7 @@ pub async fn serve(opts: ServeOptions, paths: Paths, cfg: Config) -> anyhow::Res
     // its disk cache, and with neither it is read in the background by `live`,
     // its servers joining when it answers (list requests wait for that within
     // `[timeouts] first_list`).
-    let (live, resolved) = crate::live::Live::start(opts.adhoc, opts.prefix, paths.clone(), cfg.clone());
+    let (mut live, resolved) = crate::live::Live::start(opts.adhoc, opts.prefix, paths.clone(), cfg.clone());
     if resolved.servers.is_empty() && !live.pending() {
         tracing::warn!(
             "no servers to bridge: configure a registry or [[servers]] in {}, or pass URLs to `serve`",
@@ -142,7 +142,18 @@ pub async fn serve(opts: ServeOptions, paths: Paths, cfg: Config) -> anyhow::Res
     }
     let audit = audit_log(&cfg, &paths);
     bridge.set_audit(audit.clone());
-    let exporting = start_telemetry(&cfg, &paths, live.collector(), &bridge, shutdown.clone());
+    let mut starter = TelemetryStarter {
+        cfg: cfg.clone(),
+        state_dir: paths.state_dir.clone(),
+        shutdown: shutdown.clone(),
+        task: Arc::default(),
+        started: false,
+    };
+    starter.try_start(live.collector(), &bridge);
+    let exporting = starter.task.clone();
+    if !starter.started {
+        live.on_collector(Box::new(move |collector, bridge| starter.try_start(collector, bridge)));
+    }
     // Taking the lock may wait for a reader holding it for an instant: not on
     // the runtime thread.
     let state_dir = paths.state_dir.clone();
@@ -184,7 +195,8 @@ pub async fn serve(opts: ServeOptions, paths: Paths, cfg: Config) -> anyhow::Res
         },
         async {
             // The exporter's last export is bounded by itself (half a second).
-            if let Some(task) = exporting {
+            let task = exporting.locked().take();
+            if let Some(task) = task {
                 let _ = tokio::time::timeout(Duration::from_millis(700), task).await;
             }
         }
@@ -207,43 +219,58 @@ pub async fn serve_unconfigured(error: &crate::config::ConfigError) -> anyhow::R
     crate::downstream::unconfigured::serve(message, r, w, shutdown).await
 }
 
-/// Start the OpenTelemetry export when a collector is named (`[telemetry]`,
-/// `OTEL_*`, or the registry's `collector`) and make it the process's; the
-/// task ends with one last export after `shutdown`.
-fn start_telemetry(
-    cfg: &Config,
-    paths: &Paths,
-    collector: Option<String>,
-    bridge: &Arc<Bridge>,
+/// Starts the OpenTelemetry export once a collector is named (`[telemetry]`,
+/// `OTEL_*`, or the registry's `collector`) and makes it the process's: at
+/// start, or when the registry's first answer names one (a first run with
+/// nothing cached). The export task ends with one last export after `shutdown`.
+struct TelemetryStarter {
+    cfg: Config,
+    state_dir: PathBuf,
     shutdown: CancellationToken,
-) -> Option<tokio::task::JoinHandle<()>> {
-    use crate::telemetry::{Observed, Observer, Plan, Telemetry};
-    let env = |k: &str| std::env::var(k).ok();
-    let plan = match Plan::resolve(&cfg.telemetry, &env, collector) {
-        Ok(Some(plan)) => plan,
-        Ok(None) => return None,
-        Err(why) => {
-            tracing::warn!("telemetry: {why}");
-            return None;
+    /// The export task, awaited (bounded) when `serve` ends.
+    task: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    started: bool,
+}
+
+impl TelemetryStarter {
+    fn try_start(&mut self, collector: Option<String>, bridge: &Arc<Bridge>) {
+        use crate::telemetry::{Observed, Observer, Plan, Telemetry};
+        if self.started {
+            if collector.is_some() {
+                tracing::info!(
+                    "telemetry: the registry names another collector; it is used when the bridge next starts"
+                );
+            }
+            return;
         }
-    };
-    tracing::info!("telemetry: exporting to {}", plan.destination());
-    let weak = Arc::downgrade(bridge);
-    let observe: Observer = Arc::new(move || {
-        weak.upgrade()
-            .map(|b| Observed {
-                client_name: b.ide.client_name(),
-                session: b.ide.peer().is_some(),
-                servers: b.connection_states(),
-            })
-            .unwrap_or_default()
-    });
-    let id_file = paths.state_dir.join("telemetry-id");
-    let (telemetry, task) = Telemetry::start(plan, Some(id_file), observe, shutdown);
-    telemetry.notify_on_loss(bridge.changed.clone());
-    crate::telemetry::install(telemetry);
-    bridge.publish_minutes(&bridge.specs());
-    Some(task)
+        let env = |k: &str| std::env::var(k).ok();
+        let plan = match Plan::resolve(&self.cfg.telemetry, &env, collector) {
+            Ok(Some(plan)) => plan,
+            Ok(None) => return,
+            Err(why) => {
+                tracing::warn!("telemetry: {why}");
+                return;
+            }
+        };
+        tracing::info!("telemetry: exporting to {}", plan.destination());
+        let weak = Arc::downgrade(bridge);
+        let observe: Observer = Arc::new(move || {
+            weak.upgrade()
+                .map(|b| Observed {
+                    client_name: b.ide.client_name(),
+                    session: b.ide.peer().is_some(),
+                    servers: b.connection_states(),
+                })
+                .unwrap_or_default()
+        });
+        let id_file = self.state_dir.join("telemetry-id");
+        let (telemetry, task) = Telemetry::start(plan, Some(id_file), observe, self.shutdown.clone());
+        telemetry.notify_on_loss(bridge.changed.clone());
+        crate::telemetry::install(telemetry);
+        bridge.publish_minutes(&bridge.specs());
+        *self.task.locked() = Some(task);
+        self.started = true;
+    }
 }
 
 /// The audit log `[audit]` asks for (in the state dir), or one that records nothing.

@@ -286,7 +286,14 @@ pub struct Live {
     polls_since_full: u32,
     /// Shared with the state publisher.
     pub state: Arc<Mutex<SourcesState>>,
+    /// The registry's OTLP collector as last handed to `on_collector`.
+    collector: Option<String>,
+    /// Told when the registry names another collector (see [`Live::on_collector`]).
+    on_collector: Option<CollectorHook>,
 }
+
+/// Called with the registry's collector when it changes, and the bridge.
+pub type CollectorHook = Box<dyn FnMut(Option<String>, &Arc<Bridge>) + Send>;
 
 impl Live {
     /// Load what is known of the registry without the network (its file or
@@ -318,6 +325,8 @@ impl Live {
             capped: false,
             polls_since_full: 0,
             state: Arc::new(Mutex::new(state)),
+            collector: None,
+            on_collector: None,
         };
         (live, resolved)
     }
@@ -326,6 +335,15 @@ impl Live {
     /// ([`registry::collector`]).
     pub fn collector(&self) -> Option<String> {
         registry::collector(&self.registry.mirror.servers)
+    }
+
+    /// Call `hook` whenever the registry comes to name another collector than
+    /// [`Live::collector`] did, before its servers are handed to the bridge: a
+    /// first run with nothing cached learns of it only from the API's first
+    /// answer, and its first calls are then traced too.
+    pub fn on_collector(&mut self, hook: CollectorHook) {
+        self.collector = self.collector();
+        self.on_collector = Some(hook);
     }
 
     /// Whether the registry's first answer is still to come (nothing cached).
@@ -494,8 +512,12 @@ impl Live {
         if next == self.cfg {
             return false;
         }
-        if next.log != self.cfg.log || next.auth != self.cfg.auth || next.cache != self.cfg.cache {
-            tracing::warn!("changes to [log], [auth] and [cache] apply when the bridge next starts");
+        if next.log != self.cfg.log
+            || next.auth != self.cfg.auth
+            || next.cache != self.cfg.cache
+            || next.telemetry != self.cfg.telemetry
+        {
+            tracing::warn!("changes to [log], [auth], [cache] and [telemetry] apply when the bridge next starts");
         }
         let source = |c: &Config| {
             c.registry
@@ -640,6 +662,13 @@ impl Live {
 
     /// Resolve the current sources and hand the result to the bridge.
     async fn apply(&mut self, bridge: &Arc<Bridge>) {
+        if let Some(hook) = self.on_collector.as_mut() {
+            let named = registry::collector(&self.registry.mirror.servers);
+            if named != self.collector {
+                self.collector = named.clone();
+                hook(named, bridge);
+            }
+        }
         let resolved = resolve(&self.cfg, &self.registry, &self.adhoc, &mut self.said);
         self.state.locked().problems = resolved.problems.clone();
         let settings = Settings::from_config(&self.cfg, Some(self.paths.cache_dir.clone()));

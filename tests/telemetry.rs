@@ -10,7 +10,8 @@
 //! audit log records; no argument or result reaches the collector; the off
 //! switches send nothing and still pass the IDE's trace context through; a
 //! failing collector is counted in `status`; the resource names the bridge,
-//! a stable pseudonymous user and the IDE.
+//! a stable pseudonymous user and the IDE; a first run with nothing cached
+//! exports to the collector the registry's first answer names.
 
 mod common;
 
@@ -884,4 +885,58 @@ async fn doctor_checks_the_collector() {
     let out = cli(&off, &["doctor"]).output().await.unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(text.contains("telemetry: off"), "{text}");
+}
+
+/// A first run in an empty home (nothing cached) whose registry API names the
+/// collector in its operator `_meta`: the export starts with the registry's
+/// first answer, before its servers join, so the connection and the first
+/// call are exported too.
+#[tokio::test]
+async fn a_first_run_exports_to_the_collector_the_registry_names() {
+    let receiver = Receiver::start();
+    let alpha = Upstream::start(TestServer::new(Era::Modern, "alpha"));
+    let page = json!({
+        "servers": [{
+            "server": { "name": "com.example/alpha", "description": "test", "version": "1.0.0",
+                "remotes": [{ "type": "streamable-http", "url": alpha.url }] },
+            "_meta": {
+                "io.modelcontextprotocol.registry/official": { "status": "active", "isLatest": true,
+                    "updatedAt": "2026-11-01T00:00:00Z" },
+                "dev.mcp-bridge/config": { "namespace": "alpha", "telemetry": { "endpoint": receiver.url } }
+            }
+        }],
+        "metadata": { "count": 1 }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let registry = format!("http://{}", listener.local_addr().unwrap());
+    let page = page.to_string();
+    let app = axum::Router::new().route(
+        "/v0.1/servers",
+        axum::routing::get(move || {
+            let page = page.clone();
+            async move { ([("content-type", "application/json")], page) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let home = Home::new();
+    home.write_config(&format!(
+        "[naming]\nprefix = \"always\"\n[registry]\nurl = \"{registry}\"\n"
+    ));
+
+    let mut bridge = Bridge::start(&home, &[]).await;
+    bridge.wait_for(&["alpha__echo"]).await;
+    bridge.call("alpha__echo", json!({ "text": "x" })).await.unwrap();
+    let stderr = bridge.finish().await;
+
+    let spans = receiver.spans_of("mcp-bridge");
+    call_span(&spans, "echo", |_| true);
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.name() == "mcp_bridge.connect" && s.str("mcp_bridge.outcome") == Some("ok")),
+        "no connect span: {:?}\n{stderr}",
+        spans.iter().map(SpanSeen::name).collect::<Vec<_>>()
+    );
+    let metrics = receiver.last_metrics().expect("metrics were exported");
+    assert_eq!(metrics.sum("mcp_bridge.calls", &[]), 1.0, "{stderr}");
 }
