@@ -265,7 +265,7 @@ impl TelemetryStarter {
         });
         let id_file = self.state_dir.join("telemetry-id");
         let (telemetry, task) = Telemetry::start(plan, Some(id_file), observe, self.shutdown.clone());
-        telemetry.notify_on_loss(bridge.changed.clone());
+        telemetry.notify_on_change(bridge.changed.clone());
         crate::telemetry::install(telemetry);
         bridge.publish_minutes(&bridge.specs());
         *self.task.locked() = Some(task);

@@ -680,6 +680,84 @@ async fn a_failing_collector_is_counted_in_status() {
     bridge.finish().await;
 }
 
+/// A collector that refuses an export with a retryable status (503) gets the
+/// same spans again at the next tick, and nothing is dropped; one that refuses
+/// it for good (400) does not, and the spans are counted as dropped. Either
+/// way the failure is in `status`, and no span arrives twice.
+#[tokio::test]
+async fn a_refused_span_export_is_retried_only_when_the_collector_may_take_it_later() {
+    let receiver = Receiver::start();
+    let alpha = Upstream::start(TestServer::new(Era::Modern, "alpha"));
+    let home = Home::new();
+    home.servers_config(
+        &[("alpha", &alpha.url)],
+        &telemetry_config(&receiver.url, "span_delay = 0.05\nmetrics = false\n"),
+    );
+    let mut bridge = Bridge::start(&home, &[]).await;
+    bridge.wait_for(&["alpha__echo"]).await;
+    let echo_spans = |r: &Receiver| {
+        r.spans_of("mcp-bridge")
+            .iter()
+            .filter(|s| s.name() == "tools/call echo")
+            .count()
+    };
+
+    receiver.refuse(503, 1, "tools/call echo");
+    bridge.call("alpha__echo", json!({ "text": "x" })).await.unwrap();
+    receiver
+        .wait("the refused span, offered again", Duration::from_secs(20), |r| {
+            (echo_spans(r) == 1).then_some(())
+        })
+        .await;
+    let arrivals = receiver.arrivals();
+    assert!(
+        arrivals.iter().any(|a| a.status == 503),
+        "the first offer was refused: {:?}",
+        arrivals.iter().map(|a| a.status).collect::<Vec<_>>()
+    );
+    let t = eventually_woken(
+        "status to show the retried export",
+        Duration::from_secs(20),
+        Every(Duration::from_millis(50)),
+        async || {
+            let t = status_telemetry(&home).await;
+            if t["exports_failed"] == 1 && t["spans_exported"].as_u64().unwrap_or(0) >= 1 {
+                Ok(t)
+            } else {
+                Err(t)
+            }
+        },
+    )
+    .await;
+    assert_eq!(t["spans_dropped"], 0, "{t}");
+
+    receiver.refuse(400, 1, "tools/call echo");
+    bridge.call("alpha__echo", json!({ "text": "y" })).await.unwrap();
+    let t = eventually_woken(
+        "status to count the dropped spans",
+        Duration::from_secs(20),
+        (receiver.arrived(), Every(Duration::from_millis(100))),
+        async || {
+            let t = status_telemetry(&home).await;
+            if t["spans_dropped"].as_u64().unwrap_or(0) >= 1 {
+                Ok(t)
+            } else {
+                Err(t)
+            }
+        },
+    )
+    .await;
+    assert_eq!(t["exports_failed"], 2, "{t}");
+    assert!(t["last_error"].as_str().is_some_and(|e| e.contains("400")), "{t}");
+    bridge.finish().await;
+    assert_eq!(
+        echo_spans(&receiver),
+        1,
+        "the refused span was not sent again, nor the first twice"
+    );
+    assert_eq!(receiver.arrivals().iter().filter(|a| a.status == 400).count(), 1);
+}
+
 /// The resource: `service.name`, `service.version`, a `service.instance.id`
 /// per run, `enduser.pseudo.id` stable across runs with the same home (and
 /// neither the user's name nor shared with another home), and the IDE's

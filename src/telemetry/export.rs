@@ -3,6 +3,12 @@
 //! settings. Spans go when [`BATCH`](super::BATCH) are queued or every
 //! `span_delay`; metrics every `export_interval`; both once more, bounded, at
 //! shutdown. Nothing here is on the call path.
+//!
+//! A span export the collector may take later (HTTP 429, 502, 503, 504, or no
+//! answer: the OTLP/HTTP spec's retryable failures) is kept, encoded, and sent
+//! again at the next span tick, no sooner than a `Retry-After` says, up to
+//! [`ATTEMPTS`] times; while it waits, new spans wait in the bounded queue.
+//! Metrics are cumulative and need no retry: the next export carries them.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,6 +30,12 @@ use crate::util::Locked;
 
 /// The last export at shutdown gets this long (spans and metrics at once).
 const FINAL: Duration = Duration::from_millis(500);
+/// Times one batch of spans is offered to a collector that answers with a
+/// retryable failure, before its spans are dropped (and counted).
+const ATTEMPTS: u32 = 4;
+/// The longest `Retry-After` honoured: a collector asking for more is retried
+/// after this, and the batch is dropped after [`ATTEMPTS`] as usual.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// The instrumentation scope of everything the bridge records.
 fn scope() -> InstrumentationScope {
@@ -71,13 +83,14 @@ pub(super) async fn run(
             .flatten(),
         None => None,
     };
-    let exporter = Exporter {
+    let mut exporter = Exporter {
         shared,
         client,
         base: base_resource(&plan, user),
         plan,
         observe,
-        ended: std::sync::atomic::AtomicBool::new(false),
+        ended: false,
+        retry: None,
     };
     let start = tokio::time::Instant::now();
     let mut metric_tick =
@@ -86,23 +99,52 @@ pub(super) async fn run(
     let mut span_tick = tokio::time::interval_at(start + exporter.plan.span_delay, exporter.plan.span_delay);
     span_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (traces, metrics) = (exporter.plan.traces.is_some(), exporter.plan.metrics.is_some());
+    let wait = exporter.plan.timeout;
+    let shared = exporter.shared.clone();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = metric_tick.tick(), if metrics => exporter.metrics(exporter.plan.timeout).await,
-            _ = span_tick.tick(), if traces => exporter.spans(exporter.plan.timeout).await,
-            _ = exporter.shared.wake.notified() => exporter.spans(exporter.plan.timeout).await,
+            _ = metric_tick.tick(), if metrics => exporter.metrics(wait).await,
+            _ = span_tick.tick(), if traces => exporter.spans(wait).await,
+            _ = shared.wake.notified() => exporter.spans(wait).await,
         }
     }
     let last = FINAL.min(exporter.plan.timeout);
     // The last export says the session has ended: summed across bridges,
     // `mcp_bridge.sessions.active` counts only those still serving.
-    exporter.ended.store(true, Ordering::Relaxed);
-    tokio::join!(exporter.spans(last), async {
-        if metrics {
-            exporter.metrics(last).await
+    exporter.ended = true;
+    let exporter = &mut exporter;
+    let (spans, metrics_body) = (exporter.last_spans(), metrics.then(|| exporter.metrics_body()));
+    tokio::join!(
+        async {
+            for (body, n) in spans {
+                exporter.post_spans(body, n, last).await;
+            }
+        },
+        async {
+            if let Some(body) = metrics_body {
+                exporter.post_metrics(body, last).await
+            }
         }
-    });
+    );
+}
+
+/// A batch of spans the collector did not take, to offer again.
+struct Retry {
+    body: Vec<u8>,
+    spans: u64,
+    /// Times it was offered.
+    attempts: u32,
+    /// Not before (the collector's `Retry-After`).
+    at: tokio::time::Instant,
+}
+
+/// Why an export request failed: what to say, and whether the collector may
+/// take it later (and when).
+struct Failed {
+    text: String,
+    retry: bool,
+    after: Option<Duration>,
 }
 
 struct Exporter {
@@ -113,7 +155,9 @@ struct Exporter {
     base: Vec<KeyValue>,
     observe: Observer,
     /// Set for the last export, at shutdown.
-    ended: std::sync::atomic::AtomicBool,
+    ended: bool,
+    /// The batch a collector failed to take, waiting to be offered again.
+    retry: Option<Retry>,
 }
 
 impl Exporter {
@@ -128,11 +172,82 @@ impl Exporter {
         }
     }
 
-    async fn spans(&self, wait: Duration) {
+    /// Send the batch waiting for a retry, when it is due, then what is
+    /// queued (when nothing waits any more).
+    async fn spans(&mut self, wait: Duration) {
+        if let Some(r) = self.retry.take() {
+            if tokio::time::Instant::now() < r.at {
+                self.retry = Some(r);
+                return;
+            }
+            self.offer(r, wait).await;
+            if self.retry.is_some() {
+                return;
+            }
+        }
+        if let Some(body) = self.queued_body() {
+            self.offer(body_retry(body), wait).await;
+        }
+    }
+
+    /// Offer `r` once: delivered, kept for another attempt, or dropped.
+    async fn offer(&mut self, mut r: Retry, wait: Duration) {
+        let Some(url) = &self.plan.traces else { return };
+        r.attempts += 1;
+        match post(&self.client, &self.plan, url, r.body.clone(), wait).await {
+            Ok(()) => {
+                self.shared.spans_exported.fetch_add(r.spans, Ordering::Relaxed);
+                self.shared.tell();
+            }
+            Err(f) => {
+                self.shared.failed(f.text.clone());
+                if f.retry && r.attempts < ATTEMPTS {
+                    tracing::debug!(
+                        "telemetry: {} spans not taken, offered again later: {}",
+                        r.spans,
+                        f.text
+                    );
+                    r.at = tokio::time::Instant::now() + f.after.unwrap_or_default().min(MAX_RETRY_AFTER);
+                    self.retry = Some(r);
+                } else {
+                    tracing::debug!("telemetry: {} spans lost: {}", r.spans, f.text);
+                    self.shared.dropped(r.spans);
+                }
+            }
+        }
+    }
+
+    /// The last exports' span bodies: the batch waiting for a retry, then the queue.
+    fn last_spans(&mut self) -> Vec<(Vec<u8>, u64)> {
+        let mut out: Vec<(Vec<u8>, u64)> = self.retry.take().map(|r| (r.body, r.spans)).into_iter().collect();
+        out.extend(self.queued_body());
+        out
+    }
+
+    /// Offer `body` once, at shutdown: what fails is dropped.
+    async fn post_spans(&self, body: Vec<u8>, n: u64, wait: Duration) {
+        let Some(url) = &self.plan.traces else { return };
+        match post(&self.client, &self.plan, url, body, wait).await {
+            Ok(()) => {
+                self.shared.spans_exported.fetch_add(n, Ordering::Relaxed);
+                self.shared.tell();
+            }
+            Err(f) => {
+                tracing::debug!("telemetry: {n} spans lost: {}", f.text);
+                self.shared.failed(f.text);
+                self.shared.dropped(n);
+            }
+        }
+    }
+
+    /// The queued spans, encoded, and how many; `None` when there are none
+    /// (or traces are not exported).
+    fn queued_body(&self) -> Option<(Vec<u8>, u64)> {
+        self.plan.traces.as_ref()?;
         let batch = std::mem::take(&mut *self.shared.spans.locked());
-        let (Some(url), false) = (&self.plan.traces, batch.is_empty()) else {
-            return;
-        };
+        if batch.is_empty() {
+            return None;
+        }
         let n = batch.len() as u64;
         let seen = (self.observe)();
         let body = ExportTraceServiceRequest {
@@ -146,28 +261,27 @@ impl Exporter {
                 ..Default::default()
             }],
         };
-        match self.post(url, body.encode_to_vec(), wait).await {
-            Ok(()) => {
-                self.shared.spans_exported.fetch_add(n, Ordering::Relaxed);
-            }
-            Err(e) => {
-                tracing::debug!("telemetry: {n} spans lost: {e}");
-                self.shared.lost(n, e);
-            }
-        }
+        Some((body.encode_to_vec(), n))
     }
 
     async fn metrics(&self, wait: Duration) {
-        let Some(url) = &self.plan.metrics else { return };
+        if self.plan.metrics.is_some() {
+            let body = self.metrics_body();
+            self.post_metrics(body, wait).await;
+        }
+    }
+
+    /// The cumulative metrics as of now, encoded.
+    fn metrics_body(&self) -> Vec<u8> {
         let mut seen = (self.observe)();
-        seen.session &= !self.ended.load(Ordering::Relaxed);
+        seen.session &= !self.ended;
         let now = now_ns();
         let dropped = self.shared.spans_dropped.load(Ordering::Relaxed);
         let metrics = {
             let agg = self.shared.agg.locked();
             encode_metrics(&agg, &seen, dropped, self.shared.start_ns, now)
         };
-        let body = ExportMetricsServiceRequest {
+        ExportMetricsServiceRequest {
             resource_metrics: vec![pm::ResourceMetrics {
                 resource: Some(self.resource(&seen)),
                 scope_metrics: vec![pm::ScopeMetrics {
@@ -177,27 +291,39 @@ impl Exporter {
                 }],
                 ..Default::default()
             }],
-        };
-        match self.post(url, body.encode_to_vec(), wait).await {
+        }
+        .encode_to_vec()
+    }
+
+    async fn post_metrics(&self, body: Vec<u8>, wait: Duration) {
+        let Some(url) = &self.plan.metrics else { return };
+        match post(&self.client, &self.plan, url, body, wait).await {
             Ok(()) => {
                 self.shared.metric_exports.fetch_add(1, Ordering::Relaxed);
+                self.shared.tell();
             }
             // Cumulative: the next export carries these counts too.
-            Err(e) => {
-                tracing::debug!("telemetry: metric export failed: {e}");
-                self.shared.lost(0, e);
+            Err(f) => {
+                tracing::debug!("telemetry: metric export failed: {}", f.text);
+                self.shared.failed(f.text);
             }
         }
     }
+}
 
-    async fn post(&self, url: &str, body: Vec<u8>, wait: Duration) -> Result<(), String> {
-        post(&self.client, &self.plan, url, body, wait).await
+/// A batch not yet offered.
+fn body_retry((body, spans): (Vec<u8>, u64)) -> Retry {
+    Retry {
+        body,
+        spans,
+        attempts: 0,
+        at: tokio::time::Instant::now(),
     }
 }
 
 /// One export request; the error names the collector without credentials
 /// and never carries the request's headers.
-async fn post(client: &reqwest::Client, plan: &Plan, url: &str, body: Vec<u8>, wait: Duration) -> Result<(), String> {
+async fn post(client: &reqwest::Client, plan: &Plan, url: &str, body: Vec<u8>, wait: Duration) -> Result<(), Failed> {
     let mut req = client
         .post(url)
         .timeout(wait)
@@ -206,15 +332,40 @@ async fn post(client: &reqwest::Client, plan: &Plan, url: &str, body: Vec<u8>, w
         req = req.header(k.as_str(), v.as_str());
     }
     let where_ = super::plan::redact(url);
+    let failed = |text: String, retry: bool, after: Option<Duration>| Failed { text, retry, after };
     match req.body(body).send().await {
         Ok(r) if r.status().is_success() => {
             // Read the (small) answer so the connection is reused.
             let _ = r.bytes().await;
             Ok(())
         }
-        Ok(r) => Err(format!("{where_} answered HTTP {}", r.status().as_u16())),
-        Err(e) if e.is_timeout() => Err(format!("{where_} did not answer within {} ms", wait.as_millis())),
-        Err(e) => Err(format!("{where_}: {}", crate::util::error_chain(&e.without_url()))),
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let after = r
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            Err(failed(
+                format!("{where_} answered HTTP {status}"),
+                matches!(status, 429 | 502 | 503 | 504),
+                after,
+            ))
+        }
+        Err(e) if e.is_timeout() => Err(failed(
+            format!("{where_} did not answer within {} ms", wait.as_millis()),
+            true,
+            None,
+        )),
+        Err(e) => {
+            let retry = e.is_connect() || e.is_request();
+            Err(failed(
+                format!("{where_}: {}", crate::util::error_chain(&e.without_url())),
+                retry,
+                None,
+            ))
+        }
     }
 }
 
@@ -226,11 +377,11 @@ pub async fn probe(plan: &Plan) -> Result<String, String> {
         .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
     if let Some(url) = &plan.traces {
         let body = ExportTraceServiceRequest::default().encode_to_vec();
-        post(&client, plan, url, body, plan.timeout).await?;
+        post(&client, plan, url, body, plan.timeout).await.map_err(|f| f.text)?;
     }
     if let Some(url) = &plan.metrics {
         let body = ExportMetricsServiceRequest::default().encode_to_vec();
-        post(&client, plan, url, body, plan.timeout).await?;
+        post(&client, plan, url, body, plan.timeout).await.map_err(|f| f.text)?;
     }
     Ok(plan.destination())
 }

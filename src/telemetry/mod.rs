@@ -245,15 +245,27 @@ pub(crate) struct Shared {
     exports_failed: AtomicU64,
     metric_exports: AtomicU64,
     last_error: Mutex<Option<String>>,
-    /// Woken when a loss is counted, so that `status` sees it.
+    /// Woken when a count changes (an export, a failure, a loss), so that
+    /// `status` sees it.
     changed: OnceLock<Arc<Notify>>,
 }
 
 impl Shared {
-    fn lost(&self, spans: u64, error: String) {
-        self.spans_dropped.fetch_add(spans, Ordering::Relaxed);
+    /// An export request failed with `error`; what it carried may be retried.
+    fn failed(&self, error: String) {
         self.exports_failed.fetch_add(1, Ordering::Relaxed);
         *self.last_error.locked() = Some(error);
+        self.tell();
+    }
+
+    /// `spans` will never be delivered.
+    fn dropped(&self, spans: u64) {
+        self.spans_dropped.fetch_add(spans, Ordering::Relaxed);
+        self.tell();
+    }
+
+    /// `status` is to see a count that changed.
+    fn tell(&self) {
         if let Some(n) = self.changed.get() {
             n.notify_one();
         }
@@ -302,8 +314,8 @@ impl Telemetry {
         self.0.is_some()
     }
 
-    /// Woken whenever a loss is counted (the published state's writer).
-    pub fn notify_on_loss(&self, n: Arc<Notify>) {
+    /// Woken whenever an export count changes (the published state's writer).
+    pub fn notify_on_change(&self, n: Arc<Notify>) {
         if let Some(s) = &self.0 {
             let _ = s.changed.set(n);
         }

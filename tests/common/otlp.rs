@@ -59,9 +59,17 @@ struct Store {
     undecodable: Vec<(String, String)>,
 }
 
+struct Refusal {
+    status: u16,
+    n: usize,
+    needle: Vec<u8>,
+}
+
 struct Shared {
     store: Mutex<Store>,
     fail: AtomicBool,
+    /// Answer the next `n` exports whose body holds `needle` with `status`.
+    refuse: Mutex<Option<Refusal>>,
     /// How many requests arrived; every arrival is a new version.
     arrived: watch::Sender<usize>,
 }
@@ -83,6 +91,7 @@ impl Receiver {
         let shared = Arc::new(Shared {
             store: Mutex::new(Store::default()),
             fail: AtomicBool::new(false),
+            refuse: Mutex::new(None),
             arrived,
         });
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -115,6 +124,16 @@ impl Receiver {
     /// While `on`, every export is answered 503 (and not kept as accepted).
     pub fn fail(&self, on: bool) {
         self.shared.fail.store(on, Ordering::SeqCst);
+    }
+
+    /// Answer the next `n` exports whose body contains `needle` (a span's
+    /// name, say) with HTTP `status`, and keep nothing of them.
+    pub fn refuse(&self, status: u16, n: usize, needle: &str) {
+        *self.shared.refuse.locked() = Some(Refusal {
+            status,
+            n,
+            needle: needle.as_bytes().to_vec(),
+        });
     }
 
     /// Every request so far, accepted or not.
@@ -242,10 +261,22 @@ async fn receive(shared: Arc<Shared>, req: axum::extract::Request) -> axum::resp
     let path = parts.uri.path().to_owned();
     let body = axum::body::to_bytes(body, 64 << 20).await.unwrap_or_default().to_vec();
     let failing = shared.fail.load(Ordering::SeqCst);
+    let refused = {
+        let mut refuse = shared.refuse.locked();
+        match refuse.as_mut() {
+            Some(r) if r.n > 0 && body.windows(r.needle.len()).any(|w| w == r.needle) => {
+                r.n -= 1;
+                StatusCode::from_u16(r.status).ok()
+            }
+            _ => None,
+        }
+    };
     let (status, answer) = {
         let mut store = shared.store.locked();
         let answer = if parts.method != axum::http::Method::POST {
             Err(StatusCode::METHOD_NOT_ALLOWED)
+        } else if let Some(status) = refused {
+            Err(status)
         } else if failing {
             Err(StatusCode::SERVICE_UNAVAILABLE)
         } else if path.contains("traces") {
