@@ -758,6 +758,72 @@ async fn a_refused_span_export_is_retried_only_when_the_collector_may_take_it_la
     assert_eq!(receiver.arrivals().iter().filter(|a| a.status == 400).count(), 1);
 }
 
+/// An HTTPS collector (a TLS terminator with the test CA's certificate for
+/// 127.0.0.1 in front of the receiver) is verified against the system roots,
+/// here the test CA by `SSL_CERT_FILE` (honoured on Linux), and gets the spans
+/// and the metrics; signed by another CA, it gets nothing, and `status` says why.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn an_https_collector_is_verified_against_the_system_roots() {
+    use common::tls::{fixture, tls_terminator};
+    let receiver = Receiver::start();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let plain: std::net::SocketAddr = receiver.url.trim_start_matches("http://").parse().unwrap();
+    let tls = tls_terminator(plain, stop.clone()).await;
+    let alpha = Upstream::start(TestServer::new(Era::Modern, "alpha"));
+    let endpoint = format!("https://127.0.0.1:{}", tls.port());
+    let run = async |ca: &str| {
+        let home = Home::new();
+        home.servers_config(
+            &[("alpha", &alpha.url)],
+            &telemetry_config(&endpoint, "span_delay = 0.05\nexport_interval = 0.2\n"),
+        );
+        let ca = fixture(ca);
+        let mut bridge = Bridge::start(
+            &home,
+            &[
+                ("SSL_CERT_FILE", ca.to_str().unwrap()),
+                ("SSL_CERT_DIR", "/nonexistent"),
+            ],
+        )
+        .await;
+        bridge.wait_for(&["alpha__echo"]).await;
+        bridge.call("alpha__echo", json!({ "text": "x" })).await.unwrap();
+        (home, bridge)
+    };
+
+    let (_home, bridge) = run("ca.pem").await;
+    bridge.finish().await;
+    call_span(&receiver.spans_of("mcp-bridge"), "echo", |_| true);
+    assert!(
+        receiver
+            .last_metrics()
+            .is_some_and(|m| m.sum("mcp_bridge.calls", &[]) == 1.0)
+    );
+
+    let before = receiver.arrivals().len();
+    let (home, bridge) = run("other-ca.pem").await;
+    let t = eventually_woken(
+        "status to name the refused certificate",
+        Duration::from_secs(20),
+        Every(Duration::from_millis(100)),
+        async || {
+            let t = status_telemetry(&home).await;
+            if t["exports_failed"].as_u64().unwrap_or(0) >= 1 {
+                Ok(t)
+            } else {
+                Err(t)
+            }
+        },
+    )
+    .await;
+    let error = t["last_error"].as_str().unwrap_or_default().to_lowercase();
+    assert!(error.contains("certificate"), "{t}");
+    bridge.finish().await;
+    assert_eq!(receiver.arrivals().len(), before, "nothing reached the collector");
+    stop.cancel();
+}
+
 /// The resource: `service.name`, `service.version`, a `service.instance.id`
 /// per run, `enduser.pseudo.id` stable across runs with the same home (and
 /// neither the user's name nor shared with another home), and the IDE's

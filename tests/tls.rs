@@ -13,38 +13,10 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::tls::fixture;
+use common::tls::{fixture, tls_terminator};
 use common::*;
 use serde_json::Value;
-use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
-
-/// Terminate TLS on 127.0.0.1 and pass the plain bytes to `backend`.
-async fn tls_terminator(backend: std::net::SocketAddr, stop: CancellationToken) -> std::net::SocketAddr {
-    let acceptor = tokio_rustls::TlsAcceptor::from(common::tls::server_config(&[]));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (tcp, _) = tokio::select! {
-                a = listener.accept() => a.unwrap(),
-                _ = stop.cancelled() => return,
-            };
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                // A refused handshake is the point of one test: just drop it.
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let Ok(mut plain) = TcpStream::connect(backend).await else {
-                    return;
-                };
-                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
-            });
-        }
-    });
-    addr
-}
 
 /// Run a bridge command (async: the terminator runs on this test's runtime).
 async fn run(home: &Home, ca_file: &Path, args: &[&str]) -> Output {

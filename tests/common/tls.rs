@@ -1,11 +1,14 @@
 //! The test CA's fixtures (tests/fixtures/tls: `ca.pem`, `other-ca.pem`, and a
-//! certificate for 127.0.0.1 with its key) and a TLS server configuration on them.
+//! certificate for 127.0.0.1 with its key), a TLS server configuration on them,
+//! and a TLS terminator in front of a plain HTTP server.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
 
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -29,4 +32,32 @@ pub fn server_config(alpn: &[&[u8]]) -> Arc<rustls::ServerConfig> {
         .unwrap();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Arc::new(config)
+}
+
+/// Terminate TLS on 127.0.0.1 (the fixture certificate, no ALPN: HTTP/1.1) and
+/// pass the plain bytes to `backend`, until `stop`. Runs on the caller's runtime.
+pub async fn tls_terminator(backend: std::net::SocketAddr, stop: CancellationToken) -> std::net::SocketAddr {
+    let acceptor = tokio_rustls::TlsAcceptor::from(server_config(&[]));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = tokio::select! {
+                a = listener.accept() => a.unwrap(),
+                _ = stop.cancelled() => return,
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                // A refused handshake is the point of one test: just drop it.
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut plain) = TcpStream::connect(backend).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    addr
 }
