@@ -103,6 +103,16 @@ async fn status_telemetry(home: &Home) -> Value {
     bridges[0]["telemetry"].clone()
 }
 
+/// `status --json`'s telemetry once `done` holds of it: checked again at each
+/// `wake`, bounded at 20 s.
+async fn telemetry_once(home: &Home, what: &str, wake: impl Wake, done: impl Fn(&Value) -> bool) -> Value {
+    eventually_woken(what, Duration::from_secs(20), wake, async || {
+        let t = status_telemetry(home).await;
+        if done(&t) { Ok(t) } else { Err(t) }
+    })
+    .await
+}
+
 /// The bridge's CLIENT span for `tools/call <tool>` in `spans`, exactly one.
 fn call_span<'a>(spans: &'a [SpanSeen], tool: &str, pred: impl Fn(&SpanSeen) -> bool) -> &'a SpanSeen {
     let found: Vec<&SpanSeen> = spans
@@ -633,20 +643,10 @@ async fn a_failing_collector_is_counted_in_status() {
     bridge.call("alpha__echo", json!({ "text": "x" })).await.unwrap();
 
     let wake = (receiver.arrived(), Every(Duration::from_millis(100)));
-    let state = eventually_woken(
-        "status to count the failed exports",
-        Duration::from_secs(20),
-        wake,
-        async || {
-            let t = status_telemetry(&home).await;
-            let n = |k: &str| t[k].as_u64().unwrap_or(0);
-            if n("exports_failed") >= 1 && n("spans_dropped") >= 1 {
-                Ok(t)
-            } else {
-                Err(t)
-            }
-        },
-    )
+    let state = telemetry_once(&home, "status to count the failed exports", wake, |t| {
+        let n = |k: &str| t[k].as_u64().unwrap_or(0);
+        n("exports_failed") >= 1 && n("spans_dropped") >= 1
+    })
     .await;
     assert_eq!(state["destination"], format!("{}/v1/traces", receiver.url), "{state}");
     assert!(
@@ -715,36 +715,22 @@ async fn a_refused_span_export_is_retried_only_when_the_collector_may_take_it_la
         "the first offer was refused: {:?}",
         arrivals.iter().map(|a| a.status).collect::<Vec<_>>()
     );
-    let t = eventually_woken(
+    let t = telemetry_once(
+        &home,
         "status to show the retried export",
-        Duration::from_secs(20),
         Every(Duration::from_millis(50)),
-        async || {
-            let t = status_telemetry(&home).await;
-            if t["exports_failed"] == 1 && t["spans_exported"].as_u64().unwrap_or(0) >= 1 {
-                Ok(t)
-            } else {
-                Err(t)
-            }
-        },
+        |t| t["exports_failed"] == 1 && t["spans_exported"].as_u64().unwrap_or(0) >= 1,
     )
     .await;
     assert_eq!(t["spans_dropped"], 0, "{t}");
 
     receiver.refuse(400, 1, "tools/call echo");
     bridge.call("alpha__echo", json!({ "text": "y" })).await.unwrap();
-    let t = eventually_woken(
+    let t = telemetry_once(
+        &home,
         "status to count the dropped spans",
-        Duration::from_secs(20),
         (receiver.arrived(), Every(Duration::from_millis(100))),
-        async || {
-            let t = status_telemetry(&home).await;
-            if t["spans_dropped"].as_u64().unwrap_or(0) >= 1 {
-                Ok(t)
-            } else {
-                Err(t)
-            }
-        },
+        |t| t["spans_dropped"].as_u64().unwrap_or(0) >= 1,
     )
     .await;
     assert_eq!(t["exports_failed"], 2, "{t}");
@@ -803,18 +789,11 @@ async fn an_https_collector_is_verified_against_the_system_roots() {
 
     let before = receiver.arrivals().len();
     let (home, bridge) = run("other-ca.pem").await;
-    let t = eventually_woken(
+    let t = telemetry_once(
+        &home,
         "status to name the refused certificate",
-        Duration::from_secs(20),
         Every(Duration::from_millis(100)),
-        async || {
-            let t = status_telemetry(&home).await;
-            if t["exports_failed"].as_u64().unwrap_or(0) >= 1 {
-                Ok(t)
-            } else {
-                Err(t)
-            }
-        },
+        |t| t["exports_failed"].as_u64().unwrap_or(0) >= 1,
     )
     .await;
     let error = t["last_error"].as_str().unwrap_or_default().to_lowercase();
