@@ -30,6 +30,12 @@
 //! nonce: the agent's tool result must carry the nonce and the upstream must
 //! have run the call.
 //!
+//! And the Python SDK's trace context (SEP-414: it puts the current span in
+//! `_meta.traceparent`, here taken from `TRACEPARENT`): the bridge's span for the
+//! call is its child in the collector of `tests/common/otlp.rs`, and the upstream
+//! receives the bridge's span, in `_meta` and in the HTTP header. The TypeScript
+//! SDK sends no trace context, so it has no such test.
+//!
 //! Versions are pinned in `tests/interop/package.json` (+ lock) and
 //! `tests/interop/requirements.txt`, installed by `tests/interop/setup.sh`, which
 //! these tests run themselves when something is missing. `MCP_BRIDGE_SKIP_INTEROP=1`
@@ -42,7 +48,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::interop::{ensure_installed, find_node, interop_dir, skip_requested};
+use common::otlp;
 use common::*;
+use mcp_bridge::util::Locked;
 use serde_json::{Value, json};
 
 /// Upper bound for one request of a client script.
@@ -69,26 +77,26 @@ const NEW: &str = "new";
 /// Two upstreams, one per generation, and an empty bridge home whose config
 /// names both. `user` is the empty HOME the bridge (and Claude Code) run with.
 struct World {
-    _old: Upstream,
-    _new: Upstream,
+    old: Upstream,
+    new: Upstream,
     home: Home,
     user: PathBuf,
 }
 
 impl World {
     fn new() -> World {
+        World::with_config("")
+    }
+
+    /// [`World::new`] with `extra` appended to the config.
+    fn with_config(extra: &str) -> World {
         let old = Upstream::start(TestServer::new(Era::Legacy, OLD));
         let new = Upstream::start(TestServer::new(Era::Modern, NEW));
         let home = Home::new();
-        home.servers_config(&[(OLD, &old.url), (NEW, &new.url)], "");
+        home.servers_config(&[(OLD, &old.url), (NEW, &new.url)], extra);
         let user = home.path().join("user");
         std::fs::create_dir_all(&user).unwrap();
-        let w = World {
-            _old: old,
-            _new: new,
-            home,
-            user,
-        };
+        let w = World { old, new, home, user };
         // Empty: the config and the empty HOME, nothing else (no catalog cache).
         let mut entries: Vec<String> = std::fs::read_dir(w.home.path())
             .unwrap()
@@ -180,6 +188,11 @@ enum Script {
 /// Run a client script against a bridge in `world`; its summary, stdout and
 /// stderr (the script's and the bridge's), and how long it took.
 async fn run(world: &World, script: Script, mode: &str) -> (Value, String, Duration) {
+    run_env(world, script, mode, &[]).await
+}
+
+/// [`run`] with `env` set for the client script.
+async fn run_env(world: &World, script: Script, mode: &str, env: &[(&str, &str)]) -> (Value, String, Duration) {
     ensure_installed(MARKS);
     let dir = interop_dir();
     let mut cmd = match script {
@@ -206,6 +219,7 @@ async fn run(world: &World, script: Script, mode: &str) -> (Value, String, Durat
         .env("BRIDGE_ENV", world.bridge_env().to_string())
         .env("CALLS", calls().to_string())
         .env("TIMEOUT_MS", REQUEST_TIMEOUT_MS.to_string())
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -491,6 +505,63 @@ async fn python_sdk_2026_07_28_from_empty_home() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_2026_07_28_warm_home() {
     client_case(Script::Py, "2026-07-28", "2026-07-28", Start::Warm).await;
+}
+
+/// The Python SDK puts the ambient OpenTelemetry context in each request's
+/// `_meta.traceparent` (SEP-414). Through the bridge, with telemetry on, in both
+/// IDE-side generations: each `echo` call's bridge span is a child of the
+/// IDE's span, and the upstream (of either generation) gets the bridge's span
+/// as its parent, in `_meta` and in the `traceparent` header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_trace_context_is_joined_by_the_bridge_and_passed_on() {
+    if skip_requested() {
+        return;
+    }
+    for (mode, protocol) in [("legacy", "2025-11-25"), ("2026-07-28", "2026-07-28")] {
+        let receiver = otlp::Receiver::start();
+        let world = World::with_config(&format!("[telemetry]\nendpoint = \"{}\"\n", receiver.url));
+        let trace = otlp::hex(&rand::random::<[u8; 16]>());
+        let parent = otlp::hex(&rand::random::<[u8; 8]>());
+        let traceparent = format!("00-{trace}-{parent}-01");
+        let (summary, logs, _) = run_env(&world, Script::Py, mode, &[("TRACEPARENT", &traceparent)]).await;
+        check(&summary, &logs, protocol);
+        let found = |r: &otlp::Receiver, server: &str| {
+            r.spans_of("mcp-bridge")
+                .into_iter()
+                .find(|s| s.name() == "tools/call echo" && s.str("mcp_bridge.server") == Some(server))
+        };
+        // The bridge exported before it exited; the script may have returned
+        // first (the SDK stops waiting for its server after a bound).
+        receiver
+            .wait("both echo spans", Duration::from_secs(20), |r| {
+                (found(r, OLD).is_some() && found(r, NEW).is_some()).then_some(())
+            })
+            .await;
+        for (upstream, server) in [(&world.old, OLD), (&world.new, NEW)] {
+            let span = found(&receiver, server).unwrap();
+            assert_eq!(
+                (span.trace_id(), span.parent()),
+                (trace.clone(), Some(parent.clone())),
+                "{mode}: the bridge's span for {server}__echo is the IDE span's child"
+            );
+            let seen = upstream.server.probe.traces.locked().clone();
+            let echo = seen
+                .iter()
+                .find(|t| t.tool == "echo")
+                .unwrap_or_else(|| panic!("{mode}: {server} saw no echo call: {seen:?}"));
+            let expected = format!("00-{trace}-{}-01", span.span_id());
+            assert_eq!(
+                echo.meta.as_deref(),
+                Some(expected.as_str()),
+                "{mode}: {server}'s _meta"
+            );
+            assert_eq!(
+                echo.header.as_deref(),
+                Some(expected.as_str()),
+                "{mode}: {server}'s header"
+            );
+        }
+    }
 }
 
 /// Claude Code (npm): after `mcp-bridge install claude-code` into an empty temp
@@ -967,7 +1038,7 @@ fn check_round_trip(
         "no tool result with {nonce} came back to the model: {results:?}\n{}",
         context()
     );
-    let calls = world._old.server.probe.calls.load(std::sync::atomic::Ordering::SeqCst);
+    let calls = world.old.server.probe.calls.load(std::sync::atomic::Ordering::SeqCst);
     assert_eq!(calls, 1, "the old upstream ran {calls} calls\n{}", context());
     called
 }

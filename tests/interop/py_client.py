@@ -9,7 +9,9 @@ over stdio, for tests/clients.rs.
 
 Environment: BRIDGE_BIN (the binary), BRIDGE_ENV (JSON object: the bridge's whole
 environment, e.g. MCP_BRIDGE_HOME and HOME of an empty temp home), CALLS (JSON array
-of {name, arguments}: tools to call), TIMEOUT_MS (per request).
+of {name, arguments}: tools to call), TIMEOUT_MS (per request), TRACEPARENT (a W3C
+traceparent made the current OpenTelemetry context for the whole run: the SDK puts
+it in every request's `_meta`, SEP-414).
 
 It connects and at once lists tools, calls each tool of CALLS, lists and reads every
 resource, lists and gets every prompt (argument `who`), and prints one JSON summary
@@ -77,6 +79,13 @@ async def step(kind, target, f):
 
 
 async def main():
+    if os.environ.get("TRACEPARENT"):
+        # The IDE's own span, as an instrumented IDE would have: with the
+        # OpenTelemetry API alone (no SDK), the SDK's client span passes this
+        # context through, and its inject writes it into `_meta`.
+        from opentelemetry import context, propagate
+
+        context.attach(propagate.extract({"traceparent": os.environ["TRACEPARENT"]}))
     params = StdioServerParameters(
         command=os.environ["BRIDGE_BIN"], args=["serve"], env=json.loads(os.environ.get("BRIDGE_ENV", "{}"))
     )
