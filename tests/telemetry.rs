@@ -11,7 +11,10 @@
 //! switches send nothing and still pass the IDE's trace context through; a
 //! failing collector is counted in `status`; the resource names the bridge,
 //! a stable pseudonymous user and the IDE; a first run with nothing cached
-//! exports to the collector the registry's first answer names.
+//! exports to the collector the registry's first answer names; with
+//! `protocol = "grpc"`, a real gRPC collector (grpcio, installed by
+//! `tests/interop/setup.sh`; `MCP_BRIDGE_SKIP_INTEROP=1` skips it) gets the
+//! same.
 
 mod common;
 
@@ -801,6 +804,107 @@ async fn an_https_collector_is_verified_against_the_system_roots() {
     bridge.finish().await;
     assert_eq!(receiver.arrivals().len(), before, "nothing reached the collector");
     stop.cancel();
+}
+
+/// `protocol = "grpc"`: the spans and metrics reach a real OTLP/gRPC collector
+/// (grpcio with the official services) as `Export` calls with the configured
+/// headers as metadata; the call's span is in the IDE's trace; a call the
+/// collector answers UNAVAILABLE is made again (no span lost or sent twice),
+/// and `status` names the collector, the protocol and the gRPC status;
+/// `doctor` gets its empty exports taken.
+#[tokio::test]
+async fn a_grpc_collector_gets_the_spans_and_metrics() {
+    if common::interop::skip_requested() {
+        return;
+    }
+    common::interop::ensure_installed(&[".venv/bin/python"]);
+    let receiver = Receiver::start_grpc(Some((14, 1, "tools/call echo")));
+    let alpha = Upstream::start(TestServer::new(Era::Modern, "alpha"));
+    let home = Home::new();
+    home.servers_config(
+        &[("alpha", &alpha.url)],
+        &telemetry_config(
+            &receiver.url,
+            "protocol = \"grpc\"\nspan_delay = 0.05\nheaders = { \"x-api-key\" = \"grpc-sekrit\" }\n",
+        ),
+    );
+    let mut bridge = Bridge::start(&home, &[]).await;
+    bridge.wait_for(&["alpha__echo"]).await;
+    let (secret_arg, secret_result) = (marker("argument"), marker("result"));
+    let r = bridge
+        .call_traced(
+            "alpha__echo",
+            json!({ "text": secret_result, "other": secret_arg }),
+            &ide_traceparent(),
+        )
+        .await;
+    assert_eq!(first_text(&r), secret_result);
+    let echo_spans = |r: &Receiver| {
+        r.spans_of("mcp-bridge")
+            .into_iter()
+            .filter(|s| s.name() == "tools/call echo")
+            .collect::<Vec<_>>()
+    };
+    receiver
+        .wait("the refused span, offered again", Duration::from_secs(20), |r| {
+            (!echo_spans(r).is_empty()).then_some(())
+        })
+        .await;
+    let t = telemetry_once(
+        &home,
+        "status to show the refused export",
+        Every(Duration::from_millis(50)),
+        |t| t["exports_failed"] == 1 && t["spans_exported"].as_u64().unwrap_or(0) >= 1,
+    )
+    .await;
+    assert_eq!(t["destination"], format!("{}/ (gRPC)", receiver.url), "{t}");
+    assert!(
+        t["last_error"].as_str().is_some_and(|e| e.contains("UNAVAILABLE")),
+        "{t}"
+    );
+    assert_eq!(t["spans_dropped"], 0, "{t}");
+    let stderr = bridge.finish().await;
+    assert!(!stderr.contains("grpc-sekrit"), "a header value was logged:\n{stderr}");
+
+    assert_eq!(receiver.undecodable(), vec![], "{stderr}");
+    let arrivals = receiver.arrivals();
+    assert_eq!(
+        arrivals.iter().filter(|a| a.status == 14).count(),
+        1,
+        "{:?}",
+        receiver.summary()
+    );
+    for a in &arrivals {
+        let h = |k: &str| a.headers.get(k).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        assert_eq!(h("x-api-key").as_deref(), Some("grpc-sekrit"), "{}", a.path);
+        assert!(
+            a.path == "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+                || a.path == "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+            "{}",
+            a.path
+        );
+    }
+    let spans = echo_spans(&receiver);
+    assert_eq!(spans.len(), 1, "{:?}", receiver.summary());
+    assert_eq!(spans[0].trace_id(), IDE_TRACE);
+    assert_eq!(spans[0].parent().as_deref(), Some(IDE_SPAN));
+    assert_eq!(spans[0].str("mcp_bridge.server"), Some("alpha"));
+    let metrics = receiver.last_metrics().expect("metrics were exported");
+    assert_eq!(metrics.sum("mcp_bridge.calls", &[("gen_ai.tool.name", "echo")]), 1.0);
+    assert_no_markers(&receiver, &[&secret_arg, &secret_result]);
+
+    // `doctor` makes an empty gRPC export of each signal.
+    let before = receiver.arrivals().len();
+    let out = cli(&home, &["doctor"]).output().await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains(&format!(
+            "telemetry: the collector at {}/ (gRPC) takes OTLP exports",
+            receiver.url
+        )),
+        "{text}"
+    );
+    assert_eq!(receiver.arrivals().len(), before + 2, "{text}");
 }
 
 /// The resource: `service.name`, `service.version`, a `service.instance.id`

@@ -539,16 +539,31 @@ impl Default for AuditConfig {
     }
 }
 
+/// How spans and metrics travel to the collector (`OTEL_EXPORTER_OTLP_PROTOCOL`'s values).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// POST of the protobuf to `/v1/traces` and `/v1/metrics` (port 4318 by convention).
+    #[default]
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+    /// The `Export` calls of OTLP's gRPC services, over HTTP/2 (port 4317).
+    #[serde(rename = "grpc")]
+    Grpc,
+}
+
 /// `[telemetry]`: OpenTelemetry export of spans and metrics over OTLP
-/// HTTP/protobuf (see [`crate::telemetry`]). Off unless a collector is named
+/// HTTP/protobuf or gRPC (see [`crate::telemetry`]). Off unless a collector is named
 /// here, by `OTEL_EXPORTER_OTLP_*`, or by the registry.
 #[derive(Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelemetryConfig {
     /// `false` turns export off whoever names a collector; unset: on when one is named.
     pub enabled: Option<bool>,
-    /// The collector's OTLP/HTTP base URL; `/v1/traces` and `/v1/metrics` are appended.
+    /// The collector's base URL; `/v1/traces` and `/v1/metrics` are appended
+    /// (with gRPC, the services' method paths).
     pub endpoint: Option<String>,
+    /// `"http/protobuf"` (the default) or `"grpc"`.
+    pub protocol: OtlpProtocol,
     /// Headers sent with every export (a collector's API key, say).
     pub headers: BTreeMap<String, String>,
     /// Export spans.
@@ -575,6 +590,7 @@ impl Default for TelemetryConfig {
         TelemetryConfig {
             enabled: None,
             endpoint: None,
+            protocol: OtlpProtocol::default(),
             headers: BTreeMap::new(),
             traces: true,
             metrics: true,
@@ -594,6 +610,7 @@ impl std::fmt::Debug for TelemetryConfig {
         f.debug_struct("TelemetryConfig")
             .field("enabled", &self.enabled)
             .field("endpoint", &self.endpoint)
+            .field("protocol", &self.protocol)
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("traces", &self.traces)
             .field("metrics", &self.metrics)
@@ -1060,6 +1077,23 @@ mod tests {
         assert_eq!(cfg.timeouts, Timeouts::default());
         assert_eq!(cfg.audit, AuditConfig::default());
         assert_eq!(cfg.telemetry, TelemetryConfig::default());
+    }
+
+    /// `[telemetry] protocol` takes the two names `OTEL_EXPORTER_OTLP_PROTOCOL`
+    /// takes, and says which those are.
+    #[test]
+    fn telemetry_protocol() {
+        let cfg = parse("[telemetry]\nprotocol = \"grpc\"\n").unwrap();
+        assert_eq!(cfg.telemetry.protocol, OtlpProtocol::Grpc);
+        let cfg = parse("[telemetry]\nprotocol = \"http/protobuf\"\n").unwrap();
+        assert_eq!(cfg.telemetry.protocol, OtlpProtocol::HttpProtobuf);
+        let e = parse("[telemetry]\nprotocol = \"http/json\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("http/json") && e.contains("grpc") && e.contains("line 2"),
+            "{e}"
+        );
     }
 
     /// `[audit.minutes_saved]` keeps the file's order, so the first matching

@@ -1,6 +1,7 @@
-//! The export task: OTLP/HTTP with protobuf bodies (`opentelemetry-proto`'s
-//! message types, `prost`'s encoder), on the bridge's runtime and HTTP client
-//! settings. Spans go when [`BATCH`](super::BATCH) are queued or every
+//! The export task: OTLP/HTTP with protobuf bodies, or OTLP/gRPC (the same
+//! messages as unary `Export` calls over HTTP/2, read back from `grpc-status`),
+//! with `opentelemetry-proto`'s message types and `prost`'s encoder, on the
+//! bridge's runtime and HTTP client settings. Spans go when [`BATCH`](super::BATCH) are queued or every
 //! `span_delay`; metrics every `export_interval`; both once more, bounded, at
 //! shutdown. Nothing here is on the call path.
 //!
@@ -8,6 +9,10 @@
 //! answer: the OTLP/HTTP spec's retryable failures) is kept, encoded, and sent
 //! again at the next span tick, no sooner than a `Retry-After` says, up to
 //! [`ATTEMPTS`] times; while it waits, new spans wait in the bounded queue.
+//! Over gRPC the retryable failures are the statuses the OTLP spec names
+//! (CANCELLED, DEADLINE_EXCEEDED, ABORTED, OUT_OF_RANGE, UNAVAILABLE,
+//! DATA_LOSS, and RESOURCE_EXHAUSTED when the server sends status details,
+//! where its RetryInfo lives).
 //! Metrics are cumulative and need no retry: the next export carries them.
 
 use std::path::PathBuf;
@@ -69,7 +74,7 @@ pub(super) async fn run(
     observe: Observer,
     shutdown: CancellationToken,
 ) {
-    let client = match crate::net::builder().build() {
+    let client = match client(&plan) {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!("telemetry: cannot build an HTTP client, nothing is exported: {e}");
@@ -321,19 +326,44 @@ fn body_retry((body, spans): (Vec<u8>, u64)) -> Retry {
     }
 }
 
+/// The exporter's HTTP client: the bridge's settings; for gRPC, HTTP/2 from
+/// the first byte (cleartext collectors take no upgrade).
+fn client(plan: &Plan) -> reqwest::Result<reqwest::Client> {
+    let builder = crate::net::builder();
+    if plan.grpc {
+        builder.http2_prior_knowledge().build()
+    } else {
+        builder.build()
+    }
+}
+
 /// One export request; the error names the collector without credentials
 /// and never carries the request's headers.
 async fn post(client: &reqwest::Client, plan: &Plan, url: &str, body: Vec<u8>, wait: Duration) -> Result<(), Failed> {
-    let mut req = client
-        .post(url)
-        .timeout(wait)
-        .header(reqwest::header::CONTENT_TYPE, "application/x-protobuf");
+    use reqwest::header::{CONTENT_TYPE, TE};
+    let req = client.post(url).timeout(wait);
+    let mut req = if plan.grpc {
+        // A unary call: one uncompressed length-prefixed message.
+        let mut framed = Vec::with_capacity(body.len() + 5);
+        framed.push(0);
+        framed.extend_from_slice(&u32::try_from(body.len()).unwrap_or(u32::MAX).to_be_bytes());
+        framed.extend_from_slice(&body);
+        req.header(CONTENT_TYPE, "application/grpc")
+            .header(TE, "trailers")
+            .header("grpc-timeout", format!("{}m", wait.as_millis().min(99_999_999)))
+            .body(framed)
+    } else {
+        req.header(CONTENT_TYPE, "application/x-protobuf").body(body)
+    };
     for (k, v) in &plan.headers {
         req = req.header(k.as_str(), v.as_str());
     }
     let where_ = super::plan::redact(url);
     let failed = |text: String, retry: bool, after: Option<Duration>| Failed { text, retry, after };
-    match req.body(body).send().await {
+    match req.send().await {
+        Ok(r) if r.status().is_success() && plan.grpc => grpc_status(r)
+            .await
+            .map_err(|(text, retry)| failed(format!("{where_} {text}"), retry, None)),
         Ok(r) if r.status().is_success() => {
             // Read the (small) answer so the connection is reused.
             let _ = r.bytes().await;
@@ -369,12 +399,66 @@ async fn post(client: &reqwest::Client, plan: &Plan, url: &str, body: Vec<u8>, w
     }
 }
 
+/// A gRPC call's outcome: `grpc-status` in the answer's headers (a
+/// trailers-only answer) or its trailers, 0 being OK. `Err` says what the
+/// collector answered and whether it may take the export later.
+async fn grpc_status(r: reqwest::Response) -> Result<(), (String, bool)> {
+    use http_body_util::BodyExt;
+    let head = r.headers().clone();
+    let trailers = match reqwest::Body::from(r).collect().await {
+        Ok(body) => body.trailers().cloned(),
+        Err(e) => return Err((format!("broke off its answer: {}", crate::util::error_chain(&e)), true)),
+    };
+    let find = |k: &str| head.get(k).or_else(|| trailers.as_ref().and_then(|t| t.get(k)));
+    let code = find("grpc-status").and_then(|v| v.to_str().ok()?.trim().parse::<u32>().ok());
+    let Some(code) = code else {
+        return Err(("answered without a gRPC status (is it a gRPC endpoint?)".into(), false));
+    };
+    if code == 0 {
+        return Ok(());
+    }
+    // grpc-message is percent-encoded UTF-8; the collector's words, kept short
+    // and printable.
+    let message = find("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .map(|m| super::plan::percent_decode(m).chars().take(200).collect::<String>())
+        .filter(|m| !m.is_empty())
+        .map(|m| format!(": {}", crate::util::printable(&m)))
+        .unwrap_or_default();
+    let retry = matches!(code, 1 | 4 | 10 | 11 | 14 | 15) || (code == 8 && find("grpc-status-details-bin").is_some());
+    Err((
+        format!("answered gRPC status {code} ({}){message}", grpc_code_name(code)),
+        retry,
+    ))
+}
+
+/// The name gRPC gives a status code.
+fn grpc_code_name(code: u32) -> &'static str {
+    match code {
+        1 => "CANCELLED",
+        2 => "UNKNOWN",
+        3 => "INVALID_ARGUMENT",
+        4 => "DEADLINE_EXCEEDED",
+        5 => "NOT_FOUND",
+        6 => "ALREADY_EXISTS",
+        7 => "PERMISSION_DENIED",
+        8 => "RESOURCE_EXHAUSTED",
+        9 => "FAILED_PRECONDITION",
+        10 => "ABORTED",
+        11 => "OUT_OF_RANGE",
+        12 => "UNIMPLEMENTED",
+        13 => "INTERNAL",
+        14 => "UNAVAILABLE",
+        15 => "DATA_LOSS",
+        16 => "UNAUTHENTICATED",
+        _ => "unknown code",
+    }
+}
+
 /// Ask the collector to take an empty export of each signal the plan sends
-/// (`doctor`): OTLP receivers answer 200 to one. Returns where it went.
+/// (`doctor`): OTLP receivers answer 200 (gRPC OK) to one. Returns where it went.
 pub async fn probe(plan: &Plan) -> Result<String, String> {
-    let client = crate::net::builder()
-        .build()
-        .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+    let client = client(plan).map_err(|e| format!("cannot build an HTTP client: {e}"))?;
     if let Some(url) = &plan.traces {
         let body = ExportTraceServiceRequest::default().encode_to_vec();
         post(&client, plan, url, body, plan.timeout).await.map_err(|f| f.text)?;

@@ -3,7 +3,7 @@
 //! and passed on to the server in `_meta` and the `traceparent` header),
 //! spans for connections, list refreshes, logins and token refreshes, and
 //! cumulative metrics (calls by outcome, durations, minutes saved, sessions,
-//! connection states, token refreshes), exported over OTLP HTTP/protobuf.
+//! connection states, token refreshes), exported over OTLP (HTTP/protobuf or gRPC).
 //!
 //! Off unless a collector is named ([`plan`]): then [`Telemetry`] is a `None`
 //! and every hook is one branch. On, the call path appends a record to a
@@ -518,6 +518,7 @@ mod tests {
         let plan = Plan {
             traces: Some("http://127.0.0.1:9/v1/traces".into()),
             metrics: None,
+            grpc: false,
             headers: vec![],
             timeout: std::time::Duration::from_secs(1),
             export_interval: std::time::Duration::from_secs(3600),

@@ -7,11 +7,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::config::TelemetryConfig;
+use crate::config::{OtlpProtocol, TelemetryConfig};
 
 /// OTLP/HTTP signal paths appended to a base endpoint (OTLP exporter spec).
 const TRACES_PATH: &str = "v1/traces";
 const METRICS_PATH: &str = "v1/metrics";
+/// The OTLP gRPC services' `Export` methods, as HTTP/2 paths (`/package.Service/Method`).
+const TRACES_GRPC: &str = "opentelemetry.proto.collector.trace.v1.TraceService/Export";
+const METRICS_GRPC: &str = "opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
 
 /// What the exporter does; `None` from [`Plan::resolve`] means telemetry is off.
 #[derive(Clone, PartialEq)]
@@ -20,6 +23,8 @@ pub struct Plan {
     pub traces: Option<String>,
     /// Full URL metrics are POSTed to; `None`: metrics are not recorded.
     pub metrics: Option<String>,
+    /// Both signals go as gRPC calls (the URLs then end in the method's path).
+    pub grpc: bool,
     /// Sent with every export (may carry an API key: never printed).
     pub headers: Vec<(String, String)>,
     pub timeout: Duration,
@@ -38,6 +43,7 @@ impl std::fmt::Debug for Plan {
         f.debug_struct("Plan")
             .field("traces", &self.traces.as_deref().map(redact))
             .field("metrics", &self.metrics.as_deref().map(redact))
+            .field("grpc", &self.grpc)
             .field("headers", &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>())
             .field("timeout", &self.timeout)
             .field("export_interval", &self.export_interval)
@@ -64,24 +70,45 @@ impl Plan {
         if var("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) || cfg.enabled == Some(false) {
             return Ok(None);
         }
-        if let Some(p) = var("OTEL_EXPORTER_OTLP_PROTOCOL")
-            && p != "http/protobuf"
-        {
-            return Err(format!(
-                "OTEL_EXPORTER_OTLP_PROTOCOL={p}: mcp-bridge exports OTLP over http/protobuf only; unset it or set it to http/protobuf (telemetry is off)"
-            ));
-        }
+        // The signal's own variable, else the general one, else the config.
+        let protocol = |signal_var: &str| -> Result<OtlpProtocol, String> {
+            let Some((name, p)) = [signal_var, "OTEL_EXPORTER_OTLP_PROTOCOL"]
+                .into_iter()
+                .find_map(|k| var(k).map(|v| (k, v)))
+            else {
+                return Ok(cfg.protocol);
+            };
+            match p.as_str() {
+                "http/protobuf" => Ok(OtlpProtocol::HttpProtobuf),
+                "grpc" => Ok(OtlpProtocol::Grpc),
+                _ => Err(format!(
+                    "{name}={p}: mcp-bridge exports OTLP over http/protobuf or grpc (http/json is not supported); telemetry is off"
+                )),
+            }
+        };
+        let (traces_protocol, metrics_protocol) = (
+            protocol("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")?,
+            protocol("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")?,
+        );
         let base = var("OTEL_EXPORTER_OTLP_ENDPOINT")
             .or_else(|| cfg.endpoint.clone())
             .or(registry);
-        let signal = |specific: &str, path: &str, wanted: bool, exporter: &str| -> Result<Option<String>, String> {
+        let signal = |specific: &str,
+                      protocol: OtlpProtocol,
+                      path: &str,
+                      wanted: bool,
+                      exporter: &str|
+         -> Result<Option<String>, String> {
             if !wanted || var(exporter).is_some_and(|v| v == "none") {
                 return Ok(None);
             }
-            let url = match (var(specific), &base) {
-                (Some(full), _) => full,
-                (None, Some(b)) => format!("{}/{path}", b.trim_end_matches('/')),
-                (None, None) => return Ok(None),
+            let url = match (protocol, var(specific), base.as_deref()) {
+                // OTLP/HTTP signal URLs are used as they are; gRPC ones name
+                // the collector, and the call's path is added.
+                (OtlpProtocol::HttpProtobuf, Some(full), _) => full,
+                (OtlpProtocol::Grpc, Some(b), _) => format!("{}/{path}", b.trim_end_matches('/')),
+                (_, None, Some(b)) => format!("{}/{path}", b.trim_end_matches('/')),
+                (_, None, None) => return Ok(None),
             };
             match url::Url::parse(&url) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(Some(url)),
@@ -91,18 +118,35 @@ impl Plan {
                 )),
             }
         };
+        let path = |p: OtlpProtocol, http: &'static str, grpc: &'static str| match p {
+            OtlpProtocol::HttpProtobuf => http,
+            OtlpProtocol::Grpc => grpc,
+        };
         let traces = signal(
             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-            TRACES_PATH,
+            traces_protocol,
+            path(traces_protocol, TRACES_PATH, TRACES_GRPC),
             cfg.traces,
             "OTEL_TRACES_EXPORTER",
         )?;
         let metrics = signal(
             "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-            METRICS_PATH,
+            metrics_protocol,
+            path(metrics_protocol, METRICS_PATH, METRICS_GRPC),
             cfg.metrics,
             "OTEL_METRICS_EXPORTER",
         )?;
+        if traces.is_some() && metrics.is_some() && traces_protocol != metrics_protocol {
+            return Err(
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL and OTEL_EXPORTER_OTLP_METRICS_PROTOCOL differ: mcp-bridge sends both signals one way (telemetry is off)"
+                    .into(),
+            );
+        }
+        let grpc = if traces.is_some() {
+            traces_protocol
+        } else {
+            metrics_protocol
+        } == OtlpProtocol::Grpc;
         if traces.is_none() && metrics.is_none() {
             if cfg.enabled == Some(true) && base.is_none() && (cfg.traces || cfg.metrics) {
                 return Err(
@@ -157,6 +201,7 @@ impl Plan {
         Ok(Some(Plan {
             traces,
             metrics,
+            grpc,
             headers: headers.into_iter().collect(),
             timeout: millis("OTEL_EXPORTER_OTLP_TIMEOUT", cfg.timeout),
             export_interval: millis("OTEL_METRIC_EXPORT_INTERVAL", cfg.export_interval),
@@ -172,13 +217,19 @@ impl Plan {
     }
 
     /// Where export goes, for `status` and logs: the traces URL, else the
-    /// metrics one, without credentials or query.
+    /// metrics one, without credentials or query (with gRPC: the collector,
+    /// and the protocol).
     pub fn destination(&self) -> String {
-        self.traces
-            .as_deref()
-            .or(self.metrics.as_deref())
-            .map(redact)
-            .unwrap_or_default()
+        let url = self.traces.as_deref().or(self.metrics.as_deref()).unwrap_or_default();
+        if self.grpc {
+            let collector = [TRACES_GRPC, METRICS_GRPC]
+                .into_iter()
+                .find_map(|p| url.strip_suffix(p))
+                .unwrap_or(url);
+            format!("{} (gRPC)", redact(collector))
+        } else {
+            redact(url)
+        }
     }
 }
 
@@ -195,7 +246,7 @@ fn pairs(s: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn percent_decode(s: &str) -> String {
+pub(super) fn percent_decode(s: &str) -> String {
     url::form_urlencoded::parse(format!("v={}", s.replace('+', "%2B")).as_bytes())
         .next()
         .map(|(_, v)| v.into_owned())
@@ -314,8 +365,11 @@ mod tests {
     #[test]
     fn unusable_settings_are_named() {
         let cfg = with_endpoint("http://c:4318");
-        let e = resolve(&cfg, &[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")], None).unwrap_err();
-        assert!(e.contains("http/protobuf"), "{e}");
+        let e = resolve(&cfg, &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")], None).unwrap_err();
+        assert!(e.contains("OTEL_EXPORTER_OTLP_PROTOCOL=http/json"), "{e}");
+        let env = [("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc")];
+        let e = resolve(&cfg, &env, None).unwrap_err();
+        assert!(e.contains("differ"), "{e}");
         let e = resolve(&cfg, &[("OTEL_EXPORTER_OTLP_ENDPOINT", "otel:4318")], None).unwrap_err();
         assert!(e.contains("not an http(s) URL"), "{e}");
         let e = resolve(&cfg, &[("OTEL_EXPORTER_OTLP_HEADERS", "bad header=x")], None).unwrap_err();
@@ -328,6 +382,48 @@ mod tests {
         assert!(e.contains("no collector is named"), "{e}");
         let e = resolve(&cfg, &[("OTEL_TRACES_SAMPLER", "jaeger_remote")], None).unwrap_err();
         assert!(e.contains("jaeger_remote"), "{e}");
+    }
+
+    #[test]
+    fn grpc_calls_the_services_at_the_collector_named() {
+        let cfg = TelemetryConfig {
+            protocol: OtlpProtocol::Grpc,
+            ..with_endpoint("http://otel:4317/")
+        };
+        let p = resolve(&cfg, &[], None).unwrap().unwrap();
+        assert!(p.grpc);
+        assert_eq!(
+            p.traces.as_deref(),
+            Some("http://otel:4317/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+        );
+        assert_eq!(
+            p.metrics.as_deref(),
+            Some("http://otel:4317/opentelemetry.proto.collector.metrics.v1.MetricsService/Export")
+        );
+        assert_eq!(p.destination(), "http://otel:4317/ (gRPC)");
+        // A signal's endpoint names its collector too, and the variables
+        // override the config either way.
+        let env = [
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://t:4317"),
+            ("OTEL_TRACES_EXPORTER", "otlp"),
+        ];
+        let p = resolve(&cfg, &env, None).unwrap().unwrap();
+        assert_eq!(
+            p.traces.as_deref(),
+            Some("https://t:4317/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+        );
+        let env = [("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")];
+        let p = resolve(&cfg, &env, None).unwrap().unwrap();
+        assert!(!p.grpc);
+        assert_eq!(p.traces.as_deref(), Some("http://otel:4317/v1/traces"));
+        let env = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://env:4317"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_METRICS_EXPORTER", "none"),
+        ];
+        let p = resolve(&TelemetryConfig::default(), &env, None).unwrap().unwrap();
+        assert!(p.grpc && p.metrics.is_none());
+        assert_eq!(p.destination(), "http://env:4317/ (gRPC)");
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //! `Export*ServiceResponse`, or 503 while [`Receiver::fail`] says so. Each
 //! arrival wakes [`Receiver::wait`].
 //!
+//! [`Receiver::start_grpc`] is the OTLP/gRPC collector: a real gRPC server
+//! (`grpcio` with the official generated services, `tests/interop/otlp_grpc.py`)
+//! that reports each call here, kept and read the same way.
+//!
 //! Also the other direction: [`export_server_span`], with which the test
 //! server reports its own SERVER span to a receiver, joined to the trace of the
 //! `traceparent` it received.
@@ -59,6 +63,29 @@ struct Store {
     undecodable: Vec<(String, String)>,
 }
 
+impl Store {
+    /// Decode and keep an export to `path` (a signal's path names it); the
+    /// encoded answer. `Err(true)`: the body did not decode (kept in
+    /// `undecodable`); `Err(false)`: the path names no signal.
+    fn accept(&mut self, path: &str, body: &[u8]) -> Result<Vec<u8>, bool> {
+        let undecodable = |store: &mut Store, e: prost::DecodeError| {
+            store.undecodable.push((path.to_owned(), e.to_string()));
+            true
+        };
+        if path.contains("trace") {
+            let r = ExportTraceServiceRequest::decode(body).map_err(|e| undecodable(self, e))?;
+            self.traces.push(r);
+            Ok(ExportTraceServiceResponse::default().encode_to_vec())
+        } else if path.contains("metrics") {
+            let r = ExportMetricsServiceRequest::decode(body).map_err(|e| undecodable(self, e))?;
+            self.metrics.push(r);
+            Ok(ExportMetricsServiceResponse::default().encode_to_vec())
+        } else {
+            Err(false)
+        }
+    }
+}
+
 struct Refusal {
     status: u16,
     n: usize,
@@ -83,17 +110,13 @@ pub struct Receiver {
     shared: Arc<Shared>,
     stop: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// The gRPC collector's process ([`Receiver::start_grpc`]).
+    child: Option<std::process::Child>,
 }
 
 impl Receiver {
     pub fn start() -> Receiver {
-        let (arrived, _) = watch::channel(0);
-        let shared = Arc::new(Shared {
-            store: Mutex::new(Store::default()),
-            fail: AtomicBool::new(false),
-            refuse: Mutex::new(None),
-            arrived,
-        });
+        let shared = Receiver::shared();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
         let s = shared.clone();
@@ -118,6 +141,90 @@ impl Receiver {
             shared,
             stop: Some(stop_tx),
             thread: Some(thread),
+            child: None,
+        }
+    }
+
+    fn shared() -> Arc<Shared> {
+        let (arrived, _) = watch::channel(0);
+        Arc::new(Shared {
+            store: Mutex::new(Store::default()),
+            fail: AtomicBool::new(false),
+            refuse: Mutex::new(None),
+            arrived,
+        })
+    }
+
+    /// An OTLP/gRPC collector: `tests/interop/otlp_grpc.py`, the official
+    /// generated services on `grpcio` (installed by `tests/interop/setup.sh`),
+    /// whose every call is kept here as an [`Arrival`] (its gRPC metadata as
+    /// headers; `status` 200 for OK, else the gRPC code it answered). With
+    /// `refuse = Some((code, n, needle))` it answers the first `n` calls whose
+    /// request holds `needle` with gRPC status `code`. `url` is the collector's
+    /// base URL, as `[telemetry] endpoint` takes it with `protocol = "grpc"`.
+    pub fn start_grpc(refuse: Option<(u32, usize, &str)>) -> Receiver {
+        use std::io::BufRead;
+        let py = super::interop::interop_dir().join(".venv/bin/python");
+        assert!(
+            py.is_file(),
+            "{} missing: run tests/interop/setup.sh (or set MCP_BRIDGE_SKIP_INTEROP=1)",
+            py.display()
+        );
+        let mut cmd = std::process::Command::new(py);
+        cmd.arg(super::interop::interop_dir().join("otlp_grpc.py"));
+        if let Some((code, n, needle)) = refuse {
+            cmd.arg("--refuse").arg(format!("{code}:{n}:{needle}"));
+        }
+        let mut child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start tests/interop/otlp_grpc.py");
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let port: u16 = match lines.next() {
+            Some(Ok(line)) => line
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("otlp_grpc.py said {line:?}")),
+            other => panic!("otlp_grpc.py did not start: {other:?} {:?}", child.wait()),
+        };
+        let shared = Receiver::shared();
+        let s = shared.clone();
+        let thread = std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+                let path = v["path"].as_str().unwrap().to_owned();
+                let body = unhex(v["body"].as_str().unwrap()).unwrap();
+                let code = v["code"].as_u64().unwrap();
+                let mut headers = axum::http::HeaderMap::new();
+                for kv in v["metadata"].as_array().unwrap() {
+                    let (k, v) = (kv[0].as_str().unwrap(), kv[1].as_str().unwrap());
+                    headers.append(
+                        axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                        axum::http::HeaderValue::from_str(v).unwrap(),
+                    );
+                }
+                {
+                    let mut store = s.store.locked();
+                    if code == 0 {
+                        let _ = store.accept(&path, &body);
+                    }
+                    store.arrivals.push(Arrival {
+                        path,
+                        headers,
+                        body,
+                        status: if code == 0 { 200 } else { code as u16 },
+                    });
+                }
+                s.arrived.send_modify(|n| *n += 1);
+            }
+        });
+        Receiver {
+            url: format!("http://127.0.0.1:{port}"),
+            shared,
+            stop: None,
+            thread: Some(thread),
+            child: Some(child),
         }
     }
 
@@ -248,6 +355,10 @@ impl Drop for Receiver {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -279,30 +390,14 @@ async fn receive(shared: Arc<Shared>, req: axum::extract::Request) -> axum::resp
             Err(status)
         } else if failing {
             Err(StatusCode::SERVICE_UNAVAILABLE)
-        } else if path.contains("traces") {
-            match ExportTraceServiceRequest::decode(body.as_slice()) {
-                Ok(r) => {
-                    store.traces.push(r);
-                    Ok(ExportTraceServiceResponse::default().encode_to_vec())
-                }
-                Err(e) => {
-                    store.undecodable.push((path.clone(), e.to_string()));
-                    Err(StatusCode::BAD_REQUEST)
-                }
-            }
-        } else if path.contains("metrics") {
-            match ExportMetricsServiceRequest::decode(body.as_slice()) {
-                Ok(r) => {
-                    store.metrics.push(r);
-                    Ok(ExportMetricsServiceResponse::default().encode_to_vec())
-                }
-                Err(e) => {
-                    store.undecodable.push((path.clone(), e.to_string()));
-                    Err(StatusCode::BAD_REQUEST)
-                }
-            }
         } else {
-            Err(StatusCode::NOT_FOUND)
+            store.accept(&path, &body).map_err(|known| {
+                if known {
+                    StatusCode::BAD_REQUEST
+                } else {
+                    StatusCode::NOT_FOUND
+                }
+            })
         };
         let status = match &answer {
             Ok(_) => StatusCode::OK,

@@ -11,7 +11,8 @@
 #     binaries shipped in per-platform npm packages (optionalDependencies), so
 #     nothing is downloaded from anywhere but the npm registry;
 #   - PyPI (requirements.txt) into the venv tests/interop/.venv: the MCP Python
-#     SDK `mcp`.
+#     SDK `mcp`, and `grpcio` with `opentelemetry-proto` for the OTLP/gRPC
+#     collector of tests/telemetry.rs.
 # Idempotent: each part does nothing when what is installed matches the pins.
 set -euo pipefail
 cd "$(dirname "$0")"
