@@ -9,7 +9,8 @@
 //! header); the call counters, durations and minutes saved match what the
 //! audit log records; no argument or result reaches the collector; the off
 //! switches send nothing and still pass the IDE's trace context through; a
-//! failing collector is counted in `status`; the resource names the bridge,
+//! failing collector is counted in `status`, and one that never answers holds
+//! up no call and no exit; the resource names the bridge,
 //! a stable pseudonymous user and the IDE; a first run with nothing cached
 //! exports to the collector the registry's first answer names; with
 //! `protocol = "grpc"`, a real gRPC collector (grpcio, installed by
@@ -745,6 +746,50 @@ async fn a_refused_span_export_is_retried_only_when_the_collector_may_take_it_la
         "the refused span was not sent again, nor the first twice"
     );
     assert_eq!(receiver.arrivals().iter().filter(|a| a.status == 400).count(), 1);
+}
+
+/// A collector that takes connections and never answers: every call still
+/// answers, the spans beyond `max_queue` are dropped and counted in `status`
+/// while the export hangs, and stdin EOF still ends the bridge at once (its
+/// last export is bounded, not the collector's timeout).
+#[tokio::test]
+async fn a_collector_that_never_answers_holds_up_no_call_and_no_exit() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = held.clone();
+    let accepting = tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            keep.locked().push(socket);
+        }
+    });
+    let alpha = Upstream::start(TestServer::new(Era::Modern, "alpha"));
+    let home = Home::new();
+    home.servers_config(
+        &[("alpha", &alpha.url)],
+        &telemetry_config(
+            &url,
+            "span_delay = 0.05\nmax_queue = 2\ntimeout = 30\nmetrics = false\n",
+        ),
+    );
+    let mut bridge = Bridge::start(&home, &[]).await;
+    bridge.wait_for(&["alpha__echo"]).await;
+    for i in 0..6 {
+        let text = format!("call {i}");
+        let r = bridge.call("alpha__echo", json!({ "text": text })).await.unwrap();
+        assert_eq!(first_text(&r), text);
+    }
+    let t = telemetry_once(
+        &home,
+        "status to count the spans the hung export left no room for",
+        Every(Duration::from_millis(50)),
+        |t| t["spans_dropped"].as_u64().unwrap_or(0) >= 1,
+    )
+    .await;
+    assert_eq!(t["spans_exported"], 0, "{t}");
+    assert!(!held.locked().is_empty(), "the bridge connected to the collector");
+    bridge.finish().await;
+    accepting.abort();
 }
 
 /// An HTTPS collector (a TLS terminator with the test CA's certificate for

@@ -394,10 +394,7 @@ impl Telemetry {
             let mut q = s.spans.locked();
             if q.len() >= s.max_queue {
                 drop(q);
-                s.spans_dropped.fetch_add(1, Ordering::Relaxed);
-                if let Some(n) = s.changed.get() {
-                    n.notify_one();
-                }
+                s.dropped(1);
                 return;
             }
             q.push(record);
