@@ -10,7 +10,8 @@
 //! audit log records; no argument or result reaches the collector; the off
 //! switches send nothing and still pass the IDE's trace context through; a
 //! failing collector is counted in `status`, and one that never answers holds
-//! up no call and no exit; the resource names the bridge,
+//! up no call and no exit; an HTTPS collector is verified against the system's
+//! roots or a private CA, and gets a client certificate when one is named; the resource names the bridge,
 //! a stable pseudonymous user and the IDE; a first run with nothing cached
 //! exports to the collector the registry's first answer names; with
 //! `protocol = "grpc"`, a real gRPC collector (grpcio, installed by
@@ -950,6 +951,88 @@ async fn a_grpc_collector_gets_the_spans_and_metrics() {
         "{text}"
     );
     assert_eq!(receiver.arrivals().len(), before + 2, "{text}");
+}
+
+/// A collector behind a private CA that asks for a client certificate:
+/// `[telemetry] certificate` adds the CA to the system's roots (here another
+/// CA's, by `SSL_CERT_FILE`), and `client_certificate` with `client_key` is
+/// presented; the spans and metrics arrive. Without the client certificate the
+/// collector refuses the handshake, and with a key file that is not there the
+/// exporter says so; in both cases `status` says why and nothing arrives.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_collector_with_a_private_ca_and_client_certificates() {
+    use common::tls::{fixture, server_config_with, tls_terminator_with};
+    let receiver = Receiver::start();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let plain: std::net::SocketAddr = receiver.url.trim_start_matches("http://").parse().unwrap();
+    let config = server_config_with(&[], Some("client-ca.pem"));
+    let tls = tls_terminator_with(plain, stop.clone(), config).await;
+    let alpha = Upstream::start(TestServer::new(Era::Modern, "alpha"));
+    let endpoint = format!("https://127.0.0.1:{}", tls.port());
+    let path = |name: &str| fixture(name).display().to_string();
+    let run = async |files: String| {
+        let home = Home::new();
+        home.servers_config(
+            &[("alpha", &alpha.url)],
+            &telemetry_config(&endpoint, &format!("span_delay = 0.05\nexport_interval = 0.2\n{files}")),
+        );
+        let other = fixture("other-ca.pem");
+        let mut bridge = Bridge::start(
+            &home,
+            &[
+                ("SSL_CERT_FILE", other.to_str().unwrap()),
+                ("SSL_CERT_DIR", "/nonexistent"),
+            ],
+        )
+        .await;
+        bridge.wait_for(&["alpha__echo"]).await;
+        bridge.call("alpha__echo", json!({ "text": "x" })).await.unwrap();
+        (home, bridge)
+    };
+    let error_once = async |home: &Home| {
+        let t = telemetry_once(
+            home,
+            "status to say why nothing went",
+            Every(Duration::from_millis(100)),
+            |t| t["exports_failed"].as_u64().unwrap_or(0) >= 1,
+        )
+        .await;
+        t["last_error"].as_str().unwrap_or_default().to_owned()
+    };
+
+    let all = format!(
+        "certificate = \"{}\"\nclient_certificate = \"{}\"\nclient_key = \"{}\"\n",
+        path("ca.pem"),
+        path("client.pem"),
+        path("client.key")
+    );
+    let (_home, bridge) = run(all).await;
+    bridge.finish().await;
+    call_span(&receiver.spans_of("mcp-bridge"), "echo", |_| true);
+    assert!(
+        receiver
+            .last_metrics()
+            .is_some_and(|m| m.sum("mcp_bridge.calls", &[]) == 1.0)
+    );
+
+    let before = receiver.arrivals().len();
+    let (home, bridge) = run(format!("certificate = \"{}\"\n", path("ca.pem"))).await;
+    let error = error_once(&home).await;
+    bridge.finish().await;
+    assert!(error.contains("CertificateRequired"), "{error}");
+
+    let missing = format!(
+        "certificate = \"{}\"\nclient_certificate = \"{}\"\nclient_key = \"/nonexistent/client.key\"\n",
+        path("ca.pem"),
+        path("client.pem")
+    );
+    let (home, bridge) = run(missing).await;
+    let error = error_once(&home).await;
+    bridge.finish().await;
+    assert!(error.contains("/nonexistent/client.key"), "{error}");
+    assert_eq!(receiver.arrivals().len(), before, "nothing reached the collector");
+    stop.cancel();
 }
 
 /// The resource: `service.name`, `service.version`, a `service.instance.id`

@@ -564,6 +564,12 @@ pub struct TelemetryConfig {
     pub endpoint: Option<String>,
     /// `"http/protobuf"` (the default) or `"grpc"`.
     pub protocol: OtlpProtocol,
+    /// A PEM file of certificates to trust besides the system's roots (the
+    /// collector's private CA).
+    pub certificate: Option<std::path::PathBuf>,
+    /// A PEM certificate and its key, presented to the collector (mutual TLS).
+    pub client_certificate: Option<std::path::PathBuf>,
+    pub client_key: Option<std::path::PathBuf>,
     /// Headers sent with every export (a collector's API key, say).
     pub headers: BTreeMap<String, String>,
     /// Export spans.
@@ -591,6 +597,9 @@ impl Default for TelemetryConfig {
             enabled: None,
             endpoint: None,
             protocol: OtlpProtocol::default(),
+            certificate: None,
+            client_certificate: None,
+            client_key: None,
             headers: BTreeMap::new(),
             traces: true,
             metrics: true,
@@ -611,6 +620,9 @@ impl std::fmt::Debug for TelemetryConfig {
             .field("enabled", &self.enabled)
             .field("endpoint", &self.endpoint)
             .field("protocol", &self.protocol)
+            .field("certificate", &self.certificate)
+            .field("client_certificate", &self.client_certificate)
+            .field("client_key", &self.client_key)
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("traces", &self.traces)
             .field("metrics", &self.metrics)

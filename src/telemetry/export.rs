@@ -74,10 +74,17 @@ pub(super) async fn run(
     observe: Observer,
     shutdown: CancellationToken,
 ) {
-    let client = match client(&plan) {
-        Ok(c) => c,
+    // Reads the TLS files named, if any (and then the system's roots).
+    let tls_plan = plan.clone();
+    let client = match tokio::task::spawn_blocking(move || client(&tls_plan)).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            tracing::warn!("telemetry: nothing is exported: {e}");
+            shared.failed(e);
+            return;
+        }
         Err(e) => {
-            tracing::warn!("telemetry: cannot build an HTTP client, nothing is exported: {e}");
+            tracing::warn!("telemetry: nothing is exported: {e}");
             return;
         }
     };
@@ -326,15 +333,18 @@ fn body_retry((body, spans): (Vec<u8>, u64)) -> Retry {
     }
 }
 
-/// The exporter's HTTP client: the bridge's settings; for gRPC, HTTP/2 from
-/// the first byte (cleartext collectors take no upgrade).
-fn client(plan: &Plan) -> reqwest::Result<reqwest::Client> {
-    let builder = crate::net::builder();
-    if plan.grpc {
-        builder.http2_prior_knowledge().build()
-    } else {
-        builder.build()
+/// The exporter's HTTP client: the bridge's settings, with the collector's
+/// CA and client certificate when the plan names them (read now); for gRPC,
+/// HTTP/2 from the first byte (cleartext collectors take no upgrade).
+fn client(plan: &Plan) -> Result<reqwest::Client, String> {
+    let mut builder = crate::net::builder();
+    if !plan.tls.is_empty() {
+        builder = builder.tls_backend_preconfigured(crate::net::tls::client_config_with(&plan.tls)?);
     }
+    if plan.grpc {
+        builder = builder.http2_prior_knowledge();
+    }
+    builder.build().map_err(|e| format!("cannot build an HTTP client: {e}"))
 }
 
 /// One export request; the error names the collector without credentials
@@ -458,7 +468,7 @@ fn grpc_code_name(code: u32) -> &'static str {
 /// Ask the collector to take an empty export of each signal the plan sends
 /// (`doctor`): OTLP receivers answer 200 (gRPC OK) to one. Returns where it went.
 pub async fn probe(plan: &Plan) -> Result<String, String> {
-    let client = client(plan).map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+    let client = client(plan)?;
     if let Some(url) = &plan.traces {
         let body = ExportTraceServiceRequest::default().encode_to_vec();
         post(&client, plan, url, body, plan.timeout).await.map_err(|f| f.text)?;

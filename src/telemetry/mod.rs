@@ -516,6 +516,7 @@ mod tests {
             traces: Some("http://127.0.0.1:9/v1/traces".into()),
             metrics: None,
             grpc: false,
+            tls: Default::default(),
             headers: vec![],
             timeout: std::time::Duration::from_secs(1),
             export_interval: std::time::Duration::from_secs(3600),

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::config::{OtlpProtocol, TelemetryConfig};
+use crate::net::tls::ClientFiles;
 
 /// OTLP/HTTP signal paths appended to a base endpoint (OTLP exporter spec).
 const TRACES_PATH: &str = "v1/traces";
@@ -25,6 +26,8 @@ pub struct Plan {
     pub metrics: Option<String>,
     /// Both signals go as gRPC calls (the URLs then end in the method's path).
     pub grpc: bool,
+    /// A private CA and a client certificate for the collector's TLS.
+    pub tls: ClientFiles,
     /// Sent with every export (may carry an API key: never printed).
     pub headers: Vec<(String, String)>,
     pub timeout: Duration,
@@ -44,6 +47,7 @@ impl std::fmt::Debug for Plan {
             .field("traces", &self.traces.as_deref().map(redact))
             .field("metrics", &self.metrics.as_deref().map(redact))
             .field("grpc", &self.grpc)
+            .field("tls", &self.tls)
             .field("headers", &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>())
             .field("timeout", &self.timeout)
             .field("export_interval", &self.export_interval)
@@ -70,12 +74,19 @@ impl Plan {
         if var("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) || cfg.enabled == Some(false) {
             return Ok(None);
         }
-        // The signal's own variable, else the general one, else the config.
-        let protocol = |signal_var: &str| -> Result<OtlpProtocol, String> {
-            let Some((name, p)) = [signal_var, "OTEL_EXPORTER_OTLP_PROTOCOL"]
-                .into_iter()
-                .find_map(|k| var(k).map(|v| (k, v)))
-            else {
+        // A setting a signal may have its own of (`OTEL_EXPORTER_OTLP_TRACES_<S>`),
+        // else the general one (`OTEL_EXPORTER_OTLP_<S>`): (variable, value).
+        let signal_var = |signal: &str, setting: &str| -> Option<(String, String)> {
+            [
+                format!("OTEL_EXPORTER_OTLP_{signal}_{setting}"),
+                format!("OTEL_EXPORTER_OTLP_{setting}"),
+            ]
+            .into_iter()
+            .find_map(|k| var(&k).map(|v| (k, v)))
+        };
+        // The signal's variable, else the general one, else the config.
+        let protocol = |signal: &str| -> Result<OtlpProtocol, String> {
+            let Some((name, p)) = signal_var(signal, "PROTOCOL") else {
                 return Ok(cfg.protocol);
             };
             match p.as_str() {
@@ -86,10 +97,7 @@ impl Plan {
                 )),
             }
         };
-        let (traces_protocol, metrics_protocol) = (
-            protocol("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")?,
-            protocol("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")?,
-        );
+        let (traces_protocol, metrics_protocol) = (protocol("TRACES")?, protocol("METRICS")?);
         let base = var("OTEL_EXPORTER_OTLP_ENDPOINT")
             .or_else(|| cfg.endpoint.clone())
             .or(registry);
@@ -136,17 +144,38 @@ impl Plan {
             cfg.metrics,
             "OTEL_METRICS_EXPORTER",
         )?;
-        if traces.is_some() && metrics.is_some() && traces_protocol != metrics_protocol {
+        // Both signals go one way: where both are exported, their values must
+        // agree. Whether to take the traces' value.
+        let one_way = |setting: &str, agree: bool| -> Result<bool, String> {
+            if !agree && traces.is_some() && metrics.is_some() {
+                return Err(format!(
+                    "OTEL_EXPORTER_OTLP_TRACES_{setting} and OTEL_EXPORTER_OTLP_METRICS_{setting} differ: mcp-bridge sends both signals one way (telemetry is off)"
+                ));
+            }
+            Ok(traces.is_some())
+        };
+        let use_traces = one_way("PROTOCOL", traces_protocol == metrics_protocol)?;
+        let grpc = if use_traces { traces_protocol } else { metrics_protocol } == OtlpProtocol::Grpc;
+        let file = |setting: &str, configured: &Option<std::path::PathBuf>| {
+            let pick = |signal| {
+                signal_var(signal, setting)
+                    .map(|(_, v)| v.into())
+                    .or_else(|| configured.clone())
+            };
+            let (t, m) = (pick("TRACES"), pick("METRICS"));
+            Ok::<_, String>(if one_way(setting, t == m)? { t } else { m })
+        };
+        let tls = ClientFiles {
+            roots: file("CERTIFICATE", &cfg.certificate)?,
+            cert: file("CLIENT_CERTIFICATE", &cfg.client_certificate)?,
+            key: file("CLIENT_KEY", &cfg.client_key)?,
+        };
+        if tls.cert.is_some() != tls.key.is_some() {
             return Err(
-                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL and OTEL_EXPORTER_OTLP_METRICS_PROTOCOL differ: mcp-bridge sends both signals one way (telemetry is off)"
+                "a client certificate for the collector needs its key, and a key its certificate ([telemetry] client_certificate and client_key, or OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY); telemetry is off"
                     .into(),
             );
         }
-        let grpc = if traces.is_some() {
-            traces_protocol
-        } else {
-            metrics_protocol
-        } == OtlpProtocol::Grpc;
         if traces.is_none() && metrics.is_none() {
             if cfg.enabled == Some(true) && base.is_none() && (cfg.traces || cfg.metrics) {
                 return Err(
@@ -202,6 +231,7 @@ impl Plan {
             traces,
             metrics,
             grpc,
+            tls,
             headers: headers.into_iter().collect(),
             timeout: millis("OTEL_EXPORTER_OTLP_TIMEOUT", cfg.timeout),
             export_interval: millis("OTEL_METRIC_EXPORT_INTERVAL", cfg.export_interval),
@@ -424,6 +454,42 @@ mod tests {
         let p = resolve(&TelemetryConfig::default(), &env, None).unwrap().unwrap();
         assert!(p.grpc && p.metrics.is_none());
         assert_eq!(p.destination(), "http://env:4317/ (gRPC)");
+    }
+
+    #[test]
+    fn tls_files_come_from_the_environment_or_the_config() {
+        let mut cfg = with_endpoint("https://c:4318");
+        cfg.certificate = Some("/etc/ca.pem".into());
+        let p = resolve(&cfg, &[], None).unwrap().unwrap();
+        assert_eq!(p.tls.roots.as_deref(), Some(std::path::Path::new("/etc/ca.pem")));
+        assert!(p.tls.cert.is_none() && p.tls.key.is_none());
+        let env = [
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/env/ca.pem"),
+            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/env/me.pem"),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/env/me.key"),
+        ];
+        let p = resolve(&cfg, &env, None).unwrap().unwrap();
+        assert_eq!(
+            p.tls,
+            ClientFiles {
+                roots: Some("/env/ca.pem".into()),
+                cert: Some("/env/me.pem".into()),
+                key: Some("/env/me.key".into()),
+            }
+        );
+        let e = resolve(&cfg, &env[..2], None).unwrap_err();
+        assert!(e.contains("needs its key"), "{e}");
+        // One signal's own file: fine when only that signal goes, refused
+        // when both go and the other's differs.
+        let env = [("OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE", "/m/ca.pem")];
+        let e = resolve(&cfg, &env, None).unwrap_err();
+        assert!(e.contains("OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE"), "{e}");
+        let env = [
+            ("OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE", "/m/ca.pem"),
+            ("OTEL_TRACES_EXPORTER", "none"),
+        ];
+        let p = resolve(&cfg, &env, None).unwrap().unwrap();
+        assert_eq!(p.tls.roots.as_deref(), Some(std::path::Path::new("/m/ca.pem")));
     }
 
     #[test]
