@@ -80,6 +80,21 @@ impl Bridge {
         self.client.call_tool(p).await.unwrap()
     }
 
+    /// `alpha__echo` in the IDE's trace with a marker argument and a marker
+    /// result, which must reach no collector: (argument, result).
+    async fn call_with_secrets(&self) -> (String, String) {
+        let (secret_arg, secret_result) = (marker("argument"), marker("result"));
+        let r = self
+            .call_traced(
+                "alpha__echo",
+                json!({ "text": secret_result, "other": secret_arg }),
+                &ide_traceparent(),
+            )
+            .await;
+        assert_eq!(first_text(&r), secret_result);
+        (secret_arg, secret_result)
+    }
+
     /// Close the IDE's side (stdin EOF) and wait for the bridge to exit; its
     /// stderr. It must exit by itself, within its shutdown budget, before rmcp
     /// would send SIGTERM (3 s): what it exported is then all there is.
@@ -169,16 +184,8 @@ async fn calls_join_the_ide_trace(era: Era) {
     home.servers_config(&[("alpha", &alpha.url)], &telemetry_config(&receiver.url, ""));
     let mut bridge = Bridge::start(&home, &[]).await;
     bridge.wait_for(&["alpha__echo"]).await;
-    let (secret_arg, secret_result) = (marker("argument"), marker("result"));
+    let (secret_arg, secret_result) = bridge.call_with_secrets().await;
 
-    let r = bridge
-        .call_traced(
-            "alpha__echo",
-            json!({ "text": secret_result, "other": secret_arg }),
-            &ide_traceparent(),
-        )
-        .await;
-    assert_eq!(first_text(&r), secret_result);
     let r = bridge.call("alpha__echo", json!({ "text": "untraced" })).await.unwrap();
     assert_eq!(first_text(&r), "untraced");
     let stderr = bridge.finish().await;
@@ -793,6 +800,69 @@ async fn a_collector_that_never_answers_holds_up_no_call_and_no_exit() {
     accepting.abort();
 }
 
+/// `receiver` behind a TLS terminator with `config` (the test CA's
+/// certificate for 127.0.0.1), until `stop`: its `https://` base URL.
+#[cfg(target_os = "linux")]
+async fn https_collector(
+    receiver: &Receiver,
+    config: std::sync::Arc<rustls::ServerConfig>,
+    stop: &tokio_util::sync::CancellationToken,
+) -> String {
+    let plain: std::net::SocketAddr = receiver.url.trim_start_matches("http://").parse().unwrap();
+    let tls = common::tls::tls_terminator_with(plain, stop.clone(), config).await;
+    format!("https://127.0.0.1:{}", tls.port())
+}
+
+/// A bridge in a new home exporting to `endpoint` (with `extra` `[telemetry]`
+/// lines), whose system roots are the fixture `roots` (`SSL_CERT_FILE`, honoured
+/// on Linux), after one call to `alpha`'s echo.
+#[cfg(target_os = "linux")]
+async fn https_bridge(endpoint: &str, alpha: &Upstream, roots: &str, extra: &str) -> (Home, Bridge) {
+    let home = Home::new();
+    home.servers_config(
+        &[("alpha", &alpha.url)],
+        &telemetry_config(endpoint, &format!("span_delay = 0.05\nexport_interval = 0.2\n{extra}")),
+    );
+    let roots = common::tls::fixture(roots);
+    let mut bridge = Bridge::start(
+        &home,
+        &[
+            ("SSL_CERT_FILE", roots.to_str().unwrap()),
+            ("SSL_CERT_DIR", "/nonexistent"),
+        ],
+    )
+    .await;
+    bridge.wait_for(&["alpha__echo"]).await;
+    bridge.call("alpha__echo", json!({ "text": "x" })).await.unwrap();
+    (home, bridge)
+}
+
+/// The last export error `status` shows, once there is one (bounded).
+#[cfg(target_os = "linux")]
+async fn export_error(home: &Home) -> String {
+    let t = telemetry_once(
+        home,
+        "status to say why nothing went",
+        Every(Duration::from_millis(100)),
+        |t| t["exports_failed"].as_u64().unwrap_or(0) >= 1,
+    )
+    .await;
+    t["last_error"].as_str().unwrap_or_default().to_owned()
+}
+
+/// `receiver` got the span of one `echo` call and a metric export counting it.
+#[cfg(target_os = "linux")]
+fn assert_one_call_exported(receiver: &Receiver) {
+    call_span(&receiver.spans_of("mcp-bridge"), "echo", |_| true);
+    assert!(
+        receiver
+            .last_metrics()
+            .is_some_and(|m| m.sum("mcp_bridge.calls", &[]) == 1.0),
+        "{:?}",
+        receiver.summary()
+    );
+}
+
 /// An HTTPS collector (a TLS terminator with the test CA's certificate for
 /// 127.0.0.1 in front of the receiver) is verified against the system roots,
 /// here the test CA by `SSL_CERT_FILE` (honoured on Linux), and gets the spans
@@ -800,53 +870,20 @@ async fn a_collector_that_never_answers_holds_up_no_call_and_no_exit() {
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn an_https_collector_is_verified_against_the_system_roots() {
-    use common::tls::{fixture, tls_terminator};
     let receiver = Receiver::start();
     let stop = tokio_util::sync::CancellationToken::new();
-    let plain: std::net::SocketAddr = receiver.url.trim_start_matches("http://").parse().unwrap();
-    let tls = tls_terminator(plain, stop.clone()).await;
+    let endpoint = https_collector(&receiver, common::tls::server_config(&[]), &stop).await;
     let alpha = Upstream::start(TestServer::new(Era::Modern, "alpha"));
-    let endpoint = format!("https://127.0.0.1:{}", tls.port());
-    let run = async |ca: &str| {
-        let home = Home::new();
-        home.servers_config(
-            &[("alpha", &alpha.url)],
-            &telemetry_config(&endpoint, "span_delay = 0.05\nexport_interval = 0.2\n"),
-        );
-        let ca = fixture(ca);
-        let mut bridge = Bridge::start(
-            &home,
-            &[
-                ("SSL_CERT_FILE", ca.to_str().unwrap()),
-                ("SSL_CERT_DIR", "/nonexistent"),
-            ],
-        )
-        .await;
-        bridge.wait_for(&["alpha__echo"]).await;
-        bridge.call("alpha__echo", json!({ "text": "x" })).await.unwrap();
-        (home, bridge)
-    };
+    let run = async |ca: &str| https_bridge(&endpoint, &alpha, ca, "").await;
 
     let (_home, bridge) = run("ca.pem").await;
     bridge.finish().await;
-    call_span(&receiver.spans_of("mcp-bridge"), "echo", |_| true);
-    assert!(
-        receiver
-            .last_metrics()
-            .is_some_and(|m| m.sum("mcp_bridge.calls", &[]) == 1.0)
-    );
+    assert_one_call_exported(&receiver);
 
     let before = receiver.arrivals().len();
     let (home, bridge) = run("other-ca.pem").await;
-    let t = telemetry_once(
-        &home,
-        "status to name the refused certificate",
-        Every(Duration::from_millis(100)),
-        |t| t["exports_failed"].as_u64().unwrap_or(0) >= 1,
-    )
-    .await;
-    let error = t["last_error"].as_str().unwrap_or_default().to_lowercase();
-    assert!(error.contains("certificate"), "{t}");
+    let error = export_error(&home).await;
+    assert!(error.to_lowercase().contains("certificate"), "{error}");
     bridge.finish().await;
     assert_eq!(receiver.arrivals().len(), before, "nothing reached the collector");
     stop.cancel();
@@ -876,15 +913,7 @@ async fn a_grpc_collector_gets_the_spans_and_metrics() {
     );
     let mut bridge = Bridge::start(&home, &[]).await;
     bridge.wait_for(&["alpha__echo"]).await;
-    let (secret_arg, secret_result) = (marker("argument"), marker("result"));
-    let r = bridge
-        .call_traced(
-            "alpha__echo",
-            json!({ "text": secret_result, "other": secret_arg }),
-            &ide_traceparent(),
-        )
-        .await;
-    assert_eq!(first_text(&r), secret_result);
+    let (secret_arg, secret_result) = bridge.call_with_secrets().await;
     let echo_spans = |r: &Receiver| {
         r.spans_of("mcp-bridge")
             .into_iter()
@@ -962,45 +991,13 @@ async fn a_grpc_collector_gets_the_spans_and_metrics() {
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn a_collector_with_a_private_ca_and_client_certificates() {
-    use common::tls::{fixture, server_config_with, tls_terminator_with};
     let receiver = Receiver::start();
     let stop = tokio_util::sync::CancellationToken::new();
-    let plain: std::net::SocketAddr = receiver.url.trim_start_matches("http://").parse().unwrap();
-    let config = server_config_with(&[], Some("client-ca.pem"));
-    let tls = tls_terminator_with(plain, stop.clone(), config).await;
+    let config = common::tls::server_config_with(&[], Some("client-ca.pem"));
+    let endpoint = https_collector(&receiver, config, &stop).await;
     let alpha = Upstream::start(TestServer::new(Era::Modern, "alpha"));
-    let endpoint = format!("https://127.0.0.1:{}", tls.port());
-    let path = |name: &str| fixture(name).display().to_string();
-    let run = async |files: String| {
-        let home = Home::new();
-        home.servers_config(
-            &[("alpha", &alpha.url)],
-            &telemetry_config(&endpoint, &format!("span_delay = 0.05\nexport_interval = 0.2\n{files}")),
-        );
-        let other = fixture("other-ca.pem");
-        let mut bridge = Bridge::start(
-            &home,
-            &[
-                ("SSL_CERT_FILE", other.to_str().unwrap()),
-                ("SSL_CERT_DIR", "/nonexistent"),
-            ],
-        )
-        .await;
-        bridge.wait_for(&["alpha__echo"]).await;
-        bridge.call("alpha__echo", json!({ "text": "x" })).await.unwrap();
-        (home, bridge)
-    };
-    let error_once = async |home: &Home| {
-        let t = telemetry_once(
-            home,
-            "status to say why nothing went",
-            Every(Duration::from_millis(100)),
-            |t| t["exports_failed"].as_u64().unwrap_or(0) >= 1,
-        )
-        .await;
-        t["last_error"].as_str().unwrap_or_default().to_owned()
-    };
-
+    let path = |name: &str| common::tls::fixture(name).display().to_string();
+    let run = async |files: String| https_bridge(&endpoint, &alpha, "other-ca.pem", &files).await;
     let all = format!(
         "certificate = \"{}\"\nclient_certificate = \"{}\"\nclient_key = \"{}\"\n",
         path("ca.pem"),
@@ -1009,16 +1006,11 @@ async fn a_collector_with_a_private_ca_and_client_certificates() {
     );
     let (_home, bridge) = run(all).await;
     bridge.finish().await;
-    call_span(&receiver.spans_of("mcp-bridge"), "echo", |_| true);
-    assert!(
-        receiver
-            .last_metrics()
-            .is_some_and(|m| m.sum("mcp_bridge.calls", &[]) == 1.0)
-    );
+    assert_one_call_exported(&receiver);
 
     let before = receiver.arrivals().len();
     let (home, bridge) = run(format!("certificate = \"{}\"\n", path("ca.pem"))).await;
-    let error = error_once(&home).await;
+    let error = export_error(&home).await;
     bridge.finish().await;
     assert!(error.contains("CertificateRequired"), "{error}");
 
@@ -1028,7 +1020,7 @@ async fn a_collector_with_a_private_ca_and_client_certificates() {
         path("client.pem")
     );
     let (home, bridge) = run(missing).await;
-    let error = error_once(&home).await;
+    let error = export_error(&home).await;
     bridge.finish().await;
     assert!(error.contains("/nonexistent/client.key"), "{error}");
     assert_eq!(receiver.arrivals().len(), before, "nothing reached the collector");
