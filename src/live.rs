@@ -575,23 +575,29 @@ impl Live {
         };
         let full = self.polls_since_full >= FULL_EVERY;
         let since = if full { None } else { self.registry.mirror.since() };
-        let fetched = tokio::time::timeout(
-            secs(self.cfg.timeouts.call),
-            registry::sync::fetch_since(
-                &self.client,
-                &url,
-                &rc,
-                since.as_deref(),
-                Some(&self.registry.mirror.validators),
-            ),
-        )
-        .await
-        .unwrap_or_else(|_| {
-            Err(registry::RegistryError::Http {
-                url: url.clone(),
-                message: format!("no answer within {} s", self.cfg.timeouts.call),
+        let fetch = async {
+            tokio::time::timeout(
+                secs(self.cfg.timeouts.call),
+                registry::sync::fetch_since(
+                    &self.client,
+                    &url,
+                    &rc,
+                    since.as_deref(),
+                    Some(&self.registry.mirror.validators),
+                ),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(registry::RegistryError::Http {
+                    url: url.clone(),
+                    message: format!("no answer within {} s", self.cfg.timeouts.call),
+                })
             })
-        });
+        };
+        // Its own trace; the error's text (a URL) stays out of it.
+        let fetched = crate::telemetry::global()
+            .traced("mcp_bridge.registry.fetch", "", |_| "unavailable", fetch)
+            .await;
         let (servers, validators) = match fetched {
             Ok(Fetched::NotModified) => {
                 self.succeeded();

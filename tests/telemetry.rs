@@ -13,7 +13,8 @@
 //! up no call and no exit; an HTTPS collector is verified against the system's
 //! roots or a private CA, and gets a client certificate when one is named; the resource names the bridge,
 //! a stable pseudonymous user and the IDE; a first run with nothing cached
-//! exports to the collector the registry's first answer names; with
+//! exports to the collector the registry's first answer names, and each read
+//! of the registry API has a span; with
 //! `protocol = "grpc"`, a real gRPC collector (grpcio, installed by
 //! `tests/interop/setup.sh`; `MCP_BRIDGE_SKIP_INTEROP=1` skips it) gets the
 //! same.
@@ -1234,14 +1235,9 @@ async fn doctor_checks_the_collector() {
     assert!(text.contains("telemetry: off"), "{text}");
 }
 
-/// A first run in an empty home (nothing cached) whose registry API names the
-/// collector in its operator `_meta`: the export starts with the registry's
-/// first answer, before its servers join, so the connection and the first
-/// call are exported too.
-#[tokio::test]
-async fn a_first_run_exports_to_the_collector_the_registry_names() {
-    let receiver = Receiver::start();
-    let alpha = Upstream::start(TestServer::new(Era::Modern, "alpha"));
+/// A registry API on 127.0.0.1 (on the test's runtime) listing `alpha`, with
+/// the operator's `telemetry` settings in its `_meta`: its base URL.
+async fn registry_api(alpha: &Upstream, telemetry: Value) -> String {
     let page = json!({
         "servers": [{
             "server": { "name": "com.example/alpha", "description": "test", "version": "1.0.0",
@@ -1249,7 +1245,7 @@ async fn a_first_run_exports_to_the_collector_the_registry_names() {
             "_meta": {
                 "io.modelcontextprotocol.registry/official": { "status": "active", "isLatest": true,
                     "updatedAt": "2026-11-01T00:00:00Z" },
-                "dev.mcp-bridge/config": { "namespace": "alpha", "telemetry": { "endpoint": receiver.url } }
+                "dev.mcp-bridge/config": { "namespace": "alpha", "telemetry": telemetry }
             }
         }],
         "metadata": { "count": 1 }
@@ -1265,6 +1261,53 @@ async fn a_first_run_exports_to_the_collector_the_registry_names() {
         }),
     );
     tokio::spawn(async move { axum::serve(listener, app).await });
+    registry
+}
+
+/// Each fetch of the registry API is a span of its own trace, with its
+/// outcome and no server (nor the registry's URL, which may carry a key).
+#[tokio::test]
+async fn registry_fetches_are_traced() {
+    let receiver = Receiver::start();
+    let alpha = Upstream::start(TestServer::new(Era::Modern, "alpha"));
+    let registry = registry_api(&alpha, json!({})).await;
+    let home = Home::new();
+    home.write_config(&format!(
+        "[registry]\nurl = \"{registry}\"\n[telemetry]\nendpoint = \"{}\"\n",
+        receiver.url
+    ));
+    let mut bridge = Bridge::start(&home, &[]).await;
+    bridge.wait_for(&["echo"]).await;
+    bridge.finish().await;
+    let spans = receiver.spans_of("mcp-bridge");
+    let fetch = spans
+        .iter()
+        .find(|s| s.name() == "mcp_bridge.registry.fetch")
+        .unwrap_or_else(|| panic!("no registry span in {:?}", receiver.summary()));
+    assert_eq!(fetch.str("mcp_bridge.outcome"), Some("ok"));
+    assert_eq!(fetch.str("mcp_bridge.server"), None);
+    assert_eq!(fetch.parent(), None);
+    assert_eq!(fetch.span.kind, otlp::INTERNAL);
+    let port = registry.rsplit(':').next().unwrap();
+    for a in receiver.arrivals() {
+        assert!(
+            !a.body
+                .windows(port.len() + 1)
+                .any(|w| w == format!(":{port}").as_bytes()),
+            "the registry's address reached the collector"
+        );
+    }
+}
+
+/// A first run in an empty home (nothing cached) whose registry API names the
+/// collector in its operator `_meta`: the export starts with the registry's
+/// first answer, before its servers join, so the connection and the first
+/// call are exported too.
+#[tokio::test]
+async fn a_first_run_exports_to_the_collector_the_registry_names() {
+    let receiver = Receiver::start();
+    let alpha = Upstream::start(TestServer::new(Era::Modern, "alpha"));
+    let registry = registry_api(&alpha, json!({ "endpoint": receiver.url })).await;
     let home = Home::new();
     home.write_config(&format!(
         "[naming]\nprefix = \"always\"\n[registry]\nurl = \"{registry}\"\n"

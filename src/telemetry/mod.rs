@@ -406,7 +406,8 @@ impl Telemetry {
     }
 
     /// A root span of the bridge's own work on `server` (a connection, a list
-    /// refresh, a login, a token refresh): `work` runs inside it, and
+    /// refresh, a login, a token refresh; `""` for the registry's fetch, which
+    /// is no server's): `work` runs inside it, and
     /// `error_type` names a failure with a fixed word (`error.type`): error
     /// texts may carry URLs with credentials in them, and stay out.
     pub async fn traced<T, E>(
@@ -420,7 +421,10 @@ impl Telemetry {
             return work.await;
         };
         let r = work.await;
-        let mut attrs = vec![("mcp_bridge.server", Attr::Str(server.to_owned()))];
+        let mut attrs = Vec::with_capacity(3);
+        if !server.is_empty() {
+            attrs.push(("mcp_bridge.server", Attr::Str(server.to_owned())));
+        }
         let error = r.as_ref().err().map(error_type);
         attrs.push((
             "mcp_bridge.outcome",
