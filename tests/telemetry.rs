@@ -715,7 +715,7 @@ async fn a_refused_span_export_is_retried_only_when_the_collector_may_take_it_la
             .count()
     };
 
-    receiver.refuse(503, 1, "tools/call echo");
+    receiver.refuse(503, 1, "tools/call echo", None);
     bridge.call("alpha__echo", json!({ "text": "x" })).await.unwrap();
     receiver
         .wait("the refused span, offered again", Duration::from_secs(20), |r| {
@@ -737,7 +737,7 @@ async fn a_refused_span_export_is_retried_only_when_the_collector_may_take_it_la
     .await;
     assert_eq!(t["spans_dropped"], 0, "{t}");
 
-    receiver.refuse(400, 1, "tools/call echo");
+    receiver.refuse(400, 1, "tools/call echo", None);
     bridge.call("alpha__echo", json!({ "text": "y" })).await.unwrap();
     let t = telemetry_once(
         &home,
@@ -799,6 +799,42 @@ async fn a_collector_that_never_answers_holds_up_no_call_and_no_exit() {
     assert!(!held.locked().is_empty(), "the bridge connected to the collector");
     bridge.finish().await;
     accepting.abort();
+}
+
+/// A collector that answers 429 with `Retry-After: 1` gets the batch again
+/// no sooner than a second later, though spans go every 50 ms.
+#[tokio::test]
+async fn a_collectors_retry_after_is_honoured() {
+    let receiver = Receiver::start();
+    let alpha = Upstream::start(TestServer::new(Era::Modern, "alpha"));
+    let home = Home::new();
+    home.servers_config(
+        &[("alpha", &alpha.url)],
+        &telemetry_config(&receiver.url, "span_delay = 0.05\nmetrics = false\n"),
+    );
+    let mut bridge = Bridge::start(&home, &[]).await;
+    bridge.wait_for(&["alpha__echo"]).await;
+    receiver.refuse(429, 1, "tools/call echo", Some(1));
+    bridge.call("alpha__echo", json!({ "text": "x" })).await.unwrap();
+    let holds_echo = |a: &otlp::Arrival| a.body.windows(15).any(|w| w == b"tools/call echo");
+    let taken = receiver
+        .wait("the refused span, offered again", Duration::from_secs(20), |r| {
+            r.arrivals().into_iter().find(|a| a.status == 200 && holds_echo(a))
+        })
+        .await;
+    bridge.finish().await;
+    let refused = receiver
+        .arrivals()
+        .into_iter()
+        .find(|a| a.status == 429)
+        .expect("the first offer was refused");
+    assert!(
+        taken.at.duration_since(refused.at) >= Duration::from_secs(1),
+        "offered again after {:?}",
+        taken.at.duration_since(refused.at)
+    );
+    let offers = receiver.arrivals().into_iter().filter(|a| holds_echo(a)).count();
+    assert_eq!(offers, 2, "{:?}", receiver.summary());
 }
 
 /// `receiver` behind a TLS terminator with `config` (the test CA's

@@ -46,6 +46,8 @@ pub struct Arrival {
     /// The status the receiver answered (200, 503, or 400 for a body that does
     /// not decode).
     pub status: u16,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 impl Arrival {
@@ -90,6 +92,8 @@ struct Refusal {
     status: u16,
     n: usize,
     needle: Vec<u8>,
+    /// Sent as `Retry-After` (seconds).
+    retry_after: Option<u64>,
 }
 
 struct Shared {
@@ -214,6 +218,7 @@ impl Receiver {
                         headers,
                         body,
                         status: if code == 0 { 200 } else { code as u16 },
+                        at: std::time::Instant::now(),
                     });
                 }
                 s.arrived.send_modify(|n| *n += 1);
@@ -234,12 +239,14 @@ impl Receiver {
     }
 
     /// Answer the next `n` exports whose body contains `needle` (a span's
-    /// name, say) with HTTP `status`, and keep nothing of them.
-    pub fn refuse(&self, status: u16, n: usize, needle: &str) {
+    /// name, say) with HTTP `status` (and `Retry-After: retry_after` when
+    /// given), and keep nothing of them.
+    pub fn refuse(&self, status: u16, n: usize, needle: &str, retry_after: Option<u64>) {
         *self.shared.refuse.locked() = Some(Refusal {
             status,
             n,
             needle: needle.as_bytes().to_vec(),
+            retry_after,
         });
     }
 
@@ -372,14 +379,15 @@ async fn receive(shared: Arc<Shared>, req: axum::extract::Request) -> axum::resp
     let path = parts.uri.path().to_owned();
     let body = axum::body::to_bytes(body, 64 << 20).await.unwrap_or_default().to_vec();
     let failing = shared.fail.load(Ordering::SeqCst);
-    let refused = {
+    let at = std::time::Instant::now();
+    let (refused, retry_after) = {
         let mut refuse = shared.refuse.locked();
         match refuse.as_mut() {
             Some(r) if r.n > 0 && body.windows(r.needle.len()).any(|w| w == r.needle) => {
                 r.n -= 1;
-                StatusCode::from_u16(r.status).ok()
+                (StatusCode::from_u16(r.status).ok(), r.retry_after)
             }
-            _ => None,
+            _ => (None, None),
         }
     };
     let (status, answer) = {
@@ -408,13 +416,17 @@ async fn receive(shared: Arc<Shared>, req: axum::extract::Request) -> axum::resp
             headers: parts.headers,
             body,
             status: status.as_u16(),
+            at,
         });
         (status, answer)
     };
     shared.arrived.send_modify(|n| *n += 1);
     match answer {
         Ok(bytes) => (status, [("content-type", "application/x-protobuf")], bytes).into_response(),
-        Err(status) => status.into_response(),
+        Err(status) => match retry_after {
+            Some(secs) => (status, [("retry-after", secs.to_string())]).into_response(),
+            None => status.into_response(),
+        },
     }
 }
 
