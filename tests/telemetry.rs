@@ -1017,6 +1017,16 @@ async fn a_grpc_collector_gets_the_spans_and_metrics() {
         "{text}"
     );
     assert_eq!(receiver.arrivals().len(), before + 2, "{text}");
+
+    // The gRPC port with OTLP/HTTP: doctor says which port takes which.
+    let out = cli(&home, &["doctor"])
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("is it an OTLP/gRPC endpoint?"), "{text}");
 }
 
 /// A collector behind a private CA that asks for a client certificate:
@@ -1263,6 +1273,16 @@ async fn doctor_checks_the_collector() {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("FIX") && text.contains("answered HTTP 503"), "{text}");
+
+    // gRPC to an OTLP/HTTP receiver (HTTP/1.1 only): the hint names the ports.
+    receiver.fail(false);
+    let out = cli(&home, &["doctor"])
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("is it an OTLP/HTTP endpoint?"), "{text}");
 
     let off = Home::new();
     off.servers_config(&[], "");

@@ -387,8 +387,20 @@ async fn post(client: &reqwest::Client, plan: &Plan, url: &str, body: Vec<u8>, w
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(Duration::from_secs);
+            // A gRPC server answers in gRPC even to refuse; plain HTTP means
+            // something else is listening there.
+            let grpc_answer = r
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("application/grpc"));
+            let hint = if plan.grpc && !grpc_answer && !matches!(status, 429 | 502 | 503 | 504) {
+                port_hint(true)
+            } else {
+                ""
+            };
             Err(failed(
-                format!("{where_} answered HTTP {status}"),
+                format!("{where_} answered HTTP {status}{hint}"),
                 matches!(status, 429 | 502 | 503 | 504),
                 after,
             ))
@@ -400,12 +412,34 @@ async fn post(client: &reqwest::Client, plan: &Plan, url: &str, body: Vec<u8>, w
         )),
         Err(e) => {
             let retry = e.is_connect() || e.is_request();
-            Err(failed(
-                format!("{where_}: {}", crate::util::error_chain(&e.without_url())),
-                retry,
-                None,
-            ))
+            let text = crate::util::error_chain(&e.without_url());
+            let hint = if other_protocol(plan.grpc, &text) {
+                port_hint(plan.grpc)
+            } else {
+                ""
+            };
+            Err(failed(format!("{where_}: {text}{hint}"), retry, None))
         }
+    }
+}
+
+/// Whether a failed request looks like the other OTLP protocol at the other
+/// end: HTTP/2 frames where HTTP/1 was expected, or the reverse.
+fn other_protocol(grpc: bool, error: &str) -> bool {
+    let e = error.to_ascii_lowercase();
+    if grpc {
+        e.contains("http2 error") || e.contains("frame")
+    } else {
+        e.contains("invalid http version")
+    }
+}
+
+/// The hint for the commonest OTLP mistake, the other protocol's port.
+fn port_hint(grpc: bool) -> &'static str {
+    if grpc {
+        " (is it an OTLP/HTTP endpoint? Collectors take gRPC on port 4317 by default, and HTTP, protocol = \"http/protobuf\", on 4318)"
+    } else {
+        " (is it an OTLP/gRPC endpoint? Collectors take HTTP on port 4318 by default; for gRPC on 4317 set protocol = \"grpc\")"
     }
 }
 
