@@ -693,12 +693,9 @@ async fn a_failing_collector_is_counted_in_status() {
     bridge.finish().await;
 }
 
-/// A collector that refuses an export with a retryable status (503) gets the
-/// same spans again at the next tick, and nothing is dropped; one that refuses
-/// it for good (400) does not, and the spans are counted as dropped. Either
-/// way the failure is in `status`, and no span arrives twice.
-#[tokio::test]
-async fn a_refused_span_export_is_retried_only_when_the_collector_may_take_it_later() {
+/// A collector, a server `alpha` (2026-07-28) and a bridge whose tools are
+/// listed, exporting spans only, every 50 ms.
+async fn span_exporting_bridge() -> (Receiver, Upstream, Home, Bridge) {
     let receiver = Receiver::start();
     let alpha = Upstream::start(TestServer::new(Era::Modern, "alpha"));
     let home = Home::new();
@@ -708,6 +705,16 @@ async fn a_refused_span_export_is_retried_only_when_the_collector_may_take_it_la
     );
     let mut bridge = Bridge::start(&home, &[]).await;
     bridge.wait_for(&["alpha__echo"]).await;
+    (receiver, alpha, home, bridge)
+}
+
+/// A collector that refuses an export with a retryable status (503) gets the
+/// same spans again at the next tick, and nothing is dropped; one that refuses
+/// it for good (400) does not, and the spans are counted as dropped. Either
+/// way the failure is in `status`, and no span arrives twice.
+#[tokio::test]
+async fn a_refused_span_export_is_retried_only_when_the_collector_may_take_it_later() {
+    let (receiver, _alpha, home, bridge) = span_exporting_bridge().await;
     let echo_spans = |r: &Receiver| {
         r.spans_of("mcp-bridge")
             .iter()
@@ -805,15 +812,7 @@ async fn a_collector_that_never_answers_holds_up_no_call_and_no_exit() {
 /// no sooner than a second later, though spans go every 50 ms.
 #[tokio::test]
 async fn a_collectors_retry_after_is_honoured() {
-    let receiver = Receiver::start();
-    let alpha = Upstream::start(TestServer::new(Era::Modern, "alpha"));
-    let home = Home::new();
-    home.servers_config(
-        &[("alpha", &alpha.url)],
-        &telemetry_config(&receiver.url, "span_delay = 0.05\nmetrics = false\n"),
-    );
-    let mut bridge = Bridge::start(&home, &[]).await;
-    bridge.wait_for(&["alpha__echo"]).await;
+    let (receiver, _alpha, _home, bridge) = span_exporting_bridge().await;
     receiver.refuse(429, 1, "tools/call echo", Some(1));
     bridge.call("alpha__echo", json!({ "text": "x" })).await.unwrap();
     let holds_echo = |a: &otlp::Arrival| a.body.windows(15).any(|w| w == b"tools/call echo");
