@@ -838,7 +838,6 @@ async fn a_collectors_retry_after_is_honoured() {
 
 /// `receiver` behind a TLS terminator with `config` (the test CA's
 /// certificate for 127.0.0.1), until `stop`: its `https://` base URL.
-#[cfg(target_os = "linux")]
 async fn https_collector(
     receiver: &Receiver,
     config: std::sync::Arc<rustls::ServerConfig>,
@@ -887,7 +886,6 @@ async fn export_error(home: &Home) -> String {
 }
 
 /// `receiver` got the span of one `echo` call and a metric export counting it.
-#[cfg(target_os = "linux")]
 fn assert_one_call_exported(receiver: &Receiver) {
     call_span(&receiver.spans_of("mcp-bridge"), "echo", |_| true);
     assert!(
@@ -1006,8 +1004,7 @@ async fn a_grpc_collector_gets_the_spans_and_metrics() {
 
     // `doctor` makes an empty gRPC export of each signal.
     let before = receiver.arrivals().len();
-    let out = cli(&home, &["doctor"]).output().await.unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (_, text) = doctor(&home, &[]).await;
     assert!(
         text.contains(&format!(
             "telemetry: the collector at {}/ (gRPC) takes OTLP exports",
@@ -1018,14 +1015,40 @@ async fn a_grpc_collector_gets_the_spans_and_metrics() {
     assert_eq!(receiver.arrivals().len(), before + 2, "{text}");
 
     // The gRPC port with OTLP/HTTP: doctor says which port takes which.
-    let out = cli(&home, &["doctor"])
-        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
-        .output()
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(!out.status.success(), "{text}");
+    let (ok, text) = doctor(&home, &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")]).await;
+    assert!(!ok, "{text}");
     assert!(text.contains("is it an OTLP/gRPC endpoint?"), "{text}");
+}
+
+/// gRPC to an `https://` collector: HTTP/2 by ALPN through TLS (a terminator
+/// offering `h2`, with the test CA's certificate, trusted through
+/// `[telemetry] certificate`), to the real gRPC server behind it.
+#[tokio::test]
+async fn a_grpc_collector_behind_tls() {
+    if common::interop::skip_requested() {
+        return;
+    }
+    common::interop::ensure_installed(&[".venv/bin/python"]);
+    let receiver = Receiver::start_grpc(None);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let endpoint = https_collector(&receiver, common::tls::server_config(&[b"h2"]), &stop).await;
+    let alpha = Upstream::start(TestServer::new(Era::Legacy, "alpha"));
+    let home = Home::new();
+    let ca = common::tls::fixture("ca.pem");
+    home.servers_config(
+        &[("alpha", &alpha.url)],
+        &telemetry_config(
+            &endpoint,
+            &format!("protocol = \"grpc\"\ncertificate = \"{}\"\n", ca.display()),
+        ),
+    );
+    let mut bridge = Bridge::start(&home, &[]).await;
+    bridge.wait_for(&["alpha__echo"]).await;
+    bridge.call("alpha__echo", json!({ "text": "x" })).await.unwrap();
+    let stderr = bridge.finish().await;
+    assert_eq!(receiver.undecodable(), vec![], "{stderr}");
+    assert_one_call_exported(&receiver);
+    stop.cancel();
 }
 
 /// A collector behind a private CA that asks for a client certificate:
@@ -1249,8 +1272,7 @@ async fn doctor_checks_the_collector() {
         &[],
         &telemetry_config(&receiver.url, "headers = { \"x-doctor-key\" = \"doctor-secret-1\" }\n"),
     );
-    let out = cli(&home, &["doctor"]).output().await.unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (_, text) = doctor(&home, &[]).await;
     assert!(
         text.contains(&format!(
             "telemetry: the collector at {}/v1/traces takes OTLP exports",
@@ -1268,26 +1290,28 @@ async fn doctor_checks_the_collector() {
     assert!(!text.contains("doctor-secret-1"), "{text}");
 
     receiver.fail(true);
-    let out = cli(&home, &["doctor"]).output().await.unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(!out.status.success(), "{text}");
+    let (ok, text) = doctor(&home, &[]).await;
+    assert!(!ok, "{text}");
     assert!(text.contains("FIX") && text.contains("answered HTTP 503"), "{text}");
 
     // gRPC to an OTLP/HTTP receiver (HTTP/1.1 only): the hint names the ports.
     receiver.fail(false);
-    let out = cli(&home, &["doctor"])
-        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
-        .output()
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (_, text) = doctor(&home, &[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]).await;
     assert!(text.contains("is it an OTLP/HTTP endpoint?"), "{text}");
 
     let off = Home::new();
     off.servers_config(&[], "");
-    let out = cli(&off, &["doctor"]).output().await.unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (_, text) = doctor(&off, &[]).await;
     assert!(text.contains("telemetry: off"), "{text}");
+}
+
+/// `mcp-bridge doctor` in `home` with `env` set: whether it found nothing
+/// to fix, and what it printed.
+async fn doctor(home: &Home, env: &[(&str, &str)]) -> (bool, String) {
+    let mut cmd = cli(home, &["doctor"]);
+    cmd.envs(env.iter().copied());
+    let out = cmd.output().await.unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// A registry API on 127.0.0.1 (on the test's runtime) listing `alpha`, with

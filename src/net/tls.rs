@@ -24,12 +24,7 @@ pub fn client_config() -> rustls::ClientConfig {
 }
 
 fn build() -> rustls::ClientConfig {
-    let provider = provider();
-    let verifier = Arc::new(LazyVerifier {
-        provider: provider.clone(),
-        verifier: OnceLock::new(),
-    });
-    finish(builder(provider, verifier).with_no_client_auth())
+    client_config_with(&ClientFiles::default()).expect("no file to read, nothing to refuse")
 }
 
 /// As reqwest does: a process-wide default provider if one was installed.

@@ -394,16 +394,13 @@ async fn post(client: &reqwest::Client, plan: &Plan, url: &str, body: Vec<u8>, w
                 .get(reqwest::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.starts_with("application/grpc"));
-            let hint = if plan.grpc && !grpc_answer && !matches!(status, 429 | 502 | 503 | 504) {
+            let retry = matches!(status, 429 | 502 | 503 | 504);
+            let hint = if plan.grpc && !grpc_answer && !retry {
                 port_hint(true)
             } else {
                 ""
             };
-            Err(failed(
-                format!("{where_} answered HTTP {status}{hint}"),
-                matches!(status, 429 | 502 | 503 | 504),
-                after,
-            ))
+            Err(failed(format!("{where_} answered HTTP {status}{hint}"), retry, after))
         }
         Err(e) if e.is_timeout() => Err(failed(
             format!("{where_} did not answer within {} ms", wait.as_millis()),

@@ -101,46 +101,48 @@ impl Plan {
         let base = var("OTEL_EXPORTER_OTLP_ENDPOINT")
             .or_else(|| cfg.endpoint.clone())
             .or(registry);
+        // A signal's URL, when it has one, if it is an http(s) URL.
+        let check = |url: Option<String>| -> Result<Option<String>, String> {
+            match url.as_deref().map(url::Url::parse) {
+                None => Ok(None),
+                Some(Ok(u)) if matches!(u.scheme(), "http" | "https") => Ok(url),
+                Some(_) => Err(format!(
+                    "the OTLP endpoint {} is not an http(s) URL (telemetry is off)",
+                    redact(url.as_deref().unwrap_or_default())
+                )),
+            }
+        };
+        // A signal's URL; `(http, grpc)` are the paths appended to a base URL.
         let signal = |specific: &str,
                       protocol: OtlpProtocol,
-                      path: &str,
+                      (http, grpc): (&str, &str),
                       wanted: bool,
                       exporter: &str|
          -> Result<Option<String>, String> {
             if !wanted || var(exporter).is_some_and(|v| v == "none") {
                 return Ok(None);
             }
-            let url = match (protocol, var(specific), base.as_deref()) {
-                // OTLP/HTTP signal URLs are used as they are; gRPC ones name
-                // the collector, and the call's path is added.
-                (OtlpProtocol::HttpProtobuf, Some(full), _) => full,
-                (OtlpProtocol::Grpc, Some(b), _) => format!("{}/{path}", b.trim_end_matches('/')),
-                (_, None, Some(b)) => format!("{}/{path}", b.trim_end_matches('/')),
-                (_, None, None) => return Ok(None),
+            let specific = var(specific);
+            // OTLP/HTTP signal URLs are used as they are; gRPC ones name the
+            // collector, and the call's path is added.
+            let (base, path) = match protocol {
+                OtlpProtocol::HttpProtobuf if specific.is_some() => return check(specific),
+                OtlpProtocol::HttpProtobuf => (base.as_deref(), http),
+                OtlpProtocol::Grpc => (specific.as_deref().or(base.as_deref()), grpc),
             };
-            match url::Url::parse(&url) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(Some(url)),
-                _ => Err(format!(
-                    "the OTLP endpoint {} is not an http(s) URL (telemetry is off)",
-                    redact(&url)
-                )),
-            }
-        };
-        let path = |p: OtlpProtocol, http: &'static str, grpc: &'static str| match p {
-            OtlpProtocol::HttpProtobuf => http,
-            OtlpProtocol::Grpc => grpc,
+            check(base.map(|b| format!("{}/{path}", b.trim_end_matches('/'))))
         };
         let traces = signal(
             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
             traces_protocol,
-            path(traces_protocol, TRACES_PATH, TRACES_GRPC),
+            (TRACES_PATH, TRACES_GRPC),
             cfg.traces,
             "OTEL_TRACES_EXPORTER",
         )?;
         let metrics = signal(
             "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
             metrics_protocol,
-            path(metrics_protocol, METRICS_PATH, METRICS_GRPC),
+            (METRICS_PATH, METRICS_GRPC),
             cfg.metrics,
             "OTEL_METRICS_EXPORTER",
         )?;
